@@ -1,0 +1,170 @@
+// The host port: the one interface through which the product sees a BlueMind installation.
+// An adapter for a real BlueMind implements it later; the reference host (./reference) implements it
+// on this machine with BlueMind's own schema. Nothing outside server/host knows a host's tables or mail server.
+
+import type { Readable } from 'node:stream';
+import type { ConnectionSettings } from './connection.js';
+
+/** A part's tag, as BlueMind names them (TagDescriptor). */
+export type Tag =
+  | 'bm/pgsql'
+  | 'bm/pgsql-data'
+  | 'bm/core'
+  | 'mail/imap'
+  | 'mail/archive'
+  | 'filehosting/data'
+  | 'bm/conf'
+  | (string & {});
+
+/** One server of the installation. Parts are (server, tag). */
+export interface HostServer {
+  /** Stable server uid (BlueMind: `bm-master` for the core). */
+  uid: string;
+  /** IP address (BlueMind's part paths use it). */
+  address: string;
+  tags: Tag[];
+}
+
+/** A database of the installation: which part it belongs to and how to reach it. */
+export interface HostDatabase {
+  /** Server uid holding it. */
+  server: string;
+  tag: Tag;
+  connection: ConnectionSettings;
+}
+
+/** A directory tree that makes up (part of) a file part. */
+export interface DataLocation {
+  server: string;
+  tag: Tag;
+  /** Path inside the part's snapshot, e.g. `/spool`. */
+  virtualPath: string;
+  /** Where it lives on this host's filesystem. */
+  fsPath: string;
+}
+
+export type EntityKind = 'DOMAIN' | 'USER' | 'MAILSHARE' | 'RESOURCE' | 'GROUP' | 'ORG_UNIT' | 'ADDRESSBOOK' | 'CALENDAR';
+
+/** An entity of the directory, as the restore browser shows it. */
+export interface DirectoryEntity {
+  uid: string;
+  domainUid: string;
+  kind: EntityKind;
+  /** Login or share name (the local part for mailboxes). */
+  name: string;
+  displayName: string;
+  email: string | null;
+  /** Organisational unit path from the root, e.g. `['Sales', 'EMEA']`; empty when none. */
+  ouPath: string[];
+  archived: boolean;
+  /** Present in a generation but no longer in the live directory (set by callers comparing the two). */
+  deleted: boolean;
+}
+
+export interface HostDomain {
+  uid: string;
+  name: string;
+  label: string;
+  aliases: string[];
+  global: boolean;
+}
+
+export interface DirectoryQuery {
+  kinds?: EntityKind[];
+  /** Case-insensitive substring of name, display name or email. */
+  search?: string;
+}
+
+export interface HostDirectory {
+  domains(): Promise<HostDomain[]>;
+  entities(domainUid: string, query?: DirectoryQuery): Promise<DirectoryEntity[]>;
+  entity(domainUid: string, uid: string): Promise<DirectoryEntity | null>;
+}
+
+/** Where a mailbox's mail lives. */
+export interface MailboxLocation {
+  server: string;
+  /** Maildir root of the mailbox on the mail server's filesystem. */
+  maildir: string;
+  /** Same, relative to the `mail/imap` data location (the path inside the part). */
+  partPath: string;
+  /** Login to use over IMAP (through the host's administrative access). */
+  imapLogin: string;
+}
+
+/** The kinds of container per-entity exports cover. */
+export type ContainerType = 'calendar' | 'addressbook' | 'todolist';
+
+/** A container owned by an entity, as seen inside one database snapshot. */
+export interface EntityContainer {
+  uid: string;
+  type: ContainerType;
+  name: string;
+  owner: string;
+  domainUid: string;
+  itemCount: number;
+}
+
+/**
+ * A read-only SQL session inside one database snapshot (the per-entity exports run in the transaction
+ * that exported the snapshot pg_dump uses). Sources pass it to the host; only the host knows the tables.
+ */
+export interface SnapshotQuery {
+  query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Streams rows of a query (large containers). */
+  stream(sql: string, params?: unknown[]): AsyncIterable<Record<string, unknown>>;
+}
+
+/** Reads an entity's containers from a snapshot, as lossless row streams (JSON lines). */
+export interface EntityDataReader {
+  /** Every entity that owns containers, per domain, including the domain itself (domain address book). */
+  owners(q: SnapshotQuery): Promise<DirectoryEntity[]>;
+  containers(q: SnapshotQuery, owner: DirectoryEntity): Promise<EntityContainer[]>;
+  /**
+   * One container as JSON lines: a first `{"container": …}` line, then one line per item with the host's rows
+   * (`{"item": <t_container_item row>, "<type>": <row>}`), in a stable order.
+   */
+  exportContainer(q: SnapshotQuery, container: EntityContainer): AsyncIterable<string>;
+}
+
+/** Renders an export stream (as produced by EntityDataReader.exportContainer) to ICS or VCF. */
+export interface EntityRenderer {
+  render(type: ContainerType, lines: AsyncIterable<string>): Promise<string>;
+}
+
+/** Puts mail files back into a mailbox's spool. */
+export interface MailWriter {
+  /** Writes one message file under `folder` of the mailbox (Maildir name kept so flags survive). */
+  writeMessage(loc: MailboxLocation, folder: string, fileName: string, content: Readable | Buffer): Promise<void>;
+}
+
+/** Appends mail through IMAP (restores into a live mailbox). */
+export interface ImapWriter {
+  ensureFolder(loc: MailboxLocation, folder: string): Promise<void>;
+  append(loc: MailboxLocation, folder: string, content: Buffer, flags: string[], internalDate: Date): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Writes database rows back (restore of calendars, address books, todolists). */
+export interface DatabaseWriter {
+  /** Replaces the container's items with those of an export stream; creates the container if missing. */
+  replaceContainer(lines: AsyncIterable<string>): Promise<{ items: number }>;
+}
+
+/** The whole port. */
+export interface HostPort {
+  /** Servers of the installation with their tags. */
+  servers(): Promise<HostServer[]>;
+  databases(): Promise<HostDatabase[]>;
+  /** File parts' directories on a server for a tag (empty when that server has nothing for the tag). */
+  dataLocations(server: string, tag: Tag): Promise<DataLocation[]>;
+  directory: HostDirectory;
+  mailboxLocation(entity: DirectoryEntity): Promise<MailboxLocation | null>;
+  entityData: EntityDataReader;
+  renderer: EntityRenderer;
+  writers: {
+    mail: MailWriter;
+    imap(): Promise<ImapWriter>;
+    database: DatabaseWriter;
+  };
+}
