@@ -1,0 +1,65 @@
+import type { RestorableKind } from './model.js';
+
+// BlueMind's restore operation identifiers (bluemind-dataprotect.md §2), kept as they are so that scripts and
+// habits carry over, plus the finer mail restores BlueMind lacks. Which of them an installation actually offers
+// is the RestoreService's answer, not this list's.
+
+export type RestoreOperationId =
+  | 'replace.mailbox'
+  | 'subfolder.mailbox'
+  | 'restore.mail.folder'
+  | 'restore.mail.messages'
+  | 'replace.calendars'
+  | 'replace.books'
+  | 'replace.todolists'
+  | 'replace.domain.calendars'
+  | 'replace.domain.books'
+  | 'replace.resources'
+  | 'replace.ou'
+  | 'send.calendars.ics'
+  | 'send.books.vcf'
+  | 'send.todolist.ics'
+  | 'send.domain.calendars.ics'
+  | 'send.domain.books.vcf'
+  | 'send.resources'
+  | 'complete.restore.user'
+  | 'restore.filehosting';
+
+export interface RestoreOperation {
+  identifier: RestoreOperationId;
+  kinds: RestorableKind[];
+  /** The part a generation must hold for the operation (null: the database part, always present). */
+  requiredTag: string | null;
+  /** Offered only when the entity no longer exists (complete.restore.user). */
+  deletedEntitiesOnly?: boolean;
+}
+
+const MAILBOXES: RestorableKind[] = ['USER', 'MAILSHARE'];
+
+export const RESTORE_OPERATIONS: readonly RestoreOperation[] = [
+  { identifier: 'replace.mailbox', kinds: MAILBOXES, requiredTag: 'mail/imap' },
+  // BlueMind 5 forgets this tag (a copy-paste bug); without the mail part there is nothing to restore.
+  { identifier: 'subfolder.mailbox', kinds: MAILBOXES, requiredTag: 'mail/imap' },
+  { identifier: 'restore.mail.folder', kinds: MAILBOXES, requiredTag: 'mail/imap' },
+  { identifier: 'restore.mail.messages', kinds: MAILBOXES, requiredTag: 'mail/imap' },
+  { identifier: 'replace.calendars', kinds: ['USER'], requiredTag: null },
+  { identifier: 'replace.books', kinds: ['USER'], requiredTag: null },
+  { identifier: 'replace.todolists', kinds: ['USER'], requiredTag: null },
+  { identifier: 'replace.domain.calendars', kinds: ['CALENDAR'], requiredTag: null },
+  { identifier: 'replace.domain.books', kinds: ['ADDRESSBOOK'], requiredTag: null },
+  { identifier: 'replace.resources', kinds: ['RESOURCE'], requiredTag: null },
+  { identifier: 'replace.ou', kinds: ['OU'], requiredTag: null },
+  { identifier: 'send.calendars.ics', kinds: ['USER'], requiredTag: null },
+  { identifier: 'send.books.vcf', kinds: ['USER'], requiredTag: null },
+  { identifier: 'send.todolist.ics', kinds: ['USER'], requiredTag: null },
+  { identifier: 'send.domain.calendars.ics', kinds: ['CALENDAR'], requiredTag: null },
+  { identifier: 'send.domain.books.vcf', kinds: ['ADDRESSBOOK'], requiredTag: null },
+  { identifier: 'send.resources', kinds: ['RESOURCE'], requiredTag: null },
+  { identifier: 'complete.restore.user', kinds: ['USER'], requiredTag: null, deletedEntitiesOnly: true },
+  { identifier: 'restore.filehosting', kinds: ['DOMAIN'], requiredTag: 'filehosting/data' },
+];
+
+/** The operations a generation allows, given the tags of its parts. */
+export function operationsForTags(ops: readonly RestoreOperation[], tags: readonly string[]): RestoreOperation[] {
+  return ops.filter((op) => op.requiredTag === null || tags.includes(op.requiredTag));
+}

@@ -1,0 +1,86 @@
+import type { InjectionToken } from 'tsyringe';
+import type { TaskStart } from '../jobs/task.js';
+import type { EntityRef, Generation, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind } from './model.js';
+import type { Principal } from './principal.js';
+import type { RestoreOperation, RestoreOperationId } from './restore-operations.js';
+
+// The domain services the HTTP API and the CLI bind to. Issue 5 (backup runs) and issue 6 (restores) provide
+// the implementations; until then the composition roots bind the Unavailable* ones (unavailable.ts), which
+// refuse with CapabilityUnavailableError (HTTP 501) instead of inventing data.
+
+/** Who asks, for services that also run from the scheduler or the CLI. */
+export type Requester = Principal | { scheduler: true };
+
+/** The generations (the plugin's tables are a cache of the repository's own description). */
+export interface GenerationService {
+  /** Newest first. */
+  list(): Promise<Generation[]>;
+  /** Throws NotFoundError. */
+  get(id: string): Promise<Generation>;
+  /** Forgets a generation; the data is reclaimed by the next prune. A task. */
+  forget(id: string, by: Principal): Promise<TaskStart>;
+  /** Rebuilds the cache from the repository alone (BlueMind's _syncfs). A task. */
+  sync(by: Principal): Promise<TaskStart>;
+}
+
+export interface BackupRunner {
+  /**
+   * Starts a run now. The schedule never starts a second run in a day; "Backup now" can. When a run is already in
+   * progress anywhere in the cluster, answers with that run's task and alreadyRunning = true.
+   */
+  start(by: Requester, trigger: 'api' | 'schedule' | 'cli'): Promise<TaskStart>;
+  /** Applies the retention policy now (forget, then prune). A task. */
+  applyRetention(by: Requester): Promise<TaskStart>;
+}
+
+export interface EntityQuery {
+  kind?: RestorableKind;
+  search?: string;
+  deleted?: boolean;
+  offset: number;
+  limit: number;
+}
+
+export interface MessageQuery {
+  folder: string;
+  search?: string;
+  offset: number;
+  limit: number;
+}
+
+export interface RestoreRequest {
+  operation: RestoreOperationId;
+  generationId: string;
+  entity: EntityRef;
+  folder?: string;
+  messageIds?: string[];
+  recipient?: string;
+}
+
+/**
+ * Single-entity restores. Every method applies the caller's scope: with manageRestore limited to some
+ * organisational units, entities outside them are not listed, and touching one throws ForbiddenError.
+ */
+export interface RestoreService {
+  /** The operations offered; with a generation, only those its parts allow. */
+  capabilities(generationId?: string): Promise<RestoreOperation[]>;
+  listEntities(by: Principal, generationId: string, q: EntityQuery): Promise<Page<Restorable>>;
+  listMailFolders(by: Principal, generationId: string, entityUid: string): Promise<MailFolder[]>;
+  listMailMessages(by: Principal, generationId: string, entityUid: string, q: MessageQuery): Promise<Page<MailMessage>>;
+  /** Starts a restore task; ConflictError when a restore of the same entity runs. */
+  start(by: Principal, request: RestoreRequest): Promise<TaskStart>;
+}
+
+/** Disaster recovery from the setup wizard. */
+export interface GlobalRestoreService {
+  /** The generations a repository holds, read from the repository alone. */
+  discover(repositoryLocation: string): Promise<Generation[]>;
+  /** Checks and explains the prerequisites, touching nothing. */
+  check(repositoryLocation: string, generationId: string): Promise<PrerequisiteReport>;
+  start(by: Principal, repositoryLocation: string, generationId: string): Promise<TaskStart>;
+}
+
+export const GENERATION_SERVICE: InjectionToken<GenerationService> = Symbol('dp.GenerationService');
+export const BACKUP_RUNNER: InjectionToken<BackupRunner> = Symbol('dp.BackupRunner');
+export const RESTORE_SERVICE: InjectionToken<RestoreService> = Symbol('dp.RestoreService');
+export const GLOBAL_RESTORE_SERVICE: InjectionToken<GlobalRestoreService> = Symbol('dp.GlobalRestoreService');

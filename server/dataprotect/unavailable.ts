@@ -1,0 +1,66 @@
+import { CapabilityUnavailableError } from './errors.js';
+import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from './services.js';
+
+// Bound by the composition roots while a capability does not exist in this build. Each answer says what is
+// missing in words an administrator understands; the HTTP layer turns it into a 501 problem document.
+
+const NO_RUNNER =
+  'Backups cannot run yet: this build has no backup runner (the nightly backup, issue 5). Nothing was started.';
+const NO_GENERATIONS =
+  'Generations cannot be listed yet: this build has no backup runner, so no generation exists and none can be read from the repository (issue 5).';
+const NO_RESTORE = 'Restores are not available yet in this build (single-entity restore, issue 6).';
+const NO_GLOBAL_RESTORE = 'Global restore is not available yet in this build.';
+
+export class UnavailableGenerationService implements GenerationService {
+  list(): never {
+    throw new CapabilityUnavailableError('generations', NO_GENERATIONS);
+  }
+  get(): never {
+    throw new CapabilityUnavailableError('generations', NO_GENERATIONS);
+  }
+  forget(): never {
+    throw new CapabilityUnavailableError('generations', NO_GENERATIONS);
+  }
+  sync(): never {
+    throw new CapabilityUnavailableError('generations', NO_GENERATIONS);
+  }
+}
+
+export class UnavailableBackupRunner implements BackupRunner {
+  start(): never {
+    throw new CapabilityUnavailableError('backup-runner', NO_RUNNER);
+  }
+  applyRetention(): never {
+    throw new CapabilityUnavailableError('backup-runner', NO_RUNNER);
+  }
+}
+
+export class UnavailableRestoreService implements RestoreService {
+  capabilities(): never {
+    throw new CapabilityUnavailableError('restore', NO_RESTORE);
+  }
+  listEntities(): never {
+    throw new CapabilityUnavailableError('restore', NO_RESTORE);
+  }
+  listMailFolders(): never {
+    throw new CapabilityUnavailableError('restore', NO_RESTORE);
+  }
+  listMailMessages(): never {
+    throw new CapabilityUnavailableError('restore', NO_RESTORE);
+  }
+  start(): never {
+    throw new CapabilityUnavailableError('restore', NO_RESTORE);
+  }
+}
+
+export class UnavailableGlobalRestoreService implements GlobalRestoreService {
+  discover(): never {
+    throw new CapabilityUnavailableError('global-restore', NO_GLOBAL_RESTORE);
+  }
+  check(): never {
+    throw new CapabilityUnavailableError('global-restore', NO_GLOBAL_RESTORE);
+  }
+  start(): never {
+    throw new CapabilityUnavailableError('global-restore', NO_GLOBAL_RESTORE);
+  }
+}

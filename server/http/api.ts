@@ -1,0 +1,100 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import responseValidation from '@fastify/response-validation';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import ajvFormats from 'ajv-formats';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import openapiGlue from 'fastify-openapi-glue';
+import { holdsRole, type Principal, type Role } from '../dataprotect/principal.js';
+import type { ApiDeps } from './deps.js';
+import { binders, type Input } from './handlers.js';
+import { errorToProblem, problem, sendProblem } from './problem.js';
+import { streamTaskEvents } from './sse.js';
+
+/** The contract, read at run time: openapi/dataprotect.yaml, from the sources or from dist/server/http. */
+export const SPEC_PATH = ['../../openapi/dataprotect.yaml', '../../../openapi/dataprotect.yaml']
+  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('../../openapi/dataprotect.yaml', import.meta.url));
+
+export interface ApiOptions {
+  deps: ApiDeps;
+  /** Validate every response against the contract (tests): a mismatch becomes a 500. */
+  validateResponses?: boolean;
+  specification?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    dpPrincipal: Principal | null;
+  }
+}
+
+type RoleRequirement = Role | 'any';
+
+/**
+ * The /api/dataprotect fastify plugin: routes bound from the contract by operationId, requests validated (400
+ * naming the field), authentication through the host (401), roles from each operation's x-dp-roles (403), errors
+ * as RFC 7807 problem documents. Register it with the mount prefix: app.register(dataProtectApi, { prefix, deps }).
+ */
+export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  const { deps } = opts;
+  const common: AjvOptions = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false };
+  // Bodies are JSON and must carry the right types; query, path and headers are strings and are coerced.
+  const bodyAjv = new Ajv({ ...common, coerceTypes: false });
+  const paramAjv = new Ajv({ ...common, coerceTypes: 'array' });
+  ajvFormats.default(bodyAjv);
+  ajvFormats.default(paramAjv);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
+
+  app.decorateRequest('dpPrincipal', null);
+
+  app.setErrorHandler((err, request, reply) => {
+    const p = errorToProblem(err, request);
+    if (p.status >= 500 && p.status !== 501) request.log.error({ err }, 'dataprotect API error');
+    return sendProblem(reply, p);
+  });
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(404, `no route ${request.method} ${request.url}`)));
+
+  app.addHook('onRequest', async (request, reply) => {
+    const required = (request.routeOptions.schema as Record<string, unknown> | undefined)?.['x-dp-roles'] as
+      | RoleRequirement[]
+      | undefined;
+    if (!required) return; // not one of ours (404 handler)
+    const key = request.headers['x-bm-apikey'];
+    if (typeof key !== 'string' || key.length === 0) {
+      return sendProblem(reply, problem(401, 'Send your API key or session key in the X-BM-ApiKey header.'));
+    }
+    const principal = await deps.auth.authenticate(key);
+    if (!principal) return sendProblem(reply, problem(401, 'The X-BM-ApiKey is not valid (unknown or expired).'));
+    request.dpPrincipal = principal;
+    if (!required.includes('any') && !required.some((r) => r !== 'any' && holdsRole(principal, r))) {
+      return sendProblem(
+        reply,
+        problem(403, `${principal.login} lacks the role for this operation: one of ${required.join(', ')} is needed.`),
+      );
+    }
+  });
+
+  if (opts.validateResponses) await app.register(responseValidation, { ajv: { plugins: [ajvFormats.default] } });
+
+  const impl = binders(deps) as unknown as Record<string, (i: Input<never>) => Promise<{ status: number; body: unknown }>>;
+  const serviceHandlers: Record<string, (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>> = {};
+  for (const [operationId, bind] of Object.entries(impl)) {
+    serviceHandlers[operationId] = async (request, reply) => {
+      const r = await bind({
+        body: request.body as never,
+        path: request.params as never,
+        query: request.query as never,
+        principal: request.dpPrincipal!,
+        request,
+        reply,
+      });
+      reply.code(r.status).type('application/json');
+      return r.body;
+    };
+  }
+  serviceHandlers.streamTaskEvents = async (request, reply) =>
+    streamTaskEvents(deps, request.dpPrincipal!, (request.params as { taskId: string }).taskId, request, reply);
+
+  await app.register(openapiGlue, { specification: opts.specification ?? SPEC_PATH, serviceHandlers });
+}

@@ -1,0 +1,17 @@
+import type { HostAuthenticator } from '../dataprotect/auth.js';
+import type { AuditLog } from '../dataprotect/audit.js';
+import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../dataprotect/services.js';
+import type { SettingsService } from '../dataprotect/settings.js';
+import type { TaskRegistry } from '../jobs/tasks.js';
+
+/** What the HTTP binders talk to: the host's authentication and the domain services. */
+export interface ApiDeps {
+  auth: HostAuthenticator;
+  settings: SettingsService;
+  audit: AuditLog;
+  tasks: TaskRegistry;
+  generations: GenerationService;
+  backups: BackupRunner;
+  restores: RestoreService;
+  globalRestore: GlobalRestoreService;
+}

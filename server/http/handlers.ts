@@ -1,0 +1,145 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { components } from '../../openapi/generated/dataprotect.js';
+import { ForbiddenError, NotFoundError, ConflictError } from '../dataprotect/errors.js';
+import { holdsRole, type Principal } from '../dataprotect/principal.js';
+import type { Task, TaskStart } from '../jobs/task.js';
+import type { ApiDeps } from './deps.js';
+import type { Body, Op, PathParams, Query, Reply } from './typed.js';
+
+// One small binder per operation over the domain services: HTTP in, domain call, contract-shaped answer out.
+
+export interface Input<K extends Op> {
+  body: Body<K>;
+  path: PathParams<K>;
+  query: Query<K>;
+  principal: Principal;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+export type Binders = { [K in Exclude<Op, 'streamTaskEvents'>]: (i: Input<K>) => Promise<Reply<K>> };
+
+type ApiTask = components['schemas']['Task'];
+
+export function toApiTask(t: Task): ApiTask {
+  return {
+    id: t.id,
+    kind: t.kind,
+    title: t.title,
+    status: t.status,
+    progress: { done: t.progress.done, total: t.progress.total, unit: t.progress.unit ?? null, message: t.progress.message },
+    createdAt: t.createdAt,
+    endedAt: t.endedAt,
+    actor: t.actor,
+    target: t.target,
+    error: t.error,
+    result: t.result,
+    cancelRequested: t.cancelRequested,
+  };
+}
+
+function started(s: TaskStart): { status: 202; body: components['schemas']['TaskStarted'] } {
+  return { status: 202, body: { task: toApiTask(s.task), alreadyRunning: s.alreadyRunning } };
+}
+
+/** A caller without manageDataProtect sees only the tasks they started. */
+export async function visibleTask(deps: ApiDeps, principal: Principal, id: string): Promise<Task> {
+  const task = await deps.tasks.get(id);
+  if (!task) throw new NotFoundError(`no task ${id}`);
+  if (!holdsRole(principal, 'manageDataProtect') && task.actorUid !== principal.uid) {
+    throw new ForbiddenError(`task ${id} was started by someone else`);
+  }
+  return task;
+}
+
+export function binders(deps: ApiDeps): Binders {
+  return {
+    getSession: async ({ principal: p }) => ({
+      status: 200,
+      body: {
+        uid: p.uid,
+        login: p.login,
+        displayName: p.displayName,
+        email: p.email,
+        domainUid: p.domainUid,
+        globalAdmin: p.globalAdmin,
+        roles: p.roles,
+        restoreOrgUnits: p.restoreOrgUnits,
+      },
+    }),
+
+    listGenerations: async () => ({ status: 200, body: await deps.generations.list() }),
+    getGeneration: async ({ path }) => ({ status: 200, body: await deps.generations.get(path.generationId) }),
+    forgetGeneration: async ({ path, principal }) => started(await deps.generations.forget(path.generationId, principal)),
+    syncGenerations: async ({ principal }) => started(await deps.generations.sync(principal)),
+
+    listGenerationEntities: async ({ path, query, principal }) => ({
+      status: 200,
+      body: await deps.restores.listEntities(principal, path.generationId, {
+        kind: query.kind,
+        search: query.search,
+        deleted: query.deleted,
+        offset: query.offset ?? 0,
+        limit: query.limit ?? 50,
+      }),
+    }),
+    listMailFolders: async ({ path, principal }) => ({
+      status: 200,
+      body: await deps.restores.listMailFolders(principal, path.generationId, path.entityUid),
+    }),
+    listMailMessages: async ({ path, query, principal }) => ({
+      status: 200,
+      body: await deps.restores.listMailMessages(principal, path.generationId, path.entityUid, {
+        folder: query.folder,
+        search: query.search,
+        offset: query.offset ?? 0,
+        limit: query.limit ?? 50,
+      }),
+    }),
+
+    startBackup: async ({ principal }) => started(await deps.backups.start(principal, 'api')),
+    applyRetention: async ({ principal }) => started(await deps.backups.applyRetention(principal)),
+
+    getSettings: async () => ({ status: 200, body: await deps.settings.get() }),
+    updateSettings: async ({ body, principal }) => ({ status: 200, body: await deps.settings.update(body, principal) }),
+
+    getRestoreCapabilities: async ({ query }) => ({ status: 200, body: await deps.restores.capabilities(query.generationId) }),
+    startRestore: async ({ body, principal }) => started(await deps.restores.start(principal, body)),
+
+    listTasks: async ({ query, principal }) => {
+      const page = await deps.tasks.list({
+        kind: query.kind,
+        status: query.status,
+        actorUid: holdsRole(principal, 'manageDataProtect') ? undefined : principal.uid,
+        offset: query.offset ?? 0,
+        limit: query.limit ?? 50,
+      });
+      return { status: 200, body: { total: page.total, offset: page.offset, items: page.items.map(toApiTask) } };
+    },
+    getTask: async ({ path, principal }) => ({ status: 200, body: toApiTask(await visibleTask(deps, principal, path.taskId)) }),
+    getTaskLog: async ({ path, query, principal }) => {
+      await visibleTask(deps, principal, path.taskId);
+      return { status: 200, body: await deps.tasks.log(path.taskId, query.after ?? 0, query.limit ?? 1000) };
+    },
+    cancelTask: async ({ path, principal }) => {
+      const task = await visibleTask(deps, principal, path.taskId);
+      if (task.status !== 'RUNNING') throw new ConflictError(`task ${task.id} has already ended (${task.status})`, task.id);
+      const now = (await deps.tasks.cancel(task.id, principal.login)) ?? task;
+      await deps.audit.record({ actor: principal.login, action: 'task.cancel', target: task.title, taskId: task.id, result: 'ok' });
+      return { status: 202, body: toApiTask(now) };
+    },
+
+    discoverRepository: async ({ body }) => ({ status: 200, body: await deps.globalRestore.discover(body.repositoryLocation) }),
+    checkGlobalRestore: async ({ body }) => ({
+      status: 200,
+      body: await deps.globalRestore.check(body.repositoryLocation, body.generationId),
+    }),
+    startGlobalRestore: async ({ body, principal }) =>
+      started(await deps.globalRestore.start(principal, body.repositoryLocation, body.generationId)),
+
+    listAuditEvents: async ({ query }) => ({
+      status: 200,
+      body: await deps.audit.list({ action: query.action, actor: query.actor, offset: query.offset ?? 0, limit: query.limit ?? 50 }),
+    }),
+  };
+}

@@ -1,0 +1,55 @@
+// A task: long work (a backup run, a restore, forgetting a generation) with progress, a log and cancellation.
+
+export type TaskKind = 'backup' | 'restore' | 'forget' | 'sync' | 'retention' | 'global-restore' | 'check';
+
+/** INTERRUPTED: the process running it stopped before it ended (its heartbeat went stale). */
+export type TaskStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'INTERRUPTED';
+
+export type LogLevel = 'info' | 'warn' | 'error';
+
+export interface TaskProgress {
+  done: number;
+  /** null while unknown */
+  total: number | null;
+  unit?: string | null;
+  message: string | null;
+}
+
+export interface Task {
+  id: string;
+  kind: TaskKind;
+  title: string;
+  status: TaskStatus;
+  progress: TaskProgress;
+  createdAt: string;
+  endedAt: string | null;
+  /** The login that started it, or 'scheduler'. */
+  actor: string;
+  actorUid: string | null;
+  target: string | null;
+  error: string | null;
+  result: Record<string, unknown> | null;
+  cancelRequested: boolean;
+}
+
+export interface TaskLogEntry {
+  seq: number;
+  time: string;
+  level: LogLevel;
+  message: string;
+}
+
+export interface TaskActor {
+  login: string;
+  uid: string | null;
+}
+
+export interface TaskStart {
+  task: Task;
+  /** True when the answer is a run that was already in progress (Backup now during a backup). */
+  alreadyRunning: boolean;
+}
+
+export function isFinished(status: TaskStatus): boolean {
+  return status !== 'RUNNING';
+}

@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { inject, injectable } from 'tsyringe';
+import { TaskStore, type TaskQuery } from '../store/task-store.js';
+import type { LogLevel, Task, TaskActor, TaskKind, TaskLogEntry, TaskProgress } from './task.js';
+import { NODE_ID } from './tokens.js';
+
+/** What a running task's body receives: report progress, write to its log, notice cancellation. */
+export interface TaskContext {
+  readonly id: string;
+  /** Aborted when someone cancels the task; the body should stop soon and throw. */
+  readonly signal: AbortSignal;
+  progress(p: Partial<TaskProgress>): void;
+  log(level: LogLevel, message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface TaskSpec {
+  kind: TaskKind;
+  title: string;
+  actor: TaskActor;
+  target?: string | null;
+}
+
+export type TaskBody = (ctx: TaskContext) => Promise<Record<string, unknown> | void>;
+
+export type TaskEvent = { type: 'task'; task: Task } | { type: 'log'; entry: TaskLogEntry } | { type: 'end'; task: Task };
+
+interface Running {
+  task: Task;
+  controller: AbortController;
+  seq: number;
+  /** Log lines and progress are written in order, one after the other. */
+  writes: Promise<void>;
+  lastProgressWrite: number;
+  progressTimer: NodeJS.Timeout | null;
+  done: Promise<Task>;
+}
+
+const PROGRESS_WRITE_INTERVAL_MS = 500;
+const HEARTBEAT_MS = 5_000;
+const STALE_SECONDS = 30;
+
+/**
+ * Runs tasks in this process and records them in the database, so that every node (and every later process)
+ * can read a task's status and log. Subscribers get live events for the tasks running here.
+ */
+@injectable()
+export class TaskRegistry {
+  private readonly running = new Map<string, Running>();
+  private readonly events = new EventEmitter();
+  private heartbeat: NodeJS.Timeout | null = null;
+
+  constructor(
+    @inject(TaskStore) private readonly store: TaskStore,
+    @inject(NODE_ID) private readonly node: string,
+  ) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** Marks tasks left RUNNING by a stopped process as INTERRUPTED and starts the heartbeat. */
+  async open(): Promise<void> {
+    await this.store.markStaleInterrupted(STALE_SECONDS);
+    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Cancels what still runs here and waits (a little) for it to end. */
+  async close(timeoutMs = 5_000): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    const pending = [...this.running.values()];
+    for (const r of pending) r.controller.abort(new Error('the server is stopping'));
+    await Promise.race([
+      Promise.allSettled(pending.map((r) => r.done)),
+      new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+    ]);
+  }
+
+  /** Records the task, starts its body in the background, and returns the task as it starts. */
+  async start(spec: TaskSpec, body: TaskBody): Promise<Task> {
+    const task: Task = {
+      id: randomUUID(),
+      kind: spec.kind,
+      title: spec.title,
+      status: 'RUNNING',
+      progress: { done: 0, total: null, unit: null, message: null },
+      createdAt: new Date().toISOString(),
+      endedAt: null,
+      actor: spec.actor.login,
+      actorUid: spec.actor.uid,
+      target: spec.target ?? null,
+      error: null,
+      result: null,
+      cancelRequested: false,
+    };
+    await this.store.insert(task, this.node);
+    const controller = new AbortController();
+    let resolveDone!: (t: Task) => void;
+    const run: Running = {
+      task,
+      controller,
+      seq: 0,
+      writes: Promise.resolve(),
+      lastProgressWrite: 0,
+      progressTimer: null,
+      done: new Promise<Task>((r) => (resolveDone = r)),
+    };
+    this.running.set(task.id, run);
+    const ctx = this.context(run);
+    setImmediate(() => void this.execute(run, ctx, body).then(resolveDone));
+    return { ...task };
+  }
+
+  private context(run: Running): TaskContext {
+    const log = (level: LogLevel, message: string) => this.appendLog(run, level, message);
+    return {
+      id: run.task.id,
+      signal: run.controller.signal,
+      progress: (p) => this.updateProgress(run, p),
+      log,
+      info: (m) => log('info', m),
+      warn: (m) => log('warn', m),
+      error: (m) => log('error', m),
+    };
+  }
+
+  private async execute(run: Running, ctx: TaskContext, body: TaskBody): Promise<Task> {
+    const t = run.task;
+    try {
+      const result = await body(ctx);
+      t.result = result ?? null;
+      t.status = 'SUCCEEDED';
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (run.controller.signal.aborted) {
+        t.status = 'CANCELLED';
+        t.error = `cancelled: ${message}`;
+      } else {
+        t.status = 'FAILED';
+        t.error = message;
+        this.appendLog(run, 'error', message);
+      }
+    }
+    if (run.progressTimer) clearTimeout(run.progressTimer);
+    t.endedAt = new Date().toISOString();
+    const final = { ...t, progress: { ...t.progress } };
+    run.writes = run.writes.then(() => this.store.finish(final)).catch(() => {});
+    await run.writes;
+    this.running.delete(t.id);
+    this.events.emit(t.id, { type: 'end', task: { ...final } } satisfies TaskEvent);
+    return final;
+  }
+
+  private appendLog(run: Running, level: LogLevel, message: string): void {
+    const entry: TaskLogEntry = { seq: ++run.seq, time: new Date().toISOString(), level, message };
+    run.writes = run.writes.then(() => this.store.appendLog(run.task.id, entry)).catch(() => {});
+    this.events.emit(run.task.id, { type: 'log', entry } satisfies TaskEvent);
+  }
+
+  private updateProgress(run: Running, p: Partial<TaskProgress>): void {
+    run.task.progress = { ...run.task.progress, ...p };
+    this.events.emit(run.task.id, { type: 'task', task: { ...run.task } } satisfies TaskEvent);
+    const wait = run.lastProgressWrite + PROGRESS_WRITE_INTERVAL_MS - Date.now();
+    if (run.progressTimer) return;
+    run.progressTimer = setTimeout(
+      () => {
+        run.progressTimer = null;
+        run.lastProgressWrite = Date.now();
+        const snapshot = { ...run.task.progress };
+        run.writes = run.writes
+          .then(async () => {
+            const { cancelRequested } = await this.store.saveProgress(run.task.id, snapshot);
+            if (cancelRequested) this.abortLocal(run, 'cancelled from another node');
+          })
+          .catch(() => {});
+      },
+      Math.max(0, wait),
+    );
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      const cancelled = await this.store.heartbeat([...this.running.keys()]);
+      for (const id of cancelled) {
+        const run = this.running.get(id);
+        if (run) this.abortLocal(run, 'cancelled from another node');
+      }
+    } catch {
+      // The database is away for a moment: the next beat tries again.
+    }
+  }
+
+  private abortLocal(run: Running, reason: string): void {
+    if (run.controller.signal.aborted) return;
+    run.task.cancelRequested = true;
+    run.controller.abort(new Error(reason));
+    this.events.emit(run.task.id, { type: 'task', task: { ...run.task } } satisfies TaskEvent);
+  }
+
+  /**
+   * Asks a task to stop. Returns the task as it is now, or null when there is no such task. A task running on
+   * another node is flagged in the database and stops at that node's next heartbeat.
+   */
+  async cancel(id: string, by: string): Promise<Task | null> {
+    const run = this.running.get(id);
+    if (run) {
+      this.appendLog(run, 'warn', `cancel requested by ${by}`);
+      this.abortLocal(run, `cancelled by ${by}`);
+      await this.store.requestCancel(id);
+      return { ...run.task };
+    }
+    await this.store.requestCancel(id);
+    return this.get(id);
+  }
+
+  async get(id: string): Promise<Task | null> {
+    const run = this.running.get(id);
+    if (run) return { ...run.task };
+    await this.store.markStaleInterrupted(STALE_SECONDS);
+    return this.store.get(id);
+  }
+
+  async list(q: TaskQuery): Promise<{ total: number; offset: number; items: Task[] }> {
+    await this.store.markStaleInterrupted(STALE_SECONDS);
+    const page = await this.store.list(q);
+    // Tasks running here have fresher progress than the throttled copy in the database.
+    page.items = page.items.map((t) => (this.running.has(t.id) ? { ...this.running.get(t.id)!.task } : t));
+    return page;
+  }
+
+  /** The task of this kind (and target) running anywhere in the cluster, if any. */
+  async findRunning(kind: TaskKind, target?: string | null): Promise<Task | null> {
+    for (const r of this.running.values()) {
+      if (r.task.kind === kind && (target == null || r.task.target === target)) return { ...r.task };
+    }
+    await this.store.markStaleInterrupted(STALE_SECONDS);
+    return this.store.findRunning(kind, target);
+  }
+
+  async log(id: string, after: number, limit: number): Promise<TaskLogEntry[]> {
+    const run = this.running.get(id);
+    if (run) await run.writes;
+    return this.store.log(id, after, limit);
+  }
+
+  isLocal(id: string): boolean {
+    return this.running.has(id);
+  }
+
+  /** Live events of a task running here. Returns the function that unsubscribes. */
+  subscribe(id: string, listener: (e: TaskEvent) => void): () => void {
+    this.events.on(id, listener);
+    return () => this.events.off(id, listener);
+  }
+
+  /** Resolves with the final task when a task running here ends (for the CLI and tests). */
+  async whenDone(id: string): Promise<Task | null> {
+    const run = this.running.get(id);
+    return run ? run.done : this.get(id);
+  }
+}

@@ -1,0 +1,98 @@
+import type { Pool } from './db.js';
+
+// The plugin's own tables, prefixed dp_ so that they can live in the host's database. Migrations are append-only:
+// never edit a released one, add the next.
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'settings, tasks, task log, audit',
+    sql: `
+      CREATE TABLE dp_settings (
+        id smallint PRIMARY KEY CHECK (id = 1),
+        value jsonb NOT NULL,
+        updated_at timestamptz NOT NULL,
+        updated_by text NOT NULL
+      );
+      CREATE TABLE dp_task (
+        id uuid PRIMARY KEY,
+        kind text NOT NULL,
+        title text NOT NULL,
+        status text NOT NULL,
+        actor text NOT NULL,
+        actor_uid text,
+        target text,
+        progress jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        ended_at timestamptz,
+        error text,
+        result jsonb,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        node text NOT NULL,
+        heartbeat_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX dp_task_created ON dp_task (created_at DESC);
+      CREATE INDEX dp_task_running ON dp_task (status) WHERE status = 'RUNNING';
+      CREATE TABLE dp_task_log (
+        task_id uuid NOT NULL REFERENCES dp_task (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        time timestamptz NOT NULL,
+        level text NOT NULL,
+        message text NOT NULL,
+        PRIMARY KEY (task_id, seq)
+      );
+      CREATE TABLE dp_audit (
+        id bigserial PRIMARY KEY,
+        time timestamptz NOT NULL DEFAULT now(),
+        actor text NOT NULL,
+        action text NOT NULL,
+        target text,
+        generation_id text,
+        task_id uuid,
+        result text NOT NULL,
+        detail jsonb
+      );
+      CREATE INDEX dp_audit_time ON dp_audit (time DESC);
+    `,
+  },
+];
+
+const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together
+
+/** Brings the schema up to date. Safe when several processes start at once. Returns the versions applied. */
+export async function migrate(pool: Pool): Promise<number[]> {
+  const client = await pool.connect();
+  const applied: number[] = [];
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS dp_schema_version (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM dp_schema_version')).rows.map((r) => r.version),
+    );
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      try {
+        await client.query('BEGIN');
+        await client.query(m.sql);
+        await client.query('INSERT INTO dp_schema_version (version, name) VALUES ($1, $2)', [m.version, m.name]);
+        await client.query('COMMIT');
+        applied.push(m.version);
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw new Error(`applying migration ${m.version} (${m.name}): ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => {});
+    client.release();
+  }
+  return applied;
+}

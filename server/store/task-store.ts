@@ -1,0 +1,155 @@
+import { inject, injectable } from 'tsyringe';
+import type { Task, TaskKind, TaskLogEntry, TaskProgress, TaskStatus, LogLevel } from '../jobs/task.js';
+import type { Pool } from './db.js';
+import { POOL } from './tokens.js';
+
+interface TaskRow {
+  id: string;
+  kind: TaskKind;
+  title: string;
+  status: TaskStatus;
+  actor: string;
+  actor_uid: string | null;
+  target: string | null;
+  progress: TaskProgress;
+  created_at: Date;
+  ended_at: Date | null;
+  error: string | null;
+  result: Record<string, unknown> | null;
+  cancel_requested: boolean;
+  node: string;
+}
+
+export interface TaskQuery {
+  kind?: TaskKind;
+  status?: TaskStatus;
+  /** Only the tasks this user started. */
+  actorUid?: string;
+  offset: number;
+  limit: number;
+}
+
+/** Task history in dp_task / dp_task_log: what any node of the cluster can read about any task. */
+@injectable()
+export class TaskStore {
+  constructor(@inject(POOL) private readonly pool: Pool) {}
+
+  async insert(t: Task, node: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO dp_task (id, kind, title, status, actor, actor_uid, target, progress, created_at, node, heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())`,
+      [t.id, t.kind, t.title, t.status, t.actor, t.actorUid, t.target, JSON.stringify(t.progress), t.createdAt, node],
+    );
+  }
+
+  /** Saves progress and reports whether someone asked (maybe on another node) to cancel. */
+  async saveProgress(id: string, progress: TaskProgress): Promise<{ cancelRequested: boolean }> {
+    const r = await this.pool.query<{ cancel_requested: boolean }>(
+      `UPDATE dp_task SET progress = $2, heartbeat_at = now() WHERE id = $1 RETURNING cancel_requested`,
+      [id, JSON.stringify(progress)],
+    );
+    return { cancelRequested: r.rows[0]?.cancel_requested ?? false };
+  }
+
+  /** Keeps running tasks alive; returns those someone asked to cancel. */
+  async heartbeat(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const r = await this.pool.query<{ id: string; cancel_requested: boolean }>(
+      `UPDATE dp_task SET heartbeat_at = now() WHERE id = ANY($1::uuid[]) RETURNING id, cancel_requested`,
+      [ids],
+    );
+    return r.rows.filter((x) => x.cancel_requested).map((x) => x.id);
+  }
+
+  async finish(t: Task): Promise<void> {
+    await this.pool.query(
+      `UPDATE dp_task SET status = $2, progress = $3, ended_at = $4, error = $5, result = $6, cancel_requested = $7 WHERE id = $1`,
+      [t.id, t.status, JSON.stringify(t.progress), t.endedAt, t.error, t.result ? JSON.stringify(t.result) : null, t.cancelRequested],
+    );
+  }
+
+  async requestCancel(id: string): Promise<boolean> {
+    const r = await this.pool.query(`UPDATE dp_task SET cancel_requested = true WHERE id = $1 AND status = 'RUNNING'`, [id]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async appendLog(taskId: string, entry: TaskLogEntry): Promise<void> {
+    await this.pool.query(`INSERT INTO dp_task_log (task_id, seq, time, level, message) VALUES ($1, $2, $3, $4, $5)`, [
+      taskId,
+      entry.seq,
+      entry.time,
+      entry.level,
+      entry.message,
+    ]);
+  }
+
+  /** Running tasks whose node stopped beating are marked INTERRUPTED. */
+  async markStaleInterrupted(staleSeconds: number): Promise<number> {
+    const r = await this.pool.query(
+      `UPDATE dp_task SET status = 'INTERRUPTED', ended_at = now(),
+         error = coalesce(error, 'the process running this task stopped before it ended')
+       WHERE status = 'RUNNING' AND heartbeat_at < now() - make_interval(secs => $1)`,
+      [staleSeconds],
+    );
+    return r.rowCount ?? 0;
+  }
+
+  async get(id: string): Promise<Task | null> {
+    const r = await this.pool.query<TaskRow>('SELECT * FROM dp_task WHERE id = $1', [id]);
+    return r.rows[0] ? toTask(r.rows[0]) : null;
+  }
+
+  async findRunning(kind: TaskKind, target?: string | null): Promise<Task | null> {
+    const r = await this.pool.query<TaskRow>(
+      `SELECT * FROM dp_task WHERE status = 'RUNNING' AND kind = $1 AND ($2::text IS NULL OR target = $2)
+       ORDER BY created_at DESC LIMIT 1`,
+      [kind, target ?? null],
+    );
+    return r.rows[0] ? toTask(r.rows[0]) : null;
+  }
+
+  async list(q: TaskQuery): Promise<{ total: number; offset: number; items: Task[] }> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (sql: string, v: unknown) => {
+      args.push(v);
+      where.push(sql.replace('?', `$${args.length}`));
+    };
+    if (q.kind) add('kind = ?', q.kind);
+    if (q.status) add('status = ?', q.status);
+    if (q.actorUid) add('actor_uid = ?', q.actorUid);
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const total = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM dp_task ${clause}`, args);
+    const rows = await this.pool.query<TaskRow>(
+      `SELECT * FROM dp_task ${clause} ORDER BY created_at DESC, id OFFSET $${args.length + 1} LIMIT $${args.length + 2}`,
+      [...args, q.offset, q.limit],
+    );
+    return { total: Number(total.rows[0].n), offset: q.offset, items: rows.rows.map(toTask) };
+  }
+
+  async log(taskId: string, after: number, limit: number): Promise<TaskLogEntry[]> {
+    const r = await this.pool.query<{ seq: number; time: Date; level: LogLevel; message: string }>(
+      `SELECT seq, time, level, message FROM dp_task_log WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+      [taskId, after, limit],
+    );
+    return r.rows.map((x) => ({ seq: x.seq, time: x.time.toISOString(), level: x.level, message: x.message }));
+  }
+}
+
+function toTask(r: TaskRow): Task {
+  return {
+    id: r.id,
+    kind: r.kind,
+    title: r.title,
+    status: r.status,
+    progress: r.progress,
+    createdAt: r.created_at.toISOString(),
+    endedAt: r.ended_at ? r.ended_at.toISOString() : null,
+    actor: r.actor,
+    actorUid: r.actor_uid,
+    target: r.target,
+    error: r.error,
+    result: r.result,
+    cancelRequested: r.cancel_requested,
+  };
+}

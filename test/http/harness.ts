@@ -1,0 +1,110 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { AuditLog } from '../../server/dataprotect/audit.js';
+import type { HostAuthenticator } from '../../server/dataprotect/auth.js';
+import type { Principal } from '../../server/dataprotect/principal.js';
+import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../../server/dataprotect/services.js';
+import { SettingsService } from '../../server/dataprotect/settings.js';
+import {
+  UnavailableBackupRunner,
+  UnavailableGenerationService,
+  UnavailableGlobalRestoreService,
+  UnavailableRestoreService,
+} from '../../server/dataprotect/unavailable.js';
+import { dataProtectApi } from '../../server/http/api.js';
+import type { ApiDeps } from '../../server/http/deps.js';
+import { TaskRegistry } from '../../server/jobs/tasks.js';
+import { AuditStore } from '../../server/store/audit-store.js';
+import { createPool, dropDatabase, ensureDatabase, type Pool } from '../../server/store/db.js';
+import { migrate } from '../../server/store/migrations.js';
+import { SettingsStore } from '../../server/store/settings-store.js';
+import { TaskStore } from '../../server/store/task-store.js';
+
+export const PG_BASE = process.env.DP_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432';
+
+function principal(login: string, extra: Partial<Principal>): Principal {
+  return {
+    uid: `uid-${login}`,
+    login: `${login}@example.test`,
+    displayName: login,
+    email: `${login}@example.test`,
+    domainUid: 'example.test',
+    globalAdmin: false,
+    roles: [],
+    restoreOrgUnits: [],
+    ...extra,
+  };
+}
+
+/** API keys of the test callers, one per role situation. */
+export const KEYS = {
+  admin: 'key-admin',
+  dataprotect: 'key-dataprotect',
+  restore: 'key-restore',
+  ouRestore: 'key-ou-restore',
+  noRole: 'key-no-role',
+} as const;
+
+export const PRINCIPALS: Record<string, Principal> = {
+  [KEYS.admin]: principal('admin0', { globalAdmin: true, domainUid: 'global.virt' }),
+  [KEYS.dataprotect]: principal('dpadmin', { roles: ['manageDataProtect'] }),
+  [KEYS.restore]: principal('restorer', { roles: ['manageRestore'] }),
+  [KEYS.ouRestore]: principal('ourestorer', { restoreOrgUnits: ['ou-sales'] }),
+  [KEYS.noRole]: principal('user', {}),
+};
+
+export const testAuth: HostAuthenticator = {
+  async authenticate(key) {
+    return PRINCIPALS[key] ?? null;
+  },
+};
+
+export interface TestApi {
+  app: FastifyInstance;
+  pool: Pool;
+  deps: ApiDeps;
+  close(): Promise<void>;
+}
+
+export interface TestApiOptions {
+  generations?: GenerationService;
+  backups?: BackupRunner;
+  restores?: RestoreService;
+  globalRestore?: GlobalRestoreService;
+}
+
+/** A fresh database (dp_test_<random>, dropped on close) and the API on it, responses validated. */
+export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
+  const url = `${PG_BASE}/dp_test_${randomBytes(6).toString('hex')}`;
+  await ensureDatabase(url);
+  const pool = createPool(url, 5);
+  await migrate(pool);
+  const audit = new AuditLog(new AuditStore(pool));
+  const tasks = new TaskRegistry(new TaskStore(pool), `test:${process.pid}`);
+  await tasks.open();
+  const deps: ApiDeps = {
+    auth: testAuth,
+    audit,
+    tasks,
+    settings: new SettingsService(new SettingsStore(pool), audit, { repositoryLocation: '/var/backups/bluemind/dp' }),
+    generations: o.generations ?? new UnavailableGenerationService(),
+    backups: o.backups ?? new UnavailableBackupRunner(),
+    restores: o.restores ?? new UnavailableRestoreService(),
+    globalRestore: o.globalRestore ?? new UnavailableGlobalRestoreService(),
+  };
+  const app = Fastify({ logger: false });
+  await app.register(dataProtectApi, { prefix: '/api/dataprotect', deps, validateResponses: true });
+  await app.ready();
+  return {
+    app,
+    pool,
+    deps,
+    async close() {
+      await app.close();
+      await tasks.close();
+      await pool.end();
+      await dropDatabase(url);
+    },
+  };
+}
