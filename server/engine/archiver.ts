@@ -1,0 +1,541 @@
+import { hostname as osHostname } from 'node:os';
+import type { BigIntStats } from 'node:fs';
+import { lstat, open, readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { BlobType } from './blob-index.js';
+import { StreamChunker } from './chunker.js';
+import { EngineError } from './errors.js';
+import { FORMAT_VERSION } from './format.js';
+import { fromHex, sha256, toHex } from './hash.js';
+import type { RepositoryLock } from './lock.js';
+import { RenameTable } from './rename-table.js';
+import { PROGRAM, type Repository } from './repository.js';
+import { BlobSaver } from './saver.js';
+import type { BackupSummary, SnapshotInfo } from './snapshot.js';
+import { compareNames, encodeTree, splitPath, type NodeType, type Tree, type TreeNode } from './tree.js';
+
+export type FileStatus = 'new' | 'changed' | 'unmodified' | 'renamed';
+
+/** Progress is reported through this interface; the engine never writes to a terminal. */
+export interface BackupProgress {
+  /** Called often (after each file); the receiver throttles what it shows. */
+  update?(summary: Readonly<BackupSummary>, current: string): void;
+  file?(path: string, status: FileStatus): void;
+  error?(path: string, error: Error): void;
+  notice?(message: string): void;
+}
+
+export interface BackupOptions {
+  server: string;
+  tag: string;
+  hostname?: string;
+  /** Parent snapshot for change detection: an id, `auto` (latest of the same server and tag, the default) or `none`. */
+  parent?: string;
+  /** Recognise renamed and moved files by (device, inode, size, mtime). On by default. */
+  renameDetection?: boolean;
+  /** Files read at once (the reads run on libuv's pool). */
+  readConcurrency?: number;
+  progress?: BackupProgress;
+  time?: Date;
+}
+
+interface VDir {
+  children: Map<string, VDir | TreeNode>;
+  meta?: TreeNode;
+}
+
+const isVDir = (x: VDir | TreeNode): x is VDir => (x as VDir).children instanceof Map;
+
+/**
+ * Makes one snapshot. Sources are added at virtual paths (a directory tree, a byte stream, a few
+ * bytes), then `commit()` writes the trees, the packs, the index and finally the snapshot.
+ */
+export class Archiver {
+  readonly summary: BackupSummary = {
+    filesNew: 0, filesChanged: 0, filesUnmodified: 0, filesRenamed: 0, dirs: 0,
+    bytesRead: 0, bytesTotal: 0, blobsNew: 0, bytesAdded: 0, errors: 0, durationMs: 0,
+  };
+  private readonly saver: BlobSaver;
+  private readonly root: VDir = { children: new Map() };
+  private readonly paths: string[] = [];
+  private readonly started = Date.now();
+  private readonly time: Date;
+  private lock: RepositoryLock | undefined;
+  private parent: SnapshotInfo | null | undefined;
+  private readonly renameTables = new Map<string, Promise<RenameTable | null>>();
+  private readonly hardlinks = new Map<string, string[]>();
+  private readonly slots: Semaphore;
+  private current = '';
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly opts: BackupOptions,
+  ) {
+    this.saver = new BlobSaver(repo);
+    this.time = opts.time ?? new Date();
+    this.slots = new Semaphore(opts.readConcurrency ?? 16);
+  }
+
+  /** Takes the shared lock, picks the parent and indexes packs left by an interrupted backup. */
+  async start(): Promise<void> {
+    if (this.lock) return;
+    this.lock = await this.repo.lock(false, `backup of ${this.opts.server} ${this.opts.tag}`, (m) => this.opts.progress?.notice?.(m));
+    try {
+      await this.repo.indexOrphanPacks((m) => this.opts.progress?.notice?.(m));
+      const p = this.opts.parent ?? 'auto';
+      if (p === 'none') this.parent = null;
+      else if (p === 'auto') {
+        const all = await this.repo.listSnapshots({ server: this.opts.server, tag: this.opts.tag });
+        this.parent = all.at(-1) ?? null;
+      } else this.parent = await this.repo.findSnapshot(p);
+    } catch (err) {
+      await this.lock.release();
+      this.lock = undefined;
+      throw err;
+    }
+  }
+
+  get parentSnapshot(): SnapshotInfo | null {
+    return this.parent ?? null;
+  }
+
+  /** Backs up the directory tree (or single file) `fsPath` at `virtualPath` of the snapshot. */
+  async addTree(virtualPath: string, fsPath: string, opts: { statParents?: boolean } = {}): Promise<void> {
+    await this.start();
+    const parts = splitPath(virtualPath);
+    if (parts.length === 0) throw new EngineError('cannot back up to the root of a snapshot: give a virtual path with a name');
+    const dir = await this.vdir(parts.slice(0, -1), opts.statParents ? fsPath : undefined);
+    const name = parts.at(-1)!;
+    const parentNode = await this.parentNodeAt(parts);
+    const st = await lstat(fsPath, { bigint: true });
+    this.paths.push('/' + parts.join('/'));
+    const node = await this.archiveEntry(fsPath, '/' + parts.join('/'), name, st, parentNode, parts);
+    if (node) dir.children.set(name, node);
+  }
+
+  /** Backs up a byte stream (a `pg_dump`, an export) as one file at `virtualPath`. */
+  async addStream(virtualPath: string, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { chunker?: 'stream' | 'file'; mode?: number } = {}): Promise<TreeNode> {
+    await this.start();
+    const parts = splitPath(virtualPath);
+    if (parts.length === 0) throw new EngineError('a stream needs a file name');
+    const dir = await this.vdir(parts.slice(0, -1));
+    const chunker = new StreamChunker(this.repo.gear, this.repo.chunker(opts.chunker ?? 'stream'));
+    const content: string[] = [];
+    let size = 0;
+    this.current = '/' + parts.join('/');
+    const store = async (chunks: Buffer[]) => {
+      for (const c of chunks) {
+        const id = sha256(c);
+        content.push(toHex(id));
+        await this.saver.save(BlobType.Data, id, c);
+      }
+    };
+    for await (const piece of stream as AsyncIterable<Uint8Array | string>) {
+      const buf = typeof piece === 'string' ? Buffer.from(piece) : piece;
+      size += buf.byteLength;
+      this.summary.bytesRead += buf.byteLength;
+      await store(chunker.push(buf));
+      this.report();
+    }
+    await store(chunker.end());
+    const node = syntheticFile(parts.at(-1)!, size, content, this.time, opts.mode ?? 0o600);
+    dir.children.set(node.name, node);
+    this.paths.push('/' + parts.join('/'));
+    this.summary.filesNew++;
+    this.summary.bytesTotal += size;
+    this.report();
+    return node;
+  }
+
+  /** A small generated file (a manifest, an export). */
+  addBytes(virtualPath: string, data: Uint8Array, opts: { mode?: number } = {}): Promise<TreeNode> {
+    return this.addStream(virtualPath, [data], { chunker: 'file', mode: opts.mode ?? 0o644 });
+  }
+
+  /** Writes trees, packs, index and the snapshot; releases the lock. */
+  async commit(opts: { meta?: Record<string, unknown> } = {}): Promise<SnapshotInfo> {
+    await this.start();
+    try {
+      const rootId = await this.saveVDir(this.root);
+      await this.saver.flush();
+      this.summary.blobsNew = this.saver.stats.blobsNew;
+      this.summary.bytesAdded = this.saver.stats.bytesAdded;
+      this.summary.durationMs = Date.now() - this.started;
+      const snapshot = {
+        version: FORMAT_VERSION,
+        time: this.time.toISOString(),
+        tree: rootId,
+        paths: this.paths,
+        hostname: this.opts.hostname ?? osHostname(),
+        server: this.opts.server,
+        tag: this.opts.tag,
+        ...(this.parent ? { parent: this.parent.id } : {}),
+        program: PROGRAM,
+        ...(opts.meta ? { meta: opts.meta } : {}),
+        summary: { ...this.summary },
+      };
+      const id = await this.repo.saveSnapshot(snapshot);
+      return { ...snapshot, id };
+    } finally {
+      await this.lock?.release();
+      this.lock = undefined;
+    }
+  }
+
+  /** Gives up: what was written stays as unreferenced packs (reused by the next backup, or pruned). */
+  async abort(): Promise<void> {
+    await this.saver.flush().catch(() => {});
+    await this.lock?.release();
+    this.lock = undefined;
+  }
+
+  // --- directory trees -------------------------------------------------------------------------
+
+  private async archiveEntry(fsPath: string, vpath: string, name: string, st: BigIntStats, parentNode: TreeNode | undefined, vparts: string[]): Promise<TreeNode | null> {
+    const node = nodeFromStat(name, st);
+    if (node.type === 'dir') return this.archiveDir(fsPath, vpath, node, parentNode?.type === 'dir' ? parentNode.subtree : undefined, vparts);
+    if (node.type === 'symlink') {
+      node.target = await readlink(fsPath);
+      return node;
+    }
+    if (node.type !== 'file') return node;
+    await this.archiveFile(fsPath, vpath, node, parentNode, vparts);
+    return node;
+  }
+
+  private async archiveDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<TreeNode | null> {
+    let names: string[];
+    try {
+      names = await readdir(fsPath);
+    } catch (err) {
+      this.fail(vpath, err);
+      return null;
+    }
+    names.sort(compareNames);
+    let parentNodes: Map<string, TreeNode> | undefined;
+    if (parentTreeId) {
+      try {
+        parentNodes = new Map((await this.repo.loadTree(parentTreeId)).nodes.map((n) => [n.name, n]));
+      } catch (err) {
+        this.opts.progress?.notice?.(`parent tree of ${vpath} unreadable, reading its files again: ${(err as Error).message}`);
+      }
+    }
+    const stats = await statAll(fsPath, names);
+    const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
+    const reads: Promise<void>[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const st = stats[i];
+      const childPath = join(fsPath, names[i]);
+      const childV = vpath === '/' ? `/${names[i]}` : `${vpath}/${names[i]}`;
+      if (st instanceof Error) {
+        if ((st as NodeJS.ErrnoException).code !== 'ENOENT') this.fail(childV, st);
+        continue;
+      }
+      const child = nodeFromStat(names[i], st);
+      const prev = parentNodes?.get(names[i]);
+      if (child.type === 'dir') {
+        nodes[i] = await this.archiveDir(childPath, childV, child, prev?.type === 'dir' ? prev.subtree : undefined, [...vparts, names[i]]);
+      } else if (child.type === 'symlink') {
+        try {
+          child.target = await readlink(childPath);
+          nodes[i] = child;
+        } catch (err) {
+          this.fail(childV, err);
+        }
+      } else if (child.type === 'file') {
+        nodes[i] = child;
+        reads.push(
+          this.archiveFile(childPath, childV, child, prev, vparts).catch((err) => {
+            nodes[i] = null;
+            this.fail(childV, err);
+          }),
+        );
+      } else {
+        nodes[i] = child;
+      }
+    }
+    await Promise.all(reads);
+    const tree: Tree = { nodes: nodes.filter((n): n is TreeNode => n !== null) };
+    node.subtree = await this.saveTree(tree);
+    this.summary.dirs++;
+    return node;
+  }
+
+  private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[]): Promise<void> {
+    this.summary.bytesTotal += node.size;
+    if (prev && prev.type === 'file' && prev.size === node.size && prev.mtime === node.mtime && prev.ctime === node.ctime && prev.inode === node.inode && this.allIndexed(prev.content)) {
+      node.content = prev.content ?? [];
+      this.count(vpath, 'unmodified');
+      return;
+    }
+    const hardlinkKey = node.links > 1 ? `${node.device}:${node.inode}` : undefined;
+    const linked = hardlinkKey ? this.hardlinks.get(hardlinkKey) : undefined;
+    if (linked) {
+      node.content = linked;
+      this.count(vpath, prev ? 'changed' : 'new');
+      return;
+    }
+    if (this.opts.renameDetection !== false && this.parent) {
+      const moved = await this.findRenamed(node, vparts);
+      if (moved) {
+        node.content = moved;
+        this.count(vpath, 'renamed');
+        return;
+      }
+    }
+    node.content = await this.slots.run(() => this.readContent(fsPath, node));
+    if (hardlinkKey) this.hardlinks.set(hardlinkKey, node.content);
+    this.count(vpath, prev ? 'changed' : 'new');
+  }
+
+  private async readContent(fsPath: string, node: TreeNode): Promise<string[]> {
+    this.current = fsPath;
+    const params = this.repo.chunker('file');
+    if (node.size < params.min) {
+      const data = await readFile(fsPath);
+      node.size = data.length;
+      this.summary.bytesRead += data.length;
+      if (data.length === 0) return [];
+      const id = sha256(data);
+      await this.saver.save(BlobType.Data, id, data);
+      return [toHex(id)];
+    }
+    const content: string[] = [];
+    const chunker = new StreamChunker(this.repo.gear, params);
+    const fh = await open(fsPath, 'r');
+    let size = 0;
+    try {
+      const buf = Buffer.allocUnsafe(Math.max(params.max, 8 * 1024 * 1024));
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        size += bytesRead;
+        this.summary.bytesRead += bytesRead;
+        for (const c of chunker.push(buf.subarray(0, bytesRead))) {
+          const id = sha256(c);
+          content.push(toHex(id));
+          await this.saver.save(BlobType.Data, id, c);
+        }
+        this.report();
+      }
+      for (const c of chunker.end()) {
+        const id = sha256(c);
+        content.push(toHex(id));
+        await this.saver.save(BlobType.Data, id, c);
+      }
+    } finally {
+      await fh.close();
+    }
+    node.size = size;
+    return content;
+  }
+
+  private allIndexed(content: string[] | undefined): boolean {
+    if (!content) return true;
+    for (const id of content) if (!this.repo.index.has(fromHex(id))) return false;
+    return true;
+  }
+
+  /** The parent's file with the same (device, inode, size, mtime) anywhere under the same source. */
+  private async findRenamed(node: TreeNode, vparts: string[]): Promise<string[] | undefined> {
+    const table = await this.renameTable(vparts);
+    if (!table) return undefined;
+    for (const [t, n] of table.find(node.device, node.inode, node.size, node.mtime)) {
+      const cand = (await this.repo.loadTree(table.trees[t])).nodes[n];
+      if (cand && cand.type === 'file' && cand.device === node.device && cand.inode === node.inode && cand.size === node.size && cand.mtime === node.mtime && this.allIndexed(cand.content)) {
+        return cand.content ?? [];
+      }
+    }
+    return undefined;
+  }
+
+  /** Built on the first file that is not unchanged at its path, from the parent's tree of this source. */
+  private renameTable(vparts: string[]): Promise<RenameTable | null> {
+    const sourceRoot = this.paths.at(-1) ?? '/' + vparts.join('/');
+    let t = this.renameTables.get(sourceRoot);
+    if (!t) {
+      t = this.buildRenameTable(splitPath(sourceRoot)).catch((err) => {
+        this.opts.progress?.notice?.(`rename detection off for ${sourceRoot}: ${(err as Error).message}`);
+        return null;
+      });
+      this.renameTables.set(sourceRoot, t);
+    }
+    return t;
+  }
+
+  private async buildRenameTable(parts: string[]): Promise<RenameTable | null> {
+    const start = await this.parentNodeAt(parts);
+    if (!start || start.type !== 'dir' || !start.subtree) return null;
+    const table = new RenameTable();
+    const stack = [start.subtree];
+    while (stack.length) {
+      const id = stack.pop()!;
+      const tree = await this.repo.loadTree(id);
+      const ord = table.trees.push(id) - 1;
+      tree.nodes.forEach((n, i) => {
+        if (n.type === 'file' && n.size > 0) table.add(n.device, n.inode, n.size, n.mtime, ord, i);
+        else if (n.type === 'dir' && n.subtree) stack.push(n.subtree);
+      });
+    }
+    return table;
+  }
+
+  // --- virtual directories -----------------------------------------------------------------------
+
+  private async vdir(parts: string[], fsPathForStat?: string): Promise<VDir> {
+    let dir = this.root;
+    for (let i = 0; i < parts.length; i++) {
+      let next = dir.children.get(parts[i]);
+      if (next && !isVDir(next)) throw new EngineError(`/${parts.slice(0, i + 1).join('/')} is already a file of this snapshot`);
+      if (!next) {
+        next = { children: new Map() };
+        dir.children.set(parts[i], next);
+      }
+      if (fsPathForStat && !next.meta) {
+        try {
+          next.meta = nodeFromStat(parts[i], await lstat('/' + parts.slice(0, i + 1).join('/'), { bigint: true }));
+        } catch {
+          // A parent that cannot be stat'ed gets synthetic metadata.
+        }
+      }
+      dir = next;
+    }
+    return dir;
+  }
+
+  private async saveVDir(dir: VDir): Promise<string> {
+    const nodes: TreeNode[] = [];
+    for (const name of [...dir.children.keys()].sort(compareNames)) {
+      const child = dir.children.get(name)!;
+      if (isVDir(child)) {
+        const sub = await this.saveVDir(child);
+        const meta = child.meta ? { ...child.meta } : syntheticDir(name, this.time);
+        meta.name = name;
+        meta.subtree = sub;
+        nodes.push(meta);
+      } else nodes.push(child);
+    }
+    return this.saveTree({ nodes });
+  }
+
+  private async saveTree(tree: Tree): Promise<string> {
+    const raw = encodeTree(tree);
+    const id = sha256(raw);
+    await this.saver.save(BlobType.Tree, id, raw);
+    return toHex(id);
+  }
+
+  private async parentNodeAt(parts: string[]): Promise<TreeNode | undefined> {
+    if (!this.parent) return undefined;
+    let treeId: string | undefined = this.parent.tree;
+    let node: TreeNode | undefined;
+    try {
+      for (const p of parts) {
+        if (!treeId) return undefined;
+        node = (await this.repo.loadTree(treeId)).nodes.find((n) => n.name === p);
+        if (!node) return undefined;
+        treeId = node.subtree;
+      }
+    } catch (err) {
+      this.opts.progress?.notice?.(`parent snapshot unreadable at /${parts.join('/')}: ${(err as Error).message}`);
+      return undefined;
+    }
+    return node;
+  }
+
+  private count(path: string, status: FileStatus): void {
+    if (status === 'new') this.summary.filesNew++;
+    else if (status === 'changed') this.summary.filesChanged++;
+    else if (status === 'renamed') this.summary.filesRenamed++;
+    else this.summary.filesUnmodified++;
+    this.opts.progress?.file?.(path, status);
+    this.current = path;
+    this.report();
+  }
+
+  private report(): void {
+    if (!this.opts.progress?.update) return;
+    this.summary.bytesAdded = this.saver.stats.bytesAdded;
+    this.summary.blobsNew = this.saver.stats.blobsNew;
+    this.opts.progress.update(this.summary, this.current);
+  }
+
+  private fail(path: string, err: unknown): void {
+    this.summary.errors++;
+    this.opts.progress?.error?.(path, err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
+  const out: (BigIntStats | Error)[] = new Array(names.length);
+  for (let i = 0; i < names.length; i += 128) {
+    await Promise.all(
+      names.slice(i, i + 128).map((n, j) =>
+        lstat(join(dir, n), { bigint: true }).then(
+          (s) => void (out[i + j] = s),
+          (e: Error) => void (out[i + j] = e),
+        ),
+      ),
+    );
+  }
+  return out;
+}
+
+function typeOf(st: BigIntStats): NodeType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'chardev';
+  return 'blockdev';
+}
+
+export function nodeFromStat(name: string, st: BigIntStats): TreeNode {
+  const type = typeOf(st);
+  return {
+    name,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === 'file' ? Number(st.size) : 0,
+    mtime: st.mtimeNs.toString(),
+    ctime: st.ctimeNs.toString(),
+    inode: st.ino.toString(),
+    device: st.dev.toString(),
+    links: Number(st.nlink),
+  };
+}
+
+function nsOf(d: Date): string {
+  return (BigInt(d.getTime()) * 1_000_000n).toString();
+}
+
+function syntheticFile(name: string, size: number, content: string[], time: Date, mode: number): TreeNode {
+  const t = nsOf(time);
+  return { name, type: 'file', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, size, mtime: t, ctime: t, inode: '0', device: '0', links: 1, content };
+}
+
+function syntheticDir(name: string, time: Date): TreeNode {
+  const t = nsOf(time);
+  return { name, type: 'dir', mode: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, size: 0, mtime: t, ctime: t, inode: '0', device: '0', links: 1 };
+}
+
+class Semaphore {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+

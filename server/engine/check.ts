@@ -1,0 +1,160 @@
+import { randomInt } from 'node:crypto';
+import { BlobIdSet } from './blob-index.js';
+import { fromHex, sha256, toHex } from './hash.js';
+import type { IndexFile } from './index-file.js';
+import { parsePackHeader, PACK_ENTRY_BYTES, type PackEntry } from './pack.js';
+import { mapLimit, type Repository } from './repository.js';
+import type { SnapshotInfo } from './snapshot.js';
+
+export interface CheckOptions {
+  /** Read every pack and verify every blob. */
+  readData?: boolean;
+  /** Read this percentage of the packs, chosen at random. */
+  readDataSubset?: number;
+  progress?: { update?(phase: string, done: number, total: number): void };
+}
+
+export interface CheckResult {
+  errors: string[];
+  warnings: string[];
+  snapshots: number;
+  trees: number;
+  packs: number;
+  packsRead: number;
+  blobs: number;
+}
+
+/**
+ * Verifies the repository: every index and snapshot file matches its name, every tree reachable from a
+ * snapshot reads and decodes, every blob a file needs is indexed in a pack that exists with the right
+ * size; with `readData`, packs are read whole and every blob is decompressed and hashed.
+ */
+export async function check(repo: Repository, opts: CheckOptions = {}): Promise<CheckResult> {
+  const r: CheckResult = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, packsRead: 0, blobs: 0 };
+  const p = opts.progress;
+
+  // Index files, one by one, so that one bad file is reported and the others still count.
+  const indexNames: string[] = [];
+  for await (const f of repo.storage.list('index')) indexNames.push(f.name);
+  const packBlobs = new Map<string, PackEntry[]>();
+  let done = 0;
+  await mapLimit(indexNames, 4, async (name) => {
+    let idx: IndexFile;
+    try {
+      idx = await repo.readIndexFile(name);
+    } catch (err) {
+      r.errors.push(`index ${name.slice(0, 12)}: ${(err as Error).message}`);
+      return;
+    }
+    if (!repo.indexFiles.has(name)) repo.addIndexFile(name, idx);
+    for (const pk of idx.packs) if (!packBlobs.has(pk.id)) packBlobs.set(pk.id, pk.blobs);
+    p?.update?.('index', ++done, indexNames.length);
+  });
+
+  // Packs: present, and exactly as long as their index says.
+  const stored = new Map<string, number>();
+  for await (const f of repo.storage.list('data')) stored.set(f.name, f.size);
+  r.packs = packBlobs.size;
+  for (const [pack, blobs] of packBlobs) {
+    const size = stored.get(pack);
+    if (size === undefined) {
+      r.errors.push(`pack ${pack.slice(0, 12)}: missing (${blobs.length} blobs indexed in it)`);
+      continue;
+    }
+    const expected = 1 + blobs.reduce((a, b) => a + b.length, 0) + blobs.length * PACK_ENTRY_BYTES + 4;
+    if (size !== expected) r.errors.push(`pack ${pack.slice(0, 12)}: size ${size}, index says ${expected} (truncated or damaged)`);
+  }
+  for (const name of stored.keys()) {
+    if (!packBlobs.has(name)) r.warnings.push(`pack ${name.slice(0, 12)}: not referenced by any index (left by an interrupted backup; the next backup indexes it, prune removes it)`);
+  }
+
+  // Snapshots and their trees.
+  const snapshotNames: string[] = [];
+  for await (const f of repo.storage.list('snapshot')) snapshotNames.push(f.name);
+  const seenTrees = new BlobIdSet();
+  const seenData = new BlobIdSet();
+  done = 0;
+  for (const name of snapshotNames) {
+    let snap: SnapshotInfo;
+    try {
+      snap = await repo.loadSnapshot(name);
+    } catch (err) {
+      r.errors.push(`snapshot ${name.slice(0, 12)}: ${(err as Error).message}`);
+      continue;
+    }
+    r.snapshots++;
+    const stack: [string, string][] = [[snap.tree, '/']];
+    while (stack.length) {
+      const [treeId, path] = stack.pop()!;
+      if (!seenTrees.add(fromHex(treeId))) continue;
+      r.trees++;
+      let nodes;
+      try {
+        nodes = (await repo.loadTree(treeId)).nodes;
+      } catch (err) {
+        r.errors.push(`snapshot ${name.slice(0, 8)} tree ${path}: ${(err as Error).message}`);
+        continue;
+      }
+      for (const n of nodes) {
+        const childPath = path === '/' ? `/${n.name}` : `${path}/${n.name}`;
+        if (n.type === 'dir') {
+          if (n.subtree) stack.push([n.subtree, childPath]);
+          else r.errors.push(`snapshot ${name.slice(0, 8)} ${childPath}: directory without a tree`);
+        } else if (n.type === 'file') {
+          for (const id of n.content ?? []) {
+            const bin = fromHex(id);
+            if (!seenData.add(bin)) continue;
+            r.blobs++;
+            if (!repo.index.has(bin)) r.errors.push(`snapshot ${name.slice(0, 8)} ${childPath}: blob ${id.slice(0, 12)} is in no index (data lost)`);
+          }
+        }
+      }
+    }
+    p?.update?.('snapshots', ++done, snapshotNames.length);
+  }
+
+  // Data, all or a sample.
+  const percent = opts.readData ? 100 : (opts.readDataSubset ?? 0);
+  if (percent > 0) {
+    let packs = [...packBlobs.keys()].filter((k) => stored.has(k));
+    if (percent < 100) {
+      const want = Math.max(1, Math.ceil((packs.length * percent) / 100));
+      for (let i = packs.length - 1; i > 0; i--) {
+        const j = randomInt(i + 1);
+        [packs[i], packs[j]] = [packs[j], packs[i]];
+      }
+      packs = packs.slice(0, want);
+    }
+    done = 0;
+    const codec = repo.codec();
+    await mapLimit(packs, 2, async (pack) => {
+      const what = `pack ${pack.slice(0, 12)}`;
+      let data: Buffer;
+      try {
+        data = await repo.storage.read('data', pack);
+      } catch (err) {
+        r.errors.push(`${what}: ${(err as Error).message}`);
+        return;
+      }
+      r.packsRead++;
+      if (toHex(sha256(data)) !== pack) r.errors.push(`${what}: content does not match its name (damaged)`);
+      let entries: PackEntry[];
+      try {
+        entries = parsePackHeader(pack, data.length, data);
+      } catch (err) {
+        r.errors.push((err as Error).message);
+        return;
+      }
+      const indexed = packBlobs.get(pack) ?? [];
+      if (indexed.length !== entries.length) r.errors.push(`${what}: header lists ${entries.length} blobs, index ${indexed.length}`);
+      const raw = await codec.decompress(entries.map((e) => data.subarray(e.offset, e.offset + e.length)), entries.map((e) => e.zstd));
+      entries.forEach((e, i) => {
+        const id = toHex(e.id);
+        if (raw.errors[i]) r.errors.push(`${what}: blob ${id.slice(0, 12)} at ${e.offset}: cannot decompress (${raw.errors[i]})`);
+        else if (toHex(sha256(raw.outputs[i])) !== id) r.errors.push(`${what}: blob ${id.slice(0, 12)} at ${e.offset}: content does not match its id`);
+      });
+      p?.update?.('data', ++done, packs.length);
+    });
+  }
+  return r;
+}

@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { LockHeldError } from './errors.js';
+import type { Storage } from './storage.js';
+
+export interface LockInfo {
+  hostname: string;
+  pid: number;
+  exclusive: boolean;
+  purpose: string;
+  created: string;
+  refreshed: string;
+}
+
+export const LOCK_REFRESH_MS = 5 * 60 * 1000;
+export const LOCK_STALE_MS = 30 * 60 * 1000;
+
+export type LockNotice = (message: string) => void;
+
+/**
+ * Repository locks: a backup takes a shared lock, forget and prune an exclusive one. A lock file is
+ * refreshed every 5 minutes while held; one whose owner is dead (same host) or that was not refreshed
+ * for 30 minutes is stale and removed with a notice.
+ */
+export class RepositoryLock {
+  private timer: NodeJS.Timeout | undefined;
+  private released = false;
+
+  private constructor(
+    private readonly storage: Storage,
+    readonly name: string,
+    private readonly info: LockInfo,
+  ) {}
+
+  static async acquire(storage: Storage, exclusive: boolean, purpose: string, notice: LockNotice = () => {}, now = () => Date.now()): Promise<RepositoryLock> {
+    const name = randomBytes(16).toString('hex');
+    const t = new Date(now()).toISOString();
+    const info: LockInfo = { hostname: hostname(), pid: process.pid, exclusive, purpose, created: t, refreshed: t };
+    await storage.write('lock', name, Buffer.from(JSON.stringify(info)));
+    const lock = new RepositoryLock(storage, name, info);
+    try {
+      for (const other of await readLocks(storage)) {
+        if (other.name === name) continue;
+        const stale = staleReason(other.info, now());
+        if (stale) {
+          notice(`removing stale lock ${other.name.slice(0, 8)} of ${other.info.purpose} (pid ${other.info.pid} on ${other.info.hostname}): ${stale}`);
+          await storage.delete('lock', other.name);
+          continue;
+        }
+        if (exclusive || other.info.exclusive) {
+          throw new LockHeldError(
+            `repository ${storage.location} is locked ${other.info.exclusive ? 'exclusively ' : ''}by ${other.info.purpose} ` +
+              `(pid ${other.info.pid} on ${other.info.hostname}, since ${other.info.created}); try again when it has finished`,
+          );
+        }
+      }
+    } catch (err) {
+      await storage.delete('lock', name).catch(() => {});
+      throw err;
+    }
+    lock.timer = setInterval(() => void lock.refresh(now), LOCK_REFRESH_MS);
+    lock.timer.unref();
+    return lock;
+  }
+
+  async refresh(now = () => Date.now()): Promise<void> {
+    if (this.released) return;
+    this.info.refreshed = new Date(now()).toISOString();
+    await this.storage.write('lock', this.name, Buffer.from(JSON.stringify(this.info))).catch(() => {});
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    clearInterval(this.timer);
+    await this.storage.delete('lock', this.name);
+  }
+}
+
+export async function readLocks(storage: Storage): Promise<{ name: string; info: LockInfo }[]> {
+  const out: { name: string; info: LockInfo }[] = [];
+  for await (const f of storage.list('lock')) {
+    try {
+      out.push({ name: f.name, info: JSON.parse((await storage.read('lock', f.name)).toString('utf8')) as LockInfo });
+    } catch {
+      // Deleted meanwhile or half-written by an old version: not a lock we can honour.
+    }
+  }
+  return out;
+}
+
+function staleReason(info: LockInfo, now: number): string | null {
+  if (info.hostname === hostname() && info.pid !== process.pid && !alive(info.pid)) return 'its process is gone';
+  const age = now - Date.parse(info.refreshed);
+  if (!(age < LOCK_STALE_MS)) return `not refreshed for ${Math.round(age / 60000)} minutes`;
+  return null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,87 @@
+import { BlobType } from './blob-index.js';
+import { RepositoryDamagedError } from './errors.js';
+import { FORMAT_VERSION } from './format.js';
+import { ID_BYTES, toHex } from './hash.js';
+
+/**
+ * A pack file: [version u8] [stored blob bytes ...] [header entries] [entry count u32 LE].
+ * Header entry (42 bytes): type u8, compression u8 (0 raw, 1 zstd), stored length u32 LE,
+ * raw length u32 LE, blob id (32 bytes). Blob i starts right after blob i-1 (the first at offset 1),
+ * so the pack alone is enough to rebuild its index entries.
+ */
+export const PACK_ENTRY_BYTES = 2 + 4 + 4 + ID_BYTES;
+
+export interface PackEntry {
+  id: Buffer;
+  type: BlobType;
+  zstd: boolean;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
+/** Assembles one pack in memory; data and tree blobs go to separate packs. */
+export class PackBuilder {
+  readonly parts: Buffer[] = [Buffer.from([FORMAT_VERSION])];
+  readonly entries: PackEntry[] = [];
+  size = 1;
+
+  add(id: Buffer, type: BlobType, stored: Buffer, zstd: boolean, rawLength: number): void {
+    this.entries.push({ id, type, zstd, offset: this.size, length: stored.length, rawLength });
+    this.parts.push(stored);
+    this.size += stored.length;
+  }
+
+  get blobCount(): number {
+    return this.entries.length;
+  }
+
+  /** The pack's bytes, header last. */
+  finish(): Buffer[] {
+    const header = Buffer.alloc(this.entries.length * PACK_ENTRY_BYTES + 4);
+    let o = 0;
+    for (const e of this.entries) {
+      header[o] = e.type;
+      header[o + 1] = e.zstd ? 1 : 0;
+      header.writeUInt32LE(e.length, o + 2);
+      header.writeUInt32LE(e.rawLength, o + 6);
+      e.id.copy(header, o + 10);
+      o += PACK_ENTRY_BYTES;
+    }
+    header.writeUInt32LE(this.entries.length, o);
+    return [...this.parts, header];
+  }
+}
+
+/** Reads the header at the end of a pack. `tail` holds the last bytes of the pack (at least the header). */
+export function parsePackHeader(name: string, packSize: number, tail: Buffer): PackEntry[] {
+  const what = `pack ${name.slice(0, 12)}`;
+  if (packSize < 5 || tail.length < 4) throw new RepositoryDamagedError(`${what}: truncated at ${packSize} bytes, no header`);
+  const count = tail.readUInt32LE(tail.length - 4);
+  const headerBytes = count * PACK_ENTRY_BYTES;
+  if (headerBytes + 5 > packSize) throw new RepositoryDamagedError(`${what}: header claims ${count} blobs, more than ${packSize} bytes can hold`);
+  if (headerBytes + 4 > tail.length) throw new RepositoryDamagedError(`${what}: need ${headerBytes + 4} header bytes, have ${tail.length}`);
+  const header = tail.subarray(tail.length - 4 - headerBytes, tail.length - 4);
+  const entries: PackEntry[] = [];
+  let offset = 1;
+  for (let i = 0, o = 0; i < count; i++, o += PACK_ENTRY_BYTES) {
+    const length = header.readUInt32LE(o + 2);
+    entries.push({
+      type: header[o] === 1 ? BlobType.Tree : BlobType.Data,
+      zstd: header[o + 1] === 1,
+      length,
+      rawLength: header.readUInt32LE(o + 6),
+      id: Buffer.from(header.subarray(o + 10, o + 10 + ID_BYTES)),
+      offset,
+    });
+    offset += length;
+  }
+  if (offset !== packSize - headerBytes - 4) {
+    throw new RepositoryDamagedError(`${what}: blobs end at ${offset} but header starts at ${packSize - headerBytes - 4}`);
+  }
+  return entries;
+}
+
+export function describeEntry(e: PackEntry): string {
+  return `${e.type === BlobType.Tree ? 'tree' : 'data'} blob ${toHex(e.id).slice(0, 12)} at ${e.offset}+${e.length}`;
+}

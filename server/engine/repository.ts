@@ -1,0 +1,274 @@
+import { randomBytes } from 'node:crypto';
+import { decompress } from 'zstd-napi';
+import { BlobIndex, BlobType, type BlobLocation } from './blob-index.js';
+import { gearTable } from './chunker.js';
+import { CodecPool } from './codec-pool.js';
+import { EngineError, NotFoundError, RepositoryDamagedError, RepositoryNotFoundError } from './errors.js';
+import { DEFAULT_CONFIG, FORMAT_VERSION, decodeJson, encodeJson, type ChunkerParams, type RepositoryConfig } from './format.js';
+import { fromHex, sha256, toHex } from './hash.js';
+import { decodeIndex, encodeIndex, type IndexFile } from './index-file.js';
+import { RepositoryLock, type LockNotice } from './lock.js';
+import { parsePackHeader, PACK_ENTRY_BYTES, type PackEntry } from './pack.js';
+import type { Snapshot, SnapshotInfo } from './snapshot.js';
+import type { Storage } from './storage.js';
+import { decodeTree, type Tree } from './tree.js';
+
+export const PROGRAM = 'bm-dataprotect 0.1.0';
+
+export interface InitOptions {
+  chunkers?: Partial<RepositoryConfig['chunkers']>;
+  compressionLevel?: number;
+  packSize?: number;
+}
+
+export interface SnapshotFilter {
+  server?: string;
+  tag?: string;
+}
+
+/** An open repository: its config, the in-memory index of every blob, and reading of blobs, trees and snapshots. */
+export class Repository {
+  readonly index = new BlobIndex();
+  /** Index files loaded (their ids): a prune supersedes exactly these. */
+  readonly indexFiles = new Set<string>();
+  readonly gear: Int32Array;
+  private readonly treeCache = new Map<string, Tree>();
+  private pool: CodecPool | undefined;
+
+  private constructor(
+    readonly storage: Storage,
+    readonly config: RepositoryConfig,
+  ) {
+    this.gear = gearTable(config.gearSeed);
+  }
+
+  static async init(storage: Storage, opts: InitOptions = {}): Promise<Repository> {
+    if (await storage.stat('config', 'config')) throw new EngineError(`a repository already exists at ${storage.location}`);
+    const config: RepositoryConfig = {
+      ...DEFAULT_CONFIG,
+      id: randomBytes(16).toString('hex'),
+      created: new Date().toISOString(),
+      chunkers: {
+        file: validChunker(opts.chunkers?.file ?? DEFAULT_CONFIG.chunkers.file, 'file'),
+        stream: validChunker(opts.chunkers?.stream ?? DEFAULT_CONFIG.chunkers.stream, 'stream'),
+      },
+      compression: { algorithm: 'zstd', level: opts.compressionLevel ?? DEFAULT_CONFIG.compression.level },
+      packSize: opts.packSize ?? DEFAULT_CONFIG.packSize,
+    };
+    await storage.write('config', 'config', encodeJson(config));
+    return new Repository(storage, config);
+  }
+
+  static async open(storage: Storage, opts: { loadIndex?: boolean } = {}): Promise<Repository> {
+    let file: Buffer;
+    try {
+      file = await storage.read('config', 'config');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+        throw new RepositoryNotFoundError(`no repository at ${storage.location} (no config file); create one with 'bm-dataprotect repo init --repo ${storage.location}'`);
+      }
+      throw err;
+    }
+    const config = decodeJson<RepositoryConfig>(file, 'config');
+    if (typeof config.version !== 'number' || config.version > FORMAT_VERSION) {
+      throw new RepositoryDamagedError(`config: repository format version ${config.version} is newer than this program supports (${FORMAT_VERSION}); upgrade bm-dataprotect`);
+    }
+    const repo = new Repository(storage, config);
+    if (opts.loadIndex !== false) await repo.loadIndex();
+    return repo;
+  }
+
+  /** Reads every index file into the in-memory table (a few in parallel). */
+  async loadIndex(): Promise<void> {
+    const names: string[] = [];
+    for await (const f of this.storage.list('index')) if (!this.indexFiles.has(f.name)) names.push(f.name);
+    await mapLimit(names, 4, async (name) => {
+      const idx = await this.readIndexFile(name);
+      this.addIndexFile(name, idx);
+    });
+  }
+
+  async readIndexFile(name: string): Promise<IndexFile> {
+    const file = await this.storage.read('index', name);
+    if (toHex(sha256(file)) !== name) throw new RepositoryDamagedError(`index ${name.slice(0, 12)}: content does not match its name`);
+    return decodeIndex(name, file);
+  }
+
+  addIndexFile(name: string, idx: IndexFile): void {
+    for (const p of idx.packs) for (const b of p.blobs) this.index.add(b.id, { ...b, pack: p.id });
+    this.indexFiles.add(name);
+  }
+
+  /** Writes an index file for these packs and returns its id. */
+  async writeIndex(packs: IndexFile['packs'], supersedes: string[] = []): Promise<string> {
+    const file = encodeIndex({ supersedes, packs });
+    const name = toHex(sha256(file));
+    await this.storage.write('index', name, file);
+    this.indexFiles.add(name);
+    return name;
+  }
+
+  codec(): CodecPool {
+    this.pool ??= new CodecPool(this.config.compression.level);
+    return this.pool;
+  }
+
+  chunker(kind: 'file' | 'stream'): ChunkerParams {
+    return this.config.chunkers[kind];
+  }
+
+  location(id: Uint8Array | string): BlobLocation {
+    const key = typeof id === 'string' ? fromHex(id) : id;
+    const loc = this.index.get(key);
+    if (!loc) throw new RepositoryDamagedError(`blob ${(typeof id === 'string' ? id : toHex(id)).slice(0, 12)} is not in any index`);
+    return loc;
+  }
+
+  /** One blob, decompressed and checked against its id. */
+  async readBlob(id: string): Promise<Buffer> {
+    const loc = this.location(id);
+    let stored: Buffer;
+    try {
+      stored = await this.storage.read('data', loc.pack, loc.offset, loc.length);
+    } catch (err) {
+      throw new RepositoryDamagedError(`reading blob ${id.slice(0, 12)} from pack ${loc.pack.slice(0, 12)}: ${(err as Error).message}`);
+    }
+    return verifyBlob(id, loc, stored);
+  }
+
+  async loadTree(id: string): Promise<Tree> {
+    const cached = this.treeCache.get(id);
+    if (cached) return cached;
+    const tree = decodeTree(await this.readBlob(id), id);
+    if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
+    this.treeCache.set(id, tree);
+    return tree;
+  }
+
+  async saveSnapshot(s: Snapshot): Promise<string> {
+    const file = encodeJson(s);
+    const id = toHex(sha256(file));
+    await this.storage.write('snapshot', id, file);
+    return id;
+  }
+
+  async loadSnapshot(id: string): Promise<SnapshotInfo> {
+    let file: Buffer;
+    try {
+      file = await this.storage.read('snapshot', id);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`snapshot ${id.slice(0, 12)} does not exist`);
+      throw err;
+    }
+    if (toHex(sha256(file)) !== id) throw new RepositoryDamagedError(`snapshot ${id.slice(0, 12)}: content does not match its name`);
+    return { ...decodeJson<Snapshot>(file, `snapshot ${id.slice(0, 12)}`), id };
+  }
+
+  /** Snapshots, oldest first. */
+  async listSnapshots(filter: SnapshotFilter = {}): Promise<SnapshotInfo[]> {
+    const names: string[] = [];
+    for await (const f of this.storage.list('snapshot')) names.push(f.name);
+    const all = await mapLimit(names, 8, (n) => this.loadSnapshot(n));
+    return all
+      .filter((s) => (filter.server === undefined || s.server === filter.server) && (filter.tag === undefined || s.tag === filter.tag))
+      .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  /** A snapshot by id, unique id prefix, or `latest` (of the filter). */
+  async findSnapshot(ref: string, filter: SnapshotFilter = {}): Promise<SnapshotInfo> {
+    if (ref === 'latest') {
+      const all = await this.listSnapshots(filter);
+      const last = all.at(-1);
+      if (!last) throw new NotFoundError(`no snapshot${describeFilter(filter)} in ${this.storage.location}`);
+      return last;
+    }
+    if (!/^[0-9a-f]{4,64}$/.test(ref)) throw new NotFoundError(`${JSON.stringify(ref)} is not a snapshot id (give at least 4 hex digits, or 'latest')`);
+    const matches: string[] = [];
+    for await (const f of this.storage.list('snapshot')) if (f.name.startsWith(ref)) matches.push(f.name);
+    if (matches.length === 0) throw new NotFoundError(`no snapshot ${ref} in ${this.storage.location}`);
+    if (matches.length > 1) throw new NotFoundError(`snapshot id ${ref} is ambiguous (${matches.length} snapshots start with it); give more digits`);
+    return this.loadSnapshot(matches[0]);
+  }
+
+  lock(exclusive: boolean, purpose: string, notice?: LockNotice): Promise<RepositoryLock> {
+    return RepositoryLock.acquire(this.storage, exclusive, purpose, notice);
+  }
+
+  /** Reads the header at the end of a pack. */
+  async readPackHeader(name: string, size: number): Promise<PackEntry[]> {
+    const guess = Math.min(size, 64 * 1024);
+    let tail = await this.storage.read('data', name, size - guess, guess);
+    const count = tail.readUInt32LE(tail.length - 4);
+    const need = count * PACK_ENTRY_BYTES + 4;
+    if (need > tail.length && need <= size) tail = await this.storage.read('data', name, size - need, need);
+    return parsePackHeader(name, size, tail);
+  }
+
+  /**
+   * Packs written by a backup that died before writing their index (kill -9): their blobs are
+   * indexed now, so the next backup reuses them instead of reading and storing them again.
+   */
+  async indexOrphanPacks(notice: LockNotice = () => {}): Promise<number> {
+    const orphans: { id: string; blobs: PackEntry[] }[] = [];
+    for await (const f of this.storage.list('data')) {
+      if (this.index.hasPack(f.name)) continue;
+      try {
+        orphans.push({ id: f.name, blobs: await this.readPackHeader(f.name, f.size) });
+      } catch (err) {
+        notice(`ignoring unreadable pack ${f.name.slice(0, 12)} that no index references: ${(err as Error).message}`);
+      }
+    }
+    if (orphans.length === 0) return 0;
+    const name = await this.writeIndex(orphans);
+    this.addIndexFile(name, { supersedes: [], packs: orphans });
+    notice(`indexed ${orphans.length} pack(s) left by an interrupted backup`);
+    return orphans.length;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
+  }
+}
+
+/** Decompresses stored bytes and checks them against the blob id. */
+export function verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffer {
+  let raw: Buffer;
+  try {
+    raw = loc.zstd ? decompress(stored) : stored;
+  } catch (err) {
+    throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: cannot decompress (${(err as Error).message})`);
+  }
+  if (toHex(sha256(raw)) !== id) throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: content does not match its id`);
+  return raw;
+}
+
+export function blobTypeName(t: BlobType): string {
+  return t === BlobType.Tree ? 'tree' : 'data';
+}
+
+function validChunker(p: ChunkerParams, kind: string): ChunkerParams {
+  if (!(p.min > 0 && p.min < p.avg && p.avg < p.max && p.max <= 64 * 1024 * 1024)) {
+    throw new EngineError(`chunker '${kind}': need 0 < min < avg < max <= 64 MiB, got ${JSON.stringify(p)}`);
+  }
+  return p;
+}
+
+function describeFilter(f: SnapshotFilter): string {
+  const parts = [f.server && `server ${f.server}`, f.tag && `tag ${f.tag}`].filter(Boolean);
+  return parts.length ? ` for ${parts.join(', ')}` : '';
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time, keeping the order of results. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,80 @@
+import { UnsafeTreeError } from './errors.js';
+import { FORMAT_VERSION } from './format.js';
+import { RepositoryDamagedError } from './errors.js';
+
+export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
+
+/**
+ * One entry of a directory. Times are integer nanoseconds since the epoch, as decimal strings
+ * (they exceed 2^53); inode and device too. No atime: reading a file changes it, and it would make
+ * every tree new at every backup.
+ */
+export interface TreeNode {
+  name: string;
+  type: NodeType;
+  /** Permission bits and set-id/sticky bits (st_mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: string;
+  ctime: string;
+  inode: string;
+  device: string;
+  /** Hard link count at backup time: files with links > 1 and the same (device, inode) restore as one. */
+  links: number;
+  /** Symlink target. */
+  target?: string;
+  /** Data blob ids (hex) of a file, in order. */
+  content?: string[];
+  /** Tree blob id (hex) of a directory. */
+  subtree?: string;
+}
+
+export interface Tree {
+  nodes: TreeNode[];
+}
+
+/** A tree blob: [version u8] + JSON. Node order is by name, so equal directories give equal blobs. */
+export function encodeTree(tree: Tree): Buffer {
+  return Buffer.concat([Buffer.from([FORMAT_VERSION]), Buffer.from(JSON.stringify(tree))]);
+}
+
+export function decodeTree(raw: Buffer, id: string): Tree {
+  const version = raw[0];
+  if (version === undefined || version === 0 || version > FORMAT_VERSION) {
+    throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: format version ${version} is not supported`);
+  }
+  let tree: Tree;
+  try {
+    tree = JSON.parse(raw.subarray(1).toString('utf8')) as Tree;
+  } catch {
+    throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: not valid JSON`);
+  }
+  if (!tree || !Array.isArray(tree.nodes)) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: no node list`);
+  const seen = new Set<string>();
+  for (const n of tree.nodes) {
+    assertSafeName(n?.name, id);
+    if (seen.has(n.name)) throw new UnsafeTreeError(`tree ${id.slice(0, 12)}: name ${JSON.stringify(n.name)} appears twice`);
+    seen.add(n.name);
+  }
+  return tree;
+}
+
+/** A name a restore can create inside its target: never a path, never `.` or `..`. */
+export function assertSafeName(name: unknown, treeId: string): asserts name is string {
+  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new UnsafeTreeError(`tree ${treeId.slice(0, 12)}: refusing entry name ${JSON.stringify(name)} (it would leave the restore target)`);
+  }
+}
+
+export function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Splits a snapshot path ("/var/spool/x" or "var/spool/x") into safe components. */
+export function splitPath(path: string): string[] {
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  for (const p of parts) if (p === '..') throw new UnsafeTreeError(`path ${JSON.stringify(path)} contains '..'`);
+  return parts;
+}
