@@ -1,0 +1,46 @@
+import { resolve } from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import { LocalStorage, Repository } from '../engine/index.js';
+import { Output } from './output.js';
+
+/** Options every repository command shares. */
+export interface RepoOptions {
+  repo?: string;
+  json?: boolean;
+}
+
+/** A usage error: the command line itself is wrong (exit code 2). */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+}
+
+export function repoPath(opts: RepoOptions): string {
+  const dir = opts.repo ?? process.env.DP_REPOSITORY;
+  if (!dir) throw new UsageError('missing --repo DIR (or the DP_REPOSITORY environment variable): where the repository is');
+  return resolve(dir);
+}
+
+export async function openRepo(opts: RepoOptions): Promise<Repository> {
+  return Repository.open(new LocalStorage(repoPath(opts)));
+}
+
+export function output(opts: RepoOptions): Output {
+  return new Output(Boolean(opts.json));
+}
+
+/** commander argument parsers that reject bad values with a clear message. */
+export function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a whole number >= 0, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function percent(value: string): number {
+  const n = Number(value.replace(/%$/, ''));
+  if (!Number.isFinite(n) || n <= 0 || n > 100) throw new InvalidArgumentError(`expected a percentage in (0, 100], got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
