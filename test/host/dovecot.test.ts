@@ -1,0 +1,81 @@
+import { readdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { ImapFlow } from 'imapflow';
+import { simpleParser } from 'mailparser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dovecotStatus, freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
+import { hostLayout } from '../../server/host/reference/layout.js';
+import { IMAP_ADMIN_USER, imapAdminPassword, seedReference } from '../../server/host/reference/seed.js';
+import { sandbox, type Sandbox } from './helpers.js';
+
+let sb: Sandbox;
+
+beforeAll(async () => {
+  sb = await sandbox('dovecot');
+  await seedReference({ connection: sb.db, root: sb.root, users: 6 });
+});
+afterAll(async () => {
+  if (sb) await stopDovecot(hostLayout(sb.root)).catch(() => {});
+  await sb?.cleanup();
+});
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+describe('reference Dovecot', () => {
+  it("starts on the mail server's address, serves a seeded user's mail over IMAP, and stops", async () => {
+    const layout = hostLayout(sb.root);
+    const port = await freePort();
+    const st = await startDovecot(layout, { port });
+    expect(st).toMatchObject({ running: true, host: '127.0.0.2', port });
+    expect(await listening('127.0.0.2', port)).toBe(true);
+
+    // The files of one user's INBOX, as the seeder wrote them.
+    const box = path.join(layout.spool, 'acme.lan', (await readdir(path.join(layout.spool, 'acme.lan'))).find((n) => n.includes('.'))!);
+    const login = `${path.basename(box)}@acme.lan`;
+    const inboxFiles = [...(await readdir(path.join(box, 'cur'))), ...(await readdir(path.join(box, 'new')))];
+
+    const client = new ImapFlow({
+      host: '127.0.0.2', port, secure: false, logger: false,
+      auth: { user: `${login}*${IMAP_ADMIN_USER}`, pass: await imapAdminPassword(layout) },
+    });
+    await client.connect();
+    try {
+      const folders = (await client.list()).map((f) => f.path).sort();
+      expect(folders).toEqual(expect.arrayContaining(['INBOX', 'Sent', 'Trash', 'Archive', 'Projects', 'Projects/2026']));
+      const status = await client.status('INBOX', { messages: true });
+      expect(status.messages).toBe(inboxFiles.length);
+      const lock = await client.getMailboxLock('INBOX');
+      try {
+        const msgs = [];
+        for await (const m of client.fetch('1:*', { source: true, flags: true, internalDate: true })) msgs.push(m);
+        expect(msgs.length).toBe(inboxFiles.length);
+        const parsed = await simpleParser(msgs[0].source!);
+        expect(parsed.to && 'text' in parsed.to ? parsed.to.text : '').toContain(login);
+        // The Maildir flags and mtimes come back as IMAP flags and internal dates.
+        const seen = msgs.filter((m) => m.flags!.has('\\Seen')).length;
+        expect(seen).toBe(inboxFiles.filter((f) => /:2,[A-Z]*S/.test(f)).length);
+        const date = parsed.date!.getTime();
+        expect(Math.abs(new Date(msgs[0].internalDate!).getTime() - date)).toBeLessThan(1000);
+      } finally {
+        lock.release();
+      }
+    } finally {
+      await client.logout();
+    }
+
+    // A wrong master password is refused.
+    const bad = new ImapFlow({ host: '127.0.0.2', port, secure: false, logger: false, auth: { user: `${login}*${IMAP_ADMIN_USER}`, pass: 'wrong' } });
+    await expect(bad.connect()).rejects.toThrow();
+
+    expect(await stopDovecot(layout)).toEqual({ wasRunning: true });
+    expect((await dovecotStatus(layout)).running).toBe(false);
+    expect(await listening('127.0.0.2', port)).toBe(false);
+  });
+});
