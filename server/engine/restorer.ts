@@ -299,8 +299,11 @@ async function finishFile(fh: FileHandle, node: TreeNode): Promise<void> {
   await fh.utimes(nsToSeconds(node.mtime), nsToSeconds(node.mtime));
 }
 
-/** Nanoseconds (decimal string) to the seconds Node's utimes takes, keeping sub-second precision. */
+/**
+ * Nanoseconds (decimal string) to the seconds Node's utimes takes. A double holds ~0.24 µs at today's
+ * epoch and libuv truncates, so aim at the middle of the microsecond: times come back exact to the µs.
+ */
 export function nsToSeconds(ns: string): number {
-  const n = BigInt(ns);
-  return Number(n / 1_000_000_000n) + Number(n % 1_000_000_000n) / 1e9;
+  const us = BigInt(ns) / 1000n;
+  return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
 }
