@@ -130,6 +130,8 @@ export class TaskRegistry {
   private async execute(run: Running, ctx: TaskContext, body: TaskBody): Promise<Task> {
     const t = run.task;
     try {
+      // Cancelled before it began: do not start the work at all.
+      run.controller.signal.throwIfAborted();
       const result = await body(ctx);
       t.result = result ?? null;
       t.status = 'SUCCEEDED';

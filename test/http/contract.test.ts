@@ -1,0 +1,305 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { Generation } from '../../server/dataprotect/model.js';
+import type { GenerationService } from '../../server/dataprotect/services.js';
+import { SPEC_PATH } from '../../server/http/api.js';
+import { binders } from '../../server/http/handlers.js';
+import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';
+
+const spec = parse(readFileSync(SPEC_PATH, 'utf8')) as {
+  paths: Record<string, Record<string, { operationId: string; 'x-dp-roles': string[]; responses: Record<string, unknown> }>>;
+};
+const TASK_ID = '00000000-0000-4000-8000-000000000000';
+const GEN = 'g1';
+
+/** One valid request per operation: roles and 501s are checked with inputs the contract accepts. */
+const VALID: Record<string, { method: string; url: string; payload?: unknown }> = {
+  getSession: { method: 'GET', url: '/session' },
+  listGenerations: { method: 'GET', url: '/generations' },
+  syncGenerations: { method: 'POST', url: '/generations/_sync' },
+  getGeneration: { method: 'GET', url: `/generations/${GEN}` },
+  forgetGeneration: { method: 'DELETE', url: `/generations/${GEN}` },
+  listGenerationEntities: { method: 'GET', url: `/generations/${GEN}/entities?kind=USER&search=ann&limit=20` },
+  listMailFolders: { method: 'GET', url: `/generations/${GEN}/entities/u1/mail/folders` },
+  listMailMessages: { method: 'GET', url: `/generations/${GEN}/entities/u1/mail/messages?folder=INBOX` },
+  startBackup: { method: 'POST', url: '/backups' },
+  applyRetention: { method: 'POST', url: '/retention/_apply' },
+  getSettings: { method: 'GET', url: '/settings' },
+  updateSettings: {
+    method: 'PUT',
+    url: '/settings',
+    payload: {
+      retentionDays: 10,
+      backupEmails: true,
+      backupArchivedEmails: false,
+      backupTime: '02:30',
+      repositoryLocation: '/srv/backup',
+      skippedTags: [],
+    },
+  },
+  getRestoreCapabilities: { method: 'GET', url: `/restore/capabilities?generationId=${GEN}` },
+  startRestore: {
+    method: 'POST',
+    url: '/restores',
+    payload: { operation: 'subfolder.mailbox', generationId: GEN, entity: { kind: 'USER', uid: 'u1', domainUid: 'd1' } },
+  },
+  listTasks: { method: 'GET', url: '/tasks' },
+  getTask: { method: 'GET', url: `/tasks/${TASK_ID}` },
+  getTaskLog: { method: 'GET', url: `/tasks/${TASK_ID}/log` },
+  cancelTask: { method: 'POST', url: `/tasks/${TASK_ID}/cancel` },
+  streamTaskEvents: { method: 'GET', url: `/tasks/${TASK_ID}/events` },
+  discoverRepository: { method: 'POST', url: '/global-restore/discover', payload: { repositoryLocation: '/srv/backup' } },
+  checkGlobalRestore: { method: 'POST', url: '/global-restore/check', payload: { repositoryLocation: '/srv/backup', generationId: GEN } },
+  startGlobalRestore: { method: 'POST', url: '/global-restore', payload: { repositoryLocation: '/srv/backup', generationId: GEN } },
+  listAuditEvents: { method: 'GET', url: '/audit' },
+};
+
+const operations = Object.entries(spec.paths).flatMap(([, item]) =>
+  Object.entries(item)
+    .filter(([m]) => ['get', 'put', 'post', 'delete', 'patch'].includes(m))
+    .map(([, op]) => op),
+);
+
+let api: TestApi;
+beforeAll(async () => {
+  api = await startTestApi();
+});
+afterAll(async () => api?.close());
+
+function call(key: string | null, req: { method: string; url: string; payload?: unknown }) {
+  return api.app.inject({
+    method: req.method as 'GET',
+    url: `/api/dataprotect${req.url}`,
+    headers: key ? { 'x-bm-apikey': key } : {},
+    ...(req.payload !== undefined ? { payload: req.payload as object } : {}),
+  });
+}
+
+describe('the contract and the binders', () => {
+  it('binds every operation of the spec, and nothing else', () => {
+    const inSpec = operations.map((o) => o.operationId).sort();
+    const bound = [...Object.keys(binders(api.deps)), 'streamTaskEvents'].sort();
+    expect(bound).toEqual(inSpec);
+    expect(Object.keys(VALID).sort()).toEqual(inSpec);
+  });
+
+  it('declares roles on every operation and documents 401 on each', () => {
+    for (const op of operations) {
+      expect(op['x-dp-roles'], op.operationId).toBeDefined();
+      expect(op.responses['401'], op.operationId).toBeDefined();
+    }
+  });
+});
+
+describe('authentication and roles', () => {
+  for (const op of operations) {
+    it(`${op.operationId}: 401 without a key or with an unknown key`, async () => {
+      for (const key of [null, 'not-a-key']) {
+        const r = await call(key, VALID[op.operationId]);
+        expect(r.statusCode).toBe(401);
+        expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
+        expect(r.json()).toMatchObject({ status: 401, title: 'Authentication required' });
+      }
+    });
+    if (op['x-dp-roles'].includes('any')) continue;
+    it(`${op.operationId}: 403 for a user without ${op['x-dp-roles'].join(' or ')}`, async () => {
+      const r = await call(KEYS.noRole, VALID[op.operationId]);
+      expect(r.statusCode).toBe(403);
+      expect(r.json().detail).toContain('lacks the role');
+    });
+    if (!op['x-dp-roles'].includes('manageRestore')) {
+      it(`${op.operationId}: 403 for a restore-only administrator`, async () => {
+        const r = await call(KEYS.restore, VALID[op.operationId]);
+        expect(r.statusCode).toBe(403);
+        const ou = await call(KEYS.ouRestore, VALID[op.operationId]);
+        expect(ou.statusCode).toBe(403);
+      });
+    } else {
+      it(`${op.operationId}: allowed to restore administrators, even OU-limited ones`, async () => {
+        for (const key of [KEYS.restore, KEYS.ouRestore, KEYS.dataprotect]) {
+          const r = await call(key, VALID[op.operationId]);
+          expect([401, 403]).not.toContain(r.statusCode);
+        }
+      });
+    }
+  }
+
+  it('getSession tells the caller who they are and what they hold', async () => {
+    const r = await call(KEYS.ouRestore, VALID.getSession);
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toMatchObject({ login: PRINCIPALS[KEYS.ouRestore].login, roles: [], restoreOrgUnits: ['ou-sales'] });
+  });
+});
+
+describe('capabilities that do not exist yet answer 501, never invented data', () => {
+  const missing: Record<string, string> = {
+    listGenerations: 'generations',
+    getGeneration: 'generations',
+    forgetGeneration: 'generations',
+    syncGenerations: 'generations',
+    startBackup: 'backup-runner',
+    applyRetention: 'backup-runner',
+    listGenerationEntities: 'restore',
+    listMailFolders: 'restore',
+    listMailMessages: 'restore',
+    getRestoreCapabilities: 'restore',
+    startRestore: 'restore',
+    discoverRepository: 'global-restore',
+    checkGlobalRestore: 'global-restore',
+    startGlobalRestore: 'global-restore',
+  };
+  for (const [op, capability] of Object.entries(missing)) {
+    it(`${op} → 501 naming ${capability}`, async () => {
+      const r = await call(KEYS.admin, VALID[op]);
+      expect(r.statusCode).toBe(501);
+      expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
+      const p = r.json();
+      expect(p).toMatchObject({ status: 501, capability, title: 'Not available in this build' });
+      expect(p.detail.length).toBeGreaterThan(30);
+    });
+  }
+
+  it('Backup now says plainly that nothing was started', async () => {
+    const r = await call(KEYS.dataprotect, VALID.startBackup);
+    expect(r.json().detail).toMatch(/no backup runner.*Nothing was started/);
+    const tasks = await call(KEYS.admin, VALID.listTasks);
+    expect(tasks.json().total).toBe(0);
+  });
+});
+
+describe('request validation: 400 naming the field', () => {
+  const cases: [string, { method: string; url: string; payload?: unknown }, string][] = [
+    ['bad generation id', { method: 'GET', url: '/generations/..%2Fetc' }, 'path.generationId'],
+    ['unknown kind', { method: 'GET', url: `/generations/${GEN}/entities?kind=PRINTER` }, 'query.kind'],
+    ['limit too big', { method: 'GET', url: `/generations/${GEN}/entities?limit=100000` }, 'query.limit'],
+    ['negative offset', { method: 'GET', url: '/tasks?offset=-1' }, 'query.offset'],
+    ['folder missing', { method: 'GET', url: `/generations/${GEN}/entities/u1/mail/messages` }, 'query.folder'],
+    ['task id not a uuid', { method: 'GET', url: '/tasks/42' }, 'path.taskId'],
+    ['unknown task status', { method: 'GET', url: '/tasks?status=DONE' }, 'query.status'],
+    [
+      'unknown restore operation',
+      { method: 'POST', url: '/restores', payload: { operation: 'replace.everything', generationId: GEN, entity: { kind: 'USER', uid: 'u', domainUid: 'd' } } },
+      'body.operation',
+    ],
+    [
+      'entity without uid',
+      { method: 'POST', url: '/restores', payload: { operation: 'replace.mailbox', generationId: GEN, entity: { kind: 'USER', domainUid: 'd' } } },
+      'body.entity.uid',
+    ],
+    [
+      'extra field in restore',
+      {
+        method: 'POST',
+        url: '/restores',
+        payload: { operation: 'replace.mailbox', generationId: GEN, entity: { kind: 'USER', uid: 'u', domainUid: 'd' }, force: true },
+      },
+      'body.force',
+    ],
+    ['discover without location', { method: 'POST', url: '/global-restore/discover', payload: {} }, 'body.repositoryLocation'],
+    ['bad recipient', { method: 'POST', url: '/restores', payload: { operation: 'send.books.vcf', generationId: GEN, entity: { kind: 'USER', uid: 'u', domainUid: 'd' }, recipient: 'nope' } }, 'body.recipient'],
+  ];
+  for (const [name, req, field] of cases) {
+    it(`${name} → 400 on ${field}`, async () => {
+      const r = await call(KEYS.admin, req);
+      expect(r.statusCode).toBe(400);
+      expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(r.json().errors.map((e: { field: string }) => e.field)).toContain(field);
+    });
+  }
+
+  it('a body that is not JSON is a 400 problem; an unknown route a 404 problem', async () => {
+    const bad = await api.app.inject({
+      method: 'PUT',
+      url: '/api/dataprotect/settings',
+      headers: { 'x-bm-apikey': KEYS.admin, 'content-type': 'application/json' },
+      payload: '{"retentionDays": ',
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.headers['content-type']).toMatch(/problem\+json/);
+    const none = await call(KEYS.admin, { method: 'GET', url: '/nothing-here' });
+    expect(none.statusCode).toBe(404);
+    expect(none.json().status).toBe(404);
+  });
+});
+
+describe('settings', () => {
+  const valid = VALID.updateSettings.payload as Record<string, unknown>;
+
+  it('starts from the defaults: 01:00, emails on, archived emails off', async () => {
+    const r = await call(KEYS.dataprotect, VALID.getSettings);
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toMatchObject({ backupTime: '01:00', backupEmails: true, backupArchivedEmails: false, updatedAt: null });
+  });
+
+  it('saves, reads back, and writes an audit event naming what changed', async () => {
+    const put = await call(KEYS.dataprotect, { ...VALID.updateSettings, payload: { ...valid, skippedTags: ['mail/archive', 'bm/es'] } });
+    expect(put.statusCode).toBe(200);
+    expect(put.json()).toMatchObject({ retentionDays: 10, backupTime: '02:30', skippedTags: ['bm/es', 'mail/archive'], updatedBy: 'dpadmin@example.test' });
+    const get = await call(KEYS.admin, VALID.getSettings);
+    expect(get.json()).toMatchObject({ retentionDays: 10, backupTime: '02:30', repositoryLocation: '/srv/backup' });
+    const audit = await call(KEYS.admin, { method: 'GET', url: '/audit?action=settings.update' });
+    expect(audit.statusCode).toBe(200);
+    const event = audit.json().items[0];
+    expect(event).toMatchObject({ actor: 'dpadmin@example.test', action: 'settings.update', result: 'ok' });
+    expect(event.detail.changed).toEqual(expect.arrayContaining(['retentionDays', 'backupTime', 'repositoryLocation', 'skippedTags']));
+  });
+
+  const invalid: [string, Record<string, unknown>, string][] = [
+    ['retention as a string', { ...valid, retentionDays: '10' }, 'body.retentionDays'],
+    ['retention of 0 days', { ...valid, retentionDays: 0 }, 'body.retentionDays'],
+    ['backup time 25:00', { ...valid, backupTime: '25:00' }, 'body.backupTime'],
+    ['backupEmails missing', (({ backupEmails: _, ...rest }) => rest)(valid), 'body.backupEmails'],
+    ['unknown field', { ...valid, retention: 3 }, 'body.retention'],
+    ['relative repository', { ...valid, repositoryLocation: 'var/backups' }, 'body.repositoryLocation'],
+    ['repository with ..', { ...valid, repositoryLocation: '/srv/../etc' }, 'body.repositoryLocation'],
+    ['badly formed tag', { ...valid, skippedTags: ['MAIL'] }, 'body.skippedTags.0'],
+    ['a tag twice', { ...valid, skippedTags: ['bm/es', 'bm/es'] }, 'body.skippedTags'],
+  ];
+  for (const [name, payload, field] of invalid) {
+    it(`refuses ${name} (400 on ${field}) and keeps what was saved`, async () => {
+      const before = (await call(KEYS.admin, VALID.getSettings)).json();
+      const r = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload });
+      expect(r.statusCode).toBe(400);
+      expect(r.json().errors.map((e: { field: string }) => e.field)).toContain(field);
+      expect((await call(KEYS.admin, VALID.getSettings)).json()).toEqual(before);
+    });
+  }
+});
+
+describe('response validation is on in the tests', () => {
+  it('a domain answer that breaks the contract becomes a 500, a conforming one passes', async () => {
+    const gen: Generation = {
+      id: 'g-ok',
+      protectionTime: '2026-11-20T01:00:00.000Z',
+      status: 'VALID',
+      runStatus: 'OK',
+      productVersion: '0.1.0',
+      formatVersion: 1,
+      sizeRead: 10,
+      sizeAdded: 5,
+      parts: [
+        { id: 'p1', server: 'srv1', tag: 'bm/pgsql', status: 'VALID', begin: '2026-11-20T01:00:00.000Z', end: '2026-11-20T01:01:00.000Z', sizeRead: 10, sizeAdded: 5, messages: [] },
+      ],
+    };
+    const stub = (g: unknown): GenerationService => ({
+      list: async () => [g as Generation],
+      get: async () => g as Generation,
+      forget: async () => { throw new Error('unused'); },
+      sync: async () => { throw new Error('unused'); },
+    });
+    const good = await startTestApi({ generations: stub(gen) });
+    const bad = await startTestApi({ generations: stub({ ...gen, status: 'GREAT', parts: 'none' }) });
+    try {
+      const ok = await good.app.inject({ method: 'GET', url: '/api/dataprotect/generations', headers: { 'x-bm-apikey': KEYS.admin } });
+      expect(ok.statusCode).toBe(200);
+      expect(ok.json()[0].id).toBe('g-ok');
+      const broken = await bad.app.inject({ method: 'GET', url: '/api/dataprotect/generations', headers: { 'x-bm-apikey': KEYS.admin } });
+      expect(broken.statusCode).toBe(500);
+      expect(broken.json().status).toBe(500);
+    } finally {
+      await good.close();
+      await bad.close();
+    }
+  });
+});
