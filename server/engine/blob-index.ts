@@ -44,7 +44,7 @@ export class BlobIndex {
 
   constructor(expected = 1024) {
     let cap = 1024;
-    while (cap * 0.7 < expected) cap *= 2;
+    while (cap * 0.8 < expected) cap *= 2;
     this.capacity = cap;
     this.mask = cap - 1;
     this.ids = new Uint8Array(cap * ID_BYTES);
@@ -84,7 +84,7 @@ export class BlobIndex {
 
   /** Adds a blob; a blob already present keeps its first location (duplicates are the prune's business). */
   add(id: Uint8Array, loc: BlobLocation): boolean {
-    if ((this.count + 1) > this.capacity * 0.7) this.grow();
+    if (this.count + 1 > this.capacity * 0.8) this.grow();
     let s = this.hash(id);
     for (;;) {
       if (this.flags[s] === EMPTY) break;

@@ -31,7 +31,9 @@ export interface PruneSummary {
 export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<PruneSummary> {
   const lock = await repo.lock(true, 'prune', opts.progress?.notice);
   try {
-    return await pruneLocked(repo, opts);
+    const summary = await pruneLocked(repo, opts);
+    if (!opts.dryRun) await repo.reloadIndex();
+    return summary;
   } finally {
     await lock.release();
   }

@@ -28,7 +28,7 @@ export interface SnapshotFilter {
 
 /** An open repository: its config, the in-memory index of every blob, and reading of blobs, trees and snapshots. */
 export class Repository {
-  readonly index = new BlobIndex();
+  index = new BlobIndex();
   /** Index files loaded (their ids): a prune supersedes exactly these. */
   readonly indexFiles = new Set<string>();
   readonly gear: Int32Array;
@@ -86,6 +86,13 @@ export class Repository {
       const idx = await this.readIndexFile(name);
       this.addIndexFile(name, idx);
     });
+  }
+
+  /** Forgets the in-memory index and reads the index files again (after a prune rewrote them). */
+  async reloadIndex(): Promise<void> {
+    this.index = new BlobIndex(this.index.size);
+    this.indexFiles.clear();
+    await this.loadIndex();
   }
 
   async readIndexFile(name: string): Promise<IndexFile> {

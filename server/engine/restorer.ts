@@ -184,7 +184,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     const raw = await codec.decompress(stored, jobs.map((j) => j.loc.zstd));
     await mapLimit(jobs, 16, async (j, i) => {
       const data = raw.outputs[i];
-      const bad = raw.errors[i] ?? (toHex(sha256(data)) !== j.id ? 'content does not match its id' : null);
+      const bad = raw.errors[i] ? `cannot decompress (${raw.errors[i]})` : toHex(sha256(data)) !== j.id ? 'content does not match its id' : null;
       for (const t of j.targets) {
         const f = t.file;
         if (f.failed) continue;

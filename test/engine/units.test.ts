@@ -1,0 +1,93 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { BlobIndex, BlobType, cutsInto, gearTable, sha256, StreamChunker } from '../../server/engine/index.js';
+import { DEFAULT_CONFIG } from '../../server/engine/format.js';
+import { bytesOf } from './helpers.js';
+
+const gear = gearTable(DEFAULT_CONFIG.gearSeed);
+const small = { min: 64, avg: 256, max: 1024 };
+
+describe('FastCDC chunker', () => {
+  test('chunks tile the input with min <= length <= max (the last one may be shorter)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 20_000 }), (data) => {
+        const cuts: number[] = [];
+        cutsInto(gear, data, small, cuts);
+        let start = 0;
+        for (const [i, c] of cuts.entries()) {
+          const len = c - start;
+          expect(len).toBeLessThanOrEqual(small.max);
+          if (i < cuts.length - 1) expect(len).toBeGreaterThanOrEqual(small.min);
+          start = c;
+        }
+        expect(start).toBe(data.length);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a stream cut in any pieces gives the same chunks as the whole', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 30 }), (seed, sizes) => {
+        const data = bytesOf(seed, sizes.reduce((a, b) => a + b, 0));
+        const whole: number[] = [];
+        cutsInto(gear, data, small, whole);
+        const sc = new StreamChunker(gear, small);
+        const lens: number[] = [];
+        let o = 0;
+        for (const s of sizes) {
+          for (const c of sc.push(data.subarray(o, o + s))) lens.push(c.length);
+          o += s;
+        }
+        for (const c of sc.end()) lens.push(c.length);
+        let p = 0;
+        expect(lens.map((l) => (p += l))).toEqual(whole);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('after an insertion near the start almost every chunk is found again', () => {
+    const params = DEFAULT_CONFIG.chunkers.stream;
+    const data = bytesOf(5, 8 * 1024 * 1024);
+    const edited = Buffer.concat([data.subarray(0, 1000), Buffer.from('inserted row'), data.subarray(1000)]);
+    const ids = (buf: Buffer) => {
+      const cuts: number[] = [];
+      cutsInto(gear, buf, params, cuts);
+      let s = 0;
+      return cuts.map((c) => sha256(buf.subarray(s, (s = c))).toString('hex'));
+    };
+    const before = new Set(ids(data));
+    const after = ids(edited);
+    const reused = after.filter((id) => before.has(id)).length;
+    expect(reused / after.length).toBeGreaterThan(0.99);
+  });
+
+  test('the gear table is fixed: the same seed always gives the same cut points', () => {
+    const cuts: number[] = [];
+    cutsInto(gearTable(0x2545f491), bytesOf(1, 100_000), small, cuts);
+    expect(cuts.slice(0, 5)).toEqual(CUTS_V1);
+  });
+});
+
+// Cut points of format version 1 for bytesOf(1, 100000) with min 64 / avg 256 / max 1024: changing them
+// would change every blob id, so this must never change.
+const CUTS_V1 = [310, 474, 866, 1069, 1572];
+
+describe('compact blob index', () => {
+  test('finds every blob after growing, and costs at most 125 bytes per blob even right after growing', () => {
+    const idx = new BlobIndex();
+    const n = 200_000;
+    for (let i = 0; i < n; i++) {
+      const id = sha256(Buffer.from(`blob ${i}`));
+      idx.add(id, { pack: `pack${i % 50}`, type: i % 7 === 0 ? BlobType.Tree : BlobType.Data, zstd: i % 2 === 0, offset: i, length: i + 1, rawLength: i + 2 });
+    }
+    expect(idx.size).toBe(n);
+    for (let i = 0; i < n; i += 997) {
+      const loc = idx.get(sha256(Buffer.from(`blob ${i}`)))!;
+      expect(loc).toEqual({ pack: `pack${i % 50}`, type: i % 7 === 0 ? BlobType.Tree : BlobType.Data, zstd: i % 2 === 0, offset: i, length: i + 1, rawLength: i + 2 });
+    }
+    expect(idx.has(sha256(Buffer.from('absent')))).toBe(false);
+    expect(idx.byteSize / n).toBeLessThanOrEqual(125);
+  });
+});
