@@ -85,7 +85,8 @@ export function errorToProblem(err: unknown, request: FastifyRequest): Problem {
     return problem(400, err.message, { instance, errors: [{ field: `body.${err.field}`, message: err.message.slice(err.field.length + 2) }] });
   }
   const fe = err as FastifyError;
-  if (fe && Array.isArray(fe.validation)) {
+  // Request validation only: a failed response validation (tests) also carries `validation`, but no context.
+  if (fe && Array.isArray(fe.validation) && fe.validationContext) {
     const errors = validationErrors(fe);
     const detail = errors.map((e) => `${e.field} ${e.message}`).join('; ');
     return problem(400, detail || fe.message, { instance, errors });
