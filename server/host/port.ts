@@ -127,7 +127,10 @@ export interface EntityDataReader {
   exportContainer(q: SnapshotQuery, container: EntityContainer): AsyncIterable<string>;
 }
 
-/** Renders an export stream (as produced by EntityDataReader.exportContainer) to ICS or VCF. */
+/**
+ * Renders an export stream (as produced by EntityDataReader.exportContainer) to ICS or VCF. Here and in
+ * DatabaseWriter, each string of the iterable holds one or more complete JSON lines.
+ */
 export interface EntityRenderer {
   render(type: ContainerType, lines: AsyncIterable<string>): Promise<string>;
 }

@@ -50,7 +50,7 @@ describe('reference Dovecot', () => {
       const folders = (await client.list()).map((f) => f.path).sort();
       expect(folders).toEqual(expect.arrayContaining(['INBOX', 'Sent', 'Trash', 'Archive', 'Projects', 'Projects/2026']));
       const status = await client.status('INBOX', { messages: true });
-      expect(status.messages).toBe(inboxFiles.length);
+      expect(status && status.messages).toBe(inboxFiles.length);
       const lock = await client.getMailboxLock('INBOX');
       try {
         const msgs = [];

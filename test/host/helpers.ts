@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ConnectionSettings, parseDatabaseUrl, withDatabase } from '../../server/host/connection.js';
-import { dropDatabase } from '../../server/host/reference/db.js';
+import { dropDatabase } from '../../server/host/db.js';
 
 export const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 

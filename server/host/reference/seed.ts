@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { type ConnectionSettings, describe } from '../connection.js';
-import { connect, createDatabase, databaseExists, insertRows } from './db.js';
+import { connect, createDatabase, databaseExists, insertRows } from '../db.js';
 import { CORE_SERVER, MAIL_SERVER, ROOT_MARKER, type HostLayout, hostLayout } from './layout.js';
 import { attachmentFor, buildMessage, maildirName, ssha256 } from './mail.js';
 import { CITIES, COMPANIES, FIRST_NAMES, LAST_NAMES, Prng } from './prng.js';

@@ -1,7 +1,7 @@
 // Small database helpers for the reference host: connect, create/drop databases, bulk insert.
 
 import pg from 'pg';
-import { type ConnectionSettings, describe, ident, pgConfig, redact, withDatabase } from '../connection.js';
+import { type ConnectionSettings, describe, ident, pgConfig, redact, withDatabase } from './connection.js';
 
 export async function connect(s: ConnectionSettings): Promise<pg.Client> {
   const client = new pg.Client(pgConfig(s));

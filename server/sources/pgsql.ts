@@ -1,0 +1,331 @@
+// The `bm/pgsql` part: `pg_dump --format=custom --compress=0` streamed straight into the engine (no temp file, so
+// the stream chunker deduplicates unchanged tables between generations), and, from the very same snapshot
+// (pg_export_snapshot + pg_dump --snapshot), the per-entity exports single restores read, plus a manifest
+// with per-table fingerprints that a database restore checks against.
+//
+// Part layout:
+//   /manifest.json                                      what is in the part (see PgManifest)
+//   /dump/<database>.pgdump                             the custom-format dump
+//   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough, Readable } from 'node:stream';
+import type pg from 'pg';
+import { Archiver, openFile, type BackupProgress, type Repository, type SnapshotInfo } from '../engine/index.js';
+import { type ConnectionSettings, describe, ident, pgToolEnv, redact } from '../host/connection.js';
+import type { DirectoryEntity, EntityContainer, EntityDataReader } from '../host/port.js';
+import { clientQuery } from '../host/query.js';
+import { connect, createDatabase, databaseExists, dropDatabase, withClient } from '../host/db.js';
+
+export const PG_MANIFEST_PATH = '/manifest.json';
+export const PG_MANIFEST_FORMAT = 1;
+
+export interface TableFingerprint {
+  rows: number;
+  /** Order-independent sum of the rows' hashes (decimal text): equal tables give equal sums. */
+  hash: string;
+}
+
+export interface ExportedContainer {
+  uid: string;
+  type: EntityContainer['type'];
+  name: string;
+  items: number;
+  path: string;
+}
+
+export interface ExportedEntity extends DirectoryEntity {
+  containers: ExportedContainer[];
+}
+
+export interface PgManifest {
+  format: number;
+  kind: 'pgsql';
+  database: string;
+  serverVersion: string;
+  /** The exported snapshot both the dump and the exports were read in. */
+  snapshot: string;
+  dump: { path: string; bytes: number; tool: string };
+  tables: Record<string, TableFingerprint>;
+  entities: ExportedEntity[];
+}
+
+export interface DatabasePartOptions {
+  connection: ConnectionSettings;
+  /** Reads the host's entities and containers; omit to back up the dump alone. */
+  entities?: EntityDataReader;
+  progress?: BackupProgress;
+  /** Called once the snapshot is exported, before anything is read from it (tests write concurrently here). */
+  afterSnapshot?: (snapshotId: string) => Promise<void>;
+  pgDump?: string;
+}
+
+/** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
+export function pathSegment(s: string): string {
+  return s.replace(/[%/\\\x00-\x1f]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase());
+}
+
+export function entityExportPath(domainUid: string, entityUid: string, containerUid: string): string {
+  return `/entities/${pathSegment(domainUid)}/${pathSegment(entityUid)}/${pathSegment(containerUid)}.jsonl`;
+}
+
+export function dumpPath(database: string): string {
+  return `/dump/${pathSegment(database)}.pgdump`;
+}
+
+/** Per-table row count and order-independent hash, read through `q` (inside a snapshot, or on a restored copy). */
+export async function tableFingerprints(c: pg.ClientBase): Promise<Record<string, TableFingerprint>> {
+  const tables = await c.query<{ schemaname: string; tablename: string }>(
+    `SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`,
+  );
+  const out: Record<string, TableFingerprint> = {};
+  for (const t of tables.rows) {
+    const name = `${ident(t.schemaname)}.${ident(t.tablename)}`;
+    const r = await c.query<{ rows: string; hash: string | null }>(
+      `SELECT count(*) AS rows, sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint::numeric)::text AS hash FROM ${name} t`,
+    );
+    out[`${t.schemaname}.${t.tablename}`] = { rows: Number(r.rows[0].rows), hash: r.rows[0].hash ?? '0' };
+  }
+  return out;
+}
+
+class ToolError extends Error {}
+
+/** Runs a PostgreSQL tool; its failure carries the tool's own message, with the password removed. */
+function pgTool(bin: string, args: string[], s: ConnectionSettings): { child: ChildProcess; done: Promise<void> } {
+  const child = spawn(bin, args, { env: pgToolEnv(s), stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => {
+    if (stderr.length < 16_384) stderr += b.toString();
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', (e) => reject(new ToolError(`${bin} could not be started: ${redact(e.message, s)}`)));
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve();
+      else {
+        const why = redact(stderr.trim(), s) || (signal ? `killed by ${signal}` : `exit code ${code}`);
+        reject(new ToolError(`${bin} of ${describe(s)} failed: ${why}`));
+      }
+    });
+  });
+  done.catch(() => {});
+  return { child, done };
+}
+
+async function toolVersion(bin: string): Promise<string> {
+  return new Promise((resolve) => {
+    const c = spawn(bin, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    c.once('error', () => resolve('unknown'));
+    c.once('close', () => resolve(out.trim() || 'unknown'));
+  });
+}
+
+/**
+ * Adds the database part's content to an archiver (which the caller commits): dump, exports, manifest.
+ * Everything is read inside one exported snapshot; a failing pg_dump rejects with its message.
+ */
+export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promise<PgManifest> {
+  const s = opts.connection;
+  const bin = opts.pgDump ?? 'pg_dump';
+  const c = await connect(s);
+  try {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snap = (await c.query<{ id: string; v: string }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v`)).rows[0];
+    opts.progress?.notice?.(`database ${describe(s)}: snapshot ${snap.id}`);
+    await opts.afterSnapshot?.(snap.id);
+
+    // The dump: pg_dump's stdout goes straight into the archiver; the stream ends only on success.
+    const path = dumpPath(s.database);
+    const { child, done } = pgTool(bin, ['--format=custom', '--compress=0', `--snapshot=${snap.id}`, '--no-password'], s);
+    child.stdin!.end();
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    // The archiver may not be reading yet when pg_dump fails; the error reaches it through the stream's state.
+    out.on('error', () => {});
+    child.stdout!.pipe(out, { end: false });
+    let bytes = 0;
+    child.stdout!.on('data', (b: Buffer) => (bytes += b.length));
+    done.then(
+      () => out.end(),
+      (e) => out.destroy(e),
+    );
+    try {
+      await archiver.addStream(path, out, { chunker: 'stream' });
+      await done;
+    } catch (e) {
+      child.kill('SIGTERM');
+      // Prefer pg_dump's own message to the stream's "premature close".
+      const toolError = await done.then(() => null, (x: Error) => x);
+      if (toolError) throw toolError;
+      throw e instanceof ToolError ? e : new Error(`dumping ${describe(s)}: ${redact((e as Error).message, s)}`);
+    }
+
+    // Per-table fingerprints, then the per-entity exports, all in the same snapshot.
+    const tables = await tableFingerprints(c);
+    const entities: ExportedEntity[] = [];
+    if (opts.entities) {
+      const q = clientQuery(c);
+      for (const owner of await opts.entities.owners(q)) {
+        const containers: ExportedContainer[] = [];
+        for (const cont of await opts.entities.containers(q, owner)) {
+          const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
+          const lines: Buffer[] = [];
+          for await (const line of opts.entities.exportContainer(q, cont)) lines.push(Buffer.from(line + '\n', 'utf8'));
+          const data = Buffer.concat(lines);
+          // Large containers go through the stream chunker so that a few changed items cost little.
+          if (data.length > 256 * 1024) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
+          else await archiver.addBytes(p, data);
+          containers.push({ uid: cont.uid, type: cont.type, name: cont.name, items: lines.length - 1, path: p });
+        }
+        entities.push({ ...owner, containers });
+      }
+    }
+    const manifest: PgManifest = {
+      format: PG_MANIFEST_FORMAT,
+      kind: 'pgsql',
+      database: s.database,
+      serverVersion: snap.v,
+      snapshot: snap.id,
+      dump: { path, bytes, tool: await toolVersion(bin) },
+      tables,
+      entities,
+    };
+    await archiver.addBytes(PG_MANIFEST_PATH, Buffer.from(JSON.stringify(manifest, null, 1)));
+    await c.query('COMMIT');
+    return manifest;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+export interface DatabaseBackupOptions extends DatabasePartOptions {
+  repo: Repository;
+  server: string;
+  tag?: string;
+  parent?: string;
+  meta?: Record<string, unknown>;
+  time?: Date;
+}
+
+export interface DatabaseBackupResult {
+  snapshot: SnapshotInfo;
+  manifest: PgManifest;
+}
+
+/** One `bm/pgsql` snapshot; on any failure nothing is committed and the error says why. */
+export async function backupDatabase(opts: DatabaseBackupOptions): Promise<DatabaseBackupResult> {
+  const archiver = new Archiver(opts.repo, { server: opts.server, tag: opts.tag ?? 'bm/pgsql', parent: opts.parent, progress: opts.progress, time: opts.time });
+  let manifest: PgManifest;
+  try {
+    manifest = await addDatabase(archiver, opts);
+  } catch (e) {
+    await archiver.abort();
+    throw e;
+  }
+  const snapshot = await archiver.commit({
+    meta: { ...opts.meta, kind: 'pgsql', database: manifest.database, pgSnapshot: manifest.snapshot, entities: manifest.entities.length },
+  });
+  return { snapshot, manifest };
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of stream) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}
+
+export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Promise<PgManifest> {
+  const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
+  const m = JSON.parse(raw.toString('utf8')) as PgManifest;
+  if (m.kind !== 'pgsql' || typeof m.format !== 'number') throw new Error(`snapshot ${snapshot.id.slice(0, 8)} is not a database part`);
+  if (m.format > PG_MANIFEST_FORMAT) throw new Error(`database part format ${m.format} is newer than this program reads (${PG_MANIFEST_FORMAT})`);
+  return m;
+}
+
+/** The lines of one container export of a generation (reads only that stream). */
+export async function* readEntityExport(repo: Repository, snapshot: SnapshotInfo, path: string): AsyncGenerator<string> {
+  let buf = '';
+  for await (const chunk of openFile(repo, snapshot, path)) {
+    buf += (chunk as Buffer).toString('utf8');
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      yield buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+    }
+  }
+  if (buf) yield buf;
+}
+
+export interface DatabaseRestoreOptions {
+  repo: Repository;
+  snapshot: SnapshotInfo;
+  /** Where to restore: a database that must not exist yet, on this server. */
+  target: ConnectionSettings;
+  progress?: { notice?(message: string): void; bytes?(done: number, total: number): void };
+  pgRestore?: string;
+}
+
+export interface DatabaseRestoreResult {
+  database: string;
+  tables: number;
+  rows: number;
+  bytes: number;
+  durationMs: number;
+}
+
+/**
+ * Restores the dump of a `bm/pgsql` snapshot into a new database: pg_restore reads the dump from the repository
+ * as a stream (no temp file), in one transaction; then every table's row count and hash are checked against
+ * the manifest. On any failure the new database is dropped.
+ */
+export async function restoreDatabase(opts: DatabaseRestoreOptions): Promise<DatabaseRestoreResult> {
+  const started = Date.now();
+  const t = opts.target;
+  const manifest = await readManifest(opts.repo, opts.snapshot);
+  if (await databaseExists(t, t.database)) {
+    throw new Error(`database ${t.database} already exists on ${t.host}:${t.port}: a database restore creates a new database`);
+  }
+  await createDatabase(t, t.database);
+  try {
+    const bin = opts.pgRestore ?? 'pg_restore';
+    const { child, done } = pgTool(bin, ['--format=custom', '--exit-on-error', '--single-transaction', '--no-password', `--dbname=${t.database}`], t);
+    child.stdout!.resume();
+    const dump = openFile(opts.repo, opts.snapshot, manifest.dump.path);
+    let bytes = 0;
+    dump.on('data', (b: Buffer) => {
+      bytes += b.length;
+      opts.progress?.bytes?.(bytes, manifest.dump.bytes);
+    });
+    dump.pipe(child.stdin!);
+    // pg_restore stopping early closes its stdin: that is reported by `done`, not as a pipe error.
+    child.stdin!.on('error', () => {});
+    const readFailed = new Promise<never>((_, reject) => dump.once('error', (e) => {
+      child.kill('SIGTERM');
+      reject(new Error(`reading the dump from snapshot ${opts.snapshot.id.slice(0, 8)}: ${e.message}`));
+    }));
+    await Promise.race([done, readFailed]);
+    opts.progress?.notice?.(`restored ${manifest.database} into ${t.database}; checking tables`);
+
+    const restored = await withClient(t, (c) => tableFingerprints(c));
+    const problems: string[] = [];
+    for (const [name, want] of Object.entries(manifest.tables)) {
+      const got = restored[name];
+      if (!got) problems.push(`${name}: missing`);
+      else if (got.rows !== want.rows) problems.push(`${name}: ${got.rows} rows, expected ${want.rows}`);
+      else if (got.hash !== want.hash) problems.push(`${name}: content differs from the backup`);
+    }
+    for (const name of Object.keys(restored)) if (!manifest.tables[name]) problems.push(`${name}: not in the backup`);
+    if (problems.length) throw new Error(`restored database ${t.database} does not match the backup: ${problems.slice(0, 5).join('; ')}`);
+    return {
+      database: t.database,
+      tables: Object.keys(restored).length,
+      rows: Object.values(restored).reduce((n, x) => n + x.rows, 0),
+      bytes,
+      durationMs: Date.now() - started,
+    };
+  } catch (e) {
+    await dropDatabase(t, t.database).catch(() => {});
+    throw e;
+  }
+}

@@ -1,0 +1,206 @@
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import ICAL from 'ical.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRepository, LocalStorage, type Repository } from '../../server/engine/index.js';
+import type { ConnectionSettings } from '../../server/host/connection.js';
+import { withClient } from '../../server/host/db.js';
+import { ReferenceHost } from '../../server/host/reference/host.js';
+import { seedReference } from '../../server/host/reference/seed.js';
+import {
+  backupDatabase, readEntityExport, readManifest, restoreDatabase, tableFingerprints, type TableFingerprint,
+} from '../../server/sources/pgsql.js';
+import { sandbox, type Sandbox } from '../host/helpers.js';
+
+let sb: Sandbox;
+let repoDir: string;
+let repo: Repository;
+let host: ReferenceHost;
+
+beforeAll(async () => {
+  sb = await sandbox('pgsql');
+  await seedReference({ connection: sb.db, root: sb.root, users: 60, files: false });
+  repoDir = await mkdtemp(path.join(tmpdir(), 'dp-repo-pgsql-'));
+  repo = await initRepository(new LocalStorage(repoDir));
+  host = new ReferenceHost(sb.root, sb.db);
+});
+afterAll(async () => {
+  await repo?.close().catch(() => {});
+  await sb?.cleanup();
+  if (repoDir) await rm(repoDir, { recursive: true, force: true });
+});
+
+const q = <T = Record<string, unknown>>(db: ConnectionSettings, sql: string, params: unknown[] = []) =>
+  withClient(db, async (c) => (await c.query(sql, params)).rows as T[]);
+
+/** Items of a container with their rows, ids left out (they are the database's own), as of now. */
+async function containerState(db: ConnectionSettings, uid: string, table = 't_calendar_vevent') {
+  const order = table === 't_calendar_vevent' ? 'r.recurid_timestamp NULLS FIRST, r.dtstart_timestamp' : 'r.item_id';
+  return q(db, `SELECT i.uid, i.version, i.displayname, i.created, i.updated,
+                       (SELECT json_agg(to_jsonb(r) - 'item_id' ORDER BY ${order})
+                          FROM ${table} r WHERE r.item_id = i.id)::text AS rows
+                  FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1 ORDER BY i.uid`, [uid]);
+}
+
+describe('bm/pgsql part', () => {
+  it('backs up twice (the second adds far less), and generation 1 restores into a new database equal row for row', async () => {
+    const users = await q<{ uid: string }>(sb.db, `SELECT entry_uid AS uid FROM t_directory_entry WHERE kind = 'USER' ORDER BY entry_uid LIMIT 2`);
+    const [u1, u2] = users.map((u) => u.uid);
+    const cal1 = `calendar:Default:${u1}`;
+    const before: Record<string, TableFingerprint> = await withClient(sb.db, tableFingerprints);
+    const calBefore = await containerState(sb.db, cal1);
+    const containersBefore = await q<{ uid: string }>(sb.db, `SELECT uid FROM t_container WHERE owner = $1 AND container_type IN ('calendar','addressbook','todolist') ORDER BY uid`, [u1]);
+    const bookBefore = await containerState(sb.db, `book:Contacts_${u1}`, 't_addressbook_vcard');
+    expect(calBefore.length).toBeGreaterThan(5);
+
+    const g1 = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: host.entityData });
+
+    // Change the data: delete a user's events, update contacts, add rows.
+    await q(sb.db, `DELETE FROM t_container_item WHERE container_id = (SELECT id FROM t_container WHERE uid = $1)`, [cal1]);
+    await q(sb.db, `UPDATE t_addressbook_vcard SET note = 'updated after generation 1', title = 'CTO'
+                     WHERE item_id IN (SELECT i.id FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1)`, [`book:Contacts_${u1}`]);
+    await q(sb.db, `WITH c AS (SELECT id FROM t_container WHERE uid = $1),
+                         i AS (INSERT INTO t_container_item (container_id, uid, displayname) SELECT c.id, 'added-' || g, 'Added ' || g FROM c, generate_series(1, 25) g RETURNING id, displayname)
+                    INSERT INTO t_calendar_vevent (item_id, summary, dtstart_timestamp, dtstart_precision) SELECT id, displayname, '2026-03-01 10:00', 'DateTime' FROM i`, [`calendar:Default:${u2}`]);
+    const after = await withClient(sb.db, tableFingerprints);
+    expect(after).not.toEqual(before);
+
+    const g2 = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: host.entityData });
+    const added1 = g1.snapshot.summary.bytesAdded;
+    const added2 = g2.snapshot.summary.bytesAdded;
+    console.log(`bm/pgsql: dump ${g1.manifest.dump.bytes} B; generation 1 added ${added1} B, generation 2 added ${added2} B (${((100 * added2) / added1).toFixed(1)}%)`);
+    expect(g2.snapshot.parent).toBe(g1.snapshot.id);
+    expect(added2).toBeLessThan(added1 / 4);
+
+    // Restoring generation 1 gives the database as it was then; generation 2 as it is now.
+    const r1 = sb.extraDb('restore1');
+    const res = await restoreDatabase({ repo, snapshot: g1.snapshot, target: r1 });
+    expect(res.tables).toBe(Object.keys(before).length);
+    expect(await withClient(r1, tableFingerprints)).toEqual(before);
+    expect(await containerState(r1, cal1)).toEqual(calBefore);
+    const r2 = sb.extraDb('restore2');
+    await restoreDatabase({ repo, snapshot: g2.snapshot, target: r2 });
+    expect(await withClient(r2, tableFingerprints)).toEqual(after);
+    expect(await containerState(r2, cal1)).toEqual([]);
+
+    // Restoring into an existing database is refused, and leaves it alone.
+    await expect(restoreDatabase({ repo, snapshot: g1.snapshot, target: r2 })).rejects.toThrow(/already exists/);
+    expect(await withClient(r2, tableFingerprints)).toEqual(after);
+
+    // The per-entity export of generation 1: exactly the user's containers and items as they were then.
+    const manifest = await readManifest(repo, g1.snapshot);
+    const entity = manifest.entities.find((e) => e.uid === u1)!;
+    expect(entity.kind).toBe('USER');
+    expect(entity.containers.map((c) => c.uid).sort()).toEqual(containersBefore.map((c) => c.uid));
+    const calExport = entity.containers.find((c) => c.uid === cal1)!;
+    const lines = [];
+    for await (const l of readEntityExport(repo, g1.snapshot, calExport.path)) lines.push(JSON.parse(l));
+    expect(lines[0].container.uid).toBe(cal1);
+    expect(lines.slice(1).map((l) => l.item.uid)).toEqual(calBefore.map((r) => r.uid));
+    expect(calExport.items).toBe(calBefore.length);
+
+    // Lossless: putting generation 1's export back gives the rows as they were (ids aside).
+    const w = await host.writers.database.replaceContainer(readEntityExport(repo, g1.snapshot, calExport.path));
+    expect(w.items).toBe(calBefore.length);
+    expect(await containerState(sb.db, cal1)).toEqual(calBefore);
+    const bookExport = entity.containers.find((c) => c.uid === `book:Contacts_${u1}`)!;
+    await host.writers.database.replaceContainer(readEntityExport(repo, g1.snapshot, bookExport.path));
+    expect(await containerState(sb.db, `book:Contacts_${u1}`, 't_addressbook_vcard')).toEqual(bookBefore);
+
+    // ICS and VCF renderings parse with ical.js.
+    const ics = await host.renderer.render('calendar', readEntityExport(repo, g1.snapshot, calExport.path));
+    const cal = new ICAL.Component(ICAL.parse(ics));
+    const uids = new Set(cal.getAllSubcomponents('vevent').map((v) => v.getFirstPropertyValue('uid')));
+    expect([...uids].sort()).toEqual(calBefore.map((r) => r.uid).sort());
+    const recurring = cal.getAllSubcomponents('vevent').find((v) => v.hasProperty('rrule'));
+    expect(recurring).toBeDefined();
+    const vcf = await host.renderer.render('addressbook', readEntityExport(repo, g1.snapshot, bookExport.path));
+    const cards = ICAL.parse(vcf) as unknown[];
+    const list = (Array.isArray(cards[0]) ? cards : [cards]) as unknown[];
+    expect(list.length).toBe(bookBefore.length);
+    const names = list.map((c) => new ICAL.Component(c as any).getFirstPropertyValue('fn'));
+    expect(names.every((n) => typeof n === 'string' && n.length > 0)).toBe(true);
+    const todo = entity.containers.find((c) => c.type === 'todolist')!;
+    const todoIcs = new ICAL.Component(ICAL.parse(await host.renderer.render('todolist', readEntityExport(repo, g1.snapshot, todo.path))));
+    expect(todoIcs.getAllSubcomponents('vtodo').length).toBe(todo.items);
+  });
+
+  it('sees concurrent writes in both the dump and the entity exports, or in neither', async () => {
+    const [{ uid: owner }] = await q<{ uid: string }>(sb.db, `SELECT entry_uid AS uid FROM t_directory_entry WHERE kind = 'USER' ORDER BY entry_uid DESC LIMIT 1`);
+    const calUid = `calendar:Default:${owner}`;
+    let stop = false;
+    let written = 0;
+    let committed = 0;
+    const insert = (uid: string) =>
+      q(sb.db, `WITH i AS (INSERT INTO t_container_item (container_id, uid, displayname) SELECT id, $2, $2 FROM t_container WHERE uid = $1 RETURNING id)
+                INSERT INTO t_calendar_vevent (item_id, summary, dtstart_timestamp, dtstart_precision) SELECT id, $2, '2026-04-01 09:00', 'DateTime' FROM i`, [calUid, uid]);
+    const writer = (async () => {
+      while (!stop) {
+        await insert(`concurrent-${written++}`);
+        committed++;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    while (committed < 5) await new Promise((r) => setTimeout(r, 5));
+    let writtenAtSnapshot = -1;
+    const result = await backupDatabase({
+      repo, server: 'bm-master', connection: sb.db, entities: host.entityData,
+      afterSnapshot: async () => {
+        writtenAtSnapshot = written;
+        // Committed after the snapshot was taken: must be in neither the dump nor the exports.
+        await insert('after-snapshot-marker');
+        await new Promise((r) => setTimeout(r, 50));
+      },
+    });
+    stop = true;
+    await writer;
+    expect(writtenAtSnapshot).toBeGreaterThan(0);
+
+    const restored = sb.extraDb('concurrent');
+    await restoreDatabase({ repo, snapshot: result.snapshot, target: restored });
+    const inDump = (await q<{ uid: string }>(restored, `SELECT i.uid FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1 ORDER BY i.uid`, [calUid])).map((r) => r.uid);
+    const exp = result.manifest.entities.find((e) => e.uid === owner)!.containers.find((c) => c.uid === calUid)!;
+    const inExport: string[] = [];
+    for await (const l of readEntityExport(repo, result.snapshot, exp.path)) {
+      const row = JSON.parse(l);
+      if (row.item) inExport.push(row.item.uid);
+    }
+    expect(inExport).toEqual(inDump);
+    expect(inDump).not.toContain('after-snapshot-marker');
+    const concurrentInDump = inDump.filter((u) => u.startsWith('concurrent-')).length;
+    const liveConcurrent = Number((await q<{ n: string }>(sb.db, `SELECT count(*) n FROM t_container_item WHERE uid LIKE 'concurrent-%'`))[0].n);
+    // Some writes landed before the snapshot, and some after it (while the backup ran).
+    expect(concurrentInDump).toBeGreaterThan(0);
+    expect(liveConcurrent).toBeGreaterThan(concurrentInDump);
+  });
+
+  it('fails the part with the tool message when pg_dump fails, and never shows the password', async () => {
+    const before = (await repo.listSnapshots()).length;
+    const secret = 'Sup3r-s3cret-pw';
+    // Server down (nothing listens on port 1).
+    const down = { ...sb.db, port: 1, password: secret };
+    const e1 = await backupDatabase({ repo, server: 'bm-master', connection: down }).catch((e: Error) => e);
+    expect(e1).toBeInstanceOf(Error);
+    expect((e1 as Error).message).toMatch(/127\.0\.0\.1:1/);
+    expect((e1 as Error).message).not.toContain(secret);
+    // Wrong credentials: a role that does not exist.
+    const wrongUser = { ...sb.db, user: 'no_such_role_dp', password: secret };
+    const e2 = await backupDatabase({ repo, server: 'bm-master', connection: wrongUser }).catch((e: Error) => e);
+    expect((e2 as Error).message).toMatch(/no_such_role_dp/);
+    expect((e2 as Error).message).not.toContain(secret);
+    // pg_dump itself failing mid-stream (here a stand-in that writes some bytes, prints its password and fails,
+    // as a version mismatch would): the part fails with the tool's message, password removed.
+    const dir = await mkdtemp(path.join(tmpdir(), 'dp-fake-pgdump-'));
+    const fake = path.join(dir, 'pg_dump');
+    await writeFile(fake, '#!/bin/sh\nhead -c 100000 /dev/zero\necho "pg_dump: error: aborting because of server version mismatch (password $PGPASSWORD)" >&2\nexit 1\n');
+    await chmod(fake, 0o755);
+    const e3 = await backupDatabase({ repo, server: 'bm-master', connection: { ...sb.db, password: secret }, pgDump: fake }).catch((e: Error) => e);
+    await rm(dir, { recursive: true, force: true });
+    expect((e3 as Error).message).toMatch(/server version mismatch/);
+    expect((e3 as Error).message).not.toContain(secret);
+    expect((e3 as Error).message).toContain('***');
+    // No snapshot was written by any of them.
+    expect((await repo.listSnapshots()).length).toBe(before);
+  });
+});
