@@ -1,0 +1,38 @@
+import { ContextProvider } from '@lit/context';
+import { createClient, type DataProtectClient } from '../../openapi/client.js';
+import { clientContext, localeContext } from '../../ui-components/src/context.js';
+import { defineComponents } from '../../ui-components/src/define.js';
+import type { Locale } from '../../ui-components/src/i18n.js';
+import { PAGES, SECTION, type PageRegistration } from './registrations.js';
+
+// The UI entry: what a host console calls to get our pages. It defines the components, provides the API client
+// and the language through context on the host's root element, and hands each page to the host's slot.
+
+export interface ConsoleHost {
+  /** The element under which our pages render (context providers attach here). */
+  root: HTMLElement;
+  /** Where the API is mounted, e.g. /api/dataprotect. */
+  apiBase: string;
+  /** The caller's X-BM-ApiKey (session), read at each request. */
+  apiKey: () => string | null;
+  locale: Locale;
+  registerSection(section: typeof SECTION): void;
+  registerPage(page: PageRegistration): void;
+}
+
+export interface UiRegistration {
+  client: DataProtectClient;
+  components: string[];
+  pages: PageRegistration[];
+  setLocale(locale: Locale): void;
+}
+
+export function registerUi(host: ConsoleHost): UiRegistration {
+  const components = defineComponents();
+  const client = createClient({ baseUrl: host.apiBase, apiKey: host.apiKey });
+  new ContextProvider(host.root, { context: clientContext, initialValue: client });
+  const locale = new ContextProvider(host.root, { context: localeContext, initialValue: host.locale });
+  host.registerSection(SECTION);
+  for (const page of PAGES) host.registerPage(page);
+  return { client, components, pages: [...PAGES], setLocale: (l) => locale.setValue(l) };
+}

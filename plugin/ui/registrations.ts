@@ -1,0 +1,40 @@
+// What the UI entry registers into a host console, as data (no DOM here, so a Node test can compare it with the
+// manifest). Issue 6 adds the restore browser page and the setup wizard's global restore step.
+
+export type Localised = { en: string; fr: string };
+
+export interface PageRegistration {
+  slot: string;
+  tag: string;
+  label: Localised;
+  group: Localised;
+  roles: ('manageDataProtect' | 'manageRestore')[];
+}
+
+export const SECTION = {
+  id: 'backup',
+  label: { en: 'Backup and Restore', fr: 'Sauvegarde et restauration' },
+  icon: 'fa-hdd-o',
+  priority: 96,
+} as const;
+
+export const PAGES: readonly PageRegistration[] = [
+  {
+    slot: 'backup/settings/configuration',
+    tag: 'dp-settings',
+    label: { en: 'Configuration', fr: 'Configuration' },
+    group: { en: 'Settings', fr: 'Paramètres' },
+    roles: ['manageDataProtect'],
+  },
+  {
+    slot: 'backup/protected-data/navigator',
+    tag: 'dp-generations',
+    label: { en: 'DataProtect navigator', fr: 'Navigateur DataProtect' },
+    group: { en: 'Protected data', fr: 'Données protégées' },
+    roles: ['manageDataProtect', 'manageRestore'],
+  },
+];
+
+export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress'] as const;
+
+export const CONTEXT_KEYS = ['bm-dataprotect.client', 'bm-dataprotect.locale'] as const;

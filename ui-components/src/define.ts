@@ -1,0 +1,23 @@
+import { DpGenerations } from './dp-generations.js';
+import { DpSettings } from './dp-settings.js';
+import { DpTaskProgress } from './dp-task-progress.js';
+
+// Registering tags is apart from the classes, so that a host can choose its own prefix; registering twice is
+// harmless. dp-generations renders <dp-task-progress>, so that tag keeps its name.
+
+export const COMPONENTS = {
+  'dp-settings': DpSettings,
+  'dp-generations': DpGenerations,
+  'dp-task-progress': DpTaskProgress,
+} as const;
+
+export type ComponentTag = keyof typeof COMPONENTS;
+
+export function defineComponents(registry: CustomElementRegistry = customElements): ComponentTag[] {
+  const defined: ComponentTag[] = [];
+  for (const [tag, cls] of Object.entries(COMPONENTS) as [ComponentTag, CustomElementConstructor][]) {
+    if (!registry.get(tag)) registry.define(tag, cls);
+    defined.push(tag);
+  }
+  return defined;
+}

@@ -1,0 +1,262 @@
+import { Task as AsyncTask } from '@lit/task';
+import { css, html, nothing } from 'lit';
+import type { Generation, Task } from '../../openapi/client.js';
+import { DpElement, problemOf, type ProblemLike } from './base.js';
+import { formatBytes, formatDate, formatDuration } from './i18n.js';
+
+/**
+ * The generations navigator: date, status, size, parts per server and tag (status, duration, size), Backup now,
+ * delete with confirmation, live progress of a running backup or deletion (dp-task-progress).
+ * Fires `dp-backup-started` (detail: the task).
+ */
+export class DpGenerations extends DpElement {
+  static override properties = {
+    taskId: { state: true },
+    actionProblem: { state: true },
+    notice: { state: true },
+    starting: { state: true },
+    confirming: { state: true },
+  };
+
+  declare taskId: string | null;
+  declare actionProblem: ProblemLike | null;
+  declare notice: string | null;
+  declare starting: boolean;
+  declare confirming: Generation | null;
+  private returnFocus: HTMLElement | null = null;
+
+  private readonly load = new AsyncTask(this, {
+    task: async ([client], { signal }) => {
+      if (!client) throw new Error(this.t('common.noClient'));
+      const [generations, running] = await Promise.all([
+        client.listGenerations(signal),
+        client.listTasks({ kind: 'backup', status: 'RUNNING', limit: 1 }, signal).catch(() => null),
+      ]);
+      if (running?.items[0] && !this.taskId) this.taskId = running.items[0].id;
+      return generations;
+    },
+    args: () => [this.client] as const,
+  });
+
+  constructor() {
+    super();
+    this.taskId = null;
+    this.actionProblem = null;
+    this.notice = null;
+    this.starting = false;
+    this.confirming = null;
+  }
+
+  static override styles = [
+    DpElement.baseStyles,
+    css`
+      .toolbar {
+        display: flex;
+        gap: 12px;
+        align-items: center;
+        margin-bottom: 12px;
+        flex-wrap: wrap;
+      }
+      table {
+        border-collapse: collapse;
+        width: 100%;
+        table-layout: auto;
+      }
+      th,
+      td {
+        text-align: left;
+        padding: 8px;
+        border-bottom: 1px solid #e4e7eb;
+        vertical-align: top;
+      }
+      th {
+        background: #f5f7fa;
+        font-weight: 600;
+      }
+      ul {
+        margin: 0;
+        padding: 0;
+        list-style: none;
+      }
+      .badge {
+        display: inline-block;
+        padding: 1px 8px;
+        border-radius: 10px;
+        font-size: 12px;
+        font-weight: 600;
+      }
+      .VALID {
+        background: #d1fadf;
+        color: #05603a;
+      }
+      .UNKNOWN {
+        background: #fef0c7;
+        color: #93370d;
+      }
+      .INVALID {
+        background: #fee4e2;
+        color: #912018;
+      }
+      .task {
+        border: 1px solid #cbd2d9;
+        border-radius: 6px;
+        padding: 12px;
+        margin-bottom: 12px;
+      }
+      dialog {
+        border: 1px solid #9aa5b1;
+        border-radius: 6px;
+        max-width: 480px;
+      }
+      dialog .actions {
+        display: flex;
+        gap: 8px;
+        justify-content: flex-end;
+      }
+    `,
+  ];
+
+  private async backupNow(): Promise<void> {
+    if (!this.client) return;
+    this.actionProblem = null;
+    this.notice = null;
+    this.starting = true;
+    try {
+      const started = await this.client.startBackup();
+      this.taskId = started.task.id;
+      if (started.alreadyRunning) this.notice = this.t('generations.alreadyRunning');
+      this.dispatchEvent(new CustomEvent<Task>('dp-backup-started', { detail: started.task, bubbles: true, composed: true }));
+    } catch (err) {
+      this.actionProblem = problemOf(err) ?? { status: 0, title: this.t('common.error'), detail: (err as Error).message };
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private askDelete(g: Generation, e: Event): void {
+    this.returnFocus = e.currentTarget as HTMLElement;
+    this.confirming = g;
+    void this.updateComplete.then(() => {
+      const dialog = this.renderRoot.querySelector('dialog');
+      if (dialog && !dialog.open) dialog.showModal();
+      this.renderRoot.querySelector<HTMLButtonElement>('dialog button.secondary')?.focus();
+    });
+  }
+
+  private closeDialog(): void {
+    this.renderRoot.querySelector('dialog')?.close();
+    this.confirming = null;
+    this.returnFocus?.focus();
+  }
+
+  private async confirmDelete(): Promise<void> {
+    const g = this.confirming;
+    this.closeDialog();
+    if (!g || !this.client) return;
+    this.actionProblem = null;
+    try {
+      const started = await this.client.forgetGeneration(g.id);
+      this.taskId = started.task.id;
+    } catch (err) {
+      this.actionProblem = problemOf(err) ?? { status: 0, title: this.t('common.error'), detail: (err as Error).message };
+    }
+  }
+
+  private taskEnded(_e: CustomEvent<Task>): void {
+    void this.load.run();
+  }
+
+  private problemBox(p: ProblemLike) {
+    const unavailable = p.status === 501;
+    return html`<div class="alert ${unavailable ? 'unavailable' : ''}" role="alert" data-problem-status=${p.status}>
+      <strong>${unavailable ? this.t('common.unavailable') : p.title}</strong>${p.detail ?? ''}
+    </div>`;
+  }
+
+  override render() {
+    return html`<section aria-labelledby="dp-generations-title">
+      <h2 id="dp-generations-title">${this.t('generations.title')}</h2>
+      <div class="toolbar">
+        <button id="backup-now" @click=${this.backupNow} ?disabled=${this.starting}>
+          ${this.starting ? this.t('generations.starting') : this.t('generations.backupNow')}
+        </button>
+        ${this.notice ? html`<span class="note" role="status">${this.notice}</span>` : nothing}
+      </div>
+      ${this.actionProblem ? this.problemBox(this.actionProblem) : nothing}
+      ${this.taskId
+        ? html`<div class="task"><dp-task-progress task-id=${this.taskId} @dp-task-end=${this.taskEnded}></dp-task-progress></div>`
+        : nothing}
+      ${this.load.render({
+        pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
+        complete: (gens) => this.table(gens),
+        error: (err) => {
+          const p = problemOf(err);
+          return p
+            ? this.problemBox(p)
+            : html`<div class="alert" role="alert"><strong>${this.t('common.error')}</strong>${(err as Error).message}</div>`;
+        },
+      })}
+      ${this.confirming ? this.dialog(this.confirming) : nothing}
+    </section>`;
+  }
+
+  private table(gens: Generation[]) {
+    if (gens.length === 0) return html`<p class="note">${this.t('generations.empty')}</p>`;
+    return html`<table>
+      <thead>
+        <tr>
+          <th scope="col">${this.t('generations.date')}</th>
+          <th scope="col">${this.t('generations.status')}</th>
+          <th scope="col">${this.t('generations.size')}</th>
+          <th scope="col">${this.t('generations.parts')}</th>
+          <th scope="col">${this.t('generations.actions')}</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${gens.map(
+          (g) => html`<tr data-generation=${g.id}>
+            <td>${formatDate(this.locale, g.protectionTime)}</td>
+            <td><span class="badge ${g.status}">${this.t(`status.${g.status}`)}</span></td>
+            <td>
+              ${formatBytes(this.locale, g.sizeRead)}
+              <div class="note">${this.t('generations.added', { size: formatBytes(this.locale, g.sizeAdded) })}</div>
+            </td>
+            <td>
+              <ul>
+                ${g.parts.map(
+                  (p) => html`<li>
+                    <span class="badge ${p.status}" title=${this.t(`status.${p.status}`)}>${p.tag}</span>
+                    ${p.server} · ${formatBytes(this.locale, p.sizeRead)}
+                    ${p.end ? html` · ${formatDuration(Date.parse(p.end) - Date.parse(p.begin))}` : nothing}
+                    ${p.messages.length ? html`<div class="note">${p.messages.join(' — ')}</div>` : nothing}
+                  </li>`,
+                )}
+              </ul>
+            </td>
+            <td>
+              <button
+                class="secondary"
+                aria-label=${this.t('generations.deleteLabel', { date: formatDate(this.locale, g.protectionTime) })}
+                @click=${(e: Event) => this.askDelete(g, e)}
+              >
+                ${this.t('generations.delete')}
+              </button>
+            </td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>`;
+  }
+
+  private dialog(g: Generation) {
+    const date = formatDate(this.locale, g.protectionTime);
+    return html`<dialog aria-labelledby="confirm-title" @cancel=${(e: Event) => (e.preventDefault(), this.closeDialog())}>
+      <h2 id="confirm-title">${this.t('generations.confirmTitle')}</h2>
+      <p>${this.t('generations.confirmText', { date })}</p>
+      <div class="actions">
+        <button class="secondary" @click=${this.closeDialog}>${this.t('common.cancel')}</button>
+        <button class="danger" @click=${this.confirmDelete}>${this.t('generations.confirm')}</button>
+      </div>
+    </dialog>`;
+  }
+}

@@ -1,0 +1,289 @@
+import { Task as AsyncTask } from '@lit/task';
+import { css, html, nothing } from 'lit';
+import type { Settings, SettingsUpdate } from '../../openapi/client.js';
+import { DpElement, problemOf } from './base.js';
+import { formatDate, type MessageKey } from './i18n.js';
+
+type Field = 'retentionDays' | 'backupTime' | 'repositoryLocation' | 'skippedTags';
+
+interface Draft {
+  retentionDays: string;
+  backupEmails: boolean;
+  backupArchivedEmails: boolean;
+  backupTime: string;
+  repositoryLocation: string;
+  skippedTags: string;
+}
+
+const TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+const TAG = /^[a-z0-9_-]+\/[a-z0-9_-]+$/;
+
+function toDraft(s: Settings): Draft {
+  return {
+    retentionDays: String(s.retentionDays),
+    backupEmails: s.backupEmails,
+    backupArchivedEmails: s.backupArchivedEmails,
+    backupTime: s.backupTime,
+    repositoryLocation: s.repositoryLocation,
+    skippedTags: s.skippedTags.join(', '),
+  };
+}
+
+function tagsOf(text: string): string[] {
+  return [...new Set(text.split(',').map((t) => t.trim()).filter(Boolean))];
+}
+
+/** The checks the contract makes, done before sending so that messages appear beside the fields at once. */
+function validate(d: Draft): Partial<Record<Field, MessageKey>> {
+  const errors: Partial<Record<Field, MessageKey>> = {};
+  const n = Number(d.retentionDays);
+  if (d.retentionDays.trim() === '') errors.retentionDays = 'settings.err.required';
+  else if (!Number.isInteger(n) || n < 1 || n > 3650) errors.retentionDays = 'settings.err.retention';
+  if (!TIME.test(d.backupTime)) errors.backupTime = 'settings.err.time';
+  const loc = d.repositoryLocation.trim();
+  if (!loc) errors.repositoryLocation = 'settings.err.required';
+  else if (!(loc.startsWith('/') || /^s3:\/\/[^/]+/i.test(loc)) || loc.split('/').includes('..')) {
+    errors.repositoryLocation = 'settings.err.location';
+  }
+  if (!tagsOf(d.skippedTags).every((t) => TAG.test(t))) errors.skippedTags = 'settings.err.tags';
+  return errors;
+}
+
+/**
+ * Backup and Restore > Settings > Configuration: retention, Backup emails, Backup archived emails, backup time,
+ * repository location, skipped tags. Fires `dp-settings-saved` (detail: the saved settings).
+ */
+export class DpSettings extends DpElement {
+  static override properties = {
+    draft: { state: true },
+    saved: { state: true },
+    clientErrors: { state: true },
+    serverErrors: { state: true },
+    problem: { state: true },
+    saving: { state: true },
+    dirty: { state: true },
+  };
+
+  declare draft: Draft | null;
+  declare saved: Settings | null;
+  declare clientErrors: Partial<Record<Field, MessageKey>>;
+  declare serverErrors: Record<string, string>;
+  declare problem: string | null;
+  declare saving: boolean;
+  declare dirty: boolean;
+
+  private readonly load = new AsyncTask(this, {
+    task: async ([client], { signal }) => {
+      if (!client) throw new Error(this.t('common.noClient'));
+      const s = await client.getSettings(signal);
+      this.saved = s;
+      this.draft = toDraft(s);
+      this.dirty = false;
+      return s;
+    },
+    args: () => [this.client] as const,
+  });
+
+  constructor() {
+    super();
+    this.draft = null;
+    this.saved = null;
+    this.clientErrors = {};
+    this.serverErrors = {};
+    this.problem = null;
+    this.saving = false;
+    this.dirty = false;
+  }
+
+  static override styles = [
+    DpElement.baseStyles,
+    css`
+      form {
+        display: grid;
+        gap: 14px;
+        max-width: 640px;
+      }
+      .field {
+        display: grid;
+        gap: 4px;
+      }
+      label {
+        font-weight: 600;
+      }
+      .check label {
+        font-weight: normal;
+        display: flex;
+        gap: 8px;
+        align-items: center;
+      }
+      input[type='text'],
+      input[type='number'],
+      input[type='time'] {
+        font: inherit;
+        padding: 6px 8px;
+        border: 1px solid #9aa5b1;
+        border-radius: 4px;
+        width: 100%;
+        max-width: 100%;
+      }
+      input[type='number'],
+      input[type='time'] {
+        max-width: 160px;
+      }
+      input[aria-invalid='true'] {
+        border-color: #d92d20;
+        background: #fef3f2;
+      }
+      .error {
+        color: #b42318;
+        font-size: 13px;
+      }
+      .actions {
+        display: flex;
+        gap: 12px;
+        align-items: center;
+        flex-wrap: wrap;
+      }
+      .saved {
+        color: #027a48;
+      }
+    `,
+  ];
+
+  private edit(field: keyof Draft, value: string | boolean): void {
+    if (!this.draft) return;
+    this.draft = { ...this.draft, [field]: value };
+    this.dirty = true;
+    if (this.clientErrors[field as Field]) this.clientErrors = validate(this.draft);
+    if (this.serverErrors[field]) {
+      const { [field]: _, ...rest } = this.serverErrors;
+      this.serverErrors = rest;
+    }
+  }
+
+  private async submit(e: Event): Promise<void> {
+    e.preventDefault();
+    if (!this.draft || !this.client || !this.saved) return;
+    this.problem = null;
+    this.clientErrors = validate(this.draft);
+    this.serverErrors = {};
+    if (Object.keys(this.clientErrors).length > 0) {
+      this.focusFirstInvalid();
+      return;
+    }
+    const d = this.draft;
+    const update: SettingsUpdate = {
+      retentionDays: Number(d.retentionDays),
+      keepWeekly: this.saved.keepWeekly,
+      keepMonthly: this.saved.keepMonthly,
+      backupEmails: d.backupEmails,
+      backupArchivedEmails: d.backupArchivedEmails,
+      backupTime: d.backupTime,
+      repositoryLocation: d.repositoryLocation.trim(),
+      skippedTags: tagsOf(d.skippedTags),
+      postBackupScript: this.saved.postBackupScript,
+    };
+    this.saving = true;
+    try {
+      const s = await this.client.updateSettings(update);
+      this.saved = s;
+      this.draft = toDraft(s);
+      this.dirty = false;
+      this.dispatchEvent(new CustomEvent<Settings>('dp-settings-saved', { detail: s, bubbles: true, composed: true }));
+    } catch (err) {
+      const p = problemOf(err);
+      const fields = (err as { fieldErrors?: () => Record<string, string> }).fieldErrors?.() ?? {};
+      this.serverErrors = fields;
+      this.problem = p?.detail ?? (err as Error).message;
+      await this.updateComplete;
+      this.focusFirstInvalid();
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  private focusFirstInvalid(): void {
+    void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLInputElement>('[aria-invalid="true"]')?.focus());
+  }
+
+  private errorFor(field: Field): string | null {
+    const key = this.clientErrors[field];
+    if (key) return this.t(key);
+    return this.serverErrors[field] ?? null;
+  }
+
+  private textField(field: Field, type: 'text' | 'number' | 'time', labelKey: MessageKey, helpKey?: MessageKey) {
+    const error = this.errorFor(field);
+    const value = this.draft![field] as string;
+    return html`<div class="field">
+      <label for=${field}>${this.t(labelKey)}</label>
+      <input
+        id=${field}
+        name=${field}
+        type=${type}
+        .value=${value}
+        aria-invalid=${error ? 'true' : 'false'}
+        aria-describedby="${field}-help ${field}-error"
+        @input=${(e: Event) => this.edit(field, (e.target as HTMLInputElement).value)}
+      />
+      ${helpKey ? html`<span class="note" id="${field}-help">${this.t(helpKey)}</span>` : nothing}
+      <span class="error" id="${field}-error" role=${error ? 'alert' : nothing}>${error ?? ''}</span>
+    </div>`;
+  }
+
+  private checkField(field: 'backupEmails' | 'backupArchivedEmails', labelKey: MessageKey) {
+    return html`<div class="field check">
+      <label
+        ><input
+          type="checkbox"
+          id=${field}
+          name=${field}
+          .checked=${this.draft![field]}
+          @change=${(e: Event) => this.edit(field, (e.target as HTMLInputElement).checked)}
+        />${this.t(labelKey)}</label
+      >
+    </div>`;
+  }
+
+  override render() {
+    return html`<section aria-labelledby="dp-settings-title">
+      <h2 id="dp-settings-title">${this.t('settings.title')}</h2>
+      ${this.load.render({
+        pending: () => (this.draft ? this.form() : html`<p class="note" role="status">${this.t('common.loading')}</p>`),
+        complete: () => this.form(),
+        error: (err) =>
+          html`<div class="alert" role="alert">
+              <strong>${this.t('common.error')}</strong>${problemOf(err)?.detail ?? (err as Error).message}
+            </div>
+            <button class="secondary" @click=${() => this.load.run()}>${this.t('common.retry')}</button>`,
+      })}
+    </section>`;
+  }
+
+  private form() {
+    if (!this.draft) return nothing;
+    const s = this.saved;
+    return html`<form @submit=${this.submit} novalidate>
+      ${this.textField('retentionDays', 'number', 'settings.retentionDays', 'settings.retentionDays.help')}
+      ${this.checkField('backupEmails', 'settings.backupEmails')}
+      ${this.checkField('backupArchivedEmails', 'settings.backupArchivedEmails')}
+      ${this.textField('backupTime', 'time', 'settings.backupTime', 'settings.backupTime.help')}
+      ${this.textField('repositoryLocation', 'text', 'settings.repositoryLocation', 'settings.repositoryLocation.help')}
+      ${this.textField('skippedTags', 'text', 'settings.skippedTags', 'settings.skippedTags.help')}
+      ${Object.keys(this.clientErrors).length > 0
+        ? html`<div class="alert" role="alert">${this.t('settings.invalid')}</div>`
+        : nothing}
+      ${this.problem ? html`<div class="alert" role="alert">${this.problem}</div>` : nothing}
+      <div class="actions">
+        <button type="submit" ?disabled=${this.saving}>${this.saving ? this.t('settings.saving') : this.t('settings.save')}</button>
+        <span role="status" class=${this.dirty ? 'note' : 'saved'} data-saved-state>
+          ${this.dirty
+            ? this.t('settings.unsaved')
+            : s?.updatedAt
+              ? this.t('settings.saved', { when: formatDate(this.locale, s.updatedAt), who: s.updatedBy ?? '' })
+              : this.t('settings.defaults')}
+        </span>
+      </div>
+    </form>`;
+  }
+}

@@ -1,0 +1,163 @@
+import { html, css, nothing } from 'lit';
+import type { Task, TaskLogEntry } from '../../openapi/client.js';
+import { DpElement, problemOf } from './base.js';
+
+/**
+ * Progress bar and live log of one task (server-sent events), with a Cancel button while it runs.
+ * Attribute `task-id`. Fires `dp-task-end` (detail: the final task) when the task ends.
+ */
+export class DpTaskProgress extends DpElement {
+  static override properties = {
+    taskId: { type: String, attribute: 'task-id' },
+    task: { state: true },
+    entries: { state: true },
+    error: { state: true },
+    cancelling: { state: true },
+  };
+
+  declare taskId: string | null;
+  declare task: Task | null;
+  declare entries: TaskLogEntry[];
+  declare error: string | null;
+  declare cancelling: boolean;
+  private abort: AbortController | null = null;
+  private following: string | null = null;
+
+  constructor() {
+    super();
+    this.taskId = null;
+    this.task = null;
+    this.entries = [];
+    this.error = null;
+    this.cancelling = false;
+  }
+
+  static override styles = [
+    DpElement.baseStyles,
+    css`
+      .bar {
+        height: 12px;
+        background: #e4e7eb;
+        border-radius: 6px;
+        overflow: hidden;
+        margin: 6px 0;
+      }
+      .bar > div {
+        height: 100%;
+        background: #1d6fa5;
+        transition: width 0.2s;
+      }
+      .head {
+        display: flex;
+        gap: 12px;
+        align-items: center;
+        justify-content: space-between;
+        flex-wrap: wrap;
+      }
+      ol {
+        list-style: none;
+        margin: 6px 0 0;
+        padding: 6px 8px;
+        max-height: 220px;
+        overflow: auto;
+        background: #f5f7fa;
+        border-radius: 4px;
+        font: 12px/1.5 ui-monospace, monospace;
+        overflow-wrap: anywhere;
+      }
+      li.warn {
+        color: #93370d;
+      }
+      li.error {
+        color: #b42318;
+        font-weight: 600;
+      }
+      .status-SUCCEEDED {
+        color: #027a48;
+      }
+      .status-FAILED,
+      .status-INTERRUPTED {
+        color: #b42318;
+      }
+    `,
+  ];
+
+  override updated(): void {
+    if (this.taskId !== this.following && this.client) void this.follow();
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    this.following = null;
+    this.requestUpdate();
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.abort?.abort();
+  }
+
+  private async follow(): Promise<void> {
+    this.abort?.abort();
+    this.following = this.taskId;
+    this.task = null;
+    this.entries = [];
+    this.error = null;
+    const id = this.taskId;
+    const client = this.client;
+    if (!id || !client) return;
+    const abort = new AbortController();
+    this.abort = abort;
+    try {
+      for await (const e of client.taskEvents(id, abort.signal)) {
+        if (e.type === 'log') this.entries = [...this.entries, e.entry];
+        else this.task = e.task;
+        if (e.type === 'end') {
+          this.dispatchEvent(new CustomEvent<Task>('dp-task-end', { detail: e.task, bubbles: true, composed: true }));
+        }
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) this.error = problemOf(err)?.detail ?? (err as Error).message;
+    }
+  }
+
+  private async cancel(): Promise<void> {
+    if (!this.task || !this.client) return;
+    this.cancelling = true;
+    try {
+      this.task = await this.client.cancelTask(this.task.id);
+    } catch (err) {
+      this.error = problemOf(err)?.detail ?? (err as Error).message;
+    } finally {
+      this.cancelling = false;
+    }
+  }
+
+  override render() {
+    if (!this.taskId) return html`<p class="note">${this.t('task.noTask')}</p>`;
+    const t = this.task;
+    const p = t?.progress;
+    const ended = !!t && t.status !== 'RUNNING';
+    const pct = ended ? 100 : p && p.total ? Math.min(100, Math.round((p.done / p.total) * 100)) : 0;
+    return html`
+      <div class="head">
+        <strong>${t?.title ?? this.t('common.loading')}</strong>
+        ${t ? html`<span class="status status-${t.status}" data-status=${t.status}>${this.t(`task.status.${t.status}`)}</span>` : nothing}
+        ${t?.status === 'RUNNING'
+          ? html`<button class="secondary" @click=${this.cancel} ?disabled=${this.cancelling || t.cancelRequested}>
+              ${this.cancelling || t.cancelRequested ? this.t('task.cancelling') : this.t('task.cancel')}
+            </button>`
+          : nothing}
+      </div>
+      <div class="bar" role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
+        <div style="width: ${pct}%"></div>
+      </div>
+      ${p ? html`<div class="note">${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''} ${p.message ?? ''}</div>` : nothing}
+      ${t?.error ? html`<div class="alert" role="alert">${t.error}</div>` : nothing}
+      ${this.error ? html`<div class="alert" role="alert">${this.error}</div>` : nothing}
+      <ol aria-label=${this.t('task.log')} aria-live="polite">
+        ${this.entries.map((e) => html`<li class=${e.level}>${new Date(e.time).toLocaleTimeString(this.locale)} ${e.message}</li>`)}
+      </ol>
+    `;
+  }
+}
