@@ -9,6 +9,8 @@ import { register as forget } from './commands/forget.js';
 import { register as repo } from './commands/repo.js';
 import { register as restore } from './commands/restore.js';
 import { register as snapshots } from './commands/snapshots.js';
+import { register as host } from './commands/host.js';
+import { register as db } from './commands/db.js';
 
 /**
  * Exit codes: 0 success; 1 failure; 2 usage error; 3 backup saved but some files could not be read;
@@ -20,7 +22,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const r of [repo, backup, snapshots, restore, diff, check, forget]) r(program);
+  for (const r of [repo, backup, snapshots, restore, diff, check, forget, host, db]) r(program);
   return program;
 }
 
