@@ -1,0 +1,78 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { redact } from '../../server/store/db.js';
+import type { AdminAccount } from './auth.js';
+import { startConsole } from './console.js';
+
+// `npm start`: the composition root of the reference console.
+
+function reachable(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean) => (s.destroy(), resolve(ok));
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** DP_ADMIN_KEY / DP_ADMIN_PASSWORD when set, else generated once and kept in var/console-credentials.json. */
+function account(varDir: string): AdminAccount {
+  const file = path.join(varDir, 'console-credentials.json');
+  let saved: Partial<AdminAccount> = {};
+  if (existsSync(file)) saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<AdminAccount>;
+  const a: AdminAccount = {
+    login: 'admin0@global.virt',
+    password: process.env.DP_ADMIN_PASSWORD || saved.password || randomBytes(9).toString('base64url'),
+    apiKey: process.env.DP_ADMIN_KEY || saved.apiKey || randomBytes(24).toString('base64url'),
+  };
+  writeFileSync(file, JSON.stringify({ password: saved.password ?? a.password, apiKey: saved.apiKey ?? a.apiKey }, null, 2));
+  chmodSync(file, 0o600);
+  return a;
+}
+
+async function main(): Promise<void> {
+  const varDir = path.resolve(process.env.DP_VAR_DIR ?? 'var');
+  mkdirSync(varDir, { recursive: true });
+  let databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) {
+    if (!(await reachable('127.0.0.1', 5432))) {
+      console.error(
+        'No PostgreSQL: set DATABASE_URL (postgres://user:password@host:5432/database), or start PostgreSQL on 127.0.0.1:5432.',
+      );
+      process.exit(1);
+    }
+    databaseUrl = 'postgres://postgres@127.0.0.1:5432/bm_dataprotect';
+  }
+  const port = process.env.PORT ? Number(process.env.PORT) : 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT=${process.env.PORT} is not a port number`);
+  const acct = account(varDir);
+  const running = await startConsole({
+    port,
+    host: process.env.HOST ?? '0.0.0.0',
+    databaseUrl,
+    varDir,
+    account: acct,
+    logger: process.env.DP_LOG === '1',
+  });
+  const shown = new URL(running.url);
+  if (shown.hostname === '0.0.0.0') shown.hostname = 'localhost';
+  console.log(`bm-dataprotect console: ${shown.toString()}`);
+  console.log(`  sign in as ${acct.login} with password ${acct.password}`);
+  console.log(`  API: ${shown.origin}/api/dataprotect with header X-BM-ApiKey: ${acct.apiKey}`);
+  console.log(`  database ${redact(databaseUrl)}; repository ${path.join(varDir, 'repository')}; scheduler ${running.plugin.scheduler}`);
+  const stop = async () => {
+    await running.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+main().catch((err) => {
+  console.error(`bm-dataprotect console failed to start: ${(err as Error).message}`);
+  process.exit(1);
+});
