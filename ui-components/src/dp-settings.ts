@@ -276,7 +276,11 @@ export class DpSettings extends DpElement {
       ${this.problem ? html`<div class="alert" role="alert">${this.problem}</div>` : nothing}
       <div class="actions">
         <button type="submit" ?disabled=${this.saving}>${this.saving ? this.t('settings.saving') : this.t('settings.save')}</button>
-        <span role="status" class=${this.dirty ? 'note' : 'saved'} data-saved-state>
+        <span
+          role="status"
+          class=${this.dirty ? 'note' : 'saved'}
+          data-saved-state=${this.dirty ? 'unsaved' : s?.updatedAt ? 'saved' : 'defaults'}
+        >
           ${this.dirty
             ? this.t('settings.unsaved')
             : s?.updatedAt
