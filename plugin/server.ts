@@ -118,7 +118,8 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     async (scope) => {
       scope.addHook('onRoute', (route) => {
         const id = (route.schema as { operationId?: string } | undefined)?.operationId;
-        if (id) operations.push(id);
+        // fastify adds a HEAD route beside each GET: count each operation once.
+        if (id && route.method !== 'HEAD') operations.push(id);
       });
       await scope.register(dataProtectApi, { deps, validateResponses: process.env.DP_VALIDATE_RESPONSES === '1' });
     },
