@@ -34,13 +34,18 @@ export async function ensureDatabase(connectionString: string): Promise<void> {
   }
 }
 
-export async function dropDatabase(connectionString: string): Promise<void> {
+/**
+ * Drops a database (tests). DROP DATABASE waits for every backend of the cluster to acknowledge a barrier, so one
+ * stuck backend anywhere (a COPY nobody reads) blocks it: after `timeoutMs` it gives up with an error.
+ */
+export async function dropDatabase(connectionString: string, timeoutMs = 15_000): Promise<void> {
   const url = new URL(connectionString);
   const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
   url.pathname = '/postgres';
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   try {
+    await client.query(`SET statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
     await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
   } finally {
     await client.end();

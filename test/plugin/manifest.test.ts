@@ -36,7 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app.close();
   await registration?.close();
-  await dropDatabase(databaseUrl);
+  await dropDatabase(databaseUrl).catch((err: Error) => console.warn(`could not drop ${databaseUrl}: ${err.message}`));
 });
 
 describe('plugin manifest', () => {

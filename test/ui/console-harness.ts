@@ -53,7 +53,7 @@ export async function startConsoleUnderTest(): Promise<ConsoleUnderTest> {
     async close() {
       await browser.close();
       await running.close();
-      await dropDatabase(databaseUrl);
+      await dropDatabase(databaseUrl).catch((err: Error) => console.warn(`could not drop ${databaseUrl}: ${err.message}`));
       rmSync(work, { recursive: true, force: true });
     },
   };
