@@ -5,6 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskRegistry } from '../../server/jobs/tasks.js';
 import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
 
+// Code passed to page.evaluate runs in the page; the Node tsconfig has no DOM types.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+declare const document: any;
+
 // Browser tests of the reference console in Debian's chromium: what an administrator does, click by click.
 
 let env: ConsoleUnderTest;
@@ -104,7 +108,7 @@ describe('the reference console', () => {
     expect(await page.getByLabel('Retention (days)').getAttribute('aria-invalid')).toBe('true');
     await shot(page, '04-settings-invalid');
     const api = await fetch(`${env.console.url}/api/dataprotect/settings`, { headers: { 'X-BM-ApiKey': ACCOUNT.apiKey } });
-    expect((await api.json()).retentionDays).not.toBe(0);
+    expect(((await api.json()) as { retentionDays: number }).retentionDays).not.toBe(0);
     await page.context().close();
   });
 
