@@ -11,6 +11,14 @@ const NO_GENERATIONS =
 const NO_RESTORE = 'Restores are not available yet in this build (single-entity restore, issue 6).';
 const NO_GLOBAL_RESTORE = 'Global restore is not available yet in this build.';
 
+/** The explanations per capability (the console shows its own translation of each: keep them in step). */
+export const UNAVAILABLE_MESSAGES = {
+  'backup-runner': NO_RUNNER,
+  generations: NO_GENERATIONS,
+  restore: NO_RESTORE,
+  'global-restore': NO_GLOBAL_RESTORE,
+} as const;
+
 export class UnavailableGenerationService implements GenerationService {
   list(): never {
     throw new CapabilityUnavailableError('generations', NO_GENERATIONS);

@@ -143,6 +143,11 @@ describe('the reference console', () => {
     await shot(page, '05-settings-fr');
     await page.getByRole('link', { name: 'Navigateur DataProtect' }).click();
     await page.getByRole('button', { name: 'Sauvegarder maintenant' }).waitFor();
+    const unavailable = page.locator('[data-problem-status="501"]');
+    await unavailable.waitFor();
+    expect(await unavailable.textContent()).toContain('Indisponible dans cette version');
+    expect(await unavailable.textContent()).toContain('Les générations ne peuvent pas encore être listées');
+    await shot(page, '05b-generations-fr');
     await page.getByLabel('Langue').selectOption('en');
     await page.getByRole('button', { name: 'Backup now' }).waitFor();
     await page.context().close();

@@ -2,13 +2,15 @@ import { ContextConsumer } from '@lit/context';
 import { css, LitElement } from 'lit';
 import type { DataProtectClient } from '../../openapi/client.js';
 import { clientContext, localeContext } from './context.js';
-import { translate, type Locale, type MessageKey } from './i18n.js';
+import { MESSAGES, translate, type Locale, type MessageKey } from './i18n.js';
 
 /** Problem documents arrive as DataProtectApiError; components only need their shape. */
 export interface ProblemLike {
   status: number;
   title: string;
   detail?: string;
+  /** For 501: the missing capability (backup-runner, generations, restore, global-restore). */
+  capability?: string;
   errors?: { field: string; message: string }[];
 }
 
@@ -28,6 +30,12 @@ export class DpElement extends LitElement {
 
   protected get locale(): Locale {
     return this.localeConsumer.value ?? 'en';
+  }
+
+  /** A problem's explanation in the console's language when we know it, else the server's words. */
+  protected problemText(p: ProblemLike): string {
+    const key = `unavailable.${p.capability}` as MessageKey;
+    return p.status === 501 && p.capability && key in MESSAGES.en ? this.t(key) : (p.detail ?? p.title);
   }
 
   protected t(key: MessageKey, params?: Record<string, string | number>): string {

@@ -169,7 +169,7 @@ export class DpGenerations extends DpElement {
   private problemBox(p: ProblemLike) {
     const unavailable = p.status === 501;
     return html`<div class="alert ${unavailable ? 'unavailable' : ''}" role="alert" data-problem-status=${p.status}>
-      <strong>${unavailable ? this.t('common.unavailable') : p.title}</strong>${p.detail ?? ''}
+      <strong>${unavailable ? this.t('common.unavailable') : p.title}</strong>${this.problemText(p)}
     </div>`;
   }
 
