@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { startConsole, type RunningConsole } from '../../plugin/standalone/console.js';
+import type { ServerServices } from '../../plugin/server.js';
 import { dropDatabase } from '../../server/store/db.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -32,7 +33,7 @@ export interface ConsoleUnderTest {
  * The console as `npm start` runs it (startConsole, the same composition), on a fresh database and port 0, with
  * the UI freshly built by Vite into a temporary directory; and Debian's chromium.
  */
-export async function startConsoleUnderTest(): Promise<ConsoleUnderTest> {
+export async function startConsoleUnderTest(services?: ServerServices): Promise<ConsoleUnderTest> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const work = mkdtempSync(path.join(tmpdir(), 'dp-console-'));
   const staticDir = path.join(work, 'console');
@@ -45,6 +46,7 @@ export async function startConsoleUnderTest(): Promise<ConsoleUnderTest> {
     varDir: path.join(work, 'var'),
     account: ACCOUNT,
     staticDir,
+    services,
   });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   return {

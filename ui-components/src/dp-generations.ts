@@ -225,8 +225,8 @@ export class DpGenerations extends DpElement {
               <ul>
                 ${g.parts.map(
                   (p) => html`<li>
-                    <span class="badge ${p.status}" title=${this.t(`status.${p.status}`)}>${p.tag}</span>
-                    ${p.server} · ${formatBytes(this.locale, p.sizeRead)}
+                    <span class="badge ${p.status}">${p.tag}</span>
+                    ${p.server} · ${this.t(`status.${p.status}`)} · ${formatBytes(this.locale, p.sizeRead)}
                     ${p.end ? html` · ${formatDuration(Date.parse(p.end) - Date.parse(p.begin))}` : nothing}
                     ${p.messages.length ? html`<div class="note">${p.messages.join(' — ')}</div>` : nothing}
                   </li>`,

@@ -152,7 +152,9 @@ export class DpTaskProgress extends DpElement {
       <div class="bar" role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
         <div style="width: ${pct}%"></div>
       </div>
-      ${p ? html`<div class="note">${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''} ${p.message ?? ''}</div>` : nothing}
+      ${p && (p.total !== null || p.done > 0 || p.message)
+        ? html`<div class="note">${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''} ${p.message ?? ''}</div>`
+        : nothing}
       ${t?.error ? html`<div class="alert" role="alert">${t.error}</div>` : nothing}
       ${this.error ? html`<div class="alert" role="alert">${this.error}</div>` : nothing}
       <ol aria-label=${this.t('task.log')} aria-live="polite">
