@@ -480,16 +480,10 @@ export interface components {
         SettingsUpdate: {
             /** @description Keep the generations of the last N days (days, not a count) */
             retentionDays: number;
-            /**
-             * @description Also keep N weekly generations
-             * @default 0
-             */
-            keepWeekly: number;
-            /**
-             * @description Also keep N monthly generations
-             * @default 0
-             */
-            keepMonthly: number;
+            /** @description Also keep N weekly generations (left out: unchanged) */
+            keepWeekly?: number;
+            /** @description Also keep N monthly generations (left out: unchanged) */
+            keepMonthly?: number;
             /** @description Back up the mail parts (mail/imap) */
             backupEmails: boolean;
             /** @description Back up archived mail (mail/archive) */
@@ -499,8 +493,8 @@ export interface components {
             /** @description An absolute directory or an s3:// URL */
             repositoryLocation: string;
             skippedTags: string[];
-            /** @default /usr/bin/bm-post-full-backup.sh */
-            postBackupScript: string;
+            /** @description Run after a successful backup (default /usr/bin/bm-post-full-backup.sh; left out: unchanged) */
+            postBackupScript?: string;
         };
         Settings: {
             retentionDays: number;

@@ -46,6 +46,10 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
   ajvFormats.default(paramAjv);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
 
+  // Bodies are JSON only: the contract's schemas are declared for application/json, and fastify would hand any
+  // other parsed type (its default text/plain parser) to the handler unvalidated. Anything else is a 415.
+  app.removeContentTypeParser(['text/plain']);
+
   app.decorateRequest('dpPrincipal', null);
 
   app.setErrorHandler((err, request, reply) => {

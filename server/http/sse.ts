@@ -40,7 +40,7 @@ export async function streamTaskEvents(
     for (const c of cleanups) c();
     raw.end();
   };
-  request.raw.on('close', close);
+  raw.on('close', close); // the client went away (or we ended the response)
 
   const send = (event: string, data: unknown, id?: number) => {
     if (closed) return;

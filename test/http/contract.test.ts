@@ -217,6 +217,14 @@ describe('request validation: 400 naming the field', () => {
     });
     expect(bad.statusCode).toBe(400);
     expect(bad.headers['content-type']).toMatch(/problem\+json/);
+    const text = await api.app.inject({
+      method: 'PUT',
+      url: '/api/dataprotect/settings',
+      headers: { 'x-bm-apikey': KEYS.admin, 'content-type': 'text/plain' },
+      payload: 'retentionDays=3',
+    });
+    expect(text.statusCode, text.body).toBe(415);
+    expect(text.json()).toMatchObject({ status: 415, title: 'Unsupported media type' });
     const none = await call(KEYS.admin, { method: 'GET', url: '/nothing-here' });
     expect(none.statusCode).toBe(404);
     expect(none.json().status).toBe(404);
@@ -232,17 +240,28 @@ describe('settings', () => {
     expect(r.json()).toMatchObject({ backupTime: '01:00', backupEmails: true, backupArchivedEmails: false, updatedAt: null });
   });
 
+  it('keeps weekly/monthly retention and the post-backup script when an update leaves them out', async () => {
+    const full = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, keepWeekly: 4, keepMonthly: 6, postBackupScript: '/opt/hooks/after.sh' } });
+    expect(full.statusCode).toBe(200);
+    const partial = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: valid });
+    expect(partial.json()).toMatchObject({ keepWeekly: 4, keepMonthly: 6, postBackupScript: '/opt/hooks/after.sh' });
+    const relative = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, postBackupScript: 'hooks/after.sh' } });
+    expect(relative.statusCode).toBe(400);
+    expect(relative.json().errors[0].field).toBe('body.postBackupScript');
+  });
+
   it('saves, reads back, and writes an audit event naming what changed', async () => {
-    const put = await call(KEYS.dataprotect, { ...VALID.updateSettings, payload: { ...valid, skippedTags: ['mail/archive', 'bm/es'] } });
+    const payload = { ...valid, retentionDays: 11, backupTime: '02:45', repositoryLocation: '/srv/backup/', skippedTags: ['mail/archive', 'bm/es'] };
+    const put = await call(KEYS.dataprotect, { ...VALID.updateSettings, payload });
     expect(put.statusCode).toBe(200);
-    expect(put.json()).toMatchObject({ retentionDays: 10, backupTime: '02:30', skippedTags: ['bm/es', 'mail/archive'], updatedBy: 'dpadmin@example.test' });
+    expect(put.json()).toMatchObject({ retentionDays: 11, backupTime: '02:45', skippedTags: ['bm/es', 'mail/archive'], updatedBy: 'dpadmin@example.test' });
     const get = await call(KEYS.admin, VALID.getSettings);
-    expect(get.json()).toMatchObject({ retentionDays: 10, backupTime: '02:30', repositoryLocation: '/srv/backup' });
+    expect(get.json()).toMatchObject({ retentionDays: 11, backupTime: '02:45', repositoryLocation: '/srv/backup' });
     const audit = await call(KEYS.admin, { method: 'GET', url: '/audit?action=settings.update' });
     expect(audit.statusCode).toBe(200);
     const event = audit.json().items[0];
     expect(event).toMatchObject({ actor: 'dpadmin@example.test', action: 'settings.update', result: 'ok' });
-    expect(event.detail.changed).toEqual(expect.arrayContaining(['retentionDays', 'backupTime', 'repositoryLocation', 'skippedTags']));
+    expect(event.detail.changed).toEqual(expect.arrayContaining(['retentionDays', 'backupTime', 'skippedTags']));
   });
 
   const invalid: [string, Record<string, unknown>, string][] = [

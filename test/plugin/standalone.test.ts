@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { dropDatabase } from '../../server/store/db.js';
+
+// `npm start` as a process: node dist/plugin/standalone/main.js (built by `npm run build`, which `npm test` runs).
+
+const MAIN = 'dist/plugin/standalone/main.js';
+const built = existsSync(MAIN) && existsSync('dist/console/index.html');
+const children: ChildProcess[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of children) c.kill('SIGTERM');
+  for (const c of cleanups) await c();
+});
+
+it.skipIf(!built)('starts on PORT, prints the URL and the credentials, serves the console and the API (needs npm run build)', async () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'dp-start-'));
+  const databaseUrl = `postgres://postgres@127.0.0.1:5432/dp_test_${randomBytes(6).toString('hex')}`;
+  const key = `start-key-${randomBytes(6).toString('hex')}`;
+  const child = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, DP_VAR_DIR: path.join(work, 'var'), DP_ADMIN_KEY: key },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  cleanups.push(async () => {
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    await dropDatabase(databaseUrl).catch(() => {});
+    rmSync(work, { recursive: true, force: true });
+  });
+  let out = '';
+  child.stderr!.on('data', (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /console: (http:\/\/\S+)/.exec(out);
+      if (m && out.includes('X-BM-ApiKey')) {
+        clearTimeout(timer);
+        resolve(m[1].replace(/\/$/, ''));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+  });
+  expect(out).toMatch(/sign in as admin0@global\.virt with password \S+/);
+  expect(out).toContain(`X-BM-ApiKey: ${key}`);
+  const page = await fetch(`${url}/`);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain('<div id="app">');
+
+  // The package's own client entry, from the build.
+  const { createClient } = (await import(path.resolve('dist/openapi/client.js'))) as typeof import('../../openapi/client.js');
+  const client = createClient({ baseUrl: `${url}/api/dataprotect`, apiKey: key });
+  expect((await client.getSession()).login).toBe('admin0@global.virt');
+  expect((await client.getSettings()).repositoryLocation).toBe(path.join(work, 'var', 'repository'));
+  await expect(client.startBackup()).rejects.toMatchObject({ status: 501 });
+});
