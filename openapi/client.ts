@@ -185,6 +185,21 @@ export class DataProtectClient {
   getTaskLog(id: string, after = 0, signal?: AbortSignal): Promise<TaskLogEntry[]> {
     return this.call('get', `tasks/${encodeURIComponent(id)}/log`, { query: { after }, signal });
   }
+  listTaskFiles(id: string, signal?: AbortSignal): Promise<Schemas['TaskFile'][]> {
+    return this.call('get', `tasks/${encodeURIComponent(id)}/files`, { signal });
+  }
+  /** The URL of a task's file (for a link in the console; send the X-BM-ApiKey header when fetching it). */
+  taskFileUrl(id: string, name: string): string {
+    return `${this.options.baseUrl.replace(/\/$/, '')}/tasks/${encodeURIComponent(id)}/files/${encodeURIComponent(name)}`;
+  }
+  /** Downloads a file a task produced. */
+  async downloadTaskFile(id: string, name: string, signal?: AbortSignal): Promise<Blob> {
+    try {
+      return await this.http(`tasks/${encodeURIComponent(id)}/files/${encodeURIComponent(name)}`, { signal }).blob();
+    } catch (err) {
+      throw await toApiError(err);
+    }
+  }
   cancelTask(id: string): Promise<Task> {
     return this.call('post', `tasks/${encodeURIComponent(id)}/cancel`);
   }

@@ -26,7 +26,7 @@ import {
 import { dataProtectApi } from '../server/http/api.js';
 import { BackupScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
 import { TaskRegistry } from '../server/jobs/tasks.js';
-import { NODE_ID } from '../server/jobs/tokens.js';
+import { NODE_ID, TASK_FILES_DIR } from '../server/jobs/tokens.js';
 import { createPool, ensureDatabase, type Pool } from '../server/store/db.js';
 import { migrate } from '../server/store/migrations.js';
 import { POOL } from '../server/store/tokens.js';
@@ -58,6 +58,8 @@ export interface ServerHost {
   auth: HostAuthenticator;
   /** Default repository location until the administrator sets one. */
   defaultRepositoryLocation: string;
+  /** Where files made by tasks (exports to download) are kept; shared between nodes. */
+  taskFilesDir: string;
   nodeId?: string;
   log?: SchedulerLog;
 }
@@ -89,6 +91,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   const c = rootContainer.createChildContainer();
   c.register(POOL, { useValue: pool });
   c.register(NODE_ID, { useValue: host.nodeId ?? `${hostname()}:${process.pid}` });
+  c.register(TASK_FILES_DIR, { useValue: host.taskFilesDir });
   c.register(SETTINGS_DEFAULTS, { useValue: { repositoryLocation: host.defaultRepositoryLocation } });
   c.registerSingleton(TaskRegistry);
   c.registerSingleton(AuditLog);

@@ -283,6 +283,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tasks/{taskId}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        /** Files a task produced (the ICS / VCF exports of send.* restores, reports) */
+        get: operations["listTaskFiles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tasks/{taskId}/files/{fileName}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+                fileName: components["schemas"]["TaskFileName"];
+            };
+            cookie?: never;
+        };
+        /** Download one file a task produced */
+        get: operations["downloadTaskFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tasks/{taskId}/cancel": {
         parameters: {
             query?: never;
@@ -592,6 +631,8 @@ export interface components {
             done: number;
             /** @description null while unknown */
             total: number | null;
+            /** @description Bytes processed so far (read by a backup, written by a restore) */
+            bytes?: number | null;
             /**
              * @example parts
              * @example bytes
@@ -621,6 +662,18 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             cancelRequested: boolean;
+        };
+        TaskFileName: string;
+        TaskFile: {
+            name: components["schemas"]["TaskFileName"];
+            size: number;
+            /**
+             * @example text/calendar
+             * @example text/vcard
+             */
+            contentType: string;
+            /** Format: date-time */
+            createdAt: string;
         };
         TaskStarted: {
             task: components["schemas"]["Task"];
@@ -1172,6 +1225,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskLogEntry"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listTaskFiles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The files, in the order they were made */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskFile"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    downloadTaskFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+                fileName: components["schemas"]["TaskFileName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, as an attachment, with its own content type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -56,6 +56,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       databaseUrl: o.databaseUrl,
       auth,
       defaultRepositoryLocation: path.resolve(o.varDir, 'repository'),
+      taskFilesDir: path.resolve(o.varDir, 'task-files'),
     },
     o.services,
   );

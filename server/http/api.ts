@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { holdsRole, type Principal, type Role } from '../dataprotect/principal.js';
 import type { ApiDeps } from './deps.js';
-import { binders, type Input } from './handlers.js';
+import { binders, downloadTaskFile, type Input } from './handlers.js';
 import { errorToProblem, problem, sendProblem } from './problem.js';
 import { streamTaskEvents } from './sse.js';
 
@@ -97,6 +97,8 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
       return r.body;
     };
   }
+  serviceHandlers.downloadTaskFile = async (request, reply) =>
+    downloadTaskFile(deps, request.dpPrincipal!, request.params as { taskId: string; fileName: string }, reply);
   serviceHandlers.streamTaskEvents = async (request, reply) =>
     streamTaskEvents(deps, request.dpPrincipal!, (request.params as { taskId: string }).taskId, request, reply);
 

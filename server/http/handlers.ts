@@ -17,7 +17,10 @@ export interface Input<K extends Op> {
   reply: FastifyReply;
 }
 
-export type Binders = { [K in Exclude<Op, 'streamTaskEvents'>]: (i: Input<K>) => Promise<Reply<K>> };
+/** Operations answered by hand (streams): the event stream and file downloads. */
+export type RawOp = 'streamTaskEvents' | 'downloadTaskFile';
+
+export type Binders = { [K in Exclude<Op, RawOp>]: (i: Input<K>) => Promise<Reply<K>> };
 
 type ApiTask = components['schemas']['Task'];
 
@@ -27,7 +30,13 @@ export function toApiTask(t: Task): ApiTask {
     kind: t.kind,
     title: t.title,
     status: t.status,
-    progress: { done: t.progress.done, total: t.progress.total, unit: t.progress.unit ?? null, message: t.progress.message },
+    progress: {
+      done: t.progress.done,
+      total: t.progress.total,
+      unit: t.progress.unit ?? null,
+      bytes: t.progress.bytes ?? null,
+      message: t.progress.message,
+    },
     createdAt: t.createdAt,
     endedAt: t.endedAt,
     actor: t.actor,
@@ -121,6 +130,10 @@ export function binders(deps: ApiDeps): Binders {
       await visibleTask(deps, principal, path.taskId);
       return { status: 200, body: await deps.tasks.log(path.taskId, query.after ?? 0, query.limit ?? 1000) };
     },
+    listTaskFiles: async ({ path, principal }) => {
+      await visibleTask(deps, principal, path.taskId);
+      return { status: 200, body: await deps.tasks.files(path.taskId) };
+    },
     cancelTask: async ({ path, principal }) => {
       const task = await visibleTask(deps, principal, path.taskId);
       if (task.status !== 'RUNNING') throw new ConflictError(`task ${task.id} has already ended (${task.status})`, task.id);
@@ -142,4 +155,22 @@ export function binders(deps: ApiDeps): Binders {
       body: await deps.audit.list({ action: query.action, actor: query.actor, offset: query.offset ?? 0, limit: query.limit ?? 50 }),
     }),
   };
+}
+
+/** Sends one file a task produced, as an attachment with its own content type. */
+export async function downloadTaskFile(
+  deps: ApiDeps,
+  principal: Principal,
+  params: { taskId: string; fileName: string },
+  reply: FastifyReply,
+): Promise<unknown> {
+  await visibleTask(deps, principal, params.taskId);
+  const found = await deps.tasks.openFile(params.taskId, params.fileName);
+  if (!found) throw new NotFoundError(`task ${params.taskId} has no file ${params.fileName}`);
+  return reply
+    .code(200)
+    .header('content-type', found.file.contentType)
+    .header('content-length', String(found.file.size))
+    .header('content-disposition', `attachment; filename="${found.file.name}"`)
+    .send(found.stream);
 }

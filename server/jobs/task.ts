@@ -12,7 +12,16 @@ export interface TaskProgress {
   /** null while unknown */
   total: number | null;
   unit?: string | null;
+  /** Bytes processed so far (read by a backup, written by a restore). */
+  bytes?: number | null;
   message: string | null;
+}
+
+export interface TaskFile {
+  name: string;
+  size: number;
+  contentType: string;
+  createdAt: string;
 }
 
 export interface Task {

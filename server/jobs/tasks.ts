@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { inject, injectable } from 'tsyringe';
 import { TaskStore, type TaskQuery } from '../store/task-store.js';
-import type { LogLevel, Task, TaskActor, TaskKind, TaskLogEntry, TaskProgress } from './task.js';
-import { NODE_ID } from './tokens.js';
+import type { LogLevel, Task, TaskActor, TaskFile, TaskKind, TaskLogEntry, TaskProgress } from './task.js';
+import { NODE_ID, TASK_FILES_DIR } from './tokens.js';
+
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._ ()-]{0,199}$/;
 
 /** What a running task's body receives: report progress, write to its log, notice cancellation. */
 export interface TaskContext {
@@ -15,6 +22,8 @@ export interface TaskContext {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
+  /** Keeps a file the task produced (an export to download); `name` is a plain file name. */
+  attach(name: string, content: Buffer | string | Readable, contentType: string): Promise<TaskFile>;
 }
 
 export interface TaskSpec {
@@ -56,6 +65,7 @@ export class TaskRegistry {
   constructor(
     @inject(TaskStore) private readonly store: TaskStore,
     @inject(NODE_ID) private readonly node: string,
+    @inject(TASK_FILES_DIR) private readonly filesDir: string,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -124,7 +134,34 @@ export class TaskRegistry {
       info: (m) => log('info', m),
       warn: (m) => log('warn', m),
       error: (m) => log('error', m),
+      attach: (name, content, contentType) => this.attach(run.task.id, name, content, contentType),
     };
+  }
+
+  private async attach(taskId: string, name: string, content: Buffer | string | Readable, contentType: string): Promise<TaskFile> {
+    if (!FILE_NAME.test(name)) throw new Error(`attaching ${JSON.stringify(name)} to task ${taskId}: not a plain file name`);
+    const dir = path.join(this.filesDir, taskId);
+    await mkdir(dir, { recursive: true });
+    const final = path.join(dir, name);
+    const temp = `${final}.${randomUUID()}.part`;
+    const source = typeof content === 'string' || Buffer.isBuffer(content) ? Readable.from([Buffer.from(content)]) : content;
+    await pipeline(source, createWriteStream(temp, { flags: 'wx' }));
+    await rename(temp, final);
+    const file: TaskFile = { name, size: (await stat(final)).size, contentType, createdAt: new Date().toISOString() };
+    await this.store.addFile(taskId, file);
+    return file;
+  }
+
+  files(taskId: string): Promise<TaskFile[]> {
+    return this.store.files(taskId);
+  }
+
+  /** A file a task produced, or null. */
+  async openFile(taskId: string, name: string): Promise<{ file: TaskFile; stream: Readable } | null> {
+    if (!FILE_NAME.test(name)) return null;
+    const file = (await this.store.files(taskId)).find((f) => f.name === name);
+    if (!file) return null;
+    return { file, stream: createReadStream(path.join(this.filesDir, taskId, name)) };
   }
 
   private async execute(run: Running, ctx: TaskContext, body: TaskBody): Promise<Task> {

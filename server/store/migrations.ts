@@ -61,6 +61,20 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX dp_audit_time ON dp_audit (time DESC);
     `,
   },
+  {
+    version: 2,
+    name: 'task files',
+    sql: `
+      CREATE TABLE dp_task_file (
+        task_id uuid NOT NULL REFERENCES dp_task (id) ON DELETE CASCADE,
+        name text NOT NULL,
+        size bigint NOT NULL,
+        content_type text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (task_id, name)
+      );
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

@@ -1,5 +1,5 @@
 import { inject, injectable } from 'tsyringe';
-import type { Task, TaskKind, TaskLogEntry, TaskProgress, TaskStatus, LogLevel } from '../jobs/task.js';
+import type { Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress, TaskStatus, LogLevel } from '../jobs/task.js';
 import type { Pool } from './db.js';
 import { POOL } from './tokens.js';
 
@@ -125,6 +125,22 @@ export class TaskStore {
       [...args, q.offset, q.limit],
     );
     return { total: Number(total.rows[0].n), offset: q.offset, items: rows.rows.map(toTask) };
+  }
+
+  async addFile(taskId: string, f: TaskFile): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO dp_task_file (task_id, name, size, content_type, created_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (task_id, name) DO UPDATE SET size = EXCLUDED.size, content_type = EXCLUDED.content_type, created_at = EXCLUDED.created_at`,
+      [taskId, f.name, f.size, f.contentType, f.createdAt],
+    );
+  }
+
+  async files(taskId: string): Promise<TaskFile[]> {
+    const r = await this.pool.query<{ name: string; size: string; content_type: string; created_at: Date }>(
+      'SELECT name, size, content_type, created_at FROM dp_task_file WHERE task_id = $1 ORDER BY created_at, name',
+      [taskId],
+    );
+    return r.rows.map((x) => ({ name: x.name, size: Number(x.size), contentType: x.content_type, createdAt: x.created_at.toISOString() }));
   }
 
   async log(taskId: string, after: number, limit: number): Promise<TaskLogEntry[]> {

@@ -48,6 +48,8 @@ const VALID: Record<string, { method: string; url: string; payload?: unknown }> 
   getTask: { method: 'GET', url: `/tasks/${TASK_ID}` },
   getTaskLog: { method: 'GET', url: `/tasks/${TASK_ID}/log` },
   cancelTask: { method: 'POST', url: `/tasks/${TASK_ID}/cancel` },
+  listTaskFiles: { method: 'GET', url: `/tasks/${TASK_ID}/files` },
+  downloadTaskFile: { method: 'GET', url: `/tasks/${TASK_ID}/files/calendar.ics` },
   streamTaskEvents: { method: 'GET', url: `/tasks/${TASK_ID}/events` },
   discoverRepository: { method: 'POST', url: '/global-restore/discover', payload: { repositoryLocation: '/srv/backup' } },
   checkGlobalRestore: { method: 'POST', url: '/global-restore/check', payload: { repositoryLocation: '/srv/backup', generationId: GEN } },
@@ -79,7 +81,7 @@ function call(key: string | null, req: { method: string; url: string; payload?: 
 describe('the contract and the binders', () => {
   it('binds every operation of the spec, and nothing else', () => {
     const inSpec = operations.map((o) => o.operationId).sort();
-    const bound = [...Object.keys(binders(api.deps)), 'streamTaskEvents'].sort();
+    const bound = [...Object.keys(binders(api.deps)), 'streamTaskEvents', 'downloadTaskFile'].sort();
     expect(bound).toEqual(inSpec);
     expect(Object.keys(VALID).sort()).toEqual(inSpec);
   });
@@ -176,6 +178,7 @@ describe('request validation: 400 naming the field', () => {
     ['negative offset', { method: 'GET', url: '/tasks?offset=-1' }, 'query.offset'],
     ['folder missing', { method: 'GET', url: `/generations/${GEN}/entities/u1/mail/messages` }, 'query.folder'],
     ['task id not a uuid', { method: 'GET', url: '/tasks/42' }, 'path.taskId'],
+    ['file name with a path', { method: 'GET', url: `/tasks/${TASK_ID}/files/..%2Fetc%2Fpasswd` }, 'path.fileName'],
     ['unknown task status', { method: 'GET', url: '/tasks?status=DONE' }, 'query.status'],
     [
       'unknown restore operation',

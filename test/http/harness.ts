@@ -1,5 +1,8 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { AuditLog } from '../../server/dataprotect/audit.js';
 import type { HostAuthenticator } from '../../server/dataprotect/auth.js';
@@ -81,7 +84,8 @@ export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
   const pool = createPool(url, 5);
   await migrate(pool);
   const audit = new AuditLog(new AuditStore(pool));
-  const tasks = new TaskRegistry(new TaskStore(pool), `test:${process.pid}`);
+  const filesDir = mkdtempSync(path.join(tmpdir(), 'dp-task-files-'));
+  const tasks = new TaskRegistry(new TaskStore(pool), `test:${process.pid}`, filesDir);
   await tasks.open();
   const deps: ApiDeps = {
     auth: testAuth,
@@ -104,6 +108,7 @@ export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
       await app.close();
       await tasks.close();
       await pool.end();
+      rmSync(filesDir, { recursive: true, force: true });
       await dropDatabase(url).catch((err: Error) => {
         // A stuck backend elsewhere in the cluster can block DROP DATABASE; leave the database rather than hang.
         console.warn(`could not drop ${url}: ${err.message}`);

@@ -113,6 +113,26 @@ describe('tasks', () => {
     expect((await get(KEYS.admin, `/tasks/${randomUUID()}`)).statusCode).toBe(404);
   });
 
+  it('keeps the files a task makes and serves them for download, to the right people only', async () => {
+    const ics = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n';
+    const task = await api.deps.tasks.start({ kind: 'restore', title: 'send.calendars.ics', actor: actorOf(KEYS.restore) }, async (ctx) => {
+      await ctx.attach('Calendar (default).ics', ics, 'text/calendar');
+      await expect(ctx.attach('../escape.ics', ics, 'text/calendar')).rejects.toThrow(/not a plain file name/);
+      return {};
+    });
+    await api.deps.tasks.whenDone(task.id);
+    const list = await get(KEYS.restore, `/tasks/${task.id}/files`);
+    expect(list.statusCode).toBe(200);
+    expect(list.json()).toEqual([expect.objectContaining({ name: 'Calendar (default).ics', size: ics.length, contentType: 'text/calendar' })]);
+    const file = await get(KEYS.restore, `/tasks/${task.id}/files/${encodeURIComponent('Calendar (default).ics')}`);
+    expect(file.statusCode).toBe(200);
+    expect(file.headers['content-type']).toBe('text/calendar');
+    expect(file.headers['content-disposition']).toBe('attachment; filename="Calendar (default).ics"');
+    expect(file.body).toBe(ics);
+    expect((await get(KEYS.restore, `/tasks/${task.id}/files/other.ics`)).statusCode).toBe(404);
+    expect((await get(KEYS.ouRestore, `/tasks/${task.id}/files/${encodeURIComponent('Calendar (default).ics')}`)).statusCode).toBe(403);
+  });
+
   it('marks a task whose process stopped beating as INTERRUPTED', async () => {
     const id = randomUUID();
     await api.pool.query(

@@ -30,6 +30,7 @@ beforeAll(async () => {
     databaseUrl,
     auth: { authenticate: async () => null },
     defaultRepositoryLocation: '/var/backups/bluemind/dp',
+    taskFilesDir: '/tmp/dp-manifest-test-files',
   });
   await app.ready();
 });

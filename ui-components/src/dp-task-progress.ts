@@ -1,6 +1,7 @@
 import { html, css, nothing } from 'lit';
 import type { Task, TaskLogEntry } from '../../openapi/client.js';
 import { DpElement, problemOf } from './base.js';
+import { formatBytes } from './i18n.js';
 
 /**
  * Progress bar and live log of one task (server-sent events), with a Cancel button while it runs.
@@ -152,8 +153,9 @@ export class DpTaskProgress extends DpElement {
       <div class="bar" role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
         <div style="width: ${pct}%"></div>
       </div>
-      ${p && (p.total !== null || p.done > 0 || p.message)
-        ? html`<div class="note">${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''} ${p.message ?? ''}</div>`
+      ${p && (p.total !== null || p.done > 0 || p.message || p.bytes != null)
+        ? html`<div class="note">${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''} ${p.bytes != null ? `· ${formatBytes(this.locale, p.bytes)}` : ''}
+            ${p.message ?? ''}</div>`
         : nothing}
       ${t?.error ? html`<div class="alert" role="alert">${t.error}</div>` : nothing}
       ${this.error ? html`<div class="alert" role="alert">${this.error}</div>` : nothing}
