@@ -3,7 +3,7 @@ import { createClient, type DataProtectClient } from '../../openapi/client.js';
 import { clientContext, localeContext } from '../../ui-components/src/context.js';
 import { defineComponents } from '../../ui-components/src/define.js';
 import type { Locale } from '../../ui-components/src/i18n.js';
-import { PAGES, SECTION, type PageRegistration } from './registrations.js';
+import { PAGES, SECTION, WIZARD_STEPS, type PageRegistration, type WizardStepRegistration } from './registrations.js';
 
 // The UI entry: what a host console calls to get our pages. It defines the components, provides the API client
 // and the language through context on the host's root element, and hands each page to the host's slot.
@@ -18,12 +18,15 @@ export interface ConsoleHost {
   locale: Locale;
   registerSection(section: typeof SECTION): void;
   registerPage(page: PageRegistration): void;
+  /** Hosts with a setup wizard take its global restore step here. */
+  registerWizardStep?(step: WizardStepRegistration): void;
 }
 
 export interface UiRegistration {
   client: DataProtectClient;
   components: string[];
   pages: PageRegistration[];
+  wizardSteps: WizardStepRegistration[];
   setLocale(locale: Locale): void;
 }
 
@@ -34,5 +37,7 @@ export function registerUi(host: ConsoleHost): UiRegistration {
   const locale = new ContextProvider(host.root, { context: localeContext, initialValue: host.locale });
   host.registerSection(SECTION);
   for (const page of PAGES) host.registerPage(page);
-  return { client, components, pages: [...PAGES], setLocale: (l) => locale.setValue(l) };
+  const wizardSteps = host.registerWizardStep ? [...WIZARD_STEPS] : [];
+  for (const step of wizardSteps) host.registerWizardStep!(step);
+  return { client, components, pages: [...PAGES], wizardSteps, setLocale: (l) => locale.setValue(l) };
 }

@@ -1,5 +1,5 @@
 // What the UI entry registers into a host console, as data (no DOM here, so a Node test can compare it with the
-// manifest). Issue 6 adds the restore browser page and the setup wizard's global restore step.
+// manifest). Issue 6 adds the restore browser page.
 
 export type Localised = { en: string; fr: string };
 
@@ -35,6 +35,17 @@ export const PAGES: readonly PageRegistration[] = [
   },
 ];
 
-export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress'] as const;
+export interface WizardStepRegistration {
+  slot: string;
+  tag: string;
+  label: Localised;
+}
+
+/** The setup wizard's "global restore" step (rebuild a new installation from a backup repository). */
+export const WIZARD_STEPS: readonly WizardStepRegistration[] = [
+  { slot: 'setup-wizard/global-restore', tag: 'dp-global-restore', label: { en: 'Global restore', fr: 'Restauration globale' } },
+];
+
+export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore'] as const;
 
 export const CONTEXT_KEYS = ['bm-dataprotect.client', 'bm-dataprotect.locale'] as const;

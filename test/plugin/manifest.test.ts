@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { readManifest, registerServer, type ServerRegistration } from '../../plugin/server.js';
-import { COMPONENT_TAGS, CONTEXT_KEYS, PAGES, SECTION } from '../../plugin/ui/registrations.js';
+import { COMPONENT_TAGS, CONTEXT_KEYS, PAGES, SECTION, WIZARD_STEPS } from '../../plugin/ui/registrations.js';
 import { SPEC_PATH } from '../../server/http/api.js';
 import { dropDatabase } from '../../server/store/db.js';
 
@@ -68,6 +68,8 @@ describe('plugin manifest', () => {
   it('the UI entry registers the pages, components and context the manifest lists', () => {
     expect((manifest.ui as unknown as { section: unknown }).section).toEqual(SECTION);
     expect(manifest.ui.pages).toEqual(PAGES);
+    expect((manifest.ui as unknown as { wizardSteps: unknown }).wizardSteps).toEqual(WIZARD_STEPS);
+    for (const step of WIZARD_STEPS) expect(manifest.ui.components).toContain(step.tag);
     expect(manifest.ui.components).toEqual([...COMPONENT_TAGS]);
     expect(manifest.ui.context).toEqual([...CONTEXT_KEYS]);
     for (const page of manifest.ui.pages) expect(manifest.ui.components).toContain(page.tag);

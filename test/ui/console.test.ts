@@ -180,6 +180,20 @@ describe('the reference console', () => {
     await page.context().close();
   });
 
+  it('the setup wizard step explains that global restore is not available yet', async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.getByRole('link', { name: 'Global restore' }).click();
+    await page.getByLabel('Repository location').fill('/srv/old-backups');
+    await page.getByRole('button', { name: 'Find generations' }).click();
+    const problem = page.locator('[data-problem-status]');
+    await problem.waitFor();
+    expect(await problem.getAttribute('data-problem-status')).toBe('501');
+    expect(await problem.textContent()).toContain('Global restore is not available yet in this build.');
+    await shot(page, '12-global-restore-unavailable');
+    await page.context().close();
+  });
+
   it('dp-task-progress shows a task live (progress, log) and cancels it', async () => {
     const tasks = env.console.plugin.container.resolve(TaskRegistry);
     const task = await tasks.start(

@@ -1,4 +1,5 @@
 import { DpGenerations } from './dp-generations.js';
+import { DpGlobalRestore } from './dp-global-restore.js';
 import { DpSettings } from './dp-settings.js';
 import { DpTaskProgress } from './dp-task-progress.js';
 
@@ -9,6 +10,7 @@ export const COMPONENTS = {
   'dp-settings': DpSettings,
   'dp-generations': DpGenerations,
   'dp-task-progress': DpTaskProgress,
+  'dp-global-restore': DpGlobalRestore,
 } as const;
 
 export type ComponentTag = keyof typeof COMPONENTS;

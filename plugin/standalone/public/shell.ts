@@ -58,6 +58,9 @@ const host: ConsoleHost = {
   locale: state.locale,
   registerSection: (s) => (state.section = s),
   registerPage: (p) => state.pages.push(p),
+  // The reference console has no separate setup wizard: its step is shown as a page, for administrators.
+  registerWizardStep: (w) =>
+    state.pages.push({ ...w, group: { en: 'Setup wizard', fr: "Assistant d'installation" }, roles: ['manageDataProtect'] }),
 };
 
 function t(key: keyof (typeof TEXT)['en']): string {
