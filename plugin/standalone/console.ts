@@ -80,6 +80,8 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   const staticDir = path.resolve(o.staticDir ?? defaultStaticDir());
   app.get('/*', async (request, reply) => {
     const rel = decodeURIComponent((request.params as { '*': string })['*'] ?? '');
+    // An unknown API path is an API 404, not the console page.
+    if (/^(api|auth)(\/|$)/.test(rel)) return sendProblem(reply, problem(404, `no route ${request.method} ${request.url}`));
     let file = path.resolve(staticDir, rel);
     if (!file.startsWith(staticDir + path.sep) && file !== staticDir) return sendProblem(reply, problem(404, 'not found'));
     if (!existsSync(file) || statSync(file).isDirectory()) file = path.join(staticDir, 'index.html');

@@ -50,6 +50,11 @@ it.skipIf(!built)('starts on PORT, prints the URL and the credentials, serves th
   const page = await fetch(`${url}/`);
   expect(page.status).toBe(200);
   expect(await page.text()).toContain('<div id="app">');
+  const deep = await fetch(`${url}/some/console/route`);
+  expect(await deep.text()).toContain('<div id="app">');
+  const unknownApi = await fetch(`${url}/api/dataprotect/no-such-thing`, { headers: { 'X-BM-ApiKey': key } });
+  expect(unknownApi.status).toBe(404);
+  expect(unknownApi.headers.get('content-type')).toMatch(/problem\+json/);
 
   // The package's own client entry, from the build.
   const { createClient } = (await import(path.resolve('dist/openapi/client.js'))) as typeof import('../../openapi/client.js');
