@@ -20,7 +20,8 @@ export interface Problem {
   errors?: { field: string; message: string }[];
 }
 
-const TYPE_BASE = 'https://bm-dataprotect.dev/problems/';
+// A URN, not an invented web address: problem kinds are identified, not documented at a URL.
+const TYPE_BASE = 'urn:bm-dataprotect:problem:';
 
 const TITLES: Record<number, [string, string]> = {
   400: ['invalid-request', 'Invalid request'],
