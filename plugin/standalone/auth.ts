@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { HostAuthenticator } from '../../server/dataprotect/auth.js';
-import type { Principal } from '../../server/dataprotect/principal.js';
+import type { Principal, Role } from '../../server/dataprotect/principal.js';
 
 // The standalone console's accounts: the installation's administrator (admin0@global.virt, a global admin as in
 // BlueMind), signing in with a password for a session key, or calling with the long-lived API key. Both are sent
@@ -14,6 +14,15 @@ export interface AdminAccount {
   apiKey: string;
 }
 
+/** Another account (tests, demonstrations): a restore-only administrator, possibly limited to some OUs. */
+export interface ExtraAccount {
+  login: string;
+  password: string;
+  roles: Role[];
+  restoreOrgUnits?: string[];
+  domainUid?: string;
+}
+
 function same(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -24,7 +33,25 @@ export class StandaloneAuth implements HostAuthenticator {
   private readonly sessions = new Map<string, { principal: Principal; expires: number }>();
   private readonly admin: Principal;
 
-  constructor(private readonly account: AdminAccount) {
+  private readonly extras: { account: ExtraAccount; principal: Principal }[];
+
+  constructor(
+    private readonly account: AdminAccount,
+    extra: ExtraAccount[] = [],
+  ) {
+    this.extras = extra.map((a) => ({
+      account: a,
+      principal: {
+        uid: a.login.replace(/[^A-Za-z0-9]/g, '_'),
+        login: a.login,
+        displayName: a.login.split('@')[0],
+        email: a.login,
+        domainUid: a.domainUid ?? a.login.split('@')[1] ?? 'global.virt',
+        globalAdmin: false,
+        roles: a.roles,
+        restoreOrgUnits: a.restoreOrgUnits ?? [],
+      },
+    }));
     this.admin = {
       uid: 'admin0_global.virt',
       login: account.login,
@@ -51,9 +78,13 @@ export class StandaloneAuth implements HostAuthenticator {
 
   /** A new session key for the right login and password, else null. */
   signIn(login: string, password: string): string | null {
-    if (!same(login.trim().toLowerCase(), this.account.login) || !same(password, this.account.password)) return null;
+    const wanted = login.trim().toLowerCase();
+    let principal: Principal | null = null;
+    if (same(wanted, this.account.login) && same(password, this.account.password)) principal = this.admin;
+    for (const e of this.extras) if (same(wanted, e.account.login) && same(password, e.account.password)) principal = e.principal;
+    if (!principal) return null;
     const key = randomBytes(24).toString('base64url');
-    this.sessions.set(key, { principal: this.admin, expires: Date.now() + SESSION_TTL_MS });
+    this.sessions.set(key, { principal, expires: Date.now() + SESSION_TTL_MS });
     return key;
   }
 

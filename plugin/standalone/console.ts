@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { problem, sendProblem } from '../../server/http/problem.js';
 import { registerServer, type ServerRegistration, type ServerServices } from '../server.js';
-import { StandaloneAuth, type AdminAccount } from './auth.js';
+import { StandaloneAuth, type AdminAccount, type ExtraAccount } from './auth.js';
 
 // The reference console `npm start` serves: the console shell (built by Vite into dist/console), a sign-in for
 // the administrator, and the plugin registered as a BlueMind host would register it.
@@ -17,6 +17,8 @@ export interface ConsoleOptions {
   /** ./var: the repository and the console's generated credentials live here. */
   varDir: string;
   account: AdminAccount;
+  /** More accounts with fewer roles (tests, demonstrations). */
+  extraAccounts?: ExtraAccount[];
   staticDir?: string;
   logger?: boolean;
   services?: ServerServices;
@@ -48,7 +50,7 @@ export function defaultStaticDir(): string {
 
 export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: 1024 * 1024 });
-  const auth = new StandaloneAuth(o.account);
+  const auth = new StandaloneAuth(o.account, o.extraAccounts);
 
   const plugin = await registerServer(
     {

@@ -1,6 +1,6 @@
 import { ContextProvider } from '@lit/context';
-import { createClient, type DataProtectClient } from '../../openapi/client.js';
-import { clientContext, localeContext } from '../../ui-components/src/context.js';
+import { createClient, type DataProtectClient, type Session } from '../../openapi/client.js';
+import { clientContext, localeContext, sessionContext } from '../../ui-components/src/context.js';
 import { defineComponents } from '../../ui-components/src/define.js';
 import type { Locale } from '../../ui-components/src/i18n.js';
 import { PAGES, SECTION, WIZARD_STEPS, type PageRegistration, type WizardStepRegistration } from './registrations.js';
@@ -28,6 +28,8 @@ export interface UiRegistration {
   pages: PageRegistration[];
   wizardSteps: WizardStepRegistration[];
   setLocale(locale: Locale): void;
+  /** Reads who is signed in (after a sign-in or a reload) and provides it; null when the key is not valid. */
+  refreshSession(): Promise<Session | null>;
 }
 
 export function registerUi(host: ConsoleHost): UiRegistration {
@@ -35,9 +37,15 @@ export function registerUi(host: ConsoleHost): UiRegistration {
   const client = createClient({ baseUrl: host.apiBase, apiKey: host.apiKey });
   new ContextProvider(host.root, { context: clientContext, initialValue: client });
   const locale = new ContextProvider(host.root, { context: localeContext, initialValue: host.locale });
+  const session = new ContextProvider(host.root, { context: sessionContext, initialValue: undefined });
+  const refreshSession = async () => {
+    const s = host.apiKey() ? await client.getSession().catch(() => null) : null;
+    session.setValue(s ?? undefined);
+    return s;
+  };
   host.registerSection(SECTION);
   for (const page of PAGES) host.registerPage(page);
   const wizardSteps = host.registerWizardStep ? [...WIZARD_STEPS] : [];
   for (const step of wizardSteps) host.registerWizardStep!(step);
-  return { client, components, pages: [...PAGES], wizardSteps, setLocale: (l) => locale.setValue(l) };
+  return { client, components, pages: [...PAGES], wizardSteps, setLocale: (l) => locale.setValue(l), refreshSession };
 }

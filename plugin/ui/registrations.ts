@@ -48,4 +48,4 @@ export const WIZARD_STEPS: readonly WizardStepRegistration[] = [
 
 export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore'] as const;
 
-export const CONTEXT_KEYS = ['bm-dataprotect.client', 'bm-dataprotect.locale'] as const;
+export const CONTEXT_KEYS = ['bm-dataprotect.client', 'bm-dataprotect.locale', 'bm-dataprotect.session'] as const;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { startConsole, type RunningConsole } from '../../plugin/standalone/console.js';
 import type { ServerServices } from '../../plugin/server.js';
+import type { ExtraAccount } from '../../plugin/standalone/auth.js';
 import { dropDatabase } from '../../server/store/db.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -33,6 +34,8 @@ export interface ConsoleUnderTest {
  * The console as `npm start` runs it (startConsole, the same composition), on a fresh database and port 0, with
  * the UI freshly built by Vite into a temporary directory; and Debian's chromium.
  */
+export const RESTORER: ExtraAccount = { login: 'restorer@example.test', password: 'restorer-password', roles: ['manageRestore'] };
+
 export async function startConsoleUnderTest(services?: ServerServices): Promise<ConsoleUnderTest> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const work = mkdtempSync(path.join(tmpdir(), 'dp-console-'));
@@ -47,6 +50,7 @@ export async function startConsoleUnderTest(services?: ServerServices): Promise<
     account: ACCOUNT,
     staticDir,
     services,
+    extraAccounts: [RESTORER],
   });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   return {

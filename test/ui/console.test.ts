@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskRegistry } from '../../server/jobs/tasks.js';
-import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
+import { ACCOUNT, RESTORER, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
 
 // Code passed to page.evaluate runs in the page; the Node tsconfig has no DOM types.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -177,6 +177,29 @@ describe('the reference console', () => {
       await shot(page, '06-generations-after-backup');
     }
     await noHorizontalOverflow(page);
+    await page.context().close();
+  });
+
+  it('a restore-only administrator sees only the pages and actions their role allows', async () => {
+    const page = await newPage();
+    await page.goto(env.console.url);
+    await page.getByLabel('Login').fill(RESTORER.login);
+    await page.getByLabel('Password').fill(RESTORER.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const nav = page.getByRole('navigation', { name: 'Console navigation' });
+    await nav.waitFor();
+    await page.locator('[data-problem-status="501"]').waitFor(); // landed on the navigator
+    expect(await nav.getByRole('link').allTextContents()).toEqual(['DataProtect navigator']);
+    expect(await page.getByRole('button', { name: 'Backup now' }).count()).toBe(0);
+    await page.goto(`${env.console.url}/#/backup/settings/configuration`);
+    await page.getByText('You have no access to this page.').waitFor();
+    const api = await page.evaluate(async () => {
+      const key = (globalThis as unknown as { sessionStorage: { getItem(k: string): string } }).sessionStorage.getItem('dp.session');
+      const r = await fetch('/api/dataprotect/settings', { headers: { 'X-BM-ApiKey': key } });
+      return r.status;
+    });
+    expect(api).toBe(403);
+    await shot(page, '13-restorer-navigator');
     await page.context().close();
   });
 

@@ -1,7 +1,7 @@
 import { ContextConsumer } from '@lit/context';
 import { css, LitElement } from 'lit';
-import type { DataProtectClient } from '../../openapi/client.js';
-import { clientContext, localeContext } from './context.js';
+import type { DataProtectClient, Session } from '../../openapi/client.js';
+import { clientContext, localeContext, sessionContext } from './context.js';
 import { MESSAGES, translate, type Locale, type MessageKey } from './i18n.js';
 
 /** Problem documents arrive as DataProtectApiError; components only need their shape. */
@@ -23,9 +23,25 @@ export function problemOf(err: unknown): ProblemLike | null {
 export class DpElement extends LitElement {
   private readonly clientConsumer = new ContextConsumer(this, { context: clientContext, subscribe: true });
   private readonly localeConsumer = new ContextConsumer(this, { context: localeContext, subscribe: true });
+  private readonly sessionConsumer = new ContextConsumer(this, { context: sessionContext, subscribe: true });
 
   protected get client(): DataProtectClient | undefined {
     return this.clientConsumer.value;
+  }
+
+  protected get session(): Session | undefined {
+    return this.sessionConsumer.value;
+  }
+
+  /**
+   * Whether to offer an action that needs `role`. Without a session in context the action is offered and the
+   * server's 403 explains; the server decides in every case.
+   */
+  protected may(role: 'manageDataProtect' | 'manageRestore'): boolean {
+    const s = this.session;
+    if (!s) return true;
+    if (s.globalAdmin || s.roles.includes('manageDataProtect')) return true;
+    return role === 'manageRestore' && (s.roles.includes('manageRestore') || s.restoreOrgUnits.length > 0);
   }
 
   protected get locale(): Locale {

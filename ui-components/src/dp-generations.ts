@@ -177,9 +177,11 @@ export class DpGenerations extends DpElement {
     return html`<section aria-labelledby="dp-generations-title">
       <h2 id="dp-generations-title">${this.t('generations.title')}</h2>
       <div class="toolbar">
-        <button id="backup-now" @click=${this.backupNow} ?disabled=${this.starting}>
-          ${this.starting ? this.t('generations.starting') : this.t('generations.backupNow')}
-        </button>
+        ${this.may('manageDataProtect')
+          ? html`<button id="backup-now" @click=${this.backupNow} ?disabled=${this.starting}>
+              ${this.starting ? this.t('generations.starting') : this.t('generations.backupNow')}
+            </button>`
+          : nothing}
         ${this.notice ? html`<span class="note" role="status">${this.notice}</span>` : nothing}
       </div>
       ${this.actionProblem ? this.problemBox(this.actionProblem) : nothing}
@@ -234,18 +236,22 @@ export class DpGenerations extends DpElement {
               </ul>
             </td>
             <td>
-              <button
-                class="secondary"
-                aria-label=${this.t('generations.deleteLabel', { date: formatDate(this.locale, g.protectionTime) })}
-                @click=${(e: Event) => this.askDelete(g, e)}
-              >
-                ${this.t('generations.delete')}
-              </button>
+              ${this.may('manageDataProtect') ? this.deleteButton(g) : nothing}
             </td>
           </tr>`,
         )}
       </tbody>
     </table>`;
+  }
+
+  private deleteButton(g: Generation) {
+    return html`<button
+                class="secondary"
+                aria-label=${this.t('generations.deleteLabel', { date: formatDate(this.locale, g.protectionTime) })}
+                @click=${(e: Event) => this.askDelete(g, e)}
+              >
+                ${this.t('generations.delete')}
+              </button>`;
   }
 
   private dialog(g: Generation) {

@@ -115,16 +115,15 @@ async function signOut(): Promise<void> {
   state.sessionKey = null;
   state.session = null;
   sessionStorage.removeItem('dp.session');
+  await ui?.refreshSession();
   draw();
 }
 
 async function loadSession(): Promise<void> {
   if (!state.sessionKey || !ui) return;
-  try {
-    state.session = await ui.client.getSession();
-  } catch {
+  state.session = await ui.refreshSession();
+  if (!state.session) {
     state.sessionKey = null;
-    state.session = null;
     sessionStorage.removeItem('dp.session');
   }
   if (state.session && !currentSlot()) {
