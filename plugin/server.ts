@@ -24,6 +24,7 @@ import {
   UnavailableRestoreService,
 } from '../server/dataprotect/unavailable.js';
 import { dataProtectApi } from '../server/http/api.js';
+import { ClusterCoordinator } from '../server/jobs/cluster.js';
 import { BackupScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
 import { TaskRegistry } from '../server/jobs/tasks.js';
 import { NODE_ID, TASK_FILES_DIR } from '../server/jobs/tokens.js';
@@ -94,6 +95,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   c.register(TASK_FILES_DIR, { useValue: host.taskFilesDir });
   c.register(SETTINGS_DEFAULTS, { useValue: { repositoryLocation: host.defaultRepositoryLocation } });
   c.registerSingleton(TaskRegistry);
+  c.registerSingleton(ClusterCoordinator);
   c.registerSingleton(AuditLog);
   c.registerSingleton(SettingsService);
   c.register(GENERATION_SERVICE, { useValue: services.generations?.(c) ?? new UnavailableGenerationService() });
@@ -132,7 +134,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   let scheduler: BackupScheduler | null = null;
   if (services.backups) {
     const log = host.log ?? { info: (m: string) => host.fastify.log.info(m), error: (m: string) => host.fastify.log.error(m) };
-    scheduler = new BackupScheduler(settings, deps.backups, log);
+    scheduler = new BackupScheduler(settings, deps.backups, c.resolve(ClusterCoordinator), log);
     await scheduler.start();
   }
 

@@ -1,6 +1,15 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { BackupRunner } from '../dataprotect/services.js';
 import type { SavedSettings, SettingsService } from '../dataprotect/settings.js';
+import type { ClusterCoordinator } from './cluster.js';
+
+const JOB = 'backup';
+
+/** The local calendar day of a date, YYYY-MM-DD (the schedule runs in the server's time zone). */
+export function localDay(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}
 
 export interface SchedulerLog {
   info(message: string): void;
@@ -8,8 +17,9 @@ export interface SchedulerLog {
 }
 
 /**
- * Runs the backup daily at the configured time and follows changes of that time. Whether a run may happen
- * (never twice a day by the schedule, one node of the cluster only) is the runner's decision (issue 5).
+ * Runs the backup daily at the configured time and follows changes of that time. The schedule starts at most one
+ * run per day across the cluster: the first node to claim the day runs it, the others say so in their log.
+ * "Backup now" does not go through here and can always run (the runner answers with a run in progress).
  */
 export class BackupScheduler {
   private task: ScheduledTask | null = null;
@@ -19,6 +29,7 @@ export class BackupScheduler {
   constructor(
     private readonly settings: SettingsService,
     private readonly runner: BackupRunner,
+    private readonly cluster: ClusterCoordinator,
     private readonly log: SchedulerLog,
   ) {}
 
@@ -41,16 +52,25 @@ export class BackupScheduler {
     void this.task?.destroy();
     const [hh, mm] = s.backupTime.split(':').map(Number);
     this.time = s.backupTime;
-    this.task = cron.schedule(`${mm} ${hh} * * *`, () => this.fire(), { name: 'dataprotect-backup', noOverlap: true });
+    this.task = cron.schedule(`${mm} ${hh} * * *`, () => this.runScheduled(), { name: 'dataprotect-backup', noOverlap: true });
     this.log.info(`daily backup scheduled at ${s.backupTime}`);
   }
 
-  private async fire(): Promise<void> {
+  /** What the cron tick does (public for tests): claim today, then start the run. */
+  async runScheduled(now = new Date()): Promise<'started' | 'claimed-elsewhere' | 'failed'> {
+    const day = localDay(now);
     try {
+      if (!(await this.cluster.claimScheduledRun(JOB, day))) {
+        const by = await this.cluster.claimedBy(JOB, day);
+        this.log.info(`scheduled backup of ${day}: already started by ${by ?? 'another node'}, not starting another`);
+        return 'claimed-elsewhere';
+      }
       const { task, alreadyRunning } = await this.runner.start({ scheduler: true }, 'schedule');
       this.log.info(alreadyRunning ? `scheduled backup: a run is already in progress (${task.id})` : `scheduled backup started (${task.id})`);
+      return 'started';
     } catch (err) {
       this.log.error(`scheduled backup could not start: ${(err as Error).message}`);
+      return 'failed';
     }
   }
 

@@ -75,6 +75,19 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'scheduled run claims',
+    sql: `
+      CREATE TABLE dp_schedule_claim (
+        job text NOT NULL,
+        day date NOT NULL,
+        node text NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (job, day)
+      );
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

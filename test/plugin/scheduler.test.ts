@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BackupRunner, Requester } from '../../server/dataprotect/services.js';
+import { ClusterCoordinator } from '../../server/jobs/cluster.js';
 import { BackupScheduler } from '../../server/jobs/scheduler.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from '../http/harness.js';
 
@@ -24,7 +25,8 @@ it('schedules the daily backup at the configured time and moves it when the sett
     },
   };
   const lines: string[] = [];
-  const scheduler = new BackupScheduler(api.deps.settings, runner, { info: (m) => lines.push(m), error: (m) => lines.push(m) });
+  const cluster = new ClusterCoordinator(api.pool, 'node-a');
+  const scheduler = new BackupScheduler(api.deps.settings, runner, cluster, { info: (m) => lines.push(m), error: (m) => lines.push(m) });
   await scheduler.start();
   try {
     expect(scheduler.backupTime).toBe('01:00');
@@ -43,4 +45,47 @@ it('schedules the daily backup at the configured time and moves it when the sett
     await scheduler.stop();
   }
   expect(scheduler.nextRun()).toBeNull();
+});
+
+it('two nodes whose schedules fire at the same moment start one run; the next day runs again', async () => {
+  let runs = 0;
+  const runner: BackupRunner = {
+    start: async (by) => {
+      runs++;
+      const task = await api.deps.tasks.start({ kind: 'backup', title: 'Backup', actor: { login: 'scheduler', uid: null } }, async () => ({}));
+      expect(by).toEqual({ scheduler: true });
+      return { task, alreadyRunning: false };
+    },
+    applyRetention: async () => {
+      throw new Error('not in this test');
+    },
+  };
+  const quiet = { info: () => {}, error: () => {} };
+  const lines: string[] = [];
+  const a = new BackupScheduler(api.deps.settings, runner, new ClusterCoordinator(api.pool, 'node-a'), quiet);
+  const b = new BackupScheduler(api.deps.settings, runner, new ClusterCoordinator(api.pool, 'node-b'), {
+    info: (m) => lines.push(m),
+    error: (m) => lines.push(m),
+  });
+  const night = new Date(2031, 0, 15, 1, 0, 0);
+  const results = await Promise.all([a.runScheduled(night), b.runScheduled(night)]);
+  expect(results.sort()).toEqual(['claimed-elsewhere', 'started']);
+  expect(runs).toBe(1);
+  // Later the same day (the backup time moved): still no second scheduled run.
+  expect(await a.runScheduled(new Date(2031, 0, 15, 23, 0, 0))).toBe('claimed-elsewhere');
+  expect(await b.runScheduled(new Date(2031, 0, 16, 1, 0, 0))).toBe('started');
+  expect(runs).toBe(2);
+});
+
+it('the cluster lock lets one node work at a time and is free again afterwards', async () => {
+  const a = new ClusterCoordinator(api.pool, 'node-a');
+  const b = new ClusterCoordinator(api.pool, 'node-b');
+  let release!: () => void;
+  const held = a.withLock('backup-run', () => new Promise<string>((r) => (release = () => r('done by a'))));
+  await new Promise((r) => setTimeout(r, 100));
+  expect(await b.withLock('backup-run', async () => 'done by b')).toEqual({ acquired: false });
+  expect(await b.withLock('another-lock', async () => 'other work')).toEqual({ acquired: true, value: 'other work' });
+  release();
+  expect(await held).toEqual({ acquired: true, value: 'done by a' });
+  expect(await b.withLock('backup-run', async () => 'done by b')).toEqual({ acquired: true, value: 'done by b' });
 });
