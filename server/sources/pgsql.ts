@@ -173,8 +173,9 @@ export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions)
           const lines: Buffer[] = [];
           for await (const line of opts.entities.exportContainer(q, cont)) lines.push(Buffer.from(line + '\n', 'utf8'));
           const data = Buffer.concat(lines);
-          // Large containers go through the stream chunker so that a few changed items cost little.
-          if (data.length > 256 * 1024) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
+          // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
+          // changed items cost a few chunks, not the whole export.
+          if (data.length > 16 * 1024) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
           else await archiver.addBytes(p, data);
           containers.push({ uid: cont.uid, type: cont.type, name: cont.name, items: lines.length - 1, path: p });
         }

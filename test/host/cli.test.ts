@@ -1,0 +1,66 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildProgram } from '../../server/cli/main.js';
+import { describe as describeDb } from '../../server/host/connection.js';
+import { withClient } from '../../server/host/db.js';
+import { freePort } from '../../server/host/reference/dovecot.js';
+import { sandbox, type Sandbox } from './helpers.js';
+
+let sb: Sandbox;
+let repoDir: string;
+
+beforeAll(async () => {
+  sb = await sandbox('cli');
+  repoDir = await mkdtemp(path.join(tmpdir(), 'dp-repo-cli-'));
+  process.env.DATABASE_URL = `postgres://${sb.db.user}@${sb.db.host}:${sb.db.port}/${sb.db.database}`;
+});
+afterAll(async () => {
+  delete process.env.DATABASE_URL;
+  await sb?.cleanup();
+  if (repoDir) await rm(repoDir, { recursive: true, force: true });
+});
+
+/** Runs the CLI in-process and returns its JSON lines. */
+async function cli(...args: string[]): Promise<Record<string, any>[]> {
+  const lines: string[] = [];
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: any) => {
+    lines.push(String(chunk));
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await buildProgram().parseAsync(['node', 'bm-dataprotect', ...args]);
+  } finally {
+    spy.mockRestore();
+    err.mockRestore();
+  }
+  return lines.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+describe('bm-dataprotect host and db commands', () => {
+  it('seeds with DATABASE_URL and --host-root, backs up, restores latest into a new database, and runs Dovecot', async () => {
+    const root = path.join(sb.root, 'host');
+    const [seed] = await cli('host', 'seed', '--users', '9', '--host-root', root, '--json').then((l) => l.filter((x) => x.type === 'summary'));
+    expect(seed).toMatchObject({ users: 9, domains: 2, database: sb.db.database });
+
+    await cli('repo', 'init', '--repo', repoDir, '--json');
+    const backup = (await cli('db', 'backup', '--repo', repoDir, '--host-root', root, '--json')).find((x) => x.type === 'summary')!;
+    expect(backup.database).toBe(sb.db.database);
+    expect(backup.entities).toBeGreaterThan(9);
+
+    const target = sb.extraDb('cli_restore');
+    const restored = (await cli('db', 'restore', 'latest', '--repo', repoDir, '--database', target.database, '--json')).find((x) => x.type === 'summary')!;
+    expect(restored).toMatchObject({ database: target.database, snapshot: backup.snapshot, tables: 18 });
+    const users = await withClient(target, async (c) => Number((await c.query('SELECT count(*) n FROM t_domain_user')).rows[0].n));
+    expect(users).toBe(9);
+    expect(describeDb(target)).toContain(target.database);
+
+    const port = await freePort();
+    const started = (await cli('host', 'dovecot', 'start', '--port', String(port), '--host-root', root, '--json'))[0];
+    expect(started).toMatchObject({ running: true, port, host: '127.0.0.2' });
+    const stopped = (await cli('host', 'dovecot', 'stop', '--host-root', root, '--json'))[0];
+    expect(stopped).toMatchObject({ wasRunning: true });
+  });
+});
