@@ -220,6 +220,41 @@ describe('the reference console', () => {
     await page.context().close();
   });
 
+  it('dp-task-progress offers the files a task made for download when it ends', async () => {
+    const tasks = env.console.plugin.container.resolve(TaskRegistry);
+    const ics = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n';
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const task = await tasks.start(
+      { kind: 'restore', title: 'send.calendars.ics', actor: { login: ACCOUNT.login, uid: 'admin0_global.virt' } },
+      async (ctx) => {
+        await gate;
+        await ctx.attach('calendar.ics', ics, 'text/calendar');
+        ctx.info('calendar.ics ready');
+      },
+    );
+    const page = await newPage();
+    await signIn(page);
+    await page.getByRole('link', { name: 'DataProtect navigator' }).click();
+    await page.evaluate((id) => {
+      const el = document.createElement('dp-task-progress');
+      el.setAttribute('task-id', id);
+      el.id = 'probe';
+      document.querySelector('main .card')!.append(el);
+    }, task.id);
+    await page.locator('#probe [data-status="RUNNING"]').waitFor();
+    release();
+    const button = page.getByRole('button', { name: 'Download calendar.ics' });
+    await button.waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), button.click()]);
+    expect(download.suggestedFilename()).toBe('calendar.ics');
+    const saved = path.join(SCREENSHOTS, 'downloaded-calendar.ics');
+    await download.saveAs(saved);
+    expect((await import('node:fs')).readFileSync(saved, 'utf8')).toBe(ics);
+    await shot(page, '14-task-files');
+    await page.context().close();
+  });
+
   it('dp-task-progress shows a task live (progress, log) and cancels it', async () => {
     const tasks = env.console.plugin.container.resolve(TaskRegistry);
     const task = await tasks.start(

@@ -1,5 +1,5 @@
 import { html, css, nothing } from 'lit';
-import type { Task, TaskLogEntry } from '../../openapi/client.js';
+import type { Schemas, Task, TaskLogEntry } from '../../openapi/client.js';
 import { DpElement, problemOf } from './base.js';
 import { formatBytes } from './i18n.js';
 
@@ -14,6 +14,7 @@ export class DpTaskProgress extends DpElement {
     entries: { state: true },
     error: { state: true },
     cancelling: { state: true },
+    files: { state: true },
   };
 
   declare taskId: string | null;
@@ -21,6 +22,7 @@ export class DpTaskProgress extends DpElement {
   declare entries: TaskLogEntry[];
   declare error: string | null;
   declare cancelling: boolean;
+  declare files: Schemas['TaskFile'][];
   private abort: AbortController | null = null;
   private following: string | null = null;
 
@@ -31,6 +33,7 @@ export class DpTaskProgress extends DpElement {
     this.entries = [];
     this.error = null;
     this.cancelling = false;
+    this.files = [];
   }
 
   static override styles = [
@@ -73,6 +76,13 @@ export class DpTaskProgress extends DpElement {
         color: #b42318;
         font-weight: 600;
       }
+      ul.files {
+        list-style: none;
+        padding: 0;
+        display: flex;
+        gap: 12px;
+        flex-wrap: wrap;
+      }
       .status-SUCCEEDED {
         color: #027a48;
       }
@@ -103,6 +113,7 @@ export class DpTaskProgress extends DpElement {
     this.following = this.taskId;
     this.task = null;
     this.entries = [];
+    this.files = [];
     this.error = null;
     const id = this.taskId;
     const client = this.client;
@@ -114,11 +125,28 @@ export class DpTaskProgress extends DpElement {
         if (e.type === 'log') this.entries = [...this.entries, e.entry];
         else this.task = e.task;
         if (e.type === 'end') {
+          this.files = await client.listTaskFiles(e.task.id, abort.signal).catch(() => []);
           this.dispatchEvent(new CustomEvent<Task>('dp-task-end', { detail: e.task, bubbles: true, composed: true }));
         }
       }
     } catch (err) {
       if (!abort.signal.aborted) this.error = problemOf(err)?.detail ?? (err as Error).message;
+    }
+  }
+
+  /** Fetches the file with the API key (a plain link could not send it) and hands it to the browser. */
+  private async download(name: string): Promise<void> {
+    if (!this.client || !this.taskId) return;
+    try {
+      const blob = await this.client.downloadTaskFile(this.taskId, name);
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = name;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      this.error = problemOf(err)?.detail ?? (err as Error).message;
     }
   }
 
@@ -159,6 +187,18 @@ export class DpTaskProgress extends DpElement {
         : nothing}
       ${t?.error ? html`<div class="alert" role="alert">${t.error}</div>` : nothing}
       ${this.error ? html`<div class="alert" role="alert">${this.error}</div>` : nothing}
+      ${this.files.length
+        ? html`<ul class="files" aria-label=${this.t('task.files')}>
+            ${this.files.map(
+              (f) => html`<li>
+                <button class="secondary" aria-label=${this.t('task.download', { name: f.name })} @click=${() => this.download(f.name)}>
+                  ${f.name}
+                </button>
+                <span class="note">${formatBytes(this.locale, f.size)}</span>
+              </li>`,
+            )}
+          </ul>`
+        : nothing}
       <ol aria-label=${this.t('task.log')} aria-live="polite">
         ${this.entries.map((e) => html`<li class=${e.level}>${new Date(e.time).toLocaleTimeString(this.locale)} ${e.message}</li>`)}
       </ol>

@@ -85,6 +85,8 @@ const en = {
   'task.status.CANCELLED': 'Cancelled',
   'task.status.INTERRUPTED': 'Interrupted',
   'task.noTask': 'No task selected.',
+  'task.files': 'Files',
+  'task.download': 'Download {name}',
 };
 
 export type MessageKey = keyof typeof en;
@@ -173,6 +175,8 @@ const fr: Record<MessageKey, string> = {
   'task.status.CANCELLED': 'Annulée',
   'task.status.INTERRUPTED': 'Interrompue',
   'task.noTask': 'Aucune tâche sélectionnée.',
+  'task.files': 'Fichiers',
+  'task.download': 'Télécharger {name}',
 };
 
 export const MESSAGES: Record<Locale, Record<MessageKey, string>> = { en, fr };
