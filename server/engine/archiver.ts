@@ -1,6 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import type { BigIntStats } from 'node:fs';
-import { lstat, open, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
+import { lstat, open, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
@@ -66,6 +67,7 @@ export class Archiver {
   private readonly renameTables = new Map<string, Promise<RenameTable | null>>();
   private readonly hardlinks = new Map<string, string[]>();
   private readonly slots: Semaphore;
+  private readonly largeFiles = new Semaphore(2);
   private current = '';
 
   constructor(
@@ -207,7 +209,7 @@ export class Archiver {
   private async archiveDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<TreeNode | null> {
     let names: string[];
     try {
-      names = await readdir(fsPath);
+      names = readdirSync(fsPath);
     } catch (err) {
       this.fail(vpath, err);
       return null;
@@ -221,7 +223,7 @@ export class Archiver {
         this.opts.progress?.notice?.(`parent tree of ${vpath} unreadable, reading its files again: ${(err as Error).message}`);
       }
     }
-    const stats = await statAll(fsPath, names);
+    const stats = statAll(fsPath, names);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const reads: Promise<void>[] = [];
     for (let i = 0; i < names.length; i++) {
@@ -303,10 +305,15 @@ export class Archiver {
     }
     const content: string[] = [];
     const chunker = new StreamChunker(this.repo.gear, params);
-    const fh = await open(fsPath, 'r');
+    // Large files one or two at a time: their chunks already keep the codec pool busy.
+    await this.largeFiles.acquire();
+    const fh = await open(fsPath, 'r').catch((err) => {
+      this.largeFiles.release();
+      throw err;
+    });
     let size = 0;
     try {
-      const buf = Buffer.allocUnsafe(Math.max(params.max, 8 * 1024 * 1024));
+      const buf = Buffer.allocUnsafe(2 * 1024 * 1024);
       for (;;) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, null);
         if (bytesRead === 0) break;
@@ -326,6 +333,7 @@ export class Archiver {
       }
     } finally {
       await fh.close();
+      this.largeFiles.release();
     }
     node.size = size;
     return content;
@@ -467,19 +475,19 @@ export class Archiver {
   }
 }
 
-async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
-  const out: (BigIntStats | Error)[] = new Array(names.length);
-  for (let i = 0; i < names.length; i += 128) {
-    await Promise.all(
-      names.slice(i, i + 128).map((n, j) =>
-        lstat(join(dir, n), { bigint: true }).then(
-          (s) => void (out[i + j] = s),
-          (e: Error) => void (out[i + j] = e),
-        ),
-      ),
-    );
-  }
-  return out;
+/**
+ * lstat of every entry, synchronously: a metadata-only incremental is a long run of stat calls on
+ * cached inodes, and a direct call costs a few microseconds where a round trip through libuv's pool
+ * (and its promise) costs several times that. File contents are still read asynchronously.
+ */
+function statAll(dir: string, names: string[]): (BigIntStats | Error)[] {
+  return names.map((n) => {
+    try {
+      return lstatSync(join(dir, n), { bigint: true });
+    } catch (err) {
+      return err as Error;
+    }
+  });
 }
 
 function typeOf(st: BigIntStats): NodeType {
@@ -527,14 +535,20 @@ class Semaphore {
   private active = 0;
   private readonly queue: (() => void)[] = [];
   constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  async acquire(): Promise<void> {
     if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
     this.active++;
+  }
+  release(): void {
+    this.active--;
+    this.queue.shift()?.();
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    await this.acquire();
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.queue.shift()?.();
+      this.release();
     }
   }
 }

@@ -63,7 +63,9 @@ export function cutsInto(gear: Int32Array, src: Uint8Array, p: ChunkerParams, ou
  * cut waits for more bytes.
  */
 export class StreamChunker {
-  private carry: Buffer = Buffer.alloc(0);
+  /** Bytes received and not yet cut; only concatenated once there is enough for a final cut. */
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
   private readonly cuts: number[] = [];
 
   constructor(
@@ -73,11 +75,12 @@ export class StreamChunker {
 
   /** Chunks completed by this piece; they are views into an internal buffer, valid until the next call. */
   push(piece: Uint8Array): Buffer[] {
-    const data = this.carry.length === 0 ? Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength) : Buffer.concat([this.carry, piece]);
-    if (data.length < this.params.max) {
-      this.carry = this.carry.length === 0 ? Buffer.from(data) : data;
-      return [];
-    }
+    if (piece.byteLength === 0) return [];
+    // Copy: the caller may reuse `piece` (a read buffer) after this returns.
+    this.pending.push(Buffer.from(piece));
+    this.pendingLength += piece.byteLength;
+    if (this.pendingLength < this.params.max) return [];
+    const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLength);
     this.cuts.length = 0;
     cutsInto(this.gear, data, this.params, this.cuts);
     const chunks: Buffer[] = [];
@@ -88,15 +91,17 @@ export class StreamChunker {
       chunks.push(data.subarray(start, cut));
       start = cut;
     }
-    // Copy the tail: `piece` may be reused by the caller after this returns.
-    this.carry = Buffer.from(data.subarray(start));
+    const tail = data.subarray(start);
+    this.pending = tail.length ? [Buffer.from(tail)] : [];
+    this.pendingLength = tail.length;
     return chunks;
   }
 
   /** The last chunks once the stream has ended. */
   end(): Buffer[] {
-    const data = this.carry;
-    this.carry = Buffer.alloc(0);
+    const data = Buffer.concat(this.pending, this.pendingLength);
+    this.pending = [];
+    this.pendingLength = 0;
     if (data.length === 0) return [];
     this.cuts.length = 0;
     cutsInto(this.gear, data, this.params, this.cuts);

@@ -42,7 +42,8 @@ parentPort.on('message', (job) => {
     } else { parts.push(blob); lengths.push(blob.length); flags.push(0); errors.push(null); }
   }
   const out = Buffer.concat(parts);
-  const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+  // Hand the memory over instead of copying it when the buffer owns its ArrayBuffer (not pooled).
+  const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
   parentPort.postMessage({ id: job.id, data: ab, lengths, flags, errors }, [ab]);
 });
 `;

@@ -6,8 +6,14 @@ import type { Repository } from './repository.js';
 
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_BLOBS = 512;
-/** Bytes accepted but not yet written to a pack file: bounds memory whatever the size of the source. */
-const MAX_IN_FLIGHT = 96 * 1024 * 1024;
+/**
+ * Memory stays bounded whatever the size of the source: at most this many raw bytes wait for or sit
+ * in the codec pool, each pack builder holds at most one pack, and at most MAX_PACK_WRITES packs are
+ * being written. Each limit frees itself (the codec always answers, writes always end), so a wait
+ * can never deadlock, whatever the compression ratio.
+ */
+const MAX_QUEUED = 16 * 1024 * 1024;
+const MAX_PACK_WRITES = 2;
 /** An index file is written every this many packs, so an interrupted backup keeps most of its work indexed. */
 const PACKS_PER_INDEX = 32;
 /** ...or this many blobs, which keeps an index file under 8 MiB. */
@@ -33,7 +39,8 @@ export class BlobSaver {
   private unindexed: IndexFile['packs'] = [];
   private unindexedBlobs = 0;
   private indexing: Promise<void> = Promise.resolve();
-  private inFlight = 0;
+  private queued = 0;
+  private packWrites = 0;
   private waiters: (() => void)[] = [];
   private failure: Error | undefined;
 
@@ -46,9 +53,9 @@ export class BlobSaver {
     const hex = toHex(id);
     if (this.pending.has(hex)) return false;
     this.pending.add(hex);
-    while (this.inFlight > MAX_IN_FLIGHT && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
+    while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure) throw this.failure;
-    this.inFlight += raw.byteLength;
+    this.queued += raw.byteLength;
     let b = this.batch;
     if (b && b.used + raw.byteLength > b.data.byteLength) {
       this.dispatch();
@@ -88,6 +95,8 @@ export class BlobSaver {
       .codec()
       .compressPacked(data, b.lengths)
       .then((r) => {
+        this.queued -= b.used;
+        this.wake();
         for (let i = 0; i < b.ids.length; i++) {
           const type = b.types[i];
           const builder = this.builders[type];
@@ -114,21 +123,23 @@ export class BlobSaver {
     const id = toHex(sha256(parts));
     let size = 0;
     for (const p of parts) size += p.length;
-    await this.repo.storage.write('data', id, parts);
+    this.packWrites++;
+    try {
+      await this.repo.storage.write('data', id, parts);
+    } finally {
+      this.packWrites--;
+      this.wake();
+    }
     const entries: PackEntry[] = builder.entries;
-    let raw = 0;
     for (const e of entries) {
       this.repo.index.add(e.id, { ...e, pack: id });
       this.pending.delete(toHex(e.id));
-      raw += e.rawLength;
     }
     this.stats.blobsNew += entries.length;
     this.stats.bytesAdded += size;
     this.unindexed.push({ id, blobs: entries });
     this.unindexedBlobs += entries.length;
     if (this.unindexed.length >= PACKS_PER_INDEX || this.unindexedBlobs >= BLOBS_PER_INDEX) this.queueIndex();
-    this.inFlight -= raw;
-    this.wake();
   }
 
   private queueIndex(): void {

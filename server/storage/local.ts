@@ -81,7 +81,8 @@ export class LocalStorage implements Storage {
     try {
       const parts = Buffer.isBuffer(data) ? [data] : data;
       await fh.writev(parts as Uint8Array[]);
-      await fh.sync();
+      // Locks are rewritten every few minutes and lose nothing if a crash drops them: no fsync.
+      if (type !== 'lock') await fh.sync();
     } catch (err) {
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -89,7 +90,7 @@ export class LocalStorage implements Storage {
     }
     await fh.close();
     await rename(tmp, p);
-    await syncDir(dir);
+    if (type !== 'lock') await syncDir(dir);
   }
 
   async delete(type: FileType, name: string): Promise<void> {

@@ -1,0 +1,183 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { churn, generateSpool, userName } from '../../server/demo/mail-spool.js';
+import { diskBytes, measure, treeStats, type Measure } from './tools.js';
+
+/**
+ * The mail-spool case: our engine, restic (compression auto), borg (lz4) and rsync --link-dest
+ * (BlueMind's own method) on the same generated spool, the same daily churn, in one run.
+ */
+
+const CLI = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
+
+interface Peer {
+  name: string;
+  init(): Promise<void>;
+  backup(day: number): Promise<Measure>;
+  restoreOne(user: string, target: string): Promise<Measure>;
+  restoreAll(target: string): Promise<Measure>;
+  /** Where the restored spool lands below the target. */
+  restoredSpool(target: string): string;
+  repo: string;
+}
+
+export interface MailBenchOptions {
+  workDir: string;
+  users: number;
+  messagesPerUser: number;
+  days: number;
+  log: (line: string) => void;
+}
+
+export interface MailBenchRow {
+  metric: string;
+  unit: string;
+  values: Record<string, number>;
+  /** Lower is better for every metric here. */
+  target?: string;
+}
+
+export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBenchRow[]; corpus: Record<string, number> }> {
+  const work = resolve(o.workDir);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const spool = join(work, 'spool');
+  o.log(`generating a spool of ${o.users} users x ${o.messagesPerUser} messages in ${spool} ...`);
+  const messages = await generateSpool(spool, { users: o.users, messagesPerUser: o.messagesPerUser });
+  const corpus = treeStats(spool);
+  o.log(`  ${messages} messages, ${(corpus.bytes / 2 ** 20).toFixed(0)} MiB`);
+
+  const env = { RESTIC_PASSWORD: 'bench-only', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
+  const peers: Peer[] = [
+    {
+      name: 'ours',
+      repo: join(work, 'repo-ours'),
+      async init() {
+        await measure(process.execPath, [CLI, 'repo', 'init', '--repo', this.repo]);
+      },
+      backup() {
+        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json']);
+      },
+      restoreOne(user, target) {
+        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--include', join(spool, user), '--target', target, '--json']);
+      },
+      restoreAll(target) {
+        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json']);
+      },
+      restoredSpool: (t) => join(t, spool),
+    },
+    {
+      name: 'restic',
+      repo: join(work, 'repo-restic'),
+      async init() {
+        await measure('restic', ['-r', this.repo, 'init', '-q'], { env });
+      },
+      backup() {
+        return measure('restic', ['-r', this.repo, 'backup', '-q', '--compression', 'auto', '--host', 'bench', spool], { env });
+      },
+      restoreOne(user, target) {
+        return measure('restic', ['-r', this.repo, 'restore', 'latest', '-q', '--include', join(spool, user), '--target', target], { env });
+      },
+      restoreAll(target) {
+        return measure('restic', ['-r', this.repo, 'restore', 'latest', '-q', '--target', target], { env });
+      },
+      restoredSpool: (t) => join(t, spool),
+    },
+    {
+      name: 'borg',
+      repo: join(work, 'repo-borg'),
+      async init() {
+        await measure('borg', ['init', '-e', 'none', this.repo], { env });
+      },
+      backup(day) {
+        return measure('borg', ['create', '--compression', 'lz4', `${this.repo}::day${day}`, 'spool'], { env, cwd: work });
+      },
+      async restoreOne(user, target) {
+        await mkdir(target, { recursive: true });
+        return measure('borg', ['extract', `${this.repo}::day${o.days}`, `spool/${user}`], { env, cwd: target });
+      },
+      async restoreAll(target) {
+        await mkdir(target, { recursive: true });
+        return measure('borg', ['extract', `${this.repo}::day${o.days}`], { env, cwd: target });
+      },
+      restoredSpool: (t) => join(t, 'spool'),
+    },
+    {
+      name: 'rsync',
+      repo: join(work, 'repo-rsync'),
+      async init() {
+        await mkdir(this.repo, { recursive: true });
+      },
+      backup(day) {
+        const link = day > 0 ? [`--link-dest=${join(this.repo, `day${day - 1}`)}`] : [];
+        return measure('rsync', ['-a', ...link, `${spool}/`, join(this.repo, `day${day}`) + '/']);
+      },
+      async restoreOne(user, target) {
+        await mkdir(join(target, 'spool'), { recursive: true });
+        return measure('rsync', ['-a', join(this.repo, `day${o.days}`, user) + '/', join(target, 'spool', user) + '/']);
+      },
+      async restoreAll(target) {
+        await mkdir(target, { recursive: true });
+        return measure('rsync', ['-a', join(this.repo, `day${o.days}`) + '/', join(target, 'spool') + '/']);
+      },
+      restoredSpool: (t) => join(t, 'spool'),
+    },
+  ];
+
+  const rows: MailBenchRow[] = [];
+  const rss: Record<string, number> = {};
+  const record = (name: string, m: Measure) => (rss[name] = Math.max(rss[name] ?? 0, m.maxRssMiB));
+  const row = (metric: string, unit: string, target?: string): MailBenchRow => {
+    const r: MailBenchRow = { metric, unit, values: {}, target };
+    rows.push(r);
+    return r;
+  };
+
+  for (const p of peers) await p.init();
+  const first = row('first backup', 's', 'no slower than restic');
+  for (const p of peers) {
+    o.log(`first backup: ${p.name} ...`);
+    const m = await p.backup(0);
+    first.values[p.name] = m.seconds;
+    record(p.name, m);
+  }
+  const incr = row(`daily incremental (mean of ${o.days})`, 's', 'no slower than rsync');
+  for (let day = 1; day <= o.days; day++) {
+    const c = await churn(spool, { day });
+    o.log(`day ${day}: ${c.added} new, ${c.deleted} deleted, ${c.flagged} flag changes, ${c.moved} moved`);
+    for (const p of peers) {
+      const m = await p.backup(day);
+      incr.values[p.name] = (incr.values[p.name] ?? 0) + m.seconds / o.days;
+      record(p.name, m);
+    }
+  }
+  const finalState = treeStats(spool);
+  const size = row(`repository size after ${o.days} increments`, 'MiB', 'no larger than restic');
+  for (const p of peers) size.values[p.name] = diskBytes(p.repo) / 2 ** 20;
+
+  const user = userName(7);
+  const oneState = treeStats(join(spool, user));
+  const one = row(`restore one mailbox (${oneState.files} files)`, 's', 'no slower than borg');
+  const all = row('restore everything', 's', 'no slower than restic');
+  for (const p of peers) {
+    const t1 = join(work, `restore-one-${p.name}`);
+    const m1 = await p.restoreOne(user, t1);
+    one.values[p.name] = m1.seconds;
+    record(p.name, m1);
+    const got1 = treeStats(join(p.restoredSpool(t1), user));
+    if (got1.files !== oneState.files || got1.bytes !== oneState.bytes) throw new Error(`${p.name}: one-mailbox restore gave ${got1.files} files / ${got1.bytes} bytes, expected ${oneState.files} / ${oneState.bytes}`);
+    await rm(t1, { recursive: true, force: true });
+    const t2 = join(work, `restore-all-${p.name}`);
+    const m2 = await p.restoreAll(t2);
+    all.values[p.name] = m2.seconds;
+    record(p.name, m2);
+    const got2 = treeStats(p.restoredSpool(t2));
+    if (got2.files !== finalState.files || got2.bytes !== finalState.bytes) throw new Error(`${p.name}: full restore gave ${got2.files} files / ${got2.bytes} bytes, expected ${finalState.files} / ${finalState.bytes}`);
+    await rm(t2, { recursive: true, force: true });
+    o.log(`restores: ${p.name} done`);
+  }
+  const mem = row('peak memory (any step)', 'MiB');
+  mem.values = rss;
+  return { rows, corpus: { messages, files: corpus.files, mib: corpus.bytes / 2 ** 20, finalFiles: finalState.files } };
+}

@@ -1,0 +1,63 @@
+import { existsSync } from 'node:fs';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runMailBench, type MailBenchRow } from './mail.js';
+import { ensureTools } from './tools.js';
+
+/**
+ * `npm run bench`: the mail-spool case against restic, borg and rsync --link-dest, then the database
+ * case when its module is present. Prints a table with every figure and our ratio to each peer.
+ */
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '40' },
+    messages: { type: 'string', default: '300' },
+    days: { type: 'string', default: '5' },
+    work: { type: 'string', default: 'var/bench' },
+    only: { type: 'string' },
+  },
+});
+const log = (s: string) => process.stderr.write(s + '\n');
+
+function table(rows: MailBenchRow[], peers: string[]): string {
+  const fmt = (n: number | undefined) => (n === undefined ? '-' : n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+  const head = ['metric', 'unit', ...peers, ...peers.slice(1).map((p) => `ours/${p}`), 'target', 'met'];
+  const body = rows.map((r) => {
+    const ratios = peers.slice(1).map((p) => (r.values.ours && r.values[p] ? `${(r.values.ours / r.values[p]).toFixed(2)}x` : '-'));
+    const peer = r.target?.match(/than (\w+)/)?.[1];
+    const met = peer && r.values[peer] !== undefined ? (r.values.ours <= r.values[peer] ? 'yes' : 'NO') : '';
+    return [r.metric, r.unit, ...peers.map((p) => fmt(r.values[p])), ...ratios, r.target ?? '', met];
+  });
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
+  return [line(head), '|' + w.map((n) => '-'.repeat(n + 2)).join('|') + '|', ...body.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  ensureTools(log);
+  const work = resolve(values.work!);
+  await mkdir(work, { recursive: true });
+  const report: Record<string, unknown> = { machine: { cores: (await import('node:os')).availableParallelism(), node: process.version } };
+  if (!values.only || values.only === 'mail') {
+    const mail = await runMailBench({ workDir: join(work, 'mail'), users: Number(values.users), messagesPerUser: Number(values.messages), days: Number(values.days), log });
+    report.mail = mail;
+    console.log(`\nMail spool: ${mail.corpus.messages} messages, ${mail.corpus.mib.toFixed(0)} MiB, ${values.days} daily increments, ${report.machine && (report.machine as { cores: number }).cores} cores\n`);
+    console.log(table(mail.rows, ['ours', 'restic', 'borg', 'rsync']));
+  }
+  const dbModule = new URL('./database.js', import.meta.url);
+  if ((!values.only || values.only === 'database') && existsSync(dbModule)) {
+    const { runDatabaseBench } = (await import(dbModule.href)) as { runDatabaseBench: (o: { workDir: string; log: (s: string) => void }) => Promise<Record<string, number | string>> };
+    const db = await runDatabaseBench({ workDir: join(work, 'database'), log });
+    report.database = db;
+    console.log('\nDatabase part:\n');
+    for (const [k, v] of Object.entries(db)) console.log(`  ${k}: ${v}`);
+  }
+  await writeFile(join(work, 'results.json'), JSON.stringify(report, null, 2));
+  console.log(`\nfigures saved in ${join(work, 'results.json')}`);
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
