@@ -1,6 +1,7 @@
 // Reads the directory and the per-entity containers from BlueMind's tables, inside a given snapshot. The export
-// of a container is lossless: every column of every row, as PostgreSQL's row_to_json renders it, so the rows
-// can be put back with json_populate_record (see writers.ts) and rendered as ICS / VCF (see render.ts).
+// of a container is lossless: every column of every row, as PostgreSQL's row_to_json renders it, with NULL
+// columns left out (json_populate_record reads a missing key as NULL), so the rows can be put back exactly (see
+// writers.ts) and rendered as ICS / VCF (see render.ts).
 
 import type { ContainerType, DirectoryEntity, EntityContainer, EntityDataReader, EntityKind, SnapshotQuery } from '../port.js';
 
@@ -92,10 +93,10 @@ export const referenceEntityData: EntityDataReader = {
     yield JSON.stringify({ container: head[0].c, acl: head[0].acl });
     const t = ITEM_TABLES[container.type];
     const rows = t.many
-      ? `(SELECT json_agg(row_to_json(r) ORDER BY ${t.order}) FROM ${t.table} r WHERE r.item_id = i.id)`
-      : `(SELECT row_to_json(r) FROM ${t.table} r WHERE r.item_id = i.id)`;
+      ? `(SELECT json_agg(json_strip_nulls(row_to_json(r)) ORDER BY ${t.order}) FROM ${t.table} r WHERE r.item_id = i.id)`
+      : `(SELECT json_strip_nulls(row_to_json(r)) FROM ${t.table} r WHERE r.item_id = i.id)`;
     const series = container.type === 'calendar' ? `, (SELECT row_to_json(s) FROM t_calendar_series s WHERE s.item_id = i.id) AS series` : '';
-    const sql = `SELECT row_to_json(i) AS item, ${rows} AS rows${series}
+    const sql = `SELECT json_strip_nulls(row_to_json(i)) AS item, ${rows} AS rows${series}
                    FROM t_container_item i JOIN t_container c ON c.id = i.container_id
                   WHERE c.uid = $1 ORDER BY i.uid`;
     for await (const r of q.stream(sql, [container.uid])) {

@@ -104,20 +104,22 @@ export function databaseWriter(settings: ConnectionSettings): DatabaseWriter {
           cid = ins.rows[0].id;
         }
         await insertRows(c, 't_container_acl', head.acl.map((a) => ({ ...a, container_id: cid })));
+        // Every column is written (a key missing from the export is a NULL, not the column's default).
+        const columns = async (table: string) =>
+          (await c.query<{ name: string }>(`SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [table])).rows.map((r) => r.name);
+        const itemCols = (await columns('t_container_item')).filter((n) => n !== 'id' && n !== 'container_id');
+        const rowCols = (await columns(t.table)).filter((n) => n !== 'item_id');
+        const insertItem = `INSERT INTO t_container_item (${itemCols.join(', ')}, container_id)
+                            SELECT ${itemCols.join(', ')}, $2 FROM json_populate_record(NULL::t_container_item, $1::json) RETURNING id`;
+        const insertRow = `INSERT INTO ${t.table} (${rowCols.join(', ')}, item_id)
+                           SELECT ${rowCols.map((n) => 'r.' + n).join(', ')}, $2 FROM json_populate_recordset(NULL::${t.table}, $1::json) r`;
         let items = 0;
         for (const r of rows) {
-          const { id: _old, container_id: _oldContainer, ...item } = r.item as Row;
-          void _oldContainer;
-          void _old;
-          const ins = await c.query<{ id: string }>(
-            `INSERT INTO t_container_item (${Object.keys(item).join(', ')}, container_id)
-             SELECT ${Object.keys(item).join(', ')}, $2 FROM json_populate_record(NULL::t_container_item, $1::json) RETURNING id`,
-            [JSON.stringify(item), cid],
-          );
+          const ins = await c.query<{ id: string }>(insertItem, [JSON.stringify(r.item), cid]);
           const itemId = ins.rows[0].id;
           const payload = r[t.key];
-          const list = (t.many ? (payload as Row[] | null) ?? [] : payload ? [payload as Row] : []).map((x) => ({ ...x, item_id: itemId }));
-          await insertRows(c, t.table, list);
+          const list = t.many ? (payload as Row[] | null) ?? [] : payload ? [payload as Row] : [];
+          if (list.length) await c.query(insertRow, [JSON.stringify(list), itemId]);
           if (r.series) await insertRows(c, 't_calendar_series', [{ ...(r.series as Row), item_id: itemId }]);
           items++;
         }
