@@ -1,0 +1,56 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { check, LocalStorage, openFile, Repository, restore } from '../../server/engine/index.js';
+import { manifest, tempDir, type ManifestEntry } from './helpers.js';
+import { createHash } from 'node:crypto';
+
+// The golden repository of format version 1, checked in: every later version must keep reading it.
+const GOLDEN = fileURLToPath(new URL('../fixtures/golden-v1', import.meta.url));
+const asRoot = process.getuid?.() === 0;
+
+describe('golden repository of format version 1', () => {
+  let repo: Repository;
+  let expected: { snapshots: Record<string, string>; day1: ManifestEntry[]; day2: ManifestEntry[]; dumpSha256: string; dumpSize: number };
+  let dir: { path: string; cleanup: () => Promise<void> };
+  beforeAll(async () => {
+    repo = await Repository.open(new LocalStorage(join(GOLDEN, 'repo')));
+    expected = JSON.parse(await readFile(join(GOLDEN, 'expected.json'), 'utf8'));
+    dir = await tempDir('dp-golden-');
+  });
+  afterAll(async () => {
+    await repo.close();
+    await dir.cleanup();
+  });
+
+  // The fixture was written by root: owners only compare when the test runs as root too.
+  const comparable = (m: ManifestEntry[]) => m.map((e) => (asRoot ? e : { ...e, uid: 0, gid: 0 }));
+
+  test('check --read-data finds it intact', async () => {
+    const r = await check(repo, { readData: true });
+    expect(r.errors).toEqual([]);
+    expect(r.snapshots).toBe(3);
+  });
+
+  test.each(['day1', 'day2'] as const)('%s restores exactly: contents, modes, times, symlinks, hard links, names', async (day) => {
+    const snap = await repo.findSnapshot(expected.snapshots[day]);
+    const out = join(dir.path, day);
+    const s = await restore(repo, snap, { target: out });
+    expect(s.errors).toBe(0);
+    const got = await manifest(join(out, 'spool'));
+    expect(comparable(asRoot ? got : got.map((e) => ({ ...e, uid: 0, gid: 0 })))).toEqual(comparable(expected[day]));
+  });
+
+  test('the database stream reads back byte for byte', async () => {
+    const snap = await repo.findSnapshot(expected.snapshots.dump);
+    const h = createHash('sha256');
+    let n = 0;
+    for await (const piece of openFile(repo, snap, '/pgsql/bj.dump')) {
+      h.update(piece as Buffer);
+      n += (piece as Buffer).length;
+    }
+    expect(n).toBe(expected.dumpSize);
+    expect(h.digest('hex')).toBe(expected.dumpSha256);
+  });
+});
