@@ -1,0 +1,302 @@
+// One backup run: every part of every server into the repository, then the generation's record; a failing part
+// is INVALID with its reason and the run goes on. Retention, prune and the post-backup action follow
+// (see runGeneration's steps). No HTTP, no task registry: the plugin's runner and the CLI both call this.
+
+import { cpus } from 'node:os';
+import { Archiver, PROGRAM, FORMAT_VERSION, type BackupSummary, type Repository, type SnapshotInfo } from '../../engine/index.js';
+import { backupDatabase } from '../../sources/pgsql.js';
+import type { HostPort, HostServer, Tag } from '../../host/port.js';
+import type { GenerationStatus, RunStatus } from '../model.js';
+import {
+  DP_FORMAT_VERSION, deleteGeneration, generationStatus, newGenerationId, readGenerations, refreshLatest, writeLatest, writeRecord,
+  type GenerationRecord, type PartRecord, type Trigger,
+} from './format.js';
+import { runPostBackupScript, type HookResult } from './hook.js';
+import { applyRetention, type RetentionPolicy, type RetentionResult } from './retention.js';
+
+/** The part order of a run: database first, then configuration and files, mail last (in parallel per server). */
+export const TAG_ORDER: readonly Tag[] = ['bm/pgsql', 'bm/pgsql-data', 'bm/core', 'bm/conf', 'filehosting/data', 'mail/imap', 'mail/archive'];
+const MAIL_TAGS = new Set<string>(['mail/imap', 'mail/archive']);
+
+export interface PartPlan {
+  server: string;
+  tag: Tag;
+}
+
+export interface RunOptions {
+  backupEmails: boolean;
+  backupArchivedEmails: boolean;
+  skippedTags: readonly string[];
+}
+
+export interface RunLog {
+  info(m: string): void;
+  warn(m: string): void;
+  error(m: string): void;
+}
+
+export interface RunProgress {
+  partsDone: number;
+  partsTotal: number;
+  bytes: number;
+  current: string | null;
+}
+
+export interface GenerationRunOptions extends RunOptions {
+  repo: Repository;
+  host: HostPort;
+  trigger: Trigger;
+  productVersion: string;
+  /** The generation's time (tests simulate days with it); default now. */
+  time?: Date;
+  log?: RunLog;
+  progress?: (p: RunProgress) => void;
+  signal?: AbortSignal;
+  /** Applied after a successful run; omit to skip retention. */
+  retention?: RetentionPolicy;
+  /** The post-backup action; omit to skip it. */
+  postBackup?: { script: string; timeoutMs?: number };
+  /** How many mail parts of different servers run at once (default: cores, at most 4). */
+  mailConcurrency?: number;
+  /** Called when the first record is written (tests kill the process here or later). */
+  onStarted?: (generationId: string) => void;
+}
+
+export interface GenerationRunResult {
+  generation: GenerationRecord;
+  runStatus: RunStatus;
+  cleaned: string[];
+  retention: RetentionResult | null;
+  hook: HookResult | null;
+}
+
+const silent: RunLog = { info: () => {}, warn: () => {}, error: () => {} };
+
+/** Which parts a run backs up, in order, from the topology and the options. */
+export function planParts(servers: readonly HostServer[], o: RunOptions): PartPlan[] {
+  const skipped = new Set(o.skippedTags);
+  const plan: PartPlan[] = [];
+  for (const tag of TAG_ORDER) {
+    for (const s of servers) {
+      const tags = new Set<string>([...s.tags, 'bm/conf']);
+      if (!tags.has(tag) || skipped.has(tag)) continue;
+      if (tag === 'mail/imap' && !o.backupEmails) continue;
+      if (tag === 'mail/archive' && !o.backupArchivedEmails) continue;
+      plan.push({ server: s.uid, tag });
+    }
+  }
+  // Tags we do not know go last, in the topology's order.
+  for (const s of servers) {
+    for (const tag of s.tags) if (!TAG_ORDER.includes(tag) && !skipped.has(tag)) plan.push({ server: s.uid, tag });
+  }
+  return plan;
+}
+
+/**
+ * The steps: clean up generations left by interrupted runs; write the running record; back up each part; write
+ * the final record and the `latest` reference; then, when the run succeeded (OK or WARNING), retention and prune,
+ * and the post-backup action; a result that changes the run status is written as a new revision of the record.
+ */
+export async function runGeneration(o: GenerationRunOptions): Promise<GenerationRunResult> {
+  const log = o.log ?? silent;
+  const time = o.time ?? new Date();
+  const id = newGenerationId(time);
+  const servers = await o.host.servers();
+  const plan = planParts(servers, o);
+  log.info(`generation ${id}: ${plan.length} parts (${plan.map((p) => `${p.server} ${p.tag}`).join(', ')})`);
+
+  const cleaned = await cleanInterrupted(o.repo, log);
+
+  const record: GenerationRecord = {
+    kind: 'bm-dataprotect/generation', formatVersion: DP_FORMAT_VERSION, id, protectionTime: time.toISOString(), end: null,
+    state: 'running', status: 'INVALID', runStatus: null, trigger: o.trigger, productVersion: o.productVersion,
+    program: PROGRAM, repositoryFormat: FORMAT_VERSION, parts: [], messages: [],
+  };
+  await writeRecord(o.repo, record, 0, time);
+  o.onStarted?.(id);
+  // Held while the parts run, so that another process's clean-up (exclusive) never takes this run for a dead one.
+  const runLock = await o.repo.lock(false, `generation ${id}`, (m) => log.info(m));
+
+  const progress: RunProgress = { partsDone: 0, partsTotal: plan.length, bytes: 0, current: null };
+  const running = new Map<string, number>();
+  const report = () => {
+    progress.current = running.size ? [...running.keys()].join(', ') : null;
+    o.progress?.({ ...progress, bytes: progress.bytes + [...running.values()].reduce((a, b) => a + b, 0) });
+  };
+  const results = new Map<PartPlan, PartRecord>();
+  const runOne = async (p: PartPlan) => {
+    const key = `${p.server} ${p.tag}`;
+    if (o.signal?.aborted) {
+      results.set(p, failedPart(p, new Date(), 'not backed up: the run was cancelled'));
+      return;
+    }
+    running.set(key, 0);
+    report();
+    log.info(`part ${key}: starting`);
+    const part = await backupPart(o, p, id, time, (bytes) => {
+      running.set(key, bytes);
+      report();
+    });
+    running.delete(key);
+    progress.partsDone++;
+    progress.bytes += part.sizeRead;
+    report();
+    results.set(p, part);
+    const detail = `read ${part.sizeRead} bytes, added ${part.sizeAdded}`;
+    if (part.status === 'VALID') log.info(`part ${key}: VALID (${detail})`);
+    else if (part.status === 'UNKNOWN') log.warn(`part ${key}: UNKNOWN (${detail}): ${part.messages.join('; ')}`);
+    else log.error(`part ${key}: INVALID: ${part.messages.join('; ')}`);
+  };
+
+  try {
+  // Non-mail parts one after the other, then mail parts: one queue per server, servers in parallel.
+  for (const p of plan.filter((x) => !MAIL_TAGS.has(x.tag))) await runOne(p);
+  const mailQueues = new Map<string, PartPlan[]>();
+  for (const p of plan.filter((x) => MAIL_TAGS.has(x.tag))) mailQueues.set(p.server, [...(mailQueues.get(p.server) ?? []), p]);
+  const limit = Math.max(1, o.mailConcurrency ?? Math.min(4, cpus().length));
+  const queues = [...mailQueues.values()];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, queues.length) }, async () => {
+      for (let q = queues.shift(); q; q = queues.shift()) for (const p of q) await runOne(p);
+    }),
+  );
+  } finally {
+    await runLock.release();
+  }
+
+  record.parts = plan.map((p) => results.get(p)!);
+  record.state = 'final';
+  record.end = new Date().toISOString();
+  record.status = generationStatus(record.parts);
+  let runStatus: RunStatus = runStatusOf(record.status);
+  if (o.signal?.aborted) {
+    record.messages.push('cancelled');
+    runStatus = 'ERROR';
+  }
+  record.runStatus = runStatus;
+  await writeRecord(o.repo, record, 1, time);
+  log.info(`generation ${id}: ${record.status}, run ${runStatus}`);
+  if (record.status === 'VALID') await writeLatest(o.repo, record);
+
+  const revise = async (status: RunStatus, message: string) => {
+    runStatus = status;
+    record.runStatus = status;
+    record.messages.push(message);
+  };
+  let retention: RetentionResult | null = null;
+  let hook: HookResult | null = null;
+  const succeeded = runStatus === 'OK' || runStatus === 'WARNING';
+  if (succeeded && o.retention) {
+    try {
+      retention = await applyRetention(o.repo, o.retention, { now: time, keep: [id], log });
+      if (retention.pruneError) await revise('WARNING', `retention: prune failed: ${retention.pruneError}`);
+    } catch (err) {
+      log.error(`retention failed: ${(err as Error).message}`);
+      await revise('WARNING', `retention failed: ${(err as Error).message}`);
+    }
+  }
+  if (succeeded && o.postBackup) {
+    hook = await runPostBackupScript(o.postBackup.script, {
+      generation: record, runStatus, repository: o.repo.storage.location, timeoutMs: o.postBackup.timeoutMs, log, signal: o.signal,
+    });
+    if (hook.ran && !hook.ok) await revise('POSTOPS_ERROR', `post-backup action failed: ${hook.reason}`);
+  }
+  if (record.runStatus !== runStatusOf(record.status) && !o.signal?.aborted) {
+    // A new revision of the final record with the run status the later steps gave; then the older one goes.
+    await writeRecord(o.repo, record, 2, time);
+    const old = (await o.repo.listSnapshots({ server: '_dataprotect' })).filter((s) => s.meta?.generation === id && s.meta?.state === 'final' && s.meta?.revision === 1);
+    const lock = await o.repo.lock(true, `revise generation ${id}`);
+    try {
+      for (const s of old) await o.repo.storage.delete('snapshot', s.id);
+    } finally {
+      await lock.release();
+    }
+  }
+  if (retention) await refreshLatest(o.repo);
+  return { generation: record, runStatus, cleaned, retention, hook };
+}
+
+export function runStatusOf(status: GenerationStatus): RunStatus {
+  return status === 'VALID' ? 'OK' : status === 'UNKNOWN' ? 'WARNING' : 'ERROR';
+}
+
+function failedPart(p: PartPlan, begin: Date, message: string): PartRecord {
+  return {
+    id: `${p.server}:${p.tag}`, server: p.server, tag: p.tag, status: 'INVALID', begin: begin.toISOString(), end: new Date().toISOString(),
+    sizeRead: 0, sizeAdded: 0, messages: [message], snapshot: null,
+  };
+}
+
+/** One part: its source into one snapshot. Never throws: a failure is the part's INVALID status and reason. */
+async function backupPart(o: GenerationRunOptions, p: PartPlan, generation: string, time: Date, bytes: (n: number) => void): Promise<PartRecord> {
+  const begin = new Date();
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const progress = {
+    update: (s: Readonly<BackupSummary>) => bytes(s.bytesRead),
+    error: (path: string, err: Error) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A file that vanished while the spool was read (a Maildir flag change) is a warning, as rsync's code 24.
+      if (code === 'ENOENT') warnings.push(`${path}: vanished while reading`);
+      else errors.push(`${path}: ${err.message}`);
+    },
+    notice: (m: string) => o.log?.info(`part ${p.server} ${p.tag}: ${m}`),
+  };
+  const meta = { generation, dpFormat: DP_FORMAT_VERSION };
+  let snap: SnapshotInfo;
+  try {
+    if (p.tag === 'bm/pgsql' || p.tag === 'bm/pgsql-data') {
+      const db = (await o.host.databases()).find((d) => d.server === p.server && d.tag === p.tag);
+      if (!db) throw new Error(`no database for ${p.tag} on ${p.server}`);
+      const r = await backupDatabase({
+        repo: o.repo, server: p.server, tag: p.tag, connection: db.connection, entities: p.tag === 'bm/pgsql' ? o.host.entityData : undefined,
+        progress, meta, time,
+      });
+      snap = r.snapshot;
+    } else {
+      const locations = await o.host.dataLocations(p.server, p.tag);
+      if (locations.length === 0) throw new Error(`the host has no data location for ${p.tag} on ${p.server}`);
+      const archiver = new Archiver(o.repo, { server: p.server, tag: p.tag, progress, time });
+      try {
+        for (const l of locations) {
+          try {
+            await archiver.addTree(l.virtualPath, l.fsPath, { statParents: false });
+          } catch (err) {
+            // The location itself is unreadable or missing: the part cannot be trusted.
+            errors.push(`${l.fsPath}: ${(err as Error).message}`);
+          }
+        }
+        snap = await archiver.commit({ meta });
+      } catch (err) {
+        await archiver.abort();
+        throw err;
+      }
+    }
+  } catch (err) {
+    return failedPart(p, begin, (err as Error).message);
+  }
+  const status: GenerationStatus = errors.length ? 'INVALID' : warnings.length ? 'UNKNOWN' : 'VALID';
+  const messages = [...errors.slice(0, 20), ...warnings.slice(0, 20)];
+  if (errors.length > 20) messages.push(`… and ${errors.length - 20} more unreadable items`);
+  if (errors.length) messages.unshift(`${errors.length} item(s) could not be read`);
+  return {
+    id: snap.id.slice(0, 16), server: p.server, tag: p.tag, status, begin: begin.toISOString(), end: new Date().toISOString(),
+    sizeRead: snap.summary.bytesRead, sizeAdded: snap.summary.bytesAdded, messages, snapshot: snap.id,
+  };
+}
+
+/** Deletes the generations of runs that never finished; a backup lock of a live process means one may still run. */
+async function cleanInterrupted(repo: Repository, log: RunLog): Promise<string[]> {
+  const gens = (await readGenerations(repo)).filter((g) => g.interrupted);
+  const out: string[] = [];
+  for (const g of gens) {
+    try {
+      await deleteGeneration(repo, g, (m) => log.info(m));
+      log.info(`deleted generation ${g.record.id}, left INVALID by an interrupted run`);
+      out.push(g.record.id);
+    } catch (err) {
+      log.warn(`could not delete interrupted generation ${g.record.id}: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
