@@ -2,32 +2,49 @@
 import { Command, CommanderError } from 'commander';
 import { EngineError } from '../engine/index.js';
 import { UsageError } from './context.js';
-import { register as backup } from './commands/backup.js';
-import { register as check } from './commands/check.js';
-import { register as diff } from './commands/diff.js';
-import { register as forget } from './commands/forget.js';
-import { register as repo } from './commands/repo.js';
-import { register as restore } from './commands/restore.js';
-import { register as snapshots } from './commands/snapshots.js';
-import { register as host } from './commands/host.js';
-import { register as db } from './commands/db.js';
+type Register = (program: Command) => void;
+
+/**
+ * The command groups, loaded on demand: `bm-dataprotect restore` does not pay for the PostgreSQL and
+ * IMAP clients that `host` and `db` load. The key is the first word of the command line.
+ * To add a group: one line here, and a module exporting `register(program)`.
+ */
+const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
+  repo: () => import('./commands/repo.js'),
+  backup: () => import('./commands/backup.js'),
+  snapshots: () => import('./commands/snapshots.js'),
+  restore: () => import('./commands/restore.js'),
+  diff: () => import('./commands/diff.js'),
+  check: () => import('./commands/check.js'),
+  forget: () => import('./commands/forget.js'),
+  prune: () => import('./commands/forget.js'),
+  host: () => import('./commands/host.js'),
+  db: () => import('./commands/db.js'),
+};
 
 /**
  * Exit codes: 0 success; 1 failure; 2 usage error; 3 backup saved but some files could not be read;
  * 10 no repository; 11 repository locked; 12 repository damaged.
  */
-export function buildProgram(): Command {
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('bm-dataprotect')
     .description('Backup and restore for BlueMind: deduplicated, compressed, incremental snapshots')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const r of [repo, backup, snapshots, restore, diff, check, forget, host, db]) r(program);
+  const word = argv.slice(2).find((a) => !a.startsWith('-'));
+  const wanted = word && COMMANDS[word] ? [COMMANDS[word]] : [...new Set(Object.values(COMMANDS))];
+  const loaded = new Set<Register>();
+  for (const load of wanted) {
+    const { register } = await load();
+    if (!loaded.has(register)) register(program);
+    loaded.add(register);
+  }
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   const json = argv.includes('--json');
   try {
     await program.parseAsync(argv);

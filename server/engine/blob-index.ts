@@ -1,6 +1,6 @@
 import { ID_BYTES } from './hash.js';
 
-export const enum BlobType {
+export enum BlobType {
   Data = 0,
   Tree = 1,
 }

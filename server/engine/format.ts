@@ -8,7 +8,7 @@ import { RepositoryDamagedError } from './errors.js';
 export const FORMAT_VERSION = 1;
 
 /** Second byte of a metadata file: how the payload after the two header bytes is stored. */
-export const enum Encoding {
+export enum Encoding {
   Raw = 0,
   Zstd = 1,
 }
