@@ -125,6 +125,11 @@ export interface EntityDataReader {
    * (`{"item": <t_container_item row>, "<type>": <row>}`), in a stable order.
    */
   exportContainer(q: SnapshotQuery, container: EntityContainer): AsyncIterable<string>;
+  /**
+   * Optional bulk form: every container of every owner with its export lines (as exportContainer gives them),
+   * in a few queries instead of a few per container.
+   */
+  exportAll?(q: SnapshotQuery): AsyncIterable<{ container: EntityContainer; lines: string[] }>;
 }
 
 /**
@@ -145,6 +150,8 @@ export interface MailWriter {
 export interface ImapWriter {
   ensureFolder(loc: MailboxLocation, folder: string): Promise<void>;
   append(loc: MailboxLocation, folder: string, content: Buffer, flags: string[], internalDate: Date): Promise<void>;
+  /** The Message-IDs in a folder (a restore skips what is already there). */
+  messageIds(loc: MailboxLocation, folder: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -152,6 +159,28 @@ export interface ImapWriter {
 export interface DatabaseWriter {
   /** Replaces the container's items with those of an export stream; creates the container if missing. */
   replaceContainer(lines: AsyncIterable<string>): Promise<{ items: number }>;
+}
+
+/**
+ * Replaces a whole tree of the host's data with one a restore fills (issue 6): the host gives a staging directory
+ * on the same filesystem, `fill` writes the tree under it and returns the directory that becomes the live one.
+ */
+export interface TreeReplacer {
+  /** The mailbox's files become the filled tree, then the mail server resynchronises its index (replace.mailbox). */
+  replaceMailbox(loc: MailboxLocation, fill: (stagingRoot: string) => Promise<string>): Promise<void>;
+  /** A domain's file-hosting data (restore.filehosting). */
+  replaceFileHosting(domainUid: string, fill: (stagingRoot: string) => Promise<string>): Promise<void>;
+}
+
+/** Writes directory entries back (complete.restore.user, replace.ou). */
+export interface DirectoryWriter {
+  /**
+   * Recreates (or overwrites) a user's directory rows from `from`, a copy of the database as the generation saved
+   * it; group memberships are restored for the groups that still exist.
+   */
+  restoreUser(from: ConnectionSettings, domainUid: string, uid: string): Promise<{ groups: number; groupsGone: number }>;
+  /** Renames an organisational unit back, or recreates it (and missing parents, by name) when it is gone. */
+  restoreOrgUnit(domainUid: string, uid: string, ouPath: string[]): Promise<'renamed' | 'recreated' | 'unchanged'>;
 }
 
 /** The whole port. */
@@ -169,5 +198,7 @@ export interface HostPort {
     mail: MailWriter;
     imap(): Promise<ImapWriter>;
     database: DatabaseWriter;
+    trees: TreeReplacer;
+    directory: DirectoryWriter;
   };
 }

@@ -174,20 +174,32 @@ export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions)
     const tables = await tableFingerprints(c);
     const entities: ExportedEntity[] = [];
     if (opts.entities) {
+      const reader = opts.entities;
       const q = clientQuery(c);
-      for (const owner of await opts.entities.owners(q)) {
-        const containers: ExportedContainer[] = [];
-        for (const cont of await opts.entities.containers(q, owner)) {
-          const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
-          const lines: Buffer[] = [];
-          for await (const line of opts.entities.exportContainer(q, cont)) lines.push(Buffer.from(line + '\n', 'utf8'));
-          const data = Buffer.concat(lines);
-          // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
-          // changed items cost a few chunks, not the whole export.
-          if (data.length > 16 * 1024) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
-          else await archiver.addBytes(p, data);
-          containers.push({ uid: cont.uid, type: cont.type, name: cont.name, items: lines.length - 1, path: p });
+      const owners = await reader.owners(q);
+      const byOwner = new Map<string, ExportedContainer[]>(owners.map((o) => [`${o.domainUid}\0${o.uid}`, []]));
+      const store = async (owner: DirectoryEntity, cont: EntityContainer, lines: Iterable<string> | AsyncIterable<string>) => {
+        const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
+        const parts: Buffer[] = [];
+        for await (const line of lines) parts.push(Buffer.from(line + '\n', 'utf8'));
+        const data = Buffer.concat(parts);
+        // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
+        // changed items cost a few chunks, not the whole export.
+        if (data.length > 16 * 1024) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
+        else await archiver.addBytes(p, data);
+        byOwner.get(`${owner.domainUid}\0${owner.uid}`)!.push({ uid: cont.uid, type: cont.type, name: cont.name, items: parts.length - 1, path: p });
+      };
+      if (reader.exportAll) {
+        const ownerOf = new Map(owners.map((o) => [`${o.domainUid}\0${o.uid}`, o]));
+        for await (const { container, lines } of reader.exportAll(q)) {
+          const owner = ownerOf.get(`${container.domainUid}\0${container.owner}`);
+          if (owner) await store(owner, container, lines);
         }
+      } else {
+        for (const owner of owners) for (const cont of await reader.containers(q, owner)) await store(owner, cont, reader.exportContainer(q, cont));
+      }
+      for (const owner of owners) {
+        const containers = byOwner.get(`${owner.domainUid}\0${owner.uid}`)!.sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
         entities.push({ ...owner, containers });
       }
     }

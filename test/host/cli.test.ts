@@ -31,7 +31,7 @@ async function cli(...args: string[]): Promise<Record<string, any>[]> {
   });
   const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
-    await buildProgram().parseAsync(['node', 'bm-dataprotect', ...args]);
+    await (await buildProgram()).parseAsync(['node', 'bm-dataprotect', ...args]);
   } finally {
     spy.mockRestore();
     err.mockRestore();

@@ -80,6 +80,45 @@ export const referenceEntityData: EntityDataReader = {
     return rows.map((r): EntityContainer => ({ uid: r.uid, type: r.type, name: r.name, owner: r.owner, domainUid: r.domain_uid, itemCount: Number(r.n) }));
   },
 
+  async *exportAll(q) {
+    const heads = await q.query<{ id: number; uid: string; type: ContainerType; name: string; owner: string; domain_uid: string; c: unknown; acl: unknown }>(
+      `SELECT c.id, c.uid, c.container_type AS type, c.name, c.owner, c.domain_uid, row_to_json(c) AS c,
+              COALESCE((SELECT json_agg(json_build_object('subject', a.subject, 'verb', a.verb, 'position', a.position)
+                                 ORDER BY a.position, a.subject, a.verb)
+                          FROM t_container_acl a WHERE a.container_id = c.id), '[]'::json) AS acl
+         FROM t_container c WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY c.id`,
+    );
+    // One cursor over the items of every container, by container id, then item uid as in exportContainer.
+    const parts = (Object.keys(ITEM_TABLES) as ContainerType[]).map((type) => {
+      const t = ITEM_TABLES[type];
+      const rows = t.many
+        ? `(SELECT json_agg(json_strip_nulls(row_to_json(r)) ORDER BY ${t.order}) FROM ${t.table} r WHERE r.item_id = i.id)`
+        : `(SELECT json_strip_nulls(row_to_json(r)) FROM ${t.table} r WHERE r.item_id = i.id)`;
+      const series = type === 'calendar' ? `(SELECT row_to_json(s) FROM t_calendar_series s WHERE s.item_id = i.id)` : 'NULL::json';
+      return `SELECT c.id AS cid, i.uid AS iuid, json_strip_nulls(row_to_json(i)) AS item, ${rows} AS rows, ${series} AS series
+                FROM t_container c JOIN t_container_item i ON i.container_id = c.id WHERE c.container_type = '${type}'`;
+    });
+    const items = q.stream(`${parts.join(' UNION ALL ')} ORDER BY cid, iuid`)[Symbol.asyncIterator]();
+    let next = await items.next();
+    for (const h of heads) {
+      const t = ITEM_TABLES[h.type];
+      const lines = [JSON.stringify({ container: h.c, acl: h.acl })];
+      if (!next.done && Number(next.value.cid) < h.id) throw new Error(`item ${String(next.value.iuid)} of container ${String(next.value.cid)} has no container row`);
+      while (!next.done && Number(next.value.cid) === h.id) {
+        const r = next.value;
+        const line: Record<string, unknown> = { item: r.item, [t.key]: r.rows };
+        if (h.type === 'calendar' && r.series) line.series = r.series;
+        lines.push(JSON.stringify(line));
+        next = await items.next();
+      }
+      yield {
+        container: { uid: h.uid, type: h.type, name: h.name, owner: h.owner, domainUid: h.domain_uid, itemCount: lines.length - 1 },
+        lines,
+      };
+    }
+    if (!next.done) throw new Error(`item ${String(next.value.iuid)} of container ${String(next.value.cid)} has no container row`);
+  },
+
   async *exportContainer(q, container) {
     const head = await q.query<{ c: unknown; acl: unknown }>(
       `SELECT row_to_json(c) AS c,

@@ -9,6 +9,7 @@ import { readDirectory, referenceEntityData } from './entities.js';
 import { CORE_SERVER, MAIL_SERVER, TOPOLOGY, fileLocations, hostLayout, type HostLayout } from './layout.js';
 import { referenceRenderer } from './render.js';
 import { databaseWriter, folderDir, imapWriter, maildirWriter } from './writers.js';
+import { directoryWriter, treeReplacer } from './restore-writers.js';
 import path from 'node:path';
 
 export class ReferenceHost implements HostPort {
@@ -27,6 +28,8 @@ export class ReferenceHost implements HostPort {
       mail: maildirWriter(this.layout),
       imap: () => imapWriter(this.layout),
       database: databaseWriter(database),
+      trees: treeReplacer(this.layout),
+      directory: directoryWriter(this.layout, database),
     };
     const live = <T>(fn: (q: ReturnType<typeof clientQuery>) => Promise<T>) => withClient(database, (c) => fn(clientQuery(c)));
     this.directory = {

@@ -64,6 +64,18 @@ export async function imapWriter(layout: HostLayout): Promise<ImapWriter> {
       const c = await client(loc);
       await c.append(folder, content, flags, internalDate);
     },
+    async messageIds(loc, folder) {
+      const c = await client(loc);
+      const lock = await c.getMailboxLock(folder, { readOnly: true });
+      try {
+        const ids: string[] = [];
+        if ((c.mailbox && typeof c.mailbox === 'object' ? c.mailbox.exists : 0) === 0) return ids;
+        for await (const m of c.fetch('1:*', { envelope: true })) if (m.envelope?.messageId) ids.push(m.envelope.messageId);
+        return ids;
+      } finally {
+        lock.release();
+      }
+    },
     async close() {
       for (const c of clients.values()) await c.logout().catch(() => {});
       clients.clear();
