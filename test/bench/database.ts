@@ -101,9 +101,7 @@ export async function runDatabaseBench(opts: { workDir: string; log: (line: stri
     const seeded = await seedReference({ connection: db, root: join(workDir, 'host'), users, eventsPerUser: 30, contactsPerUser: 25, todosPerUser: 4, files: false });
     log(`database: seeded in ${secs(seeded.ms)} s (${seeded.items} items)`);
 
-    // 4 MiB packs: with the default 16 MiB, the engine's BlobSaver (as of 0b859bc) waits forever once more than
-    // 32 MiB of compressible data is in flight, because packs of well-compressed blobs never fill up to be written.
-    const repo = await initRepository(new LocalStorage(oursDir), { packSize: 4 * 1024 * 1024 });
+    const repo = await initRepository(new LocalStorage(oursDir));
     const host = new ReferenceHost(join(workDir, 'host'), db);
     await sh('restic init --repository-version 2 -q', resticEnv);
     const resticBackup = () => sh('pg_dump --format=custom --compress=0 --no-password | restic backup --stdin --stdin-filename bj.pgdump --json -q', resticEnv);

@@ -204,3 +204,32 @@ describe('bm/pgsql part', () => {
     expect((await repo.listSnapshots()).length).toBe(before);
   });
 });
+
+describe('reference entity exports', () => {
+  it('gives the same lines in bulk as container by container', async () => {
+    const { clientQuery } = await import('../../server/host/query.js');
+    await withClient(sb.db, async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const q = clientQuery(c);
+      const bulk = new Map<string, string[]>();
+      let containers = 0;
+      for await (const { container, lines } of host.entityData.exportAll!(q)) {
+        bulk.set(container.uid, lines);
+        containers++;
+      }
+      const owners = await host.entityData.owners(q);
+      let compared = 0;
+      for (const owner of owners) {
+        for (const cont of await host.entityData.containers(q, owner)) {
+          const lines: string[] = [];
+          for await (const l of host.entityData.exportContainer(q, cont)) lines.push(l);
+          expect(bulk.get(cont.uid), cont.uid).toEqual(lines);
+          compared++;
+        }
+      }
+      await c.query('COMMIT');
+      expect(compared).toBe(containers);
+      expect(compared).toBeGreaterThan(100);
+    });
+  });
+});
