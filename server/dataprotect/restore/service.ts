@@ -1,0 +1,171 @@
+// RestoreService: the API's and the console's single-entity restores. Every listing and every restore applies the
+// caller's scope (manageRestore limited to organisational units); a restore is a task (progress, log, cancel),
+// one at a time per entity, and ends in the audit log.
+
+import type { InjectionToken } from 'tsyringe';
+import { inject, injectable } from 'tsyringe';
+import type { Repository } from '../../engine/index.js';
+import type { HostPort } from '../../host/port.js';
+import type { TaskStart } from '../../jobs/task.js';
+import { TaskRegistry } from '../../jobs/tasks.js';
+import { AuditLog } from '../audit.js';
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../errors.js';
+import type { MailFolder, MailMessage, Page, Restorable } from '../model.js';
+import { entityInRestoreScope, holdsRole, type Principal } from '../principal.js';
+import { operationsForTags, RESTORE_OPERATIONS, type RestoreOperation } from '../restore-operations.js';
+import type { EntityQuery, MessageQuery, RestoreRequest, RestoreService } from '../services.js';
+import { loadCatalog, publicEntry, type Catalog, type CatalogEntry } from './catalog.js';
+import type { GenerationParts } from './generation-parts.js';
+import { describeMessage, parseHeaders, SavedMailbox, type SavedMessage } from './mailbox-reader.js';
+import type { Mailer } from './mailer.js';
+import { MAIL_TAG, runRestore, validate, type PlannedRestore, type RestoreEnv } from './operations.js';
+import { partSnapshot } from './generation-parts.js';
+
+/** What restores read from and write to, as the composition root provides it. */
+export interface RestoreBackend {
+  repository(): Promise<Repository>;
+  generations: GenerationParts;
+  host: HostPort;
+  mailer: Mailer | null;
+}
+
+export const RESTORE_BACKEND: InjectionToken<RestoreBackend> = Symbol('dp.RestoreBackend');
+
+/** Headers of saved messages, by snapshot and file: searching a folder twice reads it once. */
+const headerCache = new Map<string, Record<string, string>>();
+const HEADER_CACHE_MAX = 100_000;
+
+export function restoreTarget(entry: { domainUid: string; uid: string }): string {
+  return `entity:${entry.domainUid}/${entry.uid}`;
+}
+
+@injectable()
+export class EntityRestores implements RestoreService {
+  /** Entities whose restore is being started in this process (closes the gap before the task row exists). */
+  private readonly starting = new Set<string>();
+
+  constructor(
+    @inject(TaskRegistry) private readonly tasks: TaskRegistry,
+    @inject(AuditLog) private readonly audit: AuditLog,
+    @inject(RESTORE_BACKEND) private readonly backend: RestoreBackend,
+  ) {}
+
+  private async catalog(generationId: string): Promise<{ env: RestoreEnv; catalog: Catalog }> {
+    const g = await this.backend.generations.get(generationId);
+    const repo = await this.backend.repository();
+    const env: RestoreEnv = { repo, host: this.backend.host, mailer: this.backend.mailer };
+    return { env, catalog: await loadCatalog(repo, this.backend.host, g) };
+  }
+
+  private entry(by: Principal, catalog: Catalog, uid: string): CatalogEntry {
+    const e = catalog.byUid.get(uid);
+    if (!e) throw new NotFoundError(`entity ${uid} is not in generation ${catalog.generation.id}`);
+    if (!entityInRestoreScope(by, e)) throw new ForbiddenError(`${e.displayName} is outside the organisational units you may restore`);
+    return e;
+  }
+
+  async capabilities(generationId?: string): Promise<RestoreOperation[]> {
+    let ops = [...RESTORE_OPERATIONS];
+    if (!this.backend.mailer) ops = ops.filter((o) => !o.identifier.startsWith('send.'));
+    if (!generationId) return ops;
+    const g = await this.backend.generations.get(generationId);
+    return operationsForTags(ops, g.parts.map((p) => p.tag));
+  }
+
+  async listEntities(by: Principal, generationId: string, q: EntityQuery): Promise<Page<Restorable>> {
+    if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
+    const { catalog } = await this.catalog(generationId);
+    const needle = q.search?.trim().toLowerCase();
+    const items = catalog.entries.filter(
+      (e) =>
+        (!q.kind || e.kind === q.kind) &&
+        (q.deleted === undefined || e.deleted === q.deleted) &&
+        (!needle || e.displayName.toLowerCase().includes(needle) || (e.email ?? '').toLowerCase().includes(needle) || e.uid.toLowerCase() === needle) &&
+        entityInRestoreScope(by, e),
+    );
+    return { total: items.length, offset: q.offset, items: items.slice(q.offset, q.offset + q.limit).map(publicEntry) };
+  }
+
+  private async mailbox(by: Principal, generationId: string, entityUid: string): Promise<SavedMailbox> {
+    const { env, catalog } = await this.catalog(generationId);
+    const e = this.entry(by, catalog, entityUid);
+    if (e.kind !== 'USER' && e.kind !== 'MAILSHARE') throw new InvalidInputError('entityUid', `${e.displayName} has no mailbox`);
+    const loc = await env.host.mailboxLocation(e.entity);
+    const snap = partSnapshot(catalog.generation, MAIL_TAG, loc?.server);
+    if (!loc || !snap) throw new NotFoundError(`generation ${generationId} holds no mail of ${e.displayName}`);
+    return new SavedMailbox(env.repo, snap, loc.partPath);
+  }
+
+  async listMailFolders(by: Principal, generationId: string, entityUid: string): Promise<MailFolder[]> {
+    return (await this.mailbox(by, generationId, entityUid)).summary();
+  }
+
+  async listMailMessages(by: Principal, generationId: string, entityUid: string, q: MessageQuery): Promise<Page<MailMessage>> {
+    const box = await this.mailbox(by, generationId, entityUid);
+    const all = (await box.messages(await box.folder(q.folder))).reverse(); // newest first
+    const described = async (m: SavedMessage) => {
+      const key = `${box.snapshot.id}:${m.file}`;
+      let h = headerCache.get(key);
+      if (!h) {
+        h = parseHeaders(await box.content(m));
+        if (headerCache.size >= HEADER_CACHE_MAX) headerCache.delete(headerCache.keys().next().value!);
+        headerCache.set(key, h);
+      }
+      return describeMessage(m, h);
+    };
+    const needle = q.search?.trim().toLowerCase();
+    if (!needle) {
+      return { total: all.length, offset: q.offset, items: await Promise.all(all.slice(q.offset, q.offset + q.limit).map(described)) };
+    }
+    const matches: MailMessage[] = [];
+    for (const m of all) {
+      const d = await described(m);
+      if (d.subject.toLowerCase().includes(needle) || d.from.toLowerCase().includes(needle)) matches.push(d);
+    }
+    return { total: matches.length, offset: q.offset, items: matches.slice(q.offset, q.offset + q.limit) };
+  }
+
+  async start(by: Principal, request: RestoreRequest): Promise<TaskStart> {
+    if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
+    const { env, catalog } = await this.catalog(request.generationId);
+    const entry = this.entry(by, catalog, request.entity.uid);
+    if (entry.domainUid !== request.entity.domainUid || entry.kind !== request.entity.kind) {
+      throw new InvalidInputError('entity', `entity ${request.entity.uid} is a ${entry.kind} of ${entry.domainUid} in this generation`);
+    }
+    const plan: PlannedRestore = {
+      operation: request.operation, entry, catalog, folder: request.folder, messageIds: request.messageIds, recipient: request.recipient,
+      actor: { login: by.login, email: by.email },
+    };
+    await validate(env, plan);
+
+    const target = restoreTarget(entry);
+    if (this.starting.has(target)) throw new ConflictError(`a restore of ${entry.displayName} is starting`);
+    this.starting.add(target);
+    try {
+      const running = await this.tasks.findRunning('restore', target);
+      if (running) throw new ConflictError(`a restore of ${entry.displayName} is already running`, running.id);
+      const generationId = catalog.generation.id;
+      const detail = { operation: request.operation, kind: entry.kind, entity: entry.uid, domainUid: entry.domainUid, displayName: entry.displayName, folder: request.folder ?? null };
+      const task = await this.tasks.start(
+        { kind: 'restore', title: `${request.operation}: ${entry.displayName}`, actor: { login: by.login, uid: by.uid }, target },
+        async (ctx) => {
+          try {
+            const result = await runRestore(env, plan, ctx);
+            await this.audit.record({ actor: by.login, action: 'restore.end', target, generationId, taskId: ctx.id, result: 'ok', detail: { ...detail, result } });
+            return result;
+          } catch (e) {
+            const cancelled = ctx.signal.aborted;
+            await this.audit.record({
+              actor: by.login, action: 'restore.end', target, generationId, taskId: ctx.id, result: cancelled ? 'cancelled' : 'failed',
+              detail: { ...detail, error: (e as Error).message },
+            }).catch(() => {});
+            throw e;
+          }
+        },
+      );
+      return { task, alreadyRunning: false };
+    } finally {
+      this.starting.delete(target);
+    }
+  }
+}
