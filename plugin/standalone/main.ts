@@ -7,6 +7,7 @@ import { redact } from '../../server/store/db.js';
 import type { AdminAccount } from './auth.js';
 import { startConsole } from './console.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js';
+import { referenceHostServices } from './reference-host.js';
 
 // `npm start`: the composition root of the reference console.
 
@@ -57,7 +58,10 @@ async function main(): Promise<void> {
   const acct = account(varDir);
   let running: Awaited<ReturnType<typeof startConsole>>;
   try {
+    // The installation "Backup now" backs up: the reference host, seeded on first start under var/host.
+    const reference = await referenceHostServices({ databaseUrl, hostRoot: path.join(varDir, 'host'), log: (l) => console.log(l) });
     running = await startConsole({
+      services: reference.services,
       port,
       host: process.env.HOST ?? '0.0.0.0',
       databaseUrl,
@@ -75,6 +79,7 @@ async function main(): Promise<void> {
   console.log(`  sign in as ${acct.login} with password ${acct.password}`);
   console.log(`  API: ${shown.origin}/api/dataprotect with header X-BM-ApiKey: ${acct.apiKey}`);
   console.log(`  database ${redact(databaseUrl)}; repository ${path.join(varDir, 'repository')}; scheduler ${running.plugin.scheduler}`);
+  console.log(`  backs up the reference host in ${path.join(varDir, 'host')} (database <plugin database>_host unless DP_HOST_DATABASE_URL is set)`);
   const stop = async () => {
     await running.close().catch(() => {});
     await embedded?.stop().catch(() => {});

@@ -88,6 +88,24 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'generation cache',
+    sql: `
+      CREATE TABLE dp_generation (
+        repository text NOT NULL,
+        id text NOT NULL,
+        protection_time timestamptz NOT NULL,
+        record jsonb NOT NULL,
+        PRIMARY KEY (repository, id)
+      );
+      CREATE INDEX dp_generation_time ON dp_generation (repository, protection_time DESC);
+      CREATE TABLE dp_generation_sync (
+        repository text PRIMARY KEY,
+        synced_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

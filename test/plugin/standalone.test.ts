@@ -30,6 +30,7 @@ it.skipIf(!built)('starts on PORT, prints the URL and the credentials, serves th
   cleanups.push(async () => {
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
     await dropDatabase(databaseUrl).catch(() => {});
+    await dropDatabase(`${databaseUrl}_host`).catch(() => {}); // the reference host the console seeds beside it
     rmSync(work, { recursive: true, force: true });
   });
   let out = '';

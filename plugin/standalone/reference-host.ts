@@ -1,0 +1,54 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { backupServices } from '../../server/dataprotect/generation/wiring.js';
+import { parseDatabaseUrl, withDatabase, type ConnectionSettings } from '../../server/host/connection.js';
+import { databaseExists, dropDatabase } from '../../server/host/db.js';
+import { ReferenceHost } from '../../server/host/reference/host.js';
+import { ROOT_MARKER } from '../../server/host/reference/layout.js';
+import { SCHEMA_VERSION } from '../../server/host/reference/schema.js';
+import { seedReference } from '../../server/host/reference/seed.js';
+import type { ServerServices } from '../server.js';
+
+// The installation the standalone console backs up: the BlueMind reference host, seeded on first start (its
+// database beside the plugin's on the same PostgreSQL, its files under var/host).
+
+export interface ReferenceHostOptions {
+  /** The plugin's database URL: the host's database goes on the same server. */
+  databaseUrl: string;
+  /** Default var/host. */
+  hostRoot: string;
+  /** Default DP_HOST_DATABASE_URL's, else `<plugin database>_host` on the plugin's server. */
+  hostDatabase?: ConnectionSettings;
+  users?: number;
+  log?: (line: string) => void;
+}
+
+export interface StandaloneBackups {
+  host: ReferenceHost;
+  services: ServerServices;
+  seeded: boolean;
+  /** Drops the host's database and nothing else (tests). */
+  dropHostDatabase(): Promise<void>;
+}
+
+/** `<plugin database>_host` on the plugin's server: one reference host per console database. */
+export function hostDatabaseOf(databaseUrl: string): ConnectionSettings {
+  const plugin = parseDatabaseUrl(databaseUrl);
+  return withDatabase(plugin, `${plugin.database}_host`);
+}
+
+export async function referenceHostServices(o: ReferenceHostOptions): Promise<StandaloneBackups> {
+  const db = o.hostDatabase ?? (process.env.DP_HOST_DATABASE_URL ? parseDatabaseUrl(process.env.DP_HOST_DATABASE_URL) : hostDatabaseOf(o.databaseUrl));
+  const seededBefore = existsSync(path.join(o.hostRoot, ROOT_MARKER)) && (await databaseExists(db, db.database));
+  if (!seededBefore) {
+    o.log?.(`seeding the reference host (database ${db.database}, files in ${o.hostRoot})`);
+    await seedReference({ connection: db, root: o.hostRoot, users: o.users ?? 12, force: false, log: o.log });
+  }
+  const host = new ReferenceHost(o.hostRoot, db);
+  return {
+    host,
+    services: backupServices(host, { productVersion: SCHEMA_VERSION }),
+    seeded: !seededBefore,
+    dropHostDatabase: () => dropDatabase(db, db.database),
+  };
+}

@@ -1,0 +1,212 @@
+// The plugin's BackupRunner and GenerationService: backup runs, retention, forget and sync as tasks, one at a
+// time across the cluster (a PostgreSQL advisory lock), with the plugin's tables as a cache of the repository.
+
+import { inject, injectable } from 'tsyringe';
+import type { Repository } from '../../engine/index.js';
+import type { HostPort } from '../../host/port.js';
+import { ClusterCoordinator } from '../../jobs/cluster.js';
+import type { TaskActor, TaskStart, TaskKind } from '../../jobs/task.js';
+import { TaskRegistry, type TaskBody, type TaskContext } from '../../jobs/tasks.js';
+import { AuditLog } from '../audit.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { Generation } from '../model.js';
+import type { Principal } from '../principal.js';
+import type { BackupRunner, GenerationService, Requester } from '../services.js';
+import { SettingsService, type Settings } from '../settings.js';
+import { GenerationCache } from './cache.js';
+import { deleteGeneration, readGenerations, refreshLatest, toGeneration, type GenerationRecord, type StoredGeneration } from './format.js';
+import { openLocation } from './repository.js';
+import { applyRetention } from './retention.js';
+import { runGeneration } from './run.js';
+import { BACKUP_CONFIG, HOST_PORT, type BackupConfig } from './tokens.js';
+
+/** The advisory lock every run, retention, forget and sync takes: they never overlap anywhere in the cluster. */
+export const BACKUP_LOCK = 'dataprotect-backup';
+
+function actorOf(by: Requester): TaskActor {
+  return 'scheduler' in by ? { login: 'scheduler', uid: null } : { login: by.login, uid: by.uid };
+}
+
+function taskLog(ctx: TaskContext) {
+  return { info: (m: string) => ctx.info(m), warn: (m: string) => ctx.warn(m), error: (m: string) => ctx.error(m) };
+}
+
+export function retentionPolicy(s: Settings) {
+  return { days: s.retentionDays, weekly: s.keepWeekly, monthly: s.keepMonthly };
+}
+
+@injectable()
+export class RepositoryBackups implements BackupRunner, GenerationService {
+  constructor(
+    @inject(TaskRegistry) private readonly tasks: TaskRegistry,
+    @inject(ClusterCoordinator) private readonly cluster: ClusterCoordinator,
+    @inject(SettingsService) private readonly settings: SettingsService,
+    @inject(GenerationCache) private readonly cache: GenerationCache,
+    @inject(AuditLog) private readonly audit: AuditLog,
+    @inject(HOST_PORT) private readonly host: HostPort,
+    @inject(BACKUP_CONFIG) private readonly config: BackupConfig,
+  ) {}
+
+  /**
+   * Starts `body` as a task while holding the cluster lock for the whole task. Resolves once the task exists, or
+   * with null when another node (or task here) holds the lock.
+   */
+  private startLocked(kind: TaskKind, title: string, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
+    return new Promise<TaskStart | null>((resolve, reject) => {
+      let started = false;
+      this.cluster
+        .withLock(BACKUP_LOCK, async () => {
+          const task = await this.tasks.start({ kind, title, actor: actorOf(by), target }, body);
+          started = true;
+          resolve({ task, alreadyRunning: false });
+          await this.tasks.whenDone(task.id);
+        })
+        .then(
+          (r) => {
+            if (!r.acquired) resolve(null);
+          },
+          (err) => {
+            if (!started) reject(err);
+          },
+        );
+    });
+  }
+
+  private async busy(what: string): Promise<never> {
+    const running = (await this.tasks.findRunning('backup')) ?? (await this.tasks.findRunning('retention')) ?? (await this.tasks.findRunning('forget')) ?? (await this.tasks.findRunning('sync'));
+    throw new ConflictError(`${what}: ${running ? `${running.title} is running (task ${running.id})` : 'a backup, retention or forget holds the lock'}; try again when it has finished`, running?.id);
+  }
+
+  // --- BackupRunner --------------------------------------------------------------------------------------------
+
+  async start(by: Requester, trigger: 'api' | 'schedule' | 'cli'): Promise<TaskStart> {
+    const running = await this.tasks.findRunning('backup');
+    if (running) return { task: running, alreadyRunning: true };
+    const title = trigger === 'schedule' ? 'Scheduled backup' : 'Backup now';
+    const started = await this.startLocked('backup', title, by, null, (ctx) => this.backup(ctx, trigger));
+    if (started) return started;
+    // Another node won the lock a moment ago: its task appears in the shared table.
+    for (let i = 0; i < 30; i++) {
+      const other = await this.tasks.findRunning('backup');
+      if (other) return { task: other, alreadyRunning: true };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return this.busy('cannot start a backup');
+  }
+
+  private async backup(ctx: TaskContext, trigger: 'api' | 'schedule' | 'cli'): Promise<Record<string, unknown>> {
+    const s = await this.settings.get();
+    const repo = await openLocation(s.repositoryLocation, { create: true });
+    if (!repo) throw new Error(`no repository at ${s.repositoryLocation}`);
+    const log = taskLog(ctx);
+    try {
+      log.info(`repository ${s.repositoryLocation}`);
+      const r = await runGeneration({
+        repo, host: this.host, trigger, productVersion: this.config.productVersion,
+        backupEmails: s.backupEmails, backupArchivedEmails: s.backupArchivedEmails, skippedTags: s.skippedTags,
+        retention: retentionPolicy(s), postBackup: { script: s.postBackupScript, timeoutMs: this.config.hookTimeoutMs },
+        log, signal: ctx.signal,
+        progress: (p) => ctx.progress({ done: p.partsDone, total: p.partsTotal, unit: 'parts', bytes: p.bytes, message: p.current ? `backing up ${p.current}` : null }),
+      });
+      const loc = s.repositoryLocation;
+      await this.cache.upsert(loc, r.generation);
+      await this.cache.remove(loc, [...r.cleaned, ...(r.retention?.remove.map((x) => x.id) ?? [])]);
+      ctx.progress({ message: `generation ${r.generation.id}: ${r.runStatus}` });
+      const result = { generationId: r.generation.id, status: r.generation.status, runStatus: r.runStatus, parts: r.generation.parts.length };
+      if (ctx.signal.aborted) throw new Error(`cancelled; generation ${r.generation.id} is INVALID`);
+      if (r.runStatus === 'ERROR' || r.runStatus === 'POSTOPS_ERROR') {
+        const bad = r.generation.parts.filter((p) => p.status === 'INVALID').map((p) => `${p.server} ${p.tag}: ${p.messages[0] ?? 'failed'}`);
+        throw new Error(`generation ${r.generation.id} finished with ${r.runStatus}${bad.length ? ` (${bad.join('; ')})` : ''}${r.runStatus === 'POSTOPS_ERROR' ? ` (${r.generation.messages.at(-1)})` : ''}`);
+      }
+      return result;
+    } finally {
+      await repo.close();
+    }
+  }
+
+  async applyRetention(by: Requester): Promise<TaskStart> {
+    const started = await this.startLocked('retention', 'Apply retention', by, null, async (ctx) => {
+      const s = await this.settings.get();
+      const repo = await openLocation(s.repositoryLocation);
+      if (!repo) return { kept: 0, removed: 0 };
+      try {
+        const r = await applyRetention(repo, retentionPolicy(s), { log: taskLog(ctx) });
+        await this.cache.remove(s.repositoryLocation, r.remove.map((x) => x.id));
+        await refreshLatest(repo);
+        if (r.pruneError) throw new Error(`generations deleted, but the prune failed: ${r.pruneError}`);
+        return { kept: r.keep.length, removed: r.remove.length, removedIds: r.remove.map((x) => x.id) };
+      } finally {
+        await repo.close();
+      }
+    });
+    return started ?? this.busy('cannot apply retention');
+  }
+
+  // --- GenerationService ---------------------------------------------------------------------------------------
+
+  async list(): Promise<Generation[]> {
+    const s = await this.settings.get();
+    let records = await this.cache.list(s.repositoryLocation);
+    if (!records) records = await this.rebuild(s.repositoryLocation);
+    return records.map(toGeneration);
+  }
+
+  async get(id: string): Promise<Generation> {
+    const s = await this.settings.get();
+    if ((await this.cache.list(s.repositoryLocation)) === null) await this.rebuild(s.repositoryLocation);
+    const r = await this.cache.get(s.repositoryLocation, id);
+    if (!r) throw new NotFoundError(`no generation ${id}`);
+    return toGeneration(r);
+  }
+
+  async forget(id: string, by: Principal): Promise<TaskStart> {
+    await this.get(id);
+    const started = await this.startLocked('forget', `Forget generation ${id}`, by, id, async (ctx) => {
+      const s = await this.settings.get();
+      const repo = await openLocation(s.repositoryLocation);
+      if (!repo) throw new NotFoundError(`no repository at ${s.repositoryLocation}`);
+      try {
+        const g = (await readGenerations(repo)).find((x) => x.record.id === id);
+        if (g) {
+          const n = await deleteGeneration(repo, g, (m) => ctx.info(m));
+          ctx.info(`generation ${id}: ${n} snapshot files deleted; the next prune reclaims the space`);
+          await refreshLatest(repo);
+        } else ctx.warn(`generation ${id} is no longer in the repository`);
+        await this.cache.remove(s.repositoryLocation, [id]);
+        await this.audit.record({ actor: by.login, action: 'generation.forget', target: id, generationId: id, taskId: ctx.id, result: 'ok' });
+        return { generationId: id, deleted: Boolean(g) };
+      } finally {
+        await repo.close();
+      }
+    });
+    return started ?? this.busy(`cannot forget generation ${id}`);
+  }
+
+  async sync(by: Principal): Promise<TaskStart> {
+    const started = await this.startLocked('sync', 'Sync with the repository', by, null, async (ctx) => {
+      const s = await this.settings.get();
+      const records = await this.rebuild(s.repositoryLocation);
+      ctx.info(`${records.length} generations read from ${s.repositoryLocation}`);
+      return { generations: records.length };
+    });
+    return started ?? this.busy('cannot sync with the repository');
+  }
+
+  /** Reads the repository and replaces the cache with what it holds. */
+  private async rebuild(location: string): Promise<GenerationRecord[]> {
+    const repo = await openLocation(location);
+    let gens: StoredGeneration[] = [];
+    if (repo) {
+      try {
+        gens = await readGenerations(repo);
+      } finally {
+        await repo.close();
+      }
+    }
+    // A generation being written right now reads as interrupted: leave it out while a backup runs.
+    const running = await this.tasks.findRunning('backup');
+    const records = gens.filter((g) => !(g.interrupted && running)).map((g) => g.record);
+    await this.cache.replace(location, records);
+    return records;
+  }
+}
