@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   prune: () => import('./commands/forget.js'),
   host: () => import('./commands/host.js'),
   db: () => import('./commands/db.js'),
+  generation: () => import('./commands/generation.js'),
+  entity: () => import('./commands/entity.js'),
 };
 
 /**
