@@ -1,0 +1,152 @@
+// `bm-dataprotect entity …`: single-entity restores from the command line — list a generation's entities, restore
+// one with any of BlueMind's operations. Honours DATABASE_URL (the host's directory database) and --host-root.
+
+import os from 'node:os';
+import { Command, InvalidArgumentError } from 'commander';
+import { settingsFromEnv } from '../../host/connection.js';
+import { DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
+import { ReferenceHost } from '../../host/reference/host.js';
+import { loadCatalog } from '../../dataprotect/restore/catalog.js';
+import { RepositoryGenerationParts } from '../../dataprotect/restore/generation-parts.js';
+import { parseSmtpUrl, smtpMailer } from '../../dataprotect/restore/mailer.js';
+import { runRestore, validate, type PlannedRestore, type RestoreContext } from '../../dataprotect/restore/operations.js';
+import { RESTORE_OPERATIONS, type RestoreOperationId } from '../../dataprotect/restore-operations.js';
+import type { RestorableKind } from '../../dataprotect/model.js';
+import { collect, openRepo, output, UsageError, wholeNumber, type RepoOptions } from '../context.js';
+import { bytes, duration } from '../output.js';
+
+const KINDS: RestorableKind[] = ['DOMAIN', 'USER', 'MAILSHARE', 'OU', 'ADDRESSBOOK', 'CALENDAR', 'RESOURCE'];
+
+interface Common extends RepoOptions {
+  hostRoot: string;
+}
+
+interface ListOpts extends Common {
+  kind?: RestorableKind;
+  search?: string;
+  deleted?: boolean;
+  limit: number;
+  offset: number;
+}
+
+interface RestoreOpts extends Common {
+  entity: string;
+  op: RestoreOperationId;
+  folder?: string;
+  message?: string[];
+  recipient?: string;
+  smtp?: string;
+}
+
+function kind(value: string): RestorableKind {
+  const k = value.toUpperCase() as RestorableKind;
+  if (!KINDS.includes(k)) throw new InvalidArgumentError(`expected one of ${KINDS.join(', ')}`);
+  return k;
+}
+
+function operation(value: string): RestoreOperationId {
+  if (!RESTORE_OPERATIONS.some((o) => o.identifier === value)) {
+    throw new InvalidArgumentError(`expected one of ${RESTORE_OPERATIONS.map((o) => o.identifier).join(', ')}`);
+  }
+  return value as RestoreOperationId;
+}
+
+async function open(opts: Common, generationId: string) {
+  const repo = await openRepo(opts);
+  const host = new ReferenceHost(opts.hostRoot, settingsFromEnv());
+  const generation = await new RepositoryGenerationParts(async () => repo).get(generationId);
+  const catalog = await loadCatalog(repo, host, generation);
+  return { repo, host, catalog };
+}
+
+export function register(program: Command): void {
+  const entity = program.command('entity').description("single-entity restores: a generation's users, mailshares, calendars… and BlueMind's restore operations");
+
+  entity
+    .command('list')
+    .description('the restorable entities of a generation (deleted ones flagged)')
+    .argument('<generation>', "generation id, or 'latest'")
+    .option('--repo <dir>', 'repository directory')
+    .option('--kind <kind>', `only this kind (${KINDS.join(', ')})`, kind)
+    .option('--search <text>', 'substring of the display name or email')
+    .option('--deleted', 'only entities that no longer exist')
+    .option('--limit <n>', 'at most this many', wholeNumber, 1000)
+    .option('--offset <n>', 'skip this many', wholeNumber, 0)
+    .option('--host-root <dir>', "the reference host's files", DEFAULT_HOST_ROOT)
+    .option('--json', 'one JSON object per entity, then a summary')
+    .action(async (generationId: string, opts: ListOpts) => {
+      const out = output(opts);
+      const { repo, catalog } = await open(opts, generationId);
+      try {
+        const needle = opts.search?.toLowerCase();
+        const all = catalog.entries.filter(
+          (e) => (!opts.kind || e.kind === opts.kind) && (!opts.deleted || e.deleted) &&
+            (!needle || e.displayName.toLowerCase().includes(needle) || (e.email ?? '').toLowerCase().includes(needle)),
+        );
+        const page = all.slice(opts.offset, opts.offset + opts.limit);
+        for (const e of page) {
+          if (out.json) out.line({ type: 'entity', kind: e.kind, uid: e.uid, domainUid: e.domainUid, displayName: e.displayName, email: e.email ?? null, deleted: e.deleted });
+          else out.say(`${e.kind.padEnd(11)} ${e.uid.padEnd(38)} ${e.displayName}${e.email ? ` <${e.email}>` : ''}${e.deleted ? '  [deleted]' : ''}`);
+        }
+        out.summary({ generation: catalog.generation.id, total: all.length, shown: page.length }, `${page.length} of ${all.length} entities in generation ${catalog.generation.id}`);
+      } finally {
+        await repo.close();
+      }
+    });
+
+  entity
+    .command('restore')
+    .description('restore one entity of a generation with a restore operation (as in the console)')
+    .argument('<generation>', "generation id, or 'latest'")
+    .option('--repo <dir>', 'repository directory')
+    .requiredOption('--entity <uid>', 'the entity (see `entity list`)')
+    .requiredOption('--op <operation>', 'the operation: replace.mailbox, subfolder.mailbox, restore.mail.folder, replace.calendars, …', operation)
+    .option('--folder <path>', 'restore.mail.folder / restore.mail.messages: the folder as saved')
+    .option('--message <id>', 'restore.mail.messages: a message id (repeatable)', collect)
+    .option('--recipient <email>', 'send.*: who receives the export')
+    .option('--smtp <url>', 'send.*: the SMTP relay (smtp://host:port; default $DP_SMTP_URL or smtp://127.0.0.1:25)')
+    .option('--host-root <dir>', "the reference host's files", DEFAULT_HOST_ROOT)
+    .option('--json', 'progress as JSON lines, then a summary object')
+    .action(async (generationId: string, opts: RestoreOpts) => {
+      const out = output(opts);
+      const { repo, host, catalog } = await open(opts, generationId);
+      try {
+        const entry = catalog.byUid.get(opts.entity);
+        if (!entry) throw new UsageError(`entity ${opts.entity} is not in generation ${catalog.generation.id} (see \`entity list\`)`);
+        const mailer = opts.op.startsWith('send.') ? smtpMailer(parseSmtpUrl(opts.smtp ?? process.env.DP_SMTP_URL ?? 'smtp://127.0.0.1:25')) : null;
+        const env = { repo, host, mailer };
+        const plan: PlannedRestore = {
+          operation: opts.op, entry, catalog, folder: opts.folder, messageIds: opts.message, recipient: opts.recipient,
+          actor: { login: `cli:${os.userInfo().username}`, email: null },
+        };
+        await validate(env, plan);
+        const controller = new AbortController();
+        const stop = () => controller.abort(new Error('interrupted'));
+        process.once('SIGINT', stop);
+        const started = Date.now();
+        const ctx: RestoreContext = {
+          signal: controller.signal,
+          progress: (p) =>
+            out.progress(
+              { done: p.done ?? 0, total: p.total ?? null, unit: p.unit ?? null, bytes: p.bytes ?? null },
+              p.total ? { value: p.done ?? 0, total: p.total, line: `${p.done ?? 0}/${p.total} ${p.unit ?? ''}${p.bytes ? `, ${bytes(p.bytes)}` : ''}` } : undefined,
+            ),
+          info: (m) => out.notice(m),
+          warn: (m) => out.warn(m),
+          attach: async () => undefined,
+        };
+        let result: Record<string, unknown>;
+        try {
+          result = await runRestore(env, plan, ctx);
+        } finally {
+          process.removeListener('SIGINT', stop);
+        }
+        out.summary(
+          { operation: opts.op, generation: catalog.generation.id, entity: entry.uid, kind: entry.kind, durationMs: Date.now() - started, result },
+          `${opts.op} of ${entry.displayName} from generation ${catalog.generation.id} done in ${duration(Date.now() - started)}: ${JSON.stringify(result)}`,
+        );
+      } finally {
+        await repo.close();
+      }
+    });
+}
