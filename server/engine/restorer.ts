@@ -1,9 +1,9 @@
-import { constants as fsc } from 'node:fs';
-import { chown, lchown, link, lstat, lutimes, mkdir, open, symlink, utimes, chmod, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, openSync } from 'node:fs';
+import { chown, lchown, link, lstat, lutimes, mkdir, symlink, utimes, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobLocation } from './blob-index.js';
 import { NotFoundError, RepositoryDamagedError } from './errors.js';
-import { sha256, toHex } from './hash.js';
+import type { RestoreWrite } from './codec-pool.js';
 import { mapLimit, type Repository } from './repository.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { splitPath, type TreeNode } from './tree.js';
@@ -41,7 +41,6 @@ interface FileJob {
   path: string;
   node: TreeNode;
   remaining: number;
-  fh?: Promise<FileHandle>;
   failed?: boolean;
 }
 
@@ -139,16 +138,27 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     }
   }
 
-  // 3. Plan: pack -> blobs -> the files and offsets that want them.
+  // 3. Plan: pack -> blobs -> the files and offsets that want them. Files of several blobs are created
+  //    here, so that the workers only write pieces into them.
   const byPack = new Map<string, Map<string, BlobJob>>();
   for (const f of files) {
     let offset = 0;
-    if (f.remaining === 0) {
+    const content = f.node.content ?? [];
+    if (content.length === 0) {
       await writeWhole(f, Buffer.alloc(0)).catch((err) => ((f.failed = true), fail(f.path, err)));
       s.files++;
       continue;
     }
-    for (const id of f.node.content ?? []) {
+    if (content.length > 1) {
+      try {
+        closeSync(openSync(f.path, O_WRITE, 0o600));
+      } catch (err) {
+        f.failed = true;
+        fail(f.path, err);
+        continue;
+      }
+    }
+    for (const id of content) {
       let loc: BlobLocation;
       try {
         loc = repo.location(id);
@@ -166,47 +176,68 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     }
   }
 
-  // 4. Pack by pack, two at a time: read ranges, decompress, verify, write.
+  // 4. Pack by pack, a few at a time: read the ranges needed; a worker decompresses, verifies and
+  //    writes them into the files; files of several blobs get their metadata once complete.
   const codec = repo.codec();
-  await mapLimit([...byPack.entries()], 2, async ([pack, blobs]) => {
+  await mapLimit([...byPack.entries()], 4, async ([pack, blobs]) => {
     const jobs = [...blobs.values()].filter((j) => j.targets.some((t) => !t.file.failed)).sort((a, b) => a.loc.offset - b.loc.offset);
     if (jobs.length === 0) return;
-    let stored: Buffer[];
-    try {
-      stored = await readRanges(repo, pack, jobs);
-      s.packsRead++;
-      for (const b of stored) s.bytesFetched += b.length;
-    } catch (err) {
-      const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
-      for (const j of jobs) for (const t of j.targets) if (!t.file.failed) ((t.file.failed = true), fail(t.file.path, e));
-      return;
-    }
-    const raw = await codec.decompress(stored, jobs.map((j) => j.loc.zstd));
-    await mapLimit(jobs, 16, async (j, i) => {
-      const data = raw.outputs[i];
-      const bad = raw.errors[i] ? `cannot decompress (${raw.errors[i]})` : toHex(sha256(data)) !== j.id ? 'content does not match its id' : null;
-      for (const t of j.targets) {
+    for (const segment of segments(jobs)) {
+      let data: Buffer;
+      try {
+        data = await repo.storage.read('data', pack, segment.start, segment.end - segment.start);
+      } catch (err) {
+        const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
+        for (const j of segment.jobs) for (const t of j.targets) if (!t.file.failed) ((t.file.failed = true), fail(t.file.path, e));
+        continue;
+      }
+      s.bytesFetched += data.length;
+      const writes: RestoreWrite[] = [];
+      const targets: BlobJob['targets'] = [];
+      segment.jobs.forEach((j, bi) => {
+        for (const t of j.targets) {
+          if (t.file.failed) continue;
+          const n = t.file.node;
+          writes.push({ blob: bi, path: t.file.path, whole: n.content!.length === 1, at: t.offset, mode: n.mode, uid: n.uid, gid: n.gid, mtime: nsToSeconds(n.mtime) });
+          targets.push(t);
+        }
+      });
+      const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, zstd: j.loc.zstd, id: j.id }));
+      const r = await codec.restore(data, blobList, writes, AS_ROOT);
+      writes.forEach((w, i) => {
+        const t = targets[i];
         const f = t.file;
-        if (f.failed) continue;
+        if (f.failed) return;
+        const j = segment.jobs[w.blob];
+        const bad = r.blobErrors[w.blob];
         if (bad) {
           f.failed = true;
           fail(f.path, new RepositoryDamagedError(`blob ${j.id.slice(0, 12)} in pack ${pack.slice(0, 12)} at ${j.loc.offset}: ${bad}`));
-          continue;
+          return;
         }
-        try {
-          if (f.node.content!.length === 1) await writeWhole(f, data);
-          else await writePiece(f, data, t.offset);
-          s.bytes += data.length;
-          if (f.remaining === 0) s.files++;
-        } catch (err) {
+        if (r.writeErrors[i]) {
           f.failed = true;
-          fail(f.path, err);
+          fail(f.path, new Error(r.writeErrors[i]!));
+          return;
         }
-      }
-      opts.progress?.update?.(s);
-    });
+        s.bytes += j.loc.rawLength;
+        if (w.whole) {
+          f.remaining = 0;
+          s.files++;
+        } else if (--f.remaining === 0) {
+          try {
+            finishFileSync(f.path, f.node);
+            s.files++;
+          } catch (err) {
+            f.failed = true;
+            fail(f.path, err);
+          }
+        }
+      });
+    }
+    s.packsRead++;
+    opts.progress?.update?.(s);
   });
-  for (const f of files) if (f.fh) await (await f.fh).close().catch(() => {});
 
   // 5. Hard links, symlinks, then directory metadata deepest first.
   for (const l of links) {
@@ -242,21 +273,16 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   return s;
 }
 
-/** Reads the stored bytes of `jobs` (sorted by offset), merging neighbours into one read. */
-async function readRanges(repo: Repository, pack: string, jobs: BlobJob[]): Promise<Buffer[]> {
-  const out: Buffer[] = [];
-  let i = 0;
-  while (i < jobs.length) {
-    let j = i;
-    let end = jobs[i].loc.offset + jobs[i].loc.length;
-    while (j + 1 < jobs.length && jobs[j + 1].loc.offset - end < 256 * 1024 && jobs[j + 1].loc.offset + jobs[j + 1].loc.length - jobs[i].loc.offset < 32 * 1024 * 1024) {
-      j++;
-      end = Math.max(end, jobs[j].loc.offset + jobs[j].loc.length);
-    }
-    const start = jobs[i].loc.offset;
-    const buf = await repo.storage.read('data', pack, start, end - start);
-    for (let k = i; k <= j; k++) out.push(buf.subarray(jobs[k].loc.offset - start, jobs[k].loc.offset - start + jobs[k].loc.length));
-    i = j + 1;
+/** Groups blobs (sorted by offset) into ranges read at once: neighbours closer than 256 KiB, up to 32 MiB. */
+function segments(jobs: BlobJob[]): { start: number; end: number; jobs: BlobJob[] }[] {
+  const out: { start: number; end: number; jobs: BlobJob[] }[] = [];
+  for (const j of jobs) {
+    const last = out.at(-1);
+    const end = j.loc.offset + j.loc.length;
+    if (last && j.loc.offset - last.end < 256 * 1024 && end - last.start <= 32 * 1024 * 1024) {
+      last.jobs.push(j);
+      last.end = Math.max(last.end, end);
+    } else out.push({ start: j.loc.offset, end, jobs: [j] });
   }
   return out;
 }
@@ -271,33 +297,26 @@ async function makeDir(path: string): Promise<void> {
   }
 }
 
+/** An empty file: created here, not worth a trip to a worker. */
 async function writeWhole(f: FileJob, data: Buffer): Promise<void> {
-  const fh = await open(f.path, O_WRITE, 0o600);
-  try {
-    if (data.length) await fh.write(data, 0, data.length, 0);
-    await finishFile(fh, f.node);
-  } finally {
-    await fh.close();
-  }
+  closeSync(openSync(f.path, O_WRITE, 0o600));
+  if (data.length) throw new Error('only empty files are written directly');
+  finishFileSync(f.path, f.node);
   f.remaining = 0;
 }
 
-async function writePiece(f: FileJob, data: Buffer, offset: number): Promise<void> {
-  f.fh ??= open(f.path, O_WRITE, 0o600);
-  const fh = await f.fh;
-  await fh.write(data, 0, data.length, offset);
-  if (--f.remaining === 0) {
-    await finishFile(fh, f.node);
-    f.fh = undefined;
-    await fh.close();
+/** Owner, mode and times of a file written in pieces, through a descriptor that does not follow symlinks. */
+function finishFileSync(path: string, node: TreeNode): void {
+  const fd = openSync(path, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+  try {
+    if (AS_ROOT) fchownSync(fd, node.uid, node.gid);
+    fchmodSync(fd, node.mode);
+    futimesSync(fd, nsToSeconds(node.mtime), nsToSeconds(node.mtime));
+  } finally {
+    closeSync(fd);
   }
 }
 
-async function finishFile(fh: FileHandle, node: TreeNode): Promise<void> {
-  if (AS_ROOT) await fh.chown(node.uid, node.gid);
-  await fh.chmod(node.mode);
-  await fh.utimes(nsToSeconds(node.mtime), nsToSeconds(node.mtime));
-}
 
 /**
  * Nanoseconds (decimal string) to the seconds Node's utimes takes. A double holds ~0.24 µs at today's
