@@ -61,6 +61,8 @@ export interface DatabasePartOptions {
   /** Called once the snapshot is exported, before anything is read from it (tests write concurrently here). */
   afterSnapshot?: (snapshotId: string) => Promise<void>;
   pgDump?: string;
+  /** Exports larger than this go through the stream chunker, smaller ones are one blob (default 16 KiB). */
+  exportStreamThreshold?: number;
 }
 
 /** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
@@ -185,7 +187,7 @@ export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions)
         const data = Buffer.concat(parts);
         // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
         // changed items cost a few chunks, not the whole export.
-        if (data.length > 16 * 1024) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
+        if (data.length > (opts.exportStreamThreshold ?? 16 * 1024)) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
         else await archiver.addBytes(p, data);
         byOwner.get(`${owner.domainUid}\0${owner.uid}`)!.push({ uid: cont.uid, type: cont.type, name: cont.name, items: parts.length - 1, path: p });
       };
