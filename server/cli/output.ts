@@ -22,7 +22,7 @@ export class Output {
     if (!this.tty || !bar) return;
     if (!this.bar) {
       this.bar = new cliProgress.SingleBar(
-        { format: '{bar} {percentage}% | {line} | ETA {eta_formatted}', stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5, barsize: 24 },
+        { format: '{bar} {percentage}% | {line}', stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5, barsize: 24 },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(Math.max(1, bar.total), 0, { line: bar.line });
@@ -85,6 +85,12 @@ export function duration(ms: number): string {
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)} s`;
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+/** Time left at the average rate so far, or '?' while it cannot be told. */
+export function eta(done: number, total: number, ms: number): string {
+  if (!(done > 0 && total > done && ms > 500)) return done >= total && total > 0 ? '0 s' : '?';
+  return duration(Math.round(((total - done) * ms) / done));
 }
 
 export function rate(bytesDone: number, ms: number): string {

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { Archiver, type BackupSummary, type SnapshotInfo } from '../../engine/index.js';
 import { openRepo, output, UsageError, type RepoOptions } from '../context.js';
-import { bytes, duration, rate, type Output } from '../output.js';
+import { bytes, duration, eta, rate, type Output } from '../output.js';
 
 interface BackupOpts extends RepoOptions {
   tag: string;
@@ -48,7 +49,7 @@ export function register(program: Command): void {
           update: (s, current) =>
             out.progress(
               { filesDone: done(s), bytesRead: s.bytesRead, bytesAdded: s.bytesAdded, current, totalFiles, totalBytes },
-              { value: totalBytes ? s.bytesTotal : done(s), total: totalBytes || totalFiles, line: `${done(s)}/${totalFiles || '?'} files, ${bytes(s.bytesTotal)}, ${rate(s.bytesTotal, Date.now() - started)}` },
+              { value: totalBytes ? s.bytesTotal : done(s), total: totalBytes || totalFiles, line: `${done(s)}/${totalFiles || '?'} files, ${bytes(s.bytesTotal)}, ${rate(s.bytesTotal, Date.now() - started)}, ETA ${totalBytes ? eta(s.bytesTotal, totalBytes, Date.now() - started) : '?'}` },
             ),
           error: (path, err) => out.warn(`${path}: ${err.message}`, { path }),
           notice: (m) => out.notice(m),
@@ -62,8 +63,12 @@ export function register(program: Command): void {
         } else {
           const abs = paths.map((p) => resolve(p));
           for (const p of abs) await lstat(p).catch(() => { throw new UsageError(`${p} does not exist or cannot be read`); });
-          if (out.tty) void scan(abs, (f, b) => ((totalFiles = f), (totalBytes = b)));
-          for (const p of abs) await archiver.addTree(p, p, { statParents: true });
+          const stopScan = out.tty ? scan(abs, (f, b) => ((totalFiles = f), (totalBytes = b))) : () => {};
+          try {
+            for (const p of abs) await archiver.addTree(p, p, { statParents: true });
+          } finally {
+            stopScan();
+          }
         }
         snap = await archiver.commit();
       } catch (err) {
@@ -108,21 +113,26 @@ async function* runCommand(cmd: string): AsyncGenerator<Buffer> {
   if (code !== 0) throw new Error(`the --stdin-from command exited with status ${code}${stderr.trim() ? `: ${stderr.trim()}` : ''}; no snapshot was saved`);
 }
 
-/** Counts files and bytes ahead of the backup, for the progress bar's ETA. */
-async function scan(paths: string[], report: (files: number, bytes: number) => void): Promise<void> {
-  let files = 0;
-  let total = 0;
-  const walk = async (p: string): Promise<void> => {
-    const st = await lstat(p).catch(() => null);
-    if (!st) return;
-    if (st.isDirectory()) {
-      for (const n of await readdir(p).catch(() => [])) await walk(join(p, n));
-    } else if (st.isFile()) {
-      files++;
-      total += st.size;
-      if (files % 500 === 0) report(files, total);
-    }
-  };
-  for (const p of paths) await walk(p);
-  report(files, total);
+/**
+ * Counts files and bytes ahead of the backup, for the progress bar's ETA, on a worker thread so that
+ * it runs alongside the backup instead of competing with it for the main thread.
+ */
+function scan(paths: string[], report: (files: number, bytes: number) => void): () => void {
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const fs = require('node:fs'); const path = require('node:path');
+     let files = 0, bytes = 0, last = Date.now();
+     const walk = (p) => {
+       let st; try { st = fs.lstatSync(p); } catch { return; }
+       if (st.isDirectory()) { let names = []; try { names = fs.readdirSync(p); } catch {} for (const n of names) walk(path.join(p, n)); }
+       else if (st.isFile()) { files++; bytes += st.size; if (Date.now() - last > 200) { last = Date.now(); parentPort.postMessage({ files, bytes }); } }
+     };
+     for (const p of workerData) walk(p);
+     parentPort.postMessage({ files, bytes, done: true });`,
+    { eval: true, workerData: paths },
+  );
+  worker.unref();
+  worker.on('message', (m: { files: number; bytes: number }) => report(m.files, m.bytes));
+  worker.on('error', () => {});
+  return () => void worker.terminate();
 }

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { restore } from '../../engine/index.js';
 import { collect, openRepo, output, UsageError, type RepoOptions } from '../context.js';
-import { bytes, duration, rate } from '../output.js';
+import { bytes, duration, eta, rate } from '../output.js';
 
 interface Opts extends RepoOptions {
   tag?: string;
@@ -37,7 +37,7 @@ export function register(program: Command): void {
             update: (p) =>
               out.progress(
                 { files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal },
-                { value: p.bytes, total: p.bytesTotal, line: `${p.files}/${p.filesTotal} files, ${bytes(p.bytes)}/${bytes(p.bytesTotal)}, ${rate(p.bytes, Date.now() - started)}` },
+                { value: p.bytes, total: p.bytesTotal, line: `${p.files}/${p.filesTotal} files, ${bytes(p.bytes)}/${bytes(p.bytesTotal)}, ${rate(p.bytes, Date.now() - started)}, ETA ${eta(p.bytes, p.bytesTotal, Date.now() - started)}` },
               ),
             error: (path, err) => out.warn(`${path}: ${err.message}`, { path }),
           },
