@@ -1,9 +1,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { backupServices } from '../../server/dataprotect/generation/wiring.js';
+import { parseSmtpUrl, smtpMailer } from '../../server/dataprotect/restore/mailer.js';
+import { restoreServices } from '../../server/dataprotect/restore/wiring.js';
 import { parseDatabaseUrl, withDatabase, type ConnectionSettings } from '../../server/host/connection.js';
 import { databaseExists, dropDatabase } from '../../server/host/db.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
+import { startDovecot } from '../../server/host/reference/dovecot.js';
 import { ROOT_MARKER } from '../../server/host/reference/layout.js';
 import { SCHEMA_VERSION } from '../../server/host/reference/schema.js';
 import { seedReference } from '../../server/host/reference/seed.js';
@@ -45,9 +48,18 @@ export async function referenceHostServices(o: ReferenceHostOptions): Promise<St
     await seedReference({ connection: db, root: o.hostRoot, users: o.users ?? 12, force: false, log: o.log });
   }
   const host = new ReferenceHost(o.hostRoot, db);
+  // Mail restores into a live mailbox go through the host's IMAP server.
+  await startDovecot(host.layout).then(
+    (d) => o.log?.(`reference Dovecot on ${d.host}:${d.port}`),
+    (e: Error) => o.log?.(`the reference Dovecot did not start (mail restores through IMAP will fail): ${e.message}`),
+  );
   return {
     host,
-    services: backupServices(host, { productVersion: SCHEMA_VERSION }),
+    services: {
+      ...backupServices(host, { productVersion: SCHEMA_VERSION }),
+      // Single-entity restores of the same host; send.* exports go through DP_SMTP_URL (not offered without it).
+      ...restoreServices(host, { mailer: process.env.DP_SMTP_URL ? smtpMailer(parseSmtpUrl(process.env.DP_SMTP_URL)) : null }),
+    },
     seeded: !seededBefore,
     dropHostDatabase: () => dropDatabase(db, db.database),
   };

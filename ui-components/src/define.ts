@@ -1,5 +1,6 @@
 import { DpGenerations } from './dp-generations.js';
 import { DpGlobalRestore } from './dp-global-restore.js';
+import { DpRestoreBrowser } from './dp-restore-browser.js';
 import { DpSettings } from './dp-settings.js';
 import { DpTaskProgress } from './dp-task-progress.js';
 
@@ -11,6 +12,7 @@ export const COMPONENTS = {
   'dp-generations': DpGenerations,
   'dp-task-progress': DpTaskProgress,
   'dp-global-restore': DpGlobalRestore,
+  'dp-restore-browser': DpRestoreBrowser,
 } as const;
 
 export type ComponentTag = keyof typeof COMPONENTS;

@@ -23,7 +23,10 @@ import { partSnapshot } from './generation-parts.js';
 
 /** What restores read from and write to, as the composition root provides it. */
 export interface RestoreBackend {
+  /** The repository for browsing (may be shared between calls). */
   repository(): Promise<Repository>;
+  /** A repository of its own for one restore task (closed when the task ends); default: repository(). */
+  openRepository?(): Promise<Repository>;
   generations: GenerationParts;
   host: HostPort;
   mailer: Mailer | null;
@@ -145,12 +148,14 @@ export class EntityRestores implements RestoreService {
       const running = await this.tasks.findRunning('restore', target);
       if (running) throw new ConflictError(`a restore of ${entry.displayName} is already running`, running.id);
       const generationId = catalog.generation.id;
+      const own = this.backend.openRepository ? await this.backend.openRepository() : null;
+      const taskEnv: RestoreEnv = own ? { ...env, repo: own } : env;
       const detail = { operation: request.operation, kind: entry.kind, entity: entry.uid, domainUid: entry.domainUid, displayName: entry.displayName, folder: request.folder ?? null };
       const task = await this.tasks.start(
         { kind: 'restore', title: `${request.operation}: ${entry.displayName}`, actor: { login: by.login, uid: by.uid }, target },
         async (ctx) => {
           try {
-            const result = await runRestore(env, plan, ctx);
+            const result = await runRestore(taskEnv, plan, ctx);
             await this.audit.record({ actor: by.login, action: 'restore.end', target, generationId, taskId: ctx.id, result: 'ok', detail: { ...detail, result } });
             return result;
           } catch (e) {
@@ -160,9 +165,14 @@ export class EntityRestores implements RestoreService {
               detail: { ...detail, error: (e as Error).message },
             }).catch(() => {});
             throw e;
+          } finally {
+            await own?.close().catch(() => {});
           }
         },
-      );
+      ).catch(async (e) => {
+        await own?.close().catch(() => {});
+        throw e;
+      });
       return { task, alreadyRunning: false };
     } finally {
       this.starting.delete(target);

@@ -1,0 +1,104 @@
+import 'reflect-metadata';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backupServices } from '../../server/dataprotect/generation/wiring.js';
+import type { GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
+import { restoreServices } from '../../server/dataprotect/restore/wiring.js';
+import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from '../ui/console-harness.js';
+import { fixture, mailboxOverImap, type Fixture, type ImapMessage } from './fixture.js';
+
+// The restore browser in the reference console, in Debian's chromium, against the seeded host: an administrator
+// finds a user, opens their saved mailbox and restores a folder the user deleted.
+
+let f: Fixture;
+let g1: GenerationView;
+let env: ConsoleUnderTest;
+let user: { uid: string; login: string; domain: string; displayname: string };
+let saved: Map<string, ImapMessage[]>;
+
+beforeAll(async () => {
+  f = await fixture('browser', 8);
+  [user] = await f.sql(
+    `SELECT e.entry_uid AS uid, u.login, c.uid AS domain, e.displayname FROM t_directory_entry e JOIN t_domain_user u ON u.item_id = e.item_id
+       JOIN t_container_item i ON i.id = e.item_id JOIN t_container c ON c.id = i.container_id WHERE e.kind = 'USER' ORDER BY e.entry_uid LIMIT 1`,
+  );
+  g1 = await f.backup(new Date('2026-01-10T01:00:00Z'));
+  env = await startConsoleUnderTest({ ...backupServices(f.host, { productVersion: 'test' }), ...restoreServices(f.host, { mailer: null }) });
+  const r = await env.console.app.inject({
+    method: 'PUT', url: '/api/dataprotect/settings', headers: { 'x-bm-apikey': ACCOUNT.apiKey, 'content-type': 'application/json' },
+    payload: JSON.stringify({ retentionDays: 7, backupEmails: true, backupArchivedEmails: false, backupTime: '01:00', repositoryLocation: f.repoDir, skippedTags: [] }),
+  });
+  expect(r.statusCode, r.body).toBe(200);
+  const c = await f.imap(`${user.login}@${user.domain}`);
+  saved = await mailboxOverImap(c);
+  await c.mailboxDelete('Projects/2026');
+  await c.logout();
+});
+afterAll(async () => {
+  await env?.close();
+  await f?.close();
+});
+
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+
+describe('dp-restore-browser', () => {
+  it('restores a deleted folder from the console: generation, search, entity, folder, confirm, progress', async () => {
+    const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    await page.goto(env.console.url);
+    await page.getByLabel('Login').fill(ACCOUNT.login);
+    await page.getByLabel('Password').fill(ACCOUNT.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const nav = page.getByRole('navigation', { name: 'Console navigation' });
+    await nav.waitFor();
+    await nav.getByRole('link', { name: 'Restore', exact: true }).click();
+
+    // The generation is offered by date with its status; the entity list is paged on the server.
+    const generation = page.getByLabel('Generation');
+    await generation.waitFor();
+    expect(await generation.locator('option').count()).toBe(1);
+    expect(await generation.locator('option').first().textContent()).toContain('Valid');
+    await page.locator('tr[data-entity]').first().waitFor();
+    expect(await page.getByText(/^1–25 of \d+$/).count()).toBe(1);
+
+    await page.getByLabel('Kind').selectOption('USER');
+    await page.getByLabel('Search', { exact: true }).fill(user.login);
+    const row = page.locator(`tr[data-entity="${user.uid}"]`);
+    await row.waitFor();
+    await expect.poll(() => page.locator('tr[data-entity]').count()).toBe(1);
+    await shot(page, 'restore-01-search');
+    await row.getByRole('button', { name: `Restore ${user.displayname}…` }).click();
+
+    // The operations that apply, with a sentence each; the saved mailbox's folders.
+    const panel = page.locator('#entity-panel');
+    await panel.getByText('Restore the mailbox into a folder').waitFor();
+    expect(await panel.textContent()).toContain('restored-<date>');
+    expect(await panel.textContent()).not.toContain('Restore the deleted user');
+    await panel.locator('button[data-folder="Projects/2026"]').click();
+    await panel.locator('tr[data-message]').first().waitFor();
+    expect(await panel.locator('tr[data-message]').count()).toBe(saved.get('Projects/2026')!.length);
+    await shot(page, 'restore-02-mailbox');
+
+    await page.getByRole('button', { name: 'Restore the folder Projects/2026' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain(`Restore a folder — Projects/2026 for ${user.displayname}. Are you sure?`);
+    await dialog.getByRole('button', { name: 'Restore' }).click();
+
+    // The task's progress, to the end.
+    const progress = page.locator('dp-task-progress');
+    await progress.waitFor();
+    await progress.getByText('Finished').waitFor({ timeout: 60_000 });
+    await shot(page, 'restore-03-done');
+    await context.close();
+
+    const c = await f.imap(`${user.login}@${user.domain}`);
+    const now = await mailboxOverImap(c);
+    await c.logout();
+    expect(now.get('Projects/2026')).toEqual(saved.get('Projects/2026'));
+    const audit = (await env.console.app.inject({ method: 'GET', url: '/api/dataprotect/audit?action=restore.end', headers: { 'x-bm-apikey': ACCOUNT.apiKey } })).json();
+    expect(audit.items[0]).toMatchObject({ actor: ACCOUNT.login, generationId: g1.id, result: 'ok' });
+  });
+});
