@@ -5,6 +5,7 @@ import { ImapFlow } from 'imapflow';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dovecotStatus, freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
+import { ReferenceHost } from '../../server/host/reference/host.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
 import { IMAP_ADMIN_USER, imapAdminPassword, seedReference } from '../../server/host/reference/seed.js';
 import { sandbox, type Sandbox } from './helpers.js';
@@ -77,5 +78,57 @@ describe('reference Dovecot', () => {
     expect(await stopDovecot(layout)).toEqual({ wasRunning: true });
     expect((await dovecotStatus(layout)).running).toBe(false);
     expect(await listening('127.0.0.2', port)).toBe(false);
+  });
+
+  it("puts restored mail back through the Maildir writer and IMAP, keeping flags and internal dates", async () => {
+    const host = new ReferenceHost(sb.root, sb.db);
+    const port = await freePort();
+    await startDovecot(host.layout, { port });
+    try {
+      const [user] = await host.directory.entities('globex.lan', { kinds: ['USER'] });
+      const loc = (await host.mailboxLocation(user))!;
+      expect(loc.partPath).toBe(`/spool/globex.lan/${user.name}`);
+      const date = new Date('2025-06-01T10:20:30Z');
+      const raw = (subject: string) => Buffer.from(`From: a@b.example\r\nTo: ${user.email}\r\nSubject: ${subject}\r\nDate: ${date.toUTCString()}\r\n\r\nbody\r\n`);
+      // A file, as a restore from the mail/imap part writes it: the Maildir name carries the flags.
+      const file = raw('from the part');
+      await host.writers.mail.writeMessage(loc, 'restored-2026-01-05/Projects', `1748773230.M1P1.bm-mail,S=${file.length}:2,FS`, file);
+      await expect(host.writers.mail.writeMessage(loc, '../escape', 'x:2,S', raw('x'))).rejects.toThrow(/invalid folder/);
+      // And through IMAP, as a restore into a live mailbox does.
+      const imap = await host.writers.imap();
+      await imap.ensureFolder(loc, 'Restored');
+      await imap.append(loc, 'Restored', raw('through imap'), ['\\Seen', '\\Answered'], date);
+      await imap.close();
+
+      const client = new ImapFlow({
+        host: '127.0.0.2', port, secure: false, logger: false,
+        auth: { user: `${loc.imapLogin}*${IMAP_ADMIN_USER}`, pass: await imapAdminPassword(host.layout) },
+      });
+      await client.connect();
+      try {
+        const fetchOne = async (folder: string) => {
+          const lock = await client.getMailboxLock(folder);
+          try {
+            const all = [];
+            for await (const m of client.fetch('1:*', { envelope: true, flags: true, internalDate: true })) all.push(m);
+            return all;
+          } finally {
+            lock.release();
+          }
+        };
+        const fromFile = await fetchOne('restored-2026-01-05/Projects');
+        expect(fromFile.map((m) => m.envelope!.subject)).toEqual(['from the part']);
+        const flags = (m: { flags?: Set<string> }) => [...m.flags!].filter((f) => f !== '\\Recent').sort();
+        expect(flags(fromFile[0])).toEqual(['\\Flagged', '\\Seen']);
+        const viaImap = await fetchOne('Restored');
+        expect(viaImap.map((m) => m.envelope!.subject)).toEqual(['through imap']);
+        expect(flags(viaImap[0])).toEqual(['\\Answered', '\\Seen']);
+        expect(new Date(viaImap[0].internalDate!).getTime()).toBe(date.getTime());
+      } finally {
+        await client.logout().catch(() => {});
+      }
+    } finally {
+      await stopDovecot(host.layout);
+    }
   });
 });

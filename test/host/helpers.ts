@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ConnectionSettings, parseDatabaseUrl, withDatabase } from '../../server/host/connection.js';
 import { dropDatabase } from '../../server/host/db.js';
+import { stopDovecot } from '../../server/host/reference/dovecot.js';
+import { hostLayout } from '../../server/host/reference/layout.js';
 
 export const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -32,6 +34,8 @@ export async function sandbox(tag: string): Promise<Sandbox> {
       return withDatabase(base, name);
     },
     async cleanup() {
+      // A Dovecot left running by a failed test would outlive its deleted directory.
+      for (const r of [root, path.join(root, 'host')]) await stopDovecot(hostLayout(r)).catch(() => {});
       for (const name of extras) await dropDatabase(base, name).catch(() => {});
       await rm(root, { recursive: true, force: true });
     },

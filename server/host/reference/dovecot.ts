@@ -263,9 +263,10 @@ export async function startDovecot(layout: HostLayout, opts: { port?: number; ho
       else setTimeout(() => reject(new Error(`starting dovecot: exit ${code}: ${err.trim()}`)), 50);
     });
   });
+  // The master listens before it writes its pid file: wait for both, so that a stop right after finds it.
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    if (await portOpen(endpoint.host, endpoint.port)) return dovecotStatus(layout);
+    if ((await readPid(layout)) !== null && (await portOpen(endpoint.host, endpoint.port))) return dovecotStatus(layout);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`dovecot did not listen on ${endpoint.host}:${endpoint.port} within 15 s; log:\n${await logTail(layout)}`);
@@ -273,13 +274,24 @@ export async function startDovecot(layout: HostLayout, opts: { port?: number; ho
 
 /** Stops the instance (master and children) and waits until it is gone. */
 export async function stopDovecot(layout: HostLayout): Promise<{ wasRunning: boolean }> {
-  const pid = await readPid(layout);
+  const pid = (await readPid(layout)) ?? (await masterByConfig(layout));
   if (pid === null) return { wasRunning: false };
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
   while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (alive(pid)) process.kill(pid, 'SIGKILL');
   return { wasRunning: true };
+}
+
+/** The master started with exactly this instance's configuration, when its pid file is gone. */
+async function masterByConfig(layout: HostLayout): Promise<number | null> {
+  const want = ['/usr/sbin/dovecot', '-c', files(layout).conf].join('\0');
+  for (const name of await fs.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const cmd = await fs.readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.replace(/\0$/, '') === want) return Number(name);
+  }
+  return null;
 }
 
 /** Re-owns files written into the spool by a root process (restores) so that Dovecot can manage them. */
