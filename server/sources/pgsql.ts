@@ -262,6 +262,15 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/**
+ * The entities of a generation as the restore browser lists them: every entity of the part's manifest, flagged
+ * `deleted` when the live directory no longer has it.
+ */
+export function generationEntities(manifest: PgManifest, live: Pick<DirectoryEntity, 'uid' | 'domainUid'>[]): ExportedEntity[] {
+  const alive = new Set(live.map((e) => `${e.domainUid}\0${e.uid}`));
+  return manifest.entities.map((e) => ({ ...e, deleted: !alive.has(`${e.domainUid}\0${e.uid}`) }));
+}
+
 export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Promise<PgManifest> {
   const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
   const m = JSON.parse(raw.toString('utf8')) as PgManifest;
