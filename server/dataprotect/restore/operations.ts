@@ -202,6 +202,7 @@ async function replaceMailbox(env: RestoreEnv, p: PlannedRestore, ctx: RestoreCo
   ctx.progress({ done: 0, total, unit: 'messages', message: `replacing ${loc.imapLogin} with ${total} messages in ${summary.length} folders` });
   let files = 0;
   let bytes = 0;
+  let fetched = 0;
   await env.host.writers.trees.replaceMailbox(loc, async (staging) => {
     const r = await restore(env.repo, box.snapshot, {
       target: staging,
@@ -212,11 +213,12 @@ async function replaceMailbox(env: RestoreEnv, p: PlannedRestore, ctx: RestoreCo
     if (r.errors) throw new Error(`restoring ${loc.partPath}: ${r.errors} errors${r.damage.length ? ': ' + r.damage.slice(0, 3).join('; ') : ''}`);
     files = r.files;
     bytes = r.bytes;
+    fetched = r.bytesFetched;
     return path.join(staging, loc.partPath);
   });
   ctx.progress({ done: total, total, unit: 'messages', bytes });
   ctx.info(`${loc.imapLogin}: ${files} files back in the spool, index resynchronised`);
-  return { mailbox: loc.imapLogin, folders: summary.length, messages: total, files, bytes };
+  return { mailbox: loc.imapLogin, folders: summary.length, messages: total, files, bytes, bytesReadFromRepository: fetched };
 }
 
 // --- calendars, address books, todolists ------------------------------------------------------------------------
