@@ -1,8 +1,15 @@
 import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { referenceHostServices, type StandaloneBackups } from '../../plugin/standalone/reference-host.js';
+import { parseDatabaseUrl, withDatabase } from '../../server/host/connection.js';
+import { stopDovecot } from '../../server/host/reference/dovecot.js';
 import { TaskRegistry } from '../../server/jobs/tasks.js';
+import { PG_BASE } from '../http/harness.js';
 import { ACCOUNT, RESTORER, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
 
 // Code passed to page.evaluate runs in the page; the Node tsconfig has no DOM types.
@@ -12,10 +19,23 @@ declare const document: any;
 // Browser tests of the reference console in Debian's chromium: what an administrator does, click by click.
 
 let env: ConsoleUnderTest;
+let reference: StandaloneBackups;
+let work: string;
 beforeAll(async () => {
-  env = await startConsoleUnderTest();
+  // The console backs up a seeded reference host, as `npm start` does (its own database and files).
+  work = await mkdtemp(path.join(tmpdir(), 'dp-console-host-'));
+  reference = await referenceHostServices({
+    databaseUrl: `${PG_BASE}/postgres`, hostRoot: path.join(work, 'host'), users: 4,
+    hostDatabase: withDatabase(parseDatabaseUrl(`${PG_BASE}/postgres`), `dp_test_console_host_${randomBytes(4).toString('hex')}`),
+  });
+  env = await startConsoleUnderTest(reference.services);
 });
-afterAll(async () => env?.close());
+afterAll(async () => {
+  await env?.close();
+  if (reference) await stopDovecot(reference.host.layout).catch(() => {}); // referenceHostServices started it
+  await reference?.dropHostDatabase().catch(() => {});
+  if (work) await rm(work, { recursive: true, force: true });
+});
 
 async function newPage(): Promise<Page> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
@@ -143,42 +163,37 @@ describe('the reference console', () => {
     await shot(page, '05-settings-fr');
     await page.getByRole('link', { name: 'Navigateur DataProtect' }).click();
     await page.getByRole('button', { name: 'Sauvegarder maintenant' }).waitFor();
-    const unavailable = page.locator('[data-problem-status="501"]');
-    await unavailable.waitFor();
-    expect(await unavailable.textContent()).toContain('Indisponible dans cette version');
-    expect(await unavailable.textContent()).toContain('Les générations ne peuvent pas encore être listées');
+    await page.getByText('Aucune génération pour le moment.').waitFor();
     await shot(page, '05b-generations-fr');
     await page.getByLabel('Langue').selectOption('en');
     await page.getByRole('button', { name: 'Backup now' }).waitFor();
     await page.context().close();
   });
 
-  it('Backup now: follows the run to its end, or says clearly that no backup runner exists (no fake backup)', async () => {
+  it('Backup now: follows a real backup of the reference host to its end, and the new generation is listed', async () => {
+    // The settings test pointed the repository at /srv: back to a private directory for this run.
+    const headers = { 'X-BM-ApiKey': ACCOUNT.apiKey, 'content-type': 'application/json' };
+    const current = (await (await fetch(`${env.console.url}/api/dataprotect/settings`, { headers })).json()) as Record<string, unknown>;
+    const { updatedAt: _u, updatedBy: _b, ...settings } = current;
+    const put = await fetch(`${env.console.url}/api/dataprotect/settings`, {
+      method: 'PUT', headers, body: JSON.stringify({ ...settings, repositoryLocation: path.join(work, 'repository'), skippedTags: [] }),
+    });
+    expect(put.status).toBe(200);
+
     const page = await newPage();
     await signIn(page);
     await page.getByRole('link', { name: 'DataProtect navigator' }).click();
-    await page.getByRole('button', { name: 'Backup now' }).waitFor();
+    await page.getByText('No generation yet.').waitFor();
     await page.getByRole('button', { name: 'Backup now' }).click();
-    const problem = page.locator('[data-problem-status]').first();
-    const status = page.locator('dp-task-progress [data-status]');
-    // Whichever appears first; the other wait is abandoned (its rejection is dropped on purpose).
-    const waits = [problem.waitFor(), status.waitFor()];
-    waits.forEach((w) => w.catch(() => {}));
-    await Promise.any(waits);
-    if (await problem.isVisible()) {
-      // Until issue 5's runner exists the console says so plainly, and the generations list too.
-      expect(await problem.getAttribute('data-problem-status')).toBe('501');
-      const text = await page.locator('[data-problem-status="501"]').allTextContents();
-      expect(text.join(' ')).toContain('Not available in this build');
-      expect(text.join(' ')).toContain('Backups cannot run yet');
-      expect(text.join(' ')).toContain('Generations cannot be listed yet');
-      await shot(page, '06-generations-no-runner');
-    } else {
-      // With a runner: the task runs to SUCCEEDED and the new generation appears in the list.
-      await page.locator('dp-task-progress [data-status="SUCCEEDED"]').waitFor({ timeout: 110_000 });
-      await page.locator('tr[data-generation]').first().waitFor();
-      await shot(page, '06-generations-after-backup');
-    }
+    await page.locator('dp-task-progress [data-status]').waitFor();
+    await page.locator('dp-task-progress [data-status="SUCCEEDED"]').waitFor({ timeout: 110_000 });
+    const gens = (await (await fetch(`${env.console.url}/api/dataprotect/generations`, { headers })).json()) as { id: string; status: string; runStatus: string; parts: { tag: string }[] }[];
+    expect(gens).toHaveLength(1);
+    expect(gens[0]).toMatchObject({ status: 'VALID', runStatus: 'OK' });
+    // "Backup emails" was turned off by the settings test: no mail part.
+    expect(gens[0].parts.map((p) => p.tag)).toEqual(['bm/pgsql', 'bm/conf', 'bm/conf', 'filehosting/data', 'mail/archive']);
+    await page.locator(`tr[data-generation="${gens[0].id}"]`).waitFor();
+    await shot(page, '06-generations-after-backup');
     await noHorizontalOverflow(page);
     await page.context().close();
   });
@@ -191,8 +206,8 @@ describe('the reference console', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     const nav = page.getByRole('navigation', { name: 'Console navigation' });
     await nav.waitFor();
-    await page.locator('[data-problem-status="501"]').waitFor(); // landed on the navigator
-    expect(await nav.getByRole('link').allTextContents()).toEqual(['DataProtect navigator']);
+    await page.locator('tr[data-generation]').first().waitFor(); // landed on the navigator, with the generation made above
+    expect(await nav.getByRole('link').allTextContents()).toEqual(['DataProtect navigator', 'Restore']);
     expect(await page.getByRole('button', { name: 'Backup now' }).count()).toBe(0);
     await page.goto(`${env.console.url}/#/backup/settings/configuration`);
     await page.getByText('You have no access to this page.').waitFor();
