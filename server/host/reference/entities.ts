@@ -65,6 +65,30 @@ export async function readDirectory(q: SnapshotQuery, domainUid?: string): Promi
     }));
 }
 
+/** The first line of a container export, as JSON text built by PostgreSQL. */
+const HEAD_SQL = `json_build_object('container', row_to_json(c),
+    'acl', COALESCE((SELECT json_agg(json_build_object('subject', a.subject, 'verb', a.verb, 'position', a.position)
+                                ORDER BY a.position, a.subject, a.verb)
+                       FROM t_container_acl a WHERE a.container_id = c.id), '[]'::json))::text`;
+
+/**
+ * Items with their rows as JSON text (never parsed and re-serialised in Node: faster, and integers beyond 2^53 stay
+ * exact). NULL columns are left out; json_populate_record reads a missing key as NULL.
+ */
+const ITEMS_SQL = `SELECT i.container_id AS cid, i.uid AS iuid, json_strip_nulls(row_to_json(i))::text AS item,
+    CASE c.container_type
+      WHEN 'calendar' THEN (SELECT json_agg(json_strip_nulls(row_to_json(r)) ORDER BY ${ITEM_TABLES.calendar.order}) FROM t_calendar_vevent r WHERE r.item_id = i.id)::text
+      WHEN 'addressbook' THEN (SELECT json_strip_nulls(row_to_json(r)) FROM t_addressbook_vcard r WHERE r.item_id = i.id)::text
+      WHEN 'todolist' THEN (SELECT json_strip_nulls(row_to_json(r)) FROM t_todolist_vtodo r WHERE r.item_id = i.id)::text
+    END AS rows,
+    CASE WHEN c.container_type = 'calendar' THEN (SELECT row_to_json(s) FROM t_calendar_series s WHERE s.item_id = i.id)::text END AS series
+  FROM t_container_item i JOIN t_container c ON c.id = i.container_id`;
+
+function itemLine(type: ContainerType, r: Record<string, unknown>): string {
+  const series = type === 'calendar' && r.series ? `,"series":${r.series as string}` : '';
+  return `{"item":${r.item as string},"${ITEM_TABLES[type].key}":${(r.rows as string | null) ?? 'null'}${series}}`;
+}
+
 export const referenceEntityData: EntityDataReader = {
   owners: (q) => readDirectory(q),
 
@@ -81,34 +105,18 @@ export const referenceEntityData: EntityDataReader = {
   },
 
   async *exportAll(q) {
-    const heads = await q.query<{ id: number; uid: string; type: ContainerType; name: string; owner: string; domain_uid: string; c: unknown; acl: unknown }>(
-      `SELECT c.id, c.uid, c.container_type AS type, c.name, c.owner, c.domain_uid, row_to_json(c) AS c,
-              COALESCE((SELECT json_agg(json_build_object('subject', a.subject, 'verb', a.verb, 'position', a.position)
-                                 ORDER BY a.position, a.subject, a.verb)
-                          FROM t_container_acl a WHERE a.container_id = c.id), '[]'::json) AS acl
+    const heads = await q.query<{ id: number; uid: string; type: ContainerType; name: string; owner: string; domain_uid: string; head: string }>(
+      `SELECT c.id, c.uid, c.container_type AS type, c.name, c.owner, c.domain_uid, ${HEAD_SQL} AS head
          FROM t_container c WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY c.id`,
     );
-    // One cursor over the items of every container, by container id, then item uid as in exportContainer.
-    const parts = (Object.keys(ITEM_TABLES) as ContainerType[]).map((type) => {
-      const t = ITEM_TABLES[type];
-      const rows = t.many
-        ? `(SELECT json_agg(json_strip_nulls(row_to_json(r)) ORDER BY ${t.order}) FROM ${t.table} r WHERE r.item_id = i.id)`
-        : `(SELECT json_strip_nulls(row_to_json(r)) FROM ${t.table} r WHERE r.item_id = i.id)`;
-      const series = type === 'calendar' ? `(SELECT row_to_json(s) FROM t_calendar_series s WHERE s.item_id = i.id)` : 'NULL::json';
-      return `SELECT c.id AS cid, i.uid AS iuid, json_strip_nulls(row_to_json(i)) AS item, ${rows} AS rows, ${series} AS series
-                FROM t_container c JOIN t_container_item i ON i.container_id = c.id WHERE c.container_type = '${type}'`;
-    });
-    const items = q.stream(`${parts.join(' UNION ALL ')} ORDER BY cid, iuid`)[Symbol.asyncIterator]();
+    // One cursor over the items of every container, in (container id, item uid) order: the unique index's order.
+    const items = q.stream(`${ITEMS_SQL} WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY i.container_id, i.uid`)[Symbol.asyncIterator]();
     let next = await items.next();
     for (const h of heads) {
-      const t = ITEM_TABLES[h.type];
-      const lines = [JSON.stringify({ container: h.c, acl: h.acl })];
+      const lines = [h.head];
       if (!next.done && Number(next.value.cid) < h.id) throw new Error(`item ${String(next.value.iuid)} of container ${String(next.value.cid)} has no container row`);
       while (!next.done && Number(next.value.cid) === h.id) {
-        const r = next.value;
-        const line: Record<string, unknown> = { item: r.item, [t.key]: r.rows };
-        if (h.type === 'calendar' && r.series) line.series = r.series;
-        lines.push(JSON.stringify(line));
+        lines.push(itemLine(h.type, next.value));
         next = await items.next();
       }
       yield {
@@ -120,28 +128,11 @@ export const referenceEntityData: EntityDataReader = {
   },
 
   async *exportContainer(q, container) {
-    const head = await q.query<{ c: unknown; acl: unknown }>(
-      `SELECT row_to_json(c) AS c,
-              COALESCE((SELECT json_agg(json_build_object('subject', a.subject, 'verb', a.verb, 'position', a.position)
-                                 ORDER BY a.position, a.subject, a.verb)
-                          FROM t_container_acl a WHERE a.container_id = c.id), '[]'::json) AS acl
-         FROM t_container c WHERE c.uid = $1`,
-      [container.uid],
-    );
+    const head = await q.query<{ head: string }>(`SELECT ${HEAD_SQL} AS head FROM t_container c WHERE c.uid = $1`, [container.uid]);
     if (head.length === 0) throw new Error(`container ${container.uid} not found`);
-    yield JSON.stringify({ container: head[0].c, acl: head[0].acl });
-    const t = ITEM_TABLES[container.type];
-    const rows = t.many
-      ? `(SELECT json_agg(json_strip_nulls(row_to_json(r)) ORDER BY ${t.order}) FROM ${t.table} r WHERE r.item_id = i.id)`
-      : `(SELECT json_strip_nulls(row_to_json(r)) FROM ${t.table} r WHERE r.item_id = i.id)`;
-    const series = container.type === 'calendar' ? `, (SELECT row_to_json(s) FROM t_calendar_series s WHERE s.item_id = i.id) AS series` : '';
-    const sql = `SELECT json_strip_nulls(row_to_json(i)) AS item, ${rows} AS rows${series}
-                   FROM t_container_item i JOIN t_container c ON c.id = i.container_id
-                  WHERE c.uid = $1 ORDER BY i.uid`;
-    for await (const r of q.stream(sql, [container.uid])) {
-      const line: Record<string, unknown> = { item: r.item, [t.key]: r.rows };
-      if (container.type === 'calendar' && r.series) line.series = r.series;
-      yield JSON.stringify(line);
+    yield head[0].head;
+    for await (const r of q.stream(`${ITEMS_SQL} WHERE c.uid = $1 ORDER BY i.container_id, i.uid`, [container.uid])) {
+      yield itemLine(container.type, r);
     }
   },
 };
