@@ -90,10 +90,10 @@ export class BlobSaver {
     const b = this.batch;
     if (!b || b.ids.length === 0) return;
     this.batch = undefined;
-    const data = b.used === b.data.byteLength ? b.data : b.data.subarray(0, b.used);
+    // The whole batch buffer goes over (transferred, not copied); the worker reads only `lengths`.
     const job = this.repo
       .codec()
-      .compressPacked(data, b.lengths)
+      .compressPacked(b.data, b.lengths)
       .then((r) => {
         this.queued -= b.used;
         this.wake();
