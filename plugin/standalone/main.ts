@@ -8,6 +8,7 @@ import type { AdminAccount } from './auth.js';
 import { startConsole } from './console.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js';
 import { referenceHostServices } from './reference-host.js';
+import { stopDovecot } from '../../server/host/reference/dovecot.js';
 
 // `npm start`: the composition root of the reference console.
 
@@ -57,9 +58,10 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT=${process.env.PORT} is not a port number`);
   const acct = account(varDir);
   let running: Awaited<ReturnType<typeof startConsole>>;
+  let reference: Awaited<ReturnType<typeof referenceHostServices>> | undefined;
   try {
     // The installation "Backup now" backs up: the reference host, seeded on first start under var/host.
-    const reference = await referenceHostServices({ databaseUrl, hostRoot: path.join(varDir, 'host'), log: (l) => console.log(l) });
+    reference = await referenceHostServices({ databaseUrl, hostRoot: path.join(varDir, 'host'), log: (l) => console.log(l) });
     running = await startConsole({
       services: reference.services,
       port,
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
       logger: process.env.DP_LOG === '1',
     });
   } catch (err) {
+    if (reference) await stopDovecot(reference.host.layout).catch(() => {});
     await embedded?.stop().catch(() => {});
     throw err;
   }
@@ -82,6 +85,7 @@ async function main(): Promise<void> {
   console.log(`  backs up the reference host in ${path.join(varDir, 'host')} (database <plugin database>_host unless DP_HOST_DATABASE_URL is set)`);
   const stop = async () => {
     await running.close().catch(() => {});
+    if (reference) await stopDovecot(reference.host.layout).catch(() => {});
     await embedded?.stop().catch(() => {});
     process.exit(0);
   };
