@@ -125,6 +125,25 @@ describe('mail restores', () => {
     for (const [folder, msgs] of saved) expect(strip(now.get(folder)), folder).toEqual(strip(msgs));
   });
 
+  it('stops when cancelled: a cancelled subfolder restore throws and appends nothing more', async () => {
+    const p = await f.plan(g1, 'subfolder.mailbox', user.uid);
+    p.catalog = { ...p.catalog, generation: { ...p.catalog.generation, time: new Date('2026-02-01T00:00:00Z') } };
+    const controller = new AbortController();
+    const rc = recordingContext(controller.signal);
+    // Cancel as soon as the first message is in.
+    const progress = rc.ctx.progress;
+    rc.ctx.progress = (x) => {
+      progress(x);
+      if ((x.done ?? 0) >= 1) controller.abort(new Error('cancelled by the test'));
+    };
+    await expect(runRestore(f.env(), p, rc.ctx)).rejects.toThrow('cancelled by the test');
+    const c = await f.imap(user.login);
+    const now = await mailboxOverImap(c);
+    await c.logout();
+    const restored = [...now.entries()].filter(([k]) => k.startsWith('restored-2026-02-01')).reduce((n, [, v]) => n + v.length, 0);
+    expect(restored).toBe(1);
+  });
+
   it('refuses a folder the generation does not hold, and messages without a folder', async () => {
     await expect(validate(f.env(), await f.plan(g1, 'restore.mail.folder', user.uid, { folder: 'Nope' }))).rejects.toThrow(/not in the saved mailbox/);
     await expect(validate(f.env(), await f.plan(g1, 'restore.mail.messages', user.uid, { folder: 'INBOX' }))).rejects.toThrow(/at least one message/);
