@@ -54,6 +54,19 @@ describe('bm-dataprotect generation (processes)', () => {
     expect(listed.generations).toHaveLength(1);
     expect(listed.latest).toBe(listed.generations[0].id);
     expect(listed.generations[0].parts.map((p) => `${p.server} ${p.tag} ${p.status}`)).toContain('bm-mail mail/imap VALID');
+
+    // sync writes the plugin's table from the repository alone; forget removes the generation and moves latest.
+    const sync = await runCli(['generation', 'sync', '--repo', f.repoDir, '--json'], { env });
+    expect(sync.code, sync.stderr).toBe(0);
+    const cached = await withClient(f.sb.db, async (c) => (await c.query('SELECT id, record FROM dp_generation WHERE repository = $1', [f.repoDir])).rows);
+    expect(cached.map((r) => r.id)).toEqual([listed.generations[0].id]);
+    expect(cached[0].record.parts.length).toBe(listed.generations[0].parts.length);
+    const forget = await runCli(['generation', 'forget', '--repo', f.repoDir, listed.generations[0].id, '--json'], { env });
+    expect(forget.code, forget.stderr).toBe(0);
+    expect(jsonLines(forget.stdout).find((l) => l.type === 'summary')).toMatchObject({ forgotten: listed.generations[0].id, latest: null });
+    expect(await generations()).toEqual([]);
+    const missing = await runCli(['generation', 'list', '--repo', `${f.repoDir}-nowhere`]);
+    expect(missing.code).toBe(10);
   });
 
   it('a process killed in the middle of a run leaves a repository that check accepts, and the next run cleans up and succeeds', async () => {

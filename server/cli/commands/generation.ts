@@ -4,7 +4,7 @@
 
 import 'reflect-metadata';
 import { Command } from 'commander';
-import { EngineError } from '../../engine/index.js';
+import { EngineError, RepositoryNotFoundError } from '../../engine/index.js';
 import { GenerationCache } from '../../dataprotect/generation/cache.js';
 import {
   deleteGeneration, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,
@@ -139,7 +139,7 @@ export function register(program: Command): void {
       const out = output(opts);
       const location = repoPath(opts);
       const repo = await openLocation(location);
-      if (!repo) throw new EngineError(`no repository at ${location}`);
+      if (!repo) throw new RepositoryNotFoundError(`no repository at ${location}`);
       try {
         const gens = await readGenerations(repo);
         const latest = await readLatest(repo);
@@ -175,7 +175,7 @@ export function register(program: Command): void {
       const db = settingsFromEnv();
       const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
         const repo = await openLocation(location);
-        if (!repo) throw new EngineError(`no repository at ${location}`);
+        if (!repo) throw new RepositoryNotFoundError(`no repository at ${location}`);
         try {
           const g = (await readGenerations(repo)).find((x) => x.record.id === id);
           if (!g) throw new EngineError(`no generation ${id} in ${location}`);
@@ -200,7 +200,7 @@ export function register(program: Command): void {
       const out = output(opts);
       const location = repoPath(opts);
       const repo = await openLocation(location);
-      if (!repo) throw new EngineError(`no repository at ${location}`);
+      if (!repo) throw new RepositoryNotFoundError(`no repository at ${location}`);
       let records: GenerationRecord[];
       try {
         records = (await readGenerations(repo)).map((g) => g.record);
