@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { type ConnectionSettings, describe } from '../connection.js';
 import { connect, createDatabase, databaseExists, insertRows } from '../db.js';
 import { CORE_SERVER, MAIL_SERVER, ROOT_MARKER, type HostLayout, hostLayout } from './layout.js';
+import { handSpoolToDovecot } from './dovecot.js';
 import { attachmentFor, buildMessage, maildirName, ssha256 } from './mail.js';
 import { CITIES, COMPANIES, FIRST_NAMES, LAST_NAMES, Prng } from './prng.js';
 import { MARKER_TABLE, SCHEMA_SQL, SCHEMA_VERSION, containerUids } from './schema.js';
@@ -229,6 +230,8 @@ export async function seedReference(opts: SeedOptions): Promise<SeedSummary> {
   if (opts.files ?? true) {
     summary.messages = await writeFiles(layout, new Prng(seed ^ 0x5eed), m.mailboxes, perUser.messages, opts, installationId);
     await writeDovecotUsers(layout, m.mailboxes, secret);
+    // A Dovecot already running (as its own user) must be able to manage the new spool.
+    await handSpoolToDovecot(layout).catch(() => {}); // no dovecot user: nothing to hand over
     log(`files: ${summary.messages} messages in ${m.mailboxes.length} mailboxes under ${layout.spool}`);
   }
   summary.ms = Date.now() - started;
