@@ -106,6 +106,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'generation cache fingerprint',
+    sql: `ALTER TABLE dp_generation_sync ADD COLUMN fingerprint text;`,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

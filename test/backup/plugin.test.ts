@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerServer, type ServerRegistration } from '../../plugin/server.js';
 import { readGenerations } from '../../server/dataprotect/generation/format.js';
 import { openLocation } from '../../server/dataprotect/generation/repository.js';
+import { runGeneration } from '../../server/dataprotect/generation/run.js';
 import { backupServices } from '../../server/dataprotect/generation/wiring.js';
 import { BACKUP_RUNNER } from '../../server/dataprotect/services.js';
 import { SettingsService } from '../../server/dataprotect/settings.js';
@@ -99,6 +100,16 @@ describe('backups through the plugin', () => {
     expect((await api(app, 'GET', '/generations')).json()).toEqual(before);
   });
 
+  it('a generation written by another process (the CLI) shows up without a sync', async () => {
+    const { app } = nodes[0];
+    const before = (await api(app, 'GET', '/generations')).json() as { id: string }[];
+    const repo = (await openLocation(repoDir))!;
+    const r = await runGeneration({ repo, host: f.host, trigger: 'cli', productVersion: 'test-5.1', backupEmails: false, backupArchivedEmails: false, skippedTags: [] });
+    await repo.close();
+    const after = (await api(app, 'GET', '/generations')).json() as { id: string }[];
+    expect(after.map((g) => g.id)).toEqual([r.generation.id, ...before.map((g) => g.id)]);
+  });
+
   it('two nodes asked to run the schedule at the same moment make one generation, and the other says so', async () => {
     const a = nodes[0];
     const b = await node('node-b');
@@ -136,7 +147,7 @@ describe('backups through the plugin', () => {
     const { app, reg } = nodes[0];
     const tasks = reg.container.resolve(TaskRegistry);
     const gens = (await api(app, 'GET', '/generations')).json() as { id: string }[];
-    // Each run applied retention (7 days, the newest of each day): one generation of today is left.
+    // Each run through the plugin applied retention (7 days, the newest of each day): one generation of today.
     expect(gens).toHaveLength(1);
     const oldest = gens.at(-1)!.id;
     const forget = await api(app, 'DELETE', `/generations/${oldest}`);

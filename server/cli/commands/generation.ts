@@ -10,7 +10,7 @@ import {
   deleteGeneration, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,
 } from '../../dataprotect/generation/format.js';
 import { withDatabaseLock } from '../../dataprotect/generation/process-lock.js';
-import { openLocation } from '../../dataprotect/generation/repository.js';
+import { openLocation, snapshotFingerprint } from '../../dataprotect/generation/repository.js';
 import { dayOf } from '../../dataprotect/generation/retention.js';
 import { runGeneration } from '../../dataprotect/generation/run.js';
 import { BACKUP_LOCK } from '../../dataprotect/generation/runner.js';
@@ -211,7 +211,7 @@ export function register(program: Command): void {
       const pool = createPool(url, 2);
       try {
         await migrate(pool);
-        await new GenerationCache(pool).replace(location, records);
+        await new GenerationCache(pool).replace(location, records, await snapshotFingerprint(location));
       } finally {
         await pool.end();
       }

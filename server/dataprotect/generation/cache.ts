@@ -10,6 +10,12 @@ import type { GenerationRecord } from './format.js';
 export class GenerationCache {
   constructor(@inject(POOL) private readonly pool: Pool) {}
 
+  /** The repository's snapshot-name fingerprint at the last sync; null when never synced. */
+  async fingerprint(repository: string): Promise<string | null> {
+    const r = await this.pool.query<{ fingerprint: string | null }>('SELECT fingerprint FROM dp_generation_sync WHERE repository = $1', [repository]);
+    return r.rowCount ? (r.rows[0].fingerprint ?? '') : null;
+  }
+
   /** Newest first; null when this repository was never synced into the cache. */
   async list(repository: string): Promise<GenerationRecord[] | null> {
     const synced = await this.pool.query('SELECT 1 FROM dp_generation_sync WHERE repository = $1', [repository]);
@@ -39,7 +45,7 @@ export class GenerationCache {
   }
 
   /** Replaces the whole cache of a repository, in one transaction. */
-  async replace(repository: string, gens: readonly GenerationRecord[]): Promise<void> {
+  async replace(repository: string, gens: readonly GenerationRecord[], fingerprint: string | null = null): Promise<void> {
     const c = await this.pool.connect();
     try {
       await c.query('BEGIN');
@@ -48,8 +54,9 @@ export class GenerationCache {
         await c.query('INSERT INTO dp_generation (repository, id, protection_time, record) VALUES ($1, $2, $3, $4)', [repository, g.id, g.protectionTime, JSON.stringify(g)]);
       }
       await c.query(
-        'INSERT INTO dp_generation_sync (repository, synced_at) VALUES ($1, now()) ON CONFLICT (repository) DO UPDATE SET synced_at = now()',
-        [repository],
+        `INSERT INTO dp_generation_sync (repository, synced_at, fingerprint) VALUES ($1, now(), $2)
+         ON CONFLICT (repository) DO UPDATE SET synced_at = now(), fingerprint = EXCLUDED.fingerprint`,
+        [repository, fingerprint],
       );
       await c.query('COMMIT');
     } catch (err) {

@@ -15,7 +15,7 @@ import type { BackupRunner, GenerationService, Requester } from '../services.js'
 import { SettingsService, type Settings } from '../settings.js';
 import { GenerationCache } from './cache.js';
 import { deleteGeneration, readGenerations, refreshLatest, toGeneration, type GenerationRecord, type StoredGeneration } from './format.js';
-import { openLocation } from './repository.js';
+import { openLocation, snapshotFingerprint } from './repository.js';
 import { applyRetention } from './retention.js';
 import { runGeneration } from './run.js';
 import { BACKUP_CONFIG, HOST_PORT, type BackupConfig } from './tokens.js';
@@ -51,7 +51,25 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
    * Starts `body` as a task while holding the cluster lock for the whole task. Resolves once the task exists, or
    * with null when another node (or task here) holds the lock.
    */
-  private startLocked(kind: TaskKind, title: string, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
+  private async startLocked(kind: TaskKind, title: string, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
+    // A task that has just ended releases the lock a moment later: try again for a little while, unless some
+    // task of ours is really running.
+    for (let attempt = 0; ; attempt++) {
+      const started = await this.tryStartLocked(kind, title, by, target, body);
+      if (started || attempt >= 20 || (await this.runningTask())) return started;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private async runningTask() {
+    for (const k of ['backup', 'retention', 'forget', 'sync'] as const) {
+      const t = await this.tasks.findRunning(k);
+      if (t) return t;
+    }
+    return null;
+  }
+
+  private tryStartLocked(kind: TaskKind, title: string, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
     return new Promise<TaskStart | null>((resolve, reject) => {
       let started = false;
       this.cluster
@@ -73,7 +91,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   }
 
   private async busy(what: string): Promise<never> {
-    const running = (await this.tasks.findRunning('backup')) ?? (await this.tasks.findRunning('retention')) ?? (await this.tasks.findRunning('forget')) ?? (await this.tasks.findRunning('sync'));
+    const running = await this.runningTask();
     throw new ConflictError(`${what}: ${running ? `${running.title} is running (task ${running.id})` : 'a backup, retention or forget holds the lock'}; try again when it has finished`, running?.id);
   }
 
@@ -89,6 +107,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     for (let i = 0; i < 30; i++) {
       const other = await this.tasks.findRunning('backup');
       if (other) return { task: other, alreadyRunning: true };
+      if (i === 0 && (await this.runningTask())) break; // a retention, forget or sync holds it
       await new Promise((r) => setTimeout(r, 100));
     }
     return this.busy('cannot start a backup');
@@ -146,14 +165,22 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
 
   async list(): Promise<Generation[]> {
     const s = await this.settings.get();
-    let records = await this.cache.list(s.repositoryLocation);
-    if (!records) records = await this.rebuild(s.repositoryLocation);
-    return records.map(toGeneration);
+    await this.fresh(s.repositoryLocation);
+    return ((await this.cache.list(s.repositoryLocation)) ?? []).map(toGeneration);
+  }
+
+  /**
+   * Rebuilds the cache when the repository changed behind it (a CLI run, another tool, a restored share): the
+   * snapshot file names are compared with those of the last sync, which costs a directory listing.
+   */
+  private async fresh(location: string): Promise<void> {
+    const stored = await this.cache.fingerprint(location);
+    if (stored === null || stored !== (await snapshotFingerprint(location))) await this.rebuild(location);
   }
 
   async get(id: string): Promise<Generation> {
     const s = await this.settings.get();
-    if ((await this.cache.list(s.repositoryLocation)) === null) await this.rebuild(s.repositoryLocation);
+    await this.fresh(s.repositoryLocation);
     const r = await this.cache.get(s.repositoryLocation, id);
     if (!r) throw new NotFoundError(`no generation ${id}`);
     return toGeneration(r);
@@ -194,7 +221,8 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
 
   /** Reads the repository and replaces the cache with what it holds. */
   private async rebuild(location: string): Promise<GenerationRecord[]> {
-    const repo = await openLocation(location);
+    const fingerprint = await snapshotFingerprint(location);
+    const repo = await openLocation(location, { loadIndex: false });
     let gens: StoredGeneration[] = [];
     if (repo) {
       try {
@@ -206,7 +234,8 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     // A generation being written right now reads as interrupted: leave it out while a backup runs.
     const running = await this.tasks.findRunning('backup');
     const records = gens.filter((g) => !(g.interrupted && running)).map((g) => g.record);
-    await this.cache.replace(location, records);
+    // While a run writes, the fingerprint is not kept: the next read looks again.
+    await this.cache.replace(location, records, running ? null : fingerprint);
     return records;
   }
 }
