@@ -14,7 +14,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type pg from 'pg';
 import { Archiver, openFile, type BackupProgress, type Repository, type SnapshotInfo } from '../engine/index.js';
 import { type ConnectionSettings, describe, ident, pgToolEnv, redact } from '../host/connection.js';
-import type { DirectoryEntity, EntityContainer, EntityDataReader } from '../host/port.js';
+import type { DirectoryEntity, EntityContainer, EntityDataReader, SnapshotQuery } from '../host/port.js';
 import { clientQuery } from '../host/query.js';
 import { DumpRowOrder } from './pgdump-order.js';
 import { connect, createDatabase, databaseExists, dropDatabase, withClient } from '../host/db.js';
@@ -135,11 +135,29 @@ export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions)
   const s = opts.connection;
   const bin = opts.pgDump ?? 'pg_dump';
   const c = await connect(s);
+  let c2: pg.Client | undefined;
+  let exports: Prefetch<ContainerExport> | undefined;
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snap = (await c.query<{ id: string; v: string }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v`)).rows[0];
     opts.progress?.notice?.(`database ${describe(s)}: snapshot ${snap.id}`);
     await opts.afterSnapshot?.(snap.id);
+
+    // While pg_dump runs, the same snapshot is read for the fingerprints (this connection) and the per-entity
+    // exports (a second connection that imports the snapshot), the exports buffered up to a bound.
+    const fingerprints = tableFingerprints(c);
+    fingerprints.catch(() => {});
+    let owners: Promise<DirectoryEntity[]> = Promise.resolve([]);
+    if (opts.entities) {
+      c2 = await connect(s);
+      await c2.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await c2.query(`SET TRANSACTION SNAPSHOT '${snap.id.replace(/'/g, "''")}'`);
+      const q2 = clientQuery(c2);
+      const reader = opts.entities;
+      owners = reader.owners(q2);
+      owners.catch(() => {});
+      exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
+    }
 
     // The dump: pg_dump's stdout goes straight into the archiver; the stream ends only on success.
     const path = dumpPath(s.database);
@@ -172,36 +190,22 @@ export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions)
       throw e instanceof ToolError ? e : new Error(`dumping ${describe(s)}: ${redact((e as Error).message, s)}`);
     }
 
-    // Per-table fingerprints, then the per-entity exports, all in the same snapshot.
-    const tables = await tableFingerprints(c);
+    const tables = await fingerprints;
     const entities: ExportedEntity[] = [];
-    if (opts.entities) {
-      const reader = opts.entities;
-      const q = clientQuery(c);
-      const owners = await reader.owners(q);
-      const byOwner = new Map<string, ExportedContainer[]>(owners.map((o) => [`${o.domainUid}\0${o.uid}`, []]));
-      const store = async (owner: DirectoryEntity, cont: EntityContainer, lines: Iterable<string> | AsyncIterable<string>) => {
+    if (exports) {
+      const all = await owners;
+      const key = (domainUid: string, uid: string) => `${domainUid}\0${uid}`;
+      const byOwner = new Map<string, ExportedContainer[]>(all.map((o) => [key(o.domainUid, o.uid), []]));
+      for await (const { owner, container: cont, data, items } of exports) {
         const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
-        const parts: Buffer[] = [];
-        for await (const line of lines) parts.push(Buffer.from(line + '\n', 'utf8'));
-        const data = Buffer.concat(parts);
         // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
         // changed items cost a few chunks, not the whole export.
         if (data.length > (opts.exportStreamThreshold ?? 16 * 1024)) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
         else await archiver.addBytes(p, data);
-        byOwner.get(`${owner.domainUid}\0${owner.uid}`)!.push({ uid: cont.uid, type: cont.type, name: cont.name, items: parts.length - 1, path: p });
-      };
-      if (reader.exportAll) {
-        const ownerOf = new Map(owners.map((o) => [`${o.domainUid}\0${o.uid}`, o]));
-        for await (const { container, lines } of reader.exportAll(q)) {
-          const owner = ownerOf.get(`${container.domainUid}\0${container.owner}`);
-          if (owner) await store(owner, container, lines);
-        }
-      } else {
-        for (const owner of owners) for (const cont of await reader.containers(q, owner)) await store(owner, cont, reader.exportContainer(q, cont));
+        byOwner.get(key(owner.domainUid, owner.uid))!.push({ uid: cont.uid, type: cont.type, name: cont.name, items, path: p });
       }
-      for (const owner of owners) {
-        const containers = byOwner.get(`${owner.domainUid}\0${owner.uid}`)!.sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
+      for (const owner of all) {
+        const containers = byOwner.get(key(owner.domainUid, owner.uid))!.sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
         entities.push({ ...owner, containers });
       }
     }
@@ -219,10 +223,102 @@ export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions)
       entities,
     };
     await archiver.addBytes(PG_MANIFEST_PATH, Buffer.from(JSON.stringify(manifest, null, 1)));
+    if (c2) await c2.query('COMMIT');
     await c.query('COMMIT');
     return manifest;
   } finally {
+    exports?.stop();
+    if (c2) await c2.end().catch(() => {});
     await c.end().catch(() => {});
+  }
+}
+
+interface ContainerExport {
+  owner: DirectoryEntity;
+  container: EntityContainer;
+  data: Buffer;
+  items: number;
+}
+
+/** Every exported container of the snapshot, as the bytes of its export file. */
+async function* produceExports(reader: EntityDataReader, q: SnapshotQuery, ownersP: Promise<DirectoryEntity[]>): AsyncGenerator<ContainerExport> {
+  const owners = await ownersP;
+  const ownerOf = new Map(owners.map((o) => [`${o.domainUid}\0${o.uid}`, o]));
+  const pack = (lines: string[]) => Buffer.from(lines.join('\n') + '\n', 'utf8');
+  if (reader.exportAll) {
+    for await (const { container, lines } of reader.exportAll(q)) {
+      const owner = ownerOf.get(`${container.domainUid}\0${container.owner}`);
+      if (owner) yield { owner, container, data: pack(lines), items: lines.length - 1 };
+    }
+    return;
+  }
+  for (const owner of owners) {
+    for (const container of await reader.containers(q, owner)) {
+      const lines: string[] = [];
+      for await (const l of reader.exportContainer(q, container)) lines.push(l);
+      yield { owner, container, data: pack(lines), items: lines.length - 1 };
+    }
+  }
+}
+
+/** Runs an async source ahead of its consumer, holding at most `limit` (by `size`) in memory. */
+class Prefetch<T> implements AsyncIterable<T> {
+  private readonly buf: T[] = [];
+  private held = 0;
+  private ended = false;
+  private stopped = false;
+  private failure: unknown;
+  private wakeConsumer: (() => void) | null = null;
+  private wakeProducer: (() => void) | null = null;
+
+  constructor(
+    source: AsyncIterable<T>,
+    private readonly size: (t: T) => number,
+    private readonly limit: number,
+  ) {
+    void (async () => {
+      try {
+        for await (const x of source) {
+          if (this.stopped) break;
+          this.buf.push(x);
+          this.held += size(x);
+          this.wake('consumer');
+          while (this.held > limit && !this.stopped) await new Promise<void>((r) => (this.wakeProducer = r));
+        }
+      } catch (e) {
+        this.failure = e;
+      } finally {
+        this.ended = true;
+        this.wake('consumer');
+      }
+    })();
+  }
+
+  private wake(who: 'consumer' | 'producer'): void {
+    const f = who === 'consumer' ? this.wakeConsumer : this.wakeProducer;
+    if (who === 'consumer') this.wakeConsumer = null;
+    else this.wakeProducer = null;
+    f?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake('producer');
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<T> {
+    for (;;) {
+      if (this.buf.length) {
+        const x = this.buf.shift()!;
+        this.held -= this.size(x);
+        this.wake('producer');
+        yield x;
+        continue;
+      }
+      if (this.failure) throw this.failure;
+      if (this.ended) return;
+      await new Promise<void>((r) => (this.wakeConsumer = r));
+    }
   }
 }
 
