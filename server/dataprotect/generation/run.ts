@@ -112,10 +112,16 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
     state: 'running', status: 'INVALID', runStatus: null, trigger: o.trigger, productVersion: o.productVersion,
     program: PROGRAM, repositoryFormat: FORMAT_VERSION, parts: [], messages: [],
   };
-  await writeRecord(o.repo, record, 0, time);
-  o.onStarted?.(id);
-  // Held while the parts run, so that another process's clean-up (exclusive) never takes this run for a dead one.
+  // Held from before the running record until the parts are done, so that another process's clean-up (which
+  // needs an exclusive lock) never takes this run for a dead one.
   const runLock = await o.repo.lock(false, `generation ${id}`, (m) => log.info(m));
+  try {
+    await writeRecord(o.repo, record, 0, time);
+  } catch (err) {
+    await runLock.release();
+    throw err;
+  }
+  o.onStarted?.(id);
 
   const progress: RunProgress = { partsDone: 0, partsTotal: plan.length, bytes: 0, current: null };
   const running = new Map<string, number>();
@@ -201,7 +207,8 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
     });
     if (hook.ran && !hook.ok) await revise('POSTOPS_ERROR', `post-backup action failed: ${hook.reason}`);
   }
-  if (record.runStatus !== runStatusOf(record.status) && !o.signal?.aborted) {
+  const revised = record.runStatus !== runStatusOf(record.status) && !o.signal?.aborted;
+  if (revised) {
     // A new revision of the final record with the run status the later steps gave; then the older one goes.
     await writeRecord(o.repo, record, 2, time);
     const old = (await o.repo.listSnapshots({ server: '_dataprotect' })).filter((s) => s.meta?.generation === id && s.meta?.state === 'final' && s.meta?.revision === 1);
@@ -212,7 +219,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
       await lock.release();
     }
   }
-  if (retention) await refreshLatest(o.repo);
+  if (retention || revised) await refreshLatest(o.repo);
   return { generation: record, runStatus, cleaned, retention, hook };
 }
 
