@@ -16,6 +16,7 @@ import { ClusterCoordinator } from '../../server/jobs/cluster.js';
 import { BackupScheduler } from '../../server/jobs/scheduler.js';
 import { TaskRegistry } from '../../server/jobs/tasks.js';
 import { dropDatabase } from '../../server/store/db.js';
+import { withClient } from '../../server/host/db.js';
 import { POOL } from '../../server/store/tokens.js';
 import { KEYS, PG_BASE, testAuth } from '../http/harness.js';
 import { seededHost, type BackupFixture } from './helpers.js';
@@ -168,5 +169,37 @@ describe('backups through the plugin', () => {
     expect(rt?.result).toMatchObject({ kept: 1, removed: 0 });
     const left = (await api(app, 'GET', '/generations')).json() as { id: string }[];
     expect(left.map((g) => g.id)).toEqual([made?.result?.generationId]);
+  });
+
+  it('cancelling a run stops it after the current part; the generation is INVALID and says so', async () => {
+    const { app, reg } = nodes[0];
+    const tasks = reg.container.resolve(TaskRegistry);
+    // pg_dump waits on a table lock, so the run is inside its first part when it is cancelled.
+    const r = await withClient(f.sb.db, async (c) => {
+      await c.query('BEGIN');
+      await c.query('LOCK TABLE t_domain IN ACCESS EXCLUSIVE MODE');
+      let task;
+      try {
+        task = (await api(app, 'POST', '/backups')).json().task as { id: string };
+        let waiting = false;
+        for (let i = 0; i < 200 && !waiting; i++) {
+          await c.query('SELECT pg_stat_clear_snapshot()');
+          waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'`)).rowCount);
+          if (!waiting) await new Promise((res) => setTimeout(res, 50));
+        }
+        expect(waiting).toBe(true);
+        expect((await api(app, 'POST', `/tasks/${task.id}/cancel`)).statusCode).toBeLessThan(300);
+      } finally {
+        await c.query('ROLLBACK');
+      }
+      return tasks.whenDone(task.id);
+    });
+    expect(r?.status).toBe('CANCELLED');
+    const repo = (await openLocation(repoDir))!;
+    const g = (await readGenerations(repo))[0];
+    await repo.close();
+    expect(g.record.status).toBe('INVALID');
+    expect(g.record.messages).toContain('cancelled');
+    expect(g.record.parts.filter((p) => p.messages.includes('not backed up: the run was cancelled')).length).toBeGreaterThan(0);
   });
 });
