@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRepository, LocalStorage, type Repository } from '../../server/engine/index.js';
 import type { ConnectionSettings } from '../../server/host/connection.js';
 import { withClient } from '../../server/host/db.js';
+import { decodeItem } from '../../server/host/reference/entities.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
 import {
@@ -94,10 +95,13 @@ describe('bm/pgsql part', () => {
     expect(entity.kind).toBe('USER');
     expect(entity.containers.map((c) => c.uid).sort()).toEqual(containersBefore.map((c) => c.uid));
     const calExport = entity.containers.find((c) => c.uid === cal1)!;
-    const lines = [];
+    const lines: any[] = [];
     for await (const l of readEntityExport(repo, g1.snapshot, calExport.path)) lines.push(JSON.parse(l));
     expect(lines[0].container.uid).toBe(cal1);
-    expect(lines.slice(1).map((l) => l.item.uid)).toEqual(calBefore.map((r) => r.uid));
+    expect(lines.slice(1).map((l) => decodeItem(lines[0], 'calendar', l).item.uid)).toEqual(calBefore.map((r) => r.uid));
+    // Rows are arrays in the order of the columns the first line lists.
+    expect(lines[0].columns.vevent).toContain('summary');
+    expect(Array.isArray(lines[1].item)).toBe(true);
     expect(calExport.items).toBe(calBefore.length);
 
     // Lossless: putting generation 1's export back gives the rows as they were (ids aside).
@@ -162,9 +166,11 @@ describe('bm/pgsql part', () => {
     const inDump = (await q<{ uid: string }>(restored, `SELECT i.uid FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1 ORDER BY i.uid`, [calUid])).map((r) => r.uid);
     const exp = result.manifest.entities.find((e) => e.uid === owner)!.containers.find((c) => c.uid === calUid)!;
     const inExport: string[] = [];
+    let head;
     for await (const l of readEntityExport(repo, result.snapshot, exp.path)) {
       const row = JSON.parse(l);
-      if (row.item) inExport.push(row.item.uid);
+      if (row.container) head = row;
+      else inExport.push(decodeItem(head, 'calendar', row).item.uid as string);
     }
     expect(inExport).toEqual(inDump);
     expect(inDump).not.toContain('after-snapshot-marker');

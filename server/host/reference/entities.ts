@@ -1,7 +1,7 @@
 // Reads the directory and the per-entity containers from BlueMind's tables, inside a given snapshot. The export
-// of a container is lossless: every column of every row, as PostgreSQL's row_to_json renders it, with NULL
-// columns left out (json_populate_record reads a missing key as NULL), so the rows can be put back exactly (see
-// writers.ts) and rendered as ICS / VCF (see render.ts).
+// of a container is lossless: every column of every row as PostgreSQL renders it in JSON, rows as arrays in the
+// order of the columns the first line lists, so the rows can be put back exactly (see writers.ts) and rendered as
+// ICS / VCF (see render.ts); decodeItem turns a line back into objects.
 
 import type { ContainerType, DirectoryEntity, EntityContainer, EntityDataReader, EntityKind, SnapshotQuery } from '../port.js';
 
@@ -65,28 +65,82 @@ export async function readDirectory(q: SnapshotQuery, domainUid?: string): Promi
     }));
 }
 
-/** The first line of a container export, as JSON text built by PostgreSQL. */
-const HEAD_SQL = `json_build_object('container', row_to_json(c),
-    'acl', COALESCE((SELECT json_agg(json_build_object('subject', a.subject, 'verb', a.verb, 'position', a.position)
-                                ORDER BY a.position, a.subject, a.verb)
-                       FROM t_container_acl a WHERE a.container_id = c.id), '[]'::json))::text`;
+type Columns = Record<string, string[]>;
+
+/** Column names of the exported tables, in table order, keyed as the export lines name them. */
+async function exportColumns(q: SnapshotQuery): Promise<Columns> {
+  const tables: Record<string, string> = { item: 't_container_item', vevent: 't_calendar_vevent', vcard: 't_addressbook_vcard', vtodo: 't_todolist_vtodo', series: 't_calendar_series' };
+  const out: Columns = {};
+  for (const [key, table] of Object.entries(tables)) {
+    const rows = await q.query<{ name: string }>(
+      `SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      [table],
+    );
+    out[key] = rows.map((r) => r.name);
+  }
+  return out;
+}
+
+/** A JSON array of a row's columns (json_build_array takes at most 100 arguments: longer rows are joined as jsonb). */
+function arraySql(alias: string, cols: string[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < cols.length; i += 90) parts.push(`json_build_array(${cols.slice(i, i + 90).map((c) => `${alias}."${c.replace(/"/g, '""')}"`).join(', ')})`);
+  return parts.length === 1 ? parts[0] : `(${parts.map((p) => `${p}::jsonb`).join(' || ')})::json`;
+}
+
+const HEAD_SQL = `row_to_json(c)::text AS c,
+    COALESCE((SELECT json_agg(json_build_object('subject', a.subject, 'verb', a.verb, 'position', a.position)
+                     ORDER BY a.position, a.subject, a.verb)
+              FROM t_container_acl a WHERE a.container_id = c.id), '[]'::json)::text AS acl`;
+
+function headLine(type: ContainerType, r: { c: string; acl: string }, cols: Columns): string {
+  const key = ITEM_TABLES[type].key;
+  const columns: Columns = { item: cols.item, [key]: cols[key], ...(type === 'calendar' ? { series: cols.series } : {}) };
+  return `{"container":${r.c},"acl":${r.acl},"columns":${JSON.stringify(columns)}}`;
+}
 
 /**
- * Items with their rows as JSON text (never parsed and re-serialised in Node: faster, and integers beyond 2^53 stay
- * exact). NULL columns are left out; json_populate_record reads a missing key as NULL.
+ * Items with their rows as JSON arrays in the columns' order (the head line names the columns), built as text by
+ * PostgreSQL: never parsed and re-serialised in Node, integers beyond 2^53 stay exact, and no column name is
+ * repeated on every row.
  */
-const ITEMS_SQL = `SELECT i.container_id AS cid, i.uid AS iuid, json_strip_nulls(row_to_json(i))::text AS item,
+function itemsSql(cols: Columns): string {
+  return `SELECT i.container_id AS cid, i.uid AS iuid, ${arraySql('i', cols.item)}::text AS item,
     CASE c.container_type
-      WHEN 'calendar' THEN (SELECT json_agg(json_strip_nulls(row_to_json(r)) ORDER BY ${ITEM_TABLES.calendar.order}) FROM t_calendar_vevent r WHERE r.item_id = i.id)::text
-      WHEN 'addressbook' THEN (SELECT json_strip_nulls(row_to_json(r)) FROM t_addressbook_vcard r WHERE r.item_id = i.id)::text
-      WHEN 'todolist' THEN (SELECT json_strip_nulls(row_to_json(r)) FROM t_todolist_vtodo r WHERE r.item_id = i.id)::text
+      WHEN 'calendar' THEN (SELECT json_agg(${arraySql('r', cols.vevent)} ORDER BY ${ITEM_TABLES.calendar.order}) FROM t_calendar_vevent r WHERE r.item_id = i.id)::text
+      WHEN 'addressbook' THEN (SELECT ${arraySql('r', cols.vcard)} FROM t_addressbook_vcard r WHERE r.item_id = i.id)::text
+      WHEN 'todolist' THEN (SELECT ${arraySql('r', cols.vtodo)} FROM t_todolist_vtodo r WHERE r.item_id = i.id)::text
     END AS rows,
-    CASE WHEN c.container_type = 'calendar' THEN (SELECT row_to_json(s) FROM t_calendar_series s WHERE s.item_id = i.id)::text END AS series
+    CASE WHEN c.container_type = 'calendar' THEN (SELECT ${arraySql('s', cols.series)} FROM t_calendar_series s WHERE s.item_id = i.id)::text END AS series
   FROM t_container_item i JOIN t_container c ON c.id = i.container_id`;
+}
 
 function itemLine(type: ContainerType, r: Record<string, unknown>): string {
   const series = type === 'calendar' && r.series ? `,"series":${r.series as string}` : '';
   return `{"item":${r.item as string},"${ITEM_TABLES[type].key}":${(r.rows as string | null) ?? 'null'}${series}}`;
+}
+
+type Row = Record<string, unknown>;
+
+/** The first line of an export. `columns` is absent in exports whose rows are objects. */
+export interface ExportHead {
+  container: Row;
+  acl: { subject: string; verb: string; position: number }[];
+  columns?: Columns;
+}
+
+/** One item of an export with its rows as objects (a column missing from an object row is NULL). */
+export function decodeItem(head: ExportHead, type: ContainerType, line: Row): { item: Row; rows: Row[]; series: Row | null } {
+  const key = ITEM_TABLES[type].key;
+  const obj = (v: unknown, k: string): Row => {
+    if (!Array.isArray(v)) return v as Row;
+    const cols = head.columns?.[k];
+    if (!cols || cols.length !== v.length) throw new Error(`export row of ${k} does not match its ${cols?.length ?? 0} columns`);
+    return Object.fromEntries(cols.map((c, i) => [c, v[i]]));
+  };
+  const raw = line[key];
+  const rows = ITEM_TABLES[type].many ? ((raw as unknown[] | null) ?? []).map((r) => obj(r, key)) : raw ? [obj(raw, key)] : [];
+  return { item: obj(line.item, 'item'), rows, series: line.series ? obj(line.series, 'series') : null };
 }
 
 export const referenceEntityData: EntityDataReader = {
@@ -105,15 +159,16 @@ export const referenceEntityData: EntityDataReader = {
   },
 
   async *exportAll(q) {
-    const heads = await q.query<{ id: number; uid: string; type: ContainerType; name: string; owner: string; domain_uid: string; head: string }>(
-      `SELECT c.id, c.uid, c.container_type AS type, c.name, c.owner, c.domain_uid, ${HEAD_SQL} AS head
+    const cols = await exportColumns(q);
+    const heads = await q.query<{ id: number; uid: string; type: ContainerType; name: string; owner: string; domain_uid: string; c: string; acl: string }>(
+      `SELECT c.id, c.uid, c.container_type AS type, c.name, c.owner, c.domain_uid, ${HEAD_SQL}
          FROM t_container c WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY c.id`,
     );
     // One cursor over the items of every container, in (container id, item uid) order: the unique index's order.
-    const items = q.stream(`${ITEMS_SQL} WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY i.container_id, i.uid`)[Symbol.asyncIterator]();
+    const items = q.stream(`${itemsSql(cols)} WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY i.container_id, i.uid`)[Symbol.asyncIterator]();
     let next = await items.next();
     for (const h of heads) {
-      const lines = [h.head];
+      const lines = [headLine(h.type, h, cols)];
       if (!next.done && Number(next.value.cid) < h.id) throw new Error(`item ${String(next.value.iuid)} of container ${String(next.value.cid)} has no container row`);
       while (!next.done && Number(next.value.cid) === h.id) {
         lines.push(itemLine(h.type, next.value));
@@ -128,10 +183,11 @@ export const referenceEntityData: EntityDataReader = {
   },
 
   async *exportContainer(q, container) {
-    const head = await q.query<{ head: string }>(`SELECT ${HEAD_SQL} AS head FROM t_container c WHERE c.uid = $1`, [container.uid]);
+    const cols = await exportColumns(q);
+    const head = await q.query<{ c: string; acl: string }>(`SELECT ${HEAD_SQL} FROM t_container c WHERE c.uid = $1`, [container.uid]);
     if (head.length === 0) throw new Error(`container ${container.uid} not found`);
-    yield head[0].head;
-    for await (const r of q.stream(`${ITEMS_SQL} WHERE c.uid = $1 ORDER BY i.container_id, i.uid`, [container.uid])) {
+    yield headLine(container.type, head[0], cols);
+    for await (const r of q.stream(`${itemsSql(cols)} WHERE c.uid = $1 ORDER BY i.container_id, i.uid`, [container.uid])) {
       yield itemLine(container.type, r);
     }
   },

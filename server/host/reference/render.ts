@@ -3,6 +3,7 @@
 
 import ICAL from 'ical.js';
 import type { ContainerType, EntityRenderer } from '../port.js';
+import { decodeItem, type ExportHead } from './entities.js';
 
 type Row = Record<string, any>;
 
@@ -164,25 +165,26 @@ async function* parsed(lines: AsyncIterable<string>): AsyncGenerator<Row> {
 
 export const referenceRenderer: EntityRenderer = {
   async render(type: ContainerType, lines: AsyncIterable<string>): Promise<string> {
-    if (type === 'addressbook') {
-      const cards: string[] = [];
-      for await (const row of parsed(lines)) {
-        if ('container' in row) continue;
-        if (row.vcard) cards.push(vcard(row.item, row.vcard).toString());
-      }
-      return cards.join('\r\n') + (cards.length ? '\r\n' : '');
-    }
+    let head: ExportHead | null = null;
+    const cards: string[] = [];
     const cal = new ICAL.Component('vcalendar');
     cal.addPropertyWithValue('prodid', '-//bm-dataprotect//reference host//EN');
     cal.addPropertyWithValue('version', '2.0');
     for await (const row of parsed(lines)) {
       if ('container' in row) {
-        text(cal, 'x-wr-calname', row.container?.name);
+        head = row as ExportHead;
+        if (type !== 'addressbook') text(cal, 'x-wr-calname', head.container?.name);
         continue;
       }
-      if (type === 'calendar') for (const r of (row.vevent as Row[] | null) ?? []) cal.addSubcomponent(vevent(row.item, r));
-      else if (row.vtodo) cal.addSubcomponent(vtodo(row.item, row.vtodo));
+      if (!head) throw new Error('export stream has no container line');
+      const { item, rows } = decodeItem(head, type, row);
+      for (const r of rows) {
+        if (type === 'addressbook') cards.push(vcard(item, r).toString());
+        else if (type === 'calendar') cal.addSubcomponent(vevent(item, r));
+        else cal.addSubcomponent(vtodo(item, r));
+      }
     }
+    if (type === 'addressbook') return cards.join('\r\n') + (cards.length ? '\r\n' : '');
     return cal.toString() + '\r\n';
   },
 };

@@ -11,7 +11,7 @@ import type { ConnectionSettings } from '../connection.js';
 import type { DatabaseWriter, ImapWriter, MailboxLocation, MailWriter } from '../port.js';
 import { connect, insertRows } from '../db.js';
 import { dovecotEndpoint, handSpoolToDovecot } from './dovecot.js';
-import { ITEM_TABLES } from './entities.js';
+import { decodeItem, ITEM_TABLES, type ExportHead } from './entities.js';
 import type { HostLayout } from './layout.js';
 import { IMAP_ADMIN_USER, imapAdminPassword } from './seed.js';
 
@@ -91,7 +91,7 @@ export function databaseWriter(settings: ConnectionSettings): DatabaseWriter {
     async replaceContainer(lines: AsyncIterable<string>) {
       const rows: Row[] = [];
       for await (const chunk of lines) for (const line of chunk.split('\n')) if (line.trim()) rows.push(JSON.parse(line));
-      const head = rows.shift() as { container: Row; acl: Row[] } | undefined;
+      const head = rows.shift() as ExportHead | undefined;
       if (!head?.container) throw new Error('export stream has no container line');
       const type = head.container.container_type as keyof typeof ITEM_TABLES;
       const t = ITEM_TABLES[type];
@@ -126,13 +126,12 @@ export function databaseWriter(settings: ConnectionSettings): DatabaseWriter {
         const insertRow = `INSERT INTO ${t.table} (${rowCols.join(', ')}, item_id)
                            SELECT ${rowCols.map((n) => 'r.' + n).join(', ')}, $2 FROM json_populate_recordset(NULL::${t.table}, $1::json) r`;
         let items = 0;
-        for (const r of rows) {
+        for (const line of rows) {
+          const r = decodeItem(head, type, line);
           const ins = await c.query<{ id: string }>(insertItem, [JSON.stringify(r.item), cid]);
           const itemId = ins.rows[0].id;
-          const payload = r[t.key];
-          const list = t.many ? (payload as Row[] | null) ?? [] : payload ? [payload as Row] : [];
-          if (list.length) await c.query(insertRow, [JSON.stringify(list), itemId]);
-          if (r.series) await insertRows(c, 't_calendar_series', [{ ...(r.series as Row), item_id: itemId }]);
+          if (r.rows.length) await c.query(insertRow, [JSON.stringify(r.rows), itemId]);
+          if (r.series) await insertRows(c, 't_calendar_series', [{ ...r.series, item_id: itemId }]);
           items++;
         }
         await c.query('COMMIT');
