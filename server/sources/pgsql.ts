@@ -80,6 +80,10 @@ export function dumpPath(database: string): string {
 
 /** Per-table row count and order-independent hash, read through `q` (inside a snapshot, or on a restored copy). */
 export async function tableFingerprints(c: pg.ClientBase): Promise<Record<string, TableFingerprint>> {
+  // Rows are hashed as text: pin every setting that changes how a value prints, so that the backup and a restore
+  // made from another session (another time zone, date style…) agree.
+  await c.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';
+                 SET extra_float_digits = 3; SET bytea_output = 'hex'`);
   const tables = await c.query<{ schemaname: string; tablename: string }>(
     `SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`,
   );

@@ -239,3 +239,19 @@ describe('reference entity exports', () => {
     });
   });
 });
+
+describe('table fingerprints', () => {
+  it('do not depend on the session time zone or date style', async () => {
+    const db = sb.extraDb('fingerprint');
+    await withClient({ ...db, database: 'postgres' }, (c) => c.query(`CREATE DATABASE "${db.database}"`));
+    await withClient(db, (c) => c.query(`CREATE TABLE t (at timestamptz, d interval, f float8, b bytea);
+      INSERT INTO t VALUES ('2026-01-05 10:00:00+01', '1 day 2 hours', 0.1, '\\x0102'), (now(), '3 months', 1e-20, NULL)`));
+    const a = await withClient(db, async (c) => {
+      await c.query(`SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'German'; SET extra_float_digits = 0; SET bytea_output = 'escape'`);
+      return tableFingerprints(c);
+    });
+    const b = await withClient(db, tableFingerprints);
+    expect(a).toEqual(b);
+    expect(a['public.t'].rows).toBe(2);
+  });
+});
