@@ -35,6 +35,20 @@ afterAll(async () => {
 const q = <T = Record<string, unknown>>(db: ConnectionSettings, sql: string, params: unknown[] = []) =>
   withClient(db, async (c) => (await c.query(sql, params)).rows as T[]);
 
+/** Every table's rows as text, sorted: two databases with equal results hold the same rows, row for row. */
+async function exactTables(db: ConnectionSettings): Promise<Record<string, { rows: number; md5: string }>> {
+  return withClient(db, async (c) => {
+    await c.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'`);
+    const tables = (await c.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)).rows;
+    const out: Record<string, { rows: number; md5: string }> = {};
+    for (const { t } of tables) {
+      const r = (await c.query(`SELECT count(*)::int AS rows, md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS md5 FROM "${t}" x`)).rows[0];
+      out[t] = r;
+    }
+    return out;
+  });
+}
+
 /** Items of a container with their rows, ids left out (they are the database's own), as of now. */
 async function containerState(db: ConnectionSettings, uid: string, table = 't_calendar_vevent') {
   const order = table === 't_calendar_vevent' ? 'r.recurid_timestamp NULLS FIRST, r.dtstart_timestamp' : 'r.item_id';
@@ -50,6 +64,7 @@ describe('bm/pgsql part', () => {
     const [u1, u2] = users.map((u) => u.uid);
     const cal1 = `calendar:Default:${u1}`;
     const before: Record<string, TableFingerprint> = await withClient(sb.db, tableFingerprints);
+    const exactBefore = await exactTables(sb.db);
     const calBefore = await containerState(sb.db, cal1);
     const containersBefore = await q<{ uid: string }>(sb.db, `SELECT uid FROM t_container WHERE owner = $1 AND container_type IN ('calendar','addressbook','todolist') ORDER BY uid`, [u1]);
     const bookBefore = await containerState(sb.db, `book:Contacts_${u1}`, 't_addressbook_vcard');
@@ -65,6 +80,7 @@ describe('bm/pgsql part', () => {
                          i AS (INSERT INTO t_container_item (container_id, uid, displayname) SELECT c.id, 'added-' || g, 'Added ' || g FROM c, generate_series(1, 25) g RETURNING id, displayname)
                     INSERT INTO t_calendar_vevent (item_id, summary, dtstart_timestamp, dtstart_precision) SELECT id, displayname, '2026-03-01 10:00', 'DateTime' FROM i`, [`calendar:Default:${u2}`]);
     const after = await withClient(sb.db, tableFingerprints);
+    const exactAfter = await exactTables(sb.db);
     expect(after).not.toEqual(before);
 
     const g2 = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: host.entityData });
@@ -79,10 +95,13 @@ describe('bm/pgsql part', () => {
     const res = await restoreDatabase({ repo, snapshot: g1.snapshot, target: r1 });
     expect(res.tables).toBe(Object.keys(before).length);
     expect(await withClient(r1, tableFingerprints)).toEqual(before);
+    expect(await exactTables(r1)).toEqual(exactBefore);
     expect(await containerState(r1, cal1)).toEqual(calBefore);
     const r2 = sb.extraDb('restore2');
     await restoreDatabase({ repo, snapshot: g2.snapshot, target: r2 });
     expect(await withClient(r2, tableFingerprints)).toEqual(after);
+    expect(await exactTables(r2)).toEqual(exactAfter);
+    expect(exactAfter).not.toEqual(exactBefore);
     expect(await containerState(r2, cal1)).toEqual([]);
 
     // Restoring into an existing database is refused, and leaves it alone.
