@@ -226,7 +226,11 @@ export async function addDatabase(archiver: Archiver, opts: DatabasePartOptions)
       tables,
       entities,
     };
-    await archiver.addBytes(PG_MANIFEST_PATH, Buffer.from(JSON.stringify(manifest, null, 1)));
+    // One entity per line, after the fields that change every time: the stream chunker then stores only the
+    // lines of entities that changed, not the whole list again (it is megabytes on a large directory).
+    const { entities: list, ...top } = manifest;
+    const text = JSON.stringify(top).slice(0, -1) + ',"entities":[\n' + list.map((e) => JSON.stringify(e)).join(',\n') + '\n]}\n';
+    await archiver.addStream(PG_MANIFEST_PATH, Readable.from([Buffer.from(text)]), { chunker: 'stream' });
     if (c2) await c2.query('COMMIT');
     await c.query('COMMIT');
     return manifest;
