@@ -57,6 +57,17 @@ describe('bm-dataprotect host and db commands', () => {
     expect(users).toBe(9);
     expect(describeDb(target)).toContain(target.database);
 
+    // A generation id (as the backup runs record it in the part's metadata) names the part too.
+    const { backupDatabase } = await import('../../server/sources/pgsql.js');
+    const { openRepository, LocalStorage } = await import('../../server/engine/index.js');
+    const repo = await openRepository(new LocalStorage(repoDir));
+    const tagged = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, meta: { generation: 42 } });
+    await repo.close();
+    const byGeneration = sb.extraDb('cli_gen');
+    const r42 = (await cli('db', 'restore', '42', '--repo', repoDir, '--database', byGeneration.database, '--json')).find((x) => x.type === 'summary')!;
+    expect(r42.snapshot).toBe(tagged.snapshot.id);
+    await expect(cli('db', 'restore', 'latest', '--repo', repoDir, '--database', byGeneration.database, '--json')).rejects.toThrow(/already exists/);
+
     const port = await freePort();
     const started = (await cli('host', 'dovecot', 'start', '--port', String(port), '--host-root', root, '--json'))[0];
     expect(started).toMatchObject({ running: true, port, host: '127.0.0.2' });
