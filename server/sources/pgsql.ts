@@ -282,7 +282,7 @@ class Prefetch<T> implements AsyncIterable<T> {
   constructor(
     source: AsyncIterable<T>,
     private readonly size: (t: T) => number,
-    private readonly limit: number,
+    limit: number,
   ) {
     void (async () => {
       try {
