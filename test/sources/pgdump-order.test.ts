@@ -10,8 +10,8 @@ import { sandbox, type Sandbox } from '../host/helpers.js';
 let sb: Sandbox;
 let dump: Buffer;
 
-async function transform(input: Buffer, piece = 65536): Promise<{ out: Buffer; stats: DumpRowOrder['stats'] }> {
-  const t = new DumpRowOrder();
+async function transform(input: Buffer, piece = 65536, maxTableBytes?: number): Promise<{ out: Buffer; stats: DumpRowOrder['stats'] }> {
+  const t = new DumpRowOrder(maxTableBytes);
   const parts: Buffer[] = [];
   const pieces = [];
   for (let i = 0; i < input.length; i += piece) pieces.push(input.subarray(i, i + piece));
@@ -87,5 +87,16 @@ describe('pg_dump row order', () => {
     const truncated = dump.subarray(0, Math.floor(dump.length * 0.7));
     const t = await transform(truncated, 4096);
     expect(t.out.length).toBe(truncated.length);
+  });
+
+  it('leaves a table over the memory limit, and everything after it, as dumped, and the archive still restores', async () => {
+    const { out, stats } = await transform(dump, 4096, 20_000);
+    expect(stats.passthrough).toMatch(/larger than 20000 bytes/);
+    expect(out.length).toBe(dump.length);
+    const target = sb.extraDb('order_limit');
+    await createDatabase(target, target.database);
+    const r = spawnSync('pg_restore', ['--exit-on-error', '--single-transaction', `--dbname=${target.database}`], { input: out, env: pgToolEnv(target) });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(await withClient(target, tableFingerprints)).toEqual(await withClient(sb.db, tableFingerprints));
   });
 });
