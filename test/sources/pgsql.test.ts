@@ -225,6 +225,15 @@ describe('bm/pgsql part', () => {
     expect((e3 as Error).message).toMatch(/server version mismatch/);
     expect((e3 as Error).message).not.toContain(secret);
     expect((e3 as Error).message).toContain('***');
+    // An export that fails after the dump went well fails the part too.
+    const broken = {
+      ...host.entityData,
+      async *exportAll() {
+        yield* [];
+        throw new Error('export exploded');
+      },
+    };
+    await expect(backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: broken })).rejects.toThrow(/export exploded/);
     // No snapshot was written by any of them.
     expect((await repo.listSnapshots()).length).toBe(before);
   });
