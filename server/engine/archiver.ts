@@ -146,10 +146,16 @@ export class Archiver {
       this.report();
     }
     await store(chunker.end());
-    const node = syntheticFile(parts.at(-1)!, size, content, this.time, opts.mode ?? 0o600);
+    let node = syntheticFile(parts.at(-1)!, size, content, this.time, opts.mode ?? 0o600);
+    // Same content as the parent's file at this path: keep its node (and times), so that the trees
+    // above it are equal to the parent's and stored once, not again at every backup.
+    const prev = await this.parentNodeAt(parts);
+    const same = prev?.type === 'file' && prev.size === size && prev.mode === node.mode && (prev.content ?? []).join() === content.join();
+    if (same) node = { ...prev, content };
     dir.children.set(node.name, node);
     this.paths.push('/' + parts.join('/'));
-    this.summary.filesNew++;
+    if (same) this.summary.filesUnmodified++;
+    else this.summary.filesNew++;
     this.summary.bytesTotal += size;
     this.report();
     return node;
@@ -417,13 +423,16 @@ export class Archiver {
     return dir;
   }
 
-  private async saveVDir(dir: VDir): Promise<string> {
+  private async saveVDir(dir: VDir, parts: string[] = []): Promise<string> {
     const nodes: TreeNode[] = [];
     for (const name of [...dir.children.keys()].sort(compareNames)) {
       const child = dir.children.get(name)!;
       if (isVDir(child)) {
-        const sub = await this.saveVDir(child);
-        const meta = child.meta ? { ...child.meta } : syntheticDir(name, this.time);
+        const sub = await this.saveVDir(child, [...parts, name]);
+        // A directory the snapshot made up (around streams and exports) keeps the parent snapshot's
+        // metadata when it had one, so that its tree, and the trees above, are stored only once.
+        const prev = child.meta ? undefined : await this.parentNodeAt([...parts, name]);
+        const meta = child.meta ? { ...child.meta } : prev?.type === 'dir' ? { ...prev } : syntheticDir(name, this.time);
         meta.name = name;
         meta.subtree = sub;
         nodes.push(meta);

@@ -110,3 +110,27 @@ describe('backup and restore round trip', () => {
     expect((await readFile(join(out, 'pgsql/bj.dump'))).equals(changed)).toBe(true);
   });
 });
+
+describe('streams and generated files across backups', () => {
+  test('an unchanged stream and the folders around it add no data and reuse their trees', async () => {
+    const d = await tempDir('dp-streams-');
+    const r = await newRepo(d.path);
+    const exports = Array.from({ length: 30 }, (_, i) => bytesOf(i + 1, 3000 + i, true));
+    const run = async () => {
+      const a = new Archiver(r, { server: 'core', tag: 'bm/pgsql' });
+      await a.addStream('/pgsql/dump', [bytesOf(77, 200_000, true)]);
+      for (const [i, e] of exports.entries()) await a.addBytes(`/entities/acme.lan/user${i}/book.jsonl`, e);
+      return a.commit();
+    };
+    const first = await run();
+    const second = await run();
+    expect(second.summary.filesUnmodified).toBe(31);
+    expect(second.summary.filesNew).toBe(0);
+    // Nothing new at all: same file nodes, same made-up folders, so the very same root tree.
+    expect(second.summary.blobsNew).toBe(0);
+    expect(second.summary.bytesAdded).toBe(0);
+    expect(second.tree).toBe(first.tree);
+    await r.close();
+    await d.cleanup();
+  });
+});
