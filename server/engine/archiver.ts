@@ -1,8 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import type { BigIntStats } from 'node:fs';
-import { lstatSync, readdirSync, readFile as readFileCb } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
@@ -16,10 +15,6 @@ import { PROGRAM, type Repository } from './repository.js';
 import { BlobSaver } from './saver.js';
 import type { BackupSummary, SnapshotInfo } from './snapshot.js';
 import { compareNames, encodeTree, splitPath, type NodeType, type Tree, type TreeNode } from './tree.js';
-
-// fs.promises.readFile reads in 512 KiB steps through a FileHandle; the callback version is one
-// open/fstat/read/close and costs the main thread far less per file.
-const readFile = promisify(readFileCb);
 
 export type FileStatus = 'new' | 'changed' | 'unmodified' | 'renamed';
 
@@ -40,8 +35,6 @@ export interface BackupOptions {
   parent?: string;
   /** Recognise renamed and moved files by (device, inode, size, mtime). On by default. */
   renameDetection?: boolean;
-  /** Files read at once (the reads run on libuv's pool). */
-  readConcurrency?: number;
   progress?: BackupProgress;
   time?: Date;
 }
@@ -71,7 +64,6 @@ export class Archiver {
   private parent: SnapshotInfo | null | undefined;
   private readonly renameTables = new Map<string, Promise<RenameTable | null>>();
   private readonly hardlinks = new Map<string, string[]>();
-  private readonly slots: Semaphore;
   private readonly largeFiles = new Semaphore(2);
   private current = '';
 
@@ -81,7 +73,6 @@ export class Archiver {
   ) {
     this.saver = new BlobSaver(repo);
     this.time = opts.time ?? new Date();
-    this.slots = new Semaphore(opts.readConcurrency ?? 16);
   }
 
   /** Takes the shared lock, picks the parent and indexes packs left by an interrupted backup. */
@@ -297,7 +288,7 @@ export class Archiver {
         return;
       }
     }
-    node.content = await this.slots.run(() => this.readContent(fsPath, node));
+    node.content = await this.readContent(fsPath, node);
     if (hardlinkKey) this.hardlinks.set(hardlinkKey, node.content);
     this.count(vpath, prev ? 'changed' : 'new');
   }
@@ -306,49 +297,29 @@ export class Archiver {
     this.current = fsPath;
     const params = this.repo.chunker('file');
     if (node.size < params.min) {
-      const data = await readFile(fsPath);
-      node.size = data.length;
-      this.summary.bytesRead += data.length;
-      if (data.length === 0) return [];
-      const id = sha256(data);
-      await this.saver.save(BlobType.Data, id, data);
-      return [toHex(id)];
+      // Read, hashed and compressed on a codec worker: the main thread only walks the tree.
+      const r = await this.saver.saveFile(fsPath, node.size, params.max);
+      if (!r.tooBig) {
+        node.size = r.size;
+        this.summary.bytesRead += r.size;
+        return r.id ? [toHex(r.id)] : [];
+      }
+      // It grew past a single blob since its stat: read and cut it here like any large file.
     }
-    const content: string[] = [];
-    const chunker = new StreamChunker(this.repo.gear, params);
-    // Large files one or two at a time: their chunks already keep the codec pool busy.
+    // Read, cut, hashed and compressed on the codec workers too, a window at a time; two large files at once.
     await this.largeFiles.acquire();
-    const fh = await open(fsPath, 'r').catch((err) => {
-      this.largeFiles.release();
-      throw err;
-    });
-    let size = 0;
     try {
-      const buf = Buffer.allocUnsafe(2 * 1024 * 1024);
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        size += bytesRead;
-        this.summary.bytesRead += bytesRead;
-        for (const c of chunker.push(buf.subarray(0, bytesRead))) {
-          const id = sha256(c);
-          content.push(toHex(id));
-          await this.saver.save(BlobType.Data, id, c);
-        }
+      const r = await this.saver.saveLargeFile(fsPath, params, (n) => {
+        this.summary.bytesRead += n;
         this.report();
-      }
-      for (const c of chunker.end()) {
-        const id = sha256(c);
-        content.push(toHex(id));
-        await this.saver.save(BlobType.Data, id, c);
-      }
+      });
+      node.size = r.size;
+      return r.ids.map(toHex);
     } finally {
-      await fh.close();
       this.largeFiles.release();
     }
-    node.size = size;
-    return content;
   }
+
 
   private allIndexed(content: string[] | undefined): boolean {
     if (!content) return true;

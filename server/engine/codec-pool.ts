@@ -1,6 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { cutsInto } from './chunker.js';
+import type { ChunkerParams } from './format.js';
 
 /**
  * zstd on worker threads, so that compression (the costliest step of a backup) and decompression
@@ -15,81 +18,184 @@ export interface CodecResult {
   compressed: boolean[];
   /** For decompression: per-blob error message, when the stored bytes are damaged. */
   errors: (string | null)[];
+  /** For compression with hashing: the blobs' ids, 32 bytes each. */
+  ids?: Buffer;
 }
 
 // The worker is plain CommonJS evaluated from a string: it then runs the same way from TypeScript
 // sources (tests) and from dist/ (the CLI), with no second build output to keep in sync.
-const WORKER_SOURCE = `
+const workerSource = () => `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const { createHash } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
-const compressor = new zstd.Compressor();
-compressor.setParameters({ compressionLevel: workerData.level });
+// The low-level binding compresses and decompresses into buffers we own: one allocation per batch,
+// none per blob, so a worker's memory stays flat however many blobs go through it.
+const binding = require(workerData.bindingPath);
+const cctx = new binding.CCtx();
+const dctx = new binding.DCtx();
+let scratch = Buffer.allocUnsafe(1 << 20);
 const C = fs.constants;
 function writeAll(fd, buf, at) {
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, at + done);
 }
-// Restore: decompress, verify against the id, write into the files that want the blob. The files are
-// opened with O_NOFOLLOW: a symlink planted in the target is never followed.
-function restore(job) {
+function compress(job) {
   const input = Buffer.from(job.data);
-  const raws = []; const blobErrors = [];
-  for (const b of job.blobs) {
-    const stored = input.subarray(b.off, b.off + b.len);
-    let raw = stored; let err = null;
-    if (b.zstd) { try { raw = zstd.decompress(stored); } catch (e) { err = 'cannot decompress (' + (e && e.message || e) + ')'; } }
-    if (!err && createHash('sha256').update(raw).digest('hex') !== b.id) err = 'content does not match its id';
-    raws.push(err ? null : raw); blobErrors.push(err);
+  let ids = null;
+  if (job.hash) {
+    ids = Buffer.allocUnsafeSlow(32 * job.lengths.length);
+    let h = 0;
+    job.lengths.forEach((len, i) => { createHash('sha256').update(input.subarray(h, h + len)).digest().copy(ids, 32 * i); h += len; });
   }
-  const writeErrors = [];
-  for (const w of job.writes) {
-    const raw = raws[w.blob];
-    if (!raw) { writeErrors.push(null); continue; }
-    let fd = -1;
-    try {
-      if (w.whole) {
-        fd = fs.openSync(w.path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
-        writeAll(fd, raw, 0);
-        if (job.asRoot) fs.fchownSync(fd, w.uid, w.gid);
-        fs.fchmodSync(fd, w.mode);
-        fs.futimesSync(fd, w.mtime, w.mtime);
-      } else {
-        fd = fs.openSync(w.path, C.O_WRONLY | C.O_NOFOLLOW);
-        writeAll(fd, raw, w.at);
-      }
-      writeErrors.push(null);
-    } catch (e) {
-      writeErrors.push(String(e && e.message || e));
-    } finally {
-      if (fd >= 0) fs.closeSync(fd);
-    }
+  let bound = 0;
+  for (const len of job.lengths) bound += binding.compressBound(len);
+  const out = Buffer.allocUnsafeSlow(Math.max(bound, 1));
+  const lengths = []; const flags = [];
+  let off = 0; let o = 0;
+  for (const len of job.lengths) {
+    const blob = input.subarray(off, off + len); off += len;
+    const n = len > 0 ? cctx.compress(out.subarray(o), blob, workerData.level) : len;
+    if (n < len) { lengths.push(n); flags.push(1); o += n; }
+    else { blob.copy(out, o); lengths.push(len); flags.push(0); o += len; }
   }
-  parentPort.postMessage({ id: job.id, blobErrors, writeErrors });
+  const transfer = ids ? [out.buffer, ids.buffer] : [out.buffer];
+  parentPort.postMessage({ id: job.id, data: out.buffer, ids: ids && ids.buffer, lengths, flags, errors: job.lengths.map(() => null) }, transfer);
 }
-parentPort.on('message', (job) => {
-  if (job.op === 'restore') return restore(job);
+function decompress(job) {
   const input = Buffer.from(job.data);
   const parts = []; const lengths = []; const flags = []; const errors = [];
   let off = 0;
   for (let i = 0; i < job.lengths.length; i++) {
     const blob = input.subarray(off, off + job.lengths[i]); off += job.lengths[i];
-    if (job.op === 'compress') {
-      const c = compressor.compress(blob);
-      if (c.length < blob.length) { parts.push(c); lengths.push(c.length); flags.push(1); }
-      else { parts.push(blob); lengths.push(blob.length); flags.push(0); }
-      errors.push(null);
-    } else if (job.flags[i] === 1) {
+    if (job.flags[i] === 1) {
       try { const d = zstd.decompress(blob); parts.push(d); lengths.push(d.length); errors.push(null); }
       catch (e) { parts.push(Buffer.alloc(0)); lengths.push(0); errors.push(String(e && e.message || e)); }
-      flags.push(0);
-    } else { parts.push(blob); lengths.push(blob.length); flags.push(0); errors.push(null); }
+    } else { parts.push(blob); lengths.push(blob.length); errors.push(null); }
+    flags.push(0);
   }
   const out = Buffer.concat(parts);
-  // Hand the memory over instead of copying it when the buffer owns its ArrayBuffer (not pooled).
   const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
   parentPort.postMessage({ id: job.id, data: ab, lengths, flags, errors }, [ab]);
+}
+// Restore: decompress into the scratch buffer, verify against the id, write into the files that want
+// the blob. Files are opened with O_NOFOLLOW: a symlink planted in the target is never followed.
+function restore(job) {
+  const input = Buffer.from(job.data);
+  const byBlob = job.blobs.map(() => []);
+  job.writes.forEach((w, i) => byBlob[w.blob].push(i));
+  const blobErrors = []; const writeErrors = new Array(job.writes.length).fill(null);
+  job.blobs.forEach((b, bi) => {
+    const stored = input.subarray(b.off, b.off + b.len);
+    let raw = stored; let err = null;
+    if (b.zstd) {
+      if (scratch.length < b.raw) scratch = Buffer.allocUnsafe(b.raw);
+      try {
+        const n = dctx.decompress(scratch.subarray(0, b.raw), stored);
+        if (n !== b.raw) err = 'decompressed to ' + n + ' bytes, index says ' + b.raw;
+        raw = scratch.subarray(0, n);
+      } catch (e) { err = 'cannot decompress (' + (e && e.message || e) + ')'; }
+    }
+    if (!err && createHash('sha256').update(raw).digest('hex') !== b.id) err = 'content does not match its id';
+    blobErrors.push(err);
+    if (err) return;
+    for (const i of byBlob[bi]) {
+      const w = job.writes[i];
+      let fd = -1;
+      try {
+        if (w.whole) {
+          fd = fs.openSync(w.path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
+          writeAll(fd, raw, 0);
+          if (job.asRoot) fs.fchownSync(fd, w.uid, w.gid);
+          fs.fchmodSync(fd, w.mode);
+          fs.futimesSync(fd, w.mtime, w.mtime);
+        } else {
+          fd = fs.openSync(w.path, C.O_WRONLY | C.O_NOFOLLOW);
+          writeAll(fd, raw, w.at);
+        }
+      } catch (e) {
+        writeErrors[i] = String(e && e.message || e);
+      } finally {
+        if (fd >= 0) fs.closeSync(fd);
+      }
+    }
+  });
+  parentPort.postMessage({ id: job.id, blobErrors, writeErrors });
+}
+// Small files read here, so that the main thread only walks the tree: read, hash, compress each one.
+// A file that grew past job.max since it was stat'ed is left to the main thread (tooBig).
+function files(job) {
+  const parts = []; const lengths = []; const raws = []; const flags = []; const errors = []; const tooBig = [];
+  const ids = Buffer.allocUnsafeSlow(32 * job.paths.length);
+  job.paths.forEach((p, i) => {
+    let data;
+    try { data = fs.readFileSync(p); } catch (e) { errors.push((e && e.code ? e.code + ': ' : '') + String(e && e.message || e)); tooBig.push(false); lengths.push(0); raws.push(0); flags.push(0); return; }
+    errors.push(null);
+    if (data.length > job.max) { tooBig.push(true); lengths.push(0); raws.push(data.length); flags.push(0); return; }
+    tooBig.push(false);
+    raws.push(data.length);
+    createHash('sha256').update(data).digest().copy(ids, 32 * i);
+    if (data.length === 0) { lengths.push(0); flags.push(0); return; }
+    const bound = binding.compressBound(data.length);
+    if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+    const n = cctx.compress(scratch, data, workerData.level);
+    if (n < data.length) { parts.push(Buffer.from(scratch.subarray(0, n))); lengths.push(n); flags.push(1); }
+    else { parts.push(data); lengths.push(data.length); flags.push(0); }
+  });
+  const out = Buffer.concat(parts);
+  const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+  parentPort.postMessage({ id: job.id, data: ab, ids: ids.buffer, lengths, raws, flags, errors, tooBig }, [ab, ids.buffer]);
+}
+// A window of a large file: read [start, start + window + max), cut it (same FastCDC as the main
+// thread: the function's own source is injected below), and take the chunks that start inside the
+// window; each has its whole lookahead, so its cut is final. The next window starts after them.
+const gear = workerData.gear;
+const cutsInto = ${cutsInto.toString()};
+let windowBuf = Buffer.allocUnsafe(0);
+function window(job) {
+  const want = job.window + job.params.max;
+  if (windowBuf.length < want) windowBuf = Buffer.allocUnsafe(want);
+  let fd = -1; let n = 0;
+  try {
+    fd = fs.openSync(job.path, 'r');
+    for (;;) { const r = fs.readSync(fd, windowBuf, n, want - n, job.start + n); if (r === 0) break; n += r; if (n === want) break; }
+  } catch (e) {
+    if (fd >= 0) fs.closeSync(fd);
+    parentPort.postMessage({ id: job.id, error: (e && e.code ? e.code + ': ' : '') + String(e && e.message || e) });
+    return;
+  }
+  fs.closeSync(fd);
+  const eof = n < want;
+  const data = windowBuf.subarray(0, n);
+  const cuts = [];
+  cutsInto(gear, data, job.params, cuts);
+  const parts = []; const lengths = []; const raws = []; const flags = [];
+  const idList = [];
+  let start = 0;
+  for (const cut of cuts) {
+    if (!eof && start >= job.window) break;
+    const chunk = data.subarray(start, cut);
+    idList.push(createHash('sha256').update(chunk).digest());
+    raws.push(chunk.length);
+    const bound = binding.compressBound(chunk.length);
+    if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+    const c = cctx.compress(scratch, chunk, workerData.level);
+    if (c < chunk.length) { parts.push(Buffer.from(scratch.subarray(0, c))); lengths.push(c); flags.push(1); }
+    else { parts.push(Buffer.from(chunk)); lengths.push(chunk.length); flags.push(0); }
+    start = cut;
+  }
+  const out = Buffer.concat(parts);
+  const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+  const ids = Buffer.concat(idList);
+  const idsAb = ids.buffer.slice(ids.byteOffset, ids.byteOffset + ids.byteLength);
+  parentPort.postMessage({ id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n }, [ab, idsAb]);
+}
+parentPort.on('message', (job) => {
+  if (job.op === 'window') window(job);
+  else if (job.op === 'files') files(job);
+  else if (job.op === 'restore') restore(job);
+  else if (job.op === 'compress') compress(job);
+  else decompress(job);
 });
 `;
 
@@ -97,6 +203,8 @@ parentPort.on('message', (job) => {
 export interface RestoreBlob {
   off: number;
   len: number;
+  /** Bytes once decompressed (from the index). */
+  raw: number;
   zstd: boolean;
   id: string;
 }
@@ -112,6 +220,16 @@ export interface RestoreWrite {
   gid: number;
   /** Seconds, as utimes takes them. */
   mtime: number;
+}
+
+export interface FilesResult {
+  /** Per file: stored bytes (view into one buffer), id, raw size, zstd or raw, error, too big. */
+  outputs: Buffer[];
+  ids: Buffer;
+  raws: number[];
+  compressed: boolean[];
+  errors: (string | null)[];
+  tooBig: boolean[];
 }
 
 export interface RestoreResult {
@@ -131,10 +249,11 @@ export class CodecPool {
   private nextId = 1;
   private closed = false;
 
-  constructor(level: number, size = Math.max(1, Math.min(availableParallelism(), 8))) {
+  constructor(level: number, gear: Int32Array, size = Math.max(1, Math.min(availableParallelism(), 8))) {
     const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+    const bindingPath = join(dirname(zstdPath), '..', 'binding.js');
     for (let i = 0; i < size; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, level } });
+      const w = new Worker(workerSource(), { eval: true, workerData: { zstdPath, bindingPath, level, gear } });
       w.unref();
       w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m));
       w.on('error', (err) => this.failAll(err));
@@ -147,9 +266,12 @@ export class CodecPool {
     return this.run('compress', concat(blobs), blobs.map((b) => b.byteLength), []);
   }
 
-  /** Blobs already laid end to end in `data` (the saver fills one batch buffer: no second copy). */
-  compressPacked(data: Uint8Array, lengths: number[]): Promise<CodecResult> {
-    return this.run('compress', data, lengths, []);
+  /**
+   * Blobs already laid end to end in `data` (the saver fills one batch buffer: no second copy).
+   * With `hash`, the worker also computes each blob's SHA-256 (returned in `ids`).
+   */
+  compressPacked(data: Uint8Array, lengths: number[], hash = false): Promise<CodecResult> {
+    return this.post(data, data.byteLength, (id) => ({ id, op: 'compress', lengths, flags: [], hash })) as Promise<CodecResult>;
   }
 
   /** `zstd[i]` says whether blob i is zstd-compressed (else it is returned as is). */
@@ -167,6 +289,19 @@ export class CodecPool {
    * writes (open, write, owner, mode, times, close: most of a restore of small files) use every core.
    * `data` is transferred: the caller must not use it afterwards.
    */
+  /**
+   * Reads, hashes and compresses small files on a worker: the main thread only sends their paths.
+   * `max` bounds what is taken as one blob (a file that grew past it since its stat is flagged).
+   */
+  /** One window of a large file, cut, hashed and compressed on a worker (see the worker's `window`). */
+  fileWindow(path: string, start: number, window: number, params: ChunkerParams): Promise<FilesResult & { next: number; eof: boolean }> {
+    return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'window', path, start, window, params })) as Promise<FilesResult & { next: number; eof: boolean }>;
+  }
+
+  files(paths: string[], expectedBytes: number, max: number): Promise<FilesResult> {
+    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, max })) as Promise<FilesResult>;
+  }
+
   restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], asRoot: boolean): Promise<RestoreResult> {
     return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, asRoot })) as Promise<RestoreResult>;
   }
@@ -195,10 +330,27 @@ export class CodecPool {
     });
   }
 
-  private done(m: { id: number; data: ArrayBuffer; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[] }): void {
+  private done(m: { id: number; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; error?: string }): void {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
+    if (m.error) {
+      const err = new Error(m.error) as NodeJS.ErrnoException;
+      err.code = m.error.split(':')[0];
+      p.reject(err);
+      return;
+    }
+    if (m.tooBig) {
+      const buf = Buffer.from(m.data);
+      const outputs: Buffer[] = [];
+      let off = 0;
+      for (const len of m.lengths) {
+        outputs.push(buf.subarray(off, off + len));
+        off += len;
+      }
+      (p.resolve as (r: FilesResult & { next?: number; eof?: boolean }) => void)({ outputs, ids: Buffer.from(m.ids!), raws: m.raws!, compressed: m.flags.map((f) => f === 1), errors: m.errors, tooBig: m.tooBig, next: m.next, eof: m.eof });
+      return;
+    }
     if (m.blobErrors) {
       (p.resolve as (r: RestoreResult) => void)({ blobErrors: m.blobErrors, writeErrors: m.writeErrors! });
       return;
@@ -210,7 +362,7 @@ export class CodecPool {
       outputs.push(buf.subarray(off, off + len));
       off += len;
     }
-    (p.resolve as (r: CodecResult) => void)({ outputs, compressed: m.flags.map((f) => f === 1), errors: m.errors });
+    (p.resolve as (r: CodecResult) => void)({ outputs, compressed: m.flags.map((f) => f === 1), errors: m.errors, ids: m.ids ? Buffer.from(m.ids) : undefined });
   }
 
   private failAll(err: Error): void {

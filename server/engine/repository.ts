@@ -116,7 +116,7 @@ export class Repository {
   }
 
   codec(): CodecPool {
-    this.pool ??= new CodecPool(this.config.compression.level);
+    this.pool ??= new CodecPool(this.config.compression.level, this.gear);
     return this.pool;
   }
 

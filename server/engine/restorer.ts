@@ -202,7 +202,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
           targets.push(t);
         }
       });
-      const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, zstd: j.loc.zstd, id: j.id }));
+      const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, id: j.id }));
       const r = await codec.restore(data, blobList, writes, AS_ROOT);
       writes.forEach((w, i) => {
         const t = targets[i];
@@ -273,13 +273,13 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   return s;
 }
 
-/** Groups blobs (sorted by offset) into ranges read at once: neighbours closer than 256 KiB, up to 32 MiB. */
+/** Groups blobs (sorted by offset) into ranges read at once: neighbours closer than 256 KiB, up to 8 MiB. */
 function segments(jobs: BlobJob[]): { start: number; end: number; jobs: BlobJob[] }[] {
   const out: { start: number; end: number; jobs: BlobJob[] }[] = [];
   for (const j of jobs) {
     const last = out.at(-1);
     const end = j.loc.offset + j.loc.length;
-    if (last && j.loc.offset - last.end < 256 * 1024 && end - last.start <= 32 * 1024 * 1024) {
+    if (last && j.loc.offset - last.end < 256 * 1024 && end - last.start <= 8 * 1024 * 1024) {
       last.jobs.push(j);
       last.end = Math.max(last.end, end);
     } else out.push({ start: j.loc.offset, end, jobs: [j] });

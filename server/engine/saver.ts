@@ -1,5 +1,7 @@
 import { BlobType } from './blob-index.js';
-import { sha256, toHex } from './hash.js';
+import { webcrypto } from 'node:crypto';
+import { toHex } from './hash.js';
+import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
 import { PackBuilder, type PackEntry } from './pack.js';
 import type { Repository } from './repository.js';
@@ -13,11 +15,19 @@ const BATCH_BLOBS = 512;
  * can never deadlock, whatever the compression ratio.
  */
 const MAX_QUEUED = 16 * 1024 * 1024;
-const MAX_PACK_WRITES = 2;
+const MAX_PACK_WRITES = 3;
 /** An index file is written every this many packs, so an interrupted backup keeps most of its work indexed. */
 const PACKS_PER_INDEX = 32;
 /** ...or this many blobs, which keeps an index file under 8 MiB. */
 const BLOBS_PER_INDEX = 150_000;
+
+export interface SavedFile {
+  /** Blob id, null for an empty file or one too big to be a single blob. */
+  id: Buffer | null;
+  /** Bytes read. */
+  size: number;
+  tooBig: boolean;
+}
 
 export interface SaverStats {
   blobsNew: number;
@@ -34,6 +44,8 @@ export class BlobSaver {
   readonly stats: SaverStats = { blobsNew: 0, bytesAdded: 0 };
   private readonly pending = new Set<string>();
   private batch: { data: Uint8Array; used: number; ids: Buffer[]; types: BlobType[]; lengths: number[] } | undefined;
+  private fileBatch: { paths: string[]; bytes: number; max: number; waiters: { resolve: (r: SavedFile) => void; reject: (e: Error) => void }[] } | undefined;
+  private fileTimer: NodeJS.Immediate | undefined;
   private readonly builders: Record<BlobType, PackBuilder> = { [BlobType.Data]: new PackBuilder(), [BlobType.Tree]: new PackBuilder() };
   private readonly work = new Set<Promise<void>>();
   private unindexed: IndexFile['packs'] = [];
@@ -73,8 +85,110 @@ export class BlobSaver {
     return true;
   }
 
+  /**
+   * Stores a small file (below the file chunker's minimum) read on a worker; resolves with its id and
+   * size as read. `tooBig` when it grew past `max` since it was stat'ed: the caller reads it itself.
+   */
+  async saveFile(path: string, expectedSize: number, max: number): Promise<SavedFile> {
+    if (this.failure) throw this.failure;
+    while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
+    if (this.failure) throw this.failure;
+    this.queued += expectedSize;
+    const b = (this.fileBatch ??= { paths: [], bytes: 0, max, waiters: [] });
+    b.paths.push(path);
+    b.bytes += expectedSize;
+    const result = new Promise<SavedFile>((resolve, reject) => b.waiters.push({ resolve, reject }));
+    if (b.paths.length >= 64 || b.bytes >= BATCH_BYTES) this.dispatchFiles();
+    else this.fileTimer ??= setImmediate(() => this.dispatchFiles());
+    return result;
+  }
+
+  private dispatchFiles(): void {
+    if (this.fileTimer) clearImmediate(this.fileTimer);
+    this.fileTimer = undefined;
+    const b = this.fileBatch;
+    if (!b || b.paths.length === 0) return;
+    this.fileBatch = undefined;
+    const job = this.repo
+      .codec()
+      .files(b.paths, b.bytes, b.max)
+      .then((r) => {
+        this.queued -= b.bytes;
+        this.wake();
+        const builder = () => this.builders[BlobType.Data];
+        for (let i = 0; i < b.paths.length; i++) {
+          const w = b.waiters[i];
+          if (r.errors[i]) {
+            const err = new Error(`reading ${b.paths[i]}: ${r.errors[i]}`) as NodeJS.ErrnoException;
+            err.code = r.errors[i]!.split(':')[0];
+            w.reject(err);
+            continue;
+          }
+          if (r.tooBig[i]) {
+            w.resolve({ id: null, size: r.raws[i], tooBig: true });
+            continue;
+          }
+          if (r.raws[i] === 0) {
+            w.resolve({ id: null, size: 0, tooBig: false });
+            continue;
+          }
+          const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+          const hex = toHex(id);
+          if (!this.repo.index.has(id) && !this.pending.has(hex)) {
+            this.pending.add(hex);
+            builder().add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
+            if (builder().size >= this.repo.config.packSize) this.track(this.writePack(BlobType.Data));
+          }
+          w.resolve({ id, size: r.raws[i], tooBig: false });
+        }
+      });
+    this.track(
+      job.catch((err: unknown) => {
+        for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      }),
+    );
+  }
+
+  /**
+   * Stores a large file window by window on the codec workers (read, cut, hash, compress there);
+   * resolves with its data blob ids in order and the bytes read.
+   */
+  async saveLargeFile(path: string, params: ChunkerParams, onBytes: (n: number) => void): Promise<{ ids: Buffer[]; size: number }> {
+    const WINDOW = 8 * 1024 * 1024;
+    const ids: Buffer[] = [];
+    let pos = 0;
+    for (;;) {
+      if (this.failure) throw this.failure;
+      while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
+      this.queued += WINDOW;
+      let r;
+      try {
+        r = await this.repo.codec().fileWindow(path, pos, WINDOW, params);
+      } finally {
+        this.queued -= WINDOW;
+        this.wake();
+      }
+      const builder = () => this.builders[BlobType.Data];
+      for (let i = 0; i < r.raws.length; i++) {
+        const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+        const hex = toHex(id);
+        if (!this.repo.index.has(id) && !this.pending.has(hex)) {
+          this.pending.add(hex);
+          builder().add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
+          if (builder().size >= this.repo.config.packSize) this.track(this.writePack(BlobType.Data));
+        }
+        ids.push(id);
+      }
+      onBytes(r.next - pos);
+      pos = r.next;
+      if (r.eof) return { ids, size: pos };
+    }
+  }
+
   /** Everything saved so far is in written packs and indexed once this resolves. */
   async flush(): Promise<void> {
+    this.dispatchFiles();
     this.dispatch();
     while (this.work.size > 0) await Promise.all([...this.work]);
     if (this.failure) throw this.failure;
@@ -100,7 +214,10 @@ export class BlobSaver {
         for (let i = 0; i < b.ids.length; i++) {
           const type = b.types[i];
           const builder = this.builders[type];
-          builder.add(b.ids[i], type, r.outputs[i], r.compressed[i], b.lengths[i]);
+          // Tree packs fill slowly (they are written last): copy their small blobs out of the batch's
+          // result buffer, or every batch buffer would stay alive until the end of the backup.
+          const stored = type === BlobType.Tree ? Buffer.from(r.outputs[i]) : r.outputs[i];
+          builder.add(b.ids[i], type, stored, r.compressed[i], b.lengths[i]);
           if (builder.size >= this.repo.config.packSize) this.track(this.writePack(type));
         }
       });
@@ -119,13 +236,13 @@ export class BlobSaver {
   private async writePack(type: BlobType): Promise<void> {
     const builder = this.builders[type];
     this.builders[type] = new PackBuilder();
-    const parts = builder.finish();
-    const id = toHex(sha256(parts));
-    let size = 0;
-    for (const p of parts) size += p.length;
+    // One buffer for the pack, hashed on libuv's pool (WebCrypto) rather than on the main thread.
+    const pack = Buffer.concat(builder.finish());
+    const id = toHex(Buffer.from(await webcrypto.subtle.digest('SHA-256', pack)));
+    const size = pack.length;
     this.packWrites++;
     try {
-      await this.repo.storage.write('data', id, parts);
+      await this.repo.storage.write('data', id, pack);
     } finally {
       this.packWrites--;
       this.wake();

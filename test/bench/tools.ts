@@ -29,8 +29,17 @@ export function ensureTools(log: (s: string) => void): void {
   execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
 }
 
+/**
+ * Writes dirty pages out (not timed), so that no tool pays for the previous step's writeback: the spool
+ * generator and each tool leave hundreds of MiB of dirty pages behind.
+ */
+export function settle(): void {
+  execFileSync('sync');
+}
+
 /** Runs a command under /usr/bin/time; fails with its output when it exits non-zero. */
 export async function measure(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Measure & { stdout: string }> {
+  settle();
   const dir = await mkdtemp(join(tmpdir(), 'dp-bench-time-'));
   const out = join(dir, 'time');
   try {

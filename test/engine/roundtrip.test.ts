@@ -1,7 +1,7 @@
 import { link, mkdir, readFile, stat, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { Archiver, openFile, readDir, restore, type Repository } from '../../server/engine/index.js';
+import { Archiver, cutsInto, openFile, readDir, restore, sha256, type Repository } from '../../server/engine/index.js';
 import { bytesOf, manifest, newRepo, tempDir } from './helpers.js';
 
 let dir: { path: string; cleanup: () => Promise<void> };
@@ -70,6 +70,12 @@ describe('backup and restore round trip', () => {
     const snap = await a.commit();
     const [node] = await readDir(repo, snap, '/d');
     expect(node.content!.length).toBeGreaterThan(4);
+    // Read window by window on the workers, the file is cut exactly where FastCDC cuts the whole of it.
+    const whole = Buffer.concat([part, part]);
+    const cuts: number[] = [];
+    cutsInto(repo.gear, whole, repo.chunker('file'), cuts);
+    let at = 0;
+    expect(node.content).toEqual(cuts.map((c) => sha256(whole.subarray(at, (at = c))).toString('hex')));
     expect(new Set(node.content).size).toBeLessThan(node.content!.length);
     // Random data does not compress: what was added is one copy and the chunks around the seam, not two.
     expect(snap.summary.bytesAdded).toBeLessThan(1.5 * part.length);
