@@ -33,6 +33,9 @@ export class Repository {
   readonly indexFiles = new Set<string>();
   readonly gear: Int32Array;
   private readonly treeCache = new Map<string, Tree>();
+  private readonly treePacks = new Map<string, Promise<Buffer | null>>();
+  private readonly treePackSizes = new Map<string, number>();
+  private treePackBytes = 0;
   private pool: CodecPool | undefined;
 
   private constructor(
@@ -146,10 +149,38 @@ export class Repository {
   async loadTree(id: string): Promise<Tree> {
     const cached = this.treeCache.get(id);
     if (cached) return cached;
-    const tree = decodeTree(await this.readBlob(id), id);
+    const loc = this.location(id);
+    const pack = await this.treePack(loc.pack, loc.offset + loc.length);
+    const tree = decodeTree(verifyBlob(id, loc, pack ? pack.subarray(loc.offset, loc.offset + loc.length) : await this.storage.read('data', loc.pack, loc.offset, loc.length)), id);
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;
+  }
+
+  /**
+   * A tree pack read whole (a walk of a snapshot wants most of its trees, which sit together in a few
+   * packs): one read instead of one per directory. At most 32 MiB of tree packs are kept.
+   */
+  private treePack(pack: string, atLeast: number): Promise<Buffer | null> {
+    const LIMIT = 32 * 1024 * 1024;
+    let p = this.treePacks.get(pack);
+    if (!p) {
+      p = this.storage.stat('data', pack).then((st) => {
+        if (!st || st.size > LIMIT / 2 || st.size < atLeast) return null;
+        for (const [k, size] of this.treePackSizes) {
+          if (this.treePackBytes + st.size <= LIMIT) break;
+          this.treePacks.delete(k);
+          this.treePackSizes.delete(k);
+          this.treePackBytes -= size;
+        }
+        this.treePackSizes.set(pack, st.size);
+        this.treePackBytes += st.size;
+        return this.storage.read('data', pack);
+      });
+      this.treePacks.set(pack, p);
+    }
+    // A pack that cannot be read whole is read blob by blob, which reports the damage precisely.
+    return p.catch(() => null);
   }
 
   async saveSnapshot(s: Snapshot): Promise<string> {
