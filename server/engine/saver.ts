@@ -15,7 +15,7 @@ const BATCH_BLOBS = 512;
  * can never deadlock, whatever the compression ratio.
  */
 const MAX_QUEUED = 16 * 1024 * 1024;
-const MAX_PACK_WRITES = 3;
+const MAX_PACK_WRITES = 2;
 /** An index file is written every this many packs, so an interrupted backup keeps most of its work indexed. */
 const PACKS_PER_INDEX = 32;
 /** ...or this many blobs, which keeps an index file under 8 MiB. */
@@ -155,7 +155,7 @@ export class BlobSaver {
    * resolves with its data blob ids in order and the bytes read.
    */
   async saveLargeFile(path: string, params: ChunkerParams, onBytes: (n: number) => void): Promise<{ ids: Buffer[]; size: number }> {
-    const WINDOW = 8 * 1024 * 1024;
+    const WINDOW = 4 * 1024 * 1024;
     const ids: Buffer[] = [];
     let pos = 0;
     for (;;) {
