@@ -36,8 +36,9 @@ const cctx = new binding.CCtx();
 const dctx = new binding.DCtx();
 let scratch = Buffer.allocUnsafe(1 << 20);
 const C = fs.constants;
-// Buffers garbage here are external memory, which V8 collects late: tens of MiB per worker pile up
-// between collections. A full collection of this tiny heap takes a millisecond: run one every 32 MiB.
+// Buffers are external memory, which V8 collects late: on a restore (packs in, files out) tens of MiB
+// per worker pile up between collections, so restores collect every 32 MiB. Backups do not: there the
+// collections cost more time than the memory is worth.
 require('node:v8').setFlagsFromString('--expose-gc');
 const collect = require('node:vm').runInNewContext('gc');
 let sinceGc = 0;
@@ -199,10 +200,9 @@ function window(job) {
 parentPort.on('message', (job) => {
   if (job.op === 'window') window(job);
   else if (job.op === 'files') files(job);
-  else if (job.op === 'restore') restore(job);
+  else if (job.op === 'restore') { restore(job); maybeGc(job.bytes || 0); }
   else if (job.op === 'compress') compress(job);
   else decompress(job);
-  maybeGc(job.bytes || 0);
 });
 `;
 
