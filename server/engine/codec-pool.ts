@@ -348,13 +348,7 @@ export class CodecPool {
       return;
     }
     if (m.tooBig) {
-      const buf = Buffer.from(m.data);
-      const outputs: Buffer[] = [];
-      let off = 0;
-      for (const len of m.lengths) {
-        outputs.push(buf.subarray(off, off + len));
-        off += len;
-      }
+      const outputs = split(m.data, m.lengths);
       (p.resolve as (r: FilesResult & { next?: number; eof?: boolean }) => void)({ outputs, ids: Buffer.from(m.ids!), raws: m.raws!, compressed: m.flags.map((f) => f === 1), errors: m.errors, tooBig: m.tooBig, next: m.next, eof: m.eof });
       return;
     }
@@ -362,13 +356,7 @@ export class CodecPool {
       (p.resolve as (r: RestoreResult) => void)({ blobErrors: m.blobErrors, writeErrors: m.writeErrors! });
       return;
     }
-    const buf = Buffer.from(m.data);
-    const outputs: Buffer[] = [];
-    let off = 0;
-    for (const len of m.lengths) {
-      outputs.push(buf.subarray(off, off + len));
-      off += len;
-    }
+    const outputs = split(m.data, m.lengths);
     (p.resolve as (r: CodecResult) => void)({ outputs, compressed: m.flags.map((f) => f === 1), errors: m.errors, ids: m.ids ? Buffer.from(m.ids) : undefined });
   }
 
@@ -376,6 +364,18 @@ export class CodecPool {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
+}
+
+/** Views of consecutive pieces of a worker's result buffer. */
+function split(data: ArrayBuffer, lengths: number[]): Buffer[] {
+  const buf = Buffer.from(data);
+  const outputs: Buffer[] = [];
+  let off = 0;
+  for (const len of lengths) {
+    outputs.push(buf.subarray(off, off + len));
+    off += len;
+  }
+  return outputs;
 }
 
 function concat(blobs: readonly Uint8Array[]): Uint8Array {

@@ -1,6 +1,7 @@
 import { BlobType } from './blob-index.js';
 import { webcrypto } from 'node:crypto';
 import { toHex } from './hash.js';
+import type { FilesResult } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
 import { PackBuilder, type PackEntry } from './pack.js';
@@ -115,7 +116,6 @@ export class BlobSaver {
       .then((r) => {
         this.queued -= b.bytes;
         this.wake();
-        const builder = () => this.builders[BlobType.Data];
         for (let i = 0; i < b.paths.length; i++) {
           const w = b.waiters[i];
           if (r.errors[i]) {
@@ -132,14 +132,7 @@ export class BlobSaver {
             w.resolve({ id: null, size: 0, tooBig: false });
             continue;
           }
-          const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
-          const hex = toHex(id);
-          if (!this.repo.index.has(id) && !this.pending.has(hex)) {
-            this.pending.add(hex);
-            builder().add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
-            if (builder().size >= this.repo.config.packSize) this.track(this.writePack(BlobType.Data));
-          }
-          w.resolve({ id, size: r.raws[i], tooBig: false });
+          w.resolve({ id: this.keepHashed(r, i), size: r.raws[i], tooBig: false });
         }
       });
     this.track(
@@ -169,21 +162,24 @@ export class BlobSaver {
         this.queued -= WINDOW;
         this.wake();
       }
-      const builder = () => this.builders[BlobType.Data];
-      for (let i = 0; i < r.raws.length; i++) {
-        const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
-        const hex = toHex(id);
-        if (!this.repo.index.has(id) && !this.pending.has(hex)) {
-          this.pending.add(hex);
-          builder().add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
-          if (builder().size >= this.repo.config.packSize) this.track(this.writePack(BlobType.Data));
-        }
-        ids.push(id);
-      }
+      for (let i = 0; i < r.raws.length; i++) ids.push(this.keepHashed(r, i));
       onBytes(r.next - pos);
       pos = r.next;
       if (r.eof) return { ids, size: pos };
     }
+  }
+
+  /** Blob i of a worker's result, hashed there: packed unless the repository or this backup has it. */
+  private keepHashed(r: FilesResult, i: number): Buffer {
+    const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+    const hex = toHex(id);
+    if (!this.repo.index.has(id) && !this.pending.has(hex)) {
+      this.pending.add(hex);
+      const builder = this.builders[BlobType.Data];
+      builder.add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
+      if (builder.size >= this.repo.config.packSize) this.track(this.writePack(BlobType.Data));
+    }
+    return id;
   }
 
   /** Everything saved so far is in written packs and indexed once this resolves. */
