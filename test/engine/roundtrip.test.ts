@@ -110,6 +110,7 @@ describe('backup and restore round trip', () => {
     await b.addStream('/pgsql/bj.dump', [changed]);
     const s2 = await b.commit();
     // Small stream chunks: an insertion costs a few KiB, not the dump again.
+    expect(s2.parent).toBe(s1.id);
     expect(s2.summary.bytesAdded).toBeLessThan(60_000);
     const out = join(dir.path, 'out');
     await restore(repo, s2, { target: out });
