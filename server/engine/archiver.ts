@@ -528,13 +528,5 @@ class Semaphore {
     this.active--;
     this.queue.shift()?.();
   }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    await this.acquire();
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
-  }
 }
 

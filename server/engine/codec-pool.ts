@@ -18,8 +18,6 @@ export interface CodecResult {
   compressed: boolean[];
   /** For decompression: per-blob error message, when the stored bytes are damaged. */
   errors: (string | null)[];
-  /** For compression with hashing: the blobs' ids, 32 bytes each. */
-  ids?: Buffer;
 }
 
 // The worker is plain CommonJS evaluated from a string: it then runs the same way from TypeScript
@@ -43,18 +41,25 @@ require('node:v8').setFlagsFromString('--expose-gc');
 const collect = require('node:vm').runInNewContext('gc');
 let sinceGc = 0;
 function maybeGc(bytes) { sinceGc += bytes; if (sinceGc > 32 * 1024 * 1024) { sinceGc = 0; collect(); } }
+// The memory of a buffer, to transfer: the buffer's own ArrayBuffer when it has one to itself, else a copy.
+function transferable(buf) {
+  return buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength ? buf.buffer : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+}
+// Compresses one blob for a pack: zstd when it shrinks, else the raw bytes (copied unless the caller
+// owns \`data\`: a window's chunks are views into a buffer the next window reuses).
+function store(data, parts, lengths, flags, owned) {
+  const bound = binding.compressBound(data.length);
+  if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+  const n = cctx.compress(scratch, data, workerData.level);
+  if (n < data.length) { parts.push(Buffer.from(scratch.subarray(0, n))); lengths.push(n); flags.push(1); }
+  else { parts.push(owned ? data : Buffer.from(data)); lengths.push(data.length); flags.push(0); }
+}
 function writeAll(fd, buf, at) {
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, at + done);
 }
 function compress(job) {
   const input = Buffer.from(job.data);
-  let ids = null;
-  if (job.hash) {
-    ids = Buffer.allocUnsafeSlow(32 * job.lengths.length);
-    let h = 0;
-    job.lengths.forEach((len, i) => { createHash('sha256').update(input.subarray(h, h + len)).digest().copy(ids, 32 * i); h += len; });
-  }
   let bound = 0;
   for (const len of job.lengths) bound += binding.compressBound(len);
   const out = Buffer.allocUnsafeSlow(Math.max(bound, 1));
@@ -66,8 +71,7 @@ function compress(job) {
     if (n < len) { lengths.push(n); flags.push(1); o += n; }
     else { blob.copy(out, o); lengths.push(len); flags.push(0); o += len; }
   }
-  const transfer = ids ? [out.buffer, ids.buffer] : [out.buffer];
-  parentPort.postMessage({ id: job.id, data: out.buffer, ids: ids && ids.buffer, lengths, flags, errors: job.lengths.map(() => null) }, transfer);
+  parentPort.postMessage({ id: job.id, data: out.buffer, lengths, flags, errors: job.lengths.map(() => null) }, [out.buffer]);
 }
 function decompress(job) {
   const input = Buffer.from(job.data);
@@ -81,8 +85,7 @@ function decompress(job) {
     } else { parts.push(blob); lengths.push(blob.length); errors.push(null); }
     flags.push(0);
   }
-  const out = Buffer.concat(parts);
-  const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+  const ab = transferable(Buffer.concat(parts));
   parentPort.postMessage({ id: job.id, data: ab, lengths, flags, errors }, [ab]);
 }
 // Restore: decompress into the scratch buffer, verify against the id, write into the files that want
@@ -143,14 +146,9 @@ function files(job) {
     raws.push(data.length);
     createHash('sha256').update(data).digest().copy(ids, 32 * i);
     if (data.length === 0) { lengths.push(0); flags.push(0); return; }
-    const bound = binding.compressBound(data.length);
-    if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
-    const n = cctx.compress(scratch, data, workerData.level);
-    if (n < data.length) { parts.push(Buffer.from(scratch.subarray(0, n))); lengths.push(n); flags.push(1); }
-    else { parts.push(data); lengths.push(data.length); flags.push(0); }
+    store(data, parts, lengths, flags, true);
   });
-  const out = Buffer.concat(parts);
-  const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+  const ab = transferable(Buffer.concat(parts));
   parentPort.postMessage({ id: job.id, data: ab, ids: ids.buffer, lengths, raws, flags, errors, tooBig }, [ab, ids.buffer]);
 }
 // A window of a large file: read [start, start + window + max), cut it (same FastCDC as the main
@@ -184,17 +182,11 @@ function window(job) {
     const chunk = data.subarray(start, cut);
     idList.push(createHash('sha256').update(chunk).digest());
     raws.push(chunk.length);
-    const bound = binding.compressBound(chunk.length);
-    if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
-    const c = cctx.compress(scratch, chunk, workerData.level);
-    if (c < chunk.length) { parts.push(Buffer.from(scratch.subarray(0, c))); lengths.push(c); flags.push(1); }
-    else { parts.push(Buffer.from(chunk)); lengths.push(chunk.length); flags.push(0); }
+    store(chunk, parts, lengths, flags, false);
     start = cut;
   }
-  const out = Buffer.concat(parts);
-  const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-  const ids = Buffer.concat(idList);
-  const idsAb = ids.buffer.slice(ids.byteOffset, ids.byteOffset + ids.byteLength);
+  const ab = transferable(Buffer.concat(parts));
+  const idsAb = transferable(Buffer.concat(idList));
   parentPort.postMessage({ id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n }, [ab, idsAb]);
 }
 parentPort.on('message', (job) => {
@@ -269,16 +261,12 @@ export class CodecPool {
     }
   }
 
-  compress(blobs: readonly Uint8Array[]): Promise<CodecResult> {
-    return this.run('compress', concat(blobs), blobs.map((b) => b.byteLength), []);
-  }
-
   /**
-   * Blobs already laid end to end in `data` (the saver fills one batch buffer: no second copy).
-   * With `hash`, the worker also computes each blob's SHA-256 (returned in `ids`).
+   * Blobs already laid end to end in `data` (the saver fills one batch buffer: no second copy); the
+   * worker reads only `lengths` of it.
    */
-  compressPacked(data: Uint8Array, lengths: number[], hash = false): Promise<CodecResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op: 'compress', lengths, flags: [], hash })) as Promise<CodecResult>;
+  compressPacked(data: Uint8Array, lengths: number[]): Promise<CodecResult> {
+    return this.run('compress', data, lengths, []);
   }
 
   /** `zstd[i]` says whether blob i is zstd-compressed (else it is returned as is). */
@@ -357,7 +345,7 @@ export class CodecPool {
       return;
     }
     const outputs = split(m.data, m.lengths);
-    (p.resolve as (r: CodecResult) => void)({ outputs, compressed: m.flags.map((f) => f === 1), errors: m.errors, ids: m.ids ? Buffer.from(m.ids) : undefined });
+    (p.resolve as (r: CodecResult) => void)({ outputs, compressed: m.flags.map((f) => f === 1), errors: m.errors });
   }
 
   private failAll(err: Error): void {

@@ -90,13 +90,14 @@ export async function readLocks(storage: Storage): Promise<{ name: string; info:
 }
 
 function staleReason(info: LockInfo, now: number): string | null {
-  if (info.hostname === hostname() && info.pid !== process.pid && !alive(info.pid)) return 'its process is gone';
+  if (info.hostname === hostname() && info.pid !== process.pid && !processAlive(info.pid)) return 'its process is gone';
   const age = now - Date.parse(info.refreshed);
   if (!(age < LOCK_STALE_MS)) return `not refreshed for ${Math.round(age / 60000)} minutes`;
   return null;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this host exists (EPERM: it does, it is someone else's). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

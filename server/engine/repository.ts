@@ -151,7 +151,7 @@ export class Repository {
     if (cached) return cached;
     const loc = this.location(id);
     const pack = await this.treePack(loc.pack, loc.offset + loc.length);
-    const tree = decodeTree(verifyBlob(id, loc, pack ? pack.subarray(loc.offset, loc.offset + loc.length) : await this.storage.read('data', loc.pack, loc.offset, loc.length)), id);
+    const tree = decodeTree(pack ? verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;

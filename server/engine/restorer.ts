@@ -145,8 +145,15 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     let offset = 0;
     const content = f.node.content ?? [];
     if (content.length === 0) {
-      await writeWhole(f, Buffer.alloc(0)).catch((err) => ((f.failed = true), fail(f.path, err)));
-      s.files++;
+      // An empty file: created here, not worth a trip to a worker.
+      try {
+        closeSync(openSync(f.path, O_WRITE, 0o600));
+        finishFileSync(f.path, f.node);
+        s.files++;
+      } catch (err) {
+        f.failed = true;
+        fail(f.path, err);
+      }
       continue;
     }
     if (content.length > 1) {
@@ -295,14 +302,6 @@ async function makeDir(path: string): Promise<void> {
     const st = await lstat(path);
     if (!st.isDirectory()) throw new Error(`${path} exists and is not a directory (refusing to restore through it)`);
   }
-}
-
-/** An empty file: created here, not worth a trip to a worker. */
-async function writeWhole(f: FileJob, data: Buffer): Promise<void> {
-  closeSync(openSync(f.path, O_WRITE, 0o600));
-  if (data.length) throw new Error('only empty files are written directly');
-  finishFileSync(f.path, f.node);
-  f.remaining = 0;
 }
 
 /** Owner, mode and times of a file written in pieces, through a descriptor that does not follow symlinks. */

@@ -66,8 +66,7 @@ export class BlobSaver {
     const hex = toHex(id);
     if (this.pending.has(hex)) return false;
     this.pending.add(hex);
-    while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
-    if (this.failure) throw this.failure;
+    await this.room();
     this.queued += raw.byteLength;
     let b = this.batch;
     if (b && b.used + raw.byteLength > b.data.byteLength) {
@@ -91,9 +90,7 @@ export class BlobSaver {
    * size as read. `tooBig` when it grew past `max` since it was stat'ed: the caller reads it itself.
    */
   async saveFile(path: string, expectedSize: number, max: number): Promise<SavedFile> {
-    if (this.failure) throw this.failure;
-    while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
-    if (this.failure) throw this.failure;
+    await this.room();
     this.queued += expectedSize;
     const b = (this.fileBatch ??= { paths: [], bytes: 0, max, waiters: [] });
     b.paths.push(path);
@@ -152,8 +149,7 @@ export class BlobSaver {
     const ids: Buffer[] = [];
     let pos = 0;
     for (;;) {
-      if (this.failure) throw this.failure;
-      while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
+      await this.room();
       this.queued += WINDOW;
       let r;
       try {
@@ -268,6 +264,13 @@ export class BlobSaver {
         this.failure ??= err as Error;
       }
     });
+  }
+
+  /** Waits until the queue and the pack writes have room (see MAX_QUEUED); throws a write failure. */
+  private async room(): Promise<void> {
+    if (this.failure) throw this.failure;
+    while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
+    if (this.failure) throw this.failure;
   }
 
   private wake(): void {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { mkdir, open, opendir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { processAlive } from '../engine/lock.js';
 import type { FileInfo, FileType, Storage } from '../engine/storage.js';
 
 const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks' };
@@ -137,15 +138,5 @@ async function syncDir(dir: string): Promise<void> {
     // Some file systems (and NFS clients) refuse fsync on a directory; the rename is still atomic.
   } finally {
     await fh.close();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
