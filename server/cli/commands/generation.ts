@@ -4,7 +4,7 @@
 
 import 'reflect-metadata';
 import { Command } from 'commander';
-import { EngineError, RepositoryNotFoundError } from '../../engine/index.js';
+import { EngineError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
 import { GenerationCache } from '../../dataprotect/generation/cache.js';
 import {
   deleteGeneration, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,
@@ -138,8 +138,7 @@ export function register(program: Command): void {
     .action(async (opts: RepoOptions & { hostRoot: string }) => {
       const out = output(opts);
       const location = repoPath(opts);
-      const repo = await openLocation(location);
-      if (!repo) throw new RepositoryNotFoundError(`no repository at ${location}`);
+      const repo = await existingRepository(location);
       try {
         const gens = await readGenerations(repo);
         const latest = await readLatest(repo);
@@ -174,8 +173,7 @@ export function register(program: Command): void {
       const location = repoPath(opts);
       const db = settingsFromEnv();
       const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
-        const repo = await openLocation(location);
-        if (!repo) throw new RepositoryNotFoundError(`no repository at ${location}`);
+        const repo = await existingRepository(location);
         try {
           const g = (await readGenerations(repo)).find((x) => x.record.id === id);
           if (!g) throw new EngineError(`no generation ${id} in ${location}`);
@@ -199,8 +197,7 @@ export function register(program: Command): void {
     .action(async (opts: RepoOptions & { hostRoot: string }) => {
       const out = output(opts);
       const location = repoPath(opts);
-      const repo = await openLocation(location);
-      if (!repo) throw new RepositoryNotFoundError(`no repository at ${location}`);
+      const repo = await existingRepository(location);
       let records: GenerationRecord[];
       try {
         records = (await readGenerations(repo)).map((g) => g.record);
@@ -217,4 +214,11 @@ export function register(program: Command): void {
       }
       out.summary({ repository: location, generations: records.length }, `${records.length} generation(s) of ${location} written to the plugin's tables in ${describe(settingsFromEnv())}`);
     });
+}
+
+/** The repository at a location, which the read commands never create. */
+async function existingRepository(location: string): Promise<Repository> {
+  const repo = await openLocation(location);
+  if (!repo) throw new RepositoryNotFoundError(`no repository at ${location}`);
+  return repo;
 }
