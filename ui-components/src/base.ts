@@ -54,6 +54,26 @@ export class DpElement extends LitElement {
     return p.status === 501 && p.capability && key in MESSAGES.en ? this.t(key) : (p.detail ?? p.title);
   }
 
+  private dialogReturnFocus: HTMLElement | null = null;
+
+  /**
+   * Opens the component's confirmation <dialog> once it is rendered, with the focus on its safe
+   * (secondary) button; closing it gives the focus back to the control that opened it.
+   */
+  protected openDialog(e: Event): void {
+    this.dialogReturnFocus = e.currentTarget as HTMLElement;
+    void this.updateComplete.then(() => {
+      const dialog = this.renderRoot.querySelector('dialog');
+      if (dialog && !dialog.open) dialog.showModal();
+      this.renderRoot.querySelector<HTMLButtonElement>('dialog button.secondary')?.focus();
+    });
+  }
+
+  protected closeOpenDialog(): void {
+    this.renderRoot.querySelector('dialog')?.close();
+    this.dialogReturnFocus?.focus();
+  }
+
   protected t(key: MessageKey, params?: Record<string, string | number>): string {
     return translate(this.locale, key, params);
   }

@@ -23,7 +23,6 @@ export class DpGenerations extends DpElement {
   declare notice: string | null;
   declare starting: boolean;
   declare confirming: Generation | null;
-  private returnFocus: HTMLElement | null = null;
 
   private readonly load = new AsyncTask(this, {
     task: async ([client], { signal }) => {
@@ -134,19 +133,13 @@ export class DpGenerations extends DpElement {
   }
 
   private askDelete(g: Generation, e: Event): void {
-    this.returnFocus = e.currentTarget as HTMLElement;
     this.confirming = g;
-    void this.updateComplete.then(() => {
-      const dialog = this.renderRoot.querySelector('dialog');
-      if (dialog && !dialog.open) dialog.showModal();
-      this.renderRoot.querySelector<HTMLButtonElement>('dialog button.secondary')?.focus();
-    });
+    this.openDialog(e);
   }
 
   private closeDialog(): void {
-    this.renderRoot.querySelector('dialog')?.close();
     this.confirming = null;
-    this.returnFocus?.focus();
+    this.closeOpenDialog();
   }
 
   private async confirmDelete(): Promise<void> {

@@ -48,7 +48,6 @@ export class DpRestoreBrowser extends DpElement {
   declare taskId: string | null;
   declare problem: ProblemLike | null;
   private searchTimer: ReturnType<typeof setTimeout> | null = null;
-  private returnFocus: HTMLElement | null = null;
 
   constructor() {
     super();
@@ -259,19 +258,13 @@ export class DpRestoreBrowser extends DpElement {
   }
 
   private ask(request: RestoreRequest, e: Event): void {
-    this.returnFocus = e.currentTarget as HTMLElement;
     this.confirming = request;
-    void this.updateComplete.then(() => {
-      const d = this.renderRoot.querySelector('dialog');
-      if (d && !d.open) d.showModal();
-      this.renderRoot.querySelector<HTMLButtonElement>('dialog button.secondary')?.focus();
-    });
+    this.openDialog(e);
   }
 
   private closeDialog(): void {
-    this.renderRoot.querySelector('dialog')?.close();
     this.confirming = null;
-    this.returnFocus?.focus();
+    this.closeOpenDialog();
   }
 
   private request(operation: OperationId, extra: Partial<RestoreRequest> = {}): RestoreRequest | null {
