@@ -13,7 +13,7 @@ export { prune, type PruneOptions, type PruneSummary } from './prune.js';
 export { findNode, openFile, readDir, walkTree } from './reader.js';
 export { PROGRAM, Repository, type InitOptions, type SnapshotFilter } from './repository.js';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreSummary } from './restorer.js';
-export type { BackupSummary, Snapshot, SnapshotInfo } from './snapshot.js';
+export { filesSeen, type BackupSummary, type Snapshot, type SnapshotInfo } from './snapshot.js';
 export type { FileInfo, FileType, Storage } from './storage.js';
 export type { NodeType, Tree, TreeNode } from './tree.js';
 export { forgetSnapshots } from './forget-run.js';

@@ -38,3 +38,8 @@ export interface BackupSummary {
   errors: number;
   durationMs: number;
 }
+
+/** Files the backup saw: new, changed, unchanged and renamed. */
+export function filesSeen(s: BackupSummary): number {
+  return s.filesNew + s.filesChanged + s.filesUnmodified + s.filesRenamed;
+}

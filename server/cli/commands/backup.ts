@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { Archiver, type BackupSummary, type SnapshotInfo } from '../../engine/index.js';
+import { Archiver, filesSeen, type SnapshotInfo } from '../../engine/index.js';
 import { openRepo, output, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration, eta, rate, type Output } from '../output.js';
 
@@ -48,8 +48,8 @@ export function register(program: Command): void {
         progress: {
           update: (s, current) =>
             out.progress(
-              { filesDone: done(s), bytesRead: s.bytesRead, bytesAdded: s.bytesAdded, current, totalFiles, totalBytes },
-              { value: totalBytes ? s.bytesTotal : done(s), total: totalBytes || totalFiles, line: `${done(s)}/${totalFiles || '?'} files, ${bytes(s.bytesTotal)}, ${rate(s.bytesTotal, Date.now() - started)}, ETA ${totalBytes ? eta(s.bytesTotal, totalBytes, Date.now() - started) : '?'}` },
+              { filesDone: filesSeen(s), bytesRead: s.bytesRead, bytesAdded: s.bytesAdded, current, totalFiles, totalBytes },
+              { value: totalBytes ? s.bytesTotal : filesSeen(s), total: totalBytes || totalFiles, line: `${filesSeen(s)}/${totalFiles || '?'} files, ${bytes(s.bytesTotal)}, ${rate(s.bytesTotal, Date.now() - started)}, ETA ${totalBytes ? eta(s.bytesTotal, totalBytes, Date.now() - started) : '?'}` },
             ),
           error: (path, err) => out.warn(`${path}: ${err.message}`, { path }),
           notice: (m) => out.notice(m),
@@ -80,10 +80,6 @@ export function register(program: Command): void {
       printSummary(out, snap);
       if (snap.summary.errors > 0) process.exitCode = 3;
     });
-}
-
-function done(s: BackupSummary): number {
-  return s.filesNew + s.filesChanged + s.filesUnmodified + s.filesRenamed;
 }
 
 export function printSummary(out: Output, snap: SnapshotInfo): void {

@@ -18,9 +18,7 @@ export function register(program: Command): void {
     .action(async (opts: Opts) => {
       if (opts.readData && opts.readDataSubset !== undefined) throw new UsageError('give --read-data or --read-data-subset, not both');
       const out = output(opts);
-      const repo = await openRepo(opts).catch(async (err) => {
-        throw err;
-      });
+      const repo = await openRepo(opts);
       try {
         const r = await check(repo, {
           readData: opts.readData,

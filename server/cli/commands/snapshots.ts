@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { filesSeen } from '../../engine/index.js';
 import { openRepo, output, type RepoOptions } from '../context.js';
 import { bytes } from '../output.js';
 
@@ -17,14 +18,14 @@ export function register(program: Command): void {
     .option('--json', 'print a JSON array')
     .action(async (opts: Opts) => {
       const out = output(opts);
-      const repo = await openRepo({ ...opts });
+      const repo = await openRepo(opts);
       try {
         const list = await repo.listSnapshots({ tag: opts.tag, server: opts.server });
         if (opts.json) {
           process.stdout.write(JSON.stringify(list.map((s) => ({ id: s.id, time: s.time, server: s.server, tag: s.tag, paths: s.paths, parent: s.parent ?? null, hostname: s.hostname, meta: s.meta ?? null, summary: s.summary }))) + '\n');
           return;
         }
-        const rows = list.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.server, s.tag, String(s.summary.filesNew + s.summary.filesChanged + s.summary.filesUnmodified + s.summary.filesRenamed), bytes(s.summary.bytesTotal), bytes(s.summary.bytesAdded), s.paths.join(' ')]);
+        const rows = list.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.server, s.tag, String(filesSeen(s.summary)), bytes(s.summary.bytesTotal), bytes(s.summary.bytesAdded), s.paths.join(' ')]);
         out.say(table(['ID', 'Time (UTC)', 'Server', 'Tag', 'Files', 'Size', 'Added', 'Paths'], rows));
         out.say(`${list.length} snapshot(s)`);
       } finally {
