@@ -49,6 +49,9 @@ export class GenerationCache {
     const c = await this.pool.connect();
     try {
       await c.query('BEGIN');
+      // Two readers can find the cache stale at once (the console's poll and a script): the second waits for the
+      // first instead of failing on a duplicate id.
+      await c.query("SELECT pg_advisory_xact_lock(hashtext('dp_generation_sync'), hashtext($1))", [repository]);
       await c.query('DELETE FROM dp_generation WHERE repository = $1', [repository]);
       for (const g of gens) {
         await c.query('INSERT INTO dp_generation (repository, id, protection_time, record) VALUES ($1, $2, $3, $4)', [repository, g.id, g.protectionTime, JSON.stringify(g)]);
