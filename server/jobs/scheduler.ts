@@ -4,7 +4,7 @@ import type { ClusterCoordinator } from './cluster.js';
 const JOB = 'backup';
 
 /** The local calendar day of a date, YYYY-MM-DD (the schedule runs in the server's time zone). */
-export function localDay(d: Date): string {
+function localDay(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
 }

@@ -47,7 +47,7 @@ export interface PgManifest {
 }
 
 /** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
-export function pathSegment(s: string): string {
+function pathSegment(s: string): string {
   return s.replace(/[%/\\\x00-\x1f]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase());
 }
 
