@@ -26,9 +26,10 @@ import {
 import { dataProtectApi } from '../server/http/api.js';
 import { ClusterCoordinator } from '../server/jobs/cluster.js';
 import { BackupScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
-import { TaskRegistry } from '../server/jobs/tasks.js';
+import { TaskRegistry } from '../server/jobs/task-registry.js';
 import { NODE_ID, TASK_FILES_DIR } from '../server/jobs/tokens.js';
-import { createPool, ensureDatabase, type Pool } from '../server/store/db.js';
+import { createPool, type Pool } from '../server/pg/client.js';
+import { ensureDatabase } from '../server/pg/databases.js';
 import { migrate } from '../server/store/migrations.js';
 import { POOL } from '../server/store/tokens.js';
 

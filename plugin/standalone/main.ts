@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { redact } from '../../server/store/db.js';
+import { redactUrl as redact } from '../../server/pg/redact.js';
 import type { AdminAccount } from './auth.js';
 import { startConsole } from './console.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js';

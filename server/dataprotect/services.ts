@@ -1,5 +1,5 @@
 import type { InjectionToken } from 'tsyringe';
-import type { TaskStart } from '../jobs/task.js';
+import type { TaskStart } from '../jobs/task-registry.js';
 import type { EntityRef, Generation, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind } from './model.js';
 import type { Principal } from './principal.js';
 import type { RestoreOperation, RestoreOperationId } from './restore-operations.js';

@@ -3,7 +3,7 @@
 // on this machine with BlueMind's own schema. Nothing outside server/host knows a host's tables or mail server.
 
 import type { Readable } from 'node:stream';
-import type { ConnectionSettings } from './connection.js';
+import type { ConnectionSettings } from '../pg/settings.js';
 
 /** A part's tag, as BlueMind names them (TagDescriptor). */
 export type Tag =

@@ -2,7 +2,7 @@ import type { HostAuthenticator } from '../dataprotect/auth.js';
 import type { AuditLog } from '../dataprotect/audit.js';
 import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../dataprotect/services.js';
 import type { SettingsService } from '../dataprotect/settings.js';
-import type { TaskRegistry } from '../jobs/tasks.js';
+import type { TaskRegistry } from '../jobs/task-registry.js';
 
 /** What the HTTP binders talk to: the host's authentication and the domain services. */
 export interface ApiDeps {

@@ -2,7 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { components } from '../../openapi/generated/dataprotect.js';
 import { ForbiddenError, NotFoundError, ConflictError } from '../dataprotect/errors.js';
 import { holdsRole, type Principal } from '../dataprotect/principal.js';
-import type { Task, TaskStart } from '../jobs/task.js';
+import type { Task } from '../store/task-record.js';
+import type { TaskStart } from '../jobs/task-registry.js';
 import type { ApiDeps } from './deps.js';
 import type { Body, Op, PathParams, Query, Reply } from './typed.js';
 

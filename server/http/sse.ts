@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../dataprotect/principal.js';
-import type { TaskEvent } from '../jobs/tasks.js';
-import type { Task, TaskLogEntry } from '../jobs/task.js';
+import type { TaskEvent } from '../jobs/task-registry.js';
+import type { Task, TaskLogEntry } from '../store/task-record.js';
 import type { ApiDeps } from './deps.js';
 import { toApiTask, visibleTask } from './handlers.js';
 

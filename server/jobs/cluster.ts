@@ -1,11 +1,8 @@
 import { inject, injectable } from 'tsyringe';
-import type { Pool } from '../store/db.js';
+import { withAdvisoryLock, type Locked } from '../pg/advisory-lock.js';
+import type { Pool } from '../pg/client.js';
 import { POOL } from '../store/tokens.js';
 import { NODE_ID } from './tokens.js';
-
-const LOCK_CLASS = 0x6470; // "dp": the first key of our advisory locks, the second is hashtext(name)
-
-export type LockResult<T> = { acquired: true; value: T } | { acquired: false };
 
 /**
  * Cluster-wide coordination through the shared PostgreSQL: exactly one node runs a given piece of work.
@@ -20,16 +17,11 @@ export class ClusterCoordinator {
     @inject(NODE_ID) private readonly node: string,
   ) {}
 
-  async withLock<T>(name: string, work: () => Promise<T>): Promise<LockResult<T>> {
+  async withLock<T>(name: string, work: () => Promise<T>): Promise<Locked<T>> {
     const client = await this.pool.connect();
-    let locked = false;
     try {
-      const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, name]);
-      locked = r.rows[0].ok;
-      if (!locked) return { acquired: false };
-      return { acquired: true, value: await work() };
+      return await withAdvisoryLock(client, name, work);
     } finally {
-      if (locked) await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, name]).catch(() => {});
       client.release();
     }
   }

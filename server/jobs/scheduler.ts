@@ -1,14 +1,24 @@
 import cron, { type ScheduledTask } from 'node-cron';
-import type { BackupRunner } from '../dataprotect/services.js';
-import type { SavedSettings, SettingsService } from '../dataprotect/settings.js';
 import type { ClusterCoordinator } from './cluster.js';
 
 const JOB = 'backup';
 
 /** The local calendar day of a date, YYYY-MM-DD (the schedule runs in the server's time zone). */
-export function localDay(d: Date): string {
+function localDay(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}
+
+/** The settings the schedule follows (the domain's settings service has this shape). */
+export interface ScheduleSettings {
+  get(): Promise<{ backupTime: string }>;
+  /** Calls back on every change; answers the unsubscribe function. */
+  onChange(listener: (s: { backupTime: string }) => void): () => void;
+}
+
+/** What the schedule starts (the domain's backup runner has this shape). */
+export interface ScheduledBackups {
+  start(by: { scheduler: true }, trigger: 'schedule'): Promise<{ task: { id: string }; alreadyRunning: boolean }>;
 }
 
 export interface SchedulerLog {
@@ -27,8 +37,8 @@ export class BackupScheduler {
   private time: string | null = null;
 
   constructor(
-    private readonly settings: SettingsService,
-    private readonly runner: BackupRunner,
+    private readonly settings: ScheduleSettings,
+    private readonly runner: ScheduledBackups,
     private readonly cluster: ClusterCoordinator,
     private readonly log: SchedulerLog,
   ) {}
@@ -47,7 +57,7 @@ export class BackupScheduler {
     return this.task?.getNextRun() ?? null;
   }
 
-  private reschedule(s: SavedSettings): void {
+  private reschedule(s: { backupTime: string }): void {
     if (s.backupTime === this.time && this.task) return;
     void this.task?.destroy();
     const [hh, mm] = s.backupTime.split(':').map(Number);

@@ -1,5 +1,5 @@
 import { inject, injectable } from 'tsyringe';
-import type { Pool } from './db.js';
+import type { Pool } from '../pg/client.js';
 import { POOL } from './tokens.js';
 
 export type AuditResult = 'ok' | 'failed' | 'cancelled' | 'started';

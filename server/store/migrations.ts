@@ -1,4 +1,4 @@
-import type { Pool } from './db.js';
+import type { Pool } from '../pg/client.js';
 
 // The plugin's own tables, prefixed dp_ so that they can live in the host's database. Migrations are append-only:
 // never edit a released one, add the next.
@@ -9,7 +9,7 @@ interface Migration {
   sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [
+const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'settings, tasks, task log, audit',

@@ -1,6 +1,6 @@
 import { inject, injectable } from 'tsyringe';
-import type { Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress, TaskStatus, LogLevel } from '../jobs/task.js';
-import type { Pool } from './db.js';
+import type { Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress, TaskStatus, LogLevel } from './task-record.js';
+import type { Pool } from '../pg/client.js';
 import { POOL } from './tokens.js';
 
 interface TaskRow {

@@ -14,9 +14,9 @@ import { BACKUP_RUNNER } from '../../server/dataprotect/services.js';
 import { SettingsService } from '../../server/dataprotect/settings.js';
 import { ClusterCoordinator } from '../../server/jobs/cluster.js';
 import { BackupScheduler } from '../../server/jobs/scheduler.js';
-import { TaskRegistry } from '../../server/jobs/tasks.js';
-import { dropDatabase } from '../../server/store/db.js';
-import { withClient } from '../../server/host/db.js';
+import { TaskRegistry } from '../../server/jobs/task-registry.js';
+import { dropDatabase } from '../../server/pg/databases.js';
+import { withClient } from '../../server/pg/client.js';
 import { POOL } from '../../server/store/tokens.js';
 import { KEYS, PG_BASE, testAuth } from '../http/harness.js';
 import { seededHost, type BackupFixture } from './helpers.js';
@@ -55,7 +55,7 @@ afterAll(async () => {
     await n.app.close();
     await n.reg.close();
   }
-  await dropDatabase(databaseUrl, 15_000).catch(() => {});
+  await dropDatabase(databaseUrl).catch(() => {});
   await f?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });

@@ -23,11 +23,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initRepository, LocalStorage } from '../../server/engine/index.js';
-import { parseDatabaseUrl, pgToolEnv, withDatabase } from '../../server/host/connection.js';
-import { dropDatabase, withClient } from '../../server/host/db.js';
+import { parseDatabaseUrl, pgToolEnv, withDatabase } from '../../server/pg/settings.js';
+import { dropDatabase } from '../../server/pg/databases.js';
+import { withClient } from '../../server/pg/client.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
-import { backupDatabase, restoreDatabase } from '../../server/sources/pgsql.js';
+import { backupDatabase } from '../../server/sources/pgsql-backup.js';
+import { restoreDatabase } from '../../server/sources/pgsql-restore.js';
 import { diskBytes } from './tools.js';
 
 /**

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../../server/cli/main.js';
-import { describe as describeDb } from '../../server/host/connection.js';
-import { withClient } from '../../server/host/db.js';
+import { describe as describeDb } from '../../server/pg/settings.js';
+import { withClient } from '../../server/pg/client.js';
 import { freePort } from '../../server/host/reference/dovecot.js';
 import { sandbox, type Sandbox } from './helpers.js';
 
@@ -58,7 +58,7 @@ describe('bm-dataprotect host and db commands', () => {
     expect(describeDb(target)).toContain(target.database);
 
     // A generation id (as the backup runs record it in the part's metadata) names the part too.
-    const { backupDatabase } = await import('../../server/sources/pgsql.js');
+    const { backupDatabase } = await import('../../server/sources/pgsql-backup.js');
     const { openRepository, LocalStorage } = await import('../../server/engine/index.js');
     const repo = await openRepository(new LocalStorage(repoDir));
     const tagged = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, meta: { generation: 42 } });

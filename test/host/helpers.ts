@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ConnectionSettings, parseDatabaseUrl, withDatabase } from '../../server/host/connection.js';
-import { dropDatabase } from '../../server/host/db.js';
+import { type ConnectionSettings, parseDatabaseUrl, withDatabase } from '../../server/pg/settings.js';
+import { dropDatabase } from '../../server/pg/databases.js';
 import { stopDovecot } from '../../server/host/reference/dovecot.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
 

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withClient } from '../../server/host/db.js';
+import { withClient } from '../../server/pg/client.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
 import { initRepository, LocalStorage } from '../../server/engine/index.js';
-import { backupDatabase, generationEntities } from '../../server/sources/pgsql.js';
+import { backupDatabase } from '../../server/sources/pgsql-backup.js';
+import { generationEntities } from '../../server/sources/pgsql-manifest.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

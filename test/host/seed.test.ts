@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withClient } from '../../server/host/db.js';
+import { withClient } from '../../server/pg/client.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
 import { seedReference, type SeedSummary } from '../../server/host/reference/seed.js';
 import { sandbox, type Sandbox } from './helpers.js';

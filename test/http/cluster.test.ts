@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { entityInRestoreScope, holdsRole } from '../../server/dataprotect/principal.js';
 import { dataProtectApi } from '../../server/http/api.js';
-import { TaskRegistry, type TaskContext } from '../../server/jobs/tasks.js';
+import { TaskRegistry, type TaskContext } from '../../server/jobs/task-registry.js';
 import { migrate } from '../../server/store/migrations.js';
 import { TaskStore } from '../../server/store/task-store.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';

@@ -17,9 +17,10 @@ import {
 } from '../../server/dataprotect/unavailable.js';
 import { dataProtectApi } from '../../server/http/api.js';
 import type { ApiDeps } from '../../server/http/deps.js';
-import { TaskRegistry } from '../../server/jobs/tasks.js';
+import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { AuditStore } from '../../server/store/audit-store.js';
-import { createPool, dropDatabase, ensureDatabase, type Pool } from '../../server/store/db.js';
+import { createPool, type Pool } from '../../server/pg/client.js';
+import { dropDatabase, ensureDatabase } from '../../server/pg/databases.js';
 import { migrate } from '../../server/store/migrations.js';
 import { SettingsStore } from '../../server/store/settings-store.js';
 import { TaskStore } from '../../server/store/task-store.js';

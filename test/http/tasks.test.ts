@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskContext } from '../../server/jobs/tasks.js';
+import type { TaskContext } from '../../server/jobs/task-registry.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';
 
 // Task endpoints over tasks started through the registry (the way backup runs and restores will start them).

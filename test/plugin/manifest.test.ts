@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import { readManifest, registerServer, type ServerRegistration } from '../../plugin/server.js';
 import { COMPONENT_TAGS, CONTEXT_KEYS, PAGES, SECTION, WIZARD_STEPS } from '../../plugin/ui/registrations.js';
 import { SPEC_PATH } from '../../server/http/api.js';
-import { dropDatabase } from '../../server/store/db.js';
+import { dropDatabase } from '../../server/pg/databases.js';
 
 // The manifest says what the plugin provides; the entries register it at run time. They must agree.
 

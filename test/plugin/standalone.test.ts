@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { dropDatabase } from '../../server/store/db.js';
+import { dropDatabase } from '../../server/pg/databases.js';
 
 // `npm start` as a process: node dist/plugin/standalone/main.js (built by `npm run build`, which `npm test` runs).
 

@@ -11,7 +11,7 @@ import { loadCatalog, forgetCatalogs, type CatalogEntry } from '../../server/dat
 import type { PlannedRestore, RestoreContext, RestoreEnv } from '../../server/dataprotect/restore/operations.js';
 import type { RestoreOperationId } from '../../server/dataprotect/restore-operations.js';
 import { runGeneration } from '../../server/dataprotect/generation/run.js';
-import { withClient } from '../../server/host/db.js';
+import { withClient } from '../../server/pg/client.js';
 import { freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { hostLayout } from '../../server/host/reference/layout.js';

@@ -1,10 +1,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgToolEnv } from '../../server/host/connection.js';
-import { createDatabase, withClient } from '../../server/host/db.js';
+import { pgToolEnv } from '../../server/pg/settings.js';
+import { createDatabase } from '../../server/pg/databases.js';
+import { withClient } from '../../server/pg/client.js';
 import { DumpRowOrder, keyColumn } from '../../server/sources/pgdump-order.js';
-import { tableFingerprints } from '../../server/sources/pgsql.js';
+import { tableFingerprints } from '../../server/sources/pgsql-manifest.js';
 import { sandbox, type Sandbox } from '../host/helpers.js';
 
 let sb: Sandbox;

@@ -4,14 +4,14 @@ import path from 'node:path';
 import ICAL from 'ical.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRepository, LocalStorage, type Repository } from '../../server/engine/index.js';
-import type { ConnectionSettings } from '../../server/host/connection.js';
-import { withClient } from '../../server/host/db.js';
+import type { ConnectionSettings } from '../../server/pg/settings.js';
+import { withClient } from '../../server/pg/client.js';
 import { decodeItem } from '../../server/host/reference/entities.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
-import {
-  backupDatabase, readEntityExport, readManifest, restoreDatabase, tableFingerprints, type TableFingerprint,
-} from '../../server/sources/pgsql.js';
+import { backupDatabase } from '../../server/sources/pgsql-backup.js';
+import { readEntityExport, readManifest, tableFingerprints, type TableFingerprint } from '../../server/sources/pgsql-manifest.js';
+import { restoreDatabase } from '../../server/sources/pgsql-restore.js';
 import { sandbox, type Sandbox } from '../host/helpers.js';
 
 let sb: Sandbox;

@@ -8,7 +8,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { startConsole, type RunningConsole } from '../../plugin/standalone/console.js';
 import type { ServerServices } from '../../plugin/server.js';
 import type { ExtraAccount } from '../../plugin/standalone/auth.js';
-import { dropDatabase } from '../../server/store/db.js';
+import { dropDatabase } from '../../server/pg/databases.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [

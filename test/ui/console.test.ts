@@ -6,9 +6,9 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { referenceHostServices, type StandaloneBackups } from '../../plugin/standalone/reference-host.js';
-import { parseDatabaseUrl, withDatabase } from '../../server/host/connection.js';
+import { parseDatabaseUrl, withDatabase } from '../../server/pg/settings.js';
 import { stopDovecot } from '../../server/host/reference/dovecot.js';
-import { TaskRegistry } from '../../server/jobs/tasks.js';
+import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { PG_BASE } from '../http/harness.js';
 import { ACCOUNT, RESTORER, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { NotFoundError } from '../../server/dataprotect/errors.js';
 import type { Generation } from '../../server/dataprotect/model.js';
 import type { GenerationService } from '../../server/dataprotect/services.js';
-import { TaskRegistry } from '../../server/jobs/tasks.js';
+import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
 
 // dp-generations rendering and the delete flow, on a fixture list of generations (a component test: the real

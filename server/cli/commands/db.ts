@@ -4,10 +4,13 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Command } from 'commander';
 import type { Repository, SnapshotInfo } from '../../engine/index.js';
-import { describe, settingsFromEnv, withDatabase } from '../../host/connection.js';
+import { describe, withDatabase } from '../../pg/settings.js';
+import { settingsFromEnv } from '../../host/connection.js';
 import { ReferenceHost } from '../../host/reference/host.js';
 import { CORE_SERVER, DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
-import { backupDatabase, readEntityExport, readManifest, restoreDatabase } from '../../sources/pgsql.js';
+import { backupDatabase } from '../../sources/pgsql-backup.js';
+import { readEntityExport, readManifest } from '../../sources/pgsql-manifest.js';
+import { restoreDatabase } from '../../sources/pgsql-restore.js';
 import { openRepo, output, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration, rate } from '../output.js';
 

@@ -2,7 +2,8 @@
 // DATABASE_URL (default postgres://postgres@127.0.0.1:5432/bj) and --host-root DIR (default ./var/host).
 
 import { Command } from 'commander';
-import { describe, settingsFromEnv } from '../../host/connection.js';
+import { describe } from '../../pg/settings.js';
+import { settingsFromEnv } from '../../host/connection.js';
 import { dovecotStatus, startDovecot, stopDovecot } from '../../host/reference/dovecot.js';
 import { DEFAULT_HOST_ROOT, TOPOLOGY, fileLocations, hostLayout } from '../../host/reference/layout.js';
 import { seedReference } from '../../host/reference/seed.js';

@@ -2,7 +2,7 @@
 // location. "Sync with the repository" rebuilds it from the repository alone.
 
 import { inject, injectable } from 'tsyringe';
-import type { Pool } from '../../store/db.js';
+import type { Pool } from '../../pg/client.js';
 import { POOL } from '../../store/tokens.js';
 import type { GenerationRecord } from './format.js';
 

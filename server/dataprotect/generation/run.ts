@@ -4,7 +4,7 @@
 
 import { cpus } from 'node:os';
 import { Archiver, PROGRAM, FORMAT_VERSION, type BackupSummary, type Repository, type SnapshotInfo } from '../../engine/index.js';
-import { backupDatabase } from '../../sources/pgsql.js';
+import { backupDatabase } from '../../sources/pgsql-backup.js';
 import type { HostPort, HostServer, Tag } from '../../host/port.js';
 import type { GenerationStatus, RunStatus } from '../model.js';
 import {

@@ -3,10 +3,10 @@
 // with their organisational-unit uids for manageRestore limited to some units.
 
 import type { Repository, SnapshotInfo } from '../../engine/index.js';
-import { withClient } from '../../host/db.js';
+import { withClient } from '../../pg/client.js';
 import type { DirectoryEntity, HostPort } from '../../host/port.js';
 import { clientQuery } from '../../host/query.js';
-import { readManifest, type ExportedContainer, type ExportedEntity, type PgManifest } from '../../sources/pgsql.js';
+import { readManifest, type ExportedContainer, type ExportedEntity, type PgManifest } from '../../sources/pgsql-manifest.js';
 import { NotFoundError } from '../errors.js';
 import type { Restorable, RestorableKind } from '../model.js';
 import { partSnapshot, type GenerationView } from './generation-parts.js';

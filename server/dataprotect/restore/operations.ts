@@ -5,10 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { restore, type Repository } from '../../engine/index.js';
-import { withDatabase } from '../../host/connection.js';
-import { dropDatabase } from '../../host/db.js';
+import { withDatabase } from '../../pg/settings.js';
+import { dropDatabase } from '../../pg/databases.js';
 import type { ContainerType, HostPort, ImapWriter, MailboxLocation } from '../../host/port.js';
-import { readEntityExport, restoreDatabase } from '../../sources/pgsql.js';
+import { readEntityExport } from '../../sources/pgsql-manifest.js';
+import { restoreDatabase } from '../../sources/pgsql-restore.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import { RESTORE_OPERATIONS, type RestoreOperationId } from '../restore-operations.js';
 import { DATABASE_TAG, type Catalog, type CatalogEntry } from './catalog.js';

@@ -4,7 +4,7 @@
 import type { DependencyContainer } from 'tsyringe';
 import type { Repository } from '../../engine/index.js';
 import type { HostPort } from '../../host/port.js';
-import { TaskRegistry } from '../../jobs/tasks.js';
+import { TaskRegistry } from '../../jobs/task-registry.js';
 import { AuditLog } from '../audit.js';
 import { NotFoundError } from '../errors.js';
 import { openLocation } from '../generation/repository.js';

@@ -1,10 +1,10 @@
 // The reference host as a HostPort: BlueMind's schema in a real PostgreSQL, a Maildir spool served by a real
 // Dovecot, and archive / file-hosting / configuration directories, on two servers of one machine.
 
-import type { ConnectionSettings } from '../connection.js';
+import type { ConnectionSettings } from '../../pg/settings.js';
 import type { DataLocation, DirectoryEntity, HostDatabase, HostDirectory, HostPort, MailboxLocation, Tag } from '../port.js';
 import { clientQuery } from '../query.js';
-import { withClient } from '../db.js';
+import { withClient } from '../../pg/client.js';
 import { readDirectory, referenceEntityData } from './entities.js';
 import { CORE_SERVER, MAIL_SERVER, TOPOLOGY, fileLocations, hostLayout, type HostLayout } from './layout.js';
 import { referenceRenderer } from './render.js';

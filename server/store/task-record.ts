@@ -1,4 +1,5 @@
-// A task: long work (a backup run, a restore, forgetting a generation) with progress, a log and cancellation.
+// A task as every node reads it from the task history: long work (a backup run, a restore, forgetting a
+// generation) with progress, a log and cancellation.
 
 export type TaskKind = 'backup' | 'restore' | 'forget' | 'sync' | 'retention' | 'global-restore' | 'check';
 
@@ -46,19 +47,4 @@ export interface TaskLogEntry {
   time: string;
   level: LogLevel;
   message: string;
-}
-
-export interface TaskActor {
-  login: string;
-  uid: string | null;
-}
-
-export interface TaskStart {
-  task: Task;
-  /** True when the answer is a run that was already in progress (Backup now during a backup). */
-  alreadyRunning: boolean;
-}
-
-export function isFinished(status: TaskStatus): boolean {
-  return status !== 'RUNNING';
 }

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { inject, injectable } from 'tsyringe';
 import { TaskStore, type TaskQuery } from '../store/task-store.js';
-import type { LogLevel, Task, TaskActor, TaskFile, TaskKind, TaskLogEntry, TaskProgress } from './task.js';
+import type { LogLevel, Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress } from '../store/task-record.js';
 import { NODE_ID, TASK_FILES_DIR } from './tokens.js';
 
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._ ()-]{0,199}$/;
@@ -24,6 +24,18 @@ export interface TaskContext {
   error(message: string): void;
   /** Keeps a file the task produced (an export to download); `name` is a plain file name. */
   attach(name: string, content: Buffer | string | Readable, contentType: string): Promise<TaskFile>;
+}
+
+export interface TaskActor {
+  login: string;
+  uid: string | null;
+}
+
+/** What starting a task answers. */
+export interface TaskStart {
+  task: Task;
+  /** True when the answer is a run that was already in progress (Backup now during a backup). */
+  alreadyRunning: boolean;
 }
 
 export interface TaskSpec {

@@ -1,0 +1,202 @@
+// The `bm/pgsql` part: `pg_dump --format=custom --compress=0` streamed straight into the engine (no temp file, so
+// the stream chunker deduplicates unchanged tables between generations; each table's rows are put in key order on
+// the way, see pgdump-order.ts), and, from the very same snapshot
+// (pg_export_snapshot + pg_dump --snapshot), the per-entity exports single restores read, plus a manifest
+// with per-table fingerprints that a database restore checks against (layout in pgsql-manifest.ts).
+
+import { PassThrough, Readable } from 'node:stream';
+import type pg from 'pg';
+import { Archiver, type BackupProgress, type Repository, type SnapshotInfo } from '../engine/index.js';
+import type { DirectoryEntity, EntityContainer, EntityDataReader, SnapshotQuery } from '../host/port.js';
+import { clientQuery } from '../host/query.js';
+import { connect } from '../pg/client.js';
+import { redactPassword } from '../pg/redact.js';
+import { describe, type ConnectionSettings } from '../pg/settings.js';
+import { DumpRowOrder } from './pgdump-order.js';
+import {
+  dumpPath, entityExportPath, PG_MANIFEST_FORMAT, PG_MANIFEST_PATH, tableFingerprints,
+  type ExportedContainer, type ExportedEntity, type PgManifest,
+} from './pgsql-manifest.js';
+import { pgTool, ToolError, toolVersion } from './pgsql-tool.js';
+import { Prefetch } from './prefetch.js';
+
+export interface DatabasePartOptions {
+  connection: ConnectionSettings;
+  /** Reads the host's entities and containers; omit to back up the dump alone. */
+  entities?: EntityDataReader;
+  progress?: BackupProgress;
+  /** Called once the snapshot is exported, before anything is read from it (tests write concurrently here). */
+  afterSnapshot?: (snapshotId: string) => Promise<void>;
+  pgDump?: string;
+  /** Exports larger than this go through the stream chunker, smaller ones are one blob (default 16 KiB). */
+  exportStreamThreshold?: number;
+}
+
+/**
+ * Adds the database part's content to an archiver (which the caller commits): dump, exports, manifest.
+ * Everything is read inside one exported snapshot; a failing pg_dump rejects with its message.
+ */
+async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promise<PgManifest> {
+  const s = opts.connection;
+  const bin = opts.pgDump ?? 'pg_dump';
+  const c = await connect(s);
+  let c2: pg.Client | undefined;
+  let exports: Prefetch<ContainerExport> | undefined;
+  try {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snap = (await c.query<{ id: string; v: string }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v`)).rows[0];
+    opts.progress?.notice?.(`database ${describe(s)}: snapshot ${snap.id}`);
+    await opts.afterSnapshot?.(snap.id);
+
+    // While pg_dump runs, the same snapshot is read for the fingerprints (this connection) and the per-entity
+    // exports (a second connection that imports the snapshot), the exports buffered up to a bound.
+    const fingerprints = tableFingerprints(c);
+    fingerprints.catch(() => {});
+    let owners: Promise<DirectoryEntity[]> = Promise.resolve([]);
+    if (opts.entities) {
+      c2 = await connect(s);
+      await c2.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await c2.query(`SET TRANSACTION SNAPSHOT '${snap.id.replace(/'/g, "''")}'`);
+      const q2 = clientQuery(c2);
+      const reader = opts.entities;
+      owners = reader.owners(q2);
+      owners.catch(() => {});
+      exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
+    }
+
+    // The dump: pg_dump's stdout goes straight into the archiver; the stream ends only on success.
+    const path = dumpPath(s.database);
+    const { child, done } = pgTool(bin, ['--format=custom', '--compress=0', `--snapshot=${snap.id}`, '--no-password'], s);
+    child.stdin!.end();
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    // The archiver may not be reading yet when pg_dump fails; the error reaches it through the stream's state.
+    out.on('error', () => {});
+    // Rows in key order rather than heap order (see pgdump-order.ts): a few changed rows cost a few chunks.
+    const order = new DumpRowOrder();
+    child.stdout!.pipe(order).pipe(out, { end: false });
+    let bytes = 0;
+    child.stdout!.on('data', (b: Buffer) => (bytes += b.length));
+    const ordered = new Promise<void>((resolve, reject) => {
+      order.once('end', resolve);
+      order.once('error', reject);
+    });
+    done.then(
+      () => ordered.then(() => out.end(), (e: Error) => out.destroy(e)),
+      (e) => out.destroy(e),
+    );
+    try {
+      await archiver.addStream(path, out, { chunker: 'stream' });
+      await done;
+    } catch (e) {
+      child.kill('SIGTERM');
+      // Prefer pg_dump's own message to the stream's "premature close".
+      const toolError = await done.then(() => null, (x: Error) => x);
+      if (toolError) throw toolError;
+      throw e instanceof ToolError ? e : new Error(`dumping ${describe(s)}: ${redactPassword((e as Error).message, s)}`);
+    }
+
+    const tables = await fingerprints;
+    const entities: ExportedEntity[] = [];
+    if (exports) {
+      const all = await owners;
+      const key = (domainUid: string, uid: string) => `${domainUid}\0${uid}`;
+      const byOwner = new Map<string, ExportedContainer[]>(all.map((o) => [key(o.domainUid, o.uid), []]));
+      for await (const { owner, container: cont, data, items } of exports) {
+        const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
+        // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
+        // changed items cost a few chunks, not the whole export.
+        if (data.length > (opts.exportStreamThreshold ?? 16 * 1024)) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
+        else await archiver.addBytes(p, data);
+        byOwner.get(key(owner.domainUid, owner.uid))!.push({ uid: cont.uid, type: cont.type, name: cont.name, items, path: p });
+      }
+      for (const owner of all) {
+        const containers = byOwner.get(key(owner.domainUid, owner.uid))!.sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
+        entities.push({ ...owner, containers });
+      }
+    }
+    const manifest: PgManifest = {
+      format: PG_MANIFEST_FORMAT,
+      kind: 'pgsql',
+      database: s.database,
+      serverVersion: snap.v,
+      snapshot: snap.id,
+      dump: {
+        path, bytes, tool: await toolVersion(bin),
+        rowOrder: { tables: order.stats.tablesSorted, rows: order.stats.rowsSorted, ...(order.stats.passthrough ? { passthrough: order.stats.passthrough } : {}) },
+      },
+      tables,
+      entities,
+    };
+    // One entity per line, after the fields that change every time: the stream chunker then stores only the
+    // lines of entities that changed, not the whole list again (it is megabytes on a large directory).
+    const { entities: list, ...top } = manifest;
+    const text = JSON.stringify(top).slice(0, -1) + ',"entities":[\n' + list.map((e) => JSON.stringify(e)).join(',\n') + '\n]}\n';
+    await archiver.addStream(PG_MANIFEST_PATH, Readable.from([Buffer.from(text)]), { chunker: 'stream' });
+    if (c2) await c2.query('COMMIT');
+    await c.query('COMMIT');
+    return manifest;
+  } finally {
+    exports?.stop();
+    if (c2) await c2.end().catch(() => {});
+    await c.end().catch(() => {});
+  }
+}
+
+interface ContainerExport {
+  owner: DirectoryEntity;
+  container: EntityContainer;
+  data: Buffer;
+  items: number;
+}
+
+/** Every exported container of the snapshot, as the bytes of its export file. */
+async function* produceExports(reader: EntityDataReader, q: SnapshotQuery, ownersP: Promise<DirectoryEntity[]>): AsyncGenerator<ContainerExport> {
+  const owners = await ownersP;
+  const ownerOf = new Map(owners.map((o) => [`${o.domainUid}\0${o.uid}`, o]));
+  const pack = (lines: string[]) => Buffer.from(lines.join('\n') + '\n', 'utf8');
+  if (reader.exportAll) {
+    for await (const { container, lines } of reader.exportAll(q)) {
+      const owner = ownerOf.get(`${container.domainUid}\0${container.owner}`);
+      if (owner) yield { owner, container, data: pack(lines), items: lines.length - 1 };
+    }
+    return;
+  }
+  for (const owner of owners) {
+    for (const container of await reader.containers(q, owner)) {
+      const lines: string[] = [];
+      for await (const l of reader.exportContainer(q, container)) lines.push(l);
+      yield { owner, container, data: pack(lines), items: lines.length - 1 };
+    }
+  }
+}
+
+export interface DatabaseBackupOptions extends DatabasePartOptions {
+  repo: Repository;
+  server: string;
+  tag?: string;
+  parent?: string;
+  meta?: Record<string, unknown>;
+  time?: Date;
+}
+
+export interface DatabaseBackupResult {
+  snapshot: SnapshotInfo;
+  manifest: PgManifest;
+}
+
+/** One `bm/pgsql` snapshot; on any failure nothing is committed and the error says why. */
+export async function backupDatabase(opts: DatabaseBackupOptions): Promise<DatabaseBackupResult> {
+  const archiver = new Archiver(opts.repo, { server: opts.server, tag: opts.tag ?? 'bm/pgsql', parent: opts.parent, progress: opts.progress, time: opts.time });
+  let manifest: PgManifest;
+  try {
+    manifest = await addDatabase(archiver, opts);
+  } catch (e) {
+    await archiver.abort();
+    throw e;
+  }
+  const snapshot = await archiver.commit({
+    meta: { ...opts.meta, kind: 'pgsql', database: manifest.database, pgSnapshot: manifest.snapshot, entities: manifest.entities.length },
+  });
+  return { snapshot, manifest };
+}
+

@@ -1,0 +1,118 @@
+// What a `bm/pgsql` part holds besides the dump: its layout, the manifest (per-table fingerprints and every
+// directory entity with its exported containers), and the readers a restore uses (only the streams it needs).
+//
+// Part layout:
+//   /manifest.json                                      what is in the part (see PgManifest)
+//   /dump/<database>.pgdump                             the custom-format dump
+//   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container
+
+import type { Readable } from 'node:stream';
+import type pg from 'pg';
+import { openFile, type Repository, type SnapshotInfo } from '../engine/index.js';
+import type { DirectoryEntity, EntityContainer } from '../host/port.js';
+import { quoteIdent } from '../pg/ident.js';
+
+export const PG_MANIFEST_PATH = '/manifest.json';
+export const PG_MANIFEST_FORMAT = 1;
+
+export interface TableFingerprint {
+  rows: number;
+  /** Order-independent sum of the rows' hashes (decimal text): equal tables give equal sums. */
+  hash: string;
+}
+
+export interface ExportedContainer {
+  uid: string;
+  type: EntityContainer['type'];
+  name: string;
+  items: number;
+  path: string;
+}
+
+export interface ExportedEntity extends DirectoryEntity {
+  containers: ExportedContainer[];
+}
+
+export interface PgManifest {
+  format: number;
+  kind: 'pgsql';
+  database: string;
+  serverVersion: string;
+  /** The exported snapshot both the dump and the exports were read in. */
+  snapshot: string;
+  /** `rowOrder`: tables whose rows were put in key order; `passthrough` says why the rest was left as dumped. */
+  dump: { path: string; bytes: number; tool: string; rowOrder: { tables: number; rows: number; passthrough?: string } };
+  tables: Record<string, TableFingerprint>;
+  entities: ExportedEntity[];
+}
+
+/** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
+function pathSegment(s: string): string {
+  return s.replace(/[%/\\\x00-\x1f]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase());
+}
+
+export function entityExportPath(domainUid: string, entityUid: string, containerUid: string): string {
+  return `/entities/${pathSegment(domainUid)}/${pathSegment(entityUid)}/${pathSegment(containerUid)}.jsonl`;
+}
+
+export function dumpPath(database: string): string {
+  return `/dump/${pathSegment(database)}.pgdump`;
+}
+
+/** Per-table row count and order-independent hash, read through `q` (inside a snapshot, or on a restored copy). */
+export async function tableFingerprints(c: pg.ClientBase): Promise<Record<string, TableFingerprint>> {
+  // Rows are hashed as text: pin every setting that changes how a value prints, so that the backup and a restore
+  // made from another session (another time zone, date style…) agree.
+  await c.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';
+                 SET extra_float_digits = 3; SET bytea_output = 'hex'`);
+  const tables = await c.query<{ schemaname: string; tablename: string }>(
+    `SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`,
+  );
+  const out: Record<string, TableFingerprint> = {};
+  for (const t of tables.rows) {
+    const name = `${quoteIdent(t.schemaname)}.${quoteIdent(t.tablename)}`;
+    const r = await c.query<{ rows: string; hash: string | null }>(
+      `SELECT count(*) AS rows, sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint::numeric)::text AS hash FROM ${name} t`,
+    );
+    out[`${t.schemaname}.${t.tablename}`] = { rows: Number(r.rows[0].rows), hash: r.rows[0].hash ?? '0' };
+  }
+  return out;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of stream) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}
+
+/**
+ * The entities of a generation as the restore browser lists them: every entity of the part's manifest, flagged
+ * `deleted` when the live directory no longer has it.
+ */
+export function generationEntities(manifest: PgManifest, live: Pick<DirectoryEntity, 'uid' | 'domainUid'>[]): ExportedEntity[] {
+  const alive = new Set(live.map((e) => `${e.domainUid}\0${e.uid}`));
+  return manifest.entities.map((e) => ({ ...e, deleted: !alive.has(`${e.domainUid}\0${e.uid}`) }));
+}
+
+export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Promise<PgManifest> {
+  const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
+  const m = JSON.parse(raw.toString('utf8')) as PgManifest;
+  if (m.kind !== 'pgsql' || typeof m.format !== 'number') throw new Error(`snapshot ${snapshot.id.slice(0, 8)} is not a database part`);
+  if (m.format > PG_MANIFEST_FORMAT) throw new Error(`database part format ${m.format} is newer than this program reads (${PG_MANIFEST_FORMAT})`);
+  return m;
+}
+
+/** The lines of one container export of a generation (reads only that stream). */
+export async function* readEntityExport(repo: Repository, snapshot: SnapshotInfo, path: string): AsyncGenerator<string> {
+  let buf = '';
+  for await (const chunk of openFile(repo, snapshot, path)) {
+    buf += (chunk as Buffer).toString('utf8');
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      yield buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+    }
+  }
+  if (buf) yield buf;
+}
+
