@@ -116,6 +116,7 @@ describe('theming in Chromium', () => {
   let work: string;
   let browser: Browser;
   let page: Page;
+  const requestsWritten: string[] = [];
 
   // The plugin's UI entry, freshly built, loaded by a bare host page that provides no API (every call fails).
   beforeAll(async () => {
@@ -140,6 +141,14 @@ describe('theming in Chromium', () => {
             </script></body></html>`,
         });
       }
+      if (url.pathname === '/api/dataprotect/generations/g1/entities/u1/mail/folders') {
+        return route.fulfill({ contentType: 'application/json', body: JSON.stringify([{ path: 'INBOX', messages: 2, size: 2048 }]) });
+      }
+      if (url.pathname === '/api/dataprotect/generations/g1/entities/u1/mail/messages') {
+        const items = ['m1', 'm2'].map((id) => ({ id, subject: `Subject ${id}`, from: 'a@example.test', date: '2026-01-10T01:00:00Z', size: 1024, flags: [] }));
+        return route.fulfill({ contentType: 'application/json', body: JSON.stringify({ total: 2, offset: 0, items }) });
+      }
+      if (route.request().method() !== 'GET') requestsWritten.push(url.pathname);
       return route.fulfill({ status: 404, contentType: 'application/problem+json', body: JSON.stringify({ status: 404, title: 'Not Found' }) });
     });
     await page.goto('http://host.test/');
@@ -175,5 +184,29 @@ describe('theming in Chromium', () => {
     // Without an API the generations cannot load: the failure is shown in the alert part.
     await page.locator('dp-generations [role="alert"]').waitFor();
     expect(await backgroundOf('dp-generations [role="alert"]')).toBe('rgb(1, 2, 3)');
+  });
+
+  it('dp-mailbox-browser asks for a restore with a typed detail, starts none, and gives the focus back', async () => {
+    await page.evaluate(() => {
+      const root = (globalThis as unknown as { document: { getElementById(id: string): { innerHTML: string } } }).document.getElementById('root');
+      root.innerHTML = '<dp-mailbox-browser generation-id="g1" mailbox-uid="u1"></dp-mailbox-browser>';
+      const el = (globalThis as unknown as { document: { querySelector(s: string): { addEventListener(t: string, f: (e: { detail: unknown }) => void): void } } }).document.querySelector('dp-mailbox-browser');
+      el.addEventListener('dp-mail-restore-request', (e) => ((window as unknown as { requests: unknown[] }).requests ??= []).push(e.detail));
+    });
+    const mailbox = page.locator('dp-mailbox-browser');
+    await mailbox.locator('button[data-folder="INBOX"]').click();
+    await mailbox.locator('tr[data-message="m2"] input[type="checkbox"]').check();
+    await mailbox.getByRole('button', { name: 'Restore the 1 selected messages' }).click();
+    await mailbox.getByRole('button', { name: 'Restore the folder INBOX' }).click();
+    const requests = await page.evaluate(() => (window as unknown as { requests: unknown[] }).requests);
+    expect(requests).toEqual([
+      { operation: 'restore.mail.messages', folder: 'INBOX', messageIds: ['m2'] },
+      { operation: 'restore.mail.folder', folder: 'INBOX' },
+    ]);
+    expect(requestsWritten).toEqual([]);
+    await mailbox.locator('tr[data-message="m1"] input[type="checkbox"]').focus();
+    expect(await mailbox.locator('#restore-folder').evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(false);
+    await mailbox.evaluate((el) => (el as unknown as { focus(): void }).focus());
+    expect(await mailbox.locator('#restore-folder').evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(true);
   });
 });
