@@ -1,5 +1,5 @@
 // What the UI entry registers into a host console, as data (no DOM here, so a Node test can compare it with the
-// manifest). Issue 6 adds the restore browser page.
+// manifest).
 
 export type Localised = { en: string; fr: string };
 
@@ -53,6 +53,6 @@ export const WIZARD_STEPS: readonly WizardStepRegistration[] = [
   { slot: 'setup-wizard/global-restore', tag: 'dp-global-restore', label: { en: 'Global restore', fr: 'Restauration globale' } },
 ];
 
-export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser'] as const;
+export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser'] as const;
 
 export const CONTEXT_KEYS = ['bm-dataprotect.client', 'bm-dataprotect.locale', 'bm-dataprotect.session'] as const;

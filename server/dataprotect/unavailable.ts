@@ -4,12 +4,11 @@ import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreServ
 // Bound by the composition roots while a capability does not exist in this build. Each answer says what is
 // missing in words an administrator understands; the HTTP layer turns it into a 501 problem document.
 
-const NO_RUNNER =
-  'Backups cannot run yet: this build has no backup runner (the nightly backup, issue 5). Nothing was started.';
+const NO_RUNNER = 'Backups cannot run: this build has no backup runner. Nothing was started.';
 const NO_GENERATIONS =
-  'Generations cannot be listed yet: this build has no backup runner, so no generation exists and none can be read from the repository (issue 5).';
-const NO_RESTORE = 'Restores are not available yet in this build (single-entity restore, issue 6).';
-const NO_GLOBAL_RESTORE = 'Global restore is not available yet in this build.';
+  'Generations cannot be listed: this build has no backup runner, so no generation exists and none can be read from the repository.';
+const NO_RESTORE = 'Restores are not available in this build.';
+const NO_GLOBAL_RESTORE = 'Global restore is not available in this build.';
 
 /** The explanations per capability (the console shows its own translation of each: keep them in step). */
 export const UNAVAILABLE_MESSAGES = {

@@ -77,7 +77,8 @@ describe('plugin manifest', () => {
   });
 
   it('the UI entry defines exactly the manifest components and uses the manifest context keys (source check)', () => {
-    const define = readFileSync('ui-components/src/define.ts', 'utf8');
+    const source = readFileSync('ui-components/src/define.ts', 'utf8');
+    const define = source.slice(source.indexOf('export const COMPONENTS'), source.indexOf('} as const'));
     const tags = [...define.matchAll(/'(dp-[a-z-]+)':/g)].map((m) => m[1]);
     expect(tags).toEqual(manifest.ui.components);
     const context = readFileSync('ui-components/src/context.ts', 'utf8');

@@ -8,8 +8,8 @@ import type { GenerationService } from '../../server/dataprotect/services.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
 
-// dp-generations rendering and the delete flow, on a fixture list of generations (a component test: the real
-// list comes from issue 5's runner; the console under `npm start` answers 501 until then).
+// dp-generations rendering and the delete flow, on a fixture list of generations (a component test: the list
+// comes from a fixture GenerationService, not from backups).
 
 const day = (d: number, h = 1) => new Date(Date.UTC(2026, 10, d, h, 0, 0)).toISOString();
 const part = (id: string, tag: string, status: Generation['status'], d: number, seconds: number, size: number, messages: string[] = []) => ({

@@ -1,8 +1,9 @@
 import { ContextConsumer } from '@lit/context';
-import { css, LitElement } from 'lit';
+import { css, html, LitElement, type TemplateResult } from 'lit';
 import type { DataProtectClient, Session } from '../../openapi/client.js';
 import { clientContext, localeContext, sessionContext } from './context.js';
 import { MESSAGES, translate, type Locale, type MessageKey } from './i18n.js';
+import { themeStyles } from './theme.js';
 
 /** Problem documents arrive as DataProtectApiError; components only need their shape. */
 export interface ProblemLike {
@@ -19,8 +20,14 @@ export function problemOf(err: unknown): ProblemLike | null {
   return p && typeof p.status === 'number' ? p : null;
 }
 
-/** The client and the language from the host's context, and the translation helper. */
-export class DpElement extends LitElement {
+/** The detail type of each event of an event map (`{ 'dp-x': CustomEvent<D> }` → D). */
+export type EventDetail<Events, K extends keyof Events> = Events[K] extends CustomEvent<infer D> ? D : never;
+
+/**
+ * The client and the language from the host's context, and the translation helper. `Events` is the component's
+ * event map: `emit` only dispatches the events it names, with their detail type.
+ */
+export class DpElement<Events extends object = object> extends LitElement {
   private readonly clientConsumer = new ContextConsumer(this, { context: clientContext, subscribe: true });
   private readonly localeConsumer = new ContextConsumer(this, { context: localeContext, subscribe: true });
   private readonly sessionConsumer = new ContextConsumer(this, { context: sessionContext, subscribe: true });
@@ -74,73 +81,139 @@ export class DpElement extends LitElement {
     this.dialogReturnFocus?.focus();
   }
 
+  /** Dispatches one of the component's documented events; it bubbles and crosses shadow roots. */
+  protected emit<K extends keyof Events & string>(type: K, detail: EventDetail<Events, K>): void {
+    this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+  }
+
+  /** A problem document as an alert; a 501 says what this build lacks. */
+  protected problemBox(p: ProblemLike): TemplateResult {
+    const unavailable = p.status === 501;
+    return html`<div part="alert" class="alert ${unavailable ? 'unavailable' : ''}" role="alert" data-problem-status=${p.status}>
+      <strong>${unavailable ? this.t('common.unavailable') : p.title}</strong>${this.problemText(p)}
+    </div>`;
+  }
+
+  /** A failed request as an alert: the problem document when there is one, else the error's message. */
+  protected errorBox(err: unknown): TemplateResult {
+    const p = problemOf(err);
+    return p ? this.problemBox(p) : html`<div part="alert" class="alert" role="alert"><strong>${this.t('common.error')}</strong>${(err as Error).message}</div>`;
+  }
+
   protected t(key: MessageKey, params?: Record<string, string | number>): string {
     return translate(this.locale, key, params);
   }
 
-  static readonly baseStyles = css`
-    :host {
-      display: block;
-      font: 14px/1.45 system-ui, sans-serif;
-      color: #1f2933;
-      box-sizing: border-box;
-      max-width: 100%;
+  static readonly baseStyles = [
+    themeStyles,
+    css`
+      :host {
+        display: block;
+        font: var(--_dp-font);
+        color: var(--_dp-color-text);
+        box-sizing: border-box;
+        max-width: 100%;
+      }
+      *,
+      *::before,
+      *::after {
+        box-sizing: inherit;
+      }
+      h2 {
+        font-size: 18px;
+        margin: 0 0 var(--_dp-space-3);
+      }
+      button {
+        font: inherit;
+        padding: 6px 14px;
+        border-radius: var(--_dp-radius);
+        border: 1px solid var(--_dp-color-primary);
+        background: var(--_dp-color-primary);
+        color: var(--_dp-color-on-primary);
+        cursor: pointer;
+      }
+      button.secondary {
+        background: var(--_dp-color-surface);
+        color: var(--_dp-color-primary);
+      }
+      button.danger {
+        background: var(--_dp-color-danger);
+        border-color: var(--_dp-color-danger);
+      }
+      button:disabled {
+        opacity: 0.55;
+        cursor: not-allowed;
+      }
+      button:focus-visible,
+      input:focus-visible,
+      a:focus-visible {
+        outline: 3px solid var(--_dp-color-focus);
+        outline-offset: 2px;
+      }
+      .alert {
+        border: 1px solid var(--_dp-color-alert-border);
+        background: var(--_dp-color-alert-background);
+        color: var(--_dp-color-alert-text);
+        padding: 10px var(--_dp-space-3);
+        border-radius: var(--_dp-radius);
+        margin: var(--_dp-space-2) 0;
+      }
+      .alert.unavailable {
+        border-color: var(--_dp-color-notice-border);
+        background: var(--_dp-color-notice-background);
+        color: var(--_dp-color-notice-text);
+      }
+      .alert strong {
+        display: block;
+      }
+      .note {
+        color: var(--_dp-color-muted);
+        font-size: 13px;
+      }
+    `,
+  ];
+
+  /** Tables, pagers and badges of the browsing components (restore browser, mailbox browser). */
+  static readonly listStyles = css`
+    table {
+      border-collapse: collapse;
+      width: 100%;
     }
-    *,
-    *::before,
-    *::after {
-      box-sizing: inherit;
+    th,
+    td {
+      text-align: left;
+      padding: 6px var(--_dp-space-2);
+      border-bottom: 1px solid var(--_dp-color-divider);
+      vertical-align: top;
     }
-    h2 {
-      font-size: 18px;
-      margin: 0 0 12px;
+    th {
+      background: var(--_dp-color-surface-muted);
     }
-    button {
+    .pager {
+      display: flex;
+      gap: var(--_dp-space-2);
+      align-items: center;
+      margin: var(--_dp-space-2) 0;
+    }
+    .actions {
+      display: flex;
+      gap: var(--_dp-space-2);
+      flex-wrap: wrap;
+      margin: var(--_dp-space-2) 0;
+    }
+    label {
+      display: flex;
+      flex-direction: column;
+      gap: var(--_dp-space-1);
+      font-weight: 600;
+    }
+    select,
+    input[type='search'] {
       font: inherit;
-      padding: 6px 14px;
-      border-radius: 4px;
-      border: 1px solid #1d6fa5;
-      background: #1d6fa5;
-      color: #fff;
-      cursor: pointer;
-    }
-    button.secondary {
-      background: #fff;
-      color: #1d6fa5;
-    }
-    button.danger {
-      background: #b42318;
-      border-color: #b42318;
-    }
-    button:disabled {
-      opacity: 0.55;
-      cursor: not-allowed;
-    }
-    button:focus-visible,
-    input:focus-visible,
-    a:focus-visible {
-      outline: 3px solid #f5a623;
-      outline-offset: 2px;
-    }
-    .alert {
-      border: 1px solid #d92d20;
-      background: #fef3f2;
-      color: #7a271a;
-      padding: 10px 12px;
-      border-radius: 4px;
-      margin: 8px 0;
-    }
-    .alert.unavailable {
-      border-color: #b54708;
-      background: #fffaeb;
-      color: #7a2e0e;
-    }
-    .alert strong {
-      display: block;
-    }
-    .note {
-      color: #52606d;
-      font-size: 13px;
+      padding: 5px var(--_dp-space-2);
+      border: 1px solid var(--_dp-color-control-border);
+      border-radius: var(--_dp-radius);
+      min-width: 200px;
     }
   `;
 }

@@ -1,11 +1,13 @@
-import { DpGenerations } from './dp-generations.js';
-import { DpGlobalRestore } from './dp-global-restore.js';
-import { DpRestoreBrowser } from './dp-restore-browser.js';
-import { DpSettings } from './dp-settings.js';
-import { DpTaskProgress } from './dp-task-progress.js';
+import { DpGenerations, type DpGenerationsEventMap } from './dp-generations.js';
+import { DpGlobalRestore, type DpGlobalRestoreEventMap } from './dp-global-restore.js';
+import { DpMailboxBrowser, type DpMailboxBrowserEventMap } from './dp-mailbox-browser.js';
+import { DpRestoreBrowser, type DpRestoreBrowserEventMap } from './dp-restore-browser.js';
+import { DpSettings, type DpSettingsEventMap } from './dp-settings.js';
+import { DpTaskProgress, type DpTaskProgressEventMap } from './dp-task-progress.js';
 
 // Registering tags is apart from the classes, so that a host can choose its own prefix; registering twice is
-// harmless. dp-generations renders <dp-task-progress>, so that tag keeps its name.
+// harmless. dp-generations, dp-restore-browser and dp-global-restore render <dp-task-progress>, and
+// dp-restore-browser renders <dp-mailbox-browser>, so those two tags keep their names.
 
 export const COMPONENTS = {
   'dp-settings': DpSettings,
@@ -13,6 +15,7 @@ export const COMPONENTS = {
   'dp-task-progress': DpTaskProgress,
   'dp-global-restore': DpGlobalRestore,
   'dp-restore-browser': DpRestoreBrowser,
+  'dp-mailbox-browser': DpMailboxBrowser,
 } as const;
 
 export type ComponentTag = keyof typeof COMPONENTS;
@@ -24,4 +27,24 @@ export function defineComponents(registry: CustomElementRegistry = customElement
     defined.push(tag);
   }
   return defined;
+}
+
+// Typed DOM for a host written in TypeScript: querySelector('dp-generations') is a DpGenerations, and
+// addEventListener('dp-backup-started', (e) => e.detail) knows the detail is a Task.
+declare global {
+  interface HTMLElementTagNameMap {
+    'dp-settings': DpSettings;
+    'dp-generations': DpGenerations;
+    'dp-task-progress': DpTaskProgress;
+    'dp-global-restore': DpGlobalRestore;
+    'dp-restore-browser': DpRestoreBrowser;
+    'dp-mailbox-browser': DpMailboxBrowser;
+  }
+  interface HTMLElementEventMap
+    extends DpSettingsEventMap,
+      DpGenerationsEventMap,
+      DpTaskProgressEventMap,
+      DpGlobalRestoreEventMap,
+      DpRestoreBrowserEventMap,
+      DpMailboxBrowserEventMap {}
 }

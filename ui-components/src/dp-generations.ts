@@ -4,12 +4,17 @@ import type { Generation, Task } from '../../openapi/client.js';
 import { DpElement, problemOf, type ProblemLike } from './base.js';
 import { formatBytes, formatDate, formatDuration } from './i18n.js';
 
+export interface DpGenerationsEventMap {
+  /** Backup now started a backup, or found one running (detail: its task). */
+  'dp-backup-started': CustomEvent<Task>;
+}
+
 /**
  * The generations navigator: date, status, size, parts per server and tag (status, duration, size), Backup now,
  * delete with confirmation, live progress of a running backup or deletion (dp-task-progress).
  * Fires `dp-backup-started` (detail: the task).
  */
-export class DpGenerations extends DpElement {
+export class DpGenerations extends DpElement<DpGenerationsEventMap> {
   static override properties = {
     taskId: { state: true },
     actionProblem: { state: true },
@@ -51,9 +56,9 @@ export class DpGenerations extends DpElement {
     css`
       .toolbar {
         display: flex;
-        gap: 12px;
+        gap: var(--_dp-space-3);
         align-items: center;
-        margin-bottom: 12px;
+        margin-bottom: var(--_dp-space-3);
         flex-wrap: wrap;
       }
       table {
@@ -64,12 +69,12 @@ export class DpGenerations extends DpElement {
       th,
       td {
         text-align: left;
-        padding: 8px;
-        border-bottom: 1px solid #e4e7eb;
+        padding: var(--_dp-space-2);
+        border-bottom: 1px solid var(--_dp-color-divider);
         vertical-align: top;
       }
       th {
-        background: #f5f7fa;
+        background: var(--_dp-color-surface-muted);
         font-weight: 600;
       }
       ul {
@@ -79,37 +84,37 @@ export class DpGenerations extends DpElement {
       }
       .badge {
         display: inline-block;
-        padding: 1px 8px;
+        padding: 1px var(--_dp-space-2);
         border-radius: 10px;
         font-size: 12px;
         font-weight: 600;
       }
       .VALID {
-        background: #d1fadf;
-        color: #05603a;
+        background: var(--_dp-color-valid-background);
+        color: var(--_dp-color-valid-text);
       }
       .UNKNOWN {
-        background: #fef0c7;
-        color: #93370d;
+        background: var(--_dp-color-unknown-background);
+        color: var(--_dp-color-warning);
       }
       .INVALID {
-        background: #fee4e2;
-        color: #912018;
+        background: var(--_dp-color-invalid-background);
+        color: var(--_dp-color-invalid-text);
       }
       .task {
-        border: 1px solid #cbd2d9;
-        border-radius: 6px;
-        padding: 12px;
-        margin-bottom: 12px;
+        border: 1px solid var(--_dp-color-border);
+        border-radius: var(--_dp-radius-large);
+        padding: var(--_dp-space-3);
+        margin-bottom: var(--_dp-space-3);
       }
       dialog {
-        border: 1px solid #9aa5b1;
-        border-radius: 6px;
+        border: 1px solid var(--_dp-color-control-border);
+        border-radius: var(--_dp-radius-large);
         max-width: 480px;
       }
       dialog .actions {
         display: flex;
-        gap: 8px;
+        gap: var(--_dp-space-2);
         justify-content: flex-end;
       }
     `,
@@ -124,7 +129,7 @@ export class DpGenerations extends DpElement {
       const started = await this.client.startBackup();
       this.taskId = started.task.id;
       if (started.alreadyRunning) this.notice = this.t('generations.alreadyRunning');
-      this.dispatchEvent(new CustomEvent<Task>('dp-backup-started', { detail: started.task, bubbles: true, composed: true }));
+      this.emit('dp-backup-started', started.task);
     } catch (err) {
       this.actionProblem = problemOf(err) ?? { status: 0, title: this.t('common.error'), detail: (err as Error).message };
     } finally {
@@ -159,19 +164,12 @@ export class DpGenerations extends DpElement {
     void this.load.run();
   }
 
-  private problemBox(p: ProblemLike) {
-    const unavailable = p.status === 501;
-    return html`<div class="alert ${unavailable ? 'unavailable' : ''}" role="alert" data-problem-status=${p.status}>
-      <strong>${unavailable ? this.t('common.unavailable') : p.title}</strong>${this.problemText(p)}
-    </div>`;
-  }
-
   override render() {
     return html`<section aria-labelledby="dp-generations-title">
-      <h2 id="dp-generations-title">${this.t('generations.title')}</h2>
-      <div class="toolbar">
+      <h2 part="title" id="dp-generations-title">${this.t('generations.title')}</h2>
+      <div part="toolbar" class="toolbar">
         ${this.may('manageDataProtect')
-          ? html`<button id="backup-now" @click=${this.backupNow} ?disabled=${this.starting}>
+          ? html`<button part="backup-button" id="backup-now" @click=${this.backupNow} ?disabled=${this.starting}>
               ${this.starting ? this.t('generations.starting') : this.t('generations.backupNow')}
             </button>`
           : nothing}
@@ -179,17 +177,12 @@ export class DpGenerations extends DpElement {
       </div>
       ${this.actionProblem ? this.problemBox(this.actionProblem) : nothing}
       ${this.taskId
-        ? html`<div class="task"><dp-task-progress task-id=${this.taskId} @dp-task-end=${this.taskEnded}></dp-task-progress></div>`
+        ? html`<div part="task" class="task"><dp-task-progress task-id=${this.taskId} @dp-task-end=${this.taskEnded}></dp-task-progress></div>`
         : nothing}
       ${this.load.render({
         pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
         complete: (gens) => this.table(gens),
-        error: (err) => {
-          const p = problemOf(err);
-          return p
-            ? this.problemBox(p)
-            : html`<div class="alert" role="alert"><strong>${this.t('common.error')}</strong>${(err as Error).message}</div>`;
-        },
+        error: (err) => this.errorBox(err),
       })}
       ${this.confirming ? this.dialog(this.confirming) : nothing}
     </section>`;
@@ -197,7 +190,7 @@ export class DpGenerations extends DpElement {
 
   private table(gens: Generation[]) {
     if (gens.length === 0) return html`<p class="note">${this.t('generations.empty')}</p>`;
-    return html`<table>
+    return html`<table part="generations">
       <thead>
         <tr>
           <th scope="col">${this.t('generations.date')}</th>
@@ -211,7 +204,7 @@ export class DpGenerations extends DpElement {
         ${gens.map(
           (g) => html`<tr data-generation=${g.id}>
             <td>${formatDate(this.locale, g.protectionTime)}</td>
-            <td><span class="badge ${g.status}">${this.t(`status.${g.status}`)}</span></td>
+            <td><span part="status" class="badge ${g.status}">${this.t(`status.${g.status}`)}</span></td>
             <td>
               ${formatBytes(this.locale, g.sizeRead)}
               <div class="note">${this.t('generations.added', { size: formatBytes(this.locale, g.sizeAdded) })}</div>
@@ -220,7 +213,7 @@ export class DpGenerations extends DpElement {
               <ul>
                 ${g.parts.map(
                   (p) => html`<li>
-                    <span class="badge ${p.status}">${p.tag}</span>
+                    <span part="part-status" class="badge ${p.status}">${p.tag}</span>
                     ${p.server} · ${this.t(`status.${p.status}`)} · ${formatBytes(this.locale, p.sizeRead)}
                     ${p.end ? html` · ${formatDuration(Date.parse(p.end) - Date.parse(p.begin))}` : nothing}
                     ${p.messages.length ? html`<div class="note">${p.messages.join(' — ')}</div>` : nothing}
@@ -239,6 +232,7 @@ export class DpGenerations extends DpElement {
 
   private deleteButton(g: Generation) {
     return html`<button
+                part="delete-button"
                 class="secondary"
                 aria-label=${this.t('generations.deleteLabel', { date: formatDate(this.locale, g.protectionTime) })}
                 @click=${(e: Event) => this.askDelete(g, e)}
@@ -249,7 +243,7 @@ export class DpGenerations extends DpElement {
 
   private dialog(g: Generation) {
     const date = formatDate(this.locale, g.protectionTime);
-    return html`<dialog aria-labelledby="confirm-title" @cancel=${(e: Event) => (e.preventDefault(), this.closeDialog())}>
+    return html`<dialog part="dialog" aria-labelledby="confirm-title" @cancel=${(e: Event) => (e.preventDefault(), this.closeDialog())}>
       <h2 id="confirm-title">${this.t('generations.confirmTitle')}</h2>
       <p>${this.t('generations.confirmText', { date })}</p>
       <div class="actions">

@@ -1,15 +1,21 @@
 import { css, html, nothing } from 'lit';
-import type { Generation, Schemas } from '../../openapi/client.js';
+import type { Generation, Schemas, Task } from '../../openapi/client.js';
 import { DpElement, problemOf, type ProblemLike } from './base.js';
 import { formatDate } from './i18n.js';
 
 type Report = Schemas['PrerequisiteReport'];
 
+export interface DpGlobalRestoreEventMap {
+  /** The global restore started (detail: its task). */
+  'dp-global-restore-started': CustomEvent<Task>;
+}
+
 /**
  * The setup wizard's global restore step: point at a repository, choose a generation, check the prerequisites
- * (explained one by one, nothing touched), then start and follow the restore. Fires `dp-global-restore-started`.
+ * (explained one by one, nothing touched), then start and follow the restore. Fires `dp-global-restore-started`
+ * (detail: the task).
  */
-export class DpGlobalRestore extends DpElement {
+export class DpGlobalRestore extends DpElement<DpGlobalRestoreEventMap> {
   static override properties = {
     location: { state: true },
     generations: { state: true },
@@ -45,14 +51,14 @@ export class DpGlobalRestore extends DpElement {
       form,
       fieldset {
         display: grid;
-        gap: 8px;
+        gap: var(--_dp-space-2);
         max-width: 640px;
       }
       fieldset {
-        border: 1px solid #cbd2d9;
-        border-radius: 6px;
+        border: 1px solid var(--_dp-color-border);
+        border-radius: var(--_dp-radius-large);
         padding: 10px 14px;
-        margin: 12px 0;
+        margin: var(--_dp-space-3) 0;
       }
       label {
         font-weight: 600;
@@ -62,9 +68,9 @@ export class DpGlobalRestore extends DpElement {
       }
       input[type='text'] {
         font: inherit;
-        padding: 6px 8px;
-        border: 1px solid #9aa5b1;
-        border-radius: 4px;
+        padding: 6px var(--_dp-space-2);
+        border: 1px solid var(--_dp-color-control-border);
+        border-radius: var(--_dp-radius);
         width: 100%;
       }
       ul.checks {
@@ -72,10 +78,10 @@ export class DpGlobalRestore extends DpElement {
         padding: 0;
       }
       .met {
-        color: #027a48;
+        color: var(--_dp-color-success);
       }
       .unmet {
-        color: #b42318;
+        color: var(--_dp-color-danger);
       }
     `,
   ];
@@ -120,18 +126,19 @@ export class DpGlobalRestore extends DpElement {
     const started = await this.run(() => client.startGlobalRestore(this.location.trim(), chosen));
     if (started) {
       this.taskId = started.task.id;
-      this.dispatchEvent(new CustomEvent('dp-global-restore-started', { detail: started.task, bubbles: true, composed: true }));
+      this.emit('dp-global-restore-started', started.task);
     }
   }
 
   override render() {
     const p = this.problem;
     return html`<section aria-labelledby="dp-drp-title">
-      <h2 id="dp-drp-title">${this.t('drp.title')}</h2>
+      <h2 part="title" id="dp-drp-title">${this.t('drp.title')}</h2>
       <p class="note">${this.t('drp.intro')}</p>
-      <form @submit=${this.discover}>
+      <form part="form" @submit=${this.discover}>
         <label for="location">${this.t('drp.location')}</label>
         <input
+          part="input"
           id="location"
           type="text"
           .value=${this.location}
@@ -141,14 +148,10 @@ export class DpGlobalRestore extends DpElement {
         <span class="note" id="location-help">${this.t('drp.location.help')}</span>
         <div><button type="submit" ?disabled=${this.busy || !this.location.trim()}>${this.t('drp.discover')}</button></div>
       </form>
-      ${p
-        ? html`<div class="alert ${p.status === 501 ? 'unavailable' : ''}" role="alert" data-problem-status=${p.status}>
-            <strong>${p.status === 501 ? this.t('common.unavailable') : p.title}</strong>${this.problemText(p)}
-          </div>`
-        : nothing}
+      ${p ? this.problemBox(p) : nothing}
       ${this.generations ? this.choice(this.generations) : nothing}
       ${this.report
-        ? html`<ul class="checks" aria-label=${this.t('drp.check')}>
+        ? html`<ul part="checks" class="checks" aria-label=${this.t('drp.check')}>
             ${this.report.checks.map(
               (c) => html`<li class=${c.ok ? 'met' : 'unmet'}>${c.ok ? this.t('drp.ok') : this.t('drp.notOk')}: ${c.message}</li>`,
             )}
@@ -160,7 +163,7 @@ export class DpGlobalRestore extends DpElement {
 
   private choice(gens: Generation[]) {
     if (gens.length === 0) return html`<p class="note">${this.t('drp.noGenerations')}</p>`;
-    return html`<fieldset>
+    return html`<fieldset part="generations">
         <legend>${this.t('drp.generation')}</legend>
         ${gens.map(
           (g) => html`<label
@@ -174,7 +177,7 @@ export class DpGlobalRestore extends DpElement {
           >`,
         )}
       </fieldset>
-      <div class="actions">
+      <div part="actions" class="actions">
         <button class="secondary" @click=${this.check} ?disabled=${this.busy || !this.chosen}>${this.t('drp.check')}</button>
         <button @click=${this.start} ?disabled=${this.busy || !this.report?.ok}>${this.t('drp.start')}</button>
       </div>`;

@@ -1,23 +1,35 @@
 import { Task as AsyncTask } from '@lit/task';
 import { css, html, nothing } from 'lit';
+import { keyed } from 'lit/directives/keyed.js';
 import type { Generation, Restorable, RestoreOperation, RestoreRequest, Schemas, Task } from '../../openapi/client.js';
 import { DpElement, problemOf, type ProblemLike } from './base.js';
-import { formatBytes, formatDate, MESSAGES, type MessageKey } from './i18n.js';
+import type { DpMailboxBrowserEventMap } from './dp-mailbox-browser.js';
+import { formatDate, MESSAGES, type MessageKey } from './i18n.js';
 
 type Kind = Restorable['kind'];
 type OperationId = RestoreOperation['identifier'];
 
 const KINDS: Kind[] = ['USER', 'MAILSHARE', 'CALENDAR', 'ADDRESSBOOK', 'RESOURCE', 'OU', 'DOMAIN'];
 const PAGE = 25;
-const MESSAGE_PAGE = 50;
+
+/** A live user's or mailshare's saved mailbox can be browsed; a deleted user comes back whole. */
+function hasMailbox(e: Restorable): boolean {
+  return (e.kind === 'USER' || e.kind === 'MAILSHARE') && !e.deleted;
+}
+
+export interface DpRestoreBrowserEventMap {
+  /** A restore was confirmed and started (detail: its task). */
+  'dp-restore-started': CustomEvent<Task>;
+}
 
 /**
  * The restore browser: choose a generation (date and status), filter by kind, search entities by name or email
  * (paged on the server; deleted ones flagged), pick one, see the operations that apply with a sentence each,
- * confirm, follow the task (dp-task-progress). For a mailbox: browse its saved folders and messages and restore a
- * folder or chosen messages. Fires `dp-restore-started` (detail: the task).
+ * confirm, follow the task (dp-task-progress). For a mailbox, <dp-mailbox-browser> shows its saved folders and
+ * messages; a folder or chosen messages it asks for are confirmed and restored here.
+ * Fires `dp-restore-started` (detail: the task).
  */
-export class DpRestoreBrowser extends DpElement {
+export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
   static override properties = {
     generationId: { state: true },
     kind: { state: true },
@@ -25,10 +37,6 @@ export class DpRestoreBrowser extends DpElement {
     offset: { state: true },
     selected: { state: true },
     operation: { state: true },
-    folder: { state: true },
-    messageSearch: { state: true },
-    messageOffset: { state: true },
-    chosen: { state: true },
     confirming: { state: true },
     taskId: { state: true },
     problem: { state: true },
@@ -40,14 +48,12 @@ export class DpRestoreBrowser extends DpElement {
   declare offset: number;
   declare selected: Restorable | null;
   declare operation: OperationId | null;
-  declare folder: string | null;
-  declare messageSearch: string;
-  declare messageOffset: number;
-  declare chosen: Set<string>;
   declare confirming: RestoreRequest | null;
   declare taskId: string | null;
   declare problem: ProblemLike | null;
   private searchTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Counts the picks, so that choosing an entity (even the same one again) opens a fresh mailbox browser. */
+  private picks = 0;
 
   constructor() {
     super();
@@ -57,10 +63,6 @@ export class DpRestoreBrowser extends DpElement {
     this.offset = 0;
     this.selected = null;
     this.operation = null;
-    this.folder = null;
-    this.messageSearch = '';
-    this.messageOffset = 0;
-    this.chosen = new Set();
     this.confirming = null;
     this.taskId = null;
     this.problem = null;
@@ -89,95 +91,46 @@ export class DpRestoreBrowser extends DpElement {
     args: () => [this.client, this.generationId] as const,
   });
 
-  private readonly folders = new AsyncTask(this, {
-    task: async ([client, generationId, entity], { signal }) => {
-      if (!client || !generationId || !entity || (entity.kind !== 'USER' && entity.kind !== 'MAILSHARE') || entity.deleted) return null;
-      return client.listMailFolders(generationId, entity.uid, signal);
-    },
-    args: () => [this.client, this.generationId, this.selected] as const,
-  });
-
-  private readonly messages = new AsyncTask(this, {
-    task: async ([client, generationId, entity, folder, search, offset], { signal }) => {
-      if (!client || !generationId || !entity || !folder) return null;
-      return client.listMailMessages(generationId, entity.uid, { folder, search: search || undefined, offset, limit: MESSAGE_PAGE }, signal);
-    },
-    args: () => [this.client, this.generationId, this.selected, this.folder, this.messageSearch, this.messageOffset] as const,
-  });
-
   static override styles = [
     DpElement.baseStyles,
+    DpElement.listStyles,
     css`
       .filters {
         display: flex;
         flex-wrap: wrap;
-        gap: 12px;
+        gap: var(--_dp-space-3);
         align-items: flex-end;
-        margin-bottom: 12px;
-      }
-      label {
-        display: flex;
-        flex-direction: column;
-        gap: 4px;
-        font-weight: 600;
-      }
-      select,
-      input[type='search'] {
-        font: inherit;
-        padding: 5px 8px;
-        border: 1px solid #9aa5b1;
-        border-radius: 4px;
-        min-width: 200px;
-      }
-      table {
-        border-collapse: collapse;
-        width: 100%;
-      }
-      th,
-      td {
-        text-align: left;
-        padding: 6px 8px;
-        border-bottom: 1px solid #e4e7eb;
-        vertical-align: top;
-      }
-      th {
-        background: #f5f7fa;
+        margin-bottom: var(--_dp-space-3);
       }
       tr.selected {
-        background: #e6f0f8;
+        background: var(--_dp-color-selected);
       }
       .badge {
         display: inline-block;
-        padding: 1px 8px;
+        padding: 1px var(--_dp-space-2);
         border-radius: 10px;
         font-size: 12px;
         font-weight: 600;
-        background: #e4e7eb;
+        background: var(--_dp-color-divider);
       }
       .badge.deleted {
-        background: #fee4e2;
-        color: #912018;
-      }
-      .pager {
-        display: flex;
-        gap: 8px;
-        align-items: center;
-        margin: 8px 0;
+        background: var(--_dp-color-invalid-background);
+        color: var(--_dp-color-invalid-text);
       }
       .panel {
-        border: 1px solid #cbd2d9;
-        border-radius: 6px;
-        padding: 12px;
-        margin: 12px 0;
+        border: 1px solid var(--_dp-color-border);
+        border-radius: var(--_dp-radius-large);
+        padding: var(--_dp-space-3);
+        margin: var(--_dp-space-3) 0;
       }
       fieldset {
         border: none;
         padding: 0;
-        margin: 0 0 12px;
+        margin: 0 0 var(--_dp-space-3);
       }
       .op {
         display: flex;
-        gap: 8px;
+        gap: var(--_dp-space-2);
         align-items: flex-start;
         margin: 6px 0;
         font-weight: normal;
@@ -185,31 +138,11 @@ export class DpRestoreBrowser extends DpElement {
       }
       .op small {
         display: block;
-        color: #52606d;
-      }
-      .mail {
-        display: grid;
-        grid-template-columns: minmax(160px, 1fr) 3fr;
-        gap: 12px;
-      }
-      .folders button:not(.secondary) .note {
-        color: #fff;
-      }
-      .folders button {
-        display: block;
-        width: 100%;
-        text-align: left;
-        margin: 2px 0;
-      }
-      .actions {
-        display: flex;
-        gap: 8px;
-        flex-wrap: wrap;
-        margin: 8px 0;
+        color: var(--_dp-color-muted);
       }
       dialog {
-        border: 1px solid #9aa5b1;
-        border-radius: 6px;
+        border: 1px solid var(--_dp-color-control-border);
+        border-radius: var(--_dp-radius-large);
         max-width: 520px;
       }
     `,
@@ -230,11 +163,8 @@ export class DpRestoreBrowser extends DpElement {
 
   private pick(entity: Restorable): void {
     this.selected = entity;
+    this.picks++;
     this.operation = null;
-    this.folder = null;
-    this.chosen = new Set();
-    this.messageOffset = 0;
-    this.messageSearch = '';
     this.problem = null;
   }
 
@@ -255,6 +185,15 @@ export class DpRestoreBrowser extends DpElement {
   private opSentence(id: string): string {
     const key = `op.${id}.help` as MessageKey;
     return key in MESSAGES.en ? this.t(key) : '';
+  }
+
+  /** The mailbox browser asks for a folder or messages: confirmed here like any other restore. */
+  private onMailRestoreRequest(e: DpMailboxBrowserEventMap['dp-mail-restore-request']): void {
+    e.stopPropagation();
+    const { operation, folder } = e.detail;
+    const messageIds = e.detail.operation === 'restore.mail.messages' ? { messageIds: e.detail.messageIds } : {};
+    const r = this.request(operation, { folder, ...messageIds });
+    if (r) this.ask(r, e);
   }
 
   private ask(request: RestoreRequest, e: Event): void {
@@ -281,30 +220,18 @@ export class DpRestoreBrowser extends DpElement {
     try {
       const started = await this.client.startRestore(req);
       this.taskId = started.task.id;
-      this.dispatchEvent(new CustomEvent<Task>('dp-restore-started', { detail: started.task, bubbles: true, composed: true }));
+      this.emit('dp-restore-started', started.task);
     } catch (err) {
       this.fail(err);
     }
   }
 
-  private problemBox(p: ProblemLike) {
-    const unavailable = p.status === 501;
-    return html`<div class="alert ${unavailable ? 'unavailable' : ''}" role="alert" data-problem-status=${p.status}>
-      <strong>${unavailable ? this.t('common.unavailable') : p.title}</strong>${this.problemText(p)}
-    </div>`;
-  }
-
-  private errorOf(err: unknown) {
-    const p = problemOf(err);
-    return p ? this.problemBox(p) : html`<div class="alert" role="alert"><strong>${this.t('common.error')}</strong>${(err as Error).message}</div>`;
-  }
-
   override render() {
     return html`<section aria-labelledby="dp-restore-title">
-      <h2 id="dp-restore-title">${this.t('restore.title')}</h2>
+      <h2 part="title" id="dp-restore-title">${this.t('restore.title')}</h2>
       ${this.generations.render({
         pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
-        error: (err) => this.errorOf(err),
+        error: (err) => this.errorBox(err),
         complete: (gens) => (gens.length ? this.browser(gens) : html`<p class="note">${this.t('restore.noGeneration')}</p>`),
       })}
     </section>`;
@@ -312,7 +239,7 @@ export class DpRestoreBrowser extends DpElement {
 
   private browser(gens: Generation[]) {
     return html`
-      <div class="filters">
+      <div part="filters" class="filters">
         <label
           >${this.t('restore.generation')}
           <select
@@ -349,10 +276,10 @@ export class DpRestoreBrowser extends DpElement {
         </label>
       </div>
       ${this.problem ? this.problemBox(this.problem) : nothing}
-      ${this.taskId ? html`<div class="panel"><dp-task-progress task-id=${this.taskId}></dp-task-progress></div>` : nothing}
+      ${this.taskId ? html`<div part="task" class="panel"><dp-task-progress task-id=${this.taskId}></dp-task-progress></div>` : nothing}
       ${this.entities.render({
         pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
-        error: (err) => this.errorOf(err),
+        error: (err) => this.errorBox(err),
         complete: (page) => (page ? this.table(page) : nothing),
       })}
       ${this.selected ? this.entityPanel(this.selected) : nothing} ${this.confirming ? this.dialog(this.confirming) : nothing}
@@ -362,7 +289,7 @@ export class DpRestoreBrowser extends DpElement {
   private table(page: Schemas['RestorablePage']) {
     if (page.total === 0) return html`<p class="note">${this.t('restore.noEntity')}</p>`;
     const last = Math.min(page.offset + page.items.length, page.total);
-    return html`<table aria-describedby="dp-restore-title">
+    return html`<table part="entities" aria-describedby="dp-restore-title">
         <thead>
           <tr>
             <th scope="col">${this.t('restore.col.kind')}</th>
@@ -389,7 +316,7 @@ export class DpRestoreBrowser extends DpElement {
           )}
         </tbody>
       </table>
-      <div class="pager">
+      <div part="pager" class="pager">
         <button class="secondary" ?disabled=${page.offset === 0} @click=${() => (this.offset = Math.max(0, this.offset - PAGE))}>
           ${this.t('restore.previous')}
         </button>
@@ -399,25 +326,32 @@ export class DpRestoreBrowser extends DpElement {
   }
 
   private entityPanel(e: Restorable) {
-    return html`<div class="panel" id="entity-panel">
+    return html`<div part="entity-panel" class="panel" id="entity-panel">
       <h3>${e.displayName} ${e.deleted ? html`<span class="badge deleted">${this.t('restore.deleted')}</span>` : nothing}</h3>
       ${this.capabilities.render({
         pending: () => html`<p class="note">${this.t('common.loading')}</p>`,
-        error: (err) => this.errorOf(err),
+        error: (err) => this.errorBox(err),
         complete: (ops) => this.operations(e, ops),
       })}
-      ${this.folders.render({
-        pending: () => nothing,
-        error: (err) => this.errorOf(err),
-        complete: (folders) => (folders ? this.mailbox(folders) : nothing),
-      })}
+      ${hasMailbox(e)
+        ? keyed(
+            this.picks,
+            html`<dp-mailbox-browser
+              part="mailbox"
+              exportparts="title: mailbox-title, folders: mailbox-folders, folder: mailbox-folder, actions: mailbox-actions, messages: mailbox-messages, pager: mailbox-pager, alert: mailbox-alert"
+              .generationId=${this.generationId}
+              .mailboxUid=${e.uid}
+              @dp-mail-restore-request=${this.onMailRestoreRequest}
+            ></dp-mailbox-browser>`,
+          )
+        : nothing}
     </div>`;
   }
 
   private operations(e: Restorable, ops: RestoreOperation[]) {
     const list = this.operationsFor(e, ops);
     if (list.length === 0) return html`<p class="note">${this.t('restore.noOperation')}</p>`;
-    return html`<fieldset>
+    return html`<fieldset part="operations">
         <legend>${this.t('restore.operations')}</legend>
         ${list.map(
           (o) => html`<label class="op">
@@ -427,101 +361,15 @@ export class DpRestoreBrowser extends DpElement {
           </label>`,
         )}
       </fieldset>
-      <button id="restore" ?disabled=${!this.operation} @click=${(ev: Event) => {
+      <button part="restore-button" id="restore" ?disabled=${!this.operation} @click=${(ev: Event) => {
         const r = this.operation ? this.request(this.operation) : null;
         if (r) this.ask(r, ev);
       }}>${this.t('restore.restore')}</button>`;
   }
 
-  private mailbox(folders: Schemas['MailFolder'][]) {
-    return html`<h4>${this.t('restore.mail.title')}</h4>
-      <div class="mail">
-        <nav class="folders" aria-label=${this.t('restore.mail.folders')}>
-          ${folders.map(
-            (f) => html`<button class=${this.folder === f.path ? '' : 'secondary'} data-folder=${f.path}
-              aria-pressed=${this.folder === f.path ? 'true' : 'false'}
-              @click=${() => {
-                this.folder = f.path;
-                this.messageOffset = 0;
-                this.chosen = new Set();
-              }}>
-              ${f.path} <span class="note">(${f.messages}, ${formatBytes(this.locale, f.size)})</span>
-            </button>`,
-          )}
-        </nav>
-        <div>${this.folder ? this.messageList(this.folder) : html`<p class="note">${this.t('restore.mail.pickFolder')}</p>`}</div>
-      </div>`;
-  }
-
-  private messageList(folder: string) {
-    return html`<div class="actions">
-        <button id="restore-folder" @click=${(ev: Event) => {
-          const r = this.request('restore.mail.folder', { folder });
-          if (r) this.ask(r, ev);
-        }}>${this.t('restore.mail.restoreFolder', { folder })}</button>
-        <button id="restore-messages" ?disabled=${this.chosen.size === 0} @click=${(ev: Event) => {
-          const r = this.request('restore.mail.messages', { folder, messageIds: [...this.chosen] });
-          if (r) this.ask(r, ev);
-        }}>${this.t('restore.mail.restoreMessages', { count: this.chosen.size })}</button>
-        <label>
-          <span class="note">${this.t('restore.mail.search')}</span>
-          <input type="search" @change=${(e: Event) => {
-            this.messageSearch = (e.target as HTMLInputElement).value.trim();
-            this.messageOffset = 0;
-          }} />
-        </label>
-      </div>
-      ${this.messages.render({
-        pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
-        error: (err) => this.errorOf(err),
-        complete: (page) =>
-          page
-            ? html`<table>
-                  <thead>
-                    <tr>
-                      <th scope="col"><span class="note">✓</span></th>
-                      <th scope="col">${this.t('restore.mail.subject')}</th>
-                      <th scope="col">${this.t('restore.mail.from')}</th>
-                      <th scope="col">${this.t('restore.mail.date')}</th>
-                      <th scope="col">${this.t('restore.mail.size')}</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    ${page.items.map(
-                      (m) => html`<tr data-message=${m.id}>
-                        <td>
-                          <input type="checkbox" aria-label=${this.t('restore.mail.pick', { subject: m.subject })} .checked=${this.chosen.has(m.id)}
-                            @change=${(e: Event) => {
-                              const next = new Set(this.chosen);
-                              if ((e.target as HTMLInputElement).checked) next.add(m.id);
-                              else next.delete(m.id);
-                              this.chosen = next;
-                            }} />
-                        </td>
-                        <td>${m.subject}</td>
-                        <td>${m.from}</td>
-                        <td>${formatDate(this.locale, m.date)}</td>
-                        <td>${formatBytes(this.locale, m.size)}</td>
-                      </tr>`,
-                    )}
-                  </tbody>
-                </table>
-                <div class="pager">
-                  <button class="secondary" ?disabled=${page.offset === 0} @click=${() => (this.messageOffset = Math.max(0, this.messageOffset - MESSAGE_PAGE))}>
-                    ${this.t('restore.previous')}
-                  </button>
-                  <span class="note">${this.t('restore.range', { first: page.total ? page.offset + 1 : 0, last: Math.min(page.offset + page.items.length, page.total), total: page.total })}</span>
-                  <button class="secondary" ?disabled=${page.offset + page.items.length >= page.total} @click=${() => (this.messageOffset += MESSAGE_PAGE)}>
-                    ${this.t('restore.next')}
-                  </button>
-                </div>`
-            : nothing,
-      })}`;
-  }
-
   private dialog(r: RestoreRequest) {
     const what = r.folder ? `${this.opLabel(r.operation)} — ${r.folder}` : this.opLabel(r.operation);
-    return html`<dialog aria-labelledby="restore-confirm-title" @cancel=${(e: Event) => (e.preventDefault(), this.closeDialog())}>
+    return html`<dialog part="dialog" aria-labelledby="restore-confirm-title" @cancel=${(e: Event) => (e.preventDefault(), this.closeDialog())}>
       <h2 id="restore-confirm-title">${this.t('restore.confirmTitle')}</h2>
       <p>${this.t('restore.confirmText', { operation: what, name: this.selected?.displayName ?? r.entity.uid })}</p>
       <div class="actions">

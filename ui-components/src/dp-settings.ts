@@ -49,11 +49,16 @@ function validate(d: Draft): Partial<Record<Field, MessageKey>> {
   return errors;
 }
 
+export interface DpSettingsEventMap {
+  /** The settings were saved (detail: the settings as the server stored them). */
+  'dp-settings-saved': CustomEvent<Settings>;
+}
+
 /**
  * Backup and Restore > Settings > Configuration: retention, Backup emails, Backup archived emails, backup time,
  * repository location, skipped tags. Fires `dp-settings-saved` (detail: the saved settings).
  */
-export class DpSettings extends DpElement {
+export class DpSettings extends DpElement<DpSettingsEventMap> {
   static override properties = {
     draft: { state: true },
     saved: { state: true },
@@ -105,7 +110,7 @@ export class DpSettings extends DpElement {
       }
       .field {
         display: grid;
-        gap: 4px;
+        gap: var(--_dp-space-1);
       }
       label {
         font-weight: 600;
@@ -113,16 +118,16 @@ export class DpSettings extends DpElement {
       .check label {
         font-weight: normal;
         display: flex;
-        gap: 8px;
+        gap: var(--_dp-space-2);
         align-items: center;
       }
       input[type='text'],
       input[type='number'],
       input[type='time'] {
         font: inherit;
-        padding: 6px 8px;
-        border: 1px solid #9aa5b1;
-        border-radius: 4px;
+        padding: 6px var(--_dp-space-2);
+        border: 1px solid var(--_dp-color-control-border);
+        border-radius: var(--_dp-radius);
         width: 100%;
         max-width: 100%;
       }
@@ -131,21 +136,21 @@ export class DpSettings extends DpElement {
         max-width: 160px;
       }
       input[aria-invalid='true'] {
-        border-color: #d92d20;
-        background: #fef3f2;
+        border-color: var(--_dp-color-alert-border);
+        background: var(--_dp-color-alert-background);
       }
       .error {
-        color: #b42318;
+        color: var(--_dp-color-danger);
         font-size: 13px;
       }
       .actions {
         display: flex;
-        gap: 12px;
+        gap: var(--_dp-space-3);
         align-items: center;
         flex-wrap: wrap;
       }
       .saved {
-        color: #027a48;
+        color: var(--_dp-color-success);
       }
     `,
   ];
@@ -189,7 +194,7 @@ export class DpSettings extends DpElement {
       this.saved = s;
       this.draft = toDraft(s);
       this.dirty = false;
-      this.dispatchEvent(new CustomEvent<Settings>('dp-settings-saved', { detail: s, bubbles: true, composed: true }));
+      this.emit('dp-settings-saved', s);
     } catch (err) {
       const p = problemOf(err);
       const fields = (err as { fieldErrors?: () => Record<string, string> }).fieldErrors?.() ?? {};
@@ -215,9 +220,10 @@ export class DpSettings extends DpElement {
   private textField(field: Field, type: 'text' | 'number' | 'time', labelKey: MessageKey, helpKey?: MessageKey) {
     const error = this.errorFor(field);
     const value = this.draft![field] as string;
-    return html`<div class="field">
+    return html`<div part="field" class="field">
       <label for=${field}>${this.t(labelKey)}</label>
       <input
+        part="input"
         id=${field}
         name=${field}
         type=${type}
@@ -227,12 +233,12 @@ export class DpSettings extends DpElement {
         @input=${(e: Event) => this.edit(field, (e.target as HTMLInputElement).value)}
       />
       ${helpKey ? html`<span class="note" id="${field}-help">${this.t(helpKey)}</span>` : nothing}
-      <span class="error" id="${field}-error" role=${error ? 'alert' : nothing}>${error ?? ''}</span>
+      <span part="error" class="error" id="${field}-error" role=${error ? 'alert' : nothing}>${error ?? ''}</span>
     </div>`;
   }
 
   private checkField(field: 'backupEmails' | 'backupArchivedEmails', labelKey: MessageKey) {
-    return html`<div class="field check">
+    return html`<div part="field" class="field check">
       <label
         ><input
           type="checkbox"
@@ -247,12 +253,12 @@ export class DpSettings extends DpElement {
 
   override render() {
     return html`<section aria-labelledby="dp-settings-title">
-      <h2 id="dp-settings-title">${this.t('settings.title')}</h2>
+      <h2 part="title" id="dp-settings-title">${this.t('settings.title')}</h2>
       ${this.load.render({
         pending: () => (this.draft ? this.form() : html`<p class="note" role="status">${this.t('common.loading')}</p>`),
         complete: () => this.form(),
         error: (err) =>
-          html`<div class="alert" role="alert">
+          html`<div part="alert" class="alert" role="alert">
               <strong>${this.t('common.error')}</strong>${problemOf(err)?.detail ?? (err as Error).message}
             </div>
             <button class="secondary" @click=${() => this.load.run()}>${this.t('common.retry')}</button>`,
@@ -263,7 +269,7 @@ export class DpSettings extends DpElement {
   private form() {
     if (!this.draft) return nothing;
     const s = this.saved;
-    return html`<form @submit=${this.submit} novalidate>
+    return html`<form part="form" @submit=${this.submit} novalidate>
       ${this.textField('retentionDays', 'number', 'settings.retentionDays', 'settings.retentionDays.help')}
       ${this.checkField('backupEmails', 'settings.backupEmails')}
       ${this.checkField('backupArchivedEmails', 'settings.backupArchivedEmails')}
@@ -271,12 +277,13 @@ export class DpSettings extends DpElement {
       ${this.textField('repositoryLocation', 'text', 'settings.repositoryLocation', 'settings.repositoryLocation.help')}
       ${this.textField('skippedTags', 'text', 'settings.skippedTags', 'settings.skippedTags.help')}
       ${Object.keys(this.clientErrors).length > 0
-        ? html`<div class="alert" role="alert">${this.t('settings.invalid')}</div>`
+        ? html`<div part="alert" class="alert" role="alert">${this.t('settings.invalid')}</div>`
         : nothing}
-      ${this.problem ? html`<div class="alert" role="alert">${this.problem}</div>` : nothing}
-      <div class="actions">
-        <button type="submit" ?disabled=${this.saving}>${this.saving ? this.t('settings.saving') : this.t('settings.save')}</button>
+      ${this.problem ? html`<div part="alert" class="alert" role="alert">${this.problem}</div>` : nothing}
+      <div part="actions" class="actions">
+        <button part="save-button" type="submit" ?disabled=${this.saving}>${this.saving ? this.t('settings.saving') : this.t('settings.save')}</button>
         <span
+          part="status"
           role="status"
           class=${this.dirty ? 'note' : 'saved'}
           data-saved-state=${this.dirty ? 'unsaved' : s?.updatedAt ? 'saved' : 'defaults'}

@@ -3,11 +3,16 @@ import type { Schemas, Task, TaskLogEntry } from '../../openapi/client.js';
 import { DpElement, problemOf } from './base.js';
 import { formatBytes } from './i18n.js';
 
+export interface DpTaskProgressEventMap {
+  /** The task ended, whatever its status (detail: the final task). */
+  'dp-task-end': CustomEvent<Task>;
+}
+
 /**
  * Progress bar and live log of one task (server-sent events), with a Cancel button while it runs.
  * Attribute `task-id`. Fires `dp-task-end` (detail: the final task) when the task ends.
  */
-export class DpTaskProgress extends DpElement {
+export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
   static override properties = {
     taskId: { type: String, attribute: 'task-id' },
     task: { state: true },
@@ -41,19 +46,19 @@ export class DpTaskProgress extends DpElement {
     css`
       .bar {
         height: 12px;
-        background: #e4e7eb;
-        border-radius: 6px;
+        background: var(--_dp-color-divider);
+        border-radius: var(--_dp-radius-large);
         overflow: hidden;
         margin: 6px 0;
       }
       .bar > div {
         height: 100%;
-        background: #1d6fa5;
+        background: var(--_dp-color-primary);
         transition: width 0.2s;
       }
       .head {
         display: flex;
-        gap: 12px;
+        gap: var(--_dp-space-3);
         align-items: center;
         justify-content: space-between;
         flex-wrap: wrap;
@@ -61,34 +66,34 @@ export class DpTaskProgress extends DpElement {
       ol {
         list-style: none;
         margin: 6px 0 0;
-        padding: 6px 8px;
+        padding: 6px var(--_dp-space-2);
         max-height: 220px;
         overflow: auto;
-        background: #f5f7fa;
-        border-radius: 4px;
+        background: var(--_dp-color-surface-muted);
+        border-radius: var(--_dp-radius);
         font: 12px/1.5 ui-monospace, monospace;
         overflow-wrap: anywhere;
       }
       li.warn {
-        color: #93370d;
+        color: var(--_dp-color-warning);
       }
       li.error {
-        color: #b42318;
+        color: var(--_dp-color-danger);
         font-weight: 600;
       }
       ul.files {
         list-style: none;
         padding: 0;
         display: flex;
-        gap: 12px;
+        gap: var(--_dp-space-3);
         flex-wrap: wrap;
       }
       .status-SUCCEEDED {
-        color: #027a48;
+        color: var(--_dp-color-success);
       }
       .status-FAILED,
       .status-INTERRUPTED {
-        color: #b42318;
+        color: var(--_dp-color-danger);
       }
     `,
   ];
@@ -126,7 +131,7 @@ export class DpTaskProgress extends DpElement {
         else this.task = e.task;
         if (e.type === 'end') {
           this.files = await client.listTaskFiles(e.task.id, abort.signal).catch(() => []);
-          this.dispatchEvent(new CustomEvent<Task>('dp-task-end', { detail: e.task, bubbles: true, composed: true }));
+          this.emit('dp-task-end', e.task);
         }
       }
     } catch (err) {
@@ -169,26 +174,26 @@ export class DpTaskProgress extends DpElement {
     const ended = !!t && t.status !== 'RUNNING';
     const pct = ended ? 100 : p && p.total ? Math.min(100, Math.round((p.done / p.total) * 100)) : 0;
     return html`
-      <div class="head">
+      <div part="head" class="head">
         <strong>${t?.title ?? this.t('common.loading')}</strong>
-        ${t ? html`<span class="status status-${t.status}" data-status=${t.status}>${this.t(`task.status.${t.status}`)}</span>` : nothing}
+        ${t ? html`<span part="status" class="status status-${t.status}" data-status=${t.status}>${this.t(`task.status.${t.status}`)}</span>` : nothing}
         ${t?.status === 'RUNNING'
-          ? html`<button class="secondary" @click=${this.cancel} ?disabled=${this.cancelling || t.cancelRequested}>
+          ? html`<button part="cancel-button" class="secondary" @click=${this.cancel} ?disabled=${this.cancelling || t.cancelRequested}>
               ${this.cancelling || t.cancelRequested ? this.t('task.cancelling') : this.t('task.cancel')}
             </button>`
           : nothing}
       </div>
-      <div class="bar" role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
-        <div style="width: ${pct}%"></div>
+      <div part="bar" class="bar" role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
+        <div part="bar-fill" style="width: ${pct}%"></div>
       </div>
       ${p && (p.total !== null || p.done > 0 || p.message || p.bytes != null)
         ? html`<div class="note">${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''} ${p.bytes != null ? `· ${formatBytes(this.locale, p.bytes)}` : ''}
             ${p.message ?? ''}</div>`
         : nothing}
-      ${t?.error ? html`<div class="alert" role="alert">${t.error}</div>` : nothing}
-      ${this.error ? html`<div class="alert" role="alert">${this.error}</div>` : nothing}
+      ${t?.error ? html`<div part="alert" class="alert" role="alert">${t.error}</div>` : nothing}
+      ${this.error ? html`<div part="alert" class="alert" role="alert">${this.error}</div>` : nothing}
       ${this.files.length
-        ? html`<ul class="files" aria-label=${this.t('task.files')}>
+        ? html`<ul part="files" class="files" aria-label=${this.t('task.files')}>
             ${this.files.map(
               (f) => html`<li>
                 <button class="secondary" aria-label=${this.t('task.download', { name: f.name })} @click=${() => this.download(f.name)}>
@@ -199,7 +204,7 @@ export class DpTaskProgress extends DpElement {
             )}
           </ul>`
         : nothing}
-      <ol aria-label=${this.t('task.log')} aria-live="polite">
+      <ol part="log" aria-label=${this.t('task.log')} aria-live="polite">
         ${this.entries.map((e) => html`<li class=${e.level}>${new Date(e.time).toLocaleTimeString(this.locale)} ${e.message}</li>`)}
       </ol>
     `;

@@ -10,11 +10,11 @@ const en = {
   'common.unavailable': 'Not available in this build',
   'common.error': 'Something went wrong',
   'common.noClient': 'The API client is not connected.',
-  'unavailable.backup-runner': 'Backups cannot run yet: this build has no backup runner (the nightly backup, issue 5). Nothing was started.',
+  'unavailable.backup-runner': 'Backups cannot run: this build has no backup runner. Nothing was started.',
   'unavailable.generations':
-    'Generations cannot be listed yet: this build has no backup runner, so no generation exists and none can be read from the repository (issue 5).',
-  'unavailable.restore': 'Restores are not available yet in this build (single-entity restore, issue 6).',
-  'unavailable.global-restore': 'Global restore is not available yet in this build.',
+    'Generations cannot be listed: this build has no backup runner, so no generation exists and none can be read from the repository.',
+  'unavailable.restore': 'Restores are not available in this build.',
+  'unavailable.global-restore': 'Global restore is not available in this build.',
 
   'settings.title': 'Backup configuration',
   'settings.retentionDays': 'Retention (days)',
@@ -180,11 +180,11 @@ const fr: Record<MessageKey, string> = {
   'common.error': 'Une erreur est survenue',
   'common.noClient': "Le client de l'API n'est pas connecté.",
   'unavailable.backup-runner':
-    "Les sauvegardes ne peuvent pas encore s'exécuter : cette version n'a pas de moteur de sauvegarde (la sauvegarde nocturne, ticket 5). Rien n'a été lancé.",
+    "Les sauvegardes ne peuvent pas s'exécuter : cette version n'a pas de moteur de sauvegarde. Rien n'a été lancé.",
   'unavailable.generations':
-    "Les générations ne peuvent pas encore être listées : sans moteur de sauvegarde, aucune génération n'existe ni ne peut être lue dans le dépôt (ticket 5).",
-  'unavailable.restore': 'Les restaurations ne sont pas encore disponibles dans cette version (restauration unitaire, ticket 6).',
-  'unavailable.global-restore': "La restauration globale n'est pas encore disponible dans cette version.",
+    "Les générations ne peuvent pas être listées : sans moteur de sauvegarde, aucune génération n'existe ni ne peut être lue dans le dépôt.",
+  'unavailable.restore': "Les restaurations ne sont pas disponibles dans cette version.",
+  'unavailable.global-restore': "La restauration globale n'est pas disponible dans cette version.",
 
   'settings.title': 'Configuration de la sauvegarde',
   'settings.retentionDays': 'Rétention (jours)',

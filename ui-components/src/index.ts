@@ -1,8 +1,10 @@
-export { DpSettings } from './dp-settings.js';
-export { DpGenerations } from './dp-generations.js';
-export { DpTaskProgress } from './dp-task-progress.js';
-export { DpGlobalRestore } from './dp-global-restore.js';
-export { DpRestoreBrowser } from './dp-restore-browser.js';
+export { DpSettings, type DpSettingsEventMap } from './dp-settings.js';
+export { DpGenerations, type DpGenerationsEventMap } from './dp-generations.js';
+export { DpTaskProgress, type DpTaskProgressEventMap } from './dp-task-progress.js';
+export { DpGlobalRestore, type DpGlobalRestoreEventMap } from './dp-global-restore.js';
+export { DpRestoreBrowser, type DpRestoreBrowserEventMap } from './dp-restore-browser.js';
+export { DpMailboxBrowser, type DpMailboxBrowserEventMap, type MailRestoreRequest } from './dp-mailbox-browser.js';
 export { defineComponents, COMPONENTS, type ComponentTag } from './define.js';
 export { clientContext, localeContext, sessionContext } from './context.js';
 export { translate, MESSAGES, type Locale, type MessageKey } from './i18n.js';
+export { THEME, type ThemeProperty } from './theme.js';
