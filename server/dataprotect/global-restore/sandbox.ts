@@ -119,7 +119,8 @@ async function compareNode(node: { type: string; size: number; mode: number; mti
   if (type !== node.type) return [`${shown}: a ${type}, the generation has a ${node.type}`];
   if (type === 'file' && Number(st.size) !== node.size) out.push(`${shown}: ${st.size} bytes, the generation has ${node.size}`);
   if (type !== 'symlink' && (Number(st.mode) & 0o7777) !== node.mode) out.push(`${shown}: mode ${(Number(st.mode) & 0o7777).toString(8)}, the generation has ${node.mode.toString(8)}`);
-  if (type === 'file' && st.mtimeNs.toString() !== node.mtime) out.push(`${shown}: modified ${st.mtimeNs} ns, the generation has ${node.mtime}`);
+  // Restored times are exact to the microsecond (utimes' resolution).
+  if (type === 'file' && st.mtimeNs / 1000n !== BigInt(node.mtime) / 1000n) out.push(`${shown}: modified at ${st.mtimeNs} ns, the generation has ${node.mtime}`);
   if (type === 'symlink' && (await fs.readlink(file)) !== node.target) out.push(`${shown}: points elsewhere than in the generation`);
   return out;
 }
