@@ -5,6 +5,8 @@ import { parseSmtpUrl, smtpMailer } from '../../server/dataprotect/restore/maile
 import { restoreServices } from '../../server/dataprotect/restore/wiring.js';
 import { parseDatabaseUrl, withDatabase, type ConnectionSettings } from '../../server/pg/settings.js';
 import { databaseExists, dropDatabase } from '../../server/pg/databases.js';
+import { globalRestoreServices } from '../../server/dataprotect/global-restore/service.js';
+import { referenceInstallation } from '../../server/host/reference/installation.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { startDovecot } from '../../server/host/reference/dovecot.js';
 import { ROOT_MARKER } from '../../server/host/reference/layout.js';
@@ -59,6 +61,7 @@ export async function referenceHostServices(o: ReferenceHostOptions): Promise<St
       ...backupServices(host, { productVersion: SCHEMA_VERSION }),
       // Single-entity restores of the same host; send.* exports go through DP_SMTP_URL (not offered without it).
       ...restoreServices(host, { mailer: process.env.DP_SMTP_URL ? smtpMailer(parseSmtpUrl(process.env.DP_SMTP_URL)) : null }),
+      ...globalRestoreServices(referenceInstallation(host)),
     },
     seeded: !seededBefore,
     dropHostDatabase: () => dropDatabase(db, db.database),

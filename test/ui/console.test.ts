@@ -221,7 +221,7 @@ describe('the reference console', () => {
     await page.context().close();
   });
 
-  it('the setup wizard step explains that global restore is not available in this build', async () => {
+  it('the setup wizard step reports a location that holds no repository', async () => {
     const page = await newPage();
     await signIn(page);
     await page.getByRole('link', { name: 'Global restore' }).click();
@@ -229,9 +229,9 @@ describe('the reference console', () => {
     await page.getByRole('button', { name: 'Find generations' }).click();
     const problem = page.locator('[data-problem-status]');
     await problem.waitFor();
-    expect(await problem.getAttribute('data-problem-status')).toBe('501');
-    expect(await problem.textContent()).toContain('Global restore is not available in this build.');
-    await shot(page, '12-global-restore-unavailable');
+    expect(await problem.getAttribute('data-problem-status')).toBe('404');
+    expect(await problem.textContent()).toContain('no repository at /srv/old-backups');
+    await shot(page, '12-global-restore-no-repository');
     await page.context().close();
   });
 

@@ -170,7 +170,8 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
     await runLock.release();
   }
 
-  record.parts = plan.map((p) => results.get(p)!);
+  // The address each server had: a global restore maps servers by it (BlueMind's rule: same address).
+  record.parts = plan.map((p) => ({ ...results.get(p)!, serverAddress: servers.find((s) => s.uid === p.server)?.address ?? null }));
   record.state = 'final';
   record.end = new Date().toISOString();
   record.status = generationStatus(record.parts);

@@ -1,0 +1,214 @@
+// A global restore: every part of one generation back into the installation, in dependency order (databases,
+// configuration, file hosting, archive, mail), each part from scratch into a clean target, its completion
+// recorded in the resumable state. Killed at any point and run again with the same generation, it skips the
+// finished parts and redoes the unfinished one; it never mixes two generations, and it refuses an installation
+// that holds data unless told to wipe it.
+
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { restore, type Repository, type RestoreSummary } from '../../engine/index.js';
+import type { InstallationPort } from '../../host/installation.js';
+import { restoreDatabase } from '../../sources/pgsql-restore.js';
+import { findGeneration } from '../generation/format.js';
+import type { RunLog } from '../generation/run.js';
+import { checkGlobalRestore, type Prerequisite } from './check.js';
+import { assertReadableFormat } from './compatibility.js';
+import { addressChanges, planRestore, type PlannedPart } from './plan.js';
+import { readState, writeState, type GlobalRestoreState } from './state.js';
+import { clearDatabase, clearLocation, stagingOf } from './targets.js';
+
+export interface GlobalRestoreProgress {
+  /** The part being restored (`server tag`). */
+  part: string;
+  partsDone: number;
+  partsTotal: number;
+  /** Of the current part. */
+  bytes: number;
+  bytesTotal: number;
+  files: number;
+  filesTotal: number;
+  /** Of the whole restore, from the bytes still to write at the rate so far; null until known. */
+  etaSeconds: number | null;
+}
+
+export interface PartOutcome {
+  key: string;
+  server: string;
+  tag: string;
+  /** The server of this installation it went to. */
+  target: string;
+  state: 'restored' | 'already restored';
+  bytes: number;
+  files: number;
+  durationMs: number;
+  detail: string;
+}
+
+export interface GlobalRestoreResult {
+  generation: string;
+  resumed: boolean;
+  parts: PartOutcome[];
+  addressChanges: { from: string; to: string }[];
+  warnings: string[];
+  durationMs: number;
+}
+
+export interface GlobalRestoreRunOptions {
+  repo: Repository;
+  installation: InstallationPort;
+  /** A generation id or `latest`. */
+  generation: string;
+  servers?: ReadonlyMap<string, string>;
+  /** Remove the installation's data first (databases dropped, data directories emptied). */
+  wipe?: boolean;
+  log?: RunLog;
+  progress?: (p: GlobalRestoreProgress) => void;
+  /** A part begins or ends (the CLI prints them; tests stop the process there). */
+  onPart?: (key: string, state: 'starting' | 'done' | 'skipped') => void;
+  signal?: AbortSignal;
+}
+
+/** The installation or the generation does not allow the restore; each line says why and what to do. */
+export class GlobalRestoreRefusedError extends Error {
+  constructor(readonly prerequisites: Prerequisite[]) {
+    super(
+      'global restore refused: ' +
+        prerequisites.filter((p) => p.status === 'not-met').map((p) => `${p.message}${p.advice ? ` (${p.advice})` : ''}`).join('; '),
+    );
+  }
+}
+
+const silent: RunLog = { info: () => {}, warn: () => {}, error: () => {} };
+
+export async function runGlobalRestore(o: GlobalRestoreRunOptions): Promise<GlobalRestoreResult> {
+  const started = Date.now();
+  const log = o.log ?? silent;
+  const inst = o.installation;
+  const g = await findGeneration(o.repo, o.generation);
+  assertReadableFormat(g.record);
+  const id = g.record.id;
+  const explicit = o.servers ?? new Map<string, string>();
+
+  let state = await readState(inst.stateDir);
+  const resumed = Boolean(state && state.generation === id && !state.finishedAt && !o.wipe);
+  const check = await checkGlobalRestore({ repo: o.repo, installation: inst, generation: id, servers: explicit, wipe: o.wipe });
+  const warnings = check.prerequisites.filter((p) => p.status === 'warning').map((p) => p.message);
+  if (!check.ok) throw new GlobalRestoreRefusedError(check.prerequisites);
+  for (const w of warnings) log.warn(w);
+
+  const plan = await planRestore(g, inst.host, explicit);
+  const changes = addressChanges(plan.mapping);
+  if (resumed) {
+    log.info(`resuming the restore of generation ${id}: ${state!.done.length} of ${plan.parts.length} parts already restored`);
+  } else {
+    if (o.wipe) {
+      log.warn(`wiping the installation before restoring generation ${id}`);
+      for (const p of plan.parts) await clearPart(p);
+    }
+    state = {
+      kind: 'bm-dataprotect/global-restore', generation: id, repository: o.repo.storage.location, startedAt: new Date().toISOString(),
+      servers: Object.fromEntries(plan.mapping.map((m) => [m.from.uid, m.to.uid])), done: [], finishedAt: null,
+    };
+    await writeState(inst.stateDir, state);
+    log.info(`restoring generation ${id} of ${g.record.protectionTime}: ${plan.parts.map((p) => p.key).join(', ')}`);
+  }
+  const st: GlobalRestoreState = state!;
+
+  // Progress: bytes of every part still to restore, the rate measured on what this run wrote.
+  const totalBytes = plan.parts.filter((p) => !st.done.includes(p.key)).reduce((n, p) => n + p.snapshot.summary.bytesTotal, 0);
+  let bytesBefore = 0;
+  const runStarted = Date.now();
+  const outcomes: PartOutcome[] = [];
+  for (const [i, p] of plan.parts.entries()) {
+    const base = { key: p.key, server: p.part.server, tag: p.part.tag, target: p.target.uid };
+    if (st.done.includes(p.key)) {
+      log.info(`part ${p.key}: already restored by the interrupted run`);
+      o.onPart?.(p.key, 'skipped');
+      outcomes.push({ ...base, state: 'already restored', bytes: 0, files: 0, durationMs: 0, detail: '' });
+      continue;
+    }
+    if (o.signal?.aborted) throw new Error(`cancelled before part ${p.key}; run again to resume`);
+    o.onPart?.(p.key, 'starting');
+    log.info(`part ${p.key} → ${p.target.uid}: starting`);
+    const partStarted = Date.now();
+    const report = (bytes: number, bytesTotal: number, files: number, filesTotal: number) => {
+      const done = bytesBefore + bytes;
+      const elapsed = (Date.now() - runStarted) / 1000;
+      const eta = done > 0 && elapsed > 0.5 ? Math.max(0, Math.round(((totalBytes - done) * elapsed) / done)) : null;
+      o.progress?.({ part: p.key, partsDone: i, partsTotal: plan.parts.length, bytes, bytesTotal, files, filesTotal, etaSeconds: eta });
+    };
+    // From scratch: whatever an interrupted attempt left goes first.
+    await clearPart(p);
+    const r = p.kind === 'database' ? await restoreDatabasePart(o.repo, p, report, log) : await restoreTreePart(o.repo, inst, p, changes, report, log);
+    st.done.push(p.key);
+    await writeState(inst.stateDir, st);
+    bytesBefore += p.snapshot.summary.bytesTotal;
+    const outcome: PartOutcome = { ...base, state: 'restored', bytes: r.bytes, files: r.files, durationMs: Date.now() - partStarted, detail: r.detail };
+    outcomes.push(outcome);
+    log.info(`part ${p.key}: restored (${r.detail})`);
+    o.onPart?.(p.key, 'done');
+  }
+  st.finishedAt = new Date().toISOString();
+  await writeState(inst.stateDir, st);
+  log.info(`generation ${id} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return { generation: id, resumed, parts: outcomes, addressChanges: changes, warnings, durationMs: Date.now() - started };
+}
+
+async function clearPart(p: PlannedPart): Promise<void> {
+  if (p.database) await clearDatabase(p.database.connection);
+  for (const l of p.locations) await clearLocation(l);
+}
+
+type Report = (bytes: number, bytesTotal: number, files: number, filesTotal: number) => void;
+interface PartDone {
+  bytes: number;
+  files: number;
+  detail: string;
+}
+
+async function restoreDatabasePart(repo: Repository, p: PlannedPart, report: Report, log: RunLog): Promise<PartDone> {
+  const r = await restoreDatabase({
+    repo, snapshot: p.snapshot, target: p.database!.connection,
+    progress: { notice: (m) => log.info(`part ${p.key}: ${m}`), bytes: (done, total) => report(done, total, 0, 0) },
+  });
+  return { bytes: r.bytes, files: 0, detail: `database ${r.database}: ${r.tables} tables, ${r.rows} rows, each checked against the backup` };
+}
+
+async function restoreTreePart(repo: Repository, inst: InstallationPort, p: PlannedPart, changes: { from: string; to: string }[], report: Report, log: RunLog): Promise<PartDone> {
+  let bytes = 0;
+  let files = 0;
+  const notes: string[] = [];
+  for (const l of p.locations) {
+    const staging = stagingOf(l.fsPath);
+    await fs.mkdir(staging, { recursive: true, mode: 0o700 });
+    let s: RestoreSummary;
+    try {
+      s = await restore(repo, p.snapshot, {
+        target: staging, include: [l.virtualPath],
+        progress: { update: (x) => report(bytes + x.bytes, x.bytesTotal, files + x.files, x.filesTotal) },
+      });
+    } catch (e) {
+      throw new Error(`part ${p.key}: restoring ${l.virtualPath} into ${l.fsPath}: ${(e as Error).message}`);
+    }
+    if (s.errors) throw new Error(`part ${p.key}: ${s.errors} error(s) restoring ${l.virtualPath}${s.damage.length ? `: ${s.damage.slice(0, 3).join('; ')}` : ''}`);
+    const filled = path.join(staging, l.virtualPath);
+    if (!existsSync(filled)) await fs.mkdir(filled, { recursive: true });
+    await fs.mkdir(path.dirname(l.fsPath), { recursive: true });
+    await fs.rename(filled, l.fsPath);
+    await fs.rm(staging, { recursive: true, force: true });
+    bytes += s.bytes;
+    files += s.files;
+    if (p.part.tag === 'bm/conf') {
+      for (const c of changes) {
+        const changed = await inst.rewriteServerAddress(l.fsPath, c.from, c.to);
+        if (changed.length) notes.push(`${c.from} → ${c.to} in ${changed.join(', ')}`);
+      }
+    }
+    if (p.part.tag === 'mail/imap') {
+      const n = await inst.mailSpoolRestored(p.target.uid, l.fsPath);
+      if (n) notes.push(`mail server resynchronised ${n} mailboxes`);
+    }
+  }
+  for (const n of notes) log.info(`part ${p.key}: ${n}`);
+  return { bytes, files, detail: [`${files} files, ${bytes} bytes`, ...notes].join('; ') };
+}
