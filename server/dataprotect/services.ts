@@ -2,7 +2,7 @@ import type { InjectionToken } from 'tsyringe';
 import type { TaskStart } from '../jobs/task.js';
 import type { EntityRef, Generation, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind } from './model.js';
 import type { Principal } from './principal.js';
-import type { RestoreOperation, RestoreOperationId } from './restore-operations.js';
+import type { RestoreOperation, RestoreOperationId } from './restore-capabilities.js';
 
 // The domain services the HTTP API and the CLI bind to. Issue 5 (backup runs) and issue 6 (restores) provide
 // the implementations; until then the composition roots bind the Unavailable* ones (unavailable.ts), which
