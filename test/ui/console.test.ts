@@ -221,7 +221,7 @@ describe('the reference console', () => {
     await page.context().close();
   });
 
-  it('the setup wizard step explains that global restore is not available yet', async () => {
+  it('the setup wizard step explains that global restore is not available', async () => {
     const page = await newPage();
     await signIn(page);
     await page.getByRole('link', { name: 'Global restore' }).click();
@@ -230,7 +230,7 @@ describe('the reference console', () => {
     const problem = page.locator('[data-problem-status]');
     await problem.waitFor();
     expect(await problem.getAttribute('data-problem-status')).toBe('501');
-    expect(await problem.textContent()).toContain('Global restore is not available yet in this build.');
+    expect(await problem.textContent()).toContain('Global restore is not available in this build.');
     await shot(page, '12-global-restore-unavailable');
     await page.context().close();
   });
