@@ -1,5 +1,5 @@
 // What the UI entry registers into a host console, as data (no DOM here, so a Node test can compare it with the
-// manifest). Issue 6 adds the restore browser page.
+// manifest).
 
 export type Localised = { en: string; fr: string };
 
