@@ -3,9 +3,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
 import { AuditLog } from '../server/dataprotect/audit.js';
-import type { HostAuthenticator } from '../server/dataprotect/auth.js';
+import { HOST_AUTHENTICATOR, type HostAuthenticator } from '../server/dataprotect/auth.js';
+import { GenerationCache } from '../server/dataprotect/generation/cache.js';
+import { RepositoryBackups } from '../server/dataprotect/generation/runner.js';
+import { BACKUP_CONFIG, HOST_PORT } from '../server/dataprotect/generation/tokens.js';
+import { GlobalRestores, RECOVERY_INSTALLATION } from '../server/dataprotect/global-restore/service.js';
+import type { Mailer } from '../server/dataprotect/restore/mailer.js';
+import { EntityRestores, RESTORE_BACKEND } from '../server/dataprotect/restore/service.js';
+import { settingsBackend } from '../server/dataprotect/restore/settings-backend.js';
 import {
   BACKUP_RUNNER,
   GENERATION_SERVICE,
@@ -23,6 +30,8 @@ import {
   UnavailableGlobalRestoreService,
   UnavailableRestoreService,
 } from '../server/dataprotect/unavailable.js';
+import type { InstallationPort } from '../server/host/installation.js';
+import type { HostPort } from '../server/host/port.js';
 import { dataProtectApi } from '../server/http/api.js';
 import { ClusterCoordinator } from '../server/jobs/cluster.js';
 import { BackupScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
@@ -30,11 +39,15 @@ import { TaskRegistry } from '../server/jobs/task-registry.js';
 import { NODE_ID, TASK_FILES_DIR } from '../server/jobs/tokens.js';
 import { createPool, type Pool } from '../server/pg/client.js';
 import { ensureDatabase } from '../server/pg/databases.js';
+import { AuditStore } from '../server/store/audit-store.js';
 import { migrate } from '../server/store/migrations.js';
+import { SettingsStore } from '../server/store/settings-store.js';
+import { TaskStore } from '../server/store/task-store.js';
 import { POOL } from '../server/store/tokens.js';
 
 // The server entry, and the composition root of the plugin inside a host: it builds the services, registers the
-// API into the host's fastify instance under the manifest's mount, and starts the scheduler.
+// API into the host's fastify instance under the manifest's mount, and starts the scheduler. Every token of the
+// domain is registered here and nowhere else.
 
 export interface PluginManifest {
   id: string;
@@ -66,12 +79,28 @@ export interface ServerHost {
   log?: SchedulerLog;
 }
 
-/** Implementations from issues 5 and 6; what is not given answers 501 (unavailable.ts). */
+/** The installation the plugin protects, as the host provides it. */
+export interface ProtectedInstallation {
+  /** Its servers, directory, data locations and the writers restores put data back with. */
+  port: HostPort;
+  /** The host's product version, recorded in each generation (BlueMind's version). */
+  productVersion: string;
+  /** The SMTP relay send.* exports go through; null: the send.* operations are not offered. */
+  mailer: Mailer | null;
+  /** What a global restore needs to rebuild it (state, mail server resync, addresses); absent: no global restore. */
+  recovery?: InstallationPort;
+}
+
+/**
+ * What the plugin serves beyond settings, tasks and audit. With an installation, backups, generations and
+ * single-entity restores run over it; a service given here replaces the built one (a console's demonstration
+ * data, a test's fake). What is neither answers 501 (unavailable.ts); so does the global restore without the installation's recovery port.
+ */
 export interface ServerServices {
+  installation?: ProtectedInstallation;
   generations?: (c: DependencyContainer) => GenerationService;
   backups?: (c: DependencyContainer) => BackupRunner;
   restores?: (c: DependencyContainer) => RestoreService;
-  globalRestore?: (c: DependencyContainer) => GlobalRestoreService;
 }
 
 export interface ServerRegistration {
@@ -79,7 +108,7 @@ export interface ServerRegistration {
   apiMount: string;
   /** operationIds of the routes registered. */
   operations: string[];
-  scheduler: 'started' | 'not started: no backup runner in this build';
+  scheduler: 'started' | 'not started: no installation to back up';
   container: DependencyContainer;
   close(): Promise<void>;
 }
@@ -95,20 +124,21 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   c.register(NODE_ID, { useValue: host.nodeId ?? `${hostname()}:${process.pid}` });
   c.register(TASK_FILES_DIR, { useValue: host.taskFilesDir });
   c.register(SETTINGS_DEFAULTS, { useValue: { repositoryLocation: host.defaultRepositoryLocation } });
+  c.register(HOST_AUTHENTICATOR, { useValue: host.auth });
+  c.registerSingleton(TaskStore);
+  c.registerSingleton(AuditStore);
+  c.registerSingleton(SettingsStore);
   c.registerSingleton(TaskRegistry);
   c.registerSingleton(ClusterCoordinator);
   c.registerSingleton(AuditLog);
   c.registerSingleton(SettingsService);
-  c.register(GENERATION_SERVICE, { useValue: services.generations?.(c) ?? new UnavailableGenerationService() });
-  c.register(BACKUP_RUNNER, { useValue: services.backups?.(c) ?? new UnavailableBackupRunner() });
-  c.register(RESTORE_SERVICE, { useValue: services.restores?.(c) ?? new UnavailableRestoreService() });
-  c.register(GLOBAL_RESTORE_SERVICE, { useValue: services.globalRestore?.(c) ?? new UnavailableGlobalRestoreService() });
+  registerDomainServices(c, services);
 
   const tasks = c.resolve(TaskRegistry);
   await tasks.open();
   const settings = c.resolve(SettingsService);
   const deps = {
-    auth: host.auth,
+    auth: c.resolve(HOST_AUTHENTICATOR),
     settings,
     audit: c.resolve(AuditLog),
     tasks,
@@ -133,7 +163,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   );
 
   let scheduler: BackupScheduler | null = null;
-  if (services.backups) {
+  if (services.installation || services.backups) {
     const log = host.log ?? { info: (m: string) => host.fastify.log.info(m), error: (m: string) => host.fastify.log.error(m) };
     scheduler = new BackupScheduler(settings, deps.backups, c.resolve(ClusterCoordinator), log);
     await scheduler.start();
@@ -143,7 +173,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     manifest,
     apiMount,
     operations,
-    scheduler: scheduler ? 'started' : 'not started: no backup runner in this build',
+    scheduler: scheduler ? 'started' : 'not started: no installation to back up',
     container: c,
     async close() {
       await scheduler?.stop();
@@ -151,4 +181,33 @@ export async function registerServer(host: ServerHost, services: ServerServices 
       await pool.end();
     },
   };
+}
+
+/** The domain services over the installation, each replaced by the one given, else by its 501 stand-in. */
+function registerDomainServices(c: DependencyContainer, services: ServerServices): void {
+  const inst = services.installation;
+  if (inst) {
+    c.register(HOST_PORT, { useValue: inst.port });
+    c.register(BACKUP_CONFIG, { useValue: { productVersion: inst.productVersion } });
+    c.registerSingleton(GenerationCache);
+    // One RepositoryBackups serves both the runner and the generations.
+    c.registerSingleton(RepositoryBackups);
+    c.register(GENERATION_SERVICE, { useToken: RepositoryBackups });
+    c.register(BACKUP_RUNNER, { useToken: RepositoryBackups });
+    c.register(RESTORE_BACKEND, {
+      useFactory: instanceCachingFactory((d) => settingsBackend(d.resolve(SettingsService), d.resolve(HOST_PORT), inst.mailer)),
+    });
+    c.registerSingleton(RESTORE_SERVICE, EntityRestores);
+  } else {
+    c.register(GENERATION_SERVICE, { useValue: new UnavailableGenerationService() });
+    c.register(BACKUP_RUNNER, { useValue: new UnavailableBackupRunner() });
+    c.register(RESTORE_SERVICE, { useValue: new UnavailableRestoreService() });
+  }
+  if (services.generations) c.register(GENERATION_SERVICE, { useFactory: instanceCachingFactory(services.generations) });
+  if (services.backups) c.register(BACKUP_RUNNER, { useFactory: instanceCachingFactory(services.backups) });
+  if (services.restores) c.register(RESTORE_SERVICE, { useFactory: instanceCachingFactory(services.restores) });
+  if (inst?.recovery) {
+    c.register(RECOVERY_INSTALLATION, { useValue: inst.recovery });
+    c.registerSingleton(GLOBAL_RESTORE_SERVICE, GlobalRestores);
+  } else c.register(GLOBAL_RESTORE_SERVICE, { useValue: new UnavailableGlobalRestoreService() });
 }

@@ -1,11 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { backupServices } from '../../server/dataprotect/generation/wiring.js';
 import { parseSmtpUrl, smtpMailer } from '../../server/dataprotect/restore/mailer.js';
-import { restoreServices } from '../../server/dataprotect/restore/wiring.js';
 import { parseDatabaseUrl, withDatabase, type ConnectionSettings } from '../../server/pg/settings.js';
 import { databaseExists, dropDatabase } from '../../server/pg/databases.js';
-import { globalRestoreServices } from '../../server/dataprotect/global-restore/service.js';
 import { referenceInstallation } from '../../server/host/reference/installation.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { startDovecot } from '../../server/host/reference/dovecot.js';
@@ -14,8 +11,9 @@ import { SCHEMA_VERSION } from '../../server/host/reference/schema.js';
 import { seedReference } from '../../server/host/reference/seed.js';
 import type { ServerServices } from '../server.js';
 
-// The installation the standalone console backs up: the BlueMind reference host, seeded on first start (its
-// database beside the plugin's on the same PostgreSQL, its files under var/host).
+// The reference console's choice of host: the installation it backs up and restores into is the BlueMind
+// reference host, seeded on first start (its database beside the plugin's on the same PostgreSQL, its files under
+// var/host), with the SMTP relay of DP_SMTP_URL for send.* exports (not offered without it).
 
 export interface ReferenceHostOptions {
   /** The plugin's database URL: the host's database goes on the same server. */
@@ -58,10 +56,12 @@ export async function referenceHostServices(o: ReferenceHostOptions): Promise<St
   return {
     host,
     services: {
-      ...backupServices(host, { productVersion: SCHEMA_VERSION }),
-      // Single-entity restores of the same host; send.* exports go through DP_SMTP_URL (not offered without it).
-      ...restoreServices(host, { mailer: process.env.DP_SMTP_URL ? smtpMailer(parseSmtpUrl(process.env.DP_SMTP_URL)) : null }),
-      ...globalRestoreServices(referenceInstallation(host)),
+      installation: {
+        port: host,
+        productVersion: SCHEMA_VERSION,
+        mailer: process.env.DP_SMTP_URL ? smtpMailer(parseSmtpUrl(process.env.DP_SMTP_URL)) : null,
+        recovery: referenceInstallation(host),
+      },
     },
     seeded: !seededBefore,
     dropHostDatabase: () => dropDatabase(db, db.database),

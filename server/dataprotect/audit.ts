@@ -3,7 +3,7 @@ import { AuditStore, type AuditEvent, type AuditEventInput, type AuditQuery } fr
 
 export type { AuditEvent, AuditEventInput, AuditQuery } from '../store/audit-store.js';
 
-/** Who did what, to what, from which generation, when, with what result. Restores end here (issue 6). */
+/** Who did what, to what, from which generation, when, with what result. Every restore ends here. */
 @injectable()
 export class AuditLog {
   constructor(@inject(AuditStore) private readonly store: AuditStore) {}

@@ -1,13 +1,14 @@
 // Domain errors. The HTTP layer maps each to a problem document; the domain knows nothing of status codes.
 
+/** "Not found" has one class, the engine's: a missing snapshot and a missing generation are answered alike. */
+export { NotFoundError } from '../engine/index.js';
+
 export class DomainError extends Error {
   constructor(message: string) {
     super(message);
     this.name = new.target.name;
   }
 }
-
-export class NotFoundError extends DomainError {}
 
 export class ForbiddenError extends DomainError {}
 
@@ -34,7 +35,8 @@ export class ConflictError extends DomainError {
 export type Capability = 'backup-runner' | 'generations' | 'restore' | 'global-restore';
 
 /**
- * A capability that this build does not have yet. Answered as 501 with the message, never with invented data.
+ * A capability this registration of the plugin does not offer. Answered as 501 with the message, never with
+ * invented data.
  */
 export class CapabilityUnavailableError extends DomainError {
   constructor(

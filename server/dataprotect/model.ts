@@ -1,6 +1,8 @@
 // The domain's vocabulary. The HTTP contract (openapi/dataprotect.yaml) mirrors these shapes; the compiler checks
 // that the binders in server/http can hand them over unchanged.
 
+import type { EntityKind } from '../host/port.js';
+
 export type GenerationStatus = 'VALID' | 'UNKNOWN' | 'INVALID';
 export type RunStatus = 'OK' | 'WARNING' | 'ERROR' | 'POSTOPS_ERROR';
 
@@ -31,7 +33,28 @@ export interface Generation {
   parts: Part[];
 }
 
-export type RestorableKind = 'DOMAIN' | 'USER' | 'MAILSHARE' | 'OU' | 'ADDRESSBOOK' | 'CALENDAR' | 'RESOURCE';
+/** What a single restore applies to, in BlueMind's DataProtect vocabulary (`OU`, not the directory's `ORG_UNIT`). */
+export const RESTORABLE_KINDS = ['DOMAIN', 'USER', 'MAILSHARE', 'OU', 'ADDRESSBOOK', 'CALENDAR', 'RESOURCE'] as const;
+export type RestorableKind = (typeof RESTORABLE_KINDS)[number];
+
+/**
+ * The one translation from the host directory's kinds to restorable kinds. Groups are not restored on their own;
+ * a domain's calendars and address books become entries from the domain's containers, not from directory rows.
+ */
+const FROM_DIRECTORY: Record<EntityKind, RestorableKind | null> = {
+  DOMAIN: 'DOMAIN',
+  USER: 'USER',
+  MAILSHARE: 'MAILSHARE',
+  RESOURCE: 'RESOURCE',
+  ORG_UNIT: 'OU',
+  GROUP: null,
+  ADDRESSBOOK: null,
+  CALENDAR: null,
+};
+
+export function restorableKindOf(kind: EntityKind): RestorableKind | null {
+  return FROM_DIRECTORY[kind];
+}
 
 export interface Restorable {
   kind: RestorableKind;

@@ -2,11 +2,12 @@ import type { InjectionToken } from 'tsyringe';
 import type { TaskStart } from '../jobs/task-registry.js';
 import type { EntityRef, Generation, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind } from './model.js';
 import type { Principal } from './principal.js';
-import type { RestoreOperation, RestoreOperationId } from './restore-operations.js';
+import type { RestoreOperation, RestoreOperationId } from './restore-capabilities.js';
 
-// The domain services the HTTP API and the CLI bind to. Issue 5 (backup runs) and issue 6 (restores) provide
-// the implementations; until then the composition roots bind the Unavailable* ones (unavailable.ts), which
-// refuse with CapabilityUnavailableError (HTTP 501) instead of inventing data.
+// The domain services the HTTP API binds to. generation/runner.ts (backup runs, generations) and
+// restore/service.ts (single-entity restores) implement them; the composition root binds the Unavailable* ones
+// (unavailable.ts) for what a registration does not offer, which refuse with CapabilityUnavailableError (HTTP 501)
+// instead of inventing data.
 
 /** Who asks, for services that also run from the scheduler or the CLI. */
 export type Requester = Principal | { scheduler: true };

@@ -1,13 +1,16 @@
 import { CapabilityUnavailableError } from './errors.js';
 import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from './services.js';
 
-// Bound by the composition roots while a capability does not exist in this build. Each answer says what is
-// missing in words an administrator understands; the HTTP layer turns it into a 501 problem document.
+// Bound by the composition root for a capability this registration of the plugin does not offer: backups,
+// generations and restores when the host gave it no installation to protect, and the global restore, which this
+// build does not have. Each answer says what is missing in words an administrator understands; the HTTP layer
+// turns it into a 501 problem document.
 
-const NO_RUNNER = 'Backups cannot run: this build has no backup runner. Nothing was started.';
+const NO_RUNNER =
+  'Backups cannot run: no backup runner is registered (the host gave the plugin no installation to back up). Nothing was started.';
 const NO_GENERATIONS =
-  'Generations cannot be listed: this build has no backup runner, so no generation exists and none can be read from the repository.';
-const NO_RESTORE = 'Restores are not available in this build.';
+  'Generations cannot be listed: no backup runner is registered (the host gave the plugin no installation to back up).';
+const NO_RESTORE = 'Restores are not available: the host gave the plugin no installation to restore into.';
 const NO_GLOBAL_RESTORE = 'Global restore is not available in this build.';
 
 /** The explanations per capability (the console shows its own translation of each: keep them in step). */

@@ -2,7 +2,7 @@
 
 import { parseDatabaseUrl, type ConnectionSettings } from '../pg/settings.js';
 
-const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/bj';
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/bj';
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectionSettings {
   return parseDatabaseUrl(env.DATABASE_URL || DEFAULT_DATABASE_URL, 'bj');

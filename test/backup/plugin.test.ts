@@ -9,7 +9,6 @@ import { registerServer, type ServerRegistration } from '../../plugin/server.js'
 import { readGenerations } from '../../server/dataprotect/generation/format.js';
 import { openLocation } from '../../server/dataprotect/generation/repository.js';
 import { runGeneration } from '../../server/dataprotect/generation/run.js';
-import { backupServices } from '../../server/dataprotect/generation/wiring.js';
 import { BACKUP_RUNNER } from '../../server/dataprotect/services.js';
 import { SettingsService } from '../../server/dataprotect/settings.js';
 import { ClusterCoordinator } from '../../server/jobs/cluster.js';
@@ -35,7 +34,7 @@ async function node(id: string) {
   const app = Fastify();
   const reg = await registerServer(
     { fastify: app, databaseUrl, auth: testAuth, defaultRepositoryLocation: repoDir, taskFilesDir: path.join(work, 'files'), nodeId: id, log: { info: () => {}, error: () => {} } },
-    backupServices(f.host, { productVersion: 'test-5.1' }),
+    { installation: { port: f.host, productVersion: 'test-5.1', mailer: null } },
   );
   await app.ready();
   nodes.push({ app, reg });

@@ -62,7 +62,7 @@ describe('plugin manifest', () => {
   });
 
   it('the scheduler is only started with a backup runner (none in this build)', () => {
-    expect(registration.scheduler).toBe('not started: no backup runner in this build');
+    expect(registration.scheduler).toBe('not started: no installation to back up');
   });
 
   it('the UI entry registers the pages, components and context the manifest lists', () => {

@@ -2,9 +2,7 @@ import 'reflect-metadata';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backupServices } from '../../server/dataprotect/generation/wiring.js';
 import type { GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
-import { restoreServices } from '../../server/dataprotect/restore/wiring.js';
 import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from '../ui/console-harness.js';
 import { fixture, mailboxOverImap, type Fixture, type ImapMessage } from './fixture.js';
 
@@ -24,7 +22,7 @@ beforeAll(async () => {
        JOIN t_container_item i ON i.id = e.item_id JOIN t_container c ON c.id = i.container_id WHERE e.kind = 'USER' ORDER BY e.entry_uid LIMIT 1`,
   );
   g1 = await f.backup(new Date('2026-01-10T01:00:00Z'));
-  env = await startConsoleUnderTest({ ...backupServices(f.host, { productVersion: 'test' }), ...restoreServices(f.host, { mailer: null }) });
+  env = await startConsoleUnderTest({ installation: { port: f.host, productVersion: 'test', mailer: null } });
   const r = await env.console.app.inject({
     method: 'PUT', url: '/api/dataprotect/settings', headers: { 'x-bm-apikey': ACCOUNT.apiKey, 'content-type': 'application/json' },
     payload: JSON.stringify({ retentionDays: 7, backupEmails: true, backupArchivedEmails: false, backupTime: '01:00', repositoryLocation: f.repoDir, skippedTags: [] }),

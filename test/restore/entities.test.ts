@@ -9,7 +9,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
 import { smtpMailer } from '../../server/dataprotect/restore/mailer.js';
-import { runRestore, validate } from '../../server/dataprotect/restore/operations.js';
+import { runRestore, validate } from '../../server/dataprotect/restore/operations/index.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
 import { fixture, mailboxOverImap, recordingContext, type Fixture } from './fixture.js';
 

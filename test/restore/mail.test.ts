@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
 import { SavedMailbox } from '../../server/dataprotect/restore/mailbox-reader.js';
-import { runRestore, validate } from '../../server/dataprotect/restore/operations.js';
+import { runRestore, validate } from '../../server/dataprotect/restore/operations/index.js';
 import { partSnapshot } from '../../server/dataprotect/restore/generation-parts.js';
 import { fixture, mailboxOverImap, recordingContext, type Fixture, type ImapMessage } from './fixture.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog, forgetCatalogs } from '../../server/dataprotect/restore/catalog.js';
 import type { GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
-import { runRestore } from '../../server/dataprotect/restore/operations.js';
+import { runRestore } from '../../server/dataprotect/restore/operations/index.js';
 import { fixture, recordingContext, type Fixture } from './fixture.js';
 
 // Restoring one mailbox costs that mailbox, not the installation: the same mailbox restored from a 20-user and

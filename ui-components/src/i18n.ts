@@ -10,10 +10,9 @@ const en = {
   'common.unavailable': 'Not available in this build',
   'common.error': 'Something went wrong',
   'common.noClient': 'The API client is not connected.',
-  'unavailable.backup-runner': 'Backups cannot run: this build has no backup runner. Nothing was started.',
-  'unavailable.generations':
-    'Generations cannot be listed: this build has no backup runner, so no generation exists and none can be read from the repository.',
-  'unavailable.restore': 'Restores are not available in this build.',
+  'unavailable.backup-runner': 'Backups cannot run: no backup runner is registered (the host gave the plugin no installation to back up). Nothing was started.',
+  'unavailable.generations': 'Generations cannot be listed: no backup runner is registered (the host gave the plugin no installation to back up).',
+  'unavailable.restore': 'Restores are not available: the host gave the plugin no installation to restore into.',
   'unavailable.global-restore': 'Global restore is not available in this build.',
 
   'settings.title': 'Backup configuration',
@@ -179,11 +178,9 @@ const fr: Record<MessageKey, string> = {
   'common.unavailable': 'Indisponible dans cette version',
   'common.error': 'Une erreur est survenue',
   'common.noClient': "Le client de l'API n'est pas connecté.",
-  'unavailable.backup-runner':
-    "Les sauvegardes ne peuvent pas s'exécuter : cette version n'a pas de moteur de sauvegarde. Rien n'a été lancé.",
-  'unavailable.generations':
-    "Les générations ne peuvent pas être listées : sans moteur de sauvegarde, aucune génération n'existe ni ne peut être lue dans le dépôt.",
-  'unavailable.restore': "Les restaurations ne sont pas disponibles dans cette version.",
+  'unavailable.backup-runner': "Les sauvegardes ne peuvent pas s'exécuter : aucun moteur de sauvegarde n'est enregistré (l'hôte n'a confié au module aucune installation à sauvegarder). Rien n'a été lancé.",
+  'unavailable.generations': "Les générations ne peuvent pas être listées : aucun moteur de sauvegarde n'est enregistré (l'hôte n'a confié au module aucune installation à sauvegarder).",
+  'unavailable.restore': "Les restaurations ne sont pas disponibles : l'hôte n'a confié au module aucune installation où restaurer.",
   'unavailable.global-restore': "La restauration globale n'est pas disponible dans cette version.",
 
   'settings.title': 'Configuration de la sauvegarde',

@@ -11,6 +11,7 @@ import { CORE_SERVER, DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
 import { backupDatabase } from '../../sources/pgsql-backup.js';
 import { readEntityExport, readManifest } from '../../sources/pgsql-manifest.js';
 import { restoreDatabase } from '../../sources/pgsql-restore.js';
+import { hostDatabase, installation } from '../compose.js';
 import { openRepo, output, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration, rate } from '../output.js';
 
@@ -39,11 +40,10 @@ export function register(program: Command): void {
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (opts: RepoOptions & { server: string; hostRoot: string; entities: boolean }) => {
       const out = output(opts);
-      const connection = settingsFromEnv();
+      const { database: connection, host } = installation(opts);
       const repo = await openRepo(opts);
       const started = Date.now();
       try {
-        const host = new ReferenceHost(opts.hostRoot, connection);
         const { snapshot, manifest } = await backupDatabase({
           repo, server: opts.server, connection, entities: opts.entities ? host.entityData : undefined,
           progress: {
@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .action(async (ref: string, opts: RepoOptions & { database: string; server?: string }) => {
       if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$/.test(opts.database)) throw new UsageError(`invalid database name ${JSON.stringify(opts.database)}`);
       const out = output(opts);
-      const target = withDatabase(settingsFromEnv(), opts.database);
+      const target = withDatabase(hostDatabase(), opts.database);
       const repo = await openRepo(opts);
       try {
         const snapshot = await findDatabasePart(repo, ref, opts.server);
@@ -122,7 +122,7 @@ export function register(program: Command): void {
           if (e.code === 'EPIPE') process.exit(0);
         });
         const sink = opts.output ? createWriteStream(opts.output, { mode: 0o600 }) : process.stdout;
-        const renderer = new ReferenceHost(opts.hostRoot, settingsFromEnv()).renderer;
+        const { renderer } = installation(opts).host;
         for (const c of containers) {
           if (opts.format === 'jsonl') for await (const line of readEntityExport(repo, snapshot, c.path)) sink.write(line + '\n');
           else sink.write(await renderer.render(c.type, readEntityExport(repo, snapshot, c.path)));

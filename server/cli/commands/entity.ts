@@ -3,19 +3,15 @@
 
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
-import { settingsFromEnv } from '../../host/connection.js';
 import { DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
-import { ReferenceHost } from '../../host/reference/host.js';
 import { loadCatalog } from '../../dataprotect/restore/catalog.js';
 import { RepositoryGenerationParts } from '../../dataprotect/restore/generation-parts.js';
-import { parseSmtpUrl, smtpMailer } from '../../dataprotect/restore/mailer.js';
-import { runRestore, validate, type PlannedRestore, type RestoreContext } from '../../dataprotect/restore/operations.js';
-import { RESTORE_OPERATIONS, type RestoreOperationId } from '../../dataprotect/restore-operations.js';
-import type { RestorableKind } from '../../dataprotect/model.js';
+import { runRestore, validate, type PlannedRestore, type RestoreContext } from '../../dataprotect/restore/operations/index.js';
+import { RESTORE_OPERATIONS, type RestoreOperationId } from '../../dataprotect/restore-capabilities.js';
+import { RESTORABLE_KINDS, type RestorableKind } from '../../dataprotect/model.js';
+import { installation } from '../compose.js';
 import { collect, openRepo, output, UsageError, wholeNumber, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
-
-const KINDS: RestorableKind[] = ['DOMAIN', 'USER', 'MAILSHARE', 'OU', 'ADDRESSBOOK', 'CALENDAR', 'RESOURCE'];
 
 interface Common extends RepoOptions {
   hostRoot: string;
@@ -39,9 +35,10 @@ interface RestoreOpts extends Common {
 }
 
 function kind(value: string): RestorableKind {
-  const k = value.toUpperCase() as RestorableKind;
-  if (!KINDS.includes(k)) throw new InvalidArgumentError(`expected one of ${KINDS.join(', ')}`);
-  return k;
+  const k = value.toUpperCase();
+  const known = RESTORABLE_KINDS.find((x) => x === k);
+  if (!known) throw new InvalidArgumentError(`expected one of ${RESTORABLE_KINDS.join(', ')}`);
+  return known;
 }
 
 function operation(value: string): RestoreOperationId {
@@ -53,10 +50,10 @@ function operation(value: string): RestoreOperationId {
 
 async function open(opts: Common, generationId: string) {
   const repo = await openRepo(opts);
-  const host = new ReferenceHost(opts.hostRoot, settingsFromEnv());
+  const inst = installation(opts);
   const generation = await new RepositoryGenerationParts(async () => repo).get(generationId);
-  const catalog = await loadCatalog(repo, host, generation);
-  return { repo, host, catalog };
+  const catalog = await loadCatalog(repo, inst.host, generation);
+  return { repo, inst, catalog };
 }
 
 export function register(program: Command): void {
@@ -67,7 +64,7 @@ export function register(program: Command): void {
     .description('the restorable entities of a generation (deleted ones flagged)')
     .argument('<generation>', "generation id, or 'latest'")
     .option('--repo <dir>', 'repository directory')
-    .option('--kind <kind>', `only this kind (${KINDS.join(', ')})`, kind)
+    .option('--kind <kind>', `only this kind (${RESTORABLE_KINDS.join(', ')})`, kind)
     .option('--search <text>', 'substring of the display name or email')
     .option('--deleted', 'only entities that no longer exist')
     .option('--limit <n>', 'at most this many', wholeNumber, 1000)
@@ -109,12 +106,11 @@ export function register(program: Command): void {
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (generationId: string, opts: RestoreOpts) => {
       const out = output(opts);
-      const { repo, host, catalog } = await open(opts, generationId);
+      const { repo, inst, catalog } = await open(opts, generationId);
       try {
         const entry = catalog.byUid.get(opts.entity);
         if (!entry) throw new UsageError(`entity ${opts.entity} is not in generation ${catalog.generation.id} (see \`entity list\`)`);
-        const mailer = opts.op.startsWith('send.') ? smtpMailer(parseSmtpUrl(opts.smtp ?? process.env.DP_SMTP_URL ?? 'smtp://127.0.0.1:25')) : null;
-        const env = { repo, host, mailer };
+        const env = inst.restoreEnv(repo, { send: opts.op.startsWith('send.'), smtp: opts.smtp });
         const plan: PlannedRestore = {
           operation: opts.op, entry, catalog, folder: opts.folder, messageIds: opts.message, recipient: opts.recipient,
           actor: { login: `cli:${os.userInfo().username}`, email: null },

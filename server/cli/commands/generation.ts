@@ -4,7 +4,7 @@
 
 import 'reflect-metadata';
 import { Command } from 'commander';
-import { EngineError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
+import { LockHeldError, NotFoundError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
 import { GenerationCache } from '../../dataprotect/generation/cache.js';
 import {
   deleteGeneration, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,
@@ -22,12 +22,9 @@ import { DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
 import { SCHEMA_VERSION } from '../../host/reference/schema.js';
 import { createPool } from '../../pg/client.js';
 import { migrate } from '../../store/migrations.js';
+import { databaseUrl, hostDatabase, installation } from '../compose.js';
 import { collect, output, repoPath, wholeNumber, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
-
-class LockedError extends EngineError {
-  override readonly exitCode = 11;
-}
 
 interface BackupOpts extends RepoOptions {
   hostRoot: string;
@@ -72,8 +69,7 @@ export function register(program: Command): void {
     .action(async (opts: BackupOpts) => {
       const out = output(opts);
       const location = repoPath(opts);
-      const db = settingsFromEnv();
-      const host = new ReferenceHost(opts.hostRoot, db);
+      const { database: db, host, productVersion } = installation(opts);
       const trigger: Trigger = opts.scheduled ? 'schedule' : 'cli';
       const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
         const repo = await openLocation(location, { create: true });
@@ -86,7 +82,7 @@ export function register(program: Command): void {
           }
           const started = Date.now();
           const r = await runGeneration({
-            repo, host, trigger, productVersion: SCHEMA_VERSION,
+            repo, host, trigger, productVersion,
             backupEmails: opts.emails, backupArchivedEmails: Boolean(opts.archivedEmails), skippedTags: opts.skipTag,
             retention: opts.retention ? { days: opts.retentionDays, weekly: opts.keepWeekly, monthly: opts.keepMonthly } : undefined,
             postBackup: opts.postScript ? { script: opts.postScript, timeoutMs: opts.hookTimeout * 1000 } : undefined,
@@ -108,7 +104,7 @@ export function register(program: Command): void {
           out.summary({ skipped: message }, message);
           return;
         }
-        throw new LockedError(message);
+        throw new LockHeldError(message);
       }
       const v = locked.value;
       if (v.skipped !== undefined) {
@@ -172,12 +168,12 @@ export function register(program: Command): void {
     .action(async (id: string, opts: RepoOptions & { hostRoot: string }) => {
       const out = output(opts);
       const location = repoPath(opts);
-      const db = settingsFromEnv();
+      const db = hostDatabase();
       const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
         const repo = await existingRepository(location);
         try {
           const g = (await readGenerations(repo)).find((x) => x.record.id === id);
-          if (!g) throw new EngineError(`no generation ${id} in ${location}`);
+          if (!g) throw new NotFoundError(`no generation ${id} in ${location}`);
           const n = await deleteGeneration(repo, g, (m) => out.notice(m));
           const latest = await refreshLatest(repo);
           return { files: n, latest: latest?.id ?? null };
@@ -185,7 +181,7 @@ export function register(program: Command): void {
           await repo.close();
         }
       });
-      if (!locked.acquired) throw new LockedError(`a backup of ${describe(db)} is running; try again when it has finished`);
+      if (!locked.acquired) throw new LockHeldError(`a backup of ${describe(db)} is running; try again when it has finished`);
       out.summary({ forgotten: id, snapshots: locked.value.files, latest: locked.value.latest }, `generation ${id} forgotten (${locked.value.files} snapshot files); run 'bm-dataprotect prune' to reclaim the space`);
     });
 
@@ -205,15 +201,14 @@ export function register(program: Command): void {
       } finally {
         await repo.close();
       }
-      const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/bj';
-      const pool = createPool(url, 2);
+      const pool = createPool(databaseUrl(), 2);
       try {
         await migrate(pool);
         await new GenerationCache(pool).replace(location, records, await snapshotFingerprint(location));
       } finally {
         await pool.end();
       }
-      out.summary({ repository: location, generations: records.length }, `${records.length} generation(s) of ${location} written to the plugin's tables in ${describe(settingsFromEnv())}`);
+      out.summary({ repository: location, generations: records.length }, `${records.length} generation(s) of ${location} written to the plugin's tables in ${describe(hostDatabase())}`);
     });
 }
 

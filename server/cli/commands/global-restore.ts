@@ -3,9 +3,6 @@
 
 import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
-import { settingsFromEnv } from '../../host/connection.js';
-import { ReferenceHost } from '../../host/reference/host.js';
-import { referenceInstallation } from '../../host/reference/installation.js';
 import { DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
 import { checkGlobalRestore } from '../../dataprotect/global-restore/check.js';
 import { discoverGenerations } from '../../dataprotect/global-restore/discover.js';
@@ -13,6 +10,7 @@ import { parseServerMap } from '../../dataprotect/global-restore/plan.js';
 import { runGlobalRestore } from '../../dataprotect/global-restore/run.js';
 import { rehearseGlobalRestore } from '../../dataprotect/global-restore/sandbox.js';
 import { GenerationNotFoundError } from '../../dataprotect/generation/format.js';
+import { installation } from '../compose.js';
 import { collect, openRepo, output, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
 import type { Output } from '../output.js';
@@ -25,7 +23,7 @@ interface TargetOptions extends RepoOptions {
 const STATUS_MARK = { met: 'ok     ', 'not-met': 'NOT MET', warning: 'warning' } as const;
 
 function installationOf(opts: TargetOptions) {
-  return referenceInstallation(new ReferenceHost(opts.hostRoot, settingsFromEnv()));
+  return installation({ hostRoot: opts.hostRoot }).recovery;
 }
 
 function serverMap(opts: TargetOptions): Map<string, string> {

@@ -7,6 +7,7 @@ import { settingsFromEnv } from '../../host/connection.js';
 import { dovecotStatus, startDovecot, stopDovecot } from '../../host/reference/dovecot.js';
 import { DEFAULT_HOST_ROOT, TOPOLOGY, fileLocations, hostLayout } from '../../host/reference/layout.js';
 import { seedReference } from '../../host/reference/seed.js';
+import { hostDatabase } from '../compose.js';
 import { output, wholeNumber } from '../context.js';
 import { duration } from '../output.js';
 
@@ -46,7 +47,7 @@ export function register(program: Command): void {
     .option('--json', 'output as JSON lines')
     .action(async (opts: SeedOpts) => {
       const out = output(opts);
-      const connection = settingsFromEnv();
+      const connection = hostDatabase();
       const s = await seedReference({
         connection, root: opts.hostRoot, users: opts.users, seed: opts.seed, eventsPerUser: opts.events,
         contactsPerUser: opts.contacts, todosPerUser: opts.todos, messagesPerUser: opts.messages, files: opts.files,
@@ -68,7 +69,7 @@ export function register(program: Command): void {
     .action(async (opts: HostOpts) => {
       const out = output(opts);
       const layout = hostLayout(opts.hostRoot);
-      const connection = settingsFromEnv();
+      const connection = hostDatabase();
       const servers = TOPOLOGY.map((s) => ({
         ...s,
         parts: s.tags.map((tag) => ({

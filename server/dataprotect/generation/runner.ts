@@ -10,7 +10,7 @@ import type { TaskKind } from '../../store/task-record.js';
 import { AuditLog } from '../audit.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Generation } from '../model.js';
-import type { Principal } from '../principal.js';
+import { SCHEDULER_ACTOR, type Principal } from '../principal.js';
 import type { BackupRunner, GenerationService, Requester } from '../services.js';
 import { SettingsService, type Settings } from '../settings.js';
 import { GenerationCache } from './cache.js';
@@ -24,7 +24,7 @@ import { BACKUP_CONFIG, HOST_PORT, type BackupConfig } from './tokens.js';
 export const BACKUP_LOCK = 'dataprotect-backup';
 
 function actorOf(by: Requester): TaskActor {
-  return 'scheduler' in by ? { login: 'scheduler', uid: null } : { login: by.login, uid: by.uid };
+  return 'scheduler' in by ? { login: SCHEDULER_ACTOR, uid: null } : { login: by.login, uid: by.uid };
 }
 
 function taskLog(ctx: TaskContext) {

@@ -1,7 +1,7 @@
 import type { InjectionToken } from 'tsyringe';
 import type { HostPort } from '../../host/port.js';
 
-/** The installation being backed up (the reference host in the standalone console and the tests). */
+/** The installation backed up and restored into, as the composition root's host provides it. */
 export const HOST_PORT: InjectionToken<HostPort> = Symbol('dp.HostPort');
 
 export interface BackupConfig {

@@ -1,9 +1,8 @@
 // The global restore as the API and the setup wizard see it: discover and check answer at once, start runs the
 // restore as one task (progress per part, log) and records its end in the audit log.
 
-import type { DependencyContainer } from 'tsyringe';
-import type { TaskStart } from '../../jobs/task-registry.js';
-import { TaskRegistry } from '../../jobs/task-registry.js';
+import { inject, injectable, type InjectionToken } from 'tsyringe';
+import { TaskRegistry, type TaskStart } from '../../jobs/task-registry.js';
 import type { InstallationPort } from '../../host/installation.js';
 import { AuditLog } from '../audit.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -29,11 +28,15 @@ export function toPrerequisiteReport(c: GlobalRestoreCheck): PrerequisiteReport 
   };
 }
 
+/** What a global restore needs of the installation it rebuilds. */
+export const RECOVERY_INSTALLATION: InjectionToken<InstallationPort> = Symbol('dp.RecoveryInstallation');
+
+@injectable()
 export class GlobalRestores implements GlobalRestoreService {
   constructor(
-    private readonly tasks: TaskRegistry,
-    private readonly audit: AuditLog,
-    private readonly installation: InstallationPort,
+    @inject(TaskRegistry) private readonly tasks: TaskRegistry,
+    @inject(AuditLog) private readonly audit: AuditLog,
+    @inject(RECOVERY_INSTALLATION) private readonly installation: InstallationPort,
   ) {}
 
   async discover(location: string): Promise<Generation[]> {
@@ -93,9 +96,4 @@ export class GlobalRestores implements GlobalRestoreService {
 function notFound(e: unknown): never {
   if (e instanceof GenerationNotFoundError) throw new NotFoundError(e.message);
   throw e;
-}
-
-/** The factory a composition root hands to registerServer (`globalRestore`). */
-export function globalRestoreServices(installation: InstallationPort): { globalRestore: (c: DependencyContainer) => GlobalRestoreService } {
-  return { globalRestore: (c) => new GlobalRestores(c.resolve(TaskRegistry), c.resolve(AuditLog), installation) };
 }

@@ -8,7 +8,7 @@ import type { DirectoryEntity, HostPort } from '../../host/port.js';
 import { clientQuery } from '../../host/query.js';
 import { readManifest, type ExportedContainer, type ExportedEntity, type PgManifest } from '../../sources/pgsql-manifest.js';
 import { NotFoundError } from '../errors.js';
-import type { Restorable, RestorableKind } from '../model.js';
+import { restorableKindOf, type Restorable } from '../model.js';
 import { partSnapshot, type GenerationView } from './generation-parts.js';
 
 export const DATABASE_TAG = 'bm/pgsql';
@@ -28,10 +28,6 @@ export interface Catalog {
   entries: CatalogEntry[];
   byUid: Map<string, CatalogEntry>;
 }
-
-const KIND: Partial<Record<DirectoryEntity['kind'], RestorableKind>> = {
-  DOMAIN: 'DOMAIN', USER: 'USER', MAILSHARE: 'MAILSHARE', RESOURCE: 'RESOURCE', ORG_UNIT: 'OU',
-};
 
 /** Catalog entries by generation, kept a little while: paging through 10,000 entities must not re-read them. */
 const cache = new Map<string, { at: number; catalog: Promise<Catalog> }>();
@@ -79,7 +75,7 @@ async function buildCatalog(repo: Repository, host: HostPort, g: GenerationView)
 
   const entries: CatalogEntry[] = [];
   for (const e of manifest.entities) {
-    const kind = KIND[e.kind];
+    const kind = restorableKindOf(e.kind);
     if (kind) {
       entries.push({
         kind, uid: e.uid, domainUid: e.domainUid, displayName: e.displayName, email: e.email,

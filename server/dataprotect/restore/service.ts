@@ -11,13 +11,13 @@ import { AuditLog } from '../audit.js';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../errors.js';
 import type { MailFolder, MailMessage, Page, Restorable } from '../model.js';
 import { entityInRestoreScope, holdsRole, type Principal } from '../principal.js';
-import { operationsForTags, RESTORE_OPERATIONS, type RestoreOperation } from '../restore-operations.js';
+import { operationsForTags, RESTORE_OPERATIONS, type RestoreOperation } from '../restore-capabilities.js';
 import type { EntityQuery, MessageQuery, RestoreRequest, RestoreService } from '../services.js';
 import { loadCatalog, publicEntry, type Catalog, type CatalogEntry } from './catalog.js';
 import type { GenerationParts } from './generation-parts.js';
 import { describeMessage, parseHeaders, SavedMailbox, type SavedMessage } from './mailbox-reader.js';
 import type { Mailer } from './mailer.js';
-import { MAIL_TAG, runRestore, validate, type PlannedRestore, type RestoreEnv } from './operations.js';
+import { MAIL_TAG, runRestore, validate, type PlannedRestore, type RestoreEnv } from './operations/index.js';
 import { partSnapshot } from './generation-parts.js';
 
 /** What restores read from and write to, as the composition root provides it. */

@@ -1,22 +1,22 @@
-// The factory a composition root hands to registerServer (`restores`): single-entity restores over a host, reading
-// the repository the settings name, sending send.* exports through the given SMTP relay (none: send.* not offered).
+// Where the plugin's restores read from: the repository the settings name, shared for a little while between
+// browsing calls, and one of its own for each restore task.
 
-import type { DependencyContainer } from 'tsyringe';
 import type { Repository } from '../../engine/index.js';
 import type { HostPort } from '../../host/port.js';
-import { TaskRegistry } from '../../jobs/task-registry.js';
-import { AuditLog } from '../audit.js';
 import { NotFoundError } from '../errors.js';
 import { openLocation } from '../generation/repository.js';
-import { SettingsService } from '../settings.js';
-import type { RestoreService } from '../services.js';
+import type { SettingsService } from '../settings.js';
 import { RepositoryGenerationParts } from './generation-parts.js';
 import type { Mailer } from './mailer.js';
-import { EntityRestores, type RestoreBackend } from './service.js';
+import type { RestoreBackend } from './service.js';
 
 /** Browsing reuses one opened repository for a little while (opening loads the index). */
 const SHARED_TTL_MS = 20_000;
 
+/**
+ * The restore backend of the plugin: the repository is the one the settings name (opened again when they change),
+ * over the given host, with the SMTP relay for send.* exports (none: send.* is not offered).
+ */
 export function settingsBackend(settings: SettingsService, host: HostPort, mailer: Mailer | null): RestoreBackend {
   let shared: { location: string; at: number; repo: Promise<Repository> } | null = null;
   const open = async (location: string): Promise<Repository> => {
@@ -44,10 +44,4 @@ export function settingsBackend(settings: SettingsService, host: HostPort, maile
     generations: new RepositoryGenerationParts(() => backend.repository()),
   };
   return backend;
-}
-
-export function restoreServices(host: HostPort, o: { mailer: Mailer | null }): { restores: (c: DependencyContainer) => RestoreService } {
-  return {
-    restores: (c) => new EntityRestores(c.resolve(TaskRegistry), c.resolve(AuditLog), settingsBackend(c.resolve(SettingsService), host, o.mailer)),
-  };
 }

@@ -1,0 +1,74 @@
+// Calendars, address books and todolists: replaced from their lossless exports, or sent as ICS / VCF.
+
+import type { ContainerType } from '../../../host/port.js';
+import { readEntityExport } from '../../../sources/pgsql-manifest.js';
+import { InvalidInputError, NotFoundError } from '../../errors.js';
+import { checkCancel, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
+
+function containersOf(p: PlannedRestore, type: ContainerType) {
+  return p.entry.containers.filter((c) => c.type === type);
+}
+
+export async function replaceContainers(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext, type: ContainerType): Promise<Record<string, unknown>> {
+  const list = containersOf(p, type);
+  const total = list.reduce((n, c) => n + c.items, 0);
+  ctx.progress({ done: 0, total, unit: 'items' });
+  let done = 0;
+  const restored: { uid: string; items: number }[] = [];
+  for (const c of list) {
+    checkCancel(ctx);
+    const r = await env.host.writers.database.replaceContainer(readEntityExport(env.repo, p.catalog.database, c.path));
+    done += r.items;
+    restored.push({ uid: c.uid, items: r.items });
+    ctx.info(`${c.uid} (${c.name}): ${r.items} items`);
+    ctx.progress({ done, total, unit: 'items' });
+  }
+  if (list.length === 0) ctx.warn(`the generation holds no ${type} of ${p.entry.displayName}`);
+  return { containers: restored, items: done };
+}
+
+function fileName(name: string, ext: string, used: Set<string>): string {
+  let base = name.normalize('NFKD').replace(/[^A-Za-z0-9._ ()-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 150) || 'export';
+  let n = 1;
+  let out = `${base}.${ext}`;
+  while (used.has(out)) out = `${base} (${++n}).${ext}`;
+  used.add(out);
+  return out;
+}
+
+/** Who receives a send.* export: the one asked for, else the user (user entities), else the administrator. */
+export function sendRecipient(p: PlannedRestore): string | null {
+  if (p.recipient) return p.recipient;
+  if (p.entry.kind === 'USER' && p.entry.email) return p.entry.email;
+  return p.actor.email;
+}
+
+export async function sendExports(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext, type: ContainerType): Promise<Record<string, unknown>> {
+  const to = sendRecipient(p);
+  if (!to) throw new InvalidInputError('recipient', 'nobody to send the export to: give a recipient');
+  const list = containersOf(p, type);
+  const ext = type === 'addressbook' ? 'vcf' : 'ics';
+  const contentType = type === 'addressbook' ? 'text/vcard; charset=utf-8' : 'text/calendar; charset=utf-8';
+  const used = new Set<string>();
+  const attachments: { filename: string; content: string; contentType: string }[] = [];
+  for (const [i, c] of list.entries()) {
+    checkCancel(ctx);
+    const text = await env.host.renderer.render(type, readEntityExport(env.repo, p.catalog.database, c.path));
+    const filename = fileName(c.name || c.uid, ext, used);
+    attachments.push({ filename, content: text, contentType });
+    await ctx.attach(filename, text, contentType);
+    ctx.progress({ done: i + 1, total: list.length, unit: 'containers' });
+  }
+  if (attachments.length === 0) throw new NotFoundError(`the generation holds no ${type} of ${p.entry.displayName}`);
+  const what = type === 'addressbook' ? 'address books' : type === 'todolist' ? 'task lists' : 'calendars';
+  const date = p.catalog.generation.time.toISOString().slice(0, 10);
+  await env.mailer!.send({
+    from: `no-reply@${p.entry.domainUid}`,
+    to,
+    subject: `Backup of ${p.entry.displayName}'s ${what} (${date})`,
+    text: `A backup of the ${what} of ${p.entry.displayName}, as saved on ${date}, is attached to this message.\n`,
+    attachments,
+  });
+  ctx.info(`sent ${attachments.map((a) => a.filename).join(', ')} to ${to}`);
+  return { recipient: to, files: attachments.map((a) => a.filename) };
+}

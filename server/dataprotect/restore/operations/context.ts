@@ -1,0 +1,45 @@
+// What every restore operation is given: the repository and the host (the environment), the planned restore, and
+// a context to report to (a task's, or the CLI's).
+
+import type { Repository } from '../../../engine/index.js';
+import type { HostPort } from '../../../host/port.js';
+import type { RestoreOperationId } from '../../restore-capabilities.js';
+import type { Catalog, CatalogEntry } from '../catalog.js';
+import type { Mailer } from '../mailer.js';
+
+export const MAIL_TAG = 'mail/imap';
+export const FILEHOSTING_TAG = 'filehosting/data';
+
+/** What an operation reports to and hears from (a task's context satisfies it). */
+export interface RestoreContext {
+  readonly signal: AbortSignal;
+  progress(p: { done?: number; total?: number | null; unit?: string | null; bytes?: number | null; message?: string | null }): void;
+  info(message: string): void;
+  warn(message: string): void;
+  attach(name: string, content: Buffer | string, contentType: string): Promise<unknown>;
+}
+
+export interface RestoreEnv {
+  repo: Repository;
+  host: HostPort;
+  /** The SMTP relay send.* operations use; null when none is configured. */
+  mailer: Mailer | null;
+}
+
+export interface PlannedRestore {
+  operation: RestoreOperationId;
+  entry: CatalogEntry;
+  catalog: Catalog;
+  folder?: string;
+  messageIds?: string[];
+  recipient?: string;
+  /** Who asked (login and email), for send.* recipients and the logs. */
+  actor: { login: string; email: string | null };
+}
+
+/** One operation family's entry point: the task body's work, with its result for the task and the audit. */
+export type OperationRunner = (env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext) => Promise<Record<string, unknown>>;
+
+export function checkCancel(ctx: RestoreContext): void {
+  if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error('cancelled');
+}

@@ -1,0 +1,70 @@
+// The restore operations: which family runs each operation identifier, and the checks made before a task starts.
+// Each family reads only the entity's part of the generation (its mailbox subtree, its container exports) and
+// writes only into the entity's own data through the host's writers.
+
+import { InvalidInputError } from '../../errors.js';
+import { RESTORE_OPERATIONS, type RestoreOperationId } from '../../restore-capabilities.js';
+import { partSnapshot } from '../generation-parts.js';
+import { replaceContainers, sendExports } from './containers.js';
+import { MAIL_TAG, type OperationRunner, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
+import { completeUser, replaceOrgUnit } from './directory.js';
+import { restoreFileHosting } from './file-hosting.js';
+import { appendMail, replaceMailbox, savedMailbox } from './mail.js';
+
+export { FILEHOSTING_TAG, MAIL_TAG, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
+export { restoredFolderName } from './mail.js';
+export { sendRecipient } from './containers.js';
+
+const RUNNERS: Record<RestoreOperationId, OperationRunner> = {
+  'subfolder.mailbox': (env, p, ctx) => appendMail(env, p, ctx, 'subfolder'),
+  'restore.mail.folder': (env, p, ctx) => appendMail(env, p, ctx, 'folder'),
+  'restore.mail.messages': (env, p, ctx) => appendMail(env, p, ctx, 'messages'),
+  'replace.mailbox': replaceMailbox,
+  'replace.calendars': (env, p, ctx) => replaceContainers(env, p, ctx, 'calendar'),
+  'replace.resources': (env, p, ctx) => replaceContainers(env, p, ctx, 'calendar'),
+  'replace.domain.calendars': (env, p, ctx) => replaceContainers(env, p, ctx, 'calendar'),
+  'replace.books': (env, p, ctx) => replaceContainers(env, p, ctx, 'addressbook'),
+  'replace.domain.books': (env, p, ctx) => replaceContainers(env, p, ctx, 'addressbook'),
+  'replace.todolists': (env, p, ctx) => replaceContainers(env, p, ctx, 'todolist'),
+  'send.calendars.ics': (env, p, ctx) => sendExports(env, p, ctx, 'calendar'),
+  'send.domain.calendars.ics': (env, p, ctx) => sendExports(env, p, ctx, 'calendar'),
+  'send.resources': (env, p, ctx) => sendExports(env, p, ctx, 'calendar'),
+  'send.books.vcf': (env, p, ctx) => sendExports(env, p, ctx, 'addressbook'),
+  'send.domain.books.vcf': (env, p, ctx) => sendExports(env, p, ctx, 'addressbook'),
+  'send.todolist.ics': (env, p, ctx) => sendExports(env, p, ctx, 'todolist'),
+  'replace.ou': replaceOrgUnit,
+  'complete.restore.user': completeUser,
+  'restore.filehosting': restoreFileHosting,
+};
+
+/** Checks that an operation applies to the entry in this generation; throws InvalidInputError / NotFoundError. */
+export async function validate(env: RestoreEnv, p: PlannedRestore): Promise<void> {
+  const op = RESTORE_OPERATIONS.find((o) => o.identifier === p.operation);
+  if (!op) throw new InvalidInputError('operation', `unknown restore operation ${p.operation}`);
+  if (!op.kinds.includes(p.entry.kind)) throw new InvalidInputError('operation', `${p.operation} does not apply to a ${p.entry.kind} entity`);
+  if (op.requiredTag && !partSnapshot(p.catalog.generation, op.requiredTag)) {
+    throw new InvalidInputError('operation', `generation ${p.catalog.generation.id} has no ${op.requiredTag} part, which ${p.operation} needs`);
+  }
+  if (op.deletedEntitiesOnly && !p.entry.deleted) {
+    throw new InvalidInputError('operation', `${p.operation} restores a deleted user; ${p.entry.displayName} still exists (use the replace.* operations)`);
+  }
+  if ((p.operation === 'restore.mail.folder' || p.operation === 'restore.mail.messages') && !p.folder) {
+    throw new InvalidInputError('folder', `${p.operation} needs the folder`);
+  }
+  if (p.operation === 'restore.mail.messages' && !p.messageIds?.length) throw new InvalidInputError('messageIds', 'choose at least one message');
+  if (p.operation.startsWith('send.') && !env.mailer) {
+    throw new InvalidInputError('operation', 'no SMTP relay is configured for sending exports');
+  }
+  if (op.requiredTag === MAIL_TAG) {
+    const mailbox = await savedMailbox(env, p);
+    if (p.folder) await mailbox.box.folder(p.folder);
+  }
+}
+
+/** Runs one planned restore; the result goes into the task's result and the audit record. */
+export async function runRestore(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext): Promise<Record<string, unknown>> {
+  ctx.info(`${p.operation} of ${p.entry.kind} ${p.entry.displayName} (${p.entry.uid}) from generation ${p.catalog.generation.id}`);
+  const run = RUNNERS[p.operation];
+  if (!run) throw new InvalidInputError('operation', `unknown restore operation ${p.operation}`);
+  return run(env, p, ctx);
+}
