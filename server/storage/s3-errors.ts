@@ -87,8 +87,10 @@ export function describeS3Error(err: unknown, ctx: S3ErrorContext): S3StorageErr
     return new S3StorageError(`${what}${at}: no answer in time${tries}: ${e.message ?? name}`, 'ETIMEDOUT', status, { cause: err });
   }
   if (e.code && NETWORK_CODES.has(e.code)) {
+    const trouble = e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'the connection to the S3 endpoint' : 'cannot reach the S3 endpoint';
+    const was = e.code === 'ECONNRESET' || e.code === 'EPIPE' ? ' was cut' : '';
     return new S3StorageError(
-      `${what}: cannot reach the S3 endpoint ${ctx.endpoint ?? '(AWS)'}${tries}: ${e.code}; check AWS_ENDPOINT_URL_S3 and the network`,
+      `${what}: ${trouble} ${ctx.endpoint ?? '(AWS)'}${was}${tries}: ${e.code}; check AWS_ENDPOINT_URL_S3 and the network`,
       e.code, status, { cause: err },
     );
   }

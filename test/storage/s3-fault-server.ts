@@ -1,8 +1,11 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** What the faulty server does with one request: pass it to the real server, answer an S3 error, or never answer. */
-export type FaultAnswer = 'forward' | 'hang' | { status: number; code: string };
+/**
+ * What the faulty server does with one request: pass it to the real server, answer an S3 error, never
+ * answer, or pass it on but cut the connection after the first bytes of the response's body.
+ */
+export type FaultAnswer = 'forward' | 'hang' | { status: number; code: string } | { cutAfter: number };
 
 export interface FaultServer {
   endpoint: string;
@@ -33,7 +36,7 @@ export async function startFaultServer(upstream: string | undefined, decide: (n:
       req.resume();
       return;
     }
-    if (answer !== 'forward') {
+    if (answer !== 'forward' && 'status' in answer) {
       req.resume();
       const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${answer.code}</Code><Message>injected by the test</Message><RequestId>t${n}</RequestId></Error>`;
       res.writeHead(answer.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
@@ -43,9 +46,17 @@ export async function startFaultServer(upstream: string | undefined, decide: (n:
     }
     const up = new URL(upstream!);
     // Headers go through unchanged (Host included): the request's signature covers them.
+    const cutAfter = answer === 'forward' ? Infinity : answer.cutAfter;
     const fwd = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
+      if (cutAfter === Infinity) return void upRes.pipe(res);
+      let sent = 0;
+      upRes.on('data', (chunk: Buffer) => {
+        if (sent >= cutAfter) return;
+        res.write(chunk.subarray(0, cutAfter - sent));
+        sent += Math.min(chunk.length, cutAfter - sent);
+        if (sent >= cutAfter) res.destroy();
+      });
     });
     fwd.on('error', () => res.destroy());
     req.pipe(fwd);

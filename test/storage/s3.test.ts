@@ -137,6 +137,21 @@ describe('S3 storage against a failing server', () => {
     }
   });
 
+  test('a body cut off in the middle is fetched again', async () => {
+    const location = s3.location();
+    const data = randomBytes(300_000);
+    await storage(location).write('data', hex('6'), data);
+    let gets = 0;
+    const fault = await startFaultServer(s3.endpoint, (_, req) => (req.method === 'GET' && ++gets === 1 ? { cutAfter: 100_000 } : 'forward'));
+    try {
+      const s = storage(location, { AWS_ENDPOINT_URL_S3: fault.endpoint });
+      expect((await s.read('data', hex('6'), 10, 250_000)).equals(data.subarray(10, 250_010))).toBe(true);
+      expect(gets).toBe(2);
+    } finally {
+      await fault.stop();
+    }
+  });
+
   test('a server that keeps failing gives up after the bounded attempts and says so', async () => {
     const fault = await startFaultServer(undefined, () => ({ status: 500, code: 'InternalError' }));
     try {
