@@ -93,6 +93,20 @@ export function storageConformance(name: string, make: () => Promise<{ storage: 
       expect(count).toBe(n);
     }));
 
+    test('reading a missing file fails with code ENOENT, which the engine reads as "not there"', withStorage(async (s) => {
+      await expect(s.read('config', 'config')).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(s.read('snapshot', hex('9'), 0, 10)).rejects.toMatchObject({ code: 'ENOENT' });
+    }));
+
+    test('an empty storage lists nothing and has no config', withStorage(async (s) => {
+      for (const t of ['config', 'data', 'index', 'snapshot', 'lock'] as FileType[]) {
+        const names: string[] = [];
+        for await (const f of s.list(t)) names.push(f.name);
+        expect(names).toEqual([]);
+      }
+      expect(await s.stat('config', 'config')).toBeNull();
+    }));
+
     test('a name that is not a plain file name is refused', withStorage(async (s) => {
       await expect(s.write('data', '../escape', Buffer.from('x'))).rejects.toThrow(/invalid/);
       await expect(s.read('index', 'a/b')).rejects.toThrow(/invalid/);

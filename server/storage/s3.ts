@@ -1,0 +1,218 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { FileInfo, FileType, Storage } from '../engine/storage.js';
+import { connectS3, type S3ConnectionOptions } from './s3-client.js';
+import { describeS3Error, S3StorageError } from './s3-errors.js';
+import { RequestLimit } from './s3-limit.js';
+import { formatS3Location, parseS3Location, type S3Location } from './s3-location.js';
+
+/**
+ * Key folder of each file type under the prefix: the same layout as a local repository, so a repository
+ * folder copied into a bucket as it is opens from there, and back. One line per file type.
+ */
+const KEY_DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks' };
+
+/** Packs are spread over data/00 .. data/ff by the first two characters of their name, as on disk. */
+const FANNED_OUT: ReadonlySet<FileType> = new Set(['data']);
+
+/**
+ * A repository in an S3 bucket (AWS, MinIO, Ceph RGW, Garage...) at `s3://BUCKET/PREFIX`.
+ *
+ * Write-once holds without temp names: a single PUT of a whole object is atomic on S3 (readers and
+ * listings see all of it or nothing, and an interrupted upload leaves nothing), so `list` only ever
+ * shows complete files. Packs are bounded in size (~16 MiB), far under the 5 GiB of a single PUT, so
+ * no multipart upload is needed, and a body held in memory can be sent again on a retry.
+ *
+ * Locks are plain objects rewritten in place, since S3 has no atomic rename and needs none here: in
+ * the engine's lock protocol every process writes its own lock under a random name and only that
+ * process ever rewrites it (the refresh); the others only read it or, once it is stale, delete it. A
+ * PUT replaces an object whole, so a reader sees the old or the new lock, never a mix. Two processes
+ * that lock at once each write first and list after, and S3's read-after-write consistency for PUT and
+ * LIST means each sees the other's lock, so at least one of them backs off.
+ */
+export class S3Storage implements Storage {
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly endpoint: string | undefined;
+  private readonly maxAttempts: number;
+  private readonly limit: RequestLimit;
+  private bucketSeen: Promise<void> | undefined;
+
+  constructor(location: string | S3Location, opts: S3ConnectionOptions = {}) {
+    const loc = typeof location === 'string' ? parseS3Location(location) : location;
+    this.bucket = loc.bucket;
+    this.prefix = loc.prefix;
+    const conn = connectS3(opts);
+    this.client = conn.client;
+    this.endpoint = conn.endpoint;
+    this.maxAttempts = conn.maxAttempts;
+    this.limit = new RequestLimit(conn.parallelism);
+  }
+
+  get location(): string {
+    return formatS3Location({ bucket: this.bucket, prefix: this.prefix });
+  }
+
+  /** The object key of a file; refuses names that could leave their folder. */
+  key(type: FileType, name: string): string {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) throw new Error(`invalid ${type} file name ${JSON.stringify(name)}`);
+    if (type === 'config') return this.base() + 'config';
+    const dir = KEY_DIRS[type];
+    return this.base() + (FANNED_OUT.has(type) ? `${dir}/${name.slice(0, 2)}/${name}` : `${dir}/${name}`);
+  }
+
+  async *list(type: FileType): AsyncIterable<FileInfo> {
+    if (type === 'config') {
+      const s = await this.stat('config', 'config');
+      if (s) yield s;
+      return;
+    }
+    const folder = this.base() + KEY_DIRS[type] + '/';
+    const fanned = FANNED_OUT.has(type);
+    let token: string | undefined;
+    do {
+      const page = await this.call('listing', folder, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: folder, ContinuationToken: token, ...(fanned ? {} : { Delimiter: '/' }) })),
+      );
+      for (const o of page.Contents ?? []) {
+        const rel = (o.Key ?? '').slice(folder.length);
+        const name = fanned ? /^([0-9a-f]{2})\/([^/]+)$/.exec(rel)?.[2] : /^[^/]+$/.exec(rel)?.[0];
+        // Anything else under the folder (a stray dot-file, a key of another shape) is not a repository file.
+        if (!name || name.startsWith('.') || (fanned && !rel.startsWith(name.slice(0, 2) + '/'))) continue;
+        yield { name, size: o.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async read(type: FileType, name: string, offset = 0, length?: number): Promise<Buffer> {
+    const key = this.key(type, name);
+    const truncated = (size: number, want: number) =>
+      new S3StorageError(`reading ${type} ${name.slice(0, 12)} in ${this.location}: truncated at ${size} bytes (wanted ${offset}+${want})`, 'ERANGE', undefined);
+    const sizeOf = async () => {
+      const s = await this.stat(type, name);
+      if (!s) throw new S3StorageError(`reading ${type} ${name.slice(0, 12)}: s3://${this.bucket}/${key} does not exist`, 'ENOENT', 404);
+      return s.size;
+    };
+    if (length === 0) {
+      const size = await sizeOf();
+      if (offset > size) throw truncated(size, 0);
+      return Buffer.alloc(0);
+    }
+    const range = length !== undefined ? `bytes=${offset}-${offset + length - 1}` : offset > 0 ? `bytes=${offset}-` : undefined;
+    // The SDK retries a request until its response starts; a body cut off after that is fetched again here.
+    for (let attempt = 1; ; attempt++) {
+      let bodyFailed = false;
+      try {
+        return await this.call('reading', key, async () => {
+          const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }));
+          let body: Buffer;
+          try {
+            const bytes = await res.Body!.transformToByteArray();
+            body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          } catch (err) {
+            bodyFailed = true;
+            throw err;
+          }
+          // Without a Content-Range the body is the whole object (no range asked, or one ignored). Some
+          // servers answer more than the range (s3rver reads `bytes=0-0` as the whole object): cut it.
+          const got = contentRange(res.ContentRange) ?? { start: 0, total: body.length };
+          const want = length ?? got.total - offset;
+          if (offset + want > got.total) throw truncated(got.total, want);
+          const part = body.subarray(offset - got.start, offset - got.start + want);
+          if (offset < got.start || part.length !== want) throw truncated(got.start + body.length, want);
+          return part;
+        });
+      } catch (err) {
+        if (err instanceof S3StorageError && err.status === 416) {
+          // The range starts past the end: the file is shorter than asked.
+          const size = await sizeOf();
+          if (length === undefined && offset === size) return Buffer.alloc(0);
+          throw truncated(size, length ?? 0);
+        }
+        if (!bodyFailed || attempt >= this.maxAttempts) throw err;
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
+  async write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
+    const key = this.key(type, name);
+    const body = Buffer.isBuffer(data) ? data : Buffer.concat(data as Uint8Array[]);
+    // Content-MD5 makes the server refuse a body damaged on the way instead of storing it.
+    const md5 = createHash('md5').update(body).digest('base64');
+    await this.call('writing', key, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: md5 })),
+    );
+  }
+
+  async delete(type: FileType, name: string): Promise<void> {
+    const key = this.key(type, name);
+    try {
+      await this.call('deleting', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+    } catch (err) {
+      if ((err as S3StorageError).code !== 'ENOENT') throw err;
+    }
+  }
+
+  async stat(type: FileType, name: string): Promise<FileInfo | null> {
+    const key = this.key(type, name);
+    try {
+      const head = await this.call('checking', key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })));
+      return { name, size: head.ContentLength ?? 0 };
+    } catch (err) {
+      if ((err as S3StorageError).code !== 'ENOENT') throw err;
+      // A HEAD answers a bare 404 for a missing bucket too: tell the two apart once.
+      await this.bucketExists();
+      return null;
+    }
+  }
+
+  /** Closes the connections (sockets kept alive would hold a short-lived process open). */
+  close(): void {
+    this.client.destroy();
+  }
+
+  private base(): string {
+    return this.prefix ? this.prefix + '/' : '';
+  }
+
+  private bucketExists(): Promise<void> {
+    this.bucketSeen ??= this.call('opening', undefined, () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))).then(
+      () => {},
+      (err: S3StorageError) => {
+        this.bucketSeen = undefined;
+        if (err.status === 404) throw describeS3Error({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }, this.context('opening', undefined, 1));
+        throw err;
+      },
+    );
+    return this.bucketSeen;
+  }
+
+  /** One request under the parallelism limit, its failure said with the bucket and key. */
+  private async call<T>(doing: string, key: string | undefined, request: () => Promise<T>): Promise<T> {
+    try {
+      return await this.limit.run(request);
+    } catch (err) {
+      const attempts = (err as { $metadata?: { attempts?: number } })?.$metadata?.attempts ?? 1;
+      throw describeS3Error(err, this.context(doing, key, attempts));
+    }
+  }
+
+  private context(doing: string, key: string | undefined, attempts: number) {
+    return { doing, bucket: this.bucket, key, endpoint: this.endpoint, attempts };
+  }
+}
+
+/** `bytes 10-19/20` -> where the body starts in the object, and the object's size. */
+function contentRange(header: string | undefined): { start: number; total: number } | undefined {
+  const m = /^bytes (\d+)-\d+\/(\d+)\s*$/.exec(header ?? '');
+  return m ? { start: Number(m[1]), total: Number(m[2]) } : undefined;
+}
+
+/** Exponential backoff with full jitter: 0..(100 ms * 2^attempt), at most 10 s. */
+function backoffMs(attempt: number): number {
+  return Math.random() * Math.min(10_000, 100 * 2 ** attempt);
+}
