@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   db: () => import('./commands/db.js'),
   generation: () => import('./commands/generation.js'),
   entity: () => import('./commands/entity.js'),
+  dump: () => import('./commands/dump.js'),
 };
 
 /**
