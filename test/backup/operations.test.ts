@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -123,6 +123,12 @@ describe('metrics', () => {
     expect(m.get('bm_dataprotect_generations{status="VALID"}')).toBe(1);
     expect(m.get('bm_dataprotect_tasks{kind="backup",status="SUCCEEDED"}')).toBe(1);
     expect(m.get('bm_dataprotect_task_duration_seconds_sum{kind="backup",status="SUCCEEDED"}')).toBeGreaterThan(0);
+
+    // The Grafana dashboard asks only for metrics that exist.
+    const dashboard = await readFile(new URL('../../plugin/grafana/dataprotect.json', import.meta.url), 'utf8');
+    const used = new Set(dashboard.match(/bm_dataprotect_[a-z_]+/g));
+    expect(used.size).toBeGreaterThan(10);
+    for (const name of used) expect(r.body, name).toContain(`# TYPE ${name} gauge`);
 
     // The separate listener answers without a key.
     const own = await registerMetrics(Fastify(), { auth: testAuth, metrics: reg.container.resolve(DataProtectMetrics), listen: '127.0.0.1:0' });
