@@ -28,6 +28,8 @@ export function register(program: Command): void {
     .option('--output <dir>', 'write DIR/<generation>/... instead of a tar stream, hard-linking the files unchanged since the previous export there, and point DIR/last at it')
     .option('--json', 'with --output: the summary as a JSON object')
     .action(async (ref: string, opts: DumpOpts) => {
+      // Standard output carries the tar stream: nothing else may be written there.
+      if (opts.json && !opts.output) throw new UsageError('--json applies to --output only (standard output carries the tar stream)');
       const out = output(opts);
       if (!opts.output && process.stdout.isTTY) throw new UsageError('standard output is a terminal: pipe the tar stream somewhere (| tar -t, > file.tar) or use --output DIR');
       let only: { server: string; tag: string } | undefined;
