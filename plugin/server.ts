@@ -33,6 +33,10 @@ import {
 import type { InstallationPort } from '../server/host/installation.js';
 import type { HostPort } from '../server/host/port.js';
 import { dataProtectApi } from '../server/http/api.js';
+import { registerMetrics } from '../server/http/metrics.js';
+import { DataProtectMetrics } from '../server/dataprotect/metrics.js';
+import { alertConfigFromEnv, alertIntervalMs } from '../server/dataprotect/alerts/config.js';
+import { ALERT_CONFIG, AlertMonitor } from '../server/dataprotect/alerts/monitor.js';
 import { ClusterCoordinator } from '../server/jobs/cluster.js';
 import { BackupScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
 import { TaskRegistry } from '../server/jobs/task-registry.js';
@@ -162,11 +166,18 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     { prefix: apiMount },
   );
 
+  const metrics = await registerMetrics(host.fastify, { auth: host.auth, metrics: c.resolve(DataProtectMetrics), listen: process.env.DP_METRICS_LISTEN });
+
   let scheduler: BackupScheduler | null = null;
+  let alerts: AlertMonitor | null = null;
   if (services.installation || services.backups) {
     const log = host.log ?? { info: (m: string) => host.fastify.log.info(m), error: (m: string) => host.fastify.log.error(m) };
     scheduler = new BackupScheduler(settings, deps.backups, c.resolve(ClusterCoordinator), log);
     await scheduler.start();
+    c.register(ALERT_CONFIG, { useValue: alertConfigFromEnv(process.env, log) });
+    c.registerSingleton(AlertMonitor);
+    alerts = c.resolve(AlertMonitor);
+    alerts.start(alertIntervalMs(process.env));
   }
 
   return {
@@ -177,6 +188,8 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     container: c,
     async close() {
       await scheduler?.stop();
+      await alerts?.stop();
+      await metrics.close();
       await tasks.close();
       await pool.end();
     },

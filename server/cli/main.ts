@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   generation: () => import('./commands/generation.js'),
   entity: () => import('./commands/entity.js'),
   'global-restore': () => import('./commands/global-restore.js'),
+  dump: () => import('./commands/dump.js'),
 };
 
 /**

@@ -11,6 +11,7 @@ export { sha256, toHex, fromHex, shortId } from './hash.js';
 export { readLocks, RepositoryLock, type LockInfo } from './lock.js';
 export { prune, type PruneOptions, type PruneSummary } from './prune.js';
 export { findNode, openFile, readDir, walkTree } from './reader.js';
+export { contentDigest, openContent } from './content.js';
 export { PROGRAM, Repository, type InitOptions, type SnapshotFilter } from './repository.js';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreSummary } from './restorer.js';
 export { filesSeen, type BackupSummary, type Snapshot, type SnapshotInfo } from './snapshot.js';

@@ -111,6 +111,26 @@ const MIGRATIONS: readonly Migration[] = [
     name: 'generation cache fingerprint',
     sql: `ALTER TABLE dp_generation_sync ADD COLUMN fingerprint text;`,
   },
+  {
+    version: 6,
+    name: 'alert incidents',
+    sql: `
+      CREATE TABLE dp_alert (
+        id bigserial PRIMARY KEY,
+        kind text NOT NULL,
+        opened_at timestamptz NOT NULL DEFAULT now(),
+        closed_at timestamptz,
+        subject text NOT NULL,
+        body text NOT NULL,
+        last_ref text,
+        occurrences integer NOT NULL DEFAULT 1,
+        mailed_at timestamptz,
+        mail_attempt_at timestamptz,
+        mail_error text
+      );
+      CREATE UNIQUE INDEX dp_alert_open ON dp_alert (kind) WHERE closed_at IS NULL;
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

@@ -1,0 +1,169 @@
+// What an installation's monitoring scrapes (Prometheus text format): is the installation protected, how long the
+// runs take, how much the repository holds and has room for, what the tasks did. Computed at scrape time from the
+// plugin's tables and the repository; the repository's side is read again only when its snapshots changed (or
+// every few minutes, for the sizes), so a scrape every 15 s costs a directory listing.
+
+import { statfs } from 'node:fs/promises';
+import { Gauge, Registry } from 'prom-client';
+import { inject, injectable } from 'tsyringe';
+import type { FileType } from '../engine/index.js';
+import { TaskStats } from '../store/task-stats.js';
+import type { GenerationStatus, RunStatus } from './model.js';
+import { readGenerations, type StoredGeneration } from './generation/format.js';
+import { openLocation, snapshotFingerprint } from './generation/repository.js';
+import { SettingsService } from './settings.js';
+
+const RUN_STATUSES: readonly RunStatus[] = ['OK', 'WARNING', 'ERROR', 'POSTOPS_ERROR'];
+const PART_STATUSES: readonly GenerationStatus[] = ['VALID', 'UNKNOWN', 'INVALID'];
+const SIZES_TTL_MS = 5 * 60_000;
+const STORED: readonly FileType[] = ['config', 'data', 'index', 'snapshot'];
+
+interface RepositoryView {
+  location: string;
+  fingerprint: string;
+  generations: StoredGeneration[];
+  storedBytes: number;
+  sizedAt: number;
+}
+
+const seconds = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : NaN);
+
+/** A generation that protects the installation: complete, every part valid, the run not in error. */
+function succeeded(g: StoredGeneration): boolean {
+  return !g.interrupted && g.record.status === 'VALID' && (g.record.runStatus === 'OK' || g.record.runStatus === 'WARNING');
+}
+
+@injectable()
+export class DataProtectMetrics {
+  readonly registry = new Registry();
+  private view: RepositoryView | null = null;
+  private readonly g: Record<string, Gauge> = {};
+
+  constructor(
+    @inject(SettingsService) private readonly settings: SettingsService,
+    @inject(TaskStats) private readonly tasks: TaskStats,
+  ) {
+    const gauge = (name: string, help: string, labelNames: string[] = []) => {
+      this.g[name] = new Gauge({ name: `bm_dataprotect_${name}`, help, labelNames, registers: [this.registry] });
+    };
+    gauge('last_success_timestamp_seconds', 'When the newest successful generation began (Unix time); 0 when none succeeded');
+    gauge('last_run_timestamp_seconds', 'When the newest run began (Unix time)');
+    gauge('last_run_duration_seconds', 'How long the newest run took, from its start to its end');
+    gauge('last_run_status', 'Run status of the newest run: 1 for the status it ended with, 0 for the others', ['status']);
+    gauge('part_last_run_status', 'Status of each part in the newest run: 1 for its status, 0 for the others', ['server', 'tag', 'status']);
+    gauge('part_last_run_duration_seconds', 'How long each part of the newest run took', ['server', 'tag']);
+    gauge('part_last_success_timestamp_seconds', 'When each part was last backed up successfully (Unix time)', ['server', 'tag']);
+    gauge('part_protected_bytes', 'Full size of each part in the newest successful generation (what it protects)', ['server', 'tag']);
+    gauge('part_read_bytes', 'Bytes each part read from its source in the newest run', ['server', 'tag']);
+    gauge('part_added_bytes', 'Bytes each part added to the repository in the newest run (after deduplication and compression)', ['server', 'tag']);
+    gauge('protected_bytes', 'Full size of the newest successful generation (all parts)');
+    gauge('added_bytes', 'Bytes the newest run added to the repository');
+    gauge('generations', 'Generations in the repository, by status', ['status']);
+    gauge('repository_stored_bytes', 'Bytes the repository takes on its storage (packs, indexes, snapshots)');
+    gauge('repository_free_bytes', 'Free space on the file system of the repository (for its user)');
+    gauge('repository_filesystem_bytes', 'Size of the file system of the repository');
+    gauge('tasks', 'Tasks in the history, by kind and status', ['kind', 'status']);
+    gauge('task_duration_seconds_sum', 'Total duration of the ended tasks, by kind and status', ['kind', 'status']);
+    gauge('task_duration_seconds_max', 'Longest duration of an ended task, by kind and status', ['kind', 'status']);
+    gauge('restores', 'Restore tasks (single and global), by status', ['status']);
+  }
+
+  /** The metrics, freshly computed, in Prometheus text format. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    await this.refresh();
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private async repository(location: string): Promise<RepositoryView | null> {
+    let fingerprint: string;
+    try {
+      fingerprint = await snapshotFingerprint(location);
+    } catch {
+      return null; // no repository there yet
+    }
+    const v = this.view;
+    if (v && v.location === location && v.fingerprint === fingerprint && Date.now() - v.sizedAt < SIZES_TTL_MS) return v;
+    const repo = await openLocation(location, { loadIndex: false });
+    if (!repo) return null;
+    try {
+      const generations = v && v.location === location && v.fingerprint === fingerprint ? v.generations : await readGenerations(repo);
+      let storedBytes = 0;
+      for (const type of STORED) for await (const f of repo.storage.list(type)) storedBytes += f.size;
+      this.view = { location, fingerprint, generations, storedBytes, sizedAt: Date.now() };
+      return this.view;
+    } finally {
+      await repo.close();
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    for (const g of Object.values(this.g)) g.reset();
+    const { repositoryLocation } = await this.settings.get();
+    const view = /^s3:\/\//i.test(repositoryLocation) ? null : await this.repository(repositoryLocation);
+    if (view) this.fromRepository(view);
+    else this.g.last_success_timestamp_seconds.set(0);
+    if (!/^s3:\/\//i.test(repositoryLocation)) {
+      const fs = await statfs(view ? view.location : repositoryLocation).catch(() => null);
+      if (fs) {
+        this.g.repository_free_bytes.set(fs.bavail * fs.bsize);
+        this.g.repository_filesystem_bytes.set(fs.blocks * fs.bsize);
+      }
+    }
+    const restores = new Map<string, number>();
+    for (const t of await this.tasks.byKindAndStatus()) {
+      const labels = { kind: t.kind, status: t.status };
+      this.g.tasks.set(labels, t.count);
+      this.g.task_duration_seconds_sum.set(labels, t.durationSeconds);
+      this.g.task_duration_seconds_max.set(labels, t.maxDurationSeconds);
+      if (t.kind === 'restore' || t.kind === 'global-restore') restores.set(t.status, (restores.get(t.status) ?? 0) + t.count);
+    }
+    for (const [status, n] of restores) this.g.restores.set({ status }, n);
+  }
+
+  private fromRepository(view: RepositoryView): void {
+    this.g.repository_stored_bytes.set(view.storedBytes);
+    const gens = view.generations; // newest first
+    const byStatus = new Map<string, number>(PART_STATUSES.map((s) => [s, 0]));
+    for (const g of gens) byStatus.set(g.record.status, (byStatus.get(g.record.status) ?? 0) + 1);
+    for (const [status, n] of byStatus) this.g.generations.set({ status }, n);
+
+    const success = gens.find(succeeded);
+    this.g.last_success_timestamp_seconds.set(success ? seconds(success.record.protectionTime) : 0);
+    if (success) {
+      let total = 0;
+      for (const s of success.partSnapshots) {
+        this.g.part_protected_bytes.set({ server: s.server, tag: s.tag }, s.summary.bytesTotal);
+        total += s.summary.bytesTotal;
+      }
+      this.g.protected_bytes.set(total);
+    }
+    // The newest run that ended (a run in progress has no final record yet).
+    const last = gens.find((g) => !g.interrupted) ?? gens[0];
+    if (last) {
+      const r = last.record;
+      this.g.last_run_timestamp_seconds.set(seconds(r.protectionTime));
+      const end = r.end ?? r.parts.map((p) => p.end).filter((e): e is string => Boolean(e)).sort().at(-1);
+      if (end) this.g.last_run_duration_seconds.set(seconds(end) - seconds(r.protectionTime));
+      for (const s of RUN_STATUSES) this.g.last_run_status.set({ status: s }, r.runStatus === s ? 1 : 0);
+      this.g.added_bytes.set(r.parts.reduce((n, p) => n + p.sizeAdded, 0));
+      for (const p of r.parts) {
+        const labels = { server: p.server, tag: p.tag };
+        for (const s of PART_STATUSES) this.g.part_last_run_status.set({ ...labels, status: s }, p.status === s ? 1 : 0);
+        if (p.end) this.g.part_last_run_duration_seconds.set(labels, seconds(p.end) - seconds(p.begin));
+        this.g.part_read_bytes.set(labels, p.sizeRead);
+        this.g.part_added_bytes.set(labels, p.sizeAdded);
+      }
+    }
+    // Per part, the newest generation in which that part was valid.
+    const seen = new Set<string>();
+    for (const g of gens) {
+      if (g.interrupted) continue;
+      for (const p of g.record.parts) {
+        const key = `${p.server}\t${p.tag}`;
+        if (p.status !== 'VALID' || seen.has(key)) continue;
+        seen.add(key);
+        this.g.part_last_success_timestamp_seconds.set({ server: p.server, tag: p.tag }, seconds(p.end ?? p.begin));
+      }
+    }
+  }
+}
