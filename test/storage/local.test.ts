@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { LocalStorage } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { tempDir } from '../engine/helpers.js';
 import { storageConformance } from './conformance.js';
 

@@ -4,7 +4,7 @@
 
 import 'reflect-metadata';
 import { Command } from 'commander';
-import { EngineError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
+import { EngineError, LockHeldError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
 import { GenerationCache } from '../../dataprotect/generation/cache.js';
 import {
   deleteGeneration, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,
@@ -23,10 +23,6 @@ import { createPool } from '../../store/db.js';
 import { migrate } from '../../store/migrations.js';
 import { collect, output, repoPath, wholeNumber, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
-
-class LockedError extends EngineError {
-  override readonly exitCode = 11;
-}
 
 interface BackupOpts extends RepoOptions {
   hostRoot: string;
@@ -107,7 +103,7 @@ export function register(program: Command): void {
           out.summary({ skipped: message }, message);
           return;
         }
-        throw new LockedError(message);
+        throw new LockHeldError(message);
       }
       const v = locked.value;
       if (v.skipped !== undefined) {
@@ -184,7 +180,7 @@ export function register(program: Command): void {
           await repo.close();
         }
       });
-      if (!locked.acquired) throw new LockedError(`a backup of ${describe(db)} is running; try again when it has finished`);
+      if (!locked.acquired) throw new LockHeldError(`a backup of ${describe(db)} is running; try again when it has finished`);
       out.summary({ forgotten: id, snapshots: locked.value.files, latest: locked.value.latest }, `generation ${id} forgotten (${locked.value.files} snapshot files); run 'bm-dataprotect prune' to reclaim the space`);
     });
 
