@@ -13,5 +13,5 @@ export { findNode, openFile, readDir, walkTree } from './reader.js';
 export { PROGRAM, Repository, type InitOptions, type SnapshotFilter } from './repository.js';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreSummary } from './restorer.js';
 export { filesSeen, type BackupSummary, type Snapshot, type SnapshotInfo } from './snapshot.js';
-export type { FileInfo, FileType, Storage } from './storage.js';
+export { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from './storage.js';
 export type { NodeType, Tree, TreeNode } from './tree.js';

@@ -5,6 +5,12 @@
  */
 export type FileType = 'config' | 'data' | 'index' | 'snapshot' | 'lock' | 'reference';
 
+/**
+ * Names a reference cannot take, on every backend (so that a repository can move between them): a directory
+ * keeps its references at its root, beside the config file and the folders of the other types.
+ */
+export const RESERVED_REFERENCE_NAMES: ReadonlySet<string> = new Set(['config', 'data', 'index', 'snapshots', 'locks']);
+
 export interface FileInfo {
   name: string;
   size: number;

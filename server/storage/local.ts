@@ -2,11 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { mkdir, open, opendir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { processAlive, type FileInfo, type FileType, type Storage } from '../engine/index.js';
+import { processAlive, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
 
 const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '' };
-/** Names at the repository root that a reference cannot take. */
-const RESERVED = new Set(['config', 'data', 'index', 'snapshots', 'locks']);
 
 /**
  * A repository in a local directory or an NFS mount. Data packs are spread over 256 sub-folders
@@ -26,7 +24,7 @@ export class LocalStorage implements Storage {
     if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) throw new Error(`invalid ${type} file name ${JSON.stringify(name)}`);
     if (type === 'config') return join(this.root, 'config');
     if (type === 'data') return join(this.root, 'data', name.slice(0, 2), name);
-    if (type === 'reference' && RESERVED.has(name)) throw new Error(`invalid reference name ${JSON.stringify(name)}: the repository uses it`);
+    if (type === 'reference' && RESERVED_REFERENCE_NAMES.has(name)) throw new Error(`invalid reference name ${JSON.stringify(name)}: the repository uses it`);
     return join(this.root, DIRS[type], name);
   }
 
@@ -37,7 +35,7 @@ export class LocalStorage implements Storage {
       return;
     }
     const base = join(this.root, DIRS[type]);
-    const skip = type === 'reference' ? RESERVED : new Set<string>();
+    const skip: ReadonlySet<string> = type === 'reference' ? RESERVED_REFERENCE_NAMES : new Set();
     const dirs = type === 'data' ? (await readdirOrEmpty(base)).filter((d) => /^[0-9a-f]{2}$/.test(d)).map((d) => join(base, d)) : [base];
     for (const dir of dirs) {
       let handle;

@@ -1,4 +1,4 @@
-import type { FileInfo, FileType, Storage } from '../engine/index.js';
+import { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
 
 /**
  * A repository held in memory, for fast unit tests: the same contract as a directory (names checked, reads of
@@ -47,7 +47,8 @@ export class MemoryStorage implements Storage {
 }
 
 function checkName(type: FileType, name: string): string {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.') || (type === 'config' && name !== 'config')) {
+  const reserved = type === 'reference' && RESERVED_REFERENCE_NAMES.has(name);
+  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.') || (type === 'config' && name !== 'config') || reserved) {
     throw new Error(`invalid ${type} file name ${JSON.stringify(name)}`);
   }
   return name;
