@@ -54,7 +54,7 @@ function maybeGc(bytes: number): void {
   }
 }
 
-const message = (e: unknown): string => String((e as Error)?.message ?? e);
+const message = (e: unknown): string => String((e as Error | undefined)?.message || e);
 const withCode = (e: unknown): string => ((e as NodeJS.ErrnoException)?.code ? `${(e as NodeJS.ErrnoException).code}: ` : '') + message(e);
 
 /** The memory of a buffer, to transfer: the buffer's own ArrayBuffer when it has one to itself, else a copy. */
