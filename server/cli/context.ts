@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { LocalStorage, Repository } from '../engine/index.js';
+import { Repository } from '../engine/index.js';
+import { openStorage } from '../storage/index.js';
 import { Output } from './output.js';
 
 /** Options every repository command shares. */
@@ -9,19 +10,18 @@ export interface RepoOptions {
   json?: boolean;
 }
 
-/** A usage error: the command line itself is wrong (exit code 2). */
-export class UsageError extends Error {
-  readonly exitCode = 2;
-}
+/** A usage error: the command line itself is wrong (exit code 2, see exit-codes.ts). */
+export class UsageError extends Error {}
 
+/** The repository location of --repo (or DP_REPOSITORY): a relative directory is taken from the working directory. */
 export function repoPath(opts: RepoOptions): string {
   const dir = opts.repo ?? process.env.DP_REPOSITORY;
   if (!dir) throw new UsageError('missing --repo DIR (or the DP_REPOSITORY environment variable): where the repository is');
-  return resolve(dir);
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(dir) ? dir : resolve(dir);
 }
 
 export async function openRepo(opts: RepoOptions): Promise<Repository> {
-  return Repository.open(new LocalStorage(repoPath(opts)));
+  return Repository.open(openStorage(repoPath(opts)));
 }
 
 export function output(opts: RepoOptions): Output {

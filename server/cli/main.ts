@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { EngineError } from '../engine/index.js';
-import { UsageError } from './context.js';
+import { exitCodeOf } from './exit-codes.js';
 type Register = (program: Command) => void;
 
 /**
@@ -26,10 +25,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   dump: () => import('./commands/dump.js'),
 };
 
-/**
- * Exit codes: 0 success; 1 failure; 2 usage error; 3 backup saved but some files could not be read;
- * 10 no repository; 11 repository locked; 12 repository damaged.
- */
+/** Exit codes: see exit-codes.ts. */
 export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('bm-dataprotect')
     .description('Backup and restore for BlueMind: deduplicated, compressed, incremental snapshots')
@@ -58,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
       return 2;
     }
-    const code = err instanceof UsageError ? 2 : err instanceof EngineError ? err.exitCode : 1;
+    const code = exitCodeOf(err);
     const message = err instanceof Error ? err.message : String(err);
     if (json) process.stdout.write(JSON.stringify({ type: 'fatal', message, exitCode: code }) + '\n');
     process.stderr.write(`bm-dataprotect: ${message}\n`);

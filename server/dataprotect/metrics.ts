@@ -87,8 +87,7 @@ export class DataProtectMetrics {
     if (!repo) return null;
     try {
       const generations = v && v.location === location && v.fingerprint === fingerprint ? v.generations : await readGenerations(repo);
-      let storedBytes = 0;
-      for (const type of STORED) for await (const f of repo.storage.list(type)) storedBytes += f.size;
+      const storedBytes = await repo.storedBytes();
       this.view = { location, fingerprint, generations, storedBytes, sizedAt: Date.now() };
       return this.view;
     } finally {

@@ -485,7 +485,7 @@ function typeOf(st: BigIntStats): NodeType {
   return 'blockdev';
 }
 
-export function nodeFromStat(name: string, st: BigIntStats): TreeNode {
+function nodeFromStat(name: string, st: BigIntStats): TreeNode {
   const type = typeOf(st);
   return {
     name,

@@ -1,25 +1,31 @@
-/** Errors the engine raises, each with the process exit code the CLI maps it to. */
+/**
+ * What went wrong, in terms a caller can act on: the CLI turns a kind into its exit code, the HTTP layer
+ * into a status. The engine itself knows nothing of either.
+ */
+export type EngineErrorKind = 'repository-not-found' | 'lock-held' | 'damaged' | 'not-found' | 'failure';
+
+/** Errors the engine raises, each with its kind. */
 export class EngineError extends Error {
-  readonly exitCode: number = 1;
+  readonly kind: EngineErrorKind = 'failure';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
   }
 }
 
-/** The repository directory has no `config`: not initialised, or the wrong path. */
+/** The repository has no `config`: not initialised, or the wrong location. */
 export class RepositoryNotFoundError extends EngineError {
-  override readonly exitCode = 10;
+  override readonly kind: EngineErrorKind = 'repository-not-found';
 }
 
 /** Another process holds a conflicting lock that is not stale. */
 export class LockHeldError extends EngineError {
-  override readonly exitCode = 11;
+  override readonly kind: EngineErrorKind = 'lock-held';
 }
 
 /** The repository's files are missing, truncated or do not match their hashes. */
 export class RepositoryDamagedError extends EngineError {
-  override readonly exitCode = 12;
+  override readonly kind: EngineErrorKind = 'damaged';
 }
 
 /** Something in the repository would make a restore leave its target (hostile or damaged tree). */
@@ -27,5 +33,5 @@ export class UnsafeTreeError extends RepositoryDamagedError {}
 
 /** A snapshot, path or file asked for does not exist. */
 export class NotFoundError extends EngineError {
-  override readonly exitCode = 1;
+  override readonly kind: EngineErrorKind = 'not-found';
 }

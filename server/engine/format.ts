@@ -76,8 +76,6 @@ export interface RepositoryConfig {
   packSize: number;
 }
 
-export type ChunkerKind = keyof RepositoryConfig['chunkers'];
-
 export const DEFAULT_CONFIG: Omit<RepositoryConfig, 'id' | 'created'> = {
   version: FORMAT_VERSION,
   gearSeed: 0x2545f491,

@@ -18,7 +18,3 @@ export function fromHex(hex: string): Buffer {
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`not a 64-digit hex id: ${JSON.stringify(hex.slice(0, 80))}`);
   return Buffer.from(hex, 'hex');
 }
-
-export function shortId(hex: string): string {
-  return hex.slice(0, 8);
-}

@@ -1,7 +1,7 @@
 import { BlobType } from './blob-index.js';
 import { RepositoryDamagedError } from './errors.js';
 import { FORMAT_VERSION } from './format.js';
-import { ID_BYTES, toHex } from './hash.js';
+import { ID_BYTES } from './hash.js';
 
 /**
  * A pack file: [version u8] [stored blob bytes ...] [header entries] [entry count u32 LE].
@@ -80,8 +80,4 @@ export function parsePackHeader(name: string, packSize: number, tail: Buffer): P
     throw new RepositoryDamagedError(`${what}: blobs end at ${offset} but header starts at ${packSize - headerBytes - 4}`);
   }
   return entries;
-}
-
-export function describeEntry(e: PackEntry): string {
-  return `${e.type === BlobType.Tree ? 'tree' : 'data'} blob ${toHex(e.id).slice(0, 12)} at ${e.offset}+${e.length}`;
 }

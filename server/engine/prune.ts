@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { BlobIdSet, BlobType } from './blob-index.js';
 import { fromHex, sha256, toHex } from './hash.js';
 import type { IndexFile } from './index-file.js';
@@ -45,8 +44,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions): Promise<PruneS
   const p = opts.progress;
 
   // Temp files of writers that died.
-  const st = repo.storage as { staleTempFiles?: () => AsyncIterable<string> };
-  if (st.staleTempFiles && !opts.dryRun) for await (const f of st.staleTempFiles()) await rm(f, { force: true });
+  if (!opts.dryRun) await repo.storage.removeStaleTempFiles?.();
 
   // Every index file, with every pack it lists.
   const oldIndexes: string[] = [];
@@ -107,7 +105,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions): Promise<PruneS
     builders[type] = new PackBuilder();
     const parts = b.finish();
     const id = toHex(sha256(parts));
-    if (!opts.dryRun) await repo.storage.write('data', id, parts);
+    if (!opts.dryRun) await repo.writePack(id, parts);
     newIndex.push({ id, blobs: b.entries });
     s.packsWritten++;
   };
@@ -153,13 +151,12 @@ async function pruneLocked(repo: Repository, opts: PruneOptions): Promise<PruneS
     s.indexFilesWritten = written.length;
     for (const name of oldIndexes) {
       if (written.includes(name)) continue;
-      await repo.storage.delete('index', name);
-      repo.indexFiles.delete(name);
+      await repo.deleteIndexFile(name);
       s.indexFilesDeleted++;
     }
     let i = 0;
     for (const pack of remove) {
-      await repo.storage.delete('data', pack);
+      await repo.deletePack(pack);
       p?.update?.('delete', ++i, remove.size);
     }
   }

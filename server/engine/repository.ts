@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { decompress } from 'zstd-napi';
-import { BlobIndex, BlobType, type BlobLocation } from './blob-index.js';
+import { BlobIndex, type BlobLocation } from './blob-index.js';
 import { gearTable } from './chunker.js';
 import { CodecPool } from './codec-pool.js';
 import { EngineError, NotFoundError, RepositoryDamagedError, RepositoryNotFoundError } from './errors.js';
@@ -39,10 +39,16 @@ export class Repository {
   private pool: CodecPool | undefined;
 
   private constructor(
+    /** Where the files are: the engine's own business; other folders use the methods below. */
     readonly storage: Storage,
     readonly config: RepositoryConfig,
   ) {
     this.gear = gearTable(config.gearSeed);
+  }
+
+  /** The storage's human-readable location, for messages. */
+  get location(): string {
+    return this.storage.location;
   }
 
   static async init(storage: Storage, opts: InitOptions = {}): Promise<Repository> {
@@ -118,6 +124,12 @@ export class Repository {
     return name;
   }
 
+  /** Removes an index file that a newer one supersedes (prune). */
+  async deleteIndexFile(name: string): Promise<void> {
+    await this.storage.delete('index', name);
+    this.indexFiles.delete(name);
+  }
+
   codec(): CodecPool {
     this.pool ??= new CodecPool(this.config.compression.level, this.gear);
     return this.pool;
@@ -127,7 +139,8 @@ export class Repository {
     return this.config.chunkers[kind];
   }
 
-  location(id: Uint8Array | string): BlobLocation {
+  /** Where a blob is stored (pack, offset, length); damaged when no index knows it. */
+  blobLocation(id: Uint8Array | string): BlobLocation {
     const key = typeof id === 'string' ? fromHex(id) : id;
     const loc = this.index.get(key);
     if (!loc) throw new RepositoryDamagedError(`blob ${(typeof id === 'string' ? id : toHex(id)).slice(0, 12)} is not in any index`);
@@ -136,7 +149,7 @@ export class Repository {
 
   /** One blob, decompressed and checked against its id. */
   async readBlob(id: string): Promise<Buffer> {
-    const loc = this.location(id);
+    const loc = this.blobLocation(id);
     let stored: Buffer;
     try {
       stored = await this.storage.read('data', loc.pack, loc.offset, loc.length);
@@ -149,7 +162,7 @@ export class Repository {
   async loadTree(id: string): Promise<Tree> {
     const cached = this.treeCache.get(id);
     if (cached) return cached;
-    const loc = this.location(id);
+    const loc = this.blobLocation(id);
     const pack = await this.treePack(loc.pack, loc.offset + loc.length);
     const tree = decodeTree(pack ? verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
@@ -190,6 +203,48 @@ export class Repository {
     return id;
   }
 
+  /** Removes a snapshot file (forget, retention); its data stays until a prune. Missing is not an error. */
+  async deleteSnapshot(id: string): Promise<void> {
+    await this.storage.delete('snapshot', id);
+  }
+
+  /** Rewrites a named reference (e.g. `latest`) whole and durably. */
+  async writeReference(name: string, data: Buffer): Promise<void> {
+    await this.storage.write('reference', name, data);
+  }
+
+  /** A named reference's content, or null when there is none. */
+  async readReference(name: string): Promise<Buffer | null> {
+    try {
+      return await this.storage.read('reference', name);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Stores a pack under its id (the SHA-256 of its bytes). */
+  async writePack(id: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
+    await this.storage.write('data', id, data);
+  }
+
+  /** Removes a pack whose blobs no index lists any more (prune). */
+  async deletePack(id: string): Promise<void> {
+    await this.storage.delete('data', id);
+  }
+
+  /** The stored size of a pack, or null when it is missing (a check of what a restore will need). */
+  async packSize(id: string): Promise<number | null> {
+    return (await this.storage.stat('data', id))?.size ?? null;
+  }
+
+  /** Bytes the repository's files take in its storage (packs, indexes, snapshots, config). */
+  async storedBytes(): Promise<number> {
+    let total = 0;
+    for (const type of ['config', 'data', 'index', 'snapshot'] as const) for await (const f of this.storage.list(type)) total += f.size;
+    return total;
+  }
+
   async loadSnapshot(id: string): Promise<SnapshotInfo> {
     let file: Buffer;
     try {
@@ -217,13 +272,13 @@ export class Repository {
     if (ref === 'latest') {
       const all = await this.listSnapshots(filter);
       const last = all.at(-1);
-      if (!last) throw new NotFoundError(`no snapshot${describeFilter(filter)} in ${this.storage.location}`);
+      if (!last) throw new NotFoundError(`no snapshot${describeFilter(filter)} in ${this.location}`);
       return last;
     }
     if (!/^[0-9a-f]{4,64}$/.test(ref)) throw new NotFoundError(`${JSON.stringify(ref)} is not a snapshot id (give at least 4 hex digits, or 'latest')`);
     const matches: string[] = [];
     for await (const f of this.storage.list('snapshot')) if (f.name.startsWith(ref)) matches.push(f.name);
-    if (matches.length === 0) throw new NotFoundError(`no snapshot ${ref} in ${this.storage.location}`);
+    if (matches.length === 0) throw new NotFoundError(`no snapshot ${ref} in ${this.location}`);
     if (matches.length > 1) throw new NotFoundError(`snapshot id ${ref} is ambiguous (${matches.length} snapshots start with it); give more digits`);
     return this.loadSnapshot(matches[0]);
   }
@@ -270,7 +325,7 @@ export class Repository {
 }
 
 /** Decompresses stored bytes and checks them against the blob id. */
-export function verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffer {
+function verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffer {
   let raw: Buffer;
   try {
     raw = loc.zstd ? decompress(stored) : stored;
@@ -279,10 +334,6 @@ export function verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffe
   }
   if (toHex(sha256(raw)) !== id) throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: content does not match its id`);
   return raw;
-}
-
-export function blobTypeName(t: BlobType): string {
-  return t === BlobType.Tree ? 'tree' : 'data';
 }
 
 function validChunker(p: ChunkerParams, kind: string): ChunkerParams {

@@ -168,7 +168,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     for (const id of content) {
       let loc: BlobLocation;
       try {
-        loc = repo.location(id);
+        loc = repo.blobLocation(id);
       } catch (err) {
         f.failed = true;
         fail(f.path, err);
@@ -321,7 +321,7 @@ function finishFileSync(path: string, node: TreeNode): void {
  * Nanoseconds (decimal string) to the seconds Node's utimes takes. A double holds ~0.24 µs at today's
  * epoch and libuv truncates, so aim at the middle of the microsecond: times come back exact to the µs.
  */
-export function nsToSeconds(ns: string): number {
+function nsToSeconds(ns: string): number {
   const us = BigInt(ns) / 1000n;
   return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
 }

@@ -234,7 +234,7 @@ export class BlobSaver {
     const size = pack.length;
     this.packWrites++;
     try {
-      await this.repo.storage.write('data', id, pack);
+      await this.repo.writePack(id, pack);
     } finally {
       this.packWrites--;
       this.wake();

@@ -1,22 +1,35 @@
 /**
- * The small storage interface every backend implements (local directory / NFS now, S3 later).
- * Files are write-once: content-addressed names never get new content. Only locks are rewritten.
+ * The small storage interface every backend implements (local directory / NFS, in memory; S3 later).
+ * Content-addressed files (data, index, snapshot) are write-once: their names never get new content.
+ * Locks and references are the files that are rewritten.
  */
-export type FileType = 'config' | 'data' | 'index' | 'snapshot' | 'lock';
+export type FileType = 'config' | 'data' | 'index' | 'snapshot' | 'lock' | 'reference';
 
-export const FILE_TYPES: readonly FileType[] = ['config', 'data', 'index', 'snapshot', 'lock'];
+/**
+ * Names a reference cannot take, on every backend (so that a repository can move between them): a directory
+ * keeps its references at its root, beside the config file and the folders of the other types.
+ */
+export const RESERVED_REFERENCE_NAMES: ReadonlySet<string> = new Set(['config', 'data', 'index', 'snapshots', 'locks']);
 
 export interface FileInfo {
   name: string;
   size: number;
 }
 
+/**
+ * A `reference` is a small, named, mutable file that points into the repository for readers outside
+ * the engine (e.g. `latest`: the newest valid generation, for scripts). It is rewritten whole and
+ * durably: a reader sees the old or the new content, even after a crash.
+ */
 export interface Storage {
   /** Human-readable location, for messages. */
   readonly location: string;
   /** Every complete file of a type (never a file being written). */
   list(type: FileType): AsyncIterable<FileInfo>;
-  /** Bytes [offset, offset+length) of a file; fails when the file is shorter than asked. */
+  /**
+   * Bytes [offset, offset+length) of a file; fails when the file is shorter than asked, and with an error
+   * whose `code` is 'ENOENT' when it does not exist.
+   */
   read(type: FileType, name: string, offset?: number, length?: number): Promise<Buffer>;
   /** Stores a whole file atomically: readers see all of it or none of it, even after a crash. */
   write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void>;
@@ -24,4 +37,9 @@ export interface Storage {
   delete(type: FileType, name: string): Promise<void>;
   /** Size of a file, or null when it does not exist. */
   stat(type: FileType, name: string): Promise<FileInfo | null>;
+  /**
+   * Removes what writers that died mid-write left behind (temp files) and returns how many. Optional:
+   * a backend whose writes are atomic by nature has nothing to clean.
+   */
+  removeStaleTempFiles?(): Promise<number>;
 }

@@ -62,7 +62,7 @@ export function decodeTree(raw: Buffer, id: string): Tree {
 }
 
 /** A name a restore can create inside its target: never a path, never `.` or `..`. */
-export function assertSafeName(name: unknown, treeId: string): asserts name is string {
+function assertSafeName(name: unknown, treeId: string): asserts name is string {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new UnsafeTreeError(`tree ${treeId.slice(0, 12)}: refusing entry name ${JSON.stringify(name)} (it would leave the restore target)`);
   }

@@ -2,16 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { mkdir, open, opendir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { processAlive } from '../engine/lock.js';
-import type { FileInfo, FileType, Storage } from '../engine/storage.js';
+import { processAlive, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
 
-const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks' };
+const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '' };
 
 /**
  * A repository in a local directory or an NFS mount. Data packs are spread over 256 sub-folders
  * (data/00 .. data/ff) as restic does, so that no folder holds millions of entries.
  * Writes go to a dot-file in the same folder, are fsynced, renamed into place and the folder is
  * fsynced, so a crash leaves either the whole file or nothing; listings skip dot-files.
+ * References (`latest`) sit beside `config` at the root, where scripts have always found them.
  */
 export class LocalStorage implements Storage {
   constructor(readonly root: string) {}
@@ -24,6 +24,7 @@ export class LocalStorage implements Storage {
     if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) throw new Error(`invalid ${type} file name ${JSON.stringify(name)}`);
     if (type === 'config') return join(this.root, 'config');
     if (type === 'data') return join(this.root, 'data', name.slice(0, 2), name);
+    if (type === 'reference' && RESERVED_REFERENCE_NAMES.has(name)) throw new Error(`invalid reference name ${JSON.stringify(name)}: the repository uses it`);
     return join(this.root, DIRS[type], name);
   }
 
@@ -34,6 +35,7 @@ export class LocalStorage implements Storage {
       return;
     }
     const base = join(this.root, DIRS[type]);
+    const skip: ReadonlySet<string> = type === 'reference' ? RESERVED_REFERENCE_NAMES : new Set();
     const dirs = type === 'data' ? (await readdirOrEmpty(base)).filter((d) => /^[0-9a-f]{2}$/.test(d)).map((d) => join(base, d)) : [base];
     for (const dir of dirs) {
       let handle;
@@ -44,7 +46,7 @@ export class LocalStorage implements Storage {
         throw err;
       }
       for await (const entry of handle) {
-        if (entry.name.startsWith('.') || !entry.isFile()) continue;
+        if (entry.name.startsWith('.') || !entry.isFile() || skip.has(entry.name)) continue;
         const s = await stat(join(dir, entry.name)).catch(() => null);
         if (s) yield { name: entry.name, size: s.size };
       }
@@ -108,16 +110,21 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** Temp files left by writers that died (kill -9 during a write); removed by prune and init. */
-  async *staleTempFiles(): AsyncIterable<string> {
+  /** Temp files left by writers that died (kill -9 during a write): those whose writer's pid is gone. */
+  async removeStaleTempFiles(): Promise<number> {
     const dirs = [this.root, join(this.root, 'index'), join(this.root, 'snapshots'), join(this.root, 'locks')];
     for (const d of await readdirOrEmpty(join(this.root, 'data'))) dirs.push(join(this.root, 'data', d));
+    let removed = 0;
     for (const dir of dirs) {
       for (const name of await readdirOrEmpty(dir)) {
         const m = /^\.tmp-.*-(\d+)-[0-9a-f]{8}$/.exec(name);
-        if (m && !processAlive(Number(m[1]))) yield join(dir, name);
+        if (m && !processAlive(Number(m[1]))) {
+          await rm(join(dir, name), { force: true });
+          removed++;
+        }
       }
     }
+    return removed;
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { FileInfo, FileType, Storage } from '../engine/storage.js';
+import { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
 import { connectS3, type S3ConnectionOptions } from './s3-client.js';
 import { describeS3Error, S3StorageError } from './s3-errors.js';
 import { RequestLimit } from './s3-limit.js';
@@ -11,7 +11,8 @@ import { formatS3Location, parseS3Location, type S3Location } from './s3-locatio
  * Key folder of each file type under the prefix: the same layout as a local repository, so a repository
  * folder copied into a bucket as it is opens from there, and back. One line per file type.
  */
-const KEY_DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks' };
+// References (`latest`) sit beside `config` at the repository's root, as in a local repository.
+const KEY_DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '' };
 
 /** Packs are spread over data/00 .. data/ff by the first two characters of their name, as on disk. */
 const FANNED_OUT: ReadonlySet<FileType> = new Set(['data']);
@@ -59,6 +60,10 @@ export class S3Storage implements Storage {
   key(type: FileType, name: string): string {
     if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) throw new Error(`invalid ${type} file name ${JSON.stringify(name)}`);
     if (type === 'config') return this.base() + 'config';
+    if (type === 'reference') {
+      if (RESERVED_REFERENCE_NAMES.has(name)) throw new Error(`invalid reference name ${JSON.stringify(name)}: the repository uses it`);
+      return this.base() + name;
+    }
     const dir = KEY_DIRS[type];
     return this.base() + (FANNED_OUT.has(type) ? `${dir}/${name.slice(0, 2)}/${name}` : `${dir}/${name}`);
   }
@@ -69,7 +74,7 @@ export class S3Storage implements Storage {
       if (s) yield s;
       return;
     }
-    const folder = this.base() + KEY_DIRS[type] + '/';
+    const folder = type === 'reference' ? this.base() : this.base() + KEY_DIRS[type] + '/';
     const fanned = FANNED_OUT.has(type);
     let token: string | undefined;
     do {
@@ -81,6 +86,7 @@ export class S3Storage implements Storage {
         const name = fanned ? /^([0-9a-f]{2})\/([^/]+)$/.exec(rel)?.[2] : /^[^/]+$/.exec(rel)?.[0];
         // Anything else under the folder (a stray dot-file, a key of another shape) is not a repository file.
         if (!name || name.startsWith('.') || (fanned && !rel.startsWith(name.slice(0, 2) + '/'))) continue;
+        if (type === 'reference' && RESERVED_REFERENCE_NAMES.has(name)) continue;
         yield { name, size: o.Size ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;

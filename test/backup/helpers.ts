@@ -3,7 +3,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { initRepository, LocalStorage, type Repository } from '../../server/engine/index.js';
+import { Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
 import { sandbox, type Sandbox } from '../host/helpers.js';
@@ -21,7 +22,7 @@ export async function seededHost(tag: string, users = 6): Promise<BackupFixture>
   await seedReference({ connection: sb.db, root: sb.root, users, messagesPerUser: 8, eventsPerUser: 6, contactsPerUser: 5, todosPerUser: 2 });
   const host = new ReferenceHost(sb.root, sb.db);
   const repoDir = await mkdtemp(path.join(tmpdir(), `dp-repo-${tag}-`));
-  const repo = await initRepository(new LocalStorage(repoDir));
+  const repo = await Repository.init(new LocalStorage(repoDir));
   return {
     sb, host, repoDir, repo,
     async cleanup() {

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readGenerations } from '../../server/dataprotect/generation/format.js';
-import { check, LocalStorage, Repository } from '../../server/engine/index.js';
+import { check, Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { withClient } from '../../server/pg/client.js';
 import { CLI, jsonLines, runCli } from '../engine/cli-helpers.js';
 import { seededHost, type BackupFixture } from './helpers.js';

@@ -22,7 +22,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { initRepository, LocalStorage } from '../../server/engine/index.js';
+import { Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { parseDatabaseUrl, pgToolEnv, withDatabase } from '../../server/pg/settings.js';
 import { dropDatabase } from '../../server/pg/databases.js';
 import { withClient } from '../../server/pg/client.js';
@@ -103,7 +104,7 @@ export async function runDatabaseBench(opts: { workDir: string; log: (line: stri
     const seeded = await seedReference({ connection: db, root: join(workDir, 'host'), users, eventsPerUser: 30, contactsPerUser: 25, todosPerUser: 4, files: false });
     log(`database: seeded in ${secs(seeded.ms)} s (${seeded.items} items)`);
 
-    const repo = await initRepository(new LocalStorage(oursDir));
+    const repo = await Repository.init(new LocalStorage(oursDir));
     const host = new ReferenceHost(join(workDir, 'host'), db);
     await sh('restic init --repository-version 2 -q', resticEnv);
     const resticBackup = () => sh('pg_dump --format=custom --compress=0 --no-password | restic backup --stdin --stdin-filename bj.pgdump --json -q', resticEnv);

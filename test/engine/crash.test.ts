@@ -1,7 +1,8 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { check, LocalStorage, Repository, restore } from '../../server/engine/index.js';
+import { check, Repository, restore } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { bytesOf, tempDir } from './helpers.js';
 import { jsonLines, runCli, startCli } from './cli-helpers.js';
 

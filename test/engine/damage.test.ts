@@ -1,7 +1,8 @@
 import { open, readdir, truncate, writeFile, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { Archiver, BlobType, check, restore, RepositoryDamagedError, type Repository, type SnapshotInfo } from '../../server/engine/index.js';
+import { BlobType } from '../../server/engine/blob-index.js';
+import { Archiver, check, restore, RepositoryDamagedError, type Repository, type SnapshotInfo } from '../../server/engine/index.js';
 import { bytesOf, newRepo, packTypes, tempDir } from './helpers.js';
 import { jsonLines, runCli } from './cli-helpers.js';
 

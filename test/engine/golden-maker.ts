@@ -6,7 +6,8 @@
 import { link, mkdir, rename, rm, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Archiver, LocalStorage, Repository } from '../../server/engine/index.js';
+import { Archiver, Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { bytesOf, manifest } from './helpers.js';
 
 const out = resolve(process.argv[2] ?? 'test/fixtures/golden-v1');

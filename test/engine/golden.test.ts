@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { check, LocalStorage, openFile, Repository, restore } from '../../server/engine/index.js';
+import { check, openFile, Repository, restore } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { manifest, tempDir, type ManifestEntry } from './helpers.js';
 import { createHash } from 'node:crypto';
 

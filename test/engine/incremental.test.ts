@@ -1,7 +1,8 @@
 import { mkdir, rename, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { Archiver, BlobType, diffSnapshots, restore, type Repository } from '../../server/engine/index.js';
+import { BlobType } from '../../server/engine/blob-index.js';
+import { Archiver, diffSnapshots, restore, type Repository } from '../../server/engine/index.js';
 import { bytesOf, manifest, newRepo, packTypes, tempDir } from './helpers.js';
 
 let dir: { path: string; cleanup: () => Promise<void> };

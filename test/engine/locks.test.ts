@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { LocalStorage, LockHeldError, readLocks, RepositoryLock } from '../../server/engine/index.js';
+import { LockHeldError } from '../../server/engine/index.js';
+import { readLocks, RepositoryLock } from '../../server/engine/lock.js';
 import { newRepo, tempDir } from './helpers.js';
 import { runCli } from './cli-helpers.js';
 import type { Repository } from '../../server/engine/index.js';
@@ -29,7 +30,7 @@ test('backups share the repository; prune waits for none of them and is refused 
 });
 
 test('a lock whose process is gone, or not refreshed for 30 minutes, is taken over with a message', async () => {
-  const storage = repo.storage as LocalStorage;
+  const storage = repo.storage;
   const dead = { hostname: (await import('node:os')).hostname(), pid: 2 ** 22 + 12345, exclusive: true, purpose: 'prune', created: new Date().toISOString(), refreshed: new Date().toISOString() };
   await storage.write('lock', 'a'.repeat(32), Buffer.from(JSON.stringify(dead)));
   const old = { ...dead, hostname: 'other-node', pid: 1, refreshed: new Date(Date.now() - 31 * 60_000).toISOString() };
@@ -43,7 +44,7 @@ test('a lock whose process is gone, or not refreshed for 30 minutes, is taken ov
 });
 
 test('a fresh lock of another node is honoured, and refreshing keeps ours alive', async () => {
-  const storage = repo.storage as LocalStorage;
+  const storage = repo.storage;
   const live = { hostname: 'other-node', pid: 1, exclusive: true, purpose: 'prune', created: new Date().toISOString(), refreshed: new Date(Date.now() - 29 * 60_000).toISOString() };
   await storage.write('lock', 'c'.repeat(32), Buffer.from(JSON.stringify(live)));
   await expect(RepositoryLock.acquire(storage, false, 'backup')).rejects.toBeInstanceOf(LockHeldError);

@@ -1,7 +1,8 @@
 import { mkdir, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { applyPolicy, Archiver, check, forgetSnapshots, prune, restore, type Repository, type SnapshotInfo } from '../../server/engine/index.js';
+import { applyPolicy } from '../../server/engine/forget-policy.js';
+import { Archiver, check, forgetSnapshots, prune, restore, type Repository, type SnapshotInfo } from '../../server/engine/index.js';
 import { bytesOf, manifest, newRepo, tempDir } from './helpers.js';
 import { jsonLines, runCli } from './cli-helpers.js';
 

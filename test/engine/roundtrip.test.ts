@@ -1,7 +1,8 @@
 import { link, mkdir, readFile, stat, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { Archiver, cutsInto, openFile, readDir, restore, sha256, type Repository } from '../../server/engine/index.js';
+import { cutsInto } from '../../server/engine/chunker.js';
+import { Archiver, openFile, readDir, restore, sha256, type Repository } from '../../server/engine/index.js';
 import { bytesOf, manifest, newRepo, tempDir } from './helpers.js';
 
 let dir: { path: string; cleanup: () => Promise<void> };

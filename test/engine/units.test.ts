@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { BlobIndex, BlobType, cutsInto, gearTable, sha256, StreamChunker } from '../../server/engine/index.js';
+import { BlobIndex, BlobType } from '../../server/engine/blob-index.js';
+import { cutsInto, gearTable, StreamChunker } from '../../server/engine/chunker.js';
+import { sha256 } from '../../server/engine/index.js';
 import { DEFAULT_CONFIG } from '../../server/engine/format.js';
 import { bytesOf } from './helpers.js';
 

@@ -7,7 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { initRepository, LocalStorage, type Repository } from '../../server/engine/index.js';
+import { Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { runGeneration } from '../../server/dataprotect/generation/run.js';
 import { type ConnectionSettings } from '../../server/pg/settings.js';
 import { withClient } from '../../server/pg/client.js';
@@ -135,7 +136,7 @@ export async function globalFixture(tag: string, users = 8, opts: { backupHost?:
   await opts.beforeBackup?.(host);
   const imap = await everyMailbox(layout);
   const repoDir = await mkdtemp(path.join(tmpdir(), `dp-repo-gr-${tag}-`));
-  const repo = await initRepository(new LocalStorage(repoDir));
+  const repo = await Repository.init(new LocalStorage(repoDir));
   const r = await runGeneration({
     repo, host: opts.backupHost?.(host) ?? host, trigger: 'cli', productVersion: SCHEMA_VERSION,
     backupEmails: true, backupArchivedEmails: true, skippedTags: [],

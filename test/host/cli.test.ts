@@ -58,9 +58,10 @@ describe('bm-dataprotect host and db commands', () => {
     expect(describeDb(target)).toContain(target.database);
 
     // A generation id (as the backup runs record it in the part's metadata) names the part too.
+    const { Repository } = await import('../../server/engine/index.js');
+    const { LocalStorage } = await import('../../server/storage/index.js');
+    const repo = await Repository.open(new LocalStorage(repoDir));
     const { backupDatabase } = await import('../../server/sources/pgsql-backup.js');
-    const { openRepository, LocalStorage } = await import('../../server/engine/index.js');
-    const repo = await openRepository(new LocalStorage(repoDir));
     const tagged = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, meta: { generation: 42 } });
     await repo.close();
     const byGeneration = sb.extraDb('cli_gen');

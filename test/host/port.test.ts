@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withClient } from '../../server/pg/client.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
-import { initRepository, LocalStorage } from '../../server/engine/index.js';
+import { Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { backupDatabase } from '../../server/sources/pgsql-backup.js';
 import { generationEntities } from '../../server/sources/pgsql-manifest.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -52,7 +53,7 @@ describe('reference host port', () => {
   it('flags entities of a generation that the live directory no longer has as deleted', async () => {
     const repoDir = await mkdtemp(path.join(tmpdir(), 'dp-repo-port-'));
     try {
-      const repo = await initRepository(new LocalStorage(repoDir));
+      const repo = await Repository.init(new LocalStorage(repoDir));
       const { manifest } = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: host.entityData });
       const [victim] = await host.directory.entities('globex.lan', { kinds: ['USER'] });
       const owned = await withClient(sb.db, async (c) =>

@@ -5,7 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { initRepository, LocalStorage, type Repository } from '../../server/engine/index.js';
+import { Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { RepositoryGenerationParts, type GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
 import { loadCatalog, forgetCatalogs, type CatalogEntry } from '../../server/dataprotect/restore/catalog.js';
 import type { PlannedRestore, RestoreContext, RestoreEnv } from '../../server/dataprotect/restore/operations/index.js';
@@ -41,7 +42,7 @@ export async function fixture(tag: string, users = 6, opts: { dovecot?: boolean 
   if (opts.dovecot ?? true) await startDovecot(layout, { port: await freePort() });
   const host = new ReferenceHost(sb.root, sb.db);
   const repoDir = await mkdtemp(path.join(tmpdir(), `dp-repo-${tag}-`));
-  const repo = await initRepository(new LocalStorage(repoDir));
+  const repo = await Repository.init(new LocalStorage(repoDir));
   const generations = new RepositoryGenerationParts(async () => repo);
   const f: Fixture = {
     sb, host, repo, repoDir, generations,

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ICAL from 'ical.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initRepository, LocalStorage, type Repository } from '../../server/engine/index.js';
+import { Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import type { ConnectionSettings } from '../../server/pg/settings.js';
 import { withClient } from '../../server/pg/client.js';
 import { decodeItem } from '../../server/host/reference/entities.js';
@@ -23,7 +24,7 @@ beforeAll(async () => {
   sb = await sandbox('pgsql');
   await seedReference({ connection: sb.db, root: sb.root, users: 60, files: false });
   repoDir = await mkdtemp(path.join(tmpdir(), 'dp-repo-pgsql-'));
-  repo = await initRepository(new LocalStorage(repoDir));
+  repo = await Repository.init(new LocalStorage(repoDir));
   host = new ReferenceHost(sb.root, sb.db);
 });
 afterAll(async () => {

@@ -3,7 +3,7 @@ import type { FileType, Storage } from '../../server/engine/index.js';
 
 /**
  * What every storage backend must do. A backend's test file calls this with a factory that gives a
- * fresh, empty storage (local directory now, S3 later).
+ * fresh, empty storage (local directory, in memory; S3 later).
  */
 export function storageConformance(name: string, make: () => Promise<{ storage: Storage; cleanup: () => Promise<void> }>): void {
   const hex = (c: string) => c.repeat(64);
@@ -35,6 +35,12 @@ export function storageConformance(name: string, make: () => Promise<{ storage: 
       await expect(s.read('snapshot', hex('c'), 2, 10)).rejects.toThrow(/truncated/);
     }));
 
+    test('reading a missing file fails with ENOENT', withStorage(async (s) => {
+      await expect(s.read('snapshot', hex('9'))).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(s.read('config', 'config')).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(s.read('reference', 'latest')).rejects.toMatchObject({ code: 'ENOENT' });
+    }));
+
     test('stat gives the size, or null for a missing file', withStorage(async (s) => {
       await s.write('data', hex('d'), Buffer.alloc(1234));
       expect(await s.stat('data', hex('d'))).toEqual({ name: hex('d'), size: 1234 });
@@ -42,17 +48,18 @@ export function storageConformance(name: string, make: () => Promise<{ storage: 
     }));
 
     test('list gives every file of a type and only of that type', withStorage(async (s) => {
-      const types: FileType[] = ['data', 'index', 'snapshot', 'lock'];
+      const types: FileType[] = ['data', 'index', 'snapshot', 'lock', 'reference'];
+      await s.write('config', 'config', Buffer.from('cfg'));
       for (const [i, t] of types.entries()) {
         await s.write(t, hex(String(i)), Buffer.from(t));
-        await s.write(t, hex(String(i + 4)), Buffer.from(t + t));
+        await s.write(t, hex(String(i + 5)), Buffer.from(t + t));
       }
       for (const [i, t] of types.entries()) {
         const names: { name: string; size: number }[] = [];
         for await (const f of s.list(t)) names.push(f);
         expect(names.sort((a, b) => a.name.localeCompare(b.name))).toEqual([
           { name: hex(String(i)), size: t.length },
-          { name: hex(String(i + 4)), size: 2 * t.length },
+          { name: hex(String(i + 5)), size: 2 * t.length },
         ]);
       }
     }));
@@ -79,6 +86,25 @@ export function storageConformance(name: string, make: () => Promise<{ storage: 
       await s.write('lock', hex('1'), Buffer.from('one'));
       await s.write('lock', hex('1'), Buffer.from('two!'));
       expect((await s.read('lock', hex('1'))).toString()).toBe('two!');
+    }));
+
+    test('a reference is rewritten whole, read back, and deleted', withStorage(async (s) => {
+      expect(await s.stat('reference', 'latest')).toBeNull();
+      await s.write('reference', 'latest', Buffer.from('{"generation":"one"}'));
+      await s.write('reference', 'latest', [Buffer.from('{"generation":'), Buffer.from('"two"}')]);
+      expect((await s.read('reference', 'latest')).toString()).toBe('{"generation":"two"}');
+      expect(await s.stat('reference', 'latest')).toEqual({ name: 'latest', size: 20 });
+      const names: string[] = [];
+      for await (const f of s.list('reference')) names.push(f.name);
+      expect(names).toEqual(['latest']);
+      await s.delete('reference', 'latest');
+      expect(await s.stat('reference', 'latest')).toBeNull();
+    }));
+
+    test('a reference cannot take the name of the config file', withStorage(async (s) => {
+      await s.write('config', 'config', Buffer.from('cfg'));
+      await expect(s.write('reference', 'config', Buffer.from('x'))).rejects.toThrow(/invalid/);
+      expect((await s.read('config', 'config')).toString()).toBe('cfg');
     }));
 
     test('many concurrent writes all land whole', withStorage(async (s) => {
@@ -110,6 +136,7 @@ export function storageConformance(name: string, make: () => Promise<{ storage: 
     test('a name that is not a plain file name is refused', withStorage(async (s) => {
       await expect(s.write('data', '../escape', Buffer.from('x'))).rejects.toThrow(/invalid/);
       await expect(s.read('index', 'a/b')).rejects.toThrow(/invalid/);
+      await expect(s.write('reference', '.hidden', Buffer.from('x'))).rejects.toThrow(/invalid/);
     }));
   });
 }

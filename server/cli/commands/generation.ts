@@ -4,7 +4,7 @@
 
 import 'reflect-metadata';
 import { Command } from 'commander';
-import { LockHeldError, NotFoundError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
+import { EngineError, LockHeldError, NotFoundError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
 import { GenerationCache } from '../../dataprotect/generation/cache.js';
 import {
   deleteGeneration, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,

@@ -70,7 +70,7 @@ export function register(program: Command): void {
           `${g.id}  ${g.protectionTime}  ${g.status.padEnd(7)}  BlueMind ${g.productVersion}  format ${g.formatVersion}  ${bytes(g.sizeRead)}\n` +
           g.parts.map((p) => `    ${p.server.padEnd(10)} ${p.tag.padEnd(16)} ${p.status.padEnd(7)} ${bytes(p.sizeRead)}`).join('\n'),
         );
-        out.summary({ generations: gens }, gens.length ? lines.join('\n') : `no generation in ${repo.storage.location}`);
+        out.summary({ generations: gens }, gens.length ? lines.join('\n') : `no generation in ${repo.location}`);
       } finally {
         await repo.close();
       }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { LocalStorage, Repository } from '../../engine/index.js';
+import { Repository } from '../../engine/index.js';
+import { openStorage } from '../../storage/index.js';
 import { output, repoPath, type RepoOptions } from '../context.js';
 
 export function register(program: Command): void {
@@ -12,7 +13,7 @@ export function register(program: Command): void {
     .action(async (opts: RepoOptions) => {
       const out = output(opts);
       const dir = repoPath(opts);
-      const r = await Repository.init(new LocalStorage(dir));
+      const r = await Repository.init(openStorage(dir));
       out.summary({ repository: dir, id: r.config.id, version: r.config.version, chunkers: r.config.chunkers }, `created repository ${r.config.id.slice(0, 8)} at ${dir} (format version ${r.config.version})`);
     });
 }

@@ -13,9 +13,7 @@
 //   interrupted deletion leaves an "interrupted" generation that the next run cleans up.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { Archiver, FORMAT_VERSION, LocalStorage, type Repository, type SnapshotInfo } from '../../engine/index.js';
+import { Archiver, FORMAT_VERSION, type Repository, type SnapshotInfo } from '../../engine/index.js';
 import type { Generation, GenerationStatus, Part, RunStatus } from '../model.js';
 
 /** Version of the generation description (records and part meta). Readers accept every version up to this one. */
@@ -23,8 +21,8 @@ export const DP_FORMAT_VERSION = 1;
 export const GENERATION_SERVER = '_dataprotect';
 export const GENERATION_TAG = 'dataprotect/generation';
 export const GENERATION_FILE = '/generation.json';
-/** Beside `config` in a local repository: the newest valid generation, for scripts (JSON). */
-export const LATEST_FILE = 'latest';
+/** The repository reference naming the newest valid generation, for scripts (JSON; beside `config` in a directory). */
+export const LATEST_REFERENCE = 'latest';
 
 export type Trigger = 'api' | 'schedule' | 'cli';
 
@@ -157,7 +155,7 @@ export class GenerationNotFoundError extends Error {}
 export async function findGeneration(repo: Repository, ref: string): Promise<StoredGeneration> {
   const gens = await readGenerations(repo);
   const g = ref === 'latest' ? gens.find((x) => !x.interrupted && x.record.status === 'VALID') : gens.find((x) => x.record.id === ref);
-  if (!g) throw new GenerationNotFoundError(ref === 'latest' ? `no valid generation in ${repo.storage.location}` : `no generation ${ref} in ${repo.storage.location}`);
+  if (!g) throw new GenerationNotFoundError(ref === 'latest' ? `no valid generation in ${repo.location}` : `no generation ${ref} in ${repo.location}`);
   return g;
 }
 
@@ -193,9 +191,7 @@ export async function deleteGeneration(repo: Repository, g: StoredGeneration, no
     const others = g.recordSnapshots.filter((r) => r.meta?.state !== 'final');
     let n = 0;
     for (const s of [...finals, ...g.partSnapshots, ...others]) {
-      await repo.storage.delete('snapshot', s.id).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+      await repo.deleteSnapshot(s.id);
       n++;
     }
     return n;
@@ -212,27 +208,23 @@ export interface LatestReference {
   parts: { server: string; tag: string; status: GenerationStatus; snapshot: string | null }[];
 }
 
-/** `<repository>/latest` (local repositories): the newest valid generation, rewritten atomically after each run. */
+/** The `latest` reference: the newest valid generation, rewritten atomically after each run. */
 export async function writeLatest(repo: Repository, g: GenerationRecord | null): Promise<void> {
-  if (!(repo.storage instanceof LocalStorage)) return;
-  const file = path.join(repo.storage.root, LATEST_FILE);
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = path.join(repo.storage.root, `.${LATEST_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
   const body: LatestReference | { generation: null } = g
     ? {
         generation: g.id, protectionTime: g.protectionTime, status: g.status, runStatus: g.runStatus,
         parts: g.parts.map((p) => ({ server: p.server, tag: p.tag, status: p.status, snapshot: p.snapshot })),
       }
     : { generation: null };
-  await writeFile(tmp, JSON.stringify(body, null, 1) + '\n', { mode: 0o644 });
-  await rename(tmp, file);
+  await repo.writeReference(LATEST_REFERENCE, Buffer.from(JSON.stringify(body, null, 1) + '\n'));
 }
 
+/** The generation `latest` names, or null when there is none (or it cannot be read: it is only a pointer). */
 export async function readLatest(repo: Repository): Promise<LatestReference | null> {
-  if (!(repo.storage instanceof LocalStorage)) return null;
   try {
-    const v = JSON.parse(await readFile(path.join(repo.storage.root, LATEST_FILE), 'utf8')) as LatestReference | { generation: null };
-    return v.generation ? (v as LatestReference) : null;
+    const file = await repo.readReference(LATEST_REFERENCE);
+    const v = file && (JSON.parse(file.toString('utf8')) as LatestReference | { generation: null });
+    return v?.generation ? (v as LatestReference) : null;
   } catch {
     return null;
   }

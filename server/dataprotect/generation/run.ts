@@ -204,7 +204,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   }
   if (succeeded && o.postBackup) {
     hook = await runPostBackupScript(o.postBackup.script, {
-      generation: record, runStatus, repository: o.repo.storage.location, timeoutMs: o.postBackup.timeoutMs, log, signal: o.signal,
+      generation: record, runStatus, repository: o.repo.location, timeoutMs: o.postBackup.timeoutMs, log, signal: o.signal,
     });
     if (hook.ran && !hook.ok) await revise('POSTOPS_ERROR', `post-backup action failed: ${hook.reason}`);
   }
@@ -215,7 +215,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
     const old = (await o.repo.listSnapshots({ server: '_dataprotect' })).filter((s) => s.meta?.generation === id && s.meta?.state === 'final' && s.meta?.revision === 1);
     const lock = await o.repo.lock(true, `revise generation ${id}`);
     try {
-      for (const s of old) await o.repo.storage.delete('snapshot', s.id);
+      for (const s of old) await o.repo.deleteSnapshot(s.id);
     } finally {
       await lock.release();
     }

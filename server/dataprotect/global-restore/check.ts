@@ -102,7 +102,7 @@ async function packsNeeded(repo: Repository, plan: RestorePlan): Promise<Prerequ
       for await (const { path, node } of walkTree(repo, p.snapshot.tree)) {
         for (const id of node.content ?? []) {
           try {
-            const loc = repo.location(id);
+            const loc = repo.blobLocation(id);
             needed.set(loc.pack, Math.max(needed.get(loc.pack) ?? 0, loc.offset + loc.length));
             blobs++;
           } catch (e) {
@@ -115,9 +115,9 @@ async function packsNeeded(repo: Repository, plan: RestorePlan): Promise<Prerequ
     }
   }
   for (const [pack, end] of needed) {
-    const st = await repo.storage.stat('data', pack);
-    if (!st) problems.push(`pack ${pack.slice(0, 12)} is missing`);
-    else if (st.size < end) problems.push(`pack ${pack.slice(0, 12)} is truncated at ${st.size} of at least ${end} bytes`);
+    const size = await repo.packSize(pack);
+    if (size === null) problems.push(`pack ${pack.slice(0, 12)} is missing`);
+    else if (size < end) problems.push(`pack ${pack.slice(0, 12)} is truncated at ${size} of at least ${end} bytes`);
   }
   if (problems.length) return { id: 'repository', status: 'not-met', message: `the repository is damaged for this generation: ${problems.slice(0, 10).join('; ')}`, advice: 'run `bm-dataprotect check --read-data`, then choose another generation' };
   return { id: 'repository', status: 'met', message: `the ${needed.size} pack(s) holding the generation's ${blobs} data blobs are present and whole` };

@@ -106,7 +106,7 @@ export async function runGlobalRestore(o: GlobalRestoreRunOptions): Promise<Glob
       for (const p of plan.parts) await clearPart(p);
     }
     state = {
-      kind: 'bm-dataprotect/global-restore', generation: id, repository: o.repo.storage.location, startedAt: new Date().toISOString(),
+      kind: 'bm-dataprotect/global-restore', generation: id, repository: o.repo.location, startedAt: new Date().toISOString(),
       servers: Object.fromEntries(plan.mapping.map((m) => [m.from.uid, m.to.uid])), done: [], finishedAt: null,
     };
     await writeState(inst.stateDir, state);

@@ -1,4 +1,4 @@
-import { applyPolicy, groupSnapshots, type ForgetPolicy } from './forget.js';
+import { applyPolicy, groupSnapshots, type ForgetPolicy } from './forget-policy.js';
 import type { Repository, SnapshotFilter } from './repository.js';
 import type { SnapshotInfo } from './snapshot.js';
 
@@ -22,7 +22,7 @@ export async function forgetSnapshots(repo: Repository, policy: ForgetPolicy, op
         keep: d.keep.map((k) => ({ id: k.snapshot.id, time: k.snapshot.time, reasons: k.reasons })),
         remove: d.remove.map((r) => ({ id: r.id, time: r.time })),
       });
-      if (!opts.dryRun) for (const r of d.remove) await repo.storage.delete('snapshot', r.id);
+      if (!opts.dryRun) for (const r of d.remove) await repo.deleteSnapshot(r.id);
       result.removed += d.remove.length;
     }
     return result;

@@ -1,0 +1,307 @@
+/**
+ * A worker thread of the codec pool (codec-pool.ts): compression, decompression, reading small files,
+ * cutting windows of large ones, and writing restored files, each job one message.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { parentPort, workerData } from 'node:worker_threads';
+import { decompress as zstdDecompress } from 'zstd-napi';
+import binding from 'zstd-napi/binding.js';
+import { cutsInto } from './chunker.js';
+import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
+import type { ChunkerParams } from './format.js';
+
+interface Job {
+  id: number;
+  op: 'compress' | 'decompress' | 'files' | 'window' | 'restore';
+  data: ArrayBuffer;
+  bytes: number;
+  lengths: number[];
+  flags: number[];
+  paths: string[];
+  max: number;
+  path: string;
+  start: number;
+  window: number;
+  params: ChunkerParams;
+  blobs: RestoreBlob[];
+  writes: RestoreWrite[];
+  asRoot: boolean;
+}
+
+const port = parentPort!;
+const { level, gear } = workerData as { level: number; gear: Int32Array };
+// The low-level binding compresses and decompresses into buffers we own: one allocation per batch,
+// none per blob, so a worker's memory stays flat however many blobs go through it.
+const cctx = new binding.CCtx();
+const dctx = new binding.DCtx();
+let scratch = Buffer.allocUnsafe(1 << 20);
+const C = fs.constants;
+
+// Buffers are external memory, which V8 collects late: on a restore (packs in, files out) tens of MiB
+// per worker pile up between collections, so restores collect every 32 MiB. Backups do not: there the
+// collections cost more time than the memory is worth.
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
+let sinceGc = 0;
+function maybeGc(bytes: number): void {
+  sinceGc += bytes;
+  if (sinceGc > 32 * 1024 * 1024) {
+    sinceGc = 0;
+    collect();
+  }
+}
+
+const message = (e: unknown): string => String((e as Error | undefined)?.message || e);
+const withCode = (e: unknown): string => ((e as NodeJS.ErrnoException)?.code ? `${(e as NodeJS.ErrnoException).code}: ` : '') + message(e);
+
+/** The memory of a buffer, to transfer: the buffer's own ArrayBuffer when it has one to itself, else a copy. */
+function transferable(buf: Buffer): ArrayBuffer {
+  const ab = buf.buffer as ArrayBuffer;
+  return buf.byteOffset === 0 && buf.byteLength === ab.byteLength ? ab : ab.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+}
+
+/**
+ * Compresses one blob for a pack: zstd when it shrinks, else the raw bytes (copied unless the caller
+ * owns `data`: a window's chunks are views into a buffer the next window reuses).
+ */
+function store(data: Buffer, parts: Buffer[], lengths: number[], flags: number[], owned: boolean): void {
+  const bound = binding.compressBound(data.length);
+  if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+  const n = cctx.compress(scratch, data, level);
+  if (n < data.length) {
+    parts.push(Buffer.from(scratch.subarray(0, n)));
+    lengths.push(n);
+    flags.push(1);
+  } else {
+    parts.push(owned ? data : Buffer.from(data));
+    lengths.push(data.length);
+    flags.push(0);
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, at: number): void {
+  let done = 0;
+  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, at + done);
+}
+
+function compress(job: Job): void {
+  const input = Buffer.from(job.data);
+  let bound = 0;
+  for (const len of job.lengths) bound += binding.compressBound(len);
+  const out = Buffer.allocUnsafeSlow(Math.max(bound, 1));
+  const lengths: number[] = [];
+  const flags: number[] = [];
+  let off = 0;
+  let o = 0;
+  for (const len of job.lengths) {
+    const blob = input.subarray(off, off + len);
+    off += len;
+    const n = len > 0 ? cctx.compress(out.subarray(o), blob, level) : len;
+    if (n < len) {
+      lengths.push(n);
+      flags.push(1);
+      o += n;
+    } else {
+      blob.copy(out, o);
+      lengths.push(len);
+      flags.push(0);
+      o += len;
+    }
+  }
+  const ab = out.buffer as ArrayBuffer;
+  port.postMessage({ id: job.id, data: ab, lengths, flags, errors: job.lengths.map(() => null) }, [ab]);
+}
+
+function decompress(job: Job): void {
+  const input = Buffer.from(job.data);
+  const parts: Buffer[] = [];
+  const lengths: number[] = [];
+  const flags: number[] = [];
+  const errors: (string | null)[] = [];
+  let off = 0;
+  for (let i = 0; i < job.lengths.length; i++) {
+    const blob = input.subarray(off, off + job.lengths[i]);
+    off += job.lengths[i];
+    if (job.flags[i] === 1) {
+      try {
+        const d = zstdDecompress(blob);
+        parts.push(d);
+        lengths.push(d.length);
+        errors.push(null);
+      } catch (e) {
+        parts.push(Buffer.alloc(0));
+        lengths.push(0);
+        errors.push(message(e));
+      }
+    } else {
+      parts.push(blob);
+      lengths.push(blob.length);
+      errors.push(null);
+    }
+    flags.push(0);
+  }
+  const ab = transferable(Buffer.concat(parts));
+  port.postMessage({ id: job.id, data: ab, lengths, flags, errors }, [ab]);
+}
+
+/**
+ * Restore: decompress into the scratch buffer, verify against the id, write into the files that want
+ * the blob. Files are opened with O_NOFOLLOW: a symlink planted in the target is never followed.
+ */
+function restore(job: Job): void {
+  const input = Buffer.from(job.data);
+  const byBlob: number[][] = job.blobs.map(() => []);
+  job.writes.forEach((w, i) => byBlob[w.blob].push(i));
+  const blobErrors: (string | null)[] = [];
+  const writeErrors: (string | null)[] = new Array(job.writes.length).fill(null);
+  job.blobs.forEach((b, bi) => {
+    const stored = input.subarray(b.off, b.off + b.len);
+    let raw = stored;
+    let err: string | null = null;
+    if (b.zstd) {
+      if (scratch.length < b.raw) scratch = Buffer.allocUnsafe(b.raw);
+      try {
+        const n = dctx.decompress(scratch.subarray(0, b.raw), stored);
+        if (n !== b.raw) err = `decompressed to ${n} bytes, index says ${b.raw}`;
+        raw = scratch.subarray(0, n);
+      } catch (e) {
+        err = `cannot decompress (${message(e)})`;
+      }
+    }
+    if (!err && createHash('sha256').update(raw).digest('hex') !== b.id) err = 'content does not match its id';
+    blobErrors.push(err);
+    if (err) return;
+    for (const i of byBlob[bi]) {
+      const w = job.writes[i];
+      let fd = -1;
+      try {
+        if (w.whole) {
+          fd = fs.openSync(w.path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
+          writeAll(fd, raw, 0);
+          if (job.asRoot) fs.fchownSync(fd, w.uid, w.gid);
+          fs.fchmodSync(fd, w.mode);
+          fs.futimesSync(fd, w.mtime, w.mtime);
+        } else {
+          fd = fs.openSync(w.path, C.O_WRONLY | C.O_NOFOLLOW);
+          writeAll(fd, raw, w.at);
+        }
+      } catch (e) {
+        writeErrors[i] = message(e);
+      } finally {
+        if (fd >= 0) fs.closeSync(fd);
+      }
+    }
+  });
+  port.postMessage({ id: job.id, blobErrors, writeErrors });
+}
+
+/**
+ * Small files read here, so that the main thread only walks the tree: read, hash, compress each one.
+ * A file that grew past job.max since it was stat'ed is left to the main thread (tooBig).
+ */
+function files(job: Job): void {
+  const parts: Buffer[] = [];
+  const lengths: number[] = [];
+  const raws: number[] = [];
+  const flags: number[] = [];
+  const errors: (string | null)[] = [];
+  const tooBig: boolean[] = [];
+  const ids = Buffer.allocUnsafeSlow(32 * job.paths.length);
+  job.paths.forEach((p, i) => {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(p);
+    } catch (e) {
+      errors.push(withCode(e));
+      tooBig.push(false);
+      lengths.push(0);
+      raws.push(0);
+      flags.push(0);
+      return;
+    }
+    errors.push(null);
+    if (data.length > job.max) {
+      tooBig.push(true);
+      lengths.push(0);
+      raws.push(data.length);
+      flags.push(0);
+      return;
+    }
+    tooBig.push(false);
+    raws.push(data.length);
+    createHash('sha256').update(data).digest().copy(ids, 32 * i);
+    if (data.length === 0) {
+      lengths.push(0);
+      flags.push(0);
+      return;
+    }
+    store(data, parts, lengths, flags, true);
+  });
+  const ab = transferable(Buffer.concat(parts));
+  const idsAb = ids.buffer as ArrayBuffer;
+  port.postMessage({ id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors, tooBig }, [ab, idsAb]);
+}
+
+/**
+ * A window of a large file: read [start, start + window + max), cut it (the same FastCDC as the main
+ * thread), and take the chunks that start inside the window; each has its whole lookahead, so its cut
+ * is final. The next window starts after them.
+ */
+let windowBuf = Buffer.allocUnsafe(0);
+function window(job: Job): void {
+  const want = job.window + job.params.max;
+  if (windowBuf.length < want) windowBuf = Buffer.allocUnsafe(want);
+  let fd = -1;
+  let n = 0;
+  try {
+    fd = fs.openSync(job.path, 'r');
+    for (;;) {
+      const r = fs.readSync(fd, windowBuf, n, want - n, job.start + n);
+      if (r === 0) break;
+      n += r;
+      if (n === want) break;
+    }
+  } catch (e) {
+    if (fd >= 0) fs.closeSync(fd);
+    port.postMessage({ id: job.id, error: withCode(e) });
+    return;
+  }
+  fs.closeSync(fd);
+  const eof = n < want;
+  const data = windowBuf.subarray(0, n);
+  const cuts: number[] = [];
+  cutsInto(gear, data, job.params, cuts);
+  const parts: Buffer[] = [];
+  const lengths: number[] = [];
+  const raws: number[] = [];
+  const flags: number[] = [];
+  const idList: Buffer[] = [];
+  let start = 0;
+  for (const cut of cuts) {
+    if (!eof && start >= job.window) break;
+    const chunk = data.subarray(start, cut);
+    idList.push(createHash('sha256').update(chunk).digest());
+    raws.push(chunk.length);
+    store(chunk, parts, lengths, flags, false);
+    start = cut;
+  }
+  const ab = transferable(Buffer.concat(parts));
+  const idsAb = transferable(Buffer.concat(idList));
+  port.postMessage(
+    { id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n },
+    [ab, idsAb],
+  );
+}
+
+port.on('message', (job: Job) => {
+  if (job.op === 'window') window(job);
+  else if (job.op === 'files') files(job);
+  else if (job.op === 'restore') {
+    restore(job);
+    maybeGc(job.bytes || 0);
+  } else if (job.op === 'compress') compress(job);
+  else decompress(job);
+});

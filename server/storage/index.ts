@@ -1,0 +1,5 @@
+/** Where repository files live: backends of the engine's Storage interface, and the one way to open a location. */
+export { LocalStorage } from './local.js';
+export { MemoryStorage } from './memory.js';
+export { S3Storage } from './s3.js';
+export { openStorage, SUPPORTED_LOCATIONS } from './open.js';
