@@ -6,7 +6,6 @@
 import { statfs } from 'node:fs/promises';
 import { Gauge, Registry } from 'prom-client';
 import { inject, injectable } from 'tsyringe';
-import type { FileType } from '../engine/index.js';
 import { TaskStats } from '../store/task-stats.js';
 import type { GenerationStatus, RunStatus } from './model.js';
 import { readGenerations, type StoredGeneration } from './generation/format.js';
@@ -16,7 +15,6 @@ import { SettingsService } from './settings.js';
 const RUN_STATUSES: readonly RunStatus[] = ['OK', 'WARNING', 'ERROR', 'POSTOPS_ERROR'];
 const PART_STATUSES: readonly GenerationStatus[] = ['VALID', 'UNKNOWN', 'INVALID'];
 const SIZES_TTL_MS = 5 * 60_000;
-const STORED: readonly FileType[] = ['config', 'data', 'index', 'snapshot'];
 
 interface RepositoryView {
   location: string;
