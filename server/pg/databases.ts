@@ -24,15 +24,16 @@ export async function databaseExists(target: DatabaseTarget, name?: string): Pro
 
 export interface CreateDatabaseOptions {
   /**
-   * Copy `template0` in UTF-8 (default), as a BlueMind database or a restore target needs; false copies the server's
-   * default `template1` in its default encoding, which fits the plugin's own tables on any cluster locale.
+   * In UTF-8 (default), as a BlueMind database or a restore target needs; false keeps the cluster's default encoding,
+   * which fits the plugin's own tables on any cluster locale. Always a copy of `template0`: copying `template1` fails
+   * while any other session is connected to it.
    */
   utf8?: boolean;
 }
 
 export async function createDatabase(target: DatabaseTarget, name?: string, opts: CreateDatabaseOptions = {}): Promise<void> {
   const db = databaseName(target, name);
-  const template = opts.utf8 === false ? '' : ` TEMPLATE template0 ENCODING 'UTF8'`;
+  const template = opts.utf8 === false ? ' TEMPLATE template0' : ` TEMPLATE template0 ENCODING 'UTF8'`;
   await withClient(target, (c) => c.query(`CREATE DATABASE ${quoteIdent(db)}${template}`), maintenanceDatabase(db));
 }
 
