@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dovecotStatus, freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
-import { IMAP_ADMIN_USER, imapAdminPassword, seedReference } from '../../server/host/reference/seed.js';
+import { IMAP_ADMIN_USER, imapAdminPassword } from '../../server/host/reference/credentials.js';
+import { seedReference } from '../../server/host/reference/seed.js';
 import { sandbox, type Sandbox } from './helpers.js';
 
 let sb: Sandbox;

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { type HostLayout, TOPOLOGY, MAIL_SERVER } from './layout.js';
 import { ssha256 } from './mail.js';
-import { IMAP_ADMIN_USER, imapAdminPassword } from './seed.js';
+import { IMAP_ADMIN_USER, imapAdminPassword } from './credentials.js';
 
 const run = promisify(execFile);
 
@@ -299,4 +299,30 @@ export async function handSpoolToDovecot(layout: HostLayout, dir = layout.spool)
   if (process.getuid?.() !== 0) return;
   const id = await identity();
   await chownTree(dir, id.uid, id.gid);
+}
+
+/** Writes Dovecot's user list (its passwd-file): who exists, with the password hash the directory holds. */
+export async function writeDovecotUsers(layout: HostLayout, users: { email: string; passwordHash: string }[]): Promise<void> {
+  await fs.mkdir(layout.dovecot, { recursive: true });
+  const lines = users.map((u) => `${u.email}:${u.passwordHash}`);
+  await fs.writeFile(files(layout).users, lines.join('\n') + '\n', { mode: 0o640 });
+}
+
+/** Adds (or updates) one user of Dovecot's user list, keeping the file's mode and owner. */
+export async function addDovecotUser(layout: HostLayout, email: string, passwordHash: string): Promise<void> {
+  const file = files(layout).users;
+  let text = '';
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    /* no file yet */
+  }
+  const lines = text.split('\n').filter((l) => l && !l.startsWith(email + ':'));
+  lines.push(`${email}:${passwordHash.startsWith('{') ? passwordHash : '{SSHA256}' + passwordHash}`);
+  const st = await fs.stat(file).catch(() => null);
+  await fs.writeFile(file, lines.join('\n') + '\n');
+  if (st) {
+    await fs.chmod(file, st.mode & 0o777);
+    if (process.getuid?.() === 0) await fs.chown(file, st.uid, st.gid);
+  }
 }
