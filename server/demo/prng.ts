@@ -30,6 +30,10 @@ export class Prng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
+  /** The generator's next 32 bits, as an integer in [0, 2^32). */
+  uint32(): number {
+    return this.next() * 4294967296;
+  }
   /** An integer in [min, max]. */
   int(min: number, max: number): number {
     return min + Math.floor(this.next() * (max - min + 1));
@@ -55,7 +59,7 @@ export class Prng {
   bytes(n: number): Buffer {
     const b = Buffer.allocUnsafe(n);
     for (let i = 0; i < n; i += 4) {
-      const v = (this.next() * 4294967296) >>> 0;
+      const v = this.uint32();
       b[i] = v & 255;
       if (i + 1 < n) b[i + 1] = (v >>> 8) & 255;
       if (i + 2 < n) b[i + 2] = (v >>> 16) & 255;
