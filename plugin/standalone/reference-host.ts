@@ -49,7 +49,7 @@ export async function referenceHostServices(o: ReferenceHostOptions): Promise<St
   }
   const host = new ReferenceHost(o.hostRoot, db);
   // Mail restores into a live mailbox go through the host's IMAP server.
-  await startDovecot(host.layout).then(
+  await startDovecot(host.layout, { log: o.log }).then(
     (d) => o.log?.(`reference Dovecot on ${d.host}:${d.port}`),
     (e: Error) => o.log?.(`the reference Dovecot did not start (mail restores through IMAP will fail): ${e.message}`),
   );

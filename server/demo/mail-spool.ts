@@ -1,5 +1,6 @@
 import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Prng } from './prng.js';
 
 /**
  * A realistic, deterministic mail spool: one Maildir per user (INBOX, Sent, Trash, Archive and a few
@@ -37,45 +38,13 @@ const WORDS = ('the of and to in is that for it as was with be by on not he this
   'meeting project budget calendar invoice contract review quarterly report server backup restore mailbox please regards thanks attached ' +
   'tomorrow monday update proposal customer support ticket deadline schedule agenda minutes draft final version deploy release team').split(' ');
 
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 0x9e3779b9;
-  }
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x >>> 0;
-    return this.s / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i += 4) {
-      const v = (this.next() * 4294967296) >>> 0;
-      b[i] = v & 255;
-      if (i + 1 < n) b[i + 1] = (v >>> 8) & 255;
-      if (i + 2 < n) b[i + 2] = (v >>> 16) & 255;
-      if (i + 3 < n) b[i + 3] = v >>> 24;
-    }
-    return b;
-  }
-}
-
 export function userName(i: number): string {
   return `user${String(i).padStart(4, '0')}`;
 }
 
-function text(rng: Rng, words: number): string {
+function text(rng: Prng, words: number): string {
   const out: string[] = [];
-  for (let i = 0; i < words; i++) out.push(rng.pick(WORDS) + (rng.int(12) === 0 ? '.\n' : ''));
+  for (let i = 0; i < words; i++) out.push(rng.pick(WORDS) + (rng.below(12) === 0 ? '.\n' : ''));
   return out.join(' ');
 }
 
@@ -85,23 +54,23 @@ function wrap76(s: string): string {
 
 /** Attachments some messages share (a forwarded PDF, a signature logo), by index. */
 function sharedAttachment(seed: number, k: number): Buffer {
-  const r = new Rng(seed * 7919 + k);
-  return r.bytes(40_000 + r.int(400_000));
+  const r = new Prng(seed * 7919 + k, 'xorshift32');
+  return r.bytes(40_000 + r.below(400_000));
 }
 
-function message(rng: Rng, seed: number, from: string, to: string, date: Date, attachmentRate: number): Buffer {
-  const subject = text(rng, 3 + rng.int(6)).replace(/\n/g, '');
-  const id = `${date.getTime().toString(36)}.${rng.int(1e9).toString(36)}@bench.example`;
+function message(rng: Prng, seed: number, from: string, to: string, date: Date, attachmentRate: number): Buffer {
+  const subject = text(rng, 3 + rng.below(6)).replace(/\n/g, '');
+  const id = `${date.getTime().toString(36)}.${rng.below(1e9).toString(36)}@bench.example`;
   const headers = [
     `Return-Path: <${from}>`, `Received: from mx.bench.example by imap.bench.example; ${date.toUTCString()}`,
     `From: ${from}`, `To: ${to}`, `Subject: ${subject}`, `Date: ${date.toUTCString()}`, `Message-ID: <${id}>`, 'MIME-Version: 1.0',
   ];
-  const body = text(rng, 40 + rng.int(rng.int(10) === 0 ? 3000 : 400));
+  const body = text(rng, 40 + rng.below(rng.below(10) === 0 ? 3000 : 400));
   if (rng.next() >= attachmentRate) {
     return Buffer.from([...headers, 'Content-Type: text/plain; charset=utf-8', '', body, ''].join('\r\n'));
   }
-  const boundary = `b${rng.int(1e9).toString(36)}`;
-  const att = rng.int(3) === 0 ? sharedAttachment(seed, rng.int(20)) : rng.bytes(10_000 + rng.int(rng.int(10) === 0 ? 2_000_000 : 150_000));
+  const boundary = `b${rng.below(1e9).toString(36)}`;
+  const att = rng.below(3) === 0 ? sharedAttachment(seed, rng.below(20)) : rng.bytes(10_000 + rng.below(rng.below(10) === 0 ? 2_000_000 : 150_000));
   return Buffer.from(
     [
       ...headers, `Content-Type: multipart/mixed; boundary="${boundary}"`, '', `--${boundary}`, 'Content-Type: text/plain; charset=utf-8', '', body,
@@ -125,7 +94,7 @@ async function writeMessage(path: string, data: Buffer, date: Date): Promise<voi
 /** Creates the spool under `root` (which must not exist or be empty). Returns the number of messages. */
 export async function generateSpool(root: string, opts: SpoolOptions): Promise<number> {
   const seed = opts.seed ?? 42;
-  const rng = new Rng(seed);
+  const rng = new Prng(seed, 'xorshift32');
   const rate = opts.attachmentRate ?? 0.2;
   const start = Date.UTC(2025, 0, 1);
   let count = 0;
@@ -134,15 +103,15 @@ export async function generateSpool(root: string, opts: SpoolOptions): Promise<n
     for (const f of FOLDERS) for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(root, user, 'Maildir', f, sub), { recursive: true });
     const batch: Promise<void>[] = [];
     for (let m = 0; m < opts.messagesPerUser; m++) {
-      const date = new Date(start + rng.int(365 * 86400) * 1000);
+      const date = new Date(start + rng.below(365 * 86400) * 1000);
       const folder = m % 10 < 6 ? '' : rng.pick(FOLDERS);
-      const from = `${userName(rng.int(opts.users))}@bench.example`;
+      const from = `${userName(rng.below(opts.users))}@bench.example`;
       const data = message(rng, seed, from, `${user}@bench.example`, date, rate);
-      const flags = rng.int(3) === 0 ? '' : rng.int(4) === 0 ? 'RS' : 'S';
+      const flags = rng.below(3) === 0 ? '' : rng.below(4) === 0 ? 'RS' : 'S';
       batch.push(writeMessage(join(root, user, 'Maildir', folder, 'cur', maildirName(date, data.length, flags)), data, date));
       // Mail to a list: the same bytes land in other mailboxes too.
-      if (rng.int(25) === 0 && opts.users > 1) {
-        const other = userName(rng.int(opts.users));
+      if (rng.below(25) === 0 && opts.users > 1) {
+        const other = userName(rng.below(opts.users));
         await mkdir(join(root, other, 'Maildir', 'cur'), { recursive: true });
         batch.push(writeMessage(join(root, other, 'Maildir', 'cur', maildirName(date, data.length, '')), data, date));
         count++;
@@ -157,7 +126,7 @@ export async function generateSpool(root: string, opts: SpoolOptions): Promise<n
 
 /** One day of mail life on the spool, deterministic for a given day. */
 export async function churn(root: string, opts: ChurnOptions & { seed?: number; attachmentRate?: number }): Promise<ChurnStats> {
-  const rng = new Rng((opts.seed ?? 42) * 1000 + opts.day);
+  const rng = new Prng((opts.seed ?? 42) * 1000 + opts.day, 'xorshift32');
   const stats: ChurnStats = { added: 0, deleted: 0, flagged: 0, moved: 0 };
   const users = (await readdir(root)).sort();
   const now = new Date(Date.UTC(2026, 0, 1) + opts.day * 86400_000);
@@ -197,7 +166,7 @@ export async function churn(root: string, opts: ChurnOptions & { seed?: number; 
     }
     const n = opts.newPerUser ?? 8;
     for (let i = 0; i < n; i++) {
-      const date = new Date(now.getTime() + rng.int(86400) * 1000);
+      const date = new Date(now.getTime() + rng.below(86400) * 1000);
       const data = message(rng, opts.seed ?? 42, `${rng.pick(users)}@bench.example`, `${user}@bench.example`, date, opts.attachmentRate ?? 0.2);
       await writeMessage(join(md, i % 2 ? 'new' : 'cur', maildirName(date, data.length, '')), data, date);
       stats.added++;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { Prng } from '../../server/demo/prng.js';
 import { Repository } from '../../server/engine/index.js';
 import { LocalStorage } from '../../server/storage/index.js';
 
@@ -70,23 +71,18 @@ export async function openRepo(dir: string): Promise<Repository> {
   return Repository.open(new LocalStorage(join(dir, 'repo')));
 }
 
-/** Deterministic pseudo-random bytes (xorshift), compressible only as much as `text` says. */
+/** Deterministic pseudo-random bytes (xorshift32), compressible only as much as `text` says. */
 export function bytesOf(seed: number, length: number, text = false): Buffer {
-  const b = Buffer.allocUnsafe(length);
-  let x = seed | 0 || 1;
-  const words = ['mail', 'the ', 'backup ', 'of ', 'bluemind ', 'calendar ', 'contacts\n', 'restore ', 'and ', 'server '];
-  if (text) {
-    let o = 0;
-    while (o < length) {
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-      o += b.write(words[(x >>> 0) % words.length], o);
-    }
+  const rng = new Prng(seed | 0 || 1, 'xorshift32');
+  if (!text) {
+    const b = Buffer.allocUnsafe(length);
+    for (let i = 0; i < length; i++) b[i] = rng.uint32() & 0xff;
     return b;
   }
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    b[i] = x & 0xff;
-  }
+  const b = Buffer.allocUnsafe(length);
+  const words = ['mail', 'the ', 'backup ', 'of ', 'bluemind ', 'calendar ', 'contacts\n', 'restore ', 'and ', 'server '];
+  let o = 0;
+  while (o < length) o += b.write(words[rng.uint32() % words.length], o);
   return b;
 }
 

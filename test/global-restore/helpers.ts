@@ -19,7 +19,8 @@ import { ReferenceHost } from '../../server/host/reference/host.js';
 import { referenceInstallation } from '../../server/host/reference/installation.js';
 import { CORE_SERVER, MAIL_SERVER, hostLayout, type HostLayout } from '../../server/host/reference/layout.js';
 import { SCHEMA_VERSION } from '../../server/host/reference/schema.js';
-import { IMAP_ADMIN_USER, imapAdminPassword, seedReference } from '../../server/host/reference/seed.js';
+import { IMAP_ADMIN_USER, imapAdminPassword } from '../../server/host/reference/credentials.js';
+import { seedReference } from '../../server/host/reference/seed.js';
 import { sandbox, type Sandbox } from '../host/helpers.js';
 import { mailboxOverImap, type ImapMessage } from '../restore/fixture.js';
 

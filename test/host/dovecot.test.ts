@@ -4,10 +4,11 @@ import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dovecotStatus, freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
+import { DEFAULT_IMAP_PORT, dovecotStatus, freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
-import { IMAP_ADMIN_USER, imapAdminPassword, seedReference } from '../../server/host/reference/seed.js';
+import { IMAP_ADMIN_USER, imapAdminPassword } from '../../server/host/reference/credentials.js';
+import { seedReference } from '../../server/host/reference/seed.js';
 import { sandbox, type Sandbox } from './helpers.js';
 
 let sb: Sandbox;
@@ -27,6 +28,16 @@ function listening(host: string, port: number): Promise<boolean> {
     s.once('connect', () => (s.destroy(), resolve(true)));
     s.once('error', () => resolve(false));
   });
+}
+
+/** Holds `host:port` with a plain listener; when another program already holds it, the port is taken all the same. */
+async function occupy(host: string, port: number): Promise<{ release(): Promise<void> }> {
+  const srv = net.createServer((s) => s.destroy());
+  const held = await new Promise<boolean>((resolve, reject) => {
+    srv.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' ? resolve(false) : reject(e)));
+    srv.listen(port, host, () => resolve(true));
+  });
+  return { release: () => (held ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve()) };
 }
 
 describe('reference Dovecot', () => {
@@ -129,6 +140,50 @@ describe('reference Dovecot', () => {
       }
     } finally {
       await stopDovecot(host.layout);
+    }
+  });
+
+  it('takes a free port when the default IMAP port is taken, says which, records it, and serves IMAP there', async () => {
+    const layout = hostLayout(sb.root);
+    const blocker = await occupy('127.0.0.2', DEFAULT_IMAP_PORT);
+    try {
+      const said: string[] = [];
+      const st = await startDovecot(layout, { log: (l) => said.push(l) });
+      try {
+        expect(st.running).toBe(true);
+        expect(st.port).not.toBe(DEFAULT_IMAP_PORT);
+        expect(said).toEqual([`IMAP port ${DEFAULT_IMAP_PORT} on 127.0.0.2 is taken: the reference Dovecot listens on ${st.port} instead`]);
+        // Recorded where the rest of the product reads it: the host's writers log in there.
+        expect(await dovecotStatus(layout)).toMatchObject({ running: true, host: '127.0.0.2', port: st.port });
+        const host = new ReferenceHost(sb.root, sb.db);
+        const [user] = await host.directory.entities('acme.lan', { kinds: ['USER'] });
+        const loc = (await host.mailboxLocation(user))!;
+        const imap = await host.writers.imap();
+        try {
+          const date = new Date('2025-03-04T05:06:07Z');
+          await imap.ensureFolder(loc, 'Port check');
+          await imap.append(loc, 'Port check', Buffer.from(`Message-ID: <port-check@acme.lan>\r\nSubject: port\r\nDate: ${date.toUTCString()}\r\n\r\nbody\r\n`), [], date);
+          expect(await imap.messageIds(loc, 'Port check')).toEqual(['<port-check@acme.lan>']);
+        } finally {
+          await imap.close();
+        }
+      } finally {
+        await stopDovecot(layout);
+      }
+    } finally {
+      await blocker.release();
+    }
+  });
+
+  it('refuses, naming the port, when the caller insists on a port that is taken', async () => {
+    const layout = hostLayout(sb.root);
+    const port = await freePort();
+    const blocker = await occupy('127.0.0.2', port);
+    try {
+      await expect(startDovecot(layout, { port, strictPort: true })).rejects.toThrow(`port ${port} on 127.0.0.2 is taken`);
+      expect((await dovecotStatus(layout)).running).toBe(false);
+    } finally {
+      await blocker.release();
     }
   });
 });

@@ -16,7 +16,8 @@ import { withClient } from '../../server/pg/client.js';
 import { freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
-import { IMAP_ADMIN_USER, imapAdminPassword, seedReference } from '../../server/host/reference/seed.js';
+import { IMAP_ADMIN_USER, imapAdminPassword } from '../../server/host/reference/credentials.js';
+import { seedReference } from '../../server/host/reference/seed.js';
 import type { Mailer } from '../../server/dataprotect/restore/mailer.js';
 import { sandbox, type Sandbox } from '../host/helpers.js';
 

@@ -96,12 +96,13 @@ export function register(program: Command): void {
   dovecot
     .command('start')
     .description("generate the configuration under <host-root>/dovecot and start Dovecot on the mail server's address")
-    .option('--port <n>', 'IMAP port (default 10143)', wholeNumber)
+    .option('--port <n>', 'IMAP port, which must be free (default: 10143, or a free port when 10143 is taken)', wholeNumber)
     .option(...rootOption)
     .option('--json', 'output as JSON')
     .action(async (opts: HostOpts & { port?: number }) => {
-      const st = await startDovecot(hostLayout(opts.hostRoot), { port: opts.port });
-      output(opts).summary({ ...st }, `dovecot running on ${st.host}:${st.port} (pid ${st.pid})`);
+      const out = output(opts);
+      const st = await startDovecot(hostLayout(opts.hostRoot), { port: opts.port, strictPort: opts.port !== undefined, log: (l) => out.notice(l) });
+      out.summary({ ...st }, `dovecot running on ${st.host}:${st.port} (pid ${st.pid})`);
     });
   dovecot
     .command('stop')

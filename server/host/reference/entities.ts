@@ -1,6 +1,6 @@
 // Reads the directory and the per-entity containers from BlueMind's tables, inside a given snapshot. The export
 // of a container is lossless: every column of every row as PostgreSQL renders it in JSON, rows as arrays in the
-// order of the columns the first line lists, so the rows can be put back exactly (see writers.ts) and rendered as
+// order of the columns the first line lists, so the rows can be put back exactly (see container-writer.ts) and rendered as
 // ICS / VCF (see render.ts); decodeItem turns a line back into objects.
 
 import type { ContainerType, DirectoryEntity, EntityContainer, EntityDataReader, EntityKind, SnapshotQuery } from '../port.js';

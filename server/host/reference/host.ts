@@ -8,8 +8,10 @@ import { withClient } from '../../pg/client.js';
 import { readDirectory, referenceEntityData } from './entities.js';
 import { CORE_SERVER, MAIL_SERVER, TOPOLOGY, fileLocations, hostLayout, type HostLayout } from './layout.js';
 import { referenceRenderer } from './render.js';
-import { databaseWriter, folderDir, imapWriter, maildirWriter } from './writers.js';
-import { directoryWriter, treeReplacer } from './restore-writers.js';
+import { databaseWriter } from './container-writer.js';
+import { directoryWriter } from './directory-writer.js';
+import { folderDir, imapWriter, maildirWriter } from './mail-writers.js';
+import { treeReplacer } from './tree-replacer.js';
 import path from 'node:path';
 
 export class ReferenceHost implements HostPort {

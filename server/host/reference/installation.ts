@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { InstallationPort } from '../installation.js';
 import { handSpoolToDovecot } from './dovecot.js';
 import type { ReferenceHost } from './host.js';
-import { resyncMailbox } from './restore-writers.js';
+import { resyncMailbox } from './tree-replacer.js';
 import { SCHEMA_VERSION } from './schema.js';
 
 export const GLOBAL_RESTORE_STATE_DIR = 'global-restore';

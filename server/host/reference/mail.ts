@@ -1,7 +1,8 @@
 // RFC 5322 messages and Maildir file names for the reference spool.
 
 import { createHash, randomBytes } from 'node:crypto';
-import type { Prng } from './prng.js';
+import type { Prng } from '../../demo/prng.js';
+import { sentence } from './words.js';
 
 export interface MessageSpec {
   from: string;
@@ -73,7 +74,7 @@ export function attachmentFor(rng: Prng, i: number): { name: string; type: strin
   if (kind === 1) {
     return { name: `photo-${i}.jpg`, type: 'image/jpeg', content: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), rng.bytes(size)]) };
   }
-  const lines = Array.from({ length: Math.ceil(size / 60) }, (_, n) => `${n};${rng.sentence(5)}`);
+  const lines = Array.from({ length: Math.ceil(size / 60) }, (_, n) => `${n};${sentence(rng, 5)}`);
   return { name: `export-${i}.csv`, type: 'text/csv', content: Buffer.from(lines.join('\n')) };
 }
 

@@ -293,28 +293,6 @@ CREATE TABLE t_todolist_vtodo (
 );
 `;
 
-/** Tables the seeder fills, in dependency order (for counts and comparisons). */
-export const TABLES = [
-  MARKER_TABLE,
-  't_container',
-  't_container_item',
-  't_container_acl',
-  't_container_sequence',
-  't_domain',
-  't_directory_entry',
-  't_directory_ou',
-  't_domain_user',
-  't_group',
-  't_group_usermember',
-  't_resource',
-  't_mailbox',
-  't_mailbox_email',
-  't_calendar_vevent',
-  't_calendar_series',
-  't_addressbook_vcard',
-  't_todolist_vtodo',
-] as const;
-
 /** BlueMind's container uid conventions (the *Uids.java helpers). */
 export const containerUids = {
   domains: (installationId: string) => `domains_${installationId}`,

@@ -1,79 +1,14 @@
-// Writers single restores need beyond writers.ts: a mailbox (or a domain's file hosting) replaced by a tree the
-// restore fills in a staging directory beside it, then swapped in with two renames and handed to Dovecot with a
-// forced resynchronisation; a deleted user's directory rows copied back from a database restored as it was; an
-// organisational unit renamed or recreated.
+// Directory entries put back into the reference host's database: a deleted user's rows copied from a database
+// restored as it was (and the user added back to Dovecot's user list), an organisational unit renamed or recreated.
 
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import type pg from 'pg';
 import type { ConnectionSettings } from '../../pg/settings.js';
 import { connect } from '../../pg/client.js';
 import { insertRows } from '../../pg/insert-rows.js';
-import type { DirectoryWriter, MailboxLocation, TreeReplacer } from '../port.js';
-import { handSpoolToDovecot } from './dovecot.js';
-import { CORE_SERVER, MAIL_SERVER, type HostLayout } from './layout.js';
-
-const run = promisify(execFile);
-
-function inside(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-}
-
-/**
- * Replaces `live` by what `fill` writes under a fresh staging directory on the same filesystem (`fill` returns
- * the directory inside the staging root that becomes `live`). The old tree is renamed away first and removed
- * last, so an interrupted swap leaves either tree whole.
- */
-async function swapTree(stagingParent: string, live: string, fill: (stagingRoot: string) => Promise<string>): Promise<void> {
-  const staging = path.join(stagingParent, `.dp-restore-${Date.now()}-${randomBytes(4).toString('hex')}`);
-  await fs.mkdir(staging, { recursive: true, mode: 0o700 });
-  try {
-    const filled = path.resolve(await fill(staging));
-    if (filled !== staging && !inside(staging, filled)) throw new Error(`restored tree ${filled} is outside the staging directory`);
-    if (!existsSync(filled)) await fs.mkdir(filled, { recursive: true });
-    await fs.mkdir(path.dirname(live), { recursive: true });
-    const old = `${staging}.old`;
-    const hadLive = existsSync(live);
-    if (hadLive) await fs.rename(live, old);
-    await fs.rename(filled, live);
-    if (hadLive) await fs.rm(old, { recursive: true, force: true });
-  } finally {
-    await fs.rm(staging, { recursive: true, force: true });
-  }
-}
-
-export function treeReplacer(layout: HostLayout): TreeReplacer {
-  return {
-    async replaceMailbox(loc: MailboxLocation, fill) {
-      if (!inside(layout.spool, loc.maildir)) throw new Error(`mailbox ${loc.maildir} is outside the spool ${layout.spool}`);
-      // The staging directory is beside the spool (same filesystem), where Dovecot does not look.
-      await swapTree(layout.serverRoot(MAIL_SERVER), loc.maildir, fill);
-      await handSpoolToDovecot(layout, loc.maildir);
-      await resyncMailbox(layout, loc);
-    },
-    async replaceFileHosting(domainUid, fill) {
-      const live = path.join(layout.filehosting, domainUid);
-      if (!inside(layout.filehosting, live) || domainUid.includes('/')) throw new Error(`invalid domain ${JSON.stringify(domainUid)}`);
-      await swapTree(layout.serverRoot(CORE_SERVER), live, fill);
-    },
-  };
-}
-
-/** Dovecot rebuilds the mailbox's index from the files (new files get new UIDs, flags are read from names). */
-export async function resyncMailbox(layout: HostLayout, loc: MailboxLocation): Promise<void> {
-  const conf = path.join(layout.dovecot, 'dovecot.conf');
-  if (!existsSync(conf)) return; // Dovecot never ran on this host: it indexes the files when it first opens them.
-  try {
-    await run('/usr/bin/doveadm', ['-c', conf, 'force-resync', '-u', loc.imapLogin, '*'], { timeout: 120_000 });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`doveadm force-resync of ${loc.imapLogin}: ${(err.stderr || err.message).trim()}`);
-  }
-}
+import type { DirectoryWriter } from '../port.js';
+import { addDovecotUser } from './dovecot.js';
+import type { HostLayout } from './layout.js';
 
 type Row = Record<string, unknown>;
 
@@ -153,7 +88,7 @@ export function directoryWriter(layout: HostLayout, live: ConnectionSettings): D
           }
           await dst.query('COMMIT');
           // Dovecot's user list: the user exists again (same password hash as saved).
-          if (user && entry?.email) await ensureDovecotUser(layout, String(entry.email), String(user.password ?? ''));
+          if (user && entry?.email) await addDovecotUser(layout, String(entry.email), String(user.password ?? ''));
           return { groups: restoredGroups, groupsGone: groups.length - restoredGroups };
         } catch (e) {
           await dst.query('ROLLBACK').catch(() => {});
@@ -213,23 +148,4 @@ async function createOu(c: pg.ClientBase, dirId: number, uid: string, name: stri
   await c.query('INSERT INTO t_directory_ou (item_id, name, parent_item_id) VALUES ($1, $2, $3)', [id, name, parent]);
   await c.query(`INSERT INTO t_directory_entry (item_id, kind, entry_uid, displayname, orgunit_item_id) VALUES ($1, 'ORG_UNIT', $2, $3, $4)`, [id, uid, name, parent]);
   return id;
-}
-
-/** Adds (or updates) a line of the reference Dovecot's passwd-file. */
-async function ensureDovecotUser(layout: HostLayout, email: string, hash: string): Promise<void> {
-  const file = path.join(layout.dovecot, 'users');
-  let text = '';
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    /* no file yet */
-  }
-  const lines = text.split('\n').filter((l) => l && !l.startsWith(email + ':'));
-  lines.push(`${email}:${hash.startsWith('{') ? hash : '{SSHA256}' + hash}`);
-  const st = await fs.stat(file).catch(() => null);
-  await fs.writeFile(file, lines.join('\n') + '\n');
-  if (st) {
-    await fs.chmod(file, st.mode & 0o777);
-    if (process.getuid?.() === 0) await fs.chown(file, st.uid, st.gid);
-  }
 }
