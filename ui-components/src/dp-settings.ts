@@ -181,7 +181,6 @@ export class DpSettings extends DpElement {
       backupTime: d.backupTime,
       repositoryLocation: d.repositoryLocation.trim(),
       skippedTags: tagsOf(d.skippedTags),
-      postBackupScript: this.saved.postBackupScript,
     };
     this.saving = true;
     try {
