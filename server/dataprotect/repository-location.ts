@@ -49,10 +49,10 @@ function inside(p: string, folder: string): boolean {
   return p === folder || p.startsWith(folder === '/' ? '/' : `${folder}/`);
 }
 
-/** The system folder a path lies in, or null. `/` itself and `/lib*` count too. */
+/** The system folder a path lies in, or null. `/` itself and /lib, /lib32, /lib64, /libx32 count too. */
 export function systemFolderOf(p: string): string | null {
   if (p === '/') return '/';
-  if (/^\/lib[^/]*(\/|$)/.test(p)) return `/${p.split('/')[1]}`;
+  if (/^\/lib(32|64|x32)?(\/|$)/.test(p)) return `/${p.split('/')[1]}`;
   return SYSTEM_FOLDERS.find((f) => inside(p, f)) ?? null;
 }
 
