@@ -816,6 +816,24 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description A path parameter longer than the host's HTTP server accepts (fastify's maxParamLength, 100 characters by
+         *     default). The host's server answers before the API sees the request, in its own error shape.
+         */
+        UriTooLong: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {integer} */
+                    statusCode: 414;
+                    code?: string;
+                    error?: string;
+                    message: string;
+                };
+            };
+        };
         /** @description A body that is not application/json */
         UnsupportedMediaType: {
             headers: {
@@ -936,6 +954,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -956,6 +975,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
@@ -965,7 +985,7 @@ export interface operations {
             query?: {
                 kind?: components["schemas"]["RestorableKind"];
                 /** @description Substring of the display name or email, case-insensitive */
-                search?: string;
+                search?: components["schemas"]["SearchText"];
                 /** @description Only deleted (true) or only live (false) entities */
                 deleted?: boolean;
                 /** @description Items to skip; pages never reach 2^31 items */
@@ -993,6 +1013,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1021,6 +1042,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1029,7 +1051,7 @@ export interface operations {
             query: {
                 folder: components["schemas"]["FolderPath"];
                 /** @description Substring of the subject or sender, case-insensitive */
-                search?: string;
+                search?: components["schemas"]["SearchText"];
                 /** @description Items to skip; pages never reach 2^31 items */
                 offset?: components["parameters"]["Offset"];
                 limit?: components["parameters"]["Limit"];
@@ -1056,6 +1078,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1247,6 +1270,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     getTaskLog: {
@@ -1277,6 +1301,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     listTaskFiles: {
@@ -1303,6 +1328,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     downloadTaskFile: {
@@ -1330,6 +1356,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     cancelTask: {
@@ -1357,6 +1384,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
         };
     };
@@ -1387,6 +1415,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     discoverRepository: {

@@ -51,7 +51,9 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
   const paramAjv = new Ajv({ ...common, coerceTypes: 'array' });
   ajvFormats.default(bodyAjv);
   ajvFormats.default(paramAjv);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : paramAjv).compile(httpPart === 'headers' ? lowerCaseHeaderNames(schema) : schema),
+  );
 
   // Bodies are JSON only: the contract's schemas are declared for application/json, and fastify would hand any
   // other parsed type (its default text/plain parser) to the handler unvalidated. Anything else is a 415.
@@ -134,4 +136,18 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
     streamTaskEvents(deps, request.dpPrincipal!, (request.params as { taskId: string }).taskId, request, reply);
 
   await app.register(openapiGlue, { specification: opts.specification ?? SPEC_PATH, serviceHandlers });
+}
+
+/**
+ * Node hands headers over lowercased; fastify adapts a headers schema to that only for its own compiler, so with
+ * ours a `Last-Event-ID` parameter would never be checked.
+ */
+function lowerCaseHeaderNames<S>(schema: S): S {
+  const s = schema as { properties?: Record<string, unknown>; required?: string[] } | null;
+  if (!s || typeof s !== 'object' || !s.properties) return schema;
+  return {
+    ...s,
+    properties: Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k.toLowerCase(), v])),
+    ...(Array.isArray(s.required) ? { required: s.required.map((r) => r.toLowerCase()) } : {}),
+  } as S;
 }

@@ -249,6 +249,53 @@ describe('request validation: 400 naming the field', () => {
     });
   }
 
+  const noBody: [string, string][] = [
+    ['PUT', '/settings'],
+    ['POST', '/restores'],
+    ['POST', '/global-restore'],
+    ['POST', '/global-restore/discover'],
+    ['POST', '/global-restore/check'],
+  ];
+  for (const [method, url] of noBody) {
+    it(`${method} ${url} without a body → 400, not 500`, async () => {
+      for (const headers of [{}, { 'content-type': 'application/json' }]) {
+        const r = await api.app.inject({ method: method as 'PUT', url: `/api/dataprotect${url}`, headers: { 'x-bm-apikey': KEYS.admin, ...headers } });
+        expect(r.statusCode, r.body).toBe(400);
+        expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
+      }
+      const nul = await api.app.inject({ method: method as 'PUT', url: `/api/dataprotect${url}`, headers: { 'x-bm-apikey': KEYS.admin, 'content-type': 'application/json' }, payload: 'null' });
+      expect(nul.statusCode).toBe(400);
+    });
+  }
+
+  const outOfRange: [string, string, string][] = [
+    ['offset beyond 2^53', '/tasks?offset=9007199254740993', 'query.offset'],
+    ['offset beyond 2^31', '/audit?offset=2147483648', 'query.offset'],
+    ['offset of 1e400', '/audit?offset=1e400', 'query.offset'],
+    ['log sequence beyond 2^53', `/tasks/${TASK_ID}/log?after=9007199254740993`, 'query.after'],
+    ['a NUL in an audit filter', '/audit?action=%00', 'query.action'],
+    ['a NUL in an actor', '/audit?actor=admin%00', 'query.actor'],
+    ['a NUL in a search', `/generations/${GEN}/entities?search=a%00`, 'query.search'],
+    ['a NUL in an entity uid', `/generations/${GEN}/entities/u%00/mail/folders`, 'path.entityUid'],
+  ];
+  for (const [name, url, field] of outOfRange) {
+    it(`${name} → 400 on ${field}, never a database error`, async () => {
+      const r = await call(KEYS.admin, { method: 'GET', url });
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().errors.map((e: { field: string }) => e.field)).toContain(field);
+    });
+  }
+
+  it('a Last-Event-ID beyond the sequence numbers → 400 before the stream starts', async () => {
+    const r = await api.app.inject({
+      method: 'GET',
+      url: `/api/dataprotect/tasks/${TASK_ID}/events`,
+      headers: { 'x-bm-apikey': KEYS.admin, 'last-event-id': '18446744073709551616' },
+    });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().errors[0].field).toBe('header.last-event-id');
+  });
+
   it('a body that is not JSON is a 400 problem; an unknown route a 404 problem', async () => {
     const bad = await api.app.inject({
       method: 'PUT',
