@@ -77,6 +77,8 @@ export interface ServerHost {
   auth: HostAuthenticator;
   /** Default repository location until the administrator sets one. */
   defaultRepositoryLocation: string;
+  /** The post-backup action (never settable through the API); default DP_POST_BACKUP_SCRIPT, else BlueMind's. */
+  postBackupScript?: string;
   /** Where files made by tasks (exports to download) are kept; shared between nodes. */
   taskFilesDir: string;
   nodeId?: string;
@@ -127,7 +129,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   c.register(POOL, { useValue: pool });
   c.register(NODE_ID, { useValue: host.nodeId ?? `${hostname()}:${process.pid}` });
   c.register(TASK_FILES_DIR, { useValue: host.taskFilesDir });
-  c.register(SETTINGS_DEFAULTS, { useValue: { repositoryLocation: host.defaultRepositoryLocation } });
+  c.register(SETTINGS_DEFAULTS, { useValue: { repositoryLocation: host.defaultRepositoryLocation, postBackupScript: host.postBackupScript } });
   c.register(HOST_AUTHENTICATOR, { useValue: host.auth });
   c.registerSingleton(TaskStore);
   c.registerSingleton(AuditStore);

@@ -467,11 +467,17 @@ export interface components {
             email?: string | null;
             domainUid: string;
             globalAdmin: boolean;
-            /** @description Roles held for the whole installation or domain */
+            /** @description May do installation-wide operations (x-dp-scope installation) */
+            managesInstallation: boolean;
+            /** @description Roles held for the caller's domain (every domain from the global domain) */
             roles: components["schemas"]["Role"][];
             /** @description Organisational units where manageRestore is held (when it is not held globally) */
             restoreOrgUnits: string[];
         };
+        SearchText: string;
+        FolderPath: string;
+        /** @description An absolute directory or an s3:// URL */
+        LocalOrS3Location: string;
         GenerationIdValue: string;
         /**
          * @description VALID, UNKNOWN (warnings) or INVALID (errors); a generation is VALID only when all its parts are
@@ -529,11 +535,13 @@ export interface components {
             backupArchivedEmails: boolean;
             /** @description HH:MM, daily */
             backupTime: string;
-            /** @description An absolute directory or an s3:// URL */
-            repositoryLocation: string;
+            /**
+             * @description An absolute directory or an s3:// URL. A directory must be outside system folders, empty (or absent, in a
+             *     writable folder) or already a bm-dataprotect repository; it is checked for reachability and writability
+             *     when saved.
+             */
+            repositoryLocation: components["schemas"]["LocalOrS3Location"];
             skippedTags: string[];
-            /** @description Run after a successful backup (default /usr/bin/bm-post-full-backup.sh; left out: unchanged) */
-            postBackupScript?: string;
         };
         Settings: {
             retentionDays: number;
@@ -544,7 +552,20 @@ export interface components {
             backupTime: string;
             repositoryLocation: string;
             skippedTags: string[];
+            /**
+             * @description Run after a successful backup. Read-only: set on the server (the DP_POST_BACKUP_SCRIPT environment
+             *     variable or the plugin's configuration), /usr/bin/bm-post-full-backup.sh by default.
+             */
             postBackupScript: string;
+            /**
+             * @description Where the repository sits relative to the data it protects, as checked when the location was saved; null
+             *     for an s3:// location or while the default applies. On the same filesystem, one disk failure loses both.
+             */
+            repositoryFilesystem: null | {
+                sameAsData: boolean;
+                /** @description The protected data folders on the repository's filesystem */
+                dataPaths: string[];
+            };
             /**
              * Format: date-time
              * @description null while the defaults apply
@@ -611,7 +632,7 @@ export interface components {
                 domainUid: string;
             };
             /** @description For restore.mail.folder and restore.mail.messages, the folder in the generation */
-            folder?: string;
+            folder?: components["schemas"]["FolderPath"];
             /** @description For restore.mail.messages */
             messageIds?: string[];
             /**
@@ -694,10 +715,10 @@ export interface components {
             message: string;
         };
         RepositoryRef: {
-            repositoryLocation: string;
+            repositoryLocation: components["schemas"]["LocalOrS3Location"];
         };
         GlobalRestoreRequest: {
-            repositoryLocation: string;
+            repositoryLocation: components["schemas"]["LocalOrS3Location"];
             generationId: components["schemas"]["GenerationIdValue"];
         };
         PrerequisiteReport: {
@@ -768,7 +789,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The caller lacks the role, or the entity is outside their organisational units */
+        /** @description The caller lacks the role, or the operation concerns the whole installation and they manage one domain */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -777,7 +798,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No such generation, entity or task */
+        /** @description No such generation, entity or task (an entity outside the caller's domain or units is not found either) */
         NotFound: {
             headers: {
                 [name: string]: unknown;
@@ -788,6 +809,33 @@ export interface components {
         };
         /** @description The work conflicts with a running task (the problem names it) */
         Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description A path parameter longer than the host's HTTP server accepts (fastify's maxParamLength, 100 characters by
+         *     default). The host's server answers before the API sees the request, in its own error shape.
+         */
+        UriTooLong: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {integer} */
+                    statusCode: 414;
+                    code?: string;
+                    error?: string;
+                    message: string;
+                };
+            };
+        };
+        /** @description A body that is not application/json */
+        UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
             };
@@ -809,6 +857,7 @@ export interface components {
         GenerationId: components["schemas"]["GenerationIdValue"];
         EntityUid: string;
         TaskId: string;
+        /** @description Items to skip; pages never reach 2^31 items */
         Offset: number;
         Limit: number;
     };
@@ -836,6 +885,7 @@ export interface operations {
                     "application/json": components["schemas"]["Session"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
         };
     };
@@ -857,6 +907,7 @@ export interface operations {
                     "application/json": components["schemas"]["Generation"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             501: components["responses"]["NotImplemented"];
@@ -872,8 +923,10 @@ export interface operations {
         requestBody?: never;
         responses: {
             202: components["responses"]["TaskStarted"];
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -901,6 +954,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -921,6 +975,8 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            414: components["responses"]["UriTooLong"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -929,9 +985,10 @@ export interface operations {
             query?: {
                 kind?: components["schemas"]["RestorableKind"];
                 /** @description Substring of the display name or email, case-insensitive */
-                search?: string;
+                search?: components["schemas"]["SearchText"];
                 /** @description Only deleted (true) or only live (false) entities */
                 deleted?: boolean;
+                /** @description Items to skip; pages never reach 2^31 items */
                 offset?: components["parameters"]["Offset"];
                 limit?: components["parameters"]["Limit"];
             };
@@ -956,6 +1013,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -984,15 +1042,17 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
     listMailMessages: {
         parameters: {
             query: {
-                folder: string;
+                folder: components["schemas"]["FolderPath"];
                 /** @description Substring of the subject or sender, case-insensitive */
-                search?: string;
+                search?: components["schemas"]["SearchText"];
+                /** @description Items to skip; pages never reach 2^31 items */
                 offset?: components["parameters"]["Offset"];
                 limit?: components["parameters"]["Limit"];
             };
@@ -1018,6 +1078,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1031,8 +1092,10 @@ export interface operations {
         requestBody?: never;
         responses: {
             202: components["responses"]["TaskStarted"];
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1046,8 +1109,10 @@ export interface operations {
         requestBody?: never;
         responses: {
             202: components["responses"]["TaskStarted"];
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1069,6 +1134,7 @@ export interface operations {
                     "application/json": components["schemas"]["Settings"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
         };
@@ -1098,6 +1164,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
         };
     };
     getRestoreCapabilities: {
@@ -1146,6 +1213,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1154,6 +1222,7 @@ export interface operations {
             query?: {
                 kind?: components["schemas"]["TaskKind"];
                 status?: components["schemas"]["TaskStatus"];
+                /** @description Items to skip; pages never reach 2^31 items */
                 offset?: components["parameters"]["Offset"];
                 limit?: components["parameters"]["Limit"];
             };
@@ -1201,6 +1270,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     getTaskLog: {
@@ -1231,6 +1301,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     listTaskFiles: {
@@ -1257,6 +1328,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     downloadTaskFile: {
@@ -1284,6 +1356,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     cancelTask: {
@@ -1311,12 +1384,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            414: components["responses"]["UriTooLong"];
+            415: components["responses"]["UnsupportedMediaType"];
         };
     };
     streamTaskEvents: {
         parameters: {
             query?: never;
             header?: {
+                /** @description The last log sequence number received (sequence numbers stay below 2^31) */
                 "Last-Event-ID"?: string;
             };
             path: {
@@ -1339,6 +1415,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
     discoverRepository: {
@@ -1367,6 +1444,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1396,6 +1474,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1418,6 +1497,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };
     };
@@ -1427,6 +1507,7 @@ export interface operations {
                 action?: string;
                 /** @description The actor's login */
                 actor?: string;
+                /** @description Items to skip; pages never reach 2^31 items */
                 offset?: components["parameters"]["Offset"];
                 limit?: components["parameters"]["Limit"];
             };

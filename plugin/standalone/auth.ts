@@ -14,7 +14,10 @@ export interface AdminAccount {
   apiKey: string;
 }
 
-/** Another account (tests, demonstrations): a restore-only administrator, possibly limited to some OUs. */
+/**
+ * Another account (tests, demonstrations): roles held in its domain (`domainUid`, else the login's domain), as a
+ * BlueMind domain administrator; in global.virt they reach every domain. manageRestore may be limited to OUs.
+ */
 export interface ExtraAccount {
   login: string;
   password: string;

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 import { inject, injectable, type InjectionToken } from 'tsyringe';
+import type { HostPort } from '../host/port.js';
 import { SettingsStore } from '../store/settings-store.js';
 import { AuditLog } from './audit.js';
-import { InvalidInputError } from './errors.js';
+import { HOST_PORT } from './generation/tokens.js';
 import type { Principal } from './principal.js';
+import { checkRepositoryLocation, type RepositoryFilesystem } from './repository-location.js';
 
 /** The backup options of Settings > Configuration and the retention policy. */
 export interface Settings {
@@ -22,10 +23,13 @@ export interface Settings {
   repositoryLocation: string;
   /** Tags that are not backed up. */
   skippedTags: string[];
+  /** Set on the server, never through the API: whoever may change it runs a program as root. */
   postBackupScript: string;
 }
 
 export interface SavedSettings extends Settings {
+  /** As checked when the location was saved; null for s3:// and while the default applies. */
+  repositoryFilesystem: RepositoryFilesystem | null;
   /** null while the defaults apply */
   updatedAt: string | null;
   updatedBy: string | null;
@@ -33,12 +37,21 @@ export interface SavedSettings extends Settings {
 
 export interface SettingsDefaults {
   repositoryLocation: string;
+  /** The post-backup action (the plugin's configuration); else DP_POST_BACKUP_SCRIPT, else BlueMind's. */
+  postBackupScript?: string;
+  /** How long saving a repository location waits for the folder to answer. */
+  locationCheckTimeoutMs?: number;
 }
 
 export const SETTINGS_DEFAULTS: InjectionToken<SettingsDefaults> = Symbol('dp.SettingsDefaults');
 
 export const DEFAULT_BACKUP_TIME = '01:00';
 export const DEFAULT_POST_BACKUP_SCRIPT = '/usr/bin/bm-post-full-backup.sh';
+
+/** The post-backup action of this server: its configuration, the environment, or BlueMind's script. */
+export function configuredPostBackupScript(d: Pick<SettingsDefaults, 'postBackupScript'>): string {
+  return d.postBackupScript || process.env.DP_POST_BACKUP_SCRIPT || DEFAULT_POST_BACKUP_SCRIPT;
+}
 
 export function defaultSettings(d: SettingsDefaults): Settings {
   return {
@@ -50,12 +63,16 @@ export function defaultSettings(d: SettingsDefaults): Settings {
     backupTime: DEFAULT_BACKUP_TIME,
     repositoryLocation: d.repositoryLocation,
     skippedTags: [],
-    postBackupScript: DEFAULT_POST_BACKUP_SCRIPT,
+    postBackupScript: configuredPostBackupScript(d),
   };
 }
 
+/** What an administrator may change; the post-backup action is not among it. */
 export type SettingsUpdate = Omit<Settings, 'keepWeekly' | 'keepMonthly' | 'postBackupScript'> &
-  Partial<Pick<Settings, 'keepWeekly' | 'keepMonthly' | 'postBackupScript'>>;
+  Partial<Pick<Settings, 'keepWeekly' | 'keepMonthly'>>;
+
+/** The settings as stored: what was saved, and what the location check found. */
+type StoredValue = Omit<Settings, 'postBackupScript'> & { repositoryFilesystem: RepositoryFilesystem | null };
 
 @injectable()
 export class SettingsService {
@@ -65,40 +82,56 @@ export class SettingsService {
     @inject(SettingsStore) private readonly store: SettingsStore,
     @inject(AuditLog) private readonly audit: AuditLog,
     @inject(SETTINGS_DEFAULTS) private readonly defaults: SettingsDefaults,
+    /** The installation, for the same-filesystem report (absent when this build has no backup runner). */
+    @inject(HOST_PORT, { isOptional: true }) private readonly host?: HostPort,
   ) {}
 
   async get(): Promise<SavedSettings> {
     const stored = await this.store.read();
     const base = defaultSettings(this.defaults);
-    if (!stored) return { ...base, updatedAt: null, updatedBy: null };
+    if (!stored) return { ...base, repositoryFilesystem: null, updatedAt: null, updatedBy: null };
+    const known = pickKnown(stored.value);
     return {
       ...base,
-      ...pickKnown(stored.value),
+      ...known,
+      postBackupScript: base.postBackupScript,
+      repositoryFilesystem: known.repositoryLocation !== undefined ? pickFilesystem(stored.value.repositoryFilesystem) : null,
       updatedAt: stored.updatedAt.toISOString(),
       updatedBy: stored.updatedBy,
     };
   }
 
+  /** The folders of the data being protected, on every server the host describes. */
+  private async dataPaths(): Promise<string[]> {
+    if (!this.host) return [];
+    const paths = new Set<string>();
+    for (const server of await this.host.servers()) {
+      for (const tag of server.tags) for (const l of await this.host.dataLocations(server.uid, tag)) paths.add(l.fsPath);
+    }
+    return [...paths];
+  }
+
   /** Replaces the settings (after the checks the contract cannot express), writes an audit event, notifies. */
   async update(input: SettingsUpdate, by: Principal): Promise<SavedSettings> {
     const current = await this.get();
-    const next: Settings = {
+    const checked = await checkRepositoryLocation(input.repositoryLocation, {
+      dataPaths: () => this.dataPaths(),
+      timeoutMs: this.defaults.locationCheckTimeoutMs,
+    });
+    const next: StoredValue = {
       retentionDays: input.retentionDays,
       keepWeekly: input.keepWeekly ?? current.keepWeekly,
       keepMonthly: input.keepMonthly ?? current.keepMonthly,
       backupEmails: input.backupEmails,
       backupArchivedEmails: input.backupArchivedEmails,
       backupTime: input.backupTime,
-      repositoryLocation: normaliseLocation(input.repositoryLocation),
+      repositoryLocation: checked.location,
       skippedTags: [...new Set(input.skippedTags)].sort(),
-      postBackupScript: input.postBackupScript ?? current.postBackupScript,
+      repositoryFilesystem: checked.filesystem,
     };
-    if (!path.isAbsolute(next.postBackupScript) || next.postBackupScript.split('/').includes('..')) {
-      throw new InvalidInputError('postBackupScript', 'must be an absolute path without ".."');
-    }
     const saved = await this.store.write({ ...next }, by.login);
-    const changed = Object.keys(next).filter(
-      (k) => JSON.stringify(next[k as keyof Settings]) !== JSON.stringify(current[k as keyof Settings]),
+    const changed = (Object.keys(next) as (keyof StoredValue)[]).filter(
+      (k) => k !== 'repositoryFilesystem' && JSON.stringify(next[k]) !== JSON.stringify(current[k]),
     );
     await this.audit.record({
       actor: by.login,
@@ -107,7 +140,12 @@ export class SettingsService {
       result: 'ok',
       detail: { changed, settings: { ...next } },
     });
-    const result: SavedSettings = { ...next, updatedAt: saved.updatedAt.toISOString(), updatedBy: saved.updatedBy };
+    const result: SavedSettings = {
+      ...next,
+      postBackupScript: current.postBackupScript,
+      updatedAt: saved.updatedAt.toISOString(),
+      updatedBy: saved.updatedBy,
+    };
     this.changes.emit('change', result);
     return result;
   }
@@ -119,31 +157,19 @@ export class SettingsService {
   }
 }
 
-function normaliseLocation(raw: string): string {
-  const value = raw.trim();
-  if (/^s3:\/\//i.test(value)) {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      throw new InvalidInputError('repositoryLocation', 'is not a valid s3:// URL');
-    }
-    if (!url.hostname) throw new InvalidInputError('repositoryLocation', 's3:// URL names no bucket');
-    return value;
-  }
-  if (!path.isAbsolute(value)) {
-    throw new InvalidInputError('repositoryLocation', 'must be an absolute directory (or an s3:// URL)');
-  }
-  if (value.split('/').includes('..')) throw new InvalidInputError('repositoryLocation', 'must not contain ".."');
-  const normal = path.normalize(value);
-  return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
-}
-
-function pickKnown(value: Record<string, unknown>): Partial<Settings> {
+/** The saved values still meaningful; the post-backup action is never read back (it once was writable). */
+function pickKnown(value: Record<string, unknown>): Partial<Omit<Settings, 'postBackupScript'>> {
   const out: Partial<Settings> = {};
   const known = defaultSettings({ repositoryLocation: '/' });
   for (const key of Object.keys(known) as (keyof Settings)[]) {
+    if (key === 'postBackupScript') continue;
     if (key in value && typeof value[key] === typeof known[key]) (out as Record<string, unknown>)[key] = value[key];
   }
   return out;
+}
+
+function pickFilesystem(value: unknown): RepositoryFilesystem | null {
+  const v = value as Partial<RepositoryFilesystem> | null | undefined;
+  if (!v || typeof v.sameAsData !== 'boolean' || !Array.isArray(v.dataPaths)) return null;
+  return { sameAsData: v.sameAsData, dataPaths: v.dataPaths.filter((p): p is string => typeof p === 'string') };
 }

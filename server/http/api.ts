@@ -5,7 +5,7 @@ import { Ajv, type Options as AjvOptions } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import { holdsRole, type Principal, type Role } from '../dataprotect/principal.js';
+import { GLOBAL_DOMAIN, holdsRole, managesInstallation, type Principal, type Role } from '../dataprotect/principal.js';
 import type { ApiDeps } from './deps.js';
 import { binders, downloadTaskFile, type Input } from './handlers.js';
 import { errorToProblem, problem, sendProblem } from './problem.js';
@@ -31,10 +31,17 @@ declare module 'fastify' {
 
 type RoleRequirement = Role | 'any';
 
+interface OperationSchema {
+  'x-dp-roles'?: RoleRequirement[];
+  /** `installation`: concerns the whole installation, for the global domain's administrators only. */
+  'x-dp-scope'?: 'installation';
+  body?: unknown;
+}
+
 /**
  * The /api/dataprotect fastify plugin: routes bound from the contract by operationId, requests validated (400
- * naming the field), authentication through the host (401), roles from each operation's x-dp-roles (403), errors
- * as RFC 7807 problem documents. Register it with the mount prefix: app.register(dataProtectApi, { prefix, deps }).
+ * naming the field), authentication through the host (401), roles from each operation's x-dp-roles and its
+ * x-dp-scope (403), errors as RFC 7807 problem documents. Register it with the mount prefix: app.register(dataProtectApi, { prefix, deps }).
  */
 export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Promise<void> {
   const { deps } = opts;
@@ -44,7 +51,9 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
   const paramAjv = new Ajv({ ...common, coerceTypes: 'array' });
   ajvFormats.default(bodyAjv);
   ajvFormats.default(paramAjv);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : paramAjv).compile(httpPart === 'headers' ? lowerCaseHeaderNames(schema) : schema),
+  );
 
   // Bodies are JSON only: the contract's schemas are declared for application/json, and fastify would hand any
   // other parsed type (its default text/plain parser) to the handler unvalidated. Anything else is a 415.
@@ -60,9 +69,8 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(404, `no route ${request.method} ${request.url}`)));
 
   app.addHook('onRequest', async (request, reply) => {
-    const required = (request.routeOptions.schema as Record<string, unknown> | undefined)?.['x-dp-roles'] as
-      | RoleRequirement[]
-      | undefined;
+    const schema = request.routeOptions.schema as OperationSchema | undefined;
+    const required = schema?.['x-dp-roles'];
     if (!required) return; // not one of ours (404 handler)
     const key = request.headers['x-bm-apikey'];
     if (typeof key !== 'string' || key.length === 0) {
@@ -75,6 +83,31 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
       return sendProblem(
         reply,
         problem(403, `${principal.login} lacks the role for this operation: one of ${required.join(', ')} is needed.`),
+      );
+    }
+    if (schema['x-dp-scope'] === 'installation' && !managesInstallation(principal)) {
+      return sendProblem(
+        reply,
+        problem(
+          403,
+          `${principal.login} manages ${principal.domainUid} only; this operation concerns the whole installation and ` +
+            `is done by an administrator of the global domain (${GLOBAL_DOMAIN}).`,
+        ),
+      );
+    }
+  });
+
+  // fastify validates a body only when there is one: an operation that requires one answers 400 without it,
+  // before any handler reads it.
+  app.addHook('preValidation', async (request, reply) => {
+    const schema = request.routeOptions.schema as OperationSchema | undefined;
+    if (schema?.body && (request.body === undefined || request.body === null)) {
+      return sendProblem(
+        reply,
+        problem(400, 'This operation needs a JSON body (content-type: application/json).', {
+          instance: request.url,
+          errors: [{ field: 'body', message: 'is required' }],
+        }),
       );
     }
   });
@@ -103,4 +136,18 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
     streamTaskEvents(deps, request.dpPrincipal!, (request.params as { taskId: string }).taskId, request, reply);
 
   await app.register(openapiGlue, { specification: opts.specification ?? SPEC_PATH, serviceHandlers });
+}
+
+/**
+ * Node hands headers over lowercased; fastify adapts a headers schema to that only for its own compiler, so with
+ * ours a `Last-Event-ID` parameter would never be checked.
+ */
+function lowerCaseHeaderNames<S>(schema: S): S {
+  const s = schema as { properties?: Record<string, unknown>; required?: string[] } | null;
+  if (!s || typeof s !== 'object' || !s.properties) return schema;
+  return {
+    ...s,
+    properties: Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k.toLowerCase(), v])),
+    ...(Array.isArray(s.required) ? { required: s.required.map((r) => r.toLowerCase()) } : {}),
+  } as S;
 }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { components } from '../../openapi/generated/dataprotect.js';
 import { ForbiddenError, NotFoundError, ConflictError } from '../dataprotect/errors.js';
-import { holdsRole, type Principal } from '../dataprotect/principal.js';
+import { holdsRole, managesInstallation, type Principal } from '../dataprotect/principal.js';
 import type { Task } from '../store/task-record.js';
 import type { TaskStart } from '../jobs/task-registry.js';
 import type { ApiDeps } from './deps.js';
@@ -52,11 +52,11 @@ function started(s: TaskStart): { status: 202; body: components['schemas']['Task
   return { status: 202, body: { task: toApiTask(s.task), alreadyRunning: s.alreadyRunning } };
 }
 
-/** A caller without manageDataProtect sees only the tasks they started. */
+/** Everyone's tasks are for those who manage the installation; other callers see only the tasks they started. */
 export async function visibleTask(deps: ApiDeps, principal: Principal, id: string): Promise<Task> {
   const task = await deps.tasks.get(id);
   if (!task) throw new NotFoundError(`no task ${id}`);
-  if (!holdsRole(principal, 'manageDataProtect') && task.actorUid !== principal.uid) {
+  if (!managesInstallation(principal) && task.actorUid !== principal.uid) {
     throw new ForbiddenError(`task ${id} was started by someone else`);
   }
   return task;
@@ -73,6 +73,7 @@ export function binders(deps: ApiDeps): Binders {
         email: p.email,
         domainUid: p.domainUid,
         globalAdmin: p.globalAdmin,
+        managesInstallation: managesInstallation(p),
         roles: p.roles,
         restoreOrgUnits: p.restoreOrgUnits,
       },
@@ -120,7 +121,7 @@ export function binders(deps: ApiDeps): Binders {
       const page = await deps.tasks.list({
         kind: query.kind,
         status: query.status,
-        actorUid: holdsRole(principal, 'manageDataProtect') ? undefined : principal.uid,
+        actorUid: managesInstallation(principal) ? undefined : principal.uid,
         offset: query.offset ?? 0,
         limit: query.limit ?? 50,
       });

@@ -22,7 +22,8 @@ export async function streamTaskEvents(
 ): Promise<void> {
   const initial = await visibleTask(deps, principal, taskId);
   const lastHeader = request.headers['last-event-id'];
-  let lastSeq = typeof lastHeader === 'string' && /^[0-9]+$/.test(lastHeader) ? Number(lastHeader) : 0;
+  // The contract bounds it (sequence numbers stay below 2^31); anything else starts from the beginning.
+  let lastSeq = typeof lastHeader === 'string' && /^[0-9]{1,9}$/.test(lastHeader) ? Number(lastHeader) : 0;
 
   reply.hijack();
   const raw = reply.raw;
@@ -63,30 +64,41 @@ export async function streamTaskEvents(
     if (replaying) return void buffered.push(e);
     if (e.type === 'log') sendLog(e.entry);
     else if (e.type === 'task') send('task', toApiTask(e.task));
-    else void deps.tasks.log(taskId, lastSeq, 100_000).then((rest) => (rest.forEach(sendLog), end(e.task)));
+    else void deps.tasks.log(taskId, lastSeq, 100_000).then((rest) => (rest.forEach(sendLog), end(e.task)), close);
   };
   if (deps.tasks.isLocal(taskId)) cleanups.push(deps.tasks.subscribe(taskId, onEvent));
 
-  send('task', toApiTask(initial));
-  for (const e of await deps.tasks.log(taskId, lastSeq, 100_000)) sendLog(e);
-  replaying = false;
-  for (const e of buffered.splice(0)) onEvent(e);
-  if (closed) return;
+  // Past this point the answer has begun: a failure can only end the stream (the client reconnects with
+  // Last-Event-ID), never become a problem document, and must never leave it open.
+  try {
+    await follow();
+  } catch (err) {
+    request.log.error({ err }, `event stream of task ${taskId} failed`);
+    close();
+  }
 
-  const keepalive = setInterval(() => !closed && raw.write(': keepalive\n\n'), KEEPALIVE_MS);
-  cleanups.push(() => clearInterval(keepalive));
+  async function follow(): Promise<void> {
+    send('task', toApiTask(initial));
+    for (const e of await deps.tasks.log(taskId, lastSeq, 100_000)) sendLog(e);
+    replaying = false;
+    for (const e of buffered.splice(0)) onEvent(e);
+    if (closed) return;
 
-  if (!deps.tasks.isLocal(taskId)) {
-    // Ended already, or running on another node: read the database until it ends.
-    const poll = async () => {
-      if (closed) return;
-      const t = await deps.tasks.get(taskId);
-      for (const e of await deps.tasks.log(taskId, lastSeq, 10_000)) sendLog(e);
-      if (!t || t.status !== 'RUNNING') return end(t ?? initial);
-      send('task', toApiTask(t));
-      const timer = setTimeout(() => void poll().catch(close), REMOTE_POLL_MS);
-      cleanups.push(() => clearTimeout(timer));
-    };
-    await poll();
+    const keepalive = setInterval(() => !closed && raw.write(': keepalive\n\n'), KEEPALIVE_MS);
+    cleanups.push(() => clearInterval(keepalive));
+
+    if (!deps.tasks.isLocal(taskId)) {
+      // Ended already, or running on another node: read the database until it ends.
+      const poll = async () => {
+        if (closed) return;
+        const t = await deps.tasks.get(taskId);
+        for (const e of await deps.tasks.log(taskId, lastSeq, 10_000)) sendLog(e);
+        if (!t || t.status !== 'RUNNING') return end(t ?? initial);
+        send('task', toApiTask(t));
+        const timer = setTimeout(() => void poll().catch(close), REMOTE_POLL_MS);
+        cleanups.push(() => clearTimeout(timer));
+      };
+      await poll();
+    }
   }
 }

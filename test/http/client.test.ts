@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createClient, DataProtectApiError, type TaskEvent } from '../../openapi/client.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';
@@ -6,11 +9,15 @@ import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';
 
 let api: TestApi;
 let base: string;
+const repository = mkdtempSync(path.join(tmpdir(), 'dp-client-'));
 beforeAll(async () => {
-  api = await startTestApi();
+  api = await startTestApi({ settingsDefaults: { repositoryLocation: repository } });
   base = `${await api.app.listen({ port: 0, host: '127.0.0.1' })}/api/dataprotect`;
 });
-afterAll(async () => api?.close());
+afterAll(async () => {
+  await api?.close();
+  rmSync(repository, { recursive: true, force: true });
+});
 
 it('reads and writes settings, and reports a 400 as a problem with field errors', async () => {
   const client = createClient({ baseUrl: base, apiKey: KEYS.dataprotect });
@@ -20,7 +27,8 @@ it('reads and writes settings, and reports a 400 as a problem with field errors'
   expect(saved).toBeInstanceOf(DataProtectApiError);
   expect((saved as DataProtectApiError).status).toBe(400);
   expect((saved as DataProtectApiError).fieldErrors()).toHaveProperty('updatedAt');
-  const { updatedAt: _a, updatedBy: _b, ...update } = s;
+  // The post-backup action and the repository's filesystem are read-only: shown, never sent back.
+  const { updatedAt: _a, updatedBy: _b, postBackupScript: _p, repositoryFilesystem: _f, ...update } = s;
   const ok = await client.updateSettings({ ...update, retentionDays: 30 });
   expect(ok.retentionDays).toBe(30);
   expect((await client.getSettings()).updatedBy).toBe(PRINCIPALS[KEYS.dataprotect].login);

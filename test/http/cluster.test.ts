@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { entityInRestoreScope, holdsRole } from '../../server/dataprotect/principal.js';
+import { entityInRestoreScope, holdsRole, managesInstallation } from '../../server/dataprotect/principal.js';
 import { dataProtectApi } from '../../server/http/api.js';
 import { TaskRegistry, type TaskContext } from '../../server/jobs/task-registry.js';
 import { migrate } from '../../server/store/migrations.js';
@@ -86,6 +86,22 @@ it('manageRestore limited to organisational units reaches only entities of those
   expect(entityInRestoreScope(ou, { domainUid: ou.domainUid, orgUnitPath: ['ou-root', 'ou-hr'] })).toBe(false);
   expect(entityInRestoreScope(ou, { domainUid: 'other.test', orgUnitPath: ['ou-sales'] })).toBe(false);
   expect(entityInRestoreScope(ou, { domainUid: ou.domainUid })).toBe(false);
-  expect(entityInRestoreScope(PRINCIPALS[KEYS.restore], { domainUid: 'other.test' })).toBe(true);
   expect(holdsRole(PRINCIPALS[KEYS.noRole], 'manageRestore')).toBe(false);
+});
+
+it('roles are held for a domain: only the global domain reaches every domain and manages the installation', () => {
+  const restorer = PRINCIPALS[KEYS.restore];
+  expect(entityInRestoreScope(restorer, { domainUid: restorer.domainUid })).toBe(true);
+  expect(entityInRestoreScope(restorer, { domainUid: 'other.test' })).toBe(false);
+  const acme = PRINCIPALS[KEYS.acmeRestore];
+  expect(entityInRestoreScope(acme, { domainUid: 'acme.lan', orgUnitPath: [] })).toBe(true);
+  expect(entityInRestoreScope(acme, { domainUid: 'globex.lan' })).toBe(false);
+  const globex = PRINCIPALS[KEYS.globexDataProtect];
+  expect(entityInRestoreScope(globex, { domainUid: 'globex.lan' })).toBe(true);
+  expect(entityInRestoreScope(globex, { domainUid: 'acme.lan' })).toBe(false);
+  expect(managesInstallation(globex)).toBe(false);
+  expect(managesInstallation(PRINCIPALS[KEYS.dataprotect])).toBe(true);
+  expect(managesInstallation(PRINCIPALS[KEYS.admin])).toBe(true);
+  expect(entityInRestoreScope(PRINCIPALS[KEYS.dataprotect], { domainUid: 'acme.lan' })).toBe(true);
+  expect(entityInRestoreScope(PRINCIPALS[KEYS.admin], { domainUid: 'globex.lan' })).toBe(true);
 });

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Generation } from '../../server/dataprotect/model.js';
@@ -8,8 +10,14 @@ import { binders } from '../../server/http/handlers.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';
 
 const spec = parse(readFileSync(SPEC_PATH, 'utf8')) as {
-  paths: Record<string, Record<string, { operationId: string; 'x-dp-roles': string[]; responses: Record<string, unknown> }>>;
+  paths: Record<
+    string,
+    Record<string, { operationId: string; 'x-dp-roles': string[]; 'x-dp-scope'?: string; responses: Record<string, unknown> }>
+  >;
 };
+/** Repository folders these tests may save: a private folder, removed at the end. */
+const WORK = mkdtempSync(path.join(tmpdir(), 'dp-contract-'));
+const REPOSITORY = path.join(WORK, 'backup');
 const TASK_ID = '00000000-0000-4000-8000-000000000000';
 const GEN = 'g1';
 
@@ -34,7 +42,7 @@ const VALID: Record<string, { method: string; url: string; payload?: unknown }> 
       backupEmails: true,
       backupArchivedEmails: false,
       backupTime: '02:30',
-      repositoryLocation: '/srv/backup',
+      repositoryLocation: REPOSITORY,
       skippedTags: [],
     },
   },
@@ -67,7 +75,10 @@ let api: TestApi;
 beforeAll(async () => {
   api = await startTestApi();
 });
-afterAll(async () => api?.close());
+afterAll(async () => {
+  await api?.close();
+  rmSync(WORK, { recursive: true, force: true });
+});
 
 function call(key: string | null, req: { method: string; url: string; payload?: unknown }) {
   return api.app.inject({
@@ -127,10 +138,37 @@ describe('authentication and roles', () => {
     }
   }
 
+  for (const op of operations.filter((o) => o['x-dp-scope'] === 'installation')) {
+    it(`${op.operationId}: installation-wide, so 403 for a domain's manageDataProtect`, async () => {
+      const r = await call(KEYS.globexDataProtect, VALID[op.operationId]);
+      expect(r.statusCode).toBe(403);
+      expect(r.json().detail).toMatch(/manages globex\.lan only; .*global domain \(global\.virt\)/);
+      if (op.operationId === 'updateSettings') return; // the global domain's administrator saves below
+      const global = await call(KEYS.dataprotect, VALID[op.operationId]);
+      expect([401, 403]).not.toContain(global.statusCode);
+    });
+  }
+
+  it('marks settings, backup runs, forget, sync, retention, global restore and the audit log installation-wide', () => {
+    const wide = operations.filter((o) => o['x-dp-scope'] === 'installation').map((o) => o.operationId).sort();
+    expect(wide).toEqual([
+      'applyRetention', 'checkGlobalRestore', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
+      'startBackup', 'startGlobalRestore', 'syncGenerations', 'updateSettings',
+    ]);
+  });
+
+  it('a domain administrator does not change the installation\'s settings, and nothing is saved', async () => {
+    const r = await call(KEYS.globexDataProtect, VALID.updateSettings);
+    expect(r.statusCode).toBe(403);
+    expect((await call(KEYS.admin, VALID.getSettings)).json().updatedAt).toBeNull();
+  });
+
   it('getSession tells the caller who they are and what they hold', async () => {
     const r = await call(KEYS.ouRestore, VALID.getSession);
     expect(r.statusCode).toBe(200);
-    expect(r.json()).toMatchObject({ login: PRINCIPALS[KEYS.ouRestore].login, roles: [], restoreOrgUnits: ['ou-sales'] });
+    expect(r.json()).toMatchObject({ login: PRINCIPALS[KEYS.ouRestore].login, roles: [], restoreOrgUnits: ['ou-sales'], managesInstallation: false });
+    expect((await call(KEYS.dataprotect, VALID.getSession)).json()).toMatchObject({ domainUid: 'global.virt', managesInstallation: true });
+    expect((await call(KEYS.globexDataProtect, VALID.getSession)).json()).toMatchObject({ domainUid: 'globex.lan', managesInstallation: false });
   });
 });
 
@@ -211,6 +249,53 @@ describe('request validation: 400 naming the field', () => {
     });
   }
 
+  const noBody: [string, string][] = [
+    ['PUT', '/settings'],
+    ['POST', '/restores'],
+    ['POST', '/global-restore'],
+    ['POST', '/global-restore/discover'],
+    ['POST', '/global-restore/check'],
+  ];
+  for (const [method, url] of noBody) {
+    it(`${method} ${url} without a body → 400, not 500`, async () => {
+      for (const headers of [{}, { 'content-type': 'application/json' }]) {
+        const r = await api.app.inject({ method: method as 'PUT', url: `/api/dataprotect${url}`, headers: { 'x-bm-apikey': KEYS.admin, ...headers } });
+        expect(r.statusCode, r.body).toBe(400);
+        expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
+      }
+      const nul = await api.app.inject({ method: method as 'PUT', url: `/api/dataprotect${url}`, headers: { 'x-bm-apikey': KEYS.admin, 'content-type': 'application/json' }, payload: 'null' });
+      expect(nul.statusCode).toBe(400);
+    });
+  }
+
+  const outOfRange: [string, string, string][] = [
+    ['offset beyond 2^53', '/tasks?offset=9007199254740993', 'query.offset'],
+    ['offset beyond 2^31', '/audit?offset=2147483648', 'query.offset'],
+    ['offset of 1e400', '/audit?offset=1e400', 'query.offset'],
+    ['log sequence beyond 2^53', `/tasks/${TASK_ID}/log?after=9007199254740993`, 'query.after'],
+    ['a NUL in an audit filter', '/audit?action=%00', 'query.action'],
+    ['a NUL in an actor', '/audit?actor=admin%00', 'query.actor'],
+    ['a NUL in a search', `/generations/${GEN}/entities?search=a%00`, 'query.search'],
+    ['a NUL in an entity uid', `/generations/${GEN}/entities/u%00/mail/folders`, 'path.entityUid'],
+  ];
+  for (const [name, url, field] of outOfRange) {
+    it(`${name} → 400 on ${field}, never a database error`, async () => {
+      const r = await call(KEYS.admin, { method: 'GET', url });
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().errors.map((e: { field: string }) => e.field)).toContain(field);
+    });
+  }
+
+  it('a Last-Event-ID beyond the sequence numbers → 400 before the stream starts', async () => {
+    const r = await api.app.inject({
+      method: 'GET',
+      url: `/api/dataprotect/tasks/${TASK_ID}/events`,
+      headers: { 'x-bm-apikey': KEYS.admin, 'last-event-id': '18446744073709551616' },
+    });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().errors[0].field).toBe('header.last-event-id');
+  });
+
   it('a body that is not JSON is a 400 problem; an unknown route a 404 problem', async () => {
     const bad = await api.app.inject({
       method: 'PUT',
@@ -243,27 +328,35 @@ describe('settings', () => {
     expect(r.json()).toMatchObject({ backupTime: '01:00', backupEmails: true, backupArchivedEmails: false, updatedAt: null });
   });
 
-  it('keeps weekly/monthly retention and the post-backup script when an update leaves them out', async () => {
-    const full = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, keepWeekly: 4, keepMonthly: 6, postBackupScript: '/opt/hooks/after.sh' } });
-    expect(full.statusCode).toBe(200);
+  it('keeps weekly/monthly retention when an update leaves them out', async () => {
+    const full = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, keepWeekly: 4, keepMonthly: 6 } });
+    expect(full.statusCode, full.body).toBe(200);
     const partial = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: valid });
-    expect(partial.json()).toMatchObject({ keepWeekly: 4, keepMonthly: 6, postBackupScript: '/opt/hooks/after.sh' });
-    const relative = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, postBackupScript: 'hooks/after.sh' } });
-    expect(relative.statusCode).toBe(400);
-    expect(relative.json().errors[0].field).toBe('body.postBackupScript');
+    expect(partial.json()).toMatchObject({ keepWeekly: 4, keepMonthly: 6 });
+  });
+
+  it('shows the post-backup action read-only: the API cannot set the program a backup runs as root', async () => {
+    const r = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, postBackupScript: '/usr/bin/id' } });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().errors.map((e: { field: string }) => e.field)).toContain('body.postBackupScript');
+    const now = (await call(KEYS.admin, VALID.getSettings)).json();
+    expect(now.postBackupScript).toBe(process.env.DP_POST_BACKUP_SCRIPT || '/usr/bin/bm-post-full-backup.sh');
+    // A value saved when the API still accepted one is never used.
+    await api.pool.query(`UPDATE dp_settings SET value = value || '{"postBackupScript": "/usr/bin/id"}'::jsonb WHERE id = 1`);
+    expect((await api.deps.settings.get()).postBackupScript).toBe(now.postBackupScript);
   });
 
   it('saves, reads back, and writes an audit event naming what changed', async () => {
-    const payload = { ...valid, retentionDays: 11, backupTime: '02:45', repositoryLocation: '/srv/backup/', skippedTags: ['mail/archive', 'bm/es'] };
+    const payload = { ...valid, retentionDays: 11, backupTime: '02:45', repositoryLocation: `${REPOSITORY}/`, skippedTags: ['mail/archive', 'bm/es'] };
     const put = await call(KEYS.dataprotect, { ...VALID.updateSettings, payload });
     expect(put.statusCode).toBe(200);
-    expect(put.json()).toMatchObject({ retentionDays: 11, backupTime: '02:45', skippedTags: ['bm/es', 'mail/archive'], updatedBy: 'dpadmin@example.test' });
+    expect(put.json()).toMatchObject({ retentionDays: 11, backupTime: '02:45', skippedTags: ['bm/es', 'mail/archive'], updatedBy: 'dpadmin@global.virt' });
     const get = await call(KEYS.admin, VALID.getSettings);
-    expect(get.json()).toMatchObject({ retentionDays: 11, backupTime: '02:45', repositoryLocation: '/srv/backup' });
+    expect(get.json()).toMatchObject({ retentionDays: 11, backupTime: '02:45', repositoryLocation: REPOSITORY });
     const audit = await call(KEYS.admin, { method: 'GET', url: '/audit?action=settings.update' });
     expect(audit.statusCode).toBe(200);
     const event = audit.json().items[0];
-    expect(event).toMatchObject({ actor: 'dpadmin@example.test', action: 'settings.update', result: 'ok' });
+    expect(event).toMatchObject({ actor: 'dpadmin@global.virt', action: 'settings.update', result: 'ok' });
     expect(event.detail.changed).toEqual(expect.arrayContaining(['retentionDays', 'backupTime', 'skippedTags']));
   });
 

@@ -8,7 +8,7 @@ import { AuditLog } from '../../server/dataprotect/audit.js';
 import type { HostAuthenticator } from '../../server/dataprotect/auth.js';
 import type { Principal } from '../../server/dataprotect/principal.js';
 import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../../server/dataprotect/services.js';
-import { SettingsService } from '../../server/dataprotect/settings.js';
+import { SettingsService, type SettingsDefaults } from '../../server/dataprotect/settings.js';
 import {
   UnavailableBackupRunner,
   UnavailableGenerationService,
@@ -27,13 +27,14 @@ import { TaskStore } from '../../server/store/task-store.js';
 
 export const PG_BASE = process.env.DP_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432';
 
-function principal(login: string, extra: Partial<Principal>): Principal {
+/** A caller of a domain; roles are held in that domain (in every domain from global.virt). */
+function principal(name: string, domainUid: string, extra: Partial<Principal>): Principal {
   return {
-    uid: `uid-${login}`,
-    login: `${login}@example.test`,
-    displayName: login,
-    email: `${login}@example.test`,
-    domainUid: 'example.test',
+    uid: `uid-${name}-${domainUid}`,
+    login: `${name}@${domainUid}`,
+    displayName: name,
+    email: `${name}@${domainUid}`,
+    domainUid,
     globalAdmin: false,
     roles: [],
     restoreOrgUnits: [],
@@ -44,18 +45,25 @@ function principal(login: string, extra: Partial<Principal>): Principal {
 /** API keys of the test callers, one per role situation. */
 export const KEYS = {
   admin: 'key-admin',
+  /** manageDataProtect in the global domain: installation-wide. */
   dataprotect: 'key-dataprotect',
   restore: 'key-restore',
   ouRestore: 'key-ou-restore',
   noRole: 'key-no-role',
+  /** manageRestore of acme.lan only. */
+  acmeRestore: 'key-acme-restore',
+  /** manageDataProtect of globex.lan only. */
+  globexDataProtect: 'key-globex-dataprotect',
 } as const;
 
 export const PRINCIPALS: Record<string, Principal> = {
-  [KEYS.admin]: principal('admin0', { globalAdmin: true, domainUid: 'global.virt' }),
-  [KEYS.dataprotect]: principal('dpadmin', { roles: ['manageDataProtect'] }),
-  [KEYS.restore]: principal('restorer', { roles: ['manageRestore'] }),
-  [KEYS.ouRestore]: principal('ourestorer', { restoreOrgUnits: ['ou-sales'] }),
-  [KEYS.noRole]: principal('user', {}),
+  [KEYS.admin]: principal('admin0', 'global.virt', { globalAdmin: true }),
+  [KEYS.dataprotect]: principal('dpadmin', 'global.virt', { roles: ['manageDataProtect'] }),
+  [KEYS.restore]: principal('restorer', 'example.test', { roles: ['manageRestore'] }),
+  [KEYS.ouRestore]: principal('ourestorer', 'example.test', { restoreOrgUnits: ['ou-sales'] }),
+  [KEYS.noRole]: principal('user', 'example.test', {}),
+  [KEYS.acmeRestore]: principal('restorer', 'acme.lan', { roles: ['manageRestore'] }),
+  [KEYS.globexDataProtect]: principal('dpadmin', 'globex.lan', { roles: ['manageDataProtect'] }),
 };
 
 export const testAuth: HostAuthenticator = {
@@ -72,6 +80,8 @@ export interface TestApi {
 }
 
 export interface TestApiOptions {
+  /** Where a repository may be saved in these tests (the default is never checked, only a saved one). */
+  settingsDefaults?: Partial<SettingsDefaults>;
   generations?: GenerationService;
   backups?: BackupRunner;
   restores?: RestoreService;
@@ -92,7 +102,7 @@ export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
     auth: testAuth,
     audit,
     tasks,
-    settings: new SettingsService(new SettingsStore(pool), audit, { repositoryLocation: '/var/backups/bluemind/dp' }),
+    settings: new SettingsService(new SettingsStore(pool), audit, { repositoryLocation: '/var/backups/bluemind/dp', ...o.settingsDefaults }),
     generations: o.generations ?? new UnavailableGenerationService(),
     backups: o.backups ?? new UnavailableBackupRunner(),
     restores: o.restores ?? new UnavailableRestoreService(),

@@ -110,18 +110,54 @@ describe('restore service over the API', () => {
     expect((await finished(third.json().task.id)).status).toBe('SUCCEEDED');
   });
 
-  it('an administrator limited to an organisational unit sees and restores only its entities (403 outside)', async () => {
+  it('an administrator limited to an organisational unit sees and restores only its entities (404 outside)', async () => {
     const page = (await get(OU_KEY, `/generations/${g1.id}/entities?kind=USER&limit=500`)).json();
     const uids = page.items.map((x: { uid: string }) => x.uid).sort();
     expect(uids).toEqual(ou.users.map((x) => x.uid).sort());
     expect(uids).not.toContain(outside.uid);
     const refused = await post(OU_KEY, '/restores', { operation: 'replace.calendars', generationId: g1.id, entity: { kind: 'USER', uid: outside.uid, domainUid: outside.domain } });
-    expect(refused.statusCode).toBe(403);
-    expect((await get(OU_KEY, `/generations/${g1.id}/entities/${outside.uid}/mail/folders`)).statusCode).toBe(403);
+    expect(refused.statusCode).toBe(404);
+    expect(refused.json().detail).not.toContain(outside.displayName);
+    expect((await get(OU_KEY, `/generations/${g1.id}/entities/${outside.uid}/mail/folders`)).statusCode).toBe(404);
     const inside = ou.users[ou.users.length - 1];
     const ok = await post(OU_KEY, '/restores', { operation: 'replace.calendars', generationId: g1.id, entity: { kind: 'USER', uid: inside.uid, domainUid: inside.domain } });
     expect(ok.statusCode).toBe(202);
     expect((await finished(ok.json().task.id)).status).toBe('SUCCEEDED');
+  });
+
+  it('domain roles act within their domain: other domains\' entities answer as if they did not exist', async () => {
+    const users = await f.sql<{ uid: string; domain: string; displayName: string }>(
+      `SELECT e.entry_uid AS uid, c.uid AS domain, e.displayname AS "displayName" FROM t_directory_entry e
+         JOIN t_container_item i ON i.id = e.item_id JOIN t_container c ON c.id = i.container_id
+        WHERE e.kind = 'USER' AND c.uid IN ('acme.lan', 'globex.lan') ORDER BY c.uid, e.entry_uid`,
+    );
+    const acmeUser = users.find((u) => u.domain === 'acme.lan')!;
+    const globexUser = users.find((u) => u.domain === 'globex.lan')!;
+    expect(acmeUser && globexUser).toBeTruthy();
+    const restoreOf = (u: typeof acmeUser) => ({ operation: 'replace.calendars', generationId: g1.id, entity: { kind: 'USER', uid: u.uid, domainUid: u.domain } });
+
+    // acme.lan's manageRestore lists only acme.lan, and cannot reach a globex.lan user by its uid.
+    const listed = (await get(KEYS.acmeRestore, `/generations/${g1.id}/entities?limit=500`)).json();
+    expect(listed.total).toBeGreaterThan(0);
+    expect(new Set(listed.items.map((x: { domainUid: string }) => x.domainUid))).toEqual(new Set(['acme.lan']));
+    const search = (await get(KEYS.acmeRestore, `/generations/${g1.id}/entities?search=${encodeURIComponent(globexUser.uid)}`)).json();
+    expect(search.total).toBe(0);
+    const refused = await post(KEYS.acmeRestore, '/restores', restoreOf(globexUser));
+    const unknown = await post(KEYS.acmeRestore, '/restores', { ...restoreOf(globexUser), entity: { ...restoreOf(globexUser).entity, uid: 'no-such-uid' } });
+    expect(refused.statusCode).toBe(404);
+    expect(unknown.statusCode).toBe(404);
+    expect(refused.json().detail.replace(globexUser.uid, 'X')).toBe(unknown.json().detail.replace('no-such-uid', 'X'));
+    expect(refused.body).not.toContain(globexUser.displayName);
+    expect((await get(KEYS.acmeRestore, `/generations/${g1.id}/entities/${globexUser.uid}/mail/folders`)).statusCode).toBe(404);
+    expect((await get(KEYS.acmeRestore, `/generations/${g1.id}/entities/${acmeUser.uid}/mail/folders`)).statusCode).toBe(200);
+
+    // globex.lan's manageDataProtect restores in globex.lan, not in acme.lan.
+    expect((await post(KEYS.globexDataProtect, '/restores', restoreOf(acmeUser))).statusCode).toBe(404);
+    expect((await get(KEYS.globexDataProtect, `/generations/${g1.id}/entities/${acmeUser.uid}/mail/folders`)).statusCode).toBe(404);
+    expect((await get(KEYS.globexDataProtect, `/generations/${g1.id}/entities/${globexUser.uid}/mail/folders`)).statusCode).toBe(200);
+    const everyone = (await get(KEYS.admin, `/generations/${g1.id}/entities?limit=500`)).json();
+    expect(everyone.items.some((x: { domainUid: string }) => x.domainUid === 'globex.lan')).toBe(true);
+    expect(everyone.items.some((x: { domainUid: string }) => x.domainUid === 'acme.lan')).toBe(true);
   });
 
   it('refuses operations that do not apply (400) and unknown entities (404)', async () => {

@@ -174,7 +174,7 @@ describe('the reference console', () => {
     // The settings test pointed the repository at /srv: back to a private directory for this run.
     const headers = { 'X-BM-ApiKey': ACCOUNT.apiKey, 'content-type': 'application/json' };
     const current = (await (await fetch(`${env.console.url}/api/dataprotect/settings`, { headers })).json()) as Record<string, unknown>;
-    const { updatedAt: _u, updatedBy: _b, ...settings } = current;
+    const { updatedAt: _u, updatedBy: _b, postBackupScript: _p, repositoryFilesystem: _f, ...settings } = current;
     const put = await fetch(`${env.console.url}/api/dataprotect/settings`, {
       method: 'PUT', headers, body: JSON.stringify({ ...settings, repositoryLocation: path.join(work, 'repository'), skippedTags: [] }),
     });

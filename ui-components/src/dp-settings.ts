@@ -186,7 +186,6 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       backupTime: d.backupTime,
       repositoryLocation: d.repositoryLocation.trim(),
       skippedTags: tagsOf(d.skippedTags),
-      postBackupScript: this.saved.postBackupScript,
     };
     this.saving = true;
     try {

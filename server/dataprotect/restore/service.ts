@@ -1,6 +1,6 @@
 // RestoreService: the API's and the console's single-entity restores. Every listing and every restore applies the
-// caller's scope (manageRestore limited to organisational units); a restore is a task (progress, log, cancel),
-// one at a time per entity, and ends in the audit log.
+// caller's scope (the domains their roles reach; organisational units when manageRestore is limited to some); a
+// restore is a task (progress, log, cancel), one at a time per entity, and ends in the audit log.
 
 import type { InjectionToken } from 'tsyringe';
 import { inject, injectable } from 'tsyringe';
@@ -60,9 +60,10 @@ export class EntityRestores implements RestoreService {
   }
 
   private entry(by: Principal, catalog: Catalog, uid: string): CatalogEntry {
+    // Outside the caller's domain or units, an entity answers exactly as one that does not exist: uids of other
+    // domains cannot be probed, and no name leaks.
     const e = catalog.byUid.get(uid);
-    if (!e) throw new NotFoundError(`entity ${uid} is not in generation ${catalog.generation.id}`);
-    if (!entityInRestoreScope(by, e)) throw new ForbiddenError(`${e.displayName} is outside the organisational units you may restore`);
+    if (!e || !entityInRestoreScope(by, e)) throw new NotFoundError(`entity ${uid} is not in generation ${catalog.generation.id}`);
     return e;
   }
 

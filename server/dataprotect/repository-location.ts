@@ -1,0 +1,220 @@
+// The checks a repository location passes before it is saved: where it may be (never a system folder, never inside
+// the data it protects), what it may hold (nothing, or a repository of ours: a folder of other files is never
+// adopted), that it answers and takes writes now (with a timeout: a hung network share must not hang the
+// request), and whether it shares a filesystem with the data it protects.
+
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readdir, realpath, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Repository } from '../engine/index.js';
+import { LocalStorage } from '../storage/index.js';
+import { InvalidInputError } from './errors.js';
+
+const FIELD = 'repositoryLocation';
+
+/** Where the repository sits relative to the data it protects. */
+export interface RepositoryFilesystem {
+  sameAsData: boolean;
+  /** The protected data folders on the repository's filesystem (same st_dev). */
+  dataPaths: string[];
+}
+
+export interface CheckedLocation {
+  /** Normalised: trimmed, no trailing slash. */
+  location: string;
+  /** null for an s3:// location. */
+  filesystem: RepositoryFilesystem | null;
+}
+
+export interface LocationCheckOptions {
+  /** The host's data folders (mail spool, file hosting...), for the same-filesystem report. */
+  dataPaths?: () => Promise<string[]>;
+  timeoutMs?: number;
+  /** What looks at the folder (replaced in tests to stand for a share that never answers). */
+  inspect?: (location: string, dataPaths: string[]) => Promise<RepositoryFilesystem>;
+}
+
+export const DEFAULT_LOCATION_CHECK_TIMEOUT_MS = 10_000;
+
+/** Folders of the operating system and its services: a repository there could overwrite or expose them. */
+const SYSTEM_FOLDERS = [
+  '/etc', '/proc', '/sys', '/dev', '/bin', '/sbin', '/boot', '/usr', '/run', '/var/run', '/var/lock',
+  '/var/lib/postgresql', '/var/lib/dpkg', '/var/lib/apt', '/var/log', '/var/cache', '/lost+found',
+];
+
+function invalid(message: string): InvalidInputError {
+  return new InvalidInputError(FIELD, message);
+}
+
+function inside(p: string, folder: string): boolean {
+  return p === folder || p.startsWith(folder === '/' ? '/' : `${folder}/`);
+}
+
+/** The system folder a path lies in, or null. `/` itself and /lib, /lib32, /lib64, /libx32 count too. */
+export function systemFolderOf(p: string): string | null {
+  if (p === '/') return '/';
+  if (/^\/lib(32|64|x32)?(\/|$)/.test(p)) return `/${p.split('/')[1]}`;
+  return SYSTEM_FOLDERS.find((f) => inside(p, f)) ?? null;
+}
+
+/** Syntax only: an s3:// URL, or an absolute path without `..` and without control characters. */
+export function normaliseLocation(raw: string): string {
+  const value = raw.trim();
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw invalid('must not contain control characters');
+  if (/^s3:\/\//i.test(value)) {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw invalid('is not a valid s3:// URL');
+    }
+    if (!url.hostname) throw invalid('s3:// URL names no bucket');
+    return value;
+  }
+  if (!path.isAbsolute(value)) throw invalid('must be an absolute directory (or an s3:// URL)');
+  if (value.split('/').includes('..')) throw invalid('must not contain ".."');
+  const normal = path.normalize(value);
+  return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
+}
+
+function refuseSystemFolder(shown: string, real: string): void {
+  const sys = systemFolderOf(real);
+  if (sys === '/') throw invalid(`${shown} is the root folder: choose a folder of its own, such as /var/backups/bluemind/dp`);
+  if (sys) {
+    const via = real === shown ? '' : ` (it leads to ${real})`;
+    throw invalid(`${shown} is in the system folder ${sys}${via}: choose a folder of its own, such as /var/backups/bluemind/dp`);
+  }
+}
+
+function fsProblem(what: string, err: unknown): InvalidInputError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EROFS: 'the filesystem is read-only',
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is exhausted',
+    ENOTDIR: 'a part of the path is not a folder',
+    ELOOP: 'too many symbolic links',
+    EIO: 'input/output error',
+    ESTALE: 'stale network file handle',
+    ENOTCONN: 'the share is not connected',
+    EHOSTDOWN: 'the server of the share is down',
+  };
+  return invalid(`${what}: ${(code && why[code]) ?? (err as Error).message}`);
+}
+
+async function realpathOrNull(p: string): Promise<string | null> {
+  try {
+    return await realpath(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw fsProblem(`cannot reach ${p}`, err);
+  }
+}
+
+async function isOurRepository(folder: string): Promise<boolean> {
+  const config = await lstat(path.join(folder, 'config')).catch(() => null);
+  if (!config?.isFile()) return false;
+  try {
+    const repo = await Repository.open(new LocalStorage(folder), { loadIndex: false });
+    await repo.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes and removes a file (or a folder, in the parent of a location still to create): the writes a backup needs. */
+async function probeWrites(folder: string, shown: string, asFolder: boolean): Promise<void> {
+  const probe = path.join(folder, `.dp-write-check-${randomBytes(6).toString('hex')}`);
+  try {
+    if (asFolder) {
+      await mkdir(probe, { mode: 0o700 });
+      await rmdir(probe);
+    } else {
+      await writeFile(probe, 'bm-dataprotect write check\n', { mode: 0o600 });
+      await unlink(probe);
+    }
+  } catch (err) {
+    throw fsProblem(`cannot write in ${shown}`, err);
+  }
+}
+
+/** Looks at the folder itself: kind, content, writability, and the filesystem it shares with the data. */
+export async function inspectLocation(location: string, dataPaths: string[]): Promise<RepositoryFilesystem> {
+  for (const d of dataPaths) {
+    if (inside(location, d)) throw invalid(`${location} is inside ${d}, data it protects: a backup would copy itself`);
+  }
+  let dev: number;
+  const real = await realpathOrNull(location);
+  if (real) {
+    refuseSystemFolder(location, real);
+    const st = await stat(real).catch((err) => {
+      throw fsProblem(`cannot reach ${location}`, err);
+    });
+    if (!st.isDirectory()) throw invalid(`${location} is not a folder`);
+    const entries = await readdir(real).catch((err) => {
+      throw fsProblem(`cannot read ${location}`, err);
+    });
+    if (entries.length > 0 && !(await isOurRepository(real))) {
+      const some = entries.slice(0, 3).join(', ');
+      throw invalid(
+        `${location} holds other files (${some}${entries.length > 3 ? ', ...' : ''}) and is not a bm-dataprotect ` +
+          'repository: choose an empty folder or an existing repository',
+      );
+    }
+    await probeWrites(real, location, false);
+    dev = st.dev;
+  } else {
+    // Created by the first backup: the nearest folder that exists must take it.
+    let parent = path.dirname(location);
+    let realParent = await realpathOrNull(parent);
+    while (!realParent && parent !== '/') {
+      parent = path.dirname(parent);
+      realParent = await realpathOrNull(parent);
+    }
+    if (!realParent) throw invalid(`cannot reach ${location}`);
+    refuseSystemFolder(location, path.join(realParent, path.relative(parent, location)));
+    const st = await stat(realParent);
+    if (!st.isDirectory()) throw invalid(`${parent} is not a folder, so ${location} cannot be created`);
+    await probeWrites(realParent, parent, true);
+    dev = st.dev;
+  }
+  const same: string[] = [];
+  for (const d of dataPaths) {
+    const st = await stat(d).catch(() => null);
+    if (st && st.dev === dev) same.push(d);
+  }
+  return { sameAsData: same.length > 0, dataPaths: same };
+}
+
+/**
+ * Checks a location before it is saved; throws InvalidInputError (a 400 naming repositoryLocation) with a message
+ * an administrator can act on. A folder that does not answer within the timeout is refused; the request returns.
+ */
+export async function checkRepositoryLocation(raw: string, o: LocationCheckOptions = {}): Promise<CheckedLocation> {
+  const location = normaliseLocation(raw);
+  if (/^s3:\/\//i.test(location)) return { location, filesystem: null };
+  const sys = systemFolderOf(location);
+  if (sys) refuseSystemFolder(location, location);
+  const timeoutMs = o.timeoutMs ?? DEFAULT_LOCATION_CHECK_TIMEOUT_MS;
+  const inspect = o.inspect ?? inspectLocation;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(invalid(`${location} did not answer within ${Math.round(timeoutMs / 100) / 10} s (an unreachable network share?): nothing was saved`)),
+      timeoutMs,
+    );
+  });
+  try {
+    // Without the host's answer the location is still checked; only the same-filesystem report is poorer.
+    const known = (o.dataPaths?.() ?? Promise.resolve([])).catch(() => [] as string[]);
+    const dataPaths = (await Promise.race([known, timeout])).map((p) => path.resolve(p));
+    const filesystem = await Promise.race([inspect(location, dataPaths), timeout]);
+    return { location, filesystem };
+  } finally {
+    clearTimeout(timer);
+  }
+}
