@@ -22,7 +22,7 @@ const rec = (id: string, t: Date, status: GenerationRecord['status'] = 'VALID', 
 const kept = (gens: GenerationRecord[], policy: Parameters<typeof decideRetention>[1], now: Date) => decideRetention(gens, policy, now).keep.map((k) => k.id);
 
 describe('retention in days', () => {
-  it('over generations spread on simulated days keeps exactly the newest of each of the last N days, and the newest valid of a day whose newest failed', async () => {
+  it('over generations spread on simulated days keeps the last 48 hours whole, then the newest of each day of the window, and the newest valid of a day whose newest failed', async () => {
     // The configuration parts only (fast), real backups, one generation per simulated night, and two extra runs.
     const opts = { repo: f.repo, trigger: 'schedule' as const, productVersion: 'test', backupEmails: false, backupArchivedEmails: false, skippedTags: ['bm/pgsql', 'filehosting/data'], retention: { days: 5 } };
     const broken = Object.create(f.host) as typeof f.host;
