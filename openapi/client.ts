@@ -124,6 +124,13 @@ export class DataProtectClient {
   syncGenerations(): Promise<TaskStarted> {
     return this.call('post', 'generations/_sync');
   }
+  /** Kept whatever the retention policy; answers the generation. */
+  protectGeneration(id: string): Promise<Generation> {
+    return this.call('post', `generations/${encodeURIComponent(id)}/_protect`);
+  }
+  unprotectGeneration(id: string): Promise<Generation> {
+    return this.call('post', `generations/${encodeURIComponent(id)}/_unprotect`);
+  }
   startBackup(): Promise<TaskStarted> {
     return this.call('post', 'backups');
   }

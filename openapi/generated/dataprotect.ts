@@ -75,6 +75,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/generations/{generationId}/_protect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Protect a generation (kept whatever the retention policy; recorded in the repository) */
+        post: operations["protectGeneration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/generations/{generationId}/_unprotect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove a generation's protection (the retention policy applies to it again) */
+        post: operations["unprotectGeneration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/generations/{generationId}/entities": {
         parameters: {
             query?: never;
@@ -518,16 +556,18 @@ export interface components {
             runStatus?: components["schemas"]["RunStatus"] | null;
             productVersion: string;
             formatVersion: number;
+            /** @description Kept whatever the retention policy (POST _protect / _unprotect) */
+            protected: boolean;
             sizeRead: number;
             sizeAdded: number;
             parts: components["schemas"]["Part"][];
         };
         SettingsUpdate: {
-            /** @description Keep the generations of the last N days (days, not a count) */
+            /** @description The retention window in days (not a count): every generation of the last 48 hours is kept, older ones of the window one a day (the newest, and the newest valid); beyond it only weekly and monthly ones; the newest valid generation and protected generations always */
             retentionDays: number;
-            /** @description Also keep N weekly generations (left out: unchanged) */
+            /** @description Also keep one generation (the newest valid) of each of the last N weeks (left out: unchanged) */
             keepWeekly?: number;
-            /** @description Also keep N monthly generations (left out: unchanged) */
+            /** @description Also keep one generation (the newest valid) of each of the last N months (left out: unchanged) */
             keepMonthly?: number;
             /** @description Back up the mail parts (mail/imap) */
             backupEmails: boolean;
@@ -977,6 +1017,62 @@ export interface operations {
             409: components["responses"]["Conflict"];
             414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    protectGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The generation, protected (already protected is not an error) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Generation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    unprotectGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The generation, not protected */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Generation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             501: components["responses"]["NotImplemented"];
         };
     };

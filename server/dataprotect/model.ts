@@ -28,6 +28,8 @@ export interface Generation {
   runStatus?: RunStatus | null;
   productVersion: string;
   formatVersion: number;
+  /** Kept whatever the retention policy. */
+  protected: boolean;
   sizeRead: number;
   sizeAdded: number;
   parts: Part[];

@@ -22,6 +22,10 @@ export interface GenerationService {
   forget(id: string, by: Principal): Promise<TaskStart>;
   /** Rebuilds the cache from the repository alone (BlueMind's _syncfs). A task. */
   sync(by: Principal): Promise<TaskStart>;
+  /** Keeps a generation whatever the retention policy (recorded in the repository). NotFoundError, ConflictError. */
+  protect(id: string, by: Principal): Promise<Generation>;
+  /** Gives a protected generation back to the retention policy. NotFoundError, ConflictError. */
+  unprotect(id: string, by: Principal): Promise<Generation>;
 }
 
 export interface BackupRunner {

@@ -34,6 +34,12 @@ export class UnavailableGenerationService implements GenerationService {
   sync(): never {
     throw new CapabilityUnavailableError('generations', NO_GENERATIONS);
   }
+  protect(): never {
+    throw new CapabilityUnavailableError('generations', NO_GENERATIONS);
+  }
+  unprotect(): never {
+    throw new CapabilityUnavailableError('generations', NO_GENERATIONS);
+  }
 }
 
 export class UnavailableBackupRunner implements BackupRunner {

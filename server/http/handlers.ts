@@ -83,6 +83,8 @@ export function binders(deps: ApiDeps): Binders {
     getGeneration: async ({ path }) => ({ status: 200, body: await deps.generations.get(path.generationId) }),
     forgetGeneration: async ({ path, principal }) => started(await deps.generations.forget(path.generationId, principal)),
     syncGenerations: async ({ principal }) => started(await deps.generations.sync(principal)),
+    protectGeneration: async ({ path, principal }) => ({ status: 200, body: await deps.generations.protect(path.generationId, principal) }),
+    unprotectGeneration: async ({ path, principal }) => ({ status: 200, body: await deps.generations.unprotect(path.generationId, principal) }),
 
     listGenerationEntities: async ({ path, query, principal }) => ({
       status: 200,

@@ -143,31 +143,63 @@ describe('backups through the plugin', () => {
     await a.reg.container.resolve(TaskRegistry).whenDone(started.json().task.id);
   });
 
-  it('forget deletes a generation from the repository and the list; retention on demand keeps the newest valid one', async () => {
+  it('forget deletes a generation from the repository and the list; retention on demand keeps all of the last 48 hours', async () => {
     const { app, reg } = nodes[0];
     const tasks = reg.container.resolve(TaskRegistry);
     const gens = (await api(app, 'GET', '/generations')).json() as { id: string }[];
-    // Each run through the plugin applied retention (7 days, the newest of each day): one generation of today.
-    expect(gens).toHaveLength(1);
+    // Each run through the plugin applied retention (7 days), which keeps every generation of the last 48 hours.
+    expect(gens.length).toBeGreaterThanOrEqual(3);
     const oldest = gens.at(-1)!.id;
     const forget = await api(app, 'DELETE', `/generations/${oldest}`);
     expect(forget.statusCode).toBe(202);
     expect((await tasks.whenDone(forget.json().task.id))?.status).toBe('SUCCEEDED');
     const after = (await api(app, 'GET', '/generations')).json() as { id: string }[];
-    expect(after.map((g) => g.id)).not.toContain(oldest);
+    expect(after.map((g) => g.id)).toEqual(gens.slice(0, -1).map((g) => g.id));
     const repo = (await openLocation(repoDir))!;
     expect((await readGenerations(repo)).map((g) => g.record.id)).not.toContain(oldest);
     await repo.close();
-    expect(after).toEqual([]);
     const backup = await api(app, 'POST', '/backups');
     const made = await tasks.whenDone(backup.json().task.id);
     const ret = await api(app, 'POST', '/retention/_apply');
     expect(ret.statusCode).toBe(202);
     const rt = await tasks.whenDone(ret.json().task.id);
     expect(rt?.status, rt?.error ?? '').toBe('SUCCEEDED');
-    expect(rt?.result).toMatchObject({ kept: 1, removed: 0 });
+    expect(rt?.result).toMatchObject({ kept: after.length + 1, removed: 0 });
     const left = (await api(app, 'GET', '/generations')).json() as { id: string }[];
-    expect(left.map((g) => g.id)).toEqual([made?.result?.generationId]);
+    expect(left.map((g) => g.id)).toEqual([made?.result?.generationId, ...after.map((g) => g.id)]);
+  });
+
+  it('protect marks a generation in the repository: the list shows it after a rebuild from the repository alone; unprotect clears it', async () => {
+    const { app, reg } = nodes[0];
+    const tasks = reg.container.resolve(TaskRegistry);
+    const gens = (await api(app, 'GET', '/generations')).json() as { id: string; protected: boolean }[];
+    expect(gens.every((g) => g.protected === false)).toBe(true);
+    const target = gens[1].id;
+    const r = await api(app, 'POST', `/generations/${target}/_protect`);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json()).toMatchObject({ id: target, protected: true });
+    expect((await api(app, 'POST', `/generations/${target}/_protect`)).json()).toMatchObject({ protected: true });
+    expect((await api(app, 'POST', '/generations/20990101-000000-ffff/_protect')).statusCode).toBe(404);
+
+    // The plugin's tables are only a cache: emptied and rebuilt from the repository, the mark is still there.
+    await reg.container.resolve(POOL).query('DELETE FROM dp_generation');
+    const sync = await api(app, 'POST', '/generations/_sync');
+    expect((await tasks.whenDone(sync.json().task.id))?.status).toBe('SUCCEEDED');
+    const rebuilt = (await api(app, 'GET', '/generations')).json() as { id: string; protected: boolean }[];
+    expect(rebuilt.filter((g) => g.protected).map((g) => g.id)).toEqual([target]);
+    const repo = (await openLocation(repoDir))!;
+    const stored = (await readGenerations(repo)).find((g) => g.record.id === target)!;
+    await repo.close();
+    expect(stored.record.protected).toBe(true);
+    // One final record left: the older revision went once the new one was written.
+    expect(stored.recordSnapshots.filter((s) => s.meta?.state === 'final')).toHaveLength(1);
+    const audit = (await api(app, 'GET', '/audit?action=generation.protect')).json() as { items: { target: string }[] };
+    expect(audit.items.map((e) => e.target)).toEqual([target]);
+
+    const un = await api(app, 'POST', `/generations/${target}/_unprotect`);
+    expect(un.statusCode).toBe(200);
+    expect(un.json()).toMatchObject({ id: target, protected: false });
+    expect(((await api(app, 'GET', `/generations/${target}`)).json() as { protected: boolean }).protected).toBe(false);
   });
 
   it('cancelling a run stops it after the current part; the generation is INVALID and says so', async () => {

@@ -51,20 +51,23 @@ describe('bm-dataprotect generation (processes)', () => {
 
     const list = await runCli(['generation', 'list', '--repo', f.repoDir, '--json']);
     const listed = jsonLines(list.stdout).find((l) => l.type === 'summary') as { latest: string; generations: { id: string; status: string; parts: { server: string; tag: string; status: string; sizeRead: number }[] }[] };
-    // Retention (7 days, the newest of each day) kept the manual run only.
-    expect(listed.generations).toHaveLength(1);
+    // Retention kept both runs of the day: nothing younger than 48 hours is thinned.
+    expect(listed.generations).toHaveLength(2);
     expect(listed.latest).toBe(listed.generations[0].id);
     expect(listed.generations[0].parts.map((p) => `${p.server} ${p.tag} ${p.status}`)).toContain('bm-mail mail/imap VALID');
 
-    // sync writes the plugin's table from the repository alone; forget removes the generation and moves latest.
+    // sync writes the plugin's table from the repository alone; forget removes a generation and moves latest.
     const sync = await runCli(['generation', 'sync', '--repo', f.repoDir, '--json'], { env });
     expect(sync.code, sync.stderr).toBe(0);
-    const cached = await withClient(f.sb.db, async (c) => (await c.query('SELECT id, record FROM dp_generation WHERE repository = $1', [f.repoDir])).rows);
-    expect(cached.map((r) => r.id)).toEqual([listed.generations[0].id]);
+    const cached = await withClient(f.sb.db, async (c) => (await c.query('SELECT id, record FROM dp_generation WHERE repository = $1 ORDER BY protection_time DESC', [f.repoDir])).rows);
+    expect(cached.map((r) => r.id)).toEqual(listed.generations.map((g) => g.id));
     expect(cached[0].record.parts.length).toBe(listed.generations[0].parts.length);
-    const forget = await runCli(['generation', 'forget', '--repo', f.repoDir, listed.generations[0].id, '--json'], { env });
+    const [newest, older] = listed.generations.map((g) => g.id);
+    const forget = await runCli(['generation', 'forget', '--repo', f.repoDir, newest, '--json'], { env });
     expect(forget.code, forget.stderr).toBe(0);
-    expect(jsonLines(forget.stdout).find((l) => l.type === 'summary')).toMatchObject({ forgotten: listed.generations[0].id, latest: null });
+    expect(jsonLines(forget.stdout).find((l) => l.type === 'summary')).toMatchObject({ forgotten: newest, latest: older });
+    const last = await runCli(['generation', 'forget', '--repo', f.repoDir, older, '--json'], { env });
+    expect(jsonLines(last.stdout).find((l) => l.type === 'summary')).toMatchObject({ forgotten: older, latest: null });
     expect(await generations()).toEqual([]);
     const missing = await runCli(['generation', 'list', '--repo', `${f.repoDir}-nowhere`]);
     expect(missing.code).toBe(10);

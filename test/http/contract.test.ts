@@ -28,6 +28,8 @@ const VALID: Record<string, { method: string; url: string; payload?: unknown }> 
   syncGenerations: { method: 'POST', url: '/generations/_sync' },
   getGeneration: { method: 'GET', url: `/generations/${GEN}` },
   forgetGeneration: { method: 'DELETE', url: `/generations/${GEN}` },
+  protectGeneration: { method: 'POST', url: `/generations/${GEN}/_protect` },
+  unprotectGeneration: { method: 'POST', url: `/generations/${GEN}/_unprotect` },
   listGenerationEntities: { method: 'GET', url: `/generations/${GEN}/entities?kind=USER&search=ann&limit=20` },
   listMailFolders: { method: 'GET', url: `/generations/${GEN}/entities/u1/mail/folders` },
   listMailMessages: { method: 'GET', url: `/generations/${GEN}/entities/u1/mail/messages?folder=INBOX` },
@@ -178,6 +180,8 @@ describe('capabilities that do not exist yet answer 501, never invented data', (
     getGeneration: 'generations',
     forgetGeneration: 'generations',
     syncGenerations: 'generations',
+    protectGeneration: 'generations',
+    unprotectGeneration: 'generations',
     startBackup: 'backup-runner',
     applyRetention: 'backup-runner',
     listGenerationEntities: 'restore',
@@ -363,6 +367,11 @@ describe('settings', () => {
   const invalid: [string, Record<string, unknown>, string][] = [
     ['retention as a string', { ...valid, retentionDays: '10' }, 'body.retentionDays'],
     ['retention of 0 days', { ...valid, retentionDays: 0 }, 'body.retentionDays'],
+    ['a negative retention', { ...valid, retentionDays: -3 }, 'body.retentionDays'],
+    ['retention of 1.5 days', { ...valid, retentionDays: 1.5 }, 'body.retentionDays'],
+    ['negative weekly generations', { ...valid, keepWeekly: -1 }, 'body.keepWeekly'],
+    ['half a monthly generation', { ...valid, keepMonthly: 0.5 }, 'body.keepMonthly'],
+    ['too many weekly generations', { ...valid, keepWeekly: 521 }, 'body.keepWeekly'],
     ['backup time 25:00', { ...valid, backupTime: '25:00' }, 'body.backupTime'],
     ['backupEmails missing', (({ backupEmails: _, ...rest }) => rest)(valid), 'body.backupEmails'],
     ['unknown field', { ...valid, retention: 3 }, 'body.retention'],
@@ -391,6 +400,7 @@ describe('response validation is on in the tests', () => {
       runStatus: 'OK',
       productVersion: '0.1.0',
       formatVersion: 1,
+      protected: false,
       sizeRead: 10,
       sizeAdded: 5,
       parts: [
@@ -402,6 +412,8 @@ describe('response validation is on in the tests', () => {
       get: async () => g as Generation,
       forget: async () => { throw new Error('unused'); },
       sync: async () => { throw new Error('unused'); },
+      protect: async () => { throw new Error('unused'); },
+      unprotect: async () => { throw new Error('unused'); },
     });
     const good = await startTestApi({ generations: stub(gen) });
     const bad = await startTestApi({ generations: stub({ ...gen, status: 'GREAT', parts: 'none' }) });

@@ -8,7 +8,7 @@ import type { GenerationService } from '../../server/dataprotect/services.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
 
-// dp-generations rendering and the delete flow, on a fixture list of generations (a component test: the list
+// dp-generations rendering, protection and the delete flow, on a fixture list of generations (a component test: the list
 // comes from a fixture GenerationService, not from backups).
 
 const day = (d: number, h = 1) => new Date(Date.UTC(2026, 10, d, h, 0, 0)).toISOString();
@@ -27,7 +27,7 @@ const part = (id: string, tag: string, status: Generation['status'], d: number, 
 function fixture(): Generation[] {
   return [
     {
-      id: 'g-24', protectionTime: day(24), status: 'INVALID', runStatus: 'ERROR', productVersion: '0.1.0', formatVersion: 1,
+      id: 'g-24', protectionTime: day(24), status: 'INVALID', runStatus: 'ERROR', productVersion: '0.1.0', formatVersion: 1, protected: false,
       sizeRead: 3_400_000_000, sizeAdded: 120_000_000,
       parts: [
         part('p1', 'bm/pgsql', 'VALID', 24, 42, 900_000_000),
@@ -35,7 +35,7 @@ function fixture(): Generation[] {
       ],
     },
     {
-      id: 'g-23', protectionTime: day(23), status: 'VALID', runStatus: 'OK', productVersion: '0.1.0', formatVersion: 1,
+      id: 'g-23', protectionTime: day(23), status: 'VALID', runStatus: 'OK', productVersion: '0.1.0', formatVersion: 1, protected: false,
       sizeRead: 3_300_000_000, sizeAdded: 3_000_000_000,
       parts: [part('p3', 'bm/pgsql', 'VALID', 23, 40, 880_000_000), part('p4', 'mail/imap', 'VALID', 23, 290, 2_420_000_000)],
     },
@@ -59,10 +59,20 @@ beforeAll(async () => {
         return { task, alreadyRunning: false };
       },
       sync: async () => Promise.reject(new Error('not in this test')),
+      protect: async (id) => mark(id, true),
+      unprotect: async (id) => mark(id, false),
     }),
   });
 });
 afterAll(async () => env?.close());
+
+async function mark(id: string, value: boolean): Promise<Generation> {
+  await new Promise((r) => setTimeout(r, 200)); // the button is disabled meanwhile
+  const g = generations.find((x) => x.id === id);
+  if (!g) throw new NotFoundError(`no generation ${id}`);
+  g.protected = value;
+  return g;
+}
 
 async function signedIn(): Promise<Page> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
@@ -94,6 +104,29 @@ it('lists generations with status, size and parts (per server and tag, with stat
     return d.documentElement.scrollWidth - d.documentElement.clientWidth;
   });
   expect(overflow).toBeLessThanOrEqual(0);
+  await page.context().close();
+});
+
+it('protects a generation: the lock shows on its row, and unprotect removes it', async () => {
+  const page = await signedIn();
+  const row = page.locator('tr[data-generation="g-23"]');
+  await row.waitFor();
+  expect(await page.locator('[part="lock"]').count()).toBe(0);
+  const protect = page.getByRole('button', { name: /Protect the generation of 23/ });
+  await protect.click();
+  const lock = row.getByRole('img', { name: 'Protected: kept whatever the retention policy' });
+  await lock.waitFor();
+  expect(generations.find((g) => g.id === 'g-23')?.protected).toBe(true);
+  expect(await page.locator('tr[data-generation="g-24"] [part="lock"]').count()).toBe(0);
+  await page.screenshot({ path: path.join(SCREENSHOTS, '10a-generations-protected.png'), fullPage: true });
+
+  // Unprotect, with the keyboard.
+  const unprotect = page.getByRole('button', { name: /Give the generation of 23 .* back to retention/ });
+  await unprotect.focus();
+  await page.keyboard.press('Enter');
+  await lock.waitFor({ state: 'detached' });
+  expect(generations.find((g) => g.id === 'g-23')?.protected).toBe(false);
+  await page.getByRole('button', { name: /Protect the generation of 23/ }).waitFor();
   await page.context().close();
 });
 

@@ -11,7 +11,8 @@ export interface DpGenerationsEventMap {
 
 /**
  * The generations navigator: date, status, size, parts per server and tag (status, duration, size), Backup now,
- * delete with confirmation, live progress of a running backup or deletion (dp-task-progress).
+ * protect / unprotect (a lock marks a protected generation: kept whatever the retention policy), delete with
+ * confirmation, live progress of a running backup or deletion (dp-task-progress).
  * Fires `dp-backup-started` (detail: the task).
  */
 export class DpGenerations extends DpElement<DpGenerationsEventMap> {
@@ -21,6 +22,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
     notice: { state: true },
     starting: { state: true },
     confirming: { state: true },
+    changing: { state: true },
   };
 
   declare taskId: string | null;
@@ -28,6 +30,8 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
   declare notice: string | null;
   declare starting: boolean;
   declare confirming: Generation | null;
+  /** The generation whose protection is being changed. */
+  declare changing: string | null;
 
   private readonly load = new AsyncTask(this, {
     task: async ([client], { signal }) => {
@@ -49,6 +53,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
     this.notice = null;
     this.starting = false;
     this.confirming = null;
+    this.changing = null;
   }
 
   static override styles = [
@@ -107,6 +112,17 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
         padding: var(--_dp-space-3);
         margin-bottom: var(--_dp-space-3);
       }
+      .lock {
+        display: inline-flex;
+        vertical-align: -2px;
+        margin-left: var(--_dp-space-1);
+        color: var(--_dp-color-primary);
+      }
+      .actions-cell {
+        display: flex;
+        gap: var(--_dp-space-2);
+        flex-wrap: wrap;
+      }
       dialog {
         border: 1px solid var(--_dp-color-control-border);
         border-radius: var(--_dp-radius-large);
@@ -160,6 +176,20 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
     }
   }
 
+  private async toggleProtection(g: Generation): Promise<void> {
+    if (!this.client) return;
+    this.actionProblem = null;
+    this.changing = g.id;
+    try {
+      await (g.protected ? this.client.unprotectGeneration(g.id) : this.client.protectGeneration(g.id));
+      await this.load.run();
+    } catch (err) {
+      this.actionProblem = problemOf(err) ?? { status: 0, title: this.t('common.error'), detail: (err as Error).message };
+    } finally {
+      this.changing = null;
+    }
+  }
+
   private taskEnded(_e: CustomEvent<Task>): void {
     void this.load.run();
   }
@@ -203,7 +233,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
       <tbody>
         ${gens.map(
           (g) => html`<tr data-generation=${g.id}>
-            <td>${formatDate(this.locale, g.protectionTime)}</td>
+            <td>${formatDate(this.locale, g.protectionTime)}${g.protected ? this.lock() : nothing}</td>
             <td><span part="status" class="badge ${g.status}">${this.t(`status.${g.status}`)}</span></td>
             <td>
               ${formatBytes(this.locale, g.sizeRead)}
@@ -222,12 +252,33 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
               </ul>
             </td>
             <td>
-              ${this.may('manageDataProtect') ? this.deleteButton(g) : nothing}
+              ${this.may('manageDataProtect') ? html`<div class="actions-cell">${this.protectButton(g)}${this.deleteButton(g)}</div>` : nothing}
             </td>
           </tr>`,
         )}
       </tbody>
     </table>`;
+  }
+
+  private lock() {
+    const label = this.t('generations.protected');
+    return html`<span part="lock" class="lock" role="img" aria-label=${label} title=${label}
+      ><svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true">
+        <path fill="currentColor" d="M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7h1zm2 0h4V5a2 2 0 0 0-4 0v2z" /></svg
+    ></span>`;
+  }
+
+  private protectButton(g: Generation) {
+    const date = formatDate(this.locale, g.protectionTime);
+    return html`<button
+      part="protect-button"
+      class="secondary"
+      aria-label=${this.t(g.protected ? 'generations.unprotectLabel' : 'generations.protectLabel', { date })}
+      ?disabled=${this.changing === g.id}
+      @click=${() => this.toggleProtection(g)}
+    >
+      ${this.t(g.protected ? 'generations.unprotect' : 'generations.protect')}
+    </button>`;
   }
 
   private deleteButton(g: Generation) {

@@ -17,7 +17,8 @@ const en = {
 
   'settings.title': 'Backup configuration',
   'settings.retentionDays': 'Retention (days)',
-  'settings.retentionDays.help': 'Generations of the last N days are kept; the newest valid one always is.',
+  'settings.retentionDays.help':
+    'Every generation of the last 48 hours is kept; older ones of the last N days, one a day (the newest, and the newest valid). Beyond, only the weekly and monthly ones; the newest valid generation and protected ones always.',
   'settings.backupEmails': 'Backup emails',
   'settings.backupArchivedEmails': 'Backup archived emails',
   'settings.backupTime': 'Backup time',
@@ -56,6 +57,11 @@ const en = {
   'generations.alreadyRunning': 'A backup was already running: following it.',
   'generations.added': '{size} added',
   'generations.duration': '{duration}',
+  'generations.protected': 'Protected: kept whatever the retention policy',
+  'generations.protect': 'Protect',
+  'generations.protectLabel': 'Protect the generation of {date} from retention',
+  'generations.unprotect': 'Unprotect',
+  'generations.unprotectLabel': 'Give the generation of {date} back to retention',
 
   'status.VALID': 'Valid',
   'status.UNKNOWN': 'With warnings',
@@ -185,7 +191,8 @@ const fr: Record<MessageKey, string> = {
 
   'settings.title': 'Configuration de la sauvegarde',
   'settings.retentionDays': 'Rétention (jours)',
-  'settings.retentionDays.help': 'Les générations des N derniers jours sont conservées ; la plus récente valide toujours.',
+  'settings.retentionDays.help':
+    'Toutes les générations des dernières 48 heures sont conservées ; les plus anciennes des N derniers jours, une par jour (la plus récente, et la plus récente valide). Au-delà, seulement les hebdomadaires et mensuelles ; toujours la plus récente valide et les générations protégées.',
   'settings.backupEmails': 'Sauvegarder les e-mails',
   'settings.backupArchivedEmails': 'Sauvegarder les e-mails archivés',
   'settings.backupTime': 'Heure de sauvegarde',
@@ -224,6 +231,11 @@ const fr: Record<MessageKey, string> = {
   'generations.alreadyRunning': 'Une sauvegarde était déjà en cours : suivi de celle-ci.',
   'generations.added': '{size} ajoutés',
   'generations.duration': '{duration}',
+  'generations.protected': 'Protégée : conservée quelle que soit la politique de rétention',
+  'generations.protect': 'Protéger',
+  'generations.protectLabel': 'Protéger la génération du {date} de la rétention',
+  'generations.unprotect': 'Ne plus protéger',
+  'generations.unprotectLabel': 'Rendre la génération du {date} à la politique de rétention',
 
   'status.VALID': 'Valide',
   'status.UNKNOWN': 'Avec avertissements',

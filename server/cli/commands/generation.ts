@@ -7,11 +7,12 @@ import { Command } from 'commander';
 import { EngineError, LockHeldError, NotFoundError, RepositoryNotFoundError, type Repository } from '../../engine/index.js';
 import { GenerationCache } from '../../dataprotect/generation/cache.js';
 import {
-  deleteGeneration, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,
+  deleteGeneration, GenerationNotFoundError, readGenerations, readLatest, refreshLatest, toGeneration, type GenerationRecord, type Trigger,
 } from '../../dataprotect/generation/format.js';
 import { withDatabaseLock } from '../../dataprotect/generation/process-lock.js';
 import { openLocation, snapshotFingerprint } from '../../dataprotect/generation/repository.js';
-import { dayOf } from '../../dataprotect/generation/retention.js';
+import { setProtection } from '../../dataprotect/generation/protection.js';
+import { checkRetentionPolicy, dayOf, RetentionPolicyError, type RetentionPolicy } from '../../dataprotect/generation/retention.js';
 import { runGeneration } from '../../dataprotect/generation/run.js';
 import { BACKUP_LOCK } from '../../dataprotect/generation/runner.js';
 import { DEFAULT_POST_BACKUP_SCRIPT, defaultSettings } from '../../dataprotect/settings.js';
@@ -23,7 +24,7 @@ import { SCHEMA_VERSION } from '../../host/reference/schema.js';
 import { createPool } from '../../pg/client.js';
 import { migrate } from '../../store/migrations.js';
 import { databaseUrl, hostDatabase, installation } from '../compose.js';
-import { collect, output, repoPath, wholeNumber, type RepoOptions } from '../context.js';
+import { collect, output, repoPath, UsageError, wholeNumber, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
 
 interface BackupOpts extends RepoOptions {
@@ -38,6 +39,21 @@ interface BackupOpts extends RepoOptions {
   postScript: string | false;
   hookTimeout: number;
   scheduled?: boolean;
+}
+
+const POLICY_OPTIONS: Record<string, string> = { retentionDays: '--retention-days', keepWeekly: '--keep-weekly', keepMonthly: '--keep-monthly' };
+
+/** The run's retention policy, refused (exit 2) before the backup starts when it cannot be applied. */
+function policyOf(opts: BackupOpts): RetentionPolicy | undefined {
+  if (!opts.retention) return undefined;
+  const policy = { days: opts.retentionDays, weekly: opts.keepWeekly, monthly: opts.keepMonthly };
+  try {
+    checkRetentionPolicy(policy);
+  } catch (err) {
+    if (err instanceof RetentionPolicyError) throw new UsageError(`${POLICY_OPTIONS[err.field] ?? err.field} ${err.reason}; nothing was backed up`);
+    throw err;
+  }
+  return policy;
 }
 
 const rootOption = ['--host-root <dir>', "the reference host's files (mail spool, archive, file hosting, configuration)", DEFAULT_HOST_ROOT] as const;
@@ -57,9 +73,9 @@ export function register(program: Command): void {
     .option('--no-emails', 'leave out the mail parts (mail/imap), as "Backup emails" off')
     .option('--archived-emails', 'also back up archived mail (mail/archive), off by default')
     .option('--skip-tag <tag>', 'a tag not to back up (repeatable)', collect, [])
-    .option('--retention-days <n>', 'keep the generations of the last n days', wholeNumber, defaultSettings({ repositoryLocation: '/' }).retentionDays)
-    .option('--keep-weekly <n>', 'also keep the newest generation of each of the last n weeks', wholeNumber, 0)
-    .option('--keep-monthly <n>', 'also keep the newest generation of each of the last n months', wholeNumber, 0)
+    .option('--retention-days <n>', 'the retention window: every generation of the last 48 hours, then the newest (and newest valid) of each of the last n days', wholeNumber, defaultSettings({ repositoryLocation: '/' }).retentionDays)
+    .option('--keep-weekly <n>', 'also keep one generation (the newest valid) of each of the last n weeks', wholeNumber, 0)
+    .option('--keep-monthly <n>', 'also keep one generation (the newest valid) of each of the last n months', wholeNumber, 0)
     .option('--no-retention', 'do not apply retention (nor prune) after the run')
     .option('--post-script <path>', 'post-backup action, run after a successful run if it exists and is executable', DEFAULT_POST_BACKUP_SCRIPT)
     .option('--no-post-script', 'do not run the post-backup action')
@@ -68,6 +84,7 @@ export function register(program: Command): void {
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (opts: BackupOpts) => {
       const out = output(opts);
+      const retention = policyOf(opts);
       const location = repoPath(opts);
       const { database: db, host, productVersion } = installation(opts);
       const trigger: Trigger = opts.scheduled ? 'schedule' : 'cli';
@@ -84,7 +101,7 @@ export function register(program: Command): void {
           const r = await runGeneration({
             repo, host, trigger, productVersion,
             backupEmails: opts.emails, backupArchivedEmails: Boolean(opts.archivedEmails), skippedTags: opts.skipTag,
-            retention: opts.retention ? { days: opts.retentionDays, weekly: opts.keepWeekly, monthly: opts.keepMonthly } : undefined,
+            retention,
             postBackup: opts.postScript ? { script: opts.postScript, timeoutMs: opts.hookTimeout * 1000 } : undefined,
             log: { info: (m) => out.notice(m), warn: (m) => out.warn(m), error: (m) => out.warn(m) },
             progress: (p) =>
@@ -146,7 +163,7 @@ export function register(program: Command): void {
             : gens
                 .map((g) =>
                   [
-                    `${g.record.id}  ${g.record.protectionTime}  ${g.record.status.padEnd(7)} run ${g.record.runStatus ?? '-'}${latest?.generation === g.record.id ? '  (latest)' : ''}${g.interrupted ? '  interrupted' : ''}`,
+                    `${g.record.id}  ${g.record.protectionTime}  ${g.record.status.padEnd(7)} run ${g.record.runStatus ?? '-'}${latest?.generation === g.record.id ? '  (latest)' : ''}${g.record.protected ? '  protected' : ''}${g.interrupted ? '  interrupted' : ''}`,
                     ...partsLine(g.record),
                     ...g.record.messages.map((m) => `  ${m}`),
                   ].join('\n'),
@@ -184,6 +201,40 @@ export function register(program: Command): void {
       if (!locked.acquired) throw new LockHeldError(`a backup of ${describe(db)} is running; try again when it has finished`);
       out.summary({ forgotten: id, snapshots: locked.value.files, latest: locked.value.latest }, `generation ${id} forgotten (${locked.value.files} snapshot files); run 'bm-dataprotect prune' to reclaim the space`);
     });
+
+  for (const protect of [true, false]) {
+    const verb = protect ? 'protect' : 'unprotect';
+    gen
+      .command(verb)
+      .description(protect ? 'keep one generation whatever the retention policy (recorded in the repository)' : 'give a protected generation back to the retention policy')
+      .argument('<id>', 'generation id')
+      .option('--repo <dir>', 'repository directory')
+      .option(...rootOption)
+      .option('--json', 'output as JSON')
+      .action(async (id: string, opts: RepoOptions & { hostRoot: string }) => {
+        const out = output(opts);
+        const location = repoPath(opts);
+        const db = settingsFromEnv();
+        // The backup lock, as a forget: no retention runs while the record changes.
+        const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
+          const repo = await existingRepository(location);
+          try {
+            return await setProtection(repo, id, protect);
+          } catch (err) {
+            if (err instanceof GenerationNotFoundError) throw new EngineError(err.message);
+            throw err;
+          } finally {
+            await repo.close();
+          }
+        });
+        if (!locked.acquired) throw new LockHeldError(`a backup of ${describe(db)} is running; try again when it has finished`);
+        const { record, changed } = locked.value;
+        out.summary(
+          { generation: toGeneration(record), changed },
+          `generation ${record.id} ${changed ? '' : 'was already '}${protect ? 'protected: kept whatever the retention policy' : 'not protected: the retention policy applies to it'}`,
+        );
+      });
+  }
 
   gen
     .command('sync')

@@ -11,6 +11,8 @@
 //   be superseded by a later revision (the post-backup action changed the run status): readers take the highest.
 // - Deleting a generation removes its final records first, then its parts, then its running record, so an
 //   interrupted deletion leaves an "interrupted" generation that the next run cleans up.
+// - Protection (`protected: true`, kept whatever the retention policy) is a field of the record: protecting or
+//   unprotecting writes a new final revision, then deletes the older ones (protection.ts).
 
 import { randomBytes } from 'node:crypto';
 import { Archiver, FORMAT_VERSION, type Repository, type SnapshotInfo } from '../../engine/index.js';
@@ -48,6 +50,8 @@ export interface GenerationRecord {
   repositoryFormat: number;
   parts: PartRecord[];
   messages: string[];
+  /** Kept whatever the retention policy (absent: not protected). */
+  protected?: boolean;
 }
 
 /** A generation as read back from the repository. */
@@ -143,6 +147,7 @@ export function toGeneration(r: GenerationRecord): Generation {
     runStatus: r.runStatus,
     productVersion: r.productVersion,
     formatVersion: r.formatVersion,
+    protected: r.protected === true,
     sizeRead: r.parts.reduce((n, p) => n + p.sizeRead, 0),
     sizeAdded: r.parts.reduce((n, p) => n + p.sizeAdded, 0),
     parts: r.parts.map(({ snapshot: _s, ...p }) => ({ ...p, messages: [...p.messages] })),

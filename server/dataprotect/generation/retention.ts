@@ -1,16 +1,63 @@
 // Retention of generations, in real days (BlueMind counts generations and calls them days). Decided per
 // generation, never per part: a generation is kept or deleted whole. Then a prune reclaims the space.
+//
+// What is kept, newest first:
+// - every generation of the last 48 hours (even with a one-day window), so a "Backup now" taken before a
+//   risky change outlives the next run;
+// - within the retention window (the last N calendar days, today included), older ones thinned to one a day:
+//   the newest of each day, and that day's newest VALID one when the newest is not;
+// - one generation of each of the last W weeks / M months that have one (the period's newest valid one, else
+//   its newest): what stays beyond the window;
+// - always the newest VALID generation, however old, and every protected generation.
 
 import { prune, type PruneSummary, type Repository } from '../../engine/index.js';
+import { InvalidInputError } from '../errors.js';
 import { deleteGeneration, readGenerations, type GenerationRecord } from './format.js';
 
 export interface RetentionPolicy {
-  /** Keep the generations of the last N calendar days, today included (the newest of each day). */
+  /** The retention window: the last N calendar days, today included. */
   days: number;
-  /** Also the newest generation of each of the last N ISO weeks that have one. */
+  /** Also one generation of each of the last N ISO weeks that have one. */
   weekly?: number;
-  /** Also the newest generation of each of the last N months that have one. */
+  /** Also one generation of each of the last N months that have one. */
   monthly?: number;
+}
+
+/** Bounds of a policy (the settings' contract says the same). */
+export const RETENTION_LIMITS = { days: { min: 1, max: 3650 }, weekly: { min: 0, max: 520 }, monthly: { min: 0, max: 240 } } as const;
+
+/** Generations younger than this are all kept, whatever the policy says of their day. */
+export const KEEP_ALL_WITHIN_MS = 48 * 3600_000;
+
+/** A policy that cannot be applied. `field` is the settings' name (retentionDays, keepWeekly, keepMonthly). */
+export class RetentionPolicyError extends InvalidInputError {
+  constructor(
+    field: string,
+    /** What is wrong, without the field's name (the CLI names its option instead). */
+    readonly reason: string,
+  ) {
+    super(field, reason);
+  }
+}
+
+const FIELDS = { days: 'retentionDays', weekly: 'keepWeekly', monthly: 'keepMonthly' } as const;
+
+/** Throws RetentionPolicyError when the policy is not whole numbers within RETENTION_LIMITS. */
+export function checkRetentionPolicy(policy: RetentionPolicy): void {
+  for (const key of ['days', 'weekly', 'monthly'] as const) {
+    const v = policy[key];
+    if (v === undefined && key !== 'days') continue;
+    const { min, max } = RETENTION_LIMITS[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      const what = key === 'days' ? 'days' : key === 'weekly' ? 'weeks' : 'months';
+      throw new RetentionPolicyError(FIELDS[key], `must be a whole number of ${what} from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    }
+  }
+}
+
+/** The policy in words, for logs and summaries. */
+export function describeRetention(policy: RetentionPolicy): string {
+  return [`${policy.days} days`, ...(policy.weekly ? [`${policy.weekly} weekly`] : []), ...(policy.monthly ? [`${policy.monthly} monthly`] : [])].join(', ');
 }
 
 export interface RetentionDecision {
@@ -36,26 +83,25 @@ function weekOf(d: Date): string {
 }
 
 /**
- * Which generations to keep (pure). Rules, each adding reasons:
- * - daily: every day from today back to N-1 days ago keeps its newest generation, and its newest VALID one when
- *   the newest is not (a failed "Backup now" in the evening does not push out that night's valid generation);
- * - weekly / monthly: the newest generation of each of the last N weeks / months that have one;
- * - the newest VALID generation is always kept, however old;
- * - `pinned` ids (the run in progress) are always kept.
+ * Which generations to keep (pure), each kept one with its reasons (see the rules at the top of this file).
+ * `pinned` ids (the run in progress) are always kept. Throws RetentionPolicyError on an invalid policy.
  */
 export function decideRetention(gens: readonly GenerationRecord[], policy: RetentionPolicy, now: Date, pinned: readonly string[] = []): RetentionDecision {
-  if (!Number.isInteger(policy.days) || policy.days < 1) throw new Error(`retention days must be a whole number >= 1, got ${policy.days}`);
+  checkRetentionPolicy(policy);
   const newestFirst = [...gens].sort((a, b) => (a.protectionTime < b.protectionTime ? 1 : a.protectionTime > b.protectionTime ? -1 : 0));
   const reasons = new Map<string, string[]>();
   const add = (id: string, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
 
   const first = dayOf(new Date(now.getFullYear(), now.getMonth(), now.getDate() - (policy.days - 1)));
-  const today = dayOf(now);
+  const recentSince = now.getTime() - KEEP_ALL_WITHIN_MS;
   const seenDay = new Set<string>();
   const seenValidDay = new Set<string>();
   for (const g of newestFirst) {
-    const d = dayOf(new Date(g.protectionTime));
-    if (d < first || d > today) continue;
+    const t = new Date(g.protectionTime);
+    const d = dayOf(t);
+    // Even with a one-day window; and later than now (a node whose clock is ahead) counts as recent.
+    if (t.getTime() > recentSince) add(g.id, 'within the last 48 hours');
+    if (d < first) continue;
     if (!seenDay.has(d)) {
       seenDay.add(d);
       add(g.id, `daily ${d}`);
@@ -69,19 +115,17 @@ export function decideRetention(gens: readonly GenerationRecord[], policy: Reten
     [policy.weekly ?? 0, 'weekly', weekOf],
     [policy.monthly ?? 0, 'monthly', monthOf],
   ] as const) {
-    let left = n;
-    let last: string | undefined;
+    // The periods that have a generation, newest first; each keeps its newest valid one, else its newest.
+    const periods = new Map<string, GenerationRecord[]>();
     for (const g of newestFirst) {
-      if (left <= 0) break;
       const b = bucket(new Date(g.protectionTime));
-      if (b === last) continue;
-      last = b;
-      left--;
-      add(g.id, `${label} ${b}`);
+      periods.set(b, [...(periods.get(b) ?? []), g]);
     }
+    for (const [b, inPeriod] of [...periods].slice(0, n)) add((inPeriod.find((g) => g.status === 'VALID') ?? inPeriod[0]).id, `${label} ${b}`);
   }
   const newestValid = newestFirst.find((g) => g.status === 'VALID');
   if (newestValid) add(newestValid.id, 'newest valid generation');
+  for (const g of newestFirst) if (g.protected) add(g.id, 'protected');
   for (const id of pinned) if (newestFirst.some((g) => g.id === id)) add(id, 'this run');
   return {
     keep: newestFirst.filter((g) => reasons.has(g.id)).map((g) => ({ id: g.id, protectionTime: g.protectionTime, reasons: reasons.get(g.id)! })),
@@ -113,7 +157,7 @@ export async function applyRetention(repo: Repository, policy: RetentionPolicy, 
     await deleteGeneration(repo, byId.get(r.id)!);
     o.log?.info(`retention: deleted generation ${r.id} of ${r.protectionTime}`);
   }
-  o.log?.info(`retention (${policy.days} days${policy.weekly ? `, ${policy.weekly} weekly` : ''}${policy.monthly ? `, ${policy.monthly} monthly` : ''}): kept ${decision.keep.length}, deleted ${decision.remove.length}`);
+  o.log?.info(`retention (${describeRetention(policy)}): kept ${decision.keep.length}, deleted ${decision.remove.length}`);
   let summary: PruneSummary | null = null;
   let pruneError: string | null = null;
   if (!o.dryRun && !o.noPrune && decision.remove.length > 0) {

@@ -12,7 +12,7 @@ import {
   type GenerationRecord, type PartRecord, type Trigger,
 } from './format.js';
 import { runPostBackupScript, type HookResult } from './hook.js';
-import { applyRetention, type RetentionPolicy, type RetentionResult } from './retention.js';
+import { applyRetention, checkRetentionPolicy, type RetentionPolicy, type RetentionResult } from './retention.js';
 
 /** The part order of a run: database first, then configuration and files, mail last (in parallel per server). */
 export const TAG_ORDER: readonly Tag[] = ['bm/pgsql', 'bm/pgsql-data', 'bm/core', 'bm/conf', 'filehosting/data', 'mail/imap', 'mail/archive'];
@@ -98,6 +98,8 @@ export function planParts(servers: readonly HostServer[], o: RunOptions): PartPl
  * and the post-backup action; a result that changes the run status is written as a new revision of the record.
  */
 export async function runGeneration(o: GenerationRunOptions): Promise<GenerationRunResult> {
+  // A policy that cannot be applied is refused before anything is written, not found wrong after the run.
+  if (o.retention) checkRetentionPolicy(o.retention);
   const log = o.log ?? silent;
   const time = o.time ?? new Date();
   const id = newGenerationId(time);

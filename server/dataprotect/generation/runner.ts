@@ -14,9 +14,12 @@ import { SCHEDULER_ACTOR, type Principal } from '../principal.js';
 import type { BackupRunner, GenerationService, Requester } from '../services.js';
 import { SettingsService, type Settings } from '../settings.js';
 import { GenerationCache } from './cache.js';
-import { deleteGeneration, readGenerations, refreshLatest, toGeneration, type GenerationRecord, type StoredGeneration } from './format.js';
+import {
+  deleteGeneration, GenerationNotFoundError, readGenerations, refreshLatest, toGeneration, type GenerationRecord, type StoredGeneration,
+} from './format.js';
+import { setProtection } from './protection.js';
 import { openLocation, snapshotFingerprint } from './repository.js';
-import { applyRetention } from './retention.js';
+import { applyRetention, checkRetentionPolicy } from './retention.js';
 import { runGeneration } from './run.js';
 import { BACKUP_CONFIG, HOST_PORT, type BackupConfig } from './tokens.js';
 
@@ -115,6 +118,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
 
   private async backup(ctx: TaskContext, trigger: 'api' | 'schedule' | 'cli'): Promise<Record<string, unknown>> {
     const s = await this.settings.get();
+    checkRetentionPolicy(retentionPolicy(s));
     const repo = await openLocation(s.repositoryLocation, { create: true });
     if (!repo) throw new Error(`no repository at ${s.repositoryLocation}`);
     const log = taskLog(ctx);
@@ -207,6 +211,46 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       }
     });
     return started ?? this.busy(`cannot forget generation ${id}`);
+  }
+
+  protect(id: string, by: Principal): Promise<Generation> {
+    return this.setProtected(id, true, by);
+  }
+
+  unprotect(id: string, by: Principal): Promise<Generation> {
+    return this.setProtected(id, false, by);
+  }
+
+  /** At once, not a task (one small record written), under the backup lock so that no retention runs meanwhile. */
+  private async setProtected(id: string, protect: boolean, by: Principal): Promise<Generation> {
+    await this.get(id);
+    const s = await this.settings.get();
+    const action = protect ? 'protect' : 'unprotect';
+    const work = async () => {
+      const repo = await openLocation(s.repositoryLocation);
+      if (!repo) throw new NotFoundError(`no repository at ${s.repositoryLocation}`);
+      try {
+        return await setProtection(repo, id, protect);
+      } catch (err) {
+        if (err instanceof GenerationNotFoundError) throw new NotFoundError(err.message);
+        throw err;
+      } finally {
+        await repo.close();
+      }
+    };
+    // A task that has just ended releases the lock a moment later: try again for a little while.
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.cluster.withLock(BACKUP_LOCK, work);
+      if (r.acquired) {
+        await this.cache.upsert(s.repositoryLocation, r.value.record);
+        if (r.value.changed) {
+          await this.audit.record({ actor: by.login, action: `generation.${action}`, target: id, generationId: id, result: 'ok' });
+        }
+        return toGeneration(r.value.record);
+      }
+      if (attempt >= 20 || (await this.runningTask())) return this.busy(`cannot ${action} generation ${id}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
   }
 
   async sync(by: Principal): Promise<TaskStart> {
