@@ -702,11 +702,8 @@ export interface components {
             generationId: components["schemas"]["GenerationIdValue"];
             /** @description Servers of the generation restored onto other servers of this installation (when the addresses changed). Unmapped servers go to the server with the same address, as BlueMind does. */
             serverMap?: components["schemas"]["ServerMapping"][];
-            /**
-             * @description Remove this installation's data first (its databases and data directories); without it a non-blank installation is refused
-             * @default false
-             */
-            wipe: boolean;
+            /** @description Remove this installation's data first (its databases and data directories); left out or false, a non-blank installation is refused */
+            wipe?: boolean;
         };
         ServerMapping: {
             /** @description A server of the generation: uid or address */
