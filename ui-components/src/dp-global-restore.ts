@@ -196,6 +196,11 @@ export class DpGlobalRestore extends DpElement<DpGlobalRestoreEventMap> {
       dialog .actions {
         justify-content: flex-end;
       }
+      ul.content {
+        margin: var(--_dp-space-1) 0 0;
+        padding-left: 20px;
+        overflow-wrap: anywhere;
+      }
       .wipe {
         display: flex;
         gap: var(--_dp-space-2);
@@ -383,7 +388,8 @@ export class DpGlobalRestore extends DpElement<DpGlobalRestoreEventMap> {
     const inst = r.installation;
     return html`${inst.blank === false
         ? html`<div part="not-blank" class="alert unavailable" data-blank="false">
-            <strong>${this.t('drp.notBlank')}</strong>${this.t('drp.notBlankText', { content: inst.content.join('; ') })}
+            <strong>${this.t('drp.notBlank')}</strong>${this.t('drp.notBlankText')}
+            ${this.contentList(inst.content)}
           </div>`
         : inst.blank
           ? html`<p class="note" data-blank="true">${this.t('drp.blank')}</p>`
@@ -436,13 +442,19 @@ export class DpGlobalRestore extends DpElement<DpGlobalRestoreEventMap> {
     </fieldset>`;
   }
 
+  private contentList(content: string[]) {
+    return html`<ul class="content">
+      ${content.map((c) => html`<li>${c}</li>`)}
+    </ul>`;
+  }
+
   private dialog() {
     const g = this.chosenGeneration;
     const content = this.report?.installation.content ?? [];
     return html`<dialog part="dialog" aria-labelledby="drp-confirm-title" @cancel=${(e: Event) => (e.preventDefault(), this.closeDialog())}>
       <h2 id="drp-confirm-title">${this.t('drp.confirmTitle')}</h2>
       <p>${this.t('drp.confirmText', { date: g ? formatDate(this.locale, g.protectionTime) : '', version: g?.productVersion ?? '' })}</p>
-      ${this.wipe && content.length ? html`<p><strong>${this.t('drp.confirmWipe', { content: content.join('; ') })}</strong></p>` : nothing}
+      ${this.wipe && content.length ? html`<p><strong>${this.t('drp.confirmWipe')}</strong></p>${this.contentList(content)}` : nothing}
       <div class="actions">
         <button class="secondary" @click=${this.closeDialog}>${this.t('common.cancel')}</button>
         <button class="danger" @click=${() => this.start()}>${this.t('drp.confirm')}</button>

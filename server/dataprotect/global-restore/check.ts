@@ -169,7 +169,7 @@ function emptiness(found: { databases: string[]; directories: string[] }, wipe: 
       ? { id, status: 'met', message: `the target ${what} are empty or absent` }
       : wipe
         ? { id, status: 'warning', message: `not empty, the wipe removes it: ${found.join('; ')}` }
-        : { id, status: 'not-met', message: `this installation is not blank: ${found.join('; ')}`, advice: 'restore onto a blank installation, or pass --wipe to remove its data first' };
+        : { id, status: 'not-met', message: `this installation is not blank: ${found.join('; ')}`, advice: 'restore onto a blank installation, or wipe its data first (--wipe)' };
   return [verdict('databases', found.databases, 'databases'), verdict('directories', found.directories, 'directories')];
 }
 

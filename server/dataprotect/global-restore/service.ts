@@ -91,6 +91,7 @@ export class GlobalRestores implements GlobalRestoreService {
               log: { info: (m) => ctx.info(m), warn: (m) => ctx.warn(m), error: (m) => ctx.error(m) },
               progress: (p) => ctx.progress({ done: p.partsDone, total: p.partsTotal, unit: 'parts', bytes: p.bytes, message: `${p.part}: ${p.files}/${p.filesTotal} files${p.etaSeconds !== null ? `, about ${p.etaSeconds} s left` : ''}` }),
             });
+            ctx.progress({ done: r.parts.length, total: r.parts.length, unit: 'parts', message: `every part of generation ${r.generation} restored` });
             await this.audit.record({ actor: by.login, action: 'global-restore.end', target: TARGET, generationId: c.generation, taskId: ctx.id, result: 'ok', detail: { parts: r.parts.length, resumed: r.resumed, wipe, servers: Object.fromEntries(servers) } });
             return { generation: r.generation, resumed: r.resumed, parts: r.parts.map((p) => ({ ...p })), addressChanges: r.addressChanges, warnings: r.warnings };
           } catch (e) {
