@@ -11,9 +11,10 @@ import { initRepository, LocalStorage } from '../../server/engine/index.js';
 import { runGeneration } from '../../server/dataprotect/generation/run.js';
 import { withClient } from '../../server/pg/client.js';
 import { parseDatabaseUrl, withDatabase } from '../../server/pg/settings.js';
-import { stopDovecot } from '../../server/host/reference/dovecot.js';
-import { CORE_SERVER } from '../../server/host/reference/layout.js';
+import { freePort, startDovecot, stopDovecot } from '../../server/host/reference/dovecot.js';
+import { CORE_SERVER, hostLayout } from '../../server/host/reference/layout.js';
 import { SCHEMA_VERSION } from '../../server/host/reference/schema.js';
+import { seedReference } from '../../server/host/reference/seed.js';
 import { recordTables } from '../global-restore/helpers.js';
 import { PG_BASE } from '../http/harness.js';
 import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } from './console-harness.js';
@@ -30,10 +31,13 @@ let confFile: { path: string; bytes: Buffer };
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'dp-wizard-host-'));
-  reference = await referenceHostServices({
-    databaseUrl: `${PG_BASE}/postgres`, hostRoot: path.join(work, 'host'), users: 3,
-    hostDatabase: withDatabase(parseDatabaseUrl(`${PG_BASE}/postgres`), `dp_test_wizard_host_${randomBytes(4).toString('hex')}`),
-  });
+  const hostRoot = path.join(work, 'host');
+  const hostDatabase = withDatabase(parseDatabaseUrl(`${PG_BASE}/postgres`), `dp_test_wizard_host_${randomBytes(4).toString('hex')}`);
+  // Seeded and its Dovecot started on a free port first, so that the console takes them as they are and never
+  // meets another Dovecot on the default port.
+  await seedReference({ connection: hostDatabase, root: hostRoot, users: 3, force: false });
+  await startDovecot(hostLayout(hostRoot), { port: await freePort() });
+  reference = await referenceHostServices({ databaseUrl: `${PG_BASE}/postgres`, hostRoot, hostDatabase });
   repoDir = path.join(work, 'backups');
   const repo = await initRepository(new LocalStorage(repoDir));
   try {
@@ -131,7 +135,8 @@ describe('the global restore step of the setup wizard', () => {
     expect(await steps.locator('[aria-current="step"]').textContent()).toMatch(/Restore|Result/);
     const result = page.locator('[data-result]');
     await result.waitFor({ timeout: 150_000 });
-    expect(await result.getAttribute('data-result')).toBe('SUCCEEDED');
+    await shot(page, '23-global-restore-result');
+    expect(await result.getAttribute('data-result'), (await result.textContent()) ?? '').toBe('SUCCEEDED');
     expect(await result.textContent()).toContain('The installation is restored.');
     for (const key of [`${CORE_SERVER} bm/pgsql`, `${CORE_SERVER} bm/conf`]) await result.locator(`li[data-part="${key}"]`).waitFor();
     const next = await page.locator('ol[part="next-steps"]').textContent();
