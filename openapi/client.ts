@@ -9,6 +9,8 @@ export type Settings = Schemas['Settings'];
 export type SettingsUpdate = Schemas['SettingsUpdate'];
 export type Generation = Schemas['Generation'];
 export type Part = Schemas['Part'];
+/** A global restore's choices beyond the generation: `serverMap` (generation server → server here), `wipe`. */
+export type GlobalRestoreOptions = Pick<Schemas['GlobalRestoreRequest'], 'serverMap' | 'wipe'>;
 export type Task = Schemas['Task'];
 export type TaskStarted = Schemas['TaskStarted'];
 export type TaskLogEntry = Schemas['TaskLogEntry'];
@@ -175,11 +177,11 @@ export class DataProtectClient {
   discoverRepository(repositoryLocation: string): Promise<Generation[]> {
     return this.call('post', 'global-restore/discover', { json: { repositoryLocation } });
   }
-  checkGlobalRestore(repositoryLocation: string, generationId: string): Promise<Schemas['PrerequisiteReport']> {
-    return this.call('post', 'global-restore/check', { json: { repositoryLocation, generationId } });
+  checkGlobalRestore(repositoryLocation: string, generationId: string, options: GlobalRestoreOptions = {}): Promise<Schemas['PrerequisiteReport']> {
+    return this.call('post', 'global-restore/check', { json: { repositoryLocation, generationId, ...options } });
   }
-  startGlobalRestore(repositoryLocation: string, generationId: string): Promise<TaskStarted> {
-    return this.call('post', 'global-restore', { json: { repositoryLocation, generationId } });
+  startGlobalRestore(repositoryLocation: string, generationId: string, options: GlobalRestoreOptions = {}): Promise<TaskStarted> {
+    return this.call('post', 'global-restore', { json: { repositoryLocation, generationId, ...options } });
   }
 
   // Tasks

@@ -760,19 +760,71 @@ export interface components {
         GlobalRestoreRequest: {
             repositoryLocation: components["schemas"]["LocalOrS3Location"];
             generationId: components["schemas"]["GenerationIdValue"];
+            /** @description Servers of the generation restored onto other servers of this installation (when the addresses changed). Unmapped servers go to the server with the same address, as BlueMind does. */
+            serverMap?: components["schemas"]["ServerMapping"][];
+            /** @description Remove this installation's data first (its databases and data directories); left out or false, a non-blank installation is refused */
+            wipe?: boolean;
+        };
+        ServerMapping: {
+            /** @description A server of the generation: uid or address */
+            from: string;
+            /** @description A server of this installation: uid or address */
+            to: string;
+        };
+        /**
+         * @description not-met refuses the restore; a warning lets it run and says what to look at
+         * @enum {string}
+         */
+        PrerequisiteStatus: "met" | "not-met" | "warning";
+        ServerRef: {
+            uid: string;
+            /** @description Null for generations that did not record it */
+            address: string | null;
         };
         PrerequisiteReport: {
+            /** @description No prerequisite is not-met: the restore may start */
             ok: boolean;
+            /** @description The generation checked (`latest` resolved) */
+            generationId: string;
             checks: {
                 /**
-                 * @example server-addresses
-                 * @example product-version
-                 * @example empty-installation
+                 * @example generation
+                 * @example format
+                 * @example repository
+                 * @example product
+                 * @example servers
+                 * @example parts
+                 * @example databases
+                 * @example directories
+                 * @example space
+                 * @example resume
                  */
                 id: string;
+                /** @description met or warning */
                 ok: boolean;
+                status: components["schemas"]["PrerequisiteStatus"];
                 message: string;
+                /** @description What to do when it is not met, or to lift a warning */
+                advice: string | null;
             }[];
+            /** @description The installation being rebuilt */
+            installation: {
+                /** @description Its databases and data directories are empty or absent; null when not looked at */
+                blank: boolean | null;
+                /** @description What it holds when it is not blank */
+                content: string[];
+                productVersion: string;
+            };
+            /** @description Each server of the generation and the server of this installation it is restored onto */
+            servers: {
+                from: components["schemas"]["ServerRef"];
+                to: components["schemas"]["ServerRef"] | null;
+                /** @description Mapped by serverMap, not by the same address */
+                explicit: boolean;
+                problem: string | null;
+            }[];
+            /** @description The servers of this installation, for a serverMap */
+            targetServers: components["schemas"]["ServerRef"][];
         };
         AuditEvent: {
             id: number;

@@ -95,7 +95,36 @@ export interface EntityRef {
   domainUid: string;
 }
 
+export type PrerequisiteStatus = 'met' | 'not-met' | 'warning';
+
+export interface ServerRef {
+  uid: string;
+  /** Null for generations that did not record it. */
+  address: string | null;
+}
+
+/** What a global restore would meet here: each prerequisite, the installation, where each server goes. */
 export interface PrerequisiteReport {
+  /** No prerequisite is not-met. */
   ok: boolean;
-  checks: { id: string; ok: boolean; message: string }[];
+  /** The generation checked (`latest` resolved). */
+  generationId: string;
+  /** `ok` is true for met and warning (what older clients read). */
+  checks: { id: string; ok: boolean; status: PrerequisiteStatus; message: string; advice: string | null }[];
+  installation: {
+    /** Its databases and data directories are empty or absent; null when not looked at. */
+    blank: boolean | null;
+    content: string[];
+    productVersion: string;
+  };
+  servers: { from: ServerRef; to: ServerRef | null; explicit: boolean; problem: string | null }[];
+  targetServers: ServerRef[];
+}
+
+/** A global restore's choices beyond the generation: where servers go, and whether to wipe what is there. */
+export interface GlobalRestoreOptions {
+  /** A generation server (uid or address) → a server of this installation (uid or address). */
+  serverMap?: { from: string; to: string }[];
+  /** Remove the installation's data first (its databases and data directories). */
+  wipe?: boolean;
 }

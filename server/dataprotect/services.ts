@@ -1,6 +1,6 @@
 import type { InjectionToken } from 'tsyringe';
 import type { TaskStart } from '../jobs/task-registry.js';
-import type { EntityRef, Generation, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind } from './model.js';
+import type { EntityRef, Generation, GlobalRestoreOptions, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind } from './model.js';
 import type { Principal } from './principal.js';
 import type { RestoreOperation, RestoreOperationId } from './restore-capabilities.js';
 
@@ -81,8 +81,9 @@ export interface GlobalRestoreService {
   /** The generations a repository holds, read from the repository alone. */
   discover(repositoryLocation: string): Promise<Generation[]>;
   /** Checks and explains the prerequisites, touching nothing. */
-  check(repositoryLocation: string, generationId: string): Promise<PrerequisiteReport>;
-  start(by: Principal, repositoryLocation: string, generationId: string): Promise<TaskStart>;
+  check(repositoryLocation: string, generationId: string, options?: GlobalRestoreOptions): Promise<PrerequisiteReport>;
+  /** Refused (conflict) when a prerequisite is not met; resumes an interrupted restore of the same generation. */
+  start(by: Principal, repositoryLocation: string, generationId: string, options?: GlobalRestoreOptions): Promise<TaskStart>;
 }
 
 export const GENERATION_SERVICE: InjectionToken<GenerationService> = Symbol('dp.GenerationService');

@@ -149,10 +149,10 @@ export function binders(deps: ApiDeps): Binders {
     discoverRepository: async ({ body }) => ({ status: 200, body: await deps.globalRestore.discover(body.repositoryLocation) }),
     checkGlobalRestore: async ({ body }) => ({
       status: 200,
-      body: await deps.globalRestore.check(body.repositoryLocation, body.generationId),
+      body: await deps.globalRestore.check(body.repositoryLocation, body.generationId, { serverMap: body.serverMap, wipe: body.wipe }),
     }),
     startGlobalRestore: async ({ body, principal }) =>
-      started(await deps.globalRestore.start(principal, body.repositoryLocation, body.generationId)),
+      started(await deps.globalRestore.start(principal, body.repositoryLocation, body.generationId, { serverMap: body.serverMap, wipe: body.wipe })),
 
     listAuditEvents: async ({ query }) => ({
       status: 200,

@@ -5,7 +5,8 @@ import { walkTree, type Repository } from '../../engine/index.js';
 import type { InstallationPort } from '../../host/installation.js';
 import { findGeneration, type StoredGeneration } from '../generation/format.js';
 import { assertReadableFormat, productCompatibility, UnreadableGenerationError } from './compatibility.js';
-import { planRestore, type RestorePlan } from './plan.js';
+import type { HostServer } from '../../host/port.js';
+import { planRestore, type GenerationServer, type RestorePlan } from './plan.js';
 import { readState } from './state.js';
 import { databaseContent, databaseDirectory, directoryContent, freeBytes } from './targets.js';
 
@@ -19,10 +20,23 @@ export interface Prerequisite {
   advice?: string;
 }
 
+/** A server of the generation and where the restore puts it (null: nowhere yet, `problem` says why). */
+export interface ServerPlacement {
+  from: GenerationServer;
+  to: HostServer | null;
+  explicit: boolean;
+  problem: string | null;
+}
+
 export interface GlobalRestoreCheck {
   generation: string;
   ok: boolean;
   prerequisites: Prerequisite[];
+  servers: ServerPlacement[];
+  /** The servers of this installation, to map onto. */
+  targetServers: HostServer[];
+  /** What the targets hold (empty: the installation is blank); null when not looked at. */
+  content: string[] | null;
 }
 
 export interface CheckOptions {
@@ -38,7 +52,10 @@ export async function checkGlobalRestore(o: CheckOptions): Promise<GlobalRestore
   const out: Prerequisite[] = [];
   const g = await findGeneration(o.repo, o.generation);
   const id = g.record.id;
-  const done = () => ({ generation: id, ok: out.every((p) => p.status !== 'not-met'), prerequisites: out });
+  let placements: ServerPlacement[] = [];
+  let content: string[] | null = null;
+  const targetServers = await o.installation.host.servers();
+  const done = (): GlobalRestoreCheck => ({ generation: id, ok: out.every((p) => p.status !== 'not-met'), prerequisites: out, servers: placements, targetServers, content });
 
   try {
     assertReadableFormat(g.record);
@@ -54,9 +71,15 @@ export async function checkGlobalRestore(o: CheckOptions): Promise<GlobalRestore
 
   const plan = await planRestore(g, o.installation.host, o.servers ?? new Map());
   out.push(servers(plan));
+  placements = [
+    ...plan.mapping.map((m) => ({ from: m.from, to: m.to, explicit: m.explicit, problem: null })),
+    ...plan.unmapped.map((u) => ({ from: u.from, to: null, explicit: false, problem: u.reason })),
+  ];
   if (plan.problems.length) out.push({ id: 'parts', status: 'not-met', message: plan.problems.join('; '), advice: 'restore on an installation with the same roles per server, or map the servers with --map-server' });
   out.push(await packsNeeded(o.repo, plan));
 
+  const found = await targetContent(plan);
+  content = [...found.databases, ...found.directories];
   const state = await readState(o.installation.stateDir);
   if (state && !state.finishedAt && state.generation === id) {
     out.push({ id: 'resume', status: 'met', message: `an interrupted restore of this generation is resumed: ${state.done.length} part(s) already finished (${state.done.join(', ') || 'none'})` });
@@ -68,7 +91,7 @@ export async function checkGlobalRestore(o: CheckOptions): Promise<GlobalRestore
         advice: o.wipe ? 'the wipe removes what it restored' : `run it again with generation ${state.generation}, or restore this one with --wipe`,
       });
     }
-    out.push(...(await emptiness(plan, Boolean(o.wipe))));
+    out.push(...emptiness(found, Boolean(o.wipe)));
   }
   out.push(await space(plan));
   return done();
@@ -123,26 +146,31 @@ async function packsNeeded(repo: Repository, plan: RestorePlan): Promise<Prerequ
   return { id: 'repository', status: 'met', message: `the ${needed.size} pack(s) holding the generation's ${blobs} data blobs are present and whole` };
 }
 
-async function emptiness(plan: RestorePlan, wipe: boolean): Promise<Prerequisite[]> {
-  const dbs: string[] = [];
-  const dirs: string[] = [];
+/** What the databases and directories the plan writes hold now. */
+async function targetContent(plan: RestorePlan): Promise<{ databases: string[]; directories: string[] }> {
+  const databases: string[] = [];
+  const directories: string[] = [];
   for (const p of plan.parts) {
     if (p.database) {
       const c = await databaseContent(p.database.connection);
-      if (c) dbs.push(c);
+      if (c) databases.push(c);
     }
     for (const l of p.locations) {
       const c = await directoryContent(l.fsPath);
-      if (c) dirs.push(c);
+      if (c) directories.push(c);
     }
   }
+  return { databases, directories };
+}
+
+function emptiness(found: { databases: string[]; directories: string[] }, wipe: boolean): Prerequisite[] {
   const verdict = (id: 'databases' | 'directories', found: string[], what: string): Prerequisite =>
     found.length === 0
       ? { id, status: 'met', message: `the target ${what} are empty or absent` }
       : wipe
         ? { id, status: 'warning', message: `not empty, the wipe removes it: ${found.join('; ')}` }
-        : { id, status: 'not-met', message: `this installation is not blank: ${found.join('; ')}`, advice: 'restore onto a blank installation, or pass --wipe to remove its data first' };
-  return [verdict('databases', dbs, 'databases'), verdict('directories', dirs, 'directories')];
+        : { id, status: 'not-met', message: `this installation is not blank: ${found.join('; ')}`, advice: 'restore onto a blank installation, or wipe its data first (--wipe)' };
+  return [verdict('databases', found.databases, 'databases'), verdict('directories', found.directories, 'directories')];
 }
 
 async function space(plan: RestorePlan): Promise<Prerequisite> {

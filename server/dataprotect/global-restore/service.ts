@@ -5,9 +5,9 @@ import { inject, injectable, type InjectionToken } from 'tsyringe';
 import { TaskRegistry, type TaskStart } from '../../jobs/task-registry.js';
 import type { InstallationPort } from '../../host/installation.js';
 import { AuditLog } from '../audit.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import { GenerationNotFoundError } from '../generation/format.js';
-import type { Generation, PrerequisiteReport } from '../model.js';
+import type { Generation, GlobalRestoreOptions, PrerequisiteReport } from '../model.js';
 import type { Principal } from '../principal.js';
 import type { GlobalRestoreService } from '../services.js';
 import { checkGlobalRestore, type GlobalRestoreCheck } from './check.js';
@@ -16,16 +16,31 @@ import { GlobalRestoreRefusedError, runGlobalRestore } from './run.js';
 
 const TARGET = 'installation';
 
-/** The contract's report: a warning is met, and says so. */
-export function toPrerequisiteReport(c: GlobalRestoreCheck): PrerequisiteReport {
+/** The contract's report: each prerequisite with its status and advice (`ok`: met or warning), the installation, the servers. */
+export function toPrerequisiteReport(c: GlobalRestoreCheck, productVersion: string): PrerequisiteReport {
   return {
     ok: c.ok,
-    checks: c.prerequisites.map((p) => ({
-      id: p.id,
-      ok: p.status !== 'not-met',
-      message: `${p.status === 'warning' ? 'warning: ' : ''}${p.message}${p.advice ? ` — ${p.advice}` : ''}`,
+    generationId: c.generation,
+    checks: c.prerequisites.map((p) => ({ id: p.id, ok: p.status !== 'not-met', status: p.status, message: p.message, advice: p.advice ?? null })),
+    installation: { blank: c.content ? c.content.length === 0 : null, content: c.content ?? [], productVersion },
+    servers: c.servers.map((s) => ({
+      from: { uid: s.from.uid, address: s.from.address },
+      to: s.to ? { uid: s.to.uid, address: s.to.address } : null,
+      explicit: s.explicit,
+      problem: s.problem,
     })),
+    targetServers: c.targetServers.map((t) => ({ uid: t.uid, address: t.address })),
   };
+}
+
+/** The request's server map as the domain takes it; a server mapped twice is the caller's mistake. */
+export function serverMapOf(pairs: GlobalRestoreOptions['serverMap']): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const { from, to } of pairs ?? []) {
+    if (out.has(from)) throw new InvalidInputError('serverMap', `maps ${from} twice`);
+    out.set(from, to);
+  }
+  return out;
 }
 
 /** What a global restore needs of the installation it rebuilds. */
@@ -48,35 +63,40 @@ export class GlobalRestores implements GlobalRestoreService {
     }
   }
 
-  async check(location: string, generationId: string): Promise<PrerequisiteReport> {
+  async check(location: string, generationId: string, options: GlobalRestoreOptions = {}): Promise<PrerequisiteReport> {
+    const servers = serverMapOf(options.serverMap);
     const repo = await openRepositoryAt(location);
     try {
-      return toPrerequisiteReport(await checkGlobalRestore({ repo, installation: this.installation, generation: generationId }).catch(notFound));
+      const c = await checkGlobalRestore({ repo, installation: this.installation, generation: generationId, servers, wipe: options.wipe }).catch(notFound);
+      return toPrerequisiteReport(c, this.installation.productVersion);
     } finally {
       await repo.close();
     }
   }
 
-  async start(by: Principal, location: string, generationId: string): Promise<TaskStart> {
+  async start(by: Principal, location: string, generationId: string, options: GlobalRestoreOptions = {}): Promise<TaskStart> {
+    const servers = serverMapOf(options.serverMap);
+    const wipe = Boolean(options.wipe);
     const running = await this.tasks.findRunning('global-restore', TARGET);
     if (running) throw new ConflictError('a global restore is already running', running.id);
     const repo = await openRepositoryAt(location);
     let handed = false;
     try {
       // Refused at once (not as a failed task) when a prerequisite is not met.
-      const c = await checkGlobalRestore({ repo, installation: this.installation, generation: generationId }).catch(notFound);
+      const c = await checkGlobalRestore({ repo, installation: this.installation, generation: generationId, servers, wipe }).catch(notFound);
       if (!c.ok) throw new ConflictError(new GlobalRestoreRefusedError(c.prerequisites).message);
       const task = await this.tasks.start(
-        { kind: 'global-restore', title: `global restore of generation ${c.generation}`, actor: { login: by.login, uid: by.uid }, target: TARGET },
+        { kind: 'global-restore', title: `global restore of generation ${c.generation}${wipe ? ' (wiping the installation first)' : ''}`, actor: { login: by.login, uid: by.uid }, target: TARGET },
         async (ctx) => {
           try {
             const r = await runGlobalRestore({
-              repo, installation: this.installation, generation: c.generation, signal: ctx.signal,
+              repo, installation: this.installation, generation: c.generation, servers, wipe, signal: ctx.signal,
               log: { info: (m) => ctx.info(m), warn: (m) => ctx.warn(m), error: (m) => ctx.error(m) },
               progress: (p) => ctx.progress({ done: p.partsDone, total: p.partsTotal, unit: 'parts', bytes: p.bytes, message: `${p.part}: ${p.files}/${p.filesTotal} files${p.etaSeconds !== null ? `, about ${p.etaSeconds} s left` : ''}` }),
             });
-            await this.audit.record({ actor: by.login, action: 'global-restore.end', target: TARGET, generationId: c.generation, taskId: ctx.id, result: 'ok', detail: { parts: r.parts.length, resumed: r.resumed } });
-            return { generation: r.generation, resumed: r.resumed, parts: r.parts.map((p) => ({ ...p })) };
+            ctx.progress({ done: r.parts.length, total: r.parts.length, unit: 'parts', message: `every part of generation ${r.generation} restored` });
+            await this.audit.record({ actor: by.login, action: 'global-restore.end', target: TARGET, generationId: c.generation, taskId: ctx.id, result: 'ok', detail: { parts: r.parts.length, resumed: r.resumed, wipe, servers: Object.fromEntries(servers) } });
+            return { generation: r.generation, resumed: r.resumed, parts: r.parts.map((p) => ({ ...p })), addressChanges: r.addressChanges, warnings: r.warnings };
           } catch (e) {
             await this.audit.record({ actor: by.login, action: 'global-restore.end', target: TARGET, generationId: c.generation, taskId: ctx.id, result: 'failed', detail: { error: (e as Error).message } }).catch(() => {});
             throw e;
