@@ -1,11 +1,13 @@
 // The reference host as an installation a global restore rebuilds: state under `<host root>/global-restore`,
-// Dovecot resynchronised mailbox by mailbox after the spool is back, addresses rewritten in the `.ini` and
-// `.conf` files of a server's configuration.
+// Dovecot's user list regenerated from the restored directory and Dovecot resynchronised mailbox by mailbox after
+// the spool is back, server uids renamed in the database, addresses rewritten in a server's configuration files.
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { InstallationPort } from '../installation.js';
+import { withClient } from '../../pg/client.js';
 import { handSpoolToDovecot } from './dovecot.js';
+import { writeDovecotUsersFromDirectory } from './dovecot-users.js';
 import type { ReferenceHost } from './host.js';
 import { resyncMailbox } from './restore-writers.js';
 import { SCHEMA_VERSION } from './schema.js';
@@ -14,6 +16,18 @@ export const GLOBAL_RESTORE_STATE_DIR = 'global-restore';
 
 /** Text files of a server's configuration that may name a server by its address. */
 const CONFIG_FILE = /\.(ini|conf|cf|cnf|properties|json|yaml|yml)$/;
+
+/**
+ * Where the reference schema names a server (by uid): the server of a mailbox, of a directory entry, of a user's
+ * and a group's mail. The schema keeps no server addresses (the topology is the host's): those live in the
+ * configuration files only.
+ */
+const SERVER_COLUMNS: readonly (readonly [string, string])[] = [
+  ['t_mailbox', 'datalocation'],
+  ['t_directory_entry', 'datalocation'],
+  ['t_domain_user', 'server_id'],
+  ['t_group', 'server_id'],
+];
 
 export function referenceInstallation(host: ReferenceHost, productVersion: string = SCHEMA_VERSION): InstallationPort {
   const layout = host.layout;
@@ -24,6 +38,8 @@ export function referenceInstallation(host: ReferenceHost, productVersion: strin
     async mailSpoolRestored(_server, spoolRoot) {
       // A rehearsal restores beside the live spool: Dovecot serves only the live one.
       if (path.resolve(spoolRoot) !== layout.spool) return 0;
+      // Dovecot's user list is no part of any backup: it comes from the restored directory, as on a BlueMind.
+      await writeDovecotUsersFromDirectory(layout, host.database);
       await handSpoolToDovecot(layout);
       let n = 0;
       for (const domain of await fs.readdir(layout.spool, { withFileTypes: true })) {
@@ -36,6 +52,16 @@ export function referenceInstallation(host: ReferenceHost, productVersion: strin
         }
       }
       return n;
+    },
+    async serverRenamed(database, from, to) {
+      return withClient(database, async (c) => {
+        const changed: string[] = [];
+        for (const [table, column] of SERVER_COLUMNS) {
+          const r = await c.query(`UPDATE ${table} SET ${column} = $2 WHERE ${column} = $1`, [from, to]);
+          if (r.rowCount) changed.push(`${table}.${column}: ${r.rowCount} rows`);
+        }
+        return changed;
+      });
     },
     async rewriteServerAddress(confRoot, from, to) {
       const changed: string[] = [];
