@@ -7,7 +7,7 @@ import { ensureTools } from './tools.js';
 
 /**
  * `npm run bench`: the mail-spool case against restic, borg and rsync --link-dest, then the database
- * case when its module is present. Prints a table with every figure and our ratio to each peer.
+ * case when its module is present, then the global restore against its floor. Prints a table with every figure and our ratio to each peer.
  */
 const { values } = parseArgs({
   options: {
@@ -52,6 +52,12 @@ async function main(): Promise<void> {
     report.database = db;
     console.log('\nDatabase part:\n');
     for (const [k, v] of Object.entries(db)) console.log(`  ${k}: ${v}`);
+  }
+  if (!values.only || values.only === 'global-restore') {
+    const { runGlobalRestoreBench, printGlobalRestoreBench } = await import('./global-restore.js');
+    const gr = await runGlobalRestoreBench({ workDir: join(work, 'global-restore'), log });
+    report.globalRestore = gr;
+    printGlobalRestoreBench(gr);
   }
   await writeFile(join(work, 'results.json'), JSON.stringify(report, null, 2));
   console.log(`\nfigures saved in ${join(work, 'results.json')}`);

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,8 @@ import { discoverGenerations } from '../../server/dataprotect/global-restore/dis
 import { GlobalRestoreRefusedError, runGlobalRestore } from '../../server/dataprotect/global-restore/run.js';
 import { rehearseGlobalRestore } from '../../server/dataprotect/global-restore/sandbox.js';
 import { databaseExists } from '../../server/pg/databases.js';
+import { Repository } from '../../server/engine/index.js';
+import { LocalStorage } from '../../server/storage/index.js';
 import { everyMailbox, globalFixture, recordFiles, recordTables, referenceInstallation, wipeInstallation, type GlobalFixture } from './helpers.js';
 
 // The disaster: a seeded, backed-up installation loses its database and its data directories; the global
@@ -58,12 +60,73 @@ describe('global restore of the reference host', () => {
     const r = await rehearseGlobalRestore({ repo: f.repo, installation: referenceInstallation(f.host), generation: 'latest', dir });
     expect(r.parts.map((p) => [p.key, p.differences])).toEqual(r.parts.map((p) => [p.key, []]));
     expect(r.ok).toBe(true);
+    expect(r.failure).toBeNull();
     expect(r.parts.length).toBe(6);
     expect(r.parts.every((p) => p.compared > 0)).toBe(true);
     await expect(fs.access(dir)).rejects.toThrow();
     expect(await databaseExists(f.sb.db, `${f.sb.db.database}_rehearsal_x`)).toBe(false);
     expect(await recordTables(f.sb.db)).toEqual(f.tables);
     expect(await recordFiles(f.host.layout)).toEqual(f.files);
+  });
+
+  it('the rehearsal compares contents: a file corrupted in the sandbox (same size, mode and mtime) fails it', async () => {
+    const dir = path.join(await mkdtemp(path.join(tmpdir(), 'dp-rehearsal-')), 'sandbox');
+    let corrupted = '';
+    const r = await rehearseGlobalRestore({
+      repo: f.repo, installation: referenceInstallation(f.host), generation: 'latest', dir,
+      onPart: (key, state) => {
+        if (key !== 'bm-mail mail/imap' || state !== 'done') return;
+        // The spool is in the sandbox and not yet compared: one message changes its bytes but nothing else.
+        const spool = path.join(dir, 'servers', 'bm-mail', 'mail_imap', 'spool');
+        const file = readdirSync(spool, { recursive: true, encoding: 'utf8' }).sort().map((n) => path.join(spool, n)).find((p) => path.basename(path.dirname(p)) === 'cur' && statSync(p).isFile())!;
+        const st = statSync(file);
+        const bytes = readFileSync(file);
+        bytes[bytes.length - 2] ^= 0x20;
+        writeFileSync(file, bytes);
+        utimesSync(file, st.atime, st.mtime);
+        corrupted = path.relative(spool, file);
+      },
+    });
+    expect(corrupted).not.toBe('');
+    expect(r.ok).toBe(false);
+    expect(r.failure).toBeNull();
+    const imapPart = r.parts.find((p) => p.key === 'bm-mail mail/imap')!;
+    expect(imapPart.differences).toEqual([`/spool/${corrupted}: content differs from the generation (blob digests)`]);
+    expect(r.parts.filter((p) => p !== imapPart).every((p) => p.differences.length === 0)).toBe(true);
+    // Table fingerprints were compared too, one per table.
+    expect(r.parts.find((p) => p.key === 'bm-master bm/pgsql')!.compared).toBeGreaterThan(10);
+    await expect(fs.access(dir)).rejects.toThrow();
+  });
+
+  it('the rehearsal of a repository with a damaged pack fails and says where', async () => {
+    const copy = await mkdtemp(path.join(tmpdir(), 'dp-repo-damaged-'));
+    await fs.cp(f.repoDir, copy, { recursive: true });
+    // The largest pack holds mail: a few bytes flipped in its middle.
+    const packs: { file: string; size: number }[] = [];
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else packs.push({ file: p, size: statSync(p).size });
+      }
+    };
+    walk(path.join(copy, 'data'));
+    const biggest = packs.sort((a, b) => b.size - a.size)[0];
+    const bytes = readFileSync(biggest.file);
+    for (let i = 0; i < 64; i++) bytes[Math.floor(bytes.length / 2) + i] ^= 0xff;
+    writeFileSync(biggest.file, bytes);
+    const repo = await Repository.open(new LocalStorage(copy));
+    try {
+      const dir = path.join(await mkdtemp(path.join(tmpdir(), 'dp-rehearsal-')), 'sandbox');
+      const r = await rehearseGlobalRestore({ repo, installation: referenceInstallation(f.host), generation: 'latest', dir });
+      expect(r.ok).toBe(false);
+      expect(r.failure).toMatch(/part .*error|damaged|does not match|hash/i);
+      await expect(fs.access(dir)).rejects.toThrow();
+    } finally {
+      await repo.close();
+      await fs.rm(copy, { recursive: true, force: true });
+    }
+    expect(await recordTables(f.sb.db)).toEqual(f.tables);
   });
 
   it('after a wipe, restores every table row for row and every file exactly, and IMAP serves every message with its flags', async () => {

@@ -113,7 +113,8 @@ export function register(program: Command): void {
           const r = await rehearseGlobalRestore({ repo, installation, generation: ref, servers, dir: opts.sandbox, log: runLog(out), progress }).catch(usage);
           out.stopProgress();
           const text = r.parts.map((p) => `${p.differences.length ? 'DIFFERS' : 'same   '}  ${p.key}: ${p.detail}${p.differences.map((d) => `\n         ${d}`).join('')}`).join('\n');
-          out.summary({ ...r }, `rehearsal of generation ${r.generation} in ${duration(r.durationMs)}:\n${text}\n${r.ok ? 'the generation restores exactly' : 'the restored copy differs from the generation'}; sandbox removed`);
+          const verdict = r.failure ? `the generation does not restore: ${r.failure}` : r.ok ? 'the generation restores exactly' : 'the restored copy differs from the generation';
+          out.summary({ ...r }, `rehearsal of generation ${r.generation} in ${duration(r.durationMs)}:\n${text ? `${text}\n` : ''}${verdict}; sandbox removed`);
           if (!r.ok) process.exitCode = 1;
           return;
         }

@@ -145,3 +145,8 @@ export async function planRestore(g: StoredGeneration, host: HostPort, explicit:
 export function addressChanges(mapping: readonly ServerMapping[]): { from: string; to: string }[] {
   return mapping.filter((m) => m.from.address && m.from.address !== m.to.address).map((m) => ({ from: m.from.address!, to: m.to.address }));
 }
+
+/** Servers of the generation restored onto a server with another uid. */
+export function uidChanges(mapping: readonly ServerMapping[]): { from: string; to: string }[] {
+  return mapping.filter((m) => m.from.uid !== m.to.uid).map((m) => ({ from: m.from.uid, to: m.to.uid }));
+}

@@ -9,11 +9,12 @@ import path from 'node:path';
 import { restore, type Repository, type RestoreSummary } from '../../engine/index.js';
 import type { InstallationPort } from '../../host/installation.js';
 import { restoreDatabase } from '../../sources/pgsql-restore.js';
-import { findGeneration } from '../generation/format.js';
+import { findGeneration, type StoredGeneration } from '../generation/format.js';
 import type { RunLog } from '../generation/run.js';
 import { checkGlobalRestore, type Prerequisite } from './check.js';
 import { assertReadableFormat } from './compatibility.js';
-import { addressChanges, planRestore, type PlannedPart } from './plan.js';
+import { addressChanges, planRestore, uidChanges, type PlannedPart } from './plan.js';
+import { lockInstallation } from './lock.js';
 import { readState, writeState, type GlobalRestoreState } from './state.js';
 import { clearDatabase, clearLocation, stagingOf } from './targets.js';
 
@@ -49,6 +50,8 @@ export interface GlobalRestoreResult {
   resumed: boolean;
   parts: PartOutcome[];
   addressChanges: { from: string; to: string }[];
+  /** Servers restored onto a server of another uid. */
+  serverChanges: { from: string; to: string }[];
   warnings: string[];
   durationMs: number;
 }
@@ -81,11 +84,20 @@ export class GlobalRestoreRefusedError extends Error {
 const silent: RunLog = { info: () => {}, warn: () => {}, error: () => {} };
 
 export async function runGlobalRestore(o: GlobalRestoreRunOptions): Promise<GlobalRestoreResult> {
+  const g = await findGeneration(o.repo, o.generation);
+  assertReadableFormat(g.record);
+  const lock = await lockInstallation(o.installation, g.record.id);
+  try {
+    return await restoreLocked(o, g);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function restoreLocked(o: GlobalRestoreRunOptions, g: StoredGeneration): Promise<GlobalRestoreResult> {
   const started = Date.now();
   const log = o.log ?? silent;
   const inst = o.installation;
-  const g = await findGeneration(o.repo, o.generation);
-  assertReadableFormat(g.record);
   const id = g.record.id;
   const explicit = o.servers ?? new Map<string, string>();
 
@@ -98,6 +110,7 @@ export async function runGlobalRestore(o: GlobalRestoreRunOptions): Promise<Glob
 
   const plan = await planRestore(g, inst.host, explicit);
   const changes = addressChanges(plan.mapping);
+  const renames = uidChanges(plan.mapping);
   if (resumed) {
     log.info(`resuming the restore of generation ${id}: ${state!.done.length} of ${plan.parts.length} parts already restored`);
   } else {
@@ -139,7 +152,7 @@ export async function runGlobalRestore(o: GlobalRestoreRunOptions): Promise<Glob
     };
     // From scratch: whatever an interrupted attempt left goes first.
     await clearPart(p);
-    const r = p.kind === 'database' ? await restoreDatabasePart(o.repo, p, report, log) : await restoreTreePart(o.repo, inst, p, changes, report, log);
+    const r = p.kind === 'database' ? await restoreDatabasePart(o.repo, inst, p, renames, report, log) : await restoreTreePart(o.repo, inst, p, changes, report, log);
     st.done.push(p.key);
     await writeState(inst.stateDir, st);
     bytesBefore += p.snapshot.summary.bytesTotal;
@@ -151,7 +164,7 @@ export async function runGlobalRestore(o: GlobalRestoreRunOptions): Promise<Glob
   st.finishedAt = new Date().toISOString();
   await writeState(inst.stateDir, st);
   log.info(`generation ${id} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return { generation: id, resumed, parts: outcomes, addressChanges: changes, warnings, durationMs: Date.now() - started };
+  return { generation: id, resumed, parts: outcomes, addressChanges: changes, serverChanges: renames, warnings, durationMs: Date.now() - started };
 }
 
 async function clearPart(p: PlannedPart): Promise<void> {
@@ -166,12 +179,20 @@ interface PartDone {
   detail: string;
 }
 
-async function restoreDatabasePart(repo: Repository, p: PlannedPart, report: Report, log: RunLog): Promise<PartDone> {
+async function restoreDatabasePart(repo: Repository, inst: InstallationPort, p: PlannedPart, renames: { from: string; to: string }[], report: Report, log: RunLog): Promise<PartDone> {
+  const target = p.database!.connection;
   const r = await restoreDatabase({
-    repo, snapshot: p.snapshot, target: p.database!.connection,
+    repo, snapshot: p.snapshot, target,
     progress: { notice: (m) => log.info(`part ${p.key}: ${m}`), bytes: (done, total) => report(done, total, 0, 0) },
   });
-  return { bytes: r.bytes, files: 0, detail: `database ${r.database}: ${r.tables} tables, ${r.rows} rows, each checked against the backup` };
+  const notes: string[] = [];
+  // Checked against the backup first, then told where its servers are now: the part is done only after both.
+  for (const c of renames) {
+    const changed = await inst.serverRenamed(target, c.from, c.to);
+    if (changed.length) notes.push(`server ${c.from} → ${c.to} in ${changed.join(', ')}`);
+  }
+  for (const n of notes) log.info(`part ${p.key}: ${n}`);
+  return { bytes: r.bytes, files: 0, detail: [`database ${r.database}: ${r.tables} tables, ${r.rows} rows, each checked against the backup`, ...notes].join('; ') };
 }
 
 async function restoreTreePart(repo: Repository, inst: InstallationPort, p: PlannedPart, changes: { from: string; to: string }[], report: Report, log: RunLog): Promise<PartDone> {

@@ -1,19 +1,36 @@
 // The reference host as an installation a global restore rebuilds: state under `<host root>/global-restore`,
-// Dovecot resynchronised mailbox by mailbox after the spool is back, addresses rewritten in the `.ini` and
-// `.conf` files of a server's configuration.
+// Dovecot's user list regenerated from the restored directory and Dovecot resynchronised mailbox by mailbox after
+// the spool is back, server uids renamed in the database, addresses rewritten in a server's configuration files.
 
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { InstallationPort } from '../installation.js';
+import { withClient } from '../../pg/client.js';
 import { handSpoolToDovecot } from './dovecot.js';
+import { writeDovecotUsersFromDirectory } from './dovecot-users.js';
 import type { ReferenceHost } from './host.js';
-import { resyncMailbox } from './tree-replacer.js';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import type { HostLayout } from './layout.js';
 import { SCHEMA_VERSION } from './schema.js';
 
 export const GLOBAL_RESTORE_STATE_DIR = 'global-restore';
 
 /** Text files of a server's configuration that may name a server by its address. */
 const CONFIG_FILE = /\.(ini|conf|cf|cnf|properties|json|yaml|yml)$/;
+
+/**
+ * Where the reference schema names a server (by uid): the server of a mailbox, of a directory entry, of a user's
+ * and a group's mail. The schema keeps no server addresses (the topology is the host's): those live in the
+ * configuration files only.
+ */
+const SERVER_COLUMNS: readonly (readonly [string, string])[] = [
+  ['t_mailbox', 'datalocation'],
+  ['t_directory_entry', 'datalocation'],
+  ['t_domain_user', 'server_id'],
+  ['t_group', 'server_id'],
+];
 
 export function referenceInstallation(host: ReferenceHost, productVersion: string = SCHEMA_VERSION): InstallationPort {
   const layout = host.layout;
@@ -24,18 +41,28 @@ export function referenceInstallation(host: ReferenceHost, productVersion: strin
     async mailSpoolRestored(_server, spoolRoot) {
       // A rehearsal restores beside the live spool: Dovecot serves only the live one.
       if (path.resolve(spoolRoot) !== layout.spool) return 0;
+      // Dovecot's user list is no part of any backup: it comes from the restored directory, as on a BlueMind.
+      await writeDovecotUsersFromDirectory(layout, host.database);
       await handSpoolToDovecot(layout);
-      let n = 0;
+      const logins: string[] = [];
       for (const domain of await fs.readdir(layout.spool, { withFileTypes: true })) {
         if (!domain.isDirectory()) continue;
         for (const box of await fs.readdir(path.join(layout.spool, domain.name), { withFileTypes: true })) {
-          if (!box.isDirectory()) continue;
-          const maildir = path.join(layout.spool, domain.name, box.name);
-          await resyncMailbox(layout, { server: _server, maildir, partPath: `/spool/${domain.name}/${box.name}`, imapLogin: `${box.name}@${domain.name}` });
-          n++;
+          if (box.isDirectory()) logins.push(`${box.name}@${domain.name}`);
         }
       }
-      return n;
+      await resyncMailboxes(layout, logins);
+      return logins.length;
+    },
+    async serverRenamed(database, from, to) {
+      return withClient(database, async (c) => {
+        const changed: string[] = [];
+        for (const [table, column] of SERVER_COLUMNS) {
+          const r = await c.query(`UPDATE ${table} SET ${column} = $2 WHERE ${column} = $1`, [from, to]);
+          if (r.rowCount) changed.push(`${table}.${column}: ${r.rowCount} rows`);
+        }
+        return changed;
+      });
     },
     async rewriteServerAddress(confRoot, from, to) {
       const changed: string[] = [];
@@ -62,4 +89,26 @@ export function referenceInstallation(host: ReferenceHost, productVersion: strin
       return changed;
     },
   };
+}
+
+const run = promisify(execFile);
+
+/**
+ * Dovecot rebuilds the indexes of every mailbox from the files, all in one doveadm process (one per mailbox costs
+ * a process start each: most of a whole spool's restore time).
+ */
+async function resyncMailboxes(layout: HostLayout, logins: readonly string[]): Promise<void> {
+  const conf = path.join(layout.dovecot, 'dovecot.conf');
+  // Dovecot never ran on this host: it indexes the files when it first opens them.
+  if (!existsSync(conf) || !logins.length) return;
+  const list = path.join(layout.dovecot, `resync-${process.pid}.users`);
+  await fs.writeFile(list, logins.join('\n') + '\n', { mode: 0o600 });
+  try {
+    await run('/usr/bin/doveadm', ['-c', conf, 'force-resync', '-F', list, '*'], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`doveadm force-resync of ${logins.length} mailboxes: ${(err.stderr || err.message).trim().split('\n').slice(0, 5).join('; ')}`);
+  } finally {
+    await fs.rm(list, { force: true });
+  }
 }
