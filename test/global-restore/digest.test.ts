@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Archiver, findNode, type Repository, type SnapshotInfo, Repository } from '../../server/engine/index.js';
+import { Archiver, findNode, Repository, type SnapshotInfo } from '../../server/engine/index.js';
 import { LocalStorage } from '../../server/storage/index.js';
 import { fileBlobIds } from '../../server/dataprotect/global-restore/digest.js';
 
