@@ -118,8 +118,9 @@ export class CodecPool {
     return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, max })) as Promise<FilesResult>;
   }
 
-  restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], asRoot: boolean): Promise<RestoreResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, asRoot })) as Promise<RestoreResult>;
+  /** `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there. */
+  restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
+    return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
   }
 
   private run(op: 'compress' | 'decompress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {

@@ -12,6 +12,7 @@ import binding from 'zstd-napi/binding.js';
 import { cutsInto } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
+import { RestoreTarget } from './restore-target.js';
 
 interface Job {
   id: number;
@@ -28,6 +29,7 @@ interface Job {
   params: ChunkerParams;
   blobs: RestoreBlob[];
   writes: RestoreWrite[];
+  target: string;
   asRoot: boolean;
 }
 
@@ -38,7 +40,6 @@ const { level, gear } = workerData as { level: number; gear: Int32Array };
 const cctx = new binding.CCtx();
 const dctx = new binding.DCtx();
 let scratch = Buffer.allocUnsafe(1 << 20);
-const C = fs.constants;
 
 // Buffers are external memory, which V8 collects late: on a restore (packs in, files out) tens of MiB
 // per worker pile up between collections, so restores collect every 32 MiB. Backups do not: there the
@@ -149,9 +150,11 @@ function decompress(job: Job): void {
 
 /**
  * Restore: decompress into the scratch buffer, verify against the id, write into the files that want
- * the blob. Files are opened with O_NOFOLLOW: a symlink planted in the target is never followed.
+ * the blob. Files are created and opened through RestoreTarget, as in the main thread: no symlink on
+ * the way is followed.
  */
 function restore(job: Job): void {
+  const target = RestoreTarget.at(job.target);
   const input = Buffer.from(job.data);
   const byBlob: number[][] = job.blobs.map(() => []);
   job.writes.forEach((w, i) => byBlob[w.blob].push(i));
@@ -179,13 +182,13 @@ function restore(job: Job): void {
       let fd = -1;
       try {
         if (w.whole) {
-          fd = fs.openSync(w.path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
+          fd = target.createFile(w.path);
           writeAll(fd, raw, 0);
           if (job.asRoot) fs.fchownSync(fd, w.uid, w.gid);
           fs.fchmodSync(fd, w.mode);
           fs.futimesSync(fd, w.mtime, w.mtime);
         } else {
-          fd = fs.openSync(w.path, C.O_WRONLY | C.O_NOFOLLOW);
+          fd = target.openFile(w.path);
           writeAll(fd, raw, w.at);
         }
       } catch (e) {

@@ -46,7 +46,8 @@ export function register(program: Command): void {
           { snapshot: snap.id, target, ...s },
           `restored snapshot ${snap.id.slice(0, 8)} to ${target}: ${s.files} files (${bytes(s.bytes)}), ${s.dirs} directories, ${s.symlinks} symlinks, ${s.hardlinks} hard links; ` +
             `read ${bytes(s.bytesFetched)} from ${s.packsRead} pack(s) in ${duration(s.durationMs)}` +
-            (s.errors ? `\n${s.errors} item(s) failed${s.damage.length ? `, ${s.damage.length} because the repository is damaged (run 'bm-dataprotect check --read-data')` : ''}` : ''),
+            (s.errors ? `\n${s.errors} item(s) failed${s.damage.length ? `, ${s.damage.length} because the repository is damaged (run 'bm-dataprotect check --read-data')` : ''}` : '') +
+            (s.skipped ? `\n${s.skipped} item(s) skipped below directories that could not be restored` : ''),
         );
         if (s.damage.length) process.exitCode = 12;
         else if (s.errors) process.exitCode = 1;
