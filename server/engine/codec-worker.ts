@@ -7,20 +7,22 @@ import fs from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { decompress as zstdDecompress } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import { RestoreTarget } from './restore-target.js';
+import { decompressBounded } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'decompress' | 'files' | 'window' | 'restore';
+  op: 'compress' | 'verify' | 'files' | 'window' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
   flags: number[];
+  raws: number[];
+  ids: string[];
   paths: string[];
   max: number;
   path: string;
@@ -116,36 +118,27 @@ function compress(job: Job): void {
   port.postMessage({ id: job.id, data: ab, lengths, flags, errors: job.lengths.map(() => null) }, [ab]);
 }
 
-function decompress(job: Job): void {
+/** Decompresses (into the scratch buffer, no further than the declared size) and hashes each blob: verdicts only. */
+function verify(job: Job): void {
   const input = Buffer.from(job.data);
-  const parts: Buffer[] = [];
-  const lengths: number[] = [];
-  const flags: number[] = [];
   const errors: (string | null)[] = [];
   let off = 0;
   for (let i = 0; i < job.lengths.length; i++) {
-    const blob = input.subarray(off, off + job.lengths[i]);
+    const stored = input.subarray(off, off + job.lengths[i]);
     off += job.lengths[i];
+    let raw: Buffer = stored;
     if (job.flags[i] === 1) {
+      if (scratch.length < job.raws[i]) scratch = Buffer.allocUnsafe(job.raws[i]);
       try {
-        const d = zstdDecompress(blob);
-        parts.push(d);
-        lengths.push(d.length);
-        errors.push(null);
+        raw = decompressBounded(dctx, stored, job.raws[i], scratch);
       } catch (e) {
-        parts.push(Buffer.alloc(0));
-        lengths.push(0);
-        errors.push(message(e));
+        errors.push(`cannot decompress (${message(e)})`);
+        continue;
       }
-    } else {
-      parts.push(blob);
-      lengths.push(blob.length);
-      errors.push(null);
     }
-    flags.push(0);
+    errors.push(createHash('sha256').update(raw).digest('hex') === job.ids[i] ? null : 'content does not match its id');
   }
-  const ab = transferable(Buffer.concat(parts));
-  port.postMessage({ id: job.id, data: ab, lengths, flags, errors }, [ab]);
+  port.postMessage({ id: job.id, data: new ArrayBuffer(0), lengths: [], flags: [], errors });
 }
 
 /**
@@ -162,14 +155,13 @@ function restore(job: Job): void {
   const writeErrors: (string | null)[] = new Array(job.writes.length).fill(null);
   job.blobs.forEach((b, bi) => {
     const stored = input.subarray(b.off, b.off + b.len);
-    let raw = stored;
+    let raw: Buffer = stored;
     let err: string | null = null;
     if (b.zstd) {
+      // b.raw was bounded by blobProblem before the job was sent.
       if (scratch.length < b.raw) scratch = Buffer.allocUnsafe(b.raw);
       try {
-        const n = dctx.decompress(scratch.subarray(0, b.raw), stored);
-        if (n !== b.raw) err = `decompressed to ${n} bytes, index says ${b.raw}`;
-        raw = scratch.subarray(0, n);
+        raw = decompressBounded(dctx, stored, b.raw, scratch);
       } catch (e) {
         err = `cannot decompress (${message(e)})`;
       }
@@ -306,5 +298,8 @@ port.on('message', (job: Job) => {
     restore(job);
     maybeGc(job.bytes || 0);
   } else if (job.op === 'compress') compress(job);
-  else decompress(job);
+  else {
+    verify(job);
+    maybeGc(job.bytes || 0);
+  }
 });

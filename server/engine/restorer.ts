@@ -7,6 +7,7 @@ import { mapLimit, type Repository } from './repository.js';
 import { RestoreTarget } from './restore-target.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { splitPath, type TreeNode } from './tree.js';
+import { contentSizeProblem } from './validate.js';
 
 export interface RestoreProgress {
   update?(s: Readonly<RestoreSummary>): void;
@@ -180,24 +181,20 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       }
       continue;
     }
-    if (content.length > 1) {
-      try {
-        closeSync(target.createFile(f.path));
-      } catch (err) {
-        f.failed = true;
-        fail(f.path, err);
-        continue;
-      }
+    // Every blob located and its declared sizes checked (the same checks as `check`) before the file is created.
+    let locs: BlobLocation[];
+    try {
+      locs = content.map((id) => repo.blobLocation(id));
+      const problem = contentSizeProblem(f.node, locs.map((l) => l.rawLength));
+      if (problem) throw new RepositoryDamagedError(problem);
+      if (content.length > 1) closeSync(target.createFile(f.path));
+    } catch (err) {
+      f.failed = true;
+      fail(f.path, err);
+      continue;
     }
-    for (const id of content) {
-      let loc: BlobLocation;
-      try {
-        loc = repo.blobLocation(id);
-      } catch (err) {
-        f.failed = true;
-        fail(f.path, err);
-        break;
-      }
+    for (const [i, id] of content.entries()) {
+      const loc = locs[i];
       let blobs = byPack.get(loc.pack);
       if (!blobs) byPack.set(loc.pack, (blobs = new Map()));
       let job = blobs.get(id);

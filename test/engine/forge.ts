@@ -3,6 +3,7 @@ import { sha256, toHex } from '../../server/engine/hash.js';
 import type { Repository, SnapshotInfo, TreeNode } from '../../server/engine/index.js';
 import { BlobSaver } from '../../server/engine/saver.js';
 import { encodeTree } from '../../server/engine/tree.js';
+import { PackBuilder } from '../../server/engine/pack.js';
 
 /**
  * Hostile repositories for tests: trees written with the engine's own writer, as an attacker with write
@@ -61,4 +62,26 @@ export async function saveForgedSnapshot(repo: Repository, like: SnapshotInfo, s
   const { id: _id, ...rest } = s;
   const id = await repo.saveSnapshot(rest);
   return { ...s, id };
+}
+
+/**
+ * A data pack written by hand, with whatever sizes its index declares: `stored` is what the pack holds
+ * (zstd or raw), `id` the blob id (by default the SHA-256 of `raw`), `rawLength` what the index claims.
+ */
+export async function forgePack(repo: Repository, blobs: { raw: Buffer; stored: Buffer; zstd: boolean; rawLength: number }[]): Promise<string[]> {
+  const b = new PackBuilder();
+  const ids: string[] = [];
+  for (const x of blobs) {
+    const id = sha256(x.raw);
+    b.add(id, BlobType.Data, x.stored, x.zstd, x.rawLength);
+    ids.push(toHex(id));
+  }
+  const parts = b.finish();
+  const pack = toHex(sha256(parts));
+  await repo.writePack(pack, parts);
+  const packs = [{ id: pack, blobs: b.entries }];
+  const name = await repo.writeIndex(packs);
+  repo.indexFiles.delete(name);
+  repo.addIndexFile(name, { supersedes: [], packs });
+  return ids;
 }
