@@ -56,7 +56,11 @@ export class Repository {
   }
 
   static async init(storage: Storage, opts: InitOptions = {}): Promise<Repository> {
-    if (await storage.stat('config', 'config')) throw new EngineError(`a repository already exists at ${storage.location}`);
+    if (await storage.stat('config', 'config')) {
+      // A repository made before its files were owner-only is tightened by asking for it again.
+      const tightened = (await storage.restrictAccess?.()) ?? 0;
+      throw new EngineError(`a repository already exists at ${storage.location}${tightened ? ` (${tightened} of its files and folders are now readable by their owner only)` : ''}`);
+    }
     const config: RepositoryConfig = {
       ...DEFAULT_CONFIG,
       id: randomBytes(16).toString('hex'),
@@ -69,6 +73,8 @@ export class Repository {
       packSize: opts.packSize ?? DEFAULT_CONFIG.packSize,
     };
     await storage.write('config', 'config', encodeJson(config));
+    // An existing folder (made by an administrator with their umask) becomes owner-only too.
+    await storage.restrictAccess?.();
     return new Repository(storage, config);
   }
 

@@ -24,6 +24,9 @@ export function register(program: Command): void {
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (ref: string, opts: Opts) => {
       if (!opts.target) throw new UsageError('missing --target DIR: where to restore to');
+      for (const p of opts.include ?? []) {
+        if (p.split('/').includes('..')) throw new UsageError(`--include ${p}: give a path inside the snapshot, without '..'`);
+      }
       const out = output(opts);
       const repo = await openRepo(opts);
       try {
