@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
 import { StreamChunker } from './chunker.js';
-import { EngineError } from './errors.js';
+import { EngineError, RepositoryFullError } from './errors.js';
 import { FORMAT_VERSION } from './format.js';
 import { fromHex, sha256, toHex } from './hash.js';
 import type { RepositoryLock } from './lock.js';
@@ -455,6 +455,8 @@ export class Archiver {
   }
 
   private fail(path: string, err: unknown): void {
+    // The repository failed (its disk is full...), not this source file: the backup stops with that error.
+    if (err instanceof RepositoryFullError || (err !== undefined && err === this.saver.writeFailure)) throw err;
     this.summary.errors++;
     this.opts.progress?.error?.(path, err instanceof Error ? err : new Error(String(err)));
   }

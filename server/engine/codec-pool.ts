@@ -90,9 +90,21 @@ export class CodecPool {
     return this.run('compress', data, lengths, []);
   }
 
-  /** `zstd[i]` says whether blob i is zstd-compressed (else it is returned as is). */
-  decompress(blobs: readonly Uint8Array[], zstd: readonly boolean[]): Promise<CodecResult> {
-    return this.run('decompress', concat(blobs), blobs.map((b) => b.byteLength), zstd.map((z) => (z ? 1 : 0)));
+  /**
+   * Verifies stored blobs (`check --read-data`): each is decompressed, no further than its declared raw
+   * size (already checked by blobProblem), and hashed against its id, one at a time on a worker; only the
+   * verdicts come back, so memory stays at one blob per worker whatever the pack holds.
+   */
+  async verify(blobs: readonly { stored: Uint8Array; zstd: boolean; raw: number; id: string }[]): Promise<(string | null)[]> {
+    const r = await this.post(concat(blobs.map((b) => b.stored)), blobs.reduce((a, b) => a + b.stored.byteLength, 0), (id) => ({
+      id,
+      op: 'verify',
+      lengths: blobs.map((b) => b.stored.byteLength),
+      flags: blobs.map((b) => (b.zstd ? 1 : 0)),
+      raws: blobs.map((b) => b.raw),
+      ids: blobs.map((b) => b.id),
+    }));
+    return (r as CodecResult).errors;
   }
 
   async close(): Promise<void> {
@@ -118,11 +130,12 @@ export class CodecPool {
     return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, max })) as Promise<FilesResult>;
   }
 
-  restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], asRoot: boolean): Promise<RestoreResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, asRoot })) as Promise<RestoreResult>;
+  /** `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there. */
+  restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
+    return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
   }
 
-  private run(op: 'compress' | 'decompress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {
+  private run(op: 'compress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {
     return this.post(data, data.byteLength, (id) => ({ id, op, lengths, flags })) as Promise<CodecResult>;
   }
 

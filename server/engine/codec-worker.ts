@@ -7,19 +7,22 @@ import fs from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { decompress as zstdDecompress } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
+import { RestoreTarget } from './restore-target.js';
+import { decompressBounded } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'decompress' | 'files' | 'window' | 'restore';
+  op: 'compress' | 'verify' | 'files' | 'window' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
   flags: number[];
+  raws: number[];
+  ids: string[];
   paths: string[];
   max: number;
   path: string;
@@ -28,6 +31,7 @@ interface Job {
   params: ChunkerParams;
   blobs: RestoreBlob[];
   writes: RestoreWrite[];
+  target: string;
   asRoot: boolean;
 }
 
@@ -38,7 +42,6 @@ const { level, gear } = workerData as { level: number; gear: Int32Array };
 const cctx = new binding.CCtx();
 const dctx = new binding.DCtx();
 let scratch = Buffer.allocUnsafe(1 << 20);
-const C = fs.constants;
 
 // Buffers are external memory, which V8 collects late: on a restore (packs in, files out) tens of MiB
 // per worker pile up between collections, so restores collect every 32 MiB. Backups do not: there the
@@ -115,43 +118,36 @@ function compress(job: Job): void {
   port.postMessage({ id: job.id, data: ab, lengths, flags, errors: job.lengths.map(() => null) }, [ab]);
 }
 
-function decompress(job: Job): void {
+/** Decompresses (into the scratch buffer, no further than the declared size) and hashes each blob: verdicts only. */
+function verify(job: Job): void {
   const input = Buffer.from(job.data);
-  const parts: Buffer[] = [];
-  const lengths: number[] = [];
-  const flags: number[] = [];
   const errors: (string | null)[] = [];
   let off = 0;
   for (let i = 0; i < job.lengths.length; i++) {
-    const blob = input.subarray(off, off + job.lengths[i]);
+    const stored = input.subarray(off, off + job.lengths[i]);
     off += job.lengths[i];
+    let raw: Buffer = stored;
     if (job.flags[i] === 1) {
+      if (scratch.length < job.raws[i]) scratch = Buffer.allocUnsafe(job.raws[i]);
       try {
-        const d = zstdDecompress(blob);
-        parts.push(d);
-        lengths.push(d.length);
-        errors.push(null);
+        raw = decompressBounded(dctx, stored, job.raws[i], scratch);
       } catch (e) {
-        parts.push(Buffer.alloc(0));
-        lengths.push(0);
-        errors.push(message(e));
+        errors.push(`cannot decompress (${message(e)})`);
+        continue;
       }
-    } else {
-      parts.push(blob);
-      lengths.push(blob.length);
-      errors.push(null);
     }
-    flags.push(0);
+    errors.push(createHash('sha256').update(raw).digest('hex') === job.ids[i] ? null : 'content does not match its id');
   }
-  const ab = transferable(Buffer.concat(parts));
-  port.postMessage({ id: job.id, data: ab, lengths, flags, errors }, [ab]);
+  port.postMessage({ id: job.id, data: new ArrayBuffer(0), lengths: [], flags: [], errors });
 }
 
 /**
  * Restore: decompress into the scratch buffer, verify against the id, write into the files that want
- * the blob. Files are opened with O_NOFOLLOW: a symlink planted in the target is never followed.
+ * the blob. Files are created and opened through RestoreTarget, as in the main thread: no symlink on
+ * the way is followed.
  */
 function restore(job: Job): void {
+  const target = RestoreTarget.at(job.target);
   const input = Buffer.from(job.data);
   const byBlob: number[][] = job.blobs.map(() => []);
   job.writes.forEach((w, i) => byBlob[w.blob].push(i));
@@ -159,14 +155,13 @@ function restore(job: Job): void {
   const writeErrors: (string | null)[] = new Array(job.writes.length).fill(null);
   job.blobs.forEach((b, bi) => {
     const stored = input.subarray(b.off, b.off + b.len);
-    let raw = stored;
+    let raw: Buffer = stored;
     let err: string | null = null;
     if (b.zstd) {
+      // b.raw was bounded by blobProblem before the job was sent.
       if (scratch.length < b.raw) scratch = Buffer.allocUnsafe(b.raw);
       try {
-        const n = dctx.decompress(scratch.subarray(0, b.raw), stored);
-        if (n !== b.raw) err = `decompressed to ${n} bytes, index says ${b.raw}`;
-        raw = scratch.subarray(0, n);
+        raw = decompressBounded(dctx, stored, b.raw, scratch);
       } catch (e) {
         err = `cannot decompress (${message(e)})`;
       }
@@ -179,13 +174,13 @@ function restore(job: Job): void {
       let fd = -1;
       try {
         if (w.whole) {
-          fd = fs.openSync(w.path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
+          fd = target.createFile(w.path);
           writeAll(fd, raw, 0);
           if (job.asRoot) fs.fchownSync(fd, w.uid, w.gid);
           fs.fchmodSync(fd, w.mode);
           fs.futimesSync(fd, w.mtime, w.mtime);
         } else {
-          fd = fs.openSync(w.path, C.O_WRONLY | C.O_NOFOLLOW);
+          fd = target.openFile(w.path);
           writeAll(fd, raw, w.at);
         }
       } catch (e) {
@@ -303,5 +298,8 @@ port.on('message', (job: Job) => {
     restore(job);
     maybeGc(job.bytes || 0);
   } else if (job.op === 'compress') compress(job);
-  else decompress(job);
+  else {
+    verify(job);
+    maybeGc(job.bytes || 0);
+  }
 });

@@ -31,6 +31,11 @@ export class RepositoryDamagedError extends EngineError {
 /** Something in the repository would make a restore leave its target (hostile or damaged tree). */
 export class UnsafeTreeError extends RepositoryDamagedError {}
 
+/** The repository's storage has no room left: not the fault of what was being backed up. */
+export class RepositoryFullError extends EngineError {
+  readonly code = 'ENOSPC';
+}
+
 /** A snapshot, path or file asked for does not exist. */
 export class NotFoundError extends EngineError {
   override readonly kind: EngineErrorKind = 'not-found';

@@ -91,13 +91,47 @@ async function pruneLocked(repo: Repository, opts: PruneOptions): Promise<PruneS
   }
   for (const pack of sizes.keys()) if (!packs.has(pack)) remove.add(pack);
 
-  // Sweep: copy used blobs of repacked packs (stored bytes as they are, no recompression).
-  const kept = new BlobIdSet();
-  const newIndex: IndexFile['packs'] = [];
-  for (const pack of keep) {
-    for (const b of packs.get(pack)!) kept.add(b.id);
-    newIndex.push({ id: pack, blobs: packs.get(pack)! });
+  for (const pack of remove) {
+    s.bytesFreed += sizes.get(pack) ?? 0;
+    for (const b of packs.get(pack) ?? []) if (!used.has(b.id)) s.blobsRemoved++;
   }
+  s.packsDeleted = remove.size;
+  s.packsKept = keep.length;
+  s.packsRepacked = repack.length;
+  if (opts.dryRun) {
+    // What the repack would write: the used blobs of the repacked packs, in packs of packSize.
+    let bytes = 0;
+    for (const pack of repack) {
+      s.bytesFreed += sizes.get(pack) ?? 0;
+      for (const b of packs.get(pack)!) if (!used.has(b.id)) s.blobsRemoved++;
+      else bytes += b.length;
+    }
+    s.packsWritten = bytes > 0 ? Math.max(1, Math.ceil(bytes / repo.config.packSize)) : 0;
+    return s;
+  }
+
+  // 1. Free space first, so that a prune works on a full disk: packs no index lists go at once; packs of
+  //    which nothing is used go once a (small) index without them supersedes the old ones.
+  let current = oldIndexes;
+  const unindexed = [...remove].filter((pk) => !packs.has(pk));
+  for (const pack of unindexed) await repo.deletePack(pack);
+  const unused = [...remove].filter((pk) => packs.has(pk));
+  const asIs = (list: string[]) => list.map((id) => ({ id, blobs: packs.get(id)! }));
+  if (unused.length > 0 || (repack.length === 0 && oldIndexes.length > 1)) {
+    current = await replaceIndexes(repo, asIs([...keep, ...repack]), current, s);
+    let i = 0;
+    for (const pack of unused) {
+      await repo.deletePack(pack);
+      p?.update?.('delete', ++i, unused.length);
+    }
+  }
+  if (repack.length === 0) return s;
+
+  // 2. Repack: copy the used blobs of partly used packs (stored bytes as they are, no recompression),
+  //    index the new packs in place of the old ones, then delete the old ones.
+  const kept = new BlobIdSet();
+  for (const pack of keep) for (const b of packs.get(pack)!) kept.add(b.id);
+  const written: IndexFile['packs'] = [];
   const builders: Record<BlobType, PackBuilder> = { [BlobType.Data]: new PackBuilder(), [BlobType.Tree]: new PackBuilder() };
   const flush = async (type: BlobType) => {
     const b = builders[type];
@@ -105,60 +139,56 @@ async function pruneLocked(repo: Repository, opts: PruneOptions): Promise<PruneS
     builders[type] = new PackBuilder();
     const parts = b.finish();
     const id = toHex(sha256(parts));
-    if (!opts.dryRun) await repo.writePack(id, parts);
-    newIndex.push({ id, blobs: b.entries });
+    await repo.writePack(id, parts);
+    written.push({ id, blobs: b.entries });
     s.packsWritten++;
   };
   for (const [i, pack] of repack.entries()) {
-    const data = opts.dryRun ? Buffer.alloc(0) : await repo.storage.read('data', pack);
+    const data = await repo.storage.read('data', pack);
     for (const b of packs.get(pack)!) {
-      if (!used.has(b.id) || !kept.add(b.id)) continue;
-      if (opts.dryRun) continue;
-      const bytes = data.subarray(b.offset, b.offset + b.length);
-      builders[b.type].add(b.id, b.type, Buffer.from(bytes), b.zstd, b.rawLength);
+      if (!used.has(b.id)) {
+        s.blobsRemoved++;
+        continue;
+      }
+      if (!kept.add(b.id)) continue;
+      builders[b.type].add(b.id, b.type, Buffer.from(data.subarray(b.offset, b.offset + b.length)), b.zstd, b.rawLength);
       if (builders[b.type].size >= repo.config.packSize) await flush(b.type);
     }
-    remove.add(pack);
-    s.packsRepacked++;
     p?.update?.('repack', i + 1, repack.length);
   }
   await flush(BlobType.Data);
   await flush(BlobType.Tree);
-
-  for (const pack of remove) {
+  await replaceIndexes(repo, [...asIs(keep), ...written], current, s);
+  for (const pack of repack) {
     s.bytesFreed += sizes.get(pack) ?? 0;
-    for (const b of packs.get(pack) ?? []) if (!used.has(b.id)) s.blobsRemoved++;
-  }
-  s.packsDeleted = remove.size - s.packsRepacked;
-  s.packsKept = keep.length;
-  if (opts.dryRun) return s;
-
-  // New index files (each under ~150k blobs), superseding every old one; then delete old files.
-  if (remove.size > 0 || oldIndexes.length > 1) {
-    let chunk: IndexFile['packs'] = [];
-    let count = 0;
-    const written: string[] = [];
-    for (const pk of newIndex) {
-      chunk.push(pk);
-      count += pk.blobs.length;
-      if (count >= 150_000) {
-        written.push(await repo.writeIndex(chunk, oldIndexes));
-        chunk = [];
-        count = 0;
-      }
-    }
-    if (chunk.length) written.push(await repo.writeIndex(chunk, oldIndexes));
-    s.indexFilesWritten = written.length;
-    for (const name of oldIndexes) {
-      if (written.includes(name)) continue;
-      await repo.deleteIndexFile(name);
-      s.indexFilesDeleted++;
-    }
-    let i = 0;
-    for (const pack of remove) {
-      await repo.deletePack(pack);
-      p?.update?.('delete', ++i, remove.size);
-    }
+    await repo.deletePack(pack);
   }
   return s;
+}
+
+/**
+ * Writes index files (each under ~150k blobs) for `packs`, superseding `old`, then deletes the old ones;
+ * returns the names of the new ones.
+ */
+async function replaceIndexes(repo: Repository, packs: IndexFile['packs'], old: string[], s: PruneSummary): Promise<string[]> {
+  const written: string[] = [];
+  let chunk: IndexFile['packs'] = [];
+  let count = 0;
+  for (const pk of packs) {
+    chunk.push(pk);
+    count += pk.blobs.length;
+    if (count >= 150_000) {
+      written.push(await repo.writeIndex(chunk, old));
+      chunk = [];
+      count = 0;
+    }
+  }
+  if (chunk.length) written.push(await repo.writeIndex(chunk, old));
+  s.indexFilesWritten += written.length;
+  for (const name of old) {
+    if (written.includes(name)) continue;
+    await repo.deleteIndexFile(name);
+    s.indexFilesDeleted++;
+  }
+  return written;
 }

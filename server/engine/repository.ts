@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { decompress } from 'zstd-napi';
+import binding from 'zstd-napi/binding.js';
 import { BlobIndex, type BlobLocation } from './blob-index.js';
 import { gearTable } from './chunker.js';
 import { CodecPool } from './codec-pool.js';
@@ -12,6 +12,7 @@ import { parsePackHeader, PACK_ENTRY_BYTES, type PackEntry } from './pack.js';
 import type { Snapshot, SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
 import { decodeTree, type Tree } from './tree.js';
+import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
 
 export const PROGRAM = 'bm-dataprotect 0.1.0';
 
@@ -32,6 +33,8 @@ export class Repository {
   /** Index files loaded (their ids): a prune supersedes exactly these. */
   readonly indexFiles = new Set<string>();
   readonly gear: Int32Array;
+  /** What a blob of this repository may declare (see validate.ts). */
+  readonly limits: BlobLimits;
   private readonly treeCache = new Map<string, Tree>();
   private readonly treePacks = new Map<string, Promise<Buffer | null>>();
   private readonly treePackSizes = new Map<string, number>();
@@ -44,6 +47,7 @@ export class Repository {
     readonly config: RepositoryConfig,
   ) {
     this.gear = gearTable(config.gearSeed);
+    this.limits = blobLimits(config);
   }
 
   /** The storage's human-readable location, for messages. */
@@ -52,7 +56,11 @@ export class Repository {
   }
 
   static async init(storage: Storage, opts: InitOptions = {}): Promise<Repository> {
-    if (await storage.stat('config', 'config')) throw new EngineError(`a repository already exists at ${storage.location}`);
+    if (await storage.stat('config', 'config')) {
+      // A repository made before its files were owner-only is tightened by asking for it again.
+      const tightened = (await storage.restrictAccess?.()) ?? 0;
+      throw new EngineError(`a repository already exists at ${storage.location}${tightened ? ` (${tightened} of its files and folders are now readable by their owner only)` : ''}`);
+    }
     const config: RepositoryConfig = {
       ...DEFAULT_CONFIG,
       id: randomBytes(16).toString('hex'),
@@ -65,6 +73,8 @@ export class Repository {
       packSize: opts.packSize ?? DEFAULT_CONFIG.packSize,
     };
     await storage.write('config', 'config', encodeJson(config));
+    // An existing folder (made by an administrator with their umask) becomes owner-only too.
+    await storage.restrictAccess?.();
     return new Repository(storage, config);
   }
 
@@ -139,11 +149,17 @@ export class Repository {
     return this.config.chunkers[kind];
   }
 
-  /** Where a blob is stored (pack, offset, length); damaged when no index knows it. */
+  /**
+   * Where a blob is stored (pack, offset, length); damaged when no index knows it, or when its declared
+   * sizes cannot be right (so that nothing is allocated for them).
+   */
   blobLocation(id: Uint8Array | string): BlobLocation {
     const key = typeof id === 'string' ? fromHex(id) : id;
+    const hex = () => (typeof id === 'string' ? id : toHex(id)).slice(0, 12);
     const loc = this.index.get(key);
-    if (!loc) throw new RepositoryDamagedError(`blob ${(typeof id === 'string' ? id : toHex(id)).slice(0, 12)} is not in any index`);
+    if (!loc) throw new RepositoryDamagedError(`blob ${hex()} is not in any index`);
+    const problem = blobProblem(loc, this.limits);
+    if (problem) throw new RepositoryDamagedError(`blob ${hex()} in pack ${loc.pack.slice(0, 12)}: ${problem}`);
     return loc;
   }
 
@@ -324,11 +340,13 @@ export class Repository {
   }
 }
 
-/** Decompresses stored bytes and checks them against the blob id. */
+let dctx: InstanceType<typeof binding.DCtx> | undefined;
+
+/** Decompresses stored bytes (no more than the declared size) and checks them against the blob id. */
 function verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffer {
   let raw: Buffer;
   try {
-    raw = loc.zstd ? decompress(stored) : stored;
+    raw = loc.zstd ? decompressBounded((dctx ??= new binding.DCtx()), stored, loc.rawLength) : stored;
   } catch (err) {
     throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: cannot decompress (${(err as Error).message})`);
   }

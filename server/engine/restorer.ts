@@ -1,12 +1,13 @@
-import { closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, openSync } from 'node:fs';
-import { chown, lchown, link, lstat, lutimes, mkdir, symlink, utimes, chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { BlobLocation } from './blob-index.js';
 import { NotFoundError, RepositoryDamagedError } from './errors.js';
 import type { RestoreWrite } from './codec-pool.js';
 import { mapLimit, type Repository } from './repository.js';
+import { RestoreTarget } from './restore-target.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { splitPath, type TreeNode } from './tree.js';
+import { contentSizeProblem } from './validate.js';
 
 export interface RestoreProgress {
   update?(s: Readonly<RestoreSummary>): void;
@@ -32,6 +33,8 @@ export interface RestoreSummary {
   /** Bytes read from the repository. */
   bytesFetched: number;
   errors: number;
+  /** Entries not restored because a directory above them could not be (the directory's error is in `errors`). */
+  skipped: number;
   /** Damage found on the way (missing or corrupted blobs), one line each. */
   damage: string[];
   durationMs: number;
@@ -50,7 +53,6 @@ interface BlobJob {
   targets: { file: FileJob; offset: number }[];
 }
 
-const O_WRITE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW;
 const AS_ROOT = process.getuid?.() === 0;
 
 /**
@@ -58,11 +60,12 @@ const AS_ROOT = process.getuid?.() === 0;
  * Reads pack by pack, only the byte ranges of the blobs it needs, decompresses on the codec pool, and
  * writes each blob to every place it belongs (out of order, as restic does). Metadata last: hard
  * links, symlinks, then directory times from the deepest up. Nothing is written outside `target`:
- * tree names are checked when trees are read, and no existing symlink is followed.
+ * tree names are checked when trees are read, and every path is created through RestoreTarget, which
+ * never follows a symlink on the way; a directory that cannot be restored skips everything below it.
  */
 export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions): Promise<RestoreSummary> {
   const started = Date.now();
-  const s: RestoreSummary = { files: 0, filesTotal: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, bytesTotal: 0, packsRead: 0, bytesFetched: 0, errors: 0, damage: [], durationMs: 0 };
+  const s: RestoreSummary = { files: 0, filesTotal: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, bytesTotal: 0, packsRead: 0, bytesFetched: 0, errors: 0, skipped: 0, damage: [], durationMs: 0 };
   const fail = (path: string, err: unknown) => {
     s.errors++;
     const e = err instanceof Error ? err : new Error(String(err));
@@ -99,14 +102,14 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     }
   };
 
-  await mkdir(opts.target, { recursive: true });
+  const target = RestoreTarget.open(opts.target);
   const includes = (opts.include ?? []).filter((p) => p !== '');
-  if (includes.length === 0) await walk(snapshot.tree, opts.target);
+  if (includes.length === 0) await walk(snapshot.tree, target.root);
   else {
     for (const inc of includes) {
       const parts = splitPath(inc);
       let treeId: string | undefined = snapshot.tree;
-      let fsDir = opts.target;
+      let fsDir = target.root;
       let node: TreeNode | undefined;
       for (const [i, p] of parts.entries()) {
         node = treeId ? (await repo.loadTree(treeId)).nodes.find((n) => n.name === p) : undefined;
@@ -128,12 +131,30 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     }
   }
 
-  // 2. Directories first (owner-only until their final mode is set at the end).
+  // 2. Directories first (owner-only until their final mode is set at the end). One that fails takes
+  //    its whole subtree with it: nothing below it is attempted (counted in `skipped`).
+  const failedDirs = new Set<string>();
+  const skip = (path: string): boolean => {
+    for (let p = dirname(path); p.length > target.root.length; p = dirname(p)) {
+      if (failedDirs.has(p)) {
+        s.skipped++;
+        return true;
+      }
+    }
+    return false;
+  };
+  const madeDirs: typeof dirs = [];
   for (const d of dirs) {
+    if (skip(d.path)) {
+      failedDirs.add(d.path);
+      continue;
+    }
     try {
-      await makeDir(d.path);
+      target.makeDir(d.path);
+      madeDirs.push(d);
       s.dirs++;
     } catch (err) {
+      failedDirs.add(d.path);
       fail(d.path, err);
     }
   }
@@ -142,13 +163,17 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   //    here, so that the workers only write pieces into them.
   const byPack = new Map<string, Map<string, BlobJob>>();
   for (const f of files) {
+    if (skip(f.path)) {
+      f.failed = true;
+      continue;
+    }
     let offset = 0;
     const content = f.node.content ?? [];
     if (content.length === 0) {
       // An empty file: created here, not worth a trip to a worker.
       try {
-        closeSync(openSync(f.path, O_WRITE, 0o600));
-        finishFileSync(f.path, f.node);
+        closeSync(target.createFile(f.path));
+        finishFileSync(target, f.path, f.node);
         s.files++;
       } catch (err) {
         f.failed = true;
@@ -156,24 +181,20 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       }
       continue;
     }
-    if (content.length > 1) {
-      try {
-        closeSync(openSync(f.path, O_WRITE, 0o600));
-      } catch (err) {
-        f.failed = true;
-        fail(f.path, err);
-        continue;
-      }
+    // Every blob located and its declared sizes checked (the same checks as `check`) before the file is created.
+    let locs: BlobLocation[];
+    try {
+      locs = content.map((id) => repo.blobLocation(id));
+      const problem = contentSizeProblem(f.node, locs.map((l) => l.rawLength));
+      if (problem) throw new RepositoryDamagedError(problem);
+      if (content.length > 1) closeSync(target.createFile(f.path));
+    } catch (err) {
+      f.failed = true;
+      fail(f.path, err);
+      continue;
     }
-    for (const id of content) {
-      let loc: BlobLocation;
-      try {
-        loc = repo.blobLocation(id);
-      } catch (err) {
-        f.failed = true;
-        fail(f.path, err);
-        break;
-      }
+    for (const [i, id] of content.entries()) {
+      const loc = locs[i];
       let blobs = byPack.get(loc.pack);
       if (!blobs) byPack.set(loc.pack, (blobs = new Map()));
       let job = blobs.get(id);
@@ -210,7 +231,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
         }
       });
       const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, id: j.id }));
-      const r = await codec.restore(data, blobList, writes, AS_ROOT);
+      const r = await codec.restore(data, blobList, writes, target.root, AS_ROOT);
       writes.forEach((w, i) => {
         const t = targets[i];
         const f = t.file;
@@ -233,7 +254,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
           s.files++;
         } else if (--f.remaining === 0) {
           try {
-            finishFileSync(f.path, f.node);
+            finishFileSync(target, f.path, f.node);
             s.files++;
           } catch (err) {
             f.failed = true;
@@ -248,29 +269,35 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
 
   // 5. Hard links, symlinks, then directory metadata deepest first.
   for (const l of links) {
-    if (l.primary.failed) continue;
+    if (skip(l.path) || l.primary.failed) continue;
     try {
-      await link(l.primary.path, l.path);
+      target.link(l.primary.path, l.path);
       s.hardlinks++;
     } catch (err) {
       fail(l.path, err);
     }
   }
   for (const l of symlinks) {
+    if (skip(l.path)) continue;
     try {
-      await symlink(l.node.target ?? '', l.path);
-      if (AS_ROOT) await lchown(l.path, l.node.uid, l.node.gid);
-      await lutimes(l.path, nsToSeconds(l.node.mtime), nsToSeconds(l.node.mtime));
+      target.symlink(l.node.target ?? '', l.path);
+      if (AS_ROOT) lchownSync(l.path, l.node.uid, l.node.gid);
+      lutimesSync(l.path, nsToSeconds(l.node.mtime), nsToSeconds(l.node.mtime));
       s.symlinks++;
     } catch (err) {
       fail(l.path, err);
     }
   }
-  for (const d of [...dirs].reverse()) {
+  for (const d of [...madeDirs].reverse()) {
     try {
-      if (AS_ROOT) await chown(d.path, d.node.uid, d.node.gid);
-      await chmod(d.path, d.node.mode);
-      await utimes(d.path, nsToSeconds(d.node.mtime), nsToSeconds(d.node.mtime));
+      const fd = target.openDir(d.path);
+      try {
+        if (AS_ROOT) fchownSync(fd, d.node.uid, d.node.gid);
+        fchmodSync(fd, d.node.mode);
+        futimesSync(fd, nsToSeconds(d.node.mtime), nsToSeconds(d.node.mtime));
+      } finally {
+        closeSync(fd);
+      }
     } catch (err) {
       fail(d.path, err);
     }
@@ -294,19 +321,9 @@ function segments(jobs: BlobJob[]): { start: number; end: number; jobs: BlobJob[
   return out;
 }
 
-async function makeDir(path: string): Promise<void> {
-  try {
-    await mkdir(path, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const st = await lstat(path);
-    if (!st.isDirectory()) throw new Error(`${path} exists and is not a directory (refusing to restore through it)`);
-  }
-}
-
 /** Owner, mode and times of a file written in pieces, through a descriptor that does not follow symlinks. */
-function finishFileSync(path: string, node: TreeNode): void {
-  const fd = openSync(path, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+function finishFileSync(target: RestoreTarget, path: string, node: TreeNode): void {
+  const fd = target.openFile(path);
   try {
     if (AS_ROOT) fchownSync(fd, node.uid, node.gid);
     fchmodSync(fd, node.mode);

@@ -59,6 +59,11 @@ export class BlobSaver {
 
   constructor(private readonly repo: Repository) {}
 
+  /** Why writing to the repository failed, once it has: every later save throws it. */
+  get writeFailure(): Error | undefined {
+    return this.failure;
+  }
+
   /** Stores a blob unless the repository already has it; resolves true when it was new. */
   async save(type: BlobType, id: Buffer, raw: Uint8Array): Promise<boolean> {
     if (this.failure) throw this.failure;

@@ -42,4 +42,11 @@ export interface Storage {
    * a backend whose writes are atomic by nature has nothing to clean.
    */
   removeStaleTempFiles?(): Promise<number>;
+  /**
+   * Makes the repository's files readable and writable by their owner only (folders 0700, files 0600) and
+   * returns how many were changed. Optional: a backend without permission bits has nothing to tighten.
+   */
+  restrictAccess?(): Promise<number>;
+  /** Repository files or folders that others than their owner can read or write, for `check` to warn about. */
+  accessProblems?(): Promise<string[]>;
 }

@@ -1,6 +1,7 @@
 import { UnsafeTreeError } from './errors.js';
 import { FORMAT_VERSION } from './format.js';
 import { RepositoryDamagedError } from './errors.js';
+import { nodeProblem } from './validate.js';
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
@@ -54,9 +55,13 @@ export function decodeTree(raw: Buffer, id: string): Tree {
   if (!tree || !Array.isArray(tree.nodes)) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: no node list`);
   const seen = new Set<string>();
   for (const n of tree.nodes) {
-    assertSafeName(n?.name, id);
+    if (typeof n !== 'object' || n === null || Array.isArray(n)) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: an entry is not an object`);
+    assertSafeName(n.name, id);
     if (seen.has(n.name)) throw new UnsafeTreeError(`tree ${id.slice(0, 12)}: name ${JSON.stringify(n.name)} appears twice`);
     seen.add(n.name);
+    // The same check as `check`'s: what a restore could not apply is damage, found before anything is written.
+    const problem = nodeProblem(n);
+    if (problem) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: entry ${JSON.stringify(n.name)}: ${problem}`);
   }
   return tree;
 }

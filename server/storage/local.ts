@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, opendir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { processAlive, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
+import { chmod, lstat, mkdir, open, opendir, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { processAlive, RepositoryFullError, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
 
 const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '' };
 
@@ -12,9 +12,17 @@ const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index
  * Writes go to a dot-file in the same folder, are fsynced, renamed into place and the folder is
  * fsynced, so a crash leaves either the whole file or nothing; listings skip dot-files.
  * References (`latest`) sit beside `config` at the root, where scripts have always found them.
+ * The repository holds every secret of what it protects: folders are 0700 and files 0600, whatever the
+ * umask. Every write's length is checked before the rename; a full disk is said to be one.
  */
 export class LocalStorage implements Storage {
-  constructor(readonly root: string) {}
+  private readonly madeDirs = new Set<string>();
+
+  constructor(
+    readonly root: string,
+    /** How files are opened: tests inject a file system that runs out of space. */
+    private readonly openFile: (path: string, flags: number, mode: number) => Promise<Pick<FileHandle, 'writev' | 'sync' | 'close' | 'chmod'>> = open,
+  ) {}
 
   get location(): string {
     return this.root;
@@ -78,22 +86,89 @@ export class LocalStorage implements Storage {
   async write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
     const p = this.path(type, name);
     const dir = dirname(p);
-    await mkdir(dir, { recursive: true });
-    const tmp = join(dir, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+    const what = `writing ${type} ${name.slice(0, 12)}`;
+    let tmp = '';
     try {
-      const parts = Buffer.isBuffer(data) ? [data] : data;
-      await fh.writev(parts as Uint8Array[]);
-      // Locks are rewritten every few minutes and lose nothing if a crash drops them: no fsync.
-      if (type !== 'lock') await fh.sync();
+      await this.ensureDir(dir);
+      tmp = join(dir, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+      const fh = await this.openFile(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+      try {
+        await fh.chmod(0o600);
+        await writeFully(fh, Buffer.isBuffer(data) ? [data] : (data as Uint8Array[]), what);
+        // Locks are rewritten every few minutes and lose nothing if a crash drops them: no fsync.
+        if (type !== 'lock') await fh.sync();
+      } finally {
+        await fh.close().catch(() => {});
+      }
+      await rename(tmp, p);
+      tmp = '';
     } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
+      if (tmp) await unlink(tmp).catch(() => {});
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC' && !(err instanceof RepositoryFullError)) throw await diskFull(dir, what, err);
       throw err;
     }
-    await fh.close();
-    await rename(tmp, p);
     if (type !== 'lock') await syncDir(dir);
+  }
+
+  /** Creates the folders from the root down to `dir`, each 0700 whatever the umask. */
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    const rel = relative(this.root, dir);
+    const parts = rel === '' ? [] : rel.split(sep);
+    await mkdir(dirname(this.root), { recursive: true });
+    let p = this.root;
+    for (let i = 0; ; i++) {
+      try {
+        await mkdir(p, { mode: 0o700 });
+        await chmod(p, 0o700);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (i === parts.length) break;
+      p = join(p, parts[i]);
+    }
+    this.madeDirs.add(dir);
+  }
+
+  /** The repository's own entries: the root, config, references, and the folders of the other types, recursively. */
+  private async *own(): AsyncGenerator<{ path: string; dir: boolean; mode: number }> {
+    const root = await lstat(this.root).catch(() => null);
+    if (!root?.isDirectory()) return;
+    yield { path: this.root, dir: true, mode: root.mode };
+    const walk = async function* (p: string): AsyncGenerator<{ path: string; dir: boolean; mode: number }> {
+      const st = await lstat(p).catch(() => null);
+      if (!st || st.isSymbolicLink()) return;
+      if (st.isDirectory()) {
+        yield { path: p, dir: true, mode: st.mode };
+        for (const n of await readdirOrEmpty(p)) yield* walk(join(p, n));
+      } else if (st.isFile()) yield { path: p, dir: false, mode: st.mode };
+    };
+    for (const name of await readdirOrEmpty(this.root)) {
+      const p = join(this.root, name);
+      if (['data', 'index', 'snapshots', 'locks'].includes(name)) yield* walk(p);
+      else if (name === 'config' || /^[A-Za-z0-9_.-]+$/.test(name)) {
+        const st = await lstat(p).catch(() => null);
+        if (st?.isFile()) yield { path: p, dir: false, mode: st.mode };
+      }
+    }
+  }
+
+  async restrictAccess(): Promise<number> {
+    let changed = 0;
+    for await (const e of this.own()) {
+      const want = e.dir ? 0o700 : 0o600;
+      if ((e.mode & 0o777) !== want) {
+        await chmod(e.path, want);
+        changed++;
+      }
+    }
+    return changed;
+  }
+
+  async accessProblems(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const e of this.own()) if (e.mode & 0o077) out.push(`${e.path} (${(e.mode & 0o777).toString(8).padStart(4, '0')})`);
+    return out;
   }
 
   async delete(type: FileType, name: string): Promise<void> {
@@ -135,6 +210,34 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+}
+
+/** Writes every byte or fails: a short write is retried for the rest, and one that writes nothing is an error. */
+export async function writeFully(fh: Pick<FileHandle, 'writev'>, parts: readonly Uint8Array[], what: string): Promise<void> {
+  const total = parts.reduce((a, p) => a + p.byteLength, 0);
+  let done = 0;
+  let rest = parts.filter((p) => p.byteLength > 0);
+  while (done < total) {
+    const { bytesWritten } = await fh.writev(rest as Uint8Array[], done);
+    if (!(bytesWritten > 0)) throw Object.assign(new Error(`${what}: short write at ${done} of ${total} bytes`), { code: 'EIO' });
+    done += bytesWritten;
+    let skip = bytesWritten;
+    while (skip > 0 && rest.length) {
+      if (rest[0].byteLength <= skip) {
+        skip -= rest[0].byteLength;
+        rest = rest.slice(1);
+      } else {
+        rest = [rest[0].subarray(skip), ...rest.slice(1)];
+        skip = 0;
+      }
+    }
+  }
+}
+
+/** The error of a write that found no room: the repository's disk is full, said with what is left. */
+async function diskFull(dir: string, what: string, cause: unknown): Promise<RepositoryFullError> {
+  const free = await statfs(dir).then((s) => `${s.bavail * s.bsize} bytes free`, () => 'free space unknown');
+  return new RepositoryFullError(`the repository's disk is full (${free}): ${what}`, { cause });
 }
 
 async function syncDir(dir: string): Promise<void> {

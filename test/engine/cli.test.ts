@@ -54,6 +54,9 @@ describe('bm-dataprotect command line', () => {
     const noTarget = await runCli(['restore', 'latest', '--repo', repoDir]);
     expect(noTarget.code).toBe(2);
     expect(noTarget.stderr).toMatch(/missing --target/);
+    const upward = await runCli(['restore', 'latest', '--repo', repoDir, '--target', join(dir.path, 'x'), '--include', '..']);
+    expect(upward.code).toBe(2);
+    expect(upward.stderr).toMatch(/--include \.\.: give a path inside the snapshot, without '\.\.'/);
     const badPercent = await runCli(['check', '--repo', repoDir, '--read-data-subset', '250']);
     expect(badPercent.code).toBe(2);
     expect(badPercent.stderr).toMatch(/percentage in \(0, 100\]/);

@@ -24,6 +24,9 @@ export function register(program: Command): void {
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (ref: string, opts: Opts) => {
       if (!opts.target) throw new UsageError('missing --target DIR: where to restore to');
+      for (const p of opts.include ?? []) {
+        if (p.split('/').includes('..')) throw new UsageError(`--include ${p}: give a path inside the snapshot, without '..'`);
+      }
       const out = output(opts);
       const repo = await openRepo(opts);
       try {
@@ -46,7 +49,8 @@ export function register(program: Command): void {
           { snapshot: snap.id, target, ...s },
           `restored snapshot ${snap.id.slice(0, 8)} to ${target}: ${s.files} files (${bytes(s.bytes)}), ${s.dirs} directories, ${s.symlinks} symlinks, ${s.hardlinks} hard links; ` +
             `read ${bytes(s.bytesFetched)} from ${s.packsRead} pack(s) in ${duration(s.durationMs)}` +
-            (s.errors ? `\n${s.errors} item(s) failed${s.damage.length ? `, ${s.damage.length} because the repository is damaged (run 'bm-dataprotect check --read-data')` : ''}` : ''),
+            (s.errors ? `\n${s.errors} item(s) failed${s.damage.length ? `, ${s.damage.length} because the repository is damaged (run 'bm-dataprotect check --read-data')` : ''}` : '') +
+            (s.skipped ? `\n${s.skipped} item(s) skipped below directories that could not be restored` : ''),
         );
         if (s.damage.length) process.exitCode = 12;
         else if (s.errors) process.exitCode = 1;
