@@ -85,21 +85,28 @@ async function main(): Promise<void> {
   console.log(`  API: ${shown.origin}/api/dataprotect with header X-BM-ApiKey: ${acct.apiKey}`);
   console.log(`  database ${redact(databaseUrl)}; repository ${path.join(varDir, 'repository')}; scheduler ${running.plugin.scheduler}`);
   console.log(`  backs up the reference host in ${path.join(varDir, 'host')} (database <plugin database>_host unless DP_HOST_DATABASE_URL is set)`);
-  const stop = async () => {
-    // Stops within 10 s whatever hangs (a repository that does not answer): the running task is recorded
-    // INTERRUPTED by the task registry's close, which does not wait longer than its own grace.
+  // Ends by the signal's own default action: process.exit() would wait for the I/O threads, and one blocked on a
+  // repository that never answers (an NFS server gone) would keep the process alive until kill -9.
+  const die = (signal: NodeJS.Signals) => {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  };
+  const stop = async (signal: NodeJS.Signals) => {
+    // Stops within 10 s whatever hangs: the running task is recorded INTERRUPTED by the task registry's close,
+    // which does not wait longer than its own grace.
     setTimeout(() => {
       console.error('bm-dataprotect console: not stopped after 9 s, exiting anyway');
-      process.exit(1);
+      die(signal);
     }, 9_000).unref();
     console.log('bm-dataprotect console: stopping');
     await running.close().catch(() => {});
     if (reference) await stopDovecot(reference.host.layout).catch(() => {});
     await embedded?.stop().catch(() => {});
-    process.exit(0);
+    console.log('bm-dataprotect console: stopped');
+    die(signal);
   };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
 }
 
 /** A port from the environment; its default is replaced by a free one when taken, a port given explicitly is not. */

@@ -290,13 +290,13 @@ export class TaskRegistry {
 
   private async finish(run: Running, outcome: Pick<Task, 'status' | 'error' | 'result'>): Promise<Task> {
     const t = run.task;
-    Object.assign(t, outcome);
     if (run.progressTimer) clearTimeout(run.progressTimer);
     run.progressTimer = null;
-    t.endedAt = new Date().toISOString();
-    const final = { ...t, progress: { ...t.progress } };
+    const final: Task = { ...t, ...outcome, endedAt: new Date().toISOString(), progress: { ...t.progress } };
     run.writes = run.writes.then(() => this.store.finish(final)).catch(() => {});
     await run.writes;
+    // Only once recorded: until then a reader here and one reading the database see the same RUNNING task.
+    Object.assign(t, final);
     this.running.delete(t.id);
     this.events.emit(t.id, { type: 'end', task: { ...final } } satisfies TaskEvent);
     return final;
@@ -386,7 +386,8 @@ export class TaskRegistry {
   /** The task of this kind (and target) running anywhere in the cluster, if any. */
   async findRunning(kind: TaskKind, target?: string | null): Promise<Task | null> {
     for (const r of this.running.values()) {
-      if (r.task.kind === kind && (target == null || r.task.target === target)) return { ...r.task };
+      // A task that has ended but is still being recorded is not running any more.
+      if (r.task.status === 'RUNNING' && r.task.kind === kind && (target == null || r.task.target === target)) return { ...r.task };
     }
     await this.store.markStaleInterrupted(STALE_SECONDS);
     return this.store.findRunning(kind, target);
