@@ -4,7 +4,7 @@ import type { FileInfo, FileType, Storage } from '../engine/index.js';
  * What a failing disk or server does to one call:
  * - EIO, ENOSPC: the call fails with that code, nothing is stored;
  * - short: a write stores fewer bytes than given and the backend's length check reports it (nothing lands under
- *   the file's name: writes go through a temp file);
+ *   the file's name: writes go through a temp file); a read answers fewer bytes than asked, without an error;
  * - slow: the call answers, `delayMs` late;
  * - hang: the call never answers (an NFS server that went away).
  */
@@ -40,8 +40,9 @@ export class FaultyStorage implements Storage {
   }
 
   async read(type: FileType, name: string, offset?: number, length?: number): Promise<Buffer> {
-    await this.before('read', type, name);
-    return this.inner.read(type, name, offset, length);
+    const fault = await this.before('read', type, name, true);
+    const data = await this.inner.read(type, name, offset, length);
+    return fault === 'short' ? data.subarray(0, Math.floor(data.length / 2)) : data;
   }
 
   async write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
@@ -63,7 +64,8 @@ export class FaultyStorage implements Storage {
     return this.inner.stat(type, name);
   }
 
-  private async before(call: StorageCall, type: FileType, name: string, writing = false): Promise<'short' | null> {
+  /** Throws or waits as the plan says; answers 'short' for a call that can be short (`canBeShort`). */
+  private async before(call: StorageCall, type: FileType, name: string, canBeShort = false): Promise<'short' | null> {
     const n = this.counts.get(call) ?? 0;
     this.counts.set(call, n + 1);
     const fault = this.plan(call, type, name, n);
@@ -76,7 +78,7 @@ export class FaultyStorage implements Storage {
       case 'hang':
         return new Promise<never>(() => {});
       case 'short':
-        if (writing) return 'short';
+        if (canBeShort) return 'short';
         throw ioError('EIO', `${call} ${type} ${name.slice(0, 12)} at ${this.location}: input/output error`);
       case 'ENOSPC':
         throw ioError('ENOSPC', `${call} ${type} ${name.slice(0, 12)} at ${this.location}: no space left on device`);
