@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { problem, sendProblem } from '../../server/http/problem.js';
 import { registerServer, type ServerRegistration, type ServerServices } from '../server.js';
 import { StandaloneAuth, type AdminAccount, type ExtraAccount } from './auth.js';
+import { SignInLimiter } from './sign-in-limit.js';
 
 // The reference console `npm start` serves: the console shell (built by Vite into dist/console), a sign-in for
 // the administrator, and the plugin registered as a BlueMind host would register it.
@@ -22,6 +23,8 @@ export interface ConsoleOptions {
   staticDir?: string;
   logger?: boolean;
   services?: ServerServices;
+  /** Failed sign-ins allowed per address and per login within a minute (default 5). */
+  signInFailuresPerMinute?: number;
 }
 
 export interface RunningConsole {
@@ -49,7 +52,8 @@ export function defaultStaticDir(): string {
 }
 
 export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: 1024 * 1024 });
+  // forceCloseConnections: a browser's open event stream never keeps the server from stopping.
+  const app = Fastify({ logger: o.logger ?? false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
   const auth = new StandaloneAuth(o.account, o.extraAccounts);
 
   const plugin = await registerServer(
@@ -63,14 +67,24 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     o.services,
   );
 
+  const limiter = new SignInLimiter(o.signInFailuresPerMinute ?? 5, 60_000);
   // Sign-in: the console's own, not part of /api/dataprotect (in BlueMind the core does this).
   app.post('/auth/login', async (request, reply) => {
     const body = request.body as { login?: unknown; password?: unknown } | undefined;
     if (typeof body?.login !== 'string' || typeof body?.password !== 'string') {
       return sendProblem(reply, problem(400, 'Send {"login": "...", "password": "..."}.'));
     }
+    const wait = limiter.retryAfter(request.ip, body.login);
+    if (wait > 0) {
+      reply.header('retry-after', String(wait));
+      return sendProblem(reply, problem(429, `Too many failed sign-ins: try again in ${wait} s.`, { title: 'Too Many Requests' }));
+    }
     const key = auth.signIn(body.login, body.password);
-    if (!key) return sendProblem(reply, problem(401, 'Wrong login or password.'));
+    if (!key) {
+      limiter.failed(request.ip, body.login);
+      return sendProblem(reply, problem(401, 'Wrong login or password.'));
+    }
+    limiter.succeeded(body.login);
     return { sessionKey: key };
   });
   app.post('/auth/logout', async (request, reply) => {

@@ -7,6 +7,7 @@ import { redactUrl as redact } from '../../server/pg/redact.js';
 import type { AdminAccount } from './auth.js';
 import { startConsole } from './console.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js';
+import { portOrFree } from './ports.js';
 import { referenceHostServices } from './reference-host.js';
 import { stopDovecot } from '../../server/host/reference/dovecot.js';
 
@@ -47,15 +48,16 @@ async function main(): Promise<void> {
     if (process.env.DP_EMBEDDED_PG !== '1' && (await reachable('127.0.0.1', 5432))) {
       databaseUrl = 'postgres://postgres@127.0.0.1:5432/bm_dataprotect';
     } else {
-      const pgPort = Number(process.env.DP_EMBEDDED_PG_PORT ?? 54329);
+      const pgPort = await portFor('DP_EMBEDDED_PG_PORT', 54329, '127.0.0.1', 'embedded PostgreSQL');
       const why = process.env.DP_EMBEDDED_PG === '1' ? 'DP_EMBEDDED_PG=1' : 'no PostgreSQL on 127.0.0.1:5432';
-      console.log(`${why}: starting an embedded PostgreSQL 15 on port ${pgPort} (data in ${path.join(varDir, 'postgres')})`);
-      embedded = await startEmbeddedPostgres(varDir, pgPort);
+      console.log(`${why}: starting an embedded PostgreSQL 15 on port ${pgPort}`);
+      embedded = await startEmbeddedPostgres(varDir, pgPort, (m) => console.log(m));
+      console.log(`  embedded PostgreSQL data in ${embedded.dataDir}`);
       databaseUrl = embedded.url;
     }
   }
-  const port = process.env.PORT ? Number(process.env.PORT) : 8080;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT=${process.env.PORT} is not a port number`);
+  const host = process.env.HOST ?? '0.0.0.0';
+  const port = await portFor('PORT', 8080, host, 'console');
   const acct = account(varDir);
   let running: Awaited<ReturnType<typeof startConsole>>;
   let reference: Awaited<ReturnType<typeof referenceHostServices>> | undefined;
@@ -65,7 +67,7 @@ async function main(): Promise<void> {
     running = await startConsole({
       services: reference.services,
       port,
-      host: process.env.HOST ?? '0.0.0.0',
+      host,
       databaseUrl,
       varDir,
       account: acct,
@@ -83,14 +85,37 @@ async function main(): Promise<void> {
   console.log(`  API: ${shown.origin}/api/dataprotect with header X-BM-ApiKey: ${acct.apiKey}`);
   console.log(`  database ${redact(databaseUrl)}; repository ${path.join(varDir, 'repository')}; scheduler ${running.plugin.scheduler}`);
   console.log(`  backs up the reference host in ${path.join(varDir, 'host')} (database <plugin database>_host unless DP_HOST_DATABASE_URL is set)`);
-  const stop = async () => {
+  // Ends by the signal's own default action: process.exit() would wait for the I/O threads, and one blocked on a
+  // repository that never answers (an NFS server gone) would keep the process alive until kill -9.
+  const die = (signal: NodeJS.Signals) => {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  };
+  const stop = async (signal: NodeJS.Signals) => {
+    // Stops within 10 s whatever hangs: the running task is recorded INTERRUPTED by the task registry's close,
+    // which does not wait longer than its own grace.
+    setTimeout(() => {
+      console.error('bm-dataprotect console: not stopped after 9 s, exiting anyway');
+      die(signal);
+    }, 9_000).unref();
+    console.log('bm-dataprotect console: stopping');
     await running.close().catch(() => {});
     if (reference) await stopDovecot(reference.host.layout).catch(() => {});
     await embedded?.stop().catch(() => {});
-    process.exit(0);
+    console.log('bm-dataprotect console: stopped');
+    die(signal);
   };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** A port from the environment; its default is replaced by a free one when taken, a port given explicitly is not. */
+async function portFor(name: string, fallback: number, host: string, what: string): Promise<number> {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return portOrFree(fallback, host, what, (m) => console.log(m));
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${name}=${raw} is not a port number`);
+  return port;
 }
 
 main().catch((err) => {

@@ -37,6 +37,8 @@ export interface BackupOptions {
   renameDetection?: boolean;
   progress?: BackupProgress;
   time?: Date;
+  /** Cancels the backup between files (and between pieces of a stream): the next step throws. */
+  signal?: AbortSignal;
 }
 
 interface VDir {
@@ -130,6 +132,7 @@ export class Archiver {
       }
     };
     for await (const piece of stream as AsyncIterable<Uint8Array | string>) {
+      this.opts.signal?.throwIfAborted();
       const buf = typeof piece === 'string' ? Buffer.from(piece) : piece;
       size += buf.byteLength;
       this.summary.bytesRead += buf.byteLength;
@@ -229,6 +232,7 @@ export class Archiver {
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const reads: Promise<void>[] = [];
     for (let i = 0; i < names.length; i++) {
+      this.opts.signal?.throwIfAborted();
       const st = stats[i];
       const childPath = join(fsPath, names[i]);
       const childV = vpath === '/' ? `/${names[i]}` : `${vpath}/${names[i]}`;

@@ -58,6 +58,31 @@ interface Running {
   lastProgressWrite: number;
   progressTimer: NodeJS.Timeout | null;
   done: Promise<Task>;
+  /** Ends the task now, whatever its body does (a cancel it ignores, a server that stops). */
+  finishNow: (status: 'CANCELLED' | 'INTERRUPTED', error: string) => void;
+  /** When the body last reported progress or wrote to the log; the watchdog reads it. */
+  lastActivity: number;
+  stuckSince: number | null;
+  /** Set when the server stops: the task ends INTERRUPTED, not CANCELLED. */
+  stopping: boolean;
+}
+
+/** How long a task may go without progress before the watchdog reports it stuck, and how long a cancel may take. */
+export interface TaskLimits {
+  stuckAfterMs: number;
+  cancelGraceMs: number;
+}
+
+/** DP_TASK_STUCK_MS (10 minutes by default) and DP_TASK_CANCEL_GRACE_MS (10 s). */
+export function taskLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): TaskLimits {
+  const ms = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}=${raw} is not a positive number of milliseconds`);
+    return n;
+  };
+  return { stuckAfterMs: ms('DP_TASK_STUCK_MS', 10 * 60_000), cancelGraceMs: ms('DP_TASK_CANCEL_GRACE_MS', 10_000) };
 }
 
 const PROGRESS_WRITE_INTERVAL_MS = 500;
@@ -73,6 +98,8 @@ export class TaskRegistry {
   private readonly running = new Map<string, Running>();
   private readonly events = new EventEmitter();
   private heartbeat: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private limits: TaskLimits = taskLimitsFromEnv();
 
   constructor(
     @inject(TaskStore) private readonly store: TaskStore,
@@ -82,23 +109,70 @@ export class TaskRegistry {
     this.events.setMaxListeners(0);
   }
 
-  /** Marks tasks left RUNNING by a stopped process as INTERRUPTED and starts the heartbeat. */
+  /** Marks tasks left RUNNING by a stopped process as INTERRUPTED and starts the heartbeat and the watchdog. */
   async open(): Promise<void> {
     await this.store.markStaleInterrupted(STALE_SECONDS);
     this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
     this.heartbeat.unref();
+    this.startWatchdog();
   }
 
-  /** Cancels what still runs here and waits (a little) for it to end. */
+  /** Changes the watchdog's and the cancel's limits (configuration, tests). */
+  setLimits(limits: Partial<TaskLimits>): void {
+    this.limits = { ...this.limits, ...limits };
+    if (this.watchdog) this.startWatchdog();
+  }
+
+  private startWatchdog(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => this.watch(), Math.max(50, Math.min(30_000, Math.floor(this.limits.stuckAfterMs / 4))));
+    this.watchdog.unref();
+  }
+
+  /** A task without progress for too long is reported stuck in its log and its status message; never silent. */
+  private watch(now = Date.now()): void {
+    for (const run of this.running.values()) {
+      const idle = now - run.lastActivity;
+      if (run.stuckSince !== null || idle < this.limits.stuckAfterMs) continue;
+      run.stuckSince = now;
+      const last = run.task.progress.message ? ` (last: ${run.task.progress.message})` : '';
+      const message = `stuck: no progress for ${Math.round(idle / 1000)} s${last}; cancel it, or check that the repository and the servers are reachable`;
+      this.appendLog(run, 'warn', message);
+      this.updateProgress(run, { message });
+    }
+  }
+
+  /** Marks activity; a stuck task that moves again says so. */
+  private active(run: Running): void {
+    run.lastActivity = Date.now();
+    if (run.stuckSince === null) return;
+    run.stuckSince = null;
+    this.appendLog(run, 'info', 'progressing again');
+  }
+
+  /**
+   * Stops what still runs here: each task is cancelled and, when it has not ended within `timeoutMs`, recorded
+   * INTERRUPTED anyway, so that the server can exit and no task is left RUNNING.
+   */
   async close(timeoutMs = 5_000): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.watchdog) clearInterval(this.watchdog);
     this.heartbeat = null;
+    this.watchdog = null;
     const pending = [...this.running.values()];
-    for (const r of pending) r.controller.abort(new Error('the server is stopping'));
+    for (const r of pending) {
+      r.stopping = true;
+      this.appendLog(r, 'warn', 'the server is stopping: the task is interrupted');
+      r.controller.abort(new Error('the server is stopping'));
+    }
+    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled(pending.map((r) => r.done)),
-      new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
     ]);
+    clearTimeout(timer);
+    for (const r of pending) r.finishNow('INTERRUPTED', 'the server stopped before the task ended');
+    await Promise.allSettled(pending.map((r) => r.done));
   }
 
   /** Records the task, starts its body in the background, and returns the task as it starts. */
@@ -129,19 +203,41 @@ export class TaskRegistry {
       lastProgressWrite: 0,
       progressTimer: null,
       done: new Promise<Task>((r) => (resolveDone = r)),
+      finishNow: () => {},
+      lastActivity: Date.now(),
+      stuckSince: null,
+      stopping: false,
+    };
+    let ended = false;
+    // The first end wins: the body's own, or a forced one when it does not stop in time.
+    const end = (outcome: Pick<Task, 'status' | 'error' | 'result'>) => {
+      if (ended) return;
+      ended = true;
+      void this.finish(run, outcome).then(resolveDone);
+    };
+    run.finishNow = (status, error) => {
+      if (!ended) this.appendLog(run, 'warn', `${error}: the task is recorded ${status} and its work abandoned`);
+      end({ status, error, result: null });
     };
     this.running.set(task.id, run);
     const ctx = this.context(run);
-    setImmediate(() => void this.execute(run, ctx, body).then(resolveDone));
+    setImmediate(() => void this.execute(run, ctx, body).then(end));
     return { ...task };
   }
 
   private context(run: Running): TaskContext {
-    const log = (level: LogLevel, message: string) => this.appendLog(run, level, message);
+    const log = (level: LogLevel, message: string) => {
+      if (!this.running.has(run.task.id)) return; // a body still going after its task was ended
+      this.active(run);
+      this.appendLog(run, level, message);
+    };
     return {
       id: run.task.id,
       signal: run.controller.signal,
-      progress: (p) => this.updateProgress(run, p),
+      progress: (p) => {
+        this.active(run);
+        this.updateProgress(run, p);
+      },
       log,
       info: (m) => log('info', m),
       warn: (m) => log('warn', m),
@@ -176,30 +272,31 @@ export class TaskRegistry {
     return { file, stream: createReadStream(path.join(this.filesDir, taskId, name)) };
   }
 
-  private async execute(run: Running, ctx: TaskContext, body: TaskBody): Promise<Task> {
-    const t = run.task;
+  /** Runs the body and says how it ended; recording the end is `finish`'s job. */
+  private async execute(run: Running, ctx: TaskContext, body: TaskBody): Promise<Pick<Task, 'status' | 'error' | 'result'>> {
     try {
       // Cancelled before it began: do not start the work at all.
       run.controller.signal.throwIfAborted();
       const result = await body(ctx);
-      t.result = result ?? null;
-      t.status = 'SUCCEEDED';
+      return { status: 'SUCCEEDED', error: null, result: result ?? null };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      if (run.controller.signal.aborted) {
-        t.status = 'CANCELLED';
-        t.error = `cancelled: ${message}`;
-      } else {
-        t.status = 'FAILED';
-        t.error = message;
-        this.appendLog(run, 'error', message);
-      }
+      if (run.stopping) return { status: 'INTERRUPTED', error: `the server stopped before the task ended: ${message}`, result: null };
+      if (run.controller.signal.aborted) return { status: 'CANCELLED', error: `cancelled: ${message}`, result: null };
+      this.appendLog(run, 'error', message);
+      return { status: 'FAILED', error: message, result: null };
     }
+  }
+
+  private async finish(run: Running, outcome: Pick<Task, 'status' | 'error' | 'result'>): Promise<Task> {
+    const t = run.task;
     if (run.progressTimer) clearTimeout(run.progressTimer);
-    t.endedAt = new Date().toISOString();
-    const final = { ...t, progress: { ...t.progress } };
+    run.progressTimer = null;
+    const final: Task = { ...t, ...outcome, endedAt: new Date().toISOString(), progress: { ...t.progress } };
     run.writes = run.writes.then(() => this.store.finish(final)).catch(() => {});
     await run.writes;
+    // Only once recorded: until then a reader here and one reading the database see the same RUNNING task.
+    Object.assign(t, final);
     this.running.delete(t.id);
     this.events.emit(t.id, { type: 'end', task: { ...final } } satisfies TaskEvent);
     return final;
@@ -212,6 +309,7 @@ export class TaskRegistry {
   }
 
   private updateProgress(run: Running, p: Partial<TaskProgress>): void {
+    if (!this.running.has(run.task.id)) return; // a body still going after its task was ended
     run.task.progress = { ...run.task.progress, ...p };
     this.events.emit(run.task.id, { type: 'task', task: { ...run.task } } satisfies TaskEvent);
     const wait = run.lastProgressWrite + PROGRESS_WRITE_INTERVAL_MS - Date.now();
@@ -249,6 +347,9 @@ export class TaskRegistry {
     run.task.cancelRequested = true;
     run.controller.abort(new Error(reason));
     this.events.emit(run.task.id, { type: 'task', task: { ...run.task } } satisfies TaskEvent);
+    // A body that does not notice the cancel (waiting on something that never answers) does not keep the task
+    // "Cancelling…": after the grace, the task ends CANCELLED.
+    setTimeout(() => run.finishNow('CANCELLED', `cancelled (${reason}), but the work did not stop within ${Math.round(this.limits.cancelGraceMs / 1000)} s`), this.limits.cancelGraceMs).unref();
   }
 
   /**
@@ -285,7 +386,8 @@ export class TaskRegistry {
   /** The task of this kind (and target) running anywhere in the cluster, if any. */
   async findRunning(kind: TaskKind, target?: string | null): Promise<Task | null> {
     for (const r of this.running.values()) {
-      if (r.task.kind === kind && (target == null || r.task.target === target)) return { ...r.task };
+      // A task that has ended but is still being recorded is not running any more.
+      if (r.task.status === 'RUNNING' && r.task.kind === kind && (target == null || r.task.target === target)) return { ...r.task };
     }
     await this.store.markStaleInterrupted(STALE_SECONDS);
     return this.store.findRunning(kind, target);

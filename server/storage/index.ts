@@ -3,3 +3,5 @@ export { LocalStorage } from './local.js';
 export { MemoryStorage } from './memory.js';
 export { S3Storage } from './s3.js';
 export { openStorage, SUPPORTED_LOCATIONS } from './open.js';
+export { DEFAULT_STORAGE_TIMEOUT_MS, GuardedStorage, guardStorage, storageTimeoutFromEnv, type GuardOptions } from './guarded.js';
+export { FaultyStorage, type Fault, type FaultPlan, type StorageCall } from './faulty.js';

@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError, type Storage } from '../engine/index.js';
+import { guardStorage, type GuardOptions } from './guarded.js';
 import { LocalStorage } from './local.js';
 import { isS3Location } from './s3-location.js';
 import { S3Storage } from './s3.js';
@@ -11,8 +12,13 @@ export const SUPPORTED_LOCATIONS = 'an absolute directory path, a file:// URL or
 /**
  * The one place a repository location (settings, --repo) becomes a Storage. A relative path is refused: what it
  * means depends on the process's working directory, so the caller (the CLI) resolves it first.
+ * Every call gets a timeout (DP_STORAGE_TIMEOUT_MS, 120 s by default), and `signal` cancels the calls in flight.
  */
-export function openStorage(location: string): Storage {
+export function openStorage(location: string, guard: GuardOptions = {}): Storage {
+  return guardStorage(openBackend(location), guard);
+}
+
+function openBackend(location: string): Storage {
   if (/^file:/i.test(location)) {
     let path: string;
     try {

@@ -45,8 +45,12 @@ it('a task running on node A is cancelled through node B (at A’s next heartbea
     ctx.info('started on node A');
     await waitForCancel(ctx);
   });
-  await new Promise((r) => setTimeout(r, 700)); // let A write its progress
-  const seen = await appB.inject({ method: 'GET', url: `/api/dataprotect/tasks/${task.id}`, headers: { 'x-bm-apikey': KEYS.admin } });
+  // A writes its progress to the database within a moment: wait for it, however busy the machine.
+  let seen = await appB.inject({ method: 'GET', url: `/api/dataprotect/tasks/${task.id}`, headers: { 'x-bm-apikey': KEYS.admin } });
+  for (let i = 0; i < 200 && seen.json().progress?.done !== 1; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    seen = await appB.inject({ method: 'GET', url: `/api/dataprotect/tasks/${task.id}`, headers: { 'x-bm-apikey': KEYS.admin } });
+  }
   expect(seen.json()).toMatchObject({ status: 'RUNNING', progress: { done: 1, total: 5 } });
   const cancel = await appB.inject({ method: 'POST', url: `/api/dataprotect/tasks/${task.id}/cancel`, headers: { 'x-bm-apikey': KEYS.admin } });
   expect(cancel.statusCode).toBe(202);

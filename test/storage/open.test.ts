@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, test } from 'vitest';
-import { LocalStorage, openStorage, S3Storage } from '../../server/storage/index.js';
+import { GuardedStorage, LocalStorage, openStorage, S3Storage } from '../../server/storage/index.js';
 import { startS3 } from './s3-server.js';
 import { runCli } from '../engine/cli-helpers.js';
 import { tempDir } from '../engine/helpers.js';
@@ -11,7 +11,8 @@ test('an absolute directory or a file:// URL opens a local repository', async ()
   const d = await tempDir('dp-open-');
   try {
     const byPath = openStorage(join(d.path, 'repo'));
-    expect(byPath).toBeInstanceOf(LocalStorage);
+    expect(byPath).toBeInstanceOf(GuardedStorage);
+    expect((byPath as GuardedStorage).inner).toBeInstanceOf(LocalStorage);
     expect(byPath.location).toBe(join(d.path, 'repo'));
     await byPath.write('config', 'config', Buffer.from('cfg'));
     const byUrl = openStorage(pathToFileURL(join(d.path, 'repo')).href);
@@ -23,7 +24,7 @@ test('an absolute directory or a file:// URL opens a local repository', async ()
 });
 
 test('s3://BUCKET/PREFIX opens an S3 repository; another scheme or a relative path is refused with what this build supports', () => {
-  expect(openStorage('s3://backups/bluemind')).toBeInstanceOf(S3Storage);
+  expect((openStorage('s3://backups/bluemind') as GuardedStorage).inner).toBeInstanceOf(S3Storage);
   expect(() => openStorage('sftp://nas/backups')).toThrow(/sftp:\/\/ repositories are not supported by this build; give an absolute directory path, a file:\/\/ URL or s3:\/\/BUCKET\/PREFIX/);
   expect(() => openStorage('backups/repo')).toThrow(/"backups\/repo" is not absolute/);
   expect(() => openStorage('')).toThrow(/not absolute/);

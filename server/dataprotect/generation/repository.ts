@@ -16,8 +16,9 @@ export async function snapshotFingerprint(location: string): Promise<string> {
  * The repository at a settings location; created on the first backup (`create`), never by a read.
  * A location this build cannot open (relative, or an unsupported scheme such as s3://) is an error.
  */
-export async function openLocation(location: string, opts: { create?: boolean; loadIndex?: boolean } = {}): Promise<Repository | null> {
-  const storage = openStorage(location);
+export async function openLocation(location: string, opts: { create?: boolean; loadIndex?: boolean; signal?: AbortSignal } = {}): Promise<Repository | null> {
+  // A task's signal: cancelling it stops waiting for a storage that does not answer.
+  const storage = openStorage(location, { signal: opts.signal });
   try {
     return await Repository.open(storage, { loadIndex: opts.loadIndex });
   } catch (err) {

@@ -266,7 +266,7 @@ async function backupPart(o: GenerationRunOptions, p: PartPlan, generation: stri
     } else {
       const locations = await o.host.dataLocations(p.server, p.tag);
       if (locations.length === 0) throw new Error(`the host has no data location for ${p.tag} on ${p.server}`);
-      const archiver = new Archiver(o.repo, { server: p.server, tag: p.tag, progress, time });
+      const archiver = new Archiver(o.repo, { server: p.server, tag: p.tag, progress, time, signal: o.signal });
       try {
         for (const l of locations) {
           try {
@@ -276,6 +276,8 @@ async function backupPart(o: GenerationRunOptions, p: PartPlan, generation: stri
             errors.push(`${l.fsPath}: ${(err as Error).message}`);
           }
         }
+        // Cancelled mid-part: no snapshot of a half-read tree.
+        if (o.signal?.aborted) throw new Error(`cancelled while reading: ${reasonOf(o.signal)}`);
         snap = await archiver.commit({ meta });
       } catch (err) {
         await archiver.abort();
@@ -293,6 +295,10 @@ async function backupPart(o: GenerationRunOptions, p: PartPlan, generation: stri
     id: snap.id.slice(0, 16), server: p.server, tag: p.tag, status, begin: begin.toISOString(), end: new Date().toISOString(),
     sizeRead: snap.summary.bytesRead, sizeAdded: snap.summary.bytesAdded, messages, snapshot: snap.id,
   };
+}
+
+function reasonOf(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'cancelled');
 }
 
 /** Deletes the generations of runs that never finished; a backup lock of a live process means one may still run. */

@@ -119,7 +119,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   private async backup(ctx: TaskContext, trigger: 'api' | 'schedule' | 'cli'): Promise<Record<string, unknown>> {
     const s = await this.settings.get();
     checkRetentionPolicy(retentionPolicy(s));
-    const repo = await openLocation(s.repositoryLocation, { create: true });
+    const repo = await openLocation(s.repositoryLocation, { create: true, signal: ctx.signal });
     if (!repo) throw new Error(`no repository at ${s.repositoryLocation}`);
     const log = taskLog(ctx);
     try {
@@ -150,7 +150,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   async applyRetention(by: Requester): Promise<TaskStart> {
     const started = await this.startLocked('retention', 'Apply retention', by, null, async (ctx) => {
       const s = await this.settings.get();
-      const repo = await openLocation(s.repositoryLocation);
+      const repo = await openLocation(s.repositoryLocation, { signal: ctx.signal });
       if (!repo) return { kept: 0, removed: 0 };
       try {
         const r = await applyRetention(repo, retentionPolicy(s), { log: taskLog(ctx) });
@@ -194,7 +194,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     await this.get(id);
     const started = await this.startLocked('forget', `Forget generation ${id}`, by, id, async (ctx) => {
       const s = await this.settings.get();
-      const repo = await openLocation(s.repositoryLocation);
+      const repo = await openLocation(s.repositoryLocation, { signal: ctx.signal });
       if (!repo) throw new NotFoundError(`no repository at ${s.repositoryLocation}`);
       try {
         const g = (await readGenerations(repo)).find((x) => x.record.id === id);
