@@ -33,7 +33,7 @@ storageConformance('S3 (s3rver on loopback)', async () => ({ storage: storage(),
 storageConformance('S3 at the root of a bucket', async () => {
   // A bucket of its own per test, since the prefix is empty.
   const s = storage('s3://root-bucket');
-  for (const t of ['data', 'index', 'snapshot', 'lock'] as const) for await (const f of s.list(t)) await s.delete(t, f.name);
+  for (const t of ['data', 'index', 'snapshot', 'lock', 'reference'] as const) for await (const f of s.list(t)) await s.delete(t, f.name);
   await s.delete('config', 'config');
   return { storage: s, cleanup: async () => {} };
 });

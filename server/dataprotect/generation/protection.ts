@@ -31,7 +31,7 @@ export async function setProtection(repo: Repository, id: string, protect: boole
   const lock = await repo.lock(true, `${protect ? 'protect' : 'unprotect'} generation ${id}`);
   try {
     for (const s of finals) {
-      await repo.storage.delete('snapshot', s.id).catch((err: NodeJS.ErrnoException) => {
+      await repo.deleteSnapshot(s.id).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });
     }
