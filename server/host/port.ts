@@ -162,7 +162,7 @@ export interface DatabaseWriter {
 }
 
 /**
- * Replaces a whole tree of the host's data with one a restore fills (issue 6): the host gives a staging directory
+ * Replaces a whole tree of the host's data with one a restore fills: the host gives a staging directory
  * on the same filesystem, `fill` writes the tree under it and returns the directory that becomes the live one.
  */
 export interface TreeReplacer {

@@ -12,7 +12,7 @@
  *   4. Worst case: 1% of single rows changed by hash all over the tables; generation 3 of both (gen3 figures).
  *   5. Restore our generation 3 into a new database (pg_restore from the repository stream, checked table by table).
  *
- * Target (issue 3): our second generation adds at most half the bytes restic's does.
+ * Target: our second generation adds at most half the bytes restic's does.
  * Returns flat figures: dumpBytes, oursGen1Bytes, oursGen2Bytes, resticGen1Bytes, resticGen2Bytes,
  * oursGen2PctOfGen1, resticGen2PctOfGen1, oursToResticGen2 (ratio), target ('met' | 'missed'), timings in seconds,
  * and the same for the worst-case generation 3 (oursGen3Bytes, resticGen3Bytes, oursToResticGen3).

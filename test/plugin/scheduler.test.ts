@@ -5,7 +5,7 @@ import { ClusterCoordinator } from '../../server/jobs/cluster.js';
 import { BackupScheduler } from '../../server/jobs/scheduler.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from '../http/harness.js';
 
-// The scheduler follows the configured backup time; what a run does is the runner's business (issue 5).
+// The scheduler follows the configured backup time; what a run does is the runner's business.
 
 let api: TestApi;
 beforeAll(async () => {
