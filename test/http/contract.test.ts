@@ -155,7 +155,7 @@ describe('authentication and roles', () => {
     const wide = operations.filter((o) => o['x-dp-scope'] === 'installation').map((o) => o.operationId).sort();
     expect(wide).toEqual([
       'applyRetention', 'checkGlobalRestore', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
-      'startBackup', 'startGlobalRestore', 'syncGenerations', 'updateSettings',
+      'protectGeneration', 'startBackup', 'startGlobalRestore', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
     ]);
   });
 

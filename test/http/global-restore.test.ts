@@ -128,6 +128,6 @@ describe('global restore over HTTP, against the reference host', () => {
 
     // The audit log says who rebuilt it, from which generation.
     const audit = await api.app.inject({ method: 'GET', url: '/api/dataprotect/audit?action=global-restore.end', headers: { 'x-bm-apikey': KEYS.admin } });
-    expect(audit.json().items[0]).toMatchObject({ actor: 'admin0@example.test', result: 'ok', generationId: f.generation });
+    expect(audit.json().items[0]).toMatchObject({ actor: 'admin0@global.virt', result: 'ok', generationId: f.generation });
   }, 180_000);
 });
