@@ -76,6 +76,7 @@ export class DpGlobalRestore extends DpElement<DpGlobalRestoreEventMap> {
 
   static override styles = [
     DpElement.baseStyles,
+    DpElement.listStyles,
     css`
       form,
       fieldset {
@@ -124,20 +125,6 @@ export class DpGlobalRestore extends DpElement<DpGlobalRestoreEventMap> {
         color: var(--_dp-color-text);
         font-weight: 600;
         border-bottom-color: var(--_dp-color-primary);
-      }
-      table {
-        border-collapse: collapse;
-        width: 100%;
-      }
-      th,
-      td {
-        text-align: left;
-        padding: 6px var(--_dp-space-2);
-        border-bottom: 1px solid var(--_dp-color-divider);
-        vertical-align: top;
-      }
-      th {
-        background: var(--_dp-color-surface-muted);
       }
       ul.plain {
         list-style: none;
