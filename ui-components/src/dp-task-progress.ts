@@ -159,7 +159,9 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
     if (!this.task || !this.client) return;
     this.cancelling = true;
     try {
-      this.task = await this.client.cancelTask(this.task.id);
+      const answer = await this.client.cancelTask(this.task.id);
+      // The event stream may already have delivered the end: the cancel's answer (still RUNNING) must not undo it.
+      if (this.task?.status === 'RUNNING') this.task = answer;
     } catch (err) {
       this.error = problemOf(err)?.detail ?? (err as Error).message;
     } finally {
