@@ -21,6 +21,12 @@ export class OutsideTargetError extends Error {
  * symlinks last, so nothing it does between the check and the use can redirect a path.
  */
 export class RestoreTarget {
+  /**
+   * Directories already found to be real directories inside the target. The restore never turns a directory it
+   * checked into anything else (symlink() and link() refuse a directory), so checking each once is enough.
+   */
+  private readonly verified = new Set<string>();
+
   private constructor(
     /** The target's real path (symlinks above the target are the administrator's choice, and resolved once). */
     readonly root: string,
@@ -59,12 +65,15 @@ export class RestoreTarget {
    */
   checkParents(path: string): void {
     const parts = this.parts(path);
+    if (parts.length < 2 || this.verified.has(this.root + sep + parts.slice(0, -1).join(sep))) return;
     let p = this.root;
     for (let i = 0; i < parts.length - 1; i++) {
       p += sep + parts[i];
+      if (this.verified.has(p)) continue;
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
       if (!st) throw new OutsideTargetError(`${p} is missing (refusing to create ${path})`);
       if (!st.isDirectory()) throw new OutsideTargetError(`${p} is ${describe(st)}, not a directory (refusing to restore through it)`);
+      this.verified.add(p);
     }
   }
 
@@ -88,6 +97,7 @@ export class RestoreTarget {
     if (!after.isDirectory()) throw new OutsideTargetError(`${path} is ${describe(after)}, not a directory`);
     const real = fs.realpathSync(path);
     if (real !== path && !real.startsWith(this.root + sep)) throw new OutsideTargetError(`${path} resolves to ${real}, outside the restore target`);
+    this.verified.add(path);
   }
 
   /**
