@@ -41,6 +41,14 @@ export function percent(value: string): number {
   return n;
 }
 
+/** A duration such as 24h, 90m, 7d, 30s or 0 (none), in milliseconds. */
+export function duration(value: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(value.trim());
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  if (!m || (m[2] === undefined && m[1] !== '0')) throw new InvalidArgumentError(`expected a duration such as 24h, 90m, 7d or 0, got ${JSON.stringify(value)}`);
+  return Number(m[1]) * (m[2] ? unit[m[2] as keyof typeof unit] : 0);
+}
+
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }

@@ -82,6 +82,7 @@ export class Archiver {
     if (this.lock) return;
     this.lock = await this.repo.lock(false, `backup of ${this.opts.server} ${this.opts.tag}`, (m) => this.opts.progress?.notice?.(m));
     try {
+      await this.repo.loadPruneMarks();
       await this.repo.indexOrphanPacks((m) => this.opts.progress?.notice?.(m));
       const p = this.opts.parent ?? 'auto';
       if (p === 'none') this.parent = null;
@@ -327,7 +328,7 @@ export class Archiver {
 
   private allIndexed(content: string[] | undefined): boolean {
     if (!content) return true;
-    for (const id of content) if (!this.repo.index.has(fromHex(id))) return false;
+    for (const id of content) if (!this.repo.reusable(fromHex(id))) return false;
     return true;
   }
 

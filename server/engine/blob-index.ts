@@ -101,6 +101,23 @@ export class BlobIndex {
     return true;
   }
 
+  /** The pack a blob is located in, without building a whole location. */
+  packOf(id: Uint8Array): string | undefined {
+    const s = this.slot(id);
+    return s < 0 ? undefined : this.packs[this.pack[s]];
+  }
+
+  /** Moves a blob already present to another location. */
+  replace(id: Uint8Array, loc: BlobLocation): void {
+    const s = this.slot(id);
+    if (s < 0) throw new Error('replace: blob not in the index');
+    this.flags[s] = FLAG_USED | (loc.type === BlobType.Tree ? FLAG_TREE : 0) | (loc.zstd ? FLAG_ZSTD : 0);
+    this.pack[s] = this.ordinalOf(loc.pack);
+    this.offset[s] = loc.offset;
+    this.length[s] = loc.length;
+    this.rawLength[s] = loc.rawLength;
+  }
+
   hasPack(pack: string): boolean {
     return this.packOrdinal.has(pack);
   }

@@ -9,6 +9,7 @@ import { fromHex, sha256, toHex } from './hash.js';
 import { decodeIndex, encodeIndex, type IndexFile } from './index-file.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
 import { parsePackHeader, PACK_ENTRY_BYTES, type PackEntry } from './pack.js';
+import { readPruneMarks } from './prune-marks.js';
 import type { Snapshot, SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
 import { decodeTree, type Tree } from './tree.js';
@@ -32,6 +33,11 @@ export class Repository {
   index = new BlobIndex();
   /** Index files loaded (their ids): a prune supersedes exactly these. */
   readonly indexFiles = new Set<string>();
+  /**
+   * Packs a prune marked for deletion (pack id -> when): their blobs are read as usual but never reused by
+   * a backup, which stores them again instead (see prune.ts).
+   */
+  pruneMarks: ReadonlyMap<string, number> = new Map();
   readonly gear: Int32Array;
   /** What a blob of this repository may declare (see validate.ts). */
   readonly limits: BlobLimits;
@@ -98,20 +104,37 @@ export class Repository {
   }
 
   /** Reads every index file into the in-memory table (a few in parallel). */
-  async loadIndex(): Promise<void> {
+  async loadIndex(each?: (name: string, idx: IndexFile) => void): Promise<void> {
+    await this.loadPruneMarks();
     const names: string[] = [];
     for await (const f of this.storage.list('index')) if (!this.indexFiles.has(f.name)) names.push(f.name);
     await mapLimit(names, 4, async (name) => {
       const idx = await this.readIndexFile(name);
       this.addIndexFile(name, idx);
+      each?.(name, idx);
     });
   }
 
-  /** Forgets the in-memory index and reads the index files again (after a prune rewrote them). */
-  async reloadIndex(): Promise<void> {
+  /**
+   * Forgets the in-memory index and reads the index files again (after a prune rewrote them, or before a
+   * prune, which must see what other processes indexed); `each` sees every file read.
+   */
+  async reloadIndex(each?: (name: string, idx: IndexFile) => void): Promise<void> {
     this.index = new BlobIndex(this.index.size);
     this.indexFiles.clear();
-    await this.loadIndex();
+    await this.loadIndex(each);
+  }
+
+  /** Reads the prune marks again: a backup does at its start, so that it reuses nothing marked before it. */
+  async loadPruneMarks(): Promise<void> {
+    this.pruneMarks = await readPruneMarks(this.storage);
+  }
+
+  /** Whether a backup may reference this blob as stored: it is indexed, and not only in a pack marked for deletion. */
+  reusable(id: Uint8Array): boolean {
+    if (this.pruneMarks.size === 0) return this.index.has(id);
+    const pack = this.index.packOf(id);
+    return pack !== undefined && !this.pruneMarks.has(pack);
   }
 
   async readIndexFile(name: string): Promise<IndexFile> {
@@ -121,8 +144,14 @@ export class Repository {
   }
 
   addIndexFile(name: string, idx: IndexFile): void {
-    for (const p of idx.packs) for (const b of p.blobs) this.index.add(b.id, { ...b, pack: p.id });
+    for (const p of idx.packs) for (const b of p.blobs) this.indexBlob(b.id, { ...b, pack: p.id });
     this.indexFiles.add(name);
+  }
+
+  /** Adds a blob's location; a blob both in a marked pack and in another (a repack's copy) is located in the other. */
+  indexBlob(id: Uint8Array, loc: BlobLocation): void {
+    if (this.index.add(id, loc) || this.pruneMarks.size === 0 || this.pruneMarks.has(loc.pack)) return;
+    if (this.pruneMarks.has(this.index.packOf(id)!)) this.index.replace(id, loc);
   }
 
   /** Writes an index file for these packs and returns its id. */
@@ -320,7 +349,8 @@ export class Repository {
   async indexOrphanPacks(notice: LockNotice = () => {}): Promise<number> {
     const orphans: { id: string; blobs: PackEntry[] }[] = [];
     for await (const f of this.storage.list('data')) {
-      if (this.index.hasPack(f.name)) continue;
+      // A marked pack stays out: its blobs are not to be reused, and the prune that marked it deletes it.
+      if (this.index.hasPack(f.name) || this.pruneMarks.has(f.name)) continue;
       try {
         orphans.push({ id: f.name, blobs: await this.readPackHeader(f.name, f.size) });
       } catch (err) {

@@ -67,7 +67,7 @@ export class BlobSaver {
   /** Stores a blob unless the repository already has it; resolves true when it was new. */
   async save(type: BlobType, id: Buffer, raw: Uint8Array): Promise<boolean> {
     if (this.failure) throw this.failure;
-    if (this.repo.index.has(id)) return false;
+    if (this.repo.reusable(id)) return false;
     const hex = toHex(id);
     if (this.pending.has(hex)) return false;
     this.pending.add(hex);
@@ -174,7 +174,7 @@ export class BlobSaver {
   private keepHashed(r: FilesResult, i: number): Buffer {
     const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
     const hex = toHex(id);
-    if (!this.repo.index.has(id) && !this.pending.has(hex)) {
+    if (!this.repo.reusable(id) && !this.pending.has(hex)) {
       this.pending.add(hex);
       const builder = this.builders[BlobType.Data];
       builder.add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
@@ -234,8 +234,17 @@ export class BlobSaver {
     const builder = this.builders[type];
     this.builders[type] = new PackBuilder();
     // One buffer for the pack, hashed on libuv's pool (WebCrypto) rather than on the main thread.
-    const pack = Buffer.concat(builder.finish());
-    const id = toHex(Buffer.from(await webcrypto.subtle.digest('SHA-256', pack)));
+    let pack = Buffer.concat(builder.finish());
+    let id = toHex(Buffer.from(await webcrypto.subtle.digest('SHA-256', pack)));
+    if (this.repo.pruneMarks.has(id)) {
+      // Byte for byte a pack a prune marked for deletion (the same blobs stored again): written under that
+      // name it would be the very file the prune deletes once the grace period ends, perhaps before this
+      // backup's snapshot exists. Its first blob once more makes it a new file.
+      const first = builder.entries[0];
+      builder.add(first.id, first.type, Buffer.from(pack.subarray(first.offset, first.offset + first.length)), first.zstd, first.rawLength);
+      pack = Buffer.concat(builder.finish());
+      id = toHex(Buffer.from(await webcrypto.subtle.digest('SHA-256', pack)));
+    }
     const size = pack.length;
     this.packWrites++;
     try {
@@ -246,7 +255,7 @@ export class BlobSaver {
     }
     const entries: PackEntry[] = builder.entries;
     for (const e of entries) {
-      this.repo.index.add(e.id, { ...e, pack: id });
+      this.repo.indexBlob(e.id, { ...e, pack: id });
       this.pending.delete(toHex(e.id));
     }
     this.stats.blobsNew += entries.length;

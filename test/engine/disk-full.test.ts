@@ -69,7 +69,7 @@ describe('a full repository disk', () => {
     await repo.deleteSnapshot(s2.id);
     // Room for locks and index files, not for a repacked pack (1 MB) until the unused one (1 MB) is gone.
     storage.capacity = (await storage.used()) + 50_000;
-    const p = await prune(repo);
+    const p = await prune(repo, { grace: 0 });
     expect(storage.writesRefused).toBe(0);
     expect(p.packsRepacked).toBe(1);
     expect(p.bytesFreed).toBeGreaterThan(2_000_000);

@@ -65,7 +65,7 @@ describe('forget and prune on a real repository', () => {
     expect(f.removed).toBe(2);
     expect((await repo.listSnapshots()).map((s) => s.id)).toEqual([snaps[2].id, snaps[3].id]);
 
-    const p = await prune(repo);
+    const p = await prune(repo, { grace: 0 });
     expect(p.bytesFreed).toBeGreaterThan(5_500_000);
     expect(await repoSize(repo)).toBeLessThan(before - 5_500_000);
     const c = await check(repo, { readData: true });
@@ -76,7 +76,7 @@ describe('forget and prune on a real repository', () => {
     expect(rr.damage).toEqual([]);
     expect(await manifest(join(out, 'spool'))).toEqual(m4);
     // A second prune finds nothing to do.
-    expect((await prune(repo)).bytesFreed).toBe(0);
+    expect((await prune(repo, { grace: 0 })).bytesFreed).toBe(0);
   });
 
   test('the CLI forget --prune reports what it kept and why', async () => {
@@ -88,7 +88,7 @@ describe('forget and prune on a real repository', () => {
       await a.addTree('/spool', src);
       await a.commit();
     }
-    const r = await runCli(['forget', '--repo', join(dir.path, 'repo'), '--keep-last', '1', '--prune', '--json']);
+    const r = await runCli(['forget', '--repo', join(dir.path, 'repo'), '--keep-last', '1', '--prune', '--grace', '0', '--json']);
     expect(r.code).toBe(0);
     const summary = jsonLines(r.stdout).find((l) => l.type === 'summary') as { removed: number; prune: { packsDeleted: number; packsRepacked: number } };
     expect(summary.removed).toBe(2);
