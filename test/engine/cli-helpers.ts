@@ -25,9 +25,9 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
   });
 }
 
-export function startCli(args: string[]): ChildProcess {
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first (npm test does)`);
-  return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function jsonLines(stdout: string): Record<string, unknown>[] {
