@@ -2,6 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { churn, generateSpool, userName } from '../../server/demo/mail-spool.js';
+import { startS3, TEST_BUCKET } from '../storage/s3-server.js';
 import { diskBytes, measure, treeStats, type Measure } from './tools.js';
 
 /**
@@ -28,6 +29,8 @@ export interface MailBenchOptions {
   messagesPerUser: number;
   days: number;
   log: (line: string) => void;
+  /** Which peers run (all by default): ours, s3 (ours into s3rver on loopback), restic, borg, rsync. */
+  peers?: string[];
 }
 
 export interface MailBenchRow {
@@ -48,6 +51,9 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
   const corpus = treeStats(spool);
   o.log(`  ${messages} messages, ${(corpus.bytes / 2 ** 20).toFixed(0)} MiB`);
 
+  // Ours again, into an S3 bucket (s3rver on loopback, in this process): what the S3 backend costs over a local disk.
+  const s3 = o.peers && !o.peers.includes('s3') ? undefined : await startS3();
+  const s3Repo = `s3://${TEST_BUCKET}/bench`;
   const env = { RESTIC_PASSWORD: 'bench-only', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
   const peers: Peer[] = [
     {
@@ -64,6 +70,23 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
       },
       restoreAll(target) {
         return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json']);
+      },
+      restoredSpool: (t) => join(t, spool),
+    },
+    {
+      name: 's3',
+      repo: s3?.directory ?? '',
+      async init() {
+        await measure(process.execPath, [CLI, 'repo', 'init', '--repo', s3Repo], { env: s3!.env });
+      },
+      backup() {
+        return measure(process.execPath, [CLI, 'backup', '--repo', s3Repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: s3!.env });
+      },
+      restoreOne(user, target) {
+        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', s3Repo, '--include', join(spool, user), '--target', target, '--json'], { env: s3!.env });
+      },
+      restoreAll(target) {
+        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', s3Repo, '--target', target, '--json'], { env: s3!.env });
       },
       restoredSpool: (t) => join(t, spool),
     },
@@ -125,6 +148,15 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
     },
   ];
 
+  if (o.peers) peers.splice(0, peers.length, ...peers.filter((p) => o.peers!.includes(p.name)));
+  try {
+    return await runPeers(o, work, spool, messages, corpus, peers);
+  } finally {
+    await s3?.stop();
+  }
+}
+
+async function runPeers(o: MailBenchOptions, work: string, spool: string, messages: number, corpus: { files: number; bytes: number }, peers: Peer[]): Promise<{ rows: MailBenchRow[]; corpus: Record<string, number> }> {
   const rows: MailBenchRow[] = [];
   const rss: Record<string, number> = {};
   const record = (name: string, m: Measure) => (rss[name] = Math.max(rss[name] ?? 0, m.maxRssMiB));

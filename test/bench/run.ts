@@ -16,6 +16,7 @@ const { values } = parseArgs({
     days: { type: 'string', default: '5' },
     work: { type: 'string', default: 'var/bench' },
     only: { type: 'string' },
+    peers: { type: 'string' },
   },
 });
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -40,10 +41,10 @@ async function main(): Promise<void> {
   await mkdir(work, { recursive: true });
   const report: Record<string, unknown> = { machine: { cores: (await import('node:os')).availableParallelism(), node: process.version } };
   if (!values.only || values.only === 'mail') {
-    const mail = await runMailBench({ workDir: join(work, 'mail'), users: Number(values.users), messagesPerUser: Number(values.messages), days: Number(values.days), log });
+    const mail = await runMailBench({ workDir: join(work, 'mail'), users: Number(values.users), messagesPerUser: Number(values.messages), days: Number(values.days), log, peers: values.peers?.split(',') });
     report.mail = mail;
     console.log(`\nMail spool: ${mail.corpus.messages} messages, ${mail.corpus.mib.toFixed(0)} MiB, ${values.days} daily increments, ${report.machine && (report.machine as { cores: number }).cores} cores\n`);
-    console.log(table(mail.rows, ['ours', 'restic', 'borg', 'rsync']));
+    console.log(table(mail.rows, ['ours', 'restic', 'borg', 'rsync', 's3'].filter((p) => !values.peers || values.peers.split(',').includes(p))));
   }
   const dbModule = new URL('./database.js', import.meta.url);
   if ((!values.only || values.only === 'database') && existsSync(dbModule)) {

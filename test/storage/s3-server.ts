@@ -7,6 +7,8 @@ export interface TestS3 {
   endpoint: string;
   /** The AWS_* settings a client needs to reach it (s3rver's built-in account). */
   env: NodeJS.ProcessEnv;
+  /** Where s3rver keeps the objects (the bench measures its size). */
+  directory: string;
   /** A new, empty repository location in the test bucket. */
   location(): string;
   stop(): Promise<void>;
@@ -29,6 +31,7 @@ export async function startS3(buckets: string[] = [TEST_BUCKET]): Promise<TestS3
   const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
+    directory: dir.path,
     env: { AWS_ENDPOINT_URL_S3: endpoint, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' },
     location: () => `s3://${buckets[0]}/repos/${randomBytes(6).toString('hex')}`,
     stop: async () => {
