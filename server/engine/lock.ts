@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from './errors.js';
 import type { Storage } from './storage.js';
 
@@ -39,6 +40,10 @@ export class RepositoryLock {
     await storage.write('lock', name, Buffer.from(JSON.stringify(info)));
     const lock = new RepositoryLock(storage, name, info);
     try {
+      // No atomic rename or conditional write is needed: every process writes its own lock, then lists.
+      // On a store whose listings lag, it waits out the lag first; of two processes locking at once, the
+      // one that wrote last then lists after the other's lock is listable, so at least one sees the other.
+      if ((storage.listingLagMs ?? 0) > 0) await sleep(storage.listingLagMs);
       for (const other of await readLocks(storage)) {
         if (other.name === name) continue;
         const stale = staleReason(other.info, now());

@@ -24,6 +24,11 @@ export interface FileInfo {
 export interface Storage {
   /** Human-readable location, for messages. */
   readonly location: string;
+  /**
+   * How long a file just written may take to appear in this backend's listings (ms); absent or 0: at once.
+   * Locks wait this long between writing their own file and listing the others (see lock.ts).
+   */
+  readonly listingLagMs?: number;
   /** Every complete file of a type (never a file being written). */
   list(type: FileType): AsyncIterable<FileInfo>;
   /**

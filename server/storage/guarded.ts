@@ -42,6 +42,10 @@ export class GuardedStorage implements Storage {
     if (clean) this.removeStaleTempFiles = () => this.guard('removing stale temp files', clean);
   }
 
+  get listingLagMs(): number | undefined {
+    return this.inner.listingLagMs;
+  }
+
   get location(): string {
     return this.inner.location;
   }

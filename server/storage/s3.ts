@@ -30,7 +30,9 @@ const FANNED_OUT: ReadonlySet<FileType> = new Set(['data']);
  * process ever rewrites it (the refresh); the others only read it or, once it is stale, delete it. A
  * PUT replaces an object whole, so a reader sees the old or the new lock, never a mix. Two processes
  * that lock at once each write first and list after, and S3's read-after-write consistency for PUT and
- * LIST means each sees the other's lock, so at least one of them backs off.
+ * LIST means each sees the other's lock, so at least one of them backs off. On a store whose listings
+ * lag, DP_S3_LISTING_LAG_MS makes each wait out the lag before it lists; and a backup whose lock a
+ * prune did not see loses nothing, since prune deletes in two phases (server/engine/FORMAT.md).
  */
 export class S3Storage implements Storage {
   readonly bucket: string;
@@ -40,8 +42,14 @@ export class S3Storage implements Storage {
   private readonly maxAttempts: number;
   private readonly limit: RequestLimit;
   private bucketSeen: Promise<void> | undefined;
+  /**
+   * AWS S3, MinIO and single-site Ceph RGW list an object as soon as its PUT returns (0, the default);
+   * DP_S3_LISTING_LAG_MS tells the locks about a store whose listings lag (multi-site replication, some
+   * gateways). Two-phase prune does not depend on it.
+   */
+  readonly listingLagMs: number;
 
-  constructor(location: string | S3Location, opts: S3ConnectionOptions = {}) {
+  constructor(location: string | S3Location, opts: S3ConnectionOptions & { listingLagMs?: number } = {}) {
     const loc = typeof location === 'string' ? parseS3Location(location) : location;
     this.bucket = loc.bucket;
     this.prefix = loc.prefix;
@@ -50,6 +58,7 @@ export class S3Storage implements Storage {
     this.endpoint = conn.endpoint;
     this.maxAttempts = conn.maxAttempts;
     this.limit = new RequestLimit(conn.parallelism);
+    this.listingLagMs = opts.listingLagMs ?? listingLagFromEnv(opts.env ?? process.env);
   }
 
   get location(): string {
@@ -221,4 +230,12 @@ function contentRange(header: string | undefined): { start: number; total: numbe
 /** Exponential backoff with full jitter: 0..(100 ms * 2^attempt), at most 10 s. */
 function backoffMs(attempt: number): number {
   return Math.random() * Math.min(10_000, 100 * 2 ** attempt);
+}
+
+function listingLagFromEnv(env: NodeJS.ProcessEnv): number {
+  const raw = env.DP_S3_LISTING_LAG_MS?.trim();
+  if (!raw) return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 600_000) throw new Error(`invalid DP_S3_LISTING_LAG_MS ${JSON.stringify(raw)}: expected milliseconds, 0 to 600000`);
+  return n;
 }
