@@ -160,10 +160,11 @@ export async function applyRetention(repo: Repository, policy: RetentionPolicy, 
   o.log?.info(`retention (${describeRetention(policy)}): kept ${decision.keep.length}, deleted ${decision.remove.length}`);
   let summary: PruneSummary | null = null;
   let pruneError: string | null = null;
-  if (!o.dryRun && !o.noPrune && decision.remove.length > 0) {
+  // Packs an earlier prune marked are deleted by a later one: a run that removed nothing still prunes for them.
+  if (!o.dryRun && !o.noPrune && (decision.remove.length > 0 || repo.pruneMarks.size > 0)) {
     try {
       summary = await prune(repo, { progress: { notice: (m) => o.log?.info(`prune: ${m}`) } });
-      o.log?.info(`prune: ${summary.packsDeleted} packs deleted, ${summary.packsRepacked} repacked, ${summary.bytesFreed} bytes freed`);
+      o.log?.info(`prune: ${summary.packsDeleted} packs deleted, ${summary.packsRepacked} repacked, ${summary.bytesFreed} bytes freed, ${summary.packsPending} packs marked for a later prune`);
     } catch (err) {
       pruneError = (err as Error).message;
       o.log?.warn(`prune failed (the next one reclaims the space): ${pruneError}`);
