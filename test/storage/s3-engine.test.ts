@@ -6,6 +6,7 @@ import { Archiver, check, Repository, restore, type FileType } from '../../serve
 import { readLocks } from '../../server/engine/lock.js';
 import { S3Storage } from '../../server/storage/s3.js';
 import { bytesOf, manifest, tempDir } from '../engine/helpers.js';
+import { startFaultServer } from './s3-fault-server.js';
 import { startS3, type TestS3 } from './s3-server.js';
 
 let s3: TestS3;
@@ -32,8 +33,8 @@ class CountingS3Storage extends S3Storage {
   }
 }
 
-function storage(location: string): CountingS3Storage {
-  const s = new CountingS3Storage(location, { env: s3.env });
+function storage(location: string, env: NodeJS.ProcessEnv = {}): CountingS3Storage {
+  const s = new CountingS3Storage(location, { env: { ...s3.env, ...env } });
   opened.push(s);
   return s;
 }
@@ -114,5 +115,35 @@ describe('the engine on S3', () => {
     expect(s.packBytesRead).toBeGreaterThan(0);
     expect(s.packBytesRead).toBeLessThan(512 * 1024);
     await reader.close();
+  });
+
+  test('a backup and its restore go through a server that throttles and fails one request in three', async () => {
+    // Alternately 503 SlowDown, 429 (a gateway's throttling) and 500: each retried with backoff by the client.
+    const faults = [{ status: 503, code: 'SlowDown' }, { status: 429, code: 'TooManyRequests' }, { status: 500, code: 'InternalError' }];
+    let injected = 0;
+    const fault = await startFaultServer(s3.endpoint, (n) => (n % 3 === 0 ? faults[injected++ % faults.length] : 'forward'));
+    try {
+      const location = s3.location();
+      const src = join(dir.path, 'src-flaky');
+      await makeSpool(src);
+      const before = await manifest(src);
+      const repo = await Repository.init(storage(location, { AWS_ENDPOINT_URL_S3: fault.endpoint }));
+      const a = new Archiver(repo, { server: 'mail1', tag: 'mail/imap' });
+      await a.addTree('/spool', src);
+      const snap = await a.commit();
+      expect(snap.summary.errors).toBe(0);
+      const out = join(dir.path, 'out-flaky');
+      const r = await restore(repo, snap, { target: out });
+      expect(r.errors).toBe(0);
+      expect(await manifest(join(out, 'spool'))).toEqual(before);
+      await repo.close();
+      expect(injected).toBeGreaterThan(4);
+      // What landed in the bucket is sound, read without the faults.
+      const direct = await Repository.open(storage(location));
+      expect((await check(direct, { readData: true })).errors).toEqual([]);
+      await direct.close();
+    } finally {
+      await fault.stop();
+    }
   });
 });
