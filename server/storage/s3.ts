@@ -176,6 +176,23 @@ export class S3Storage implements Storage {
     }
   }
 
+  /** Up to `max` keys under the prefix, whatever their shape: a location must be empty or a repository of ours. */
+  async someKeys(max = 3): Promise<string[]> {
+    await this.bucketExists();
+    const page = await this.call('listing', this.base(), () =>
+      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base(), MaxKeys: max })),
+    );
+    return (page.Contents ?? []).map((o) => (o.Key ?? '').slice(this.base().length)).filter(Boolean);
+  }
+
+  /** Writes and removes a probe object (a dot-name, which no listing of the repository reads): writes are allowed. */
+  async probeWrite(): Promise<void> {
+    const key = `${this.base()}.dp-write-check-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 12)}`;
+    const body = Buffer.from('bm-dataprotect write check\n');
+    await this.call('writing', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length })));
+    await this.call('deleting', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+  }
+
   /** Closes the connections (sockets kept alive would hold a short-lived process open). */
   close(): void {
     this.client.destroy();
