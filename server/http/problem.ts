@@ -66,6 +66,8 @@ export function validationErrors(err: FastifyError): { field: string; message: s
     } else if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
       segments.push(v.params.additionalProperty);
       message = 'is not allowed';
+    } else if (v.keyword === 'type' && v.params?.type === 'integer') {
+      message = 'must be a whole number written in digits (not 1e3 or 7.0)';
     } else if (v.keyword === 'enum' && Array.isArray(v.params?.allowedValues)) {
       message = `must be one of ${(v.params.allowedValues as unknown[]).map(String).join(', ')}`;
     }
