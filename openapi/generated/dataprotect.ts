@@ -589,7 +589,13 @@ export interface components {
             keepMonthly: number;
             backupEmails: boolean;
             backupArchivedEmails: boolean;
+            /** @description HH:MM, daily, in timeZone */
             backupTime: string;
+            /**
+             * @description The server's time zone (IANA name), in which the backup time is read
+             * @example Europe/Paris
+             */
+            timeZone?: string;
             repositoryLocation: string;
             skippedTags: string[];
             /**
