@@ -65,14 +65,14 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
         transition: width 0.2s;
       }
       /* A failed or interrupted task's bar turns red, a finished one green: the outcome at a glance. */
-      .bar[data-status='FAILED'] > div,
-      .bar[data-status='INTERRUPTED'] > div {
+      .bar[data-bar-status='FAILED'] > div,
+      .bar[data-bar-status='INTERRUPTED'] > div {
         background: var(--_dp-color-danger);
       }
-      .bar[data-status='SUCCEEDED'] > div {
+      .bar[data-bar-status='SUCCEEDED'] > div {
         background: var(--_dp-color-success);
       }
-      .bar[data-status='CANCELLED'] > div {
+      .bar[data-bar-status='CANCELLED'] > div {
         background: var(--_dp-color-warning);
       }
       .announce {
@@ -223,7 +223,7 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
           : nothing}
       </div>
       <span class="announce" role="status" aria-live="polite" aria-atomic="true">${t ? this.t('task.announce', { title: taskTitleText(this.locale, t), status: this.t(`task.status.${t.status}`) }) : ''}</span>
-      <div part="bar" class="bar" data-status=${t?.status ?? 'RUNNING'} role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
+      <div part="bar" class="bar" data-bar-status=${t?.status ?? 'RUNNING'} role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
         <div part="bar-fill" style="width: ${pct}%"></div>
       </div>
       ${p && (p.total !== null || p.done > 0 || p.message || p.bytes != null)
