@@ -6,6 +6,7 @@ import {
   InvalidInputError,
   NotFoundError,
 } from '../dataprotect/errors.js';
+import { explainError } from '../jobs/explain-error.js';
 
 // RFC 7807 problem documents: every error the API answers has this shape.
 
@@ -34,6 +35,7 @@ const TITLES: Record<number, [string, string]> = {
   415: ['unsupported-media-type', 'Unsupported media type'],
   500: ['internal-error', 'Internal error'],
   501: ['not-implemented', 'Not available in this build'],
+  503: ['unavailable', 'Unavailable for now'],
 };
 
 export function problem(status: number, detail: string, extra: Partial<Problem> = {}): Problem {
@@ -96,5 +98,9 @@ export function errorToProblem(err: unknown, request: FastifyRequest): Problem {
   }
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
   if (status >= 400 && status < 500) return problem(status, fe.message, { instance });
+  // Something the request needs is away (the repository's share, the mail server, PostgreSQL): said with what
+  // to do, not as the server's own failure.
+  const explained = explainError(err);
+  if (explained) return problem(503, explained.message, { instance });
   return problem(500, 'The server failed to answer; the error is in its log.', { instance });
 }

@@ -109,6 +109,11 @@ describe('task feedback and settings', () => {
     const announced = progress.locator('[aria-live="polite"][role="status"]');
     expect(await announced.textContent()).toBe('Backup of the installation: Failed');
     expect(await progress.locator('[part="log"]').textContent()).toContain('is not a folder: check the repository location');
+    // The navigator reads the generations again: the same explanation (503), never "the server failed" (500).
+    const listing = page.locator('dp-generations [data-problem-status]');
+    await listing.waitFor();
+    expect(await listing.getAttribute('data-problem-status')).toBe('503');
+    expect(await listing.textContent()).toContain('is not a folder: check the repository location in the settings.');
     await shot(page, '21-backup-failed-explained');
     await page.context().close();
   });
