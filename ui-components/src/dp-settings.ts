@@ -21,6 +21,7 @@ const TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 const TAG = /^[a-z0-9_-]+\/[a-z0-9_-]+$/;
 /** Digits only: `1e3` or `7.0` is not a number of days (Number() would take both). */
 const WHOLE = /^\s*[0-9]+\s*$/;
+const NUMERIC = new Set<Field>(['retentionDays', 'keepWeekly', 'keepMonthly']);
 const COUNT_MAX: Record<'keepWeekly' | 'keepMonthly', number> = { keepWeekly: 520, keepMonthly: 240 };
 
 function toDraft(s: Settings): Draft {
@@ -146,7 +147,8 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
         max-width: 100%;
       }
       input[type='number'],
-      input[type='time'] {
+      input[type='time'],
+      input[inputmode='numeric'] {
         max-width: 160px;
       }
       input[aria-invalid='true'] {
@@ -252,6 +254,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
         id=${field}
         name=${field}
         type=${type}
+        inputmode=${NUMERIC.has(field) ? 'numeric' : nothing}
         .value=${value}
         aria-invalid=${error ? 'true' : 'false'}
         aria-describedby="${field}-help ${field}-error"
