@@ -5,7 +5,7 @@ import type { RestoreOperationId } from './restore-capabilities.js';
 // read, and the message key with its parameters the console says in its language (ui-components/src/i18n.ts,
 // `task.title.*`). One template per title, so that the two never drift apart.
 
-const TITLES = {
+export const TASK_TITLES = {
   backup: 'Backup of the installation',
   scheduledBackup: 'Scheduled backup of the installation',
   retention: 'Retention policy applied to the generations',
@@ -34,11 +34,11 @@ const TITLES = {
   'restore.restore.filehosting': 'File hosting data of {name} restored',
 } as const satisfies Record<string, string> & Record<`restore.${RestoreOperationId}`, string>;
 
-export type TitleId = keyof typeof TITLES;
+export type TitleId = keyof typeof TASK_TITLES;
 
 /** The English title and its phrase, as TaskSpec takes them. */
 export function taskTitle(id: TitleId, params: Record<string, string | number> = {}): { title: string; titlePhrase: Phrase } {
-  const title = TITLES[id].replace(/\{(\w+)\}/g, (_, n: string) => String(params[n] ?? ''));
+  const title = TASK_TITLES[id].replace(/\{(\w+)\}/g, (_, n: string) => String(params[n] ?? ''));
   return { title, titlePhrase: { key: `task.title.${id}`, params } };
 }
 

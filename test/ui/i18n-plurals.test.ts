@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { translatePhrase, translatePlural } from '../../ui-components/src/i18n.js';
 import { EXPLANATIONS } from '../../server/jobs/explain-error.js';
 import { MESSAGES } from '../../ui-components/src/i18n.js';
+import { restoreTitle, TASK_TITLES } from '../../server/dataprotect/task-titles.js';
 
 // Counts in words with the right plural in each language, and the server's phrases said in the console's.
 
@@ -41,5 +42,15 @@ describe('server phrases', () => {
       expect((MESSAGES.en as Record<string, string>)[`error.${key}`], key).toBe(text);
       expect((MESSAGES.fr as Record<string, string>)[`error.${key}`], key).toBeTruthy();
     }
+  });
+
+  it('every task title the server gives has the same English text in the console, and a French one', () => {
+    for (const [id, text] of Object.entries(TASK_TITLES)) {
+      expect((MESSAGES.en as Record<string, string>)[`task.title.${id}`], id).toBe(text);
+      expect((MESSAGES.fr as Record<string, string>)[`task.title.${id}`], id).toBeTruthy();
+    }
+    const t = restoreTitle('subfolder.mailbox', 'William Guerin');
+    expect(t.title).toBe('Mailbox of William Guerin restored into a folder');
+    expect(translatePhrase('fr', t.titlePhrase, t.title)).toBe('Boîte aux lettres de William Guerin restaurée dans un dossier');
   });
 });
