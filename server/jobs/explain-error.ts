@@ -125,7 +125,8 @@ export function explainError(err: unknown): ExplainedError | null {
       if (service) return explained(`${service}.unreachable`, { address, reason: REASONS[code] ?? code });
       continue;
     }
-    const path = e.path;
+    // A wrapping error (RepositoryFullError) may carry the code while its cause carries the path.
+    const path = e.path ?? links.find((l) => l.path)?.path;
     switch (code) {
       case 'ENOSPC':
       case 'EDQUOT':
