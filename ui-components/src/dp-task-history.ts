@@ -11,6 +11,8 @@ type TaskStatus = Schemas['TaskStatus'];
 const KINDS: TaskKind[] = ['backup', 'restore', 'forget', 'sync', 'retention', 'global-restore', 'check'];
 const STATUSES: TaskStatus[] = ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'INTERRUPTED'];
 const PAGE = 50;
+/** Dates carry their zone: this browser's, named (a restore-only administrator cannot read the server's settings). */
+const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 export type DpTaskHistoryEventMap = Record<never, never>;
 
@@ -167,7 +169,7 @@ export class DpTaskHistory extends DpElement<DpTaskHistoryEventMap> {
       <td>${title}</td>
       <td>${this.t(`taskKind.${t.kind}`)}</td>
       <td class="status-${t.status}">${this.t(`task.status.${t.status}`)}</td>
-      <td>${formatDate(this.locale, t.createdAt)}</td>
+      <td>${formatDate(this.locale, t.createdAt, LOCAL_ZONE)}</td>
       <td>${t.actor}</td>
       <td>
         <button class="secondary" aria-label=${this.t('tasks.showLabel', { title })} @click=${() => (this.shown = t.id)}>${this.t('tasks.show')}</button>
