@@ -44,5 +44,5 @@ export function taskTitle(id: TitleId, params: Record<string, string | number> =
 
 /** The title of a restore operation on an entity (and a folder, for the mail restores that take one). */
 export function restoreTitle(operation: RestoreOperationId, name: string, folder?: string | null): { title: string; titlePhrase: Phrase } {
-  return taskTitle(`restore.${operation}`, folder ? { name, folder } : { name, folder: 'INBOX' });
+  return taskTitle(`restore.${operation}`, folder ? { name, folder } : { name });
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
@@ -187,7 +187,7 @@ export class S3Storage implements Storage {
 
   /** Writes and removes a probe object (a dot-name, which no listing of the repository reads): writes are allowed. */
   async probeWrite(): Promise<void> {
-    const key = `${this.base()}.dp-write-check-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 12)}`;
+    const key = `${this.base()}.dp-write-check-${randomBytes(6).toString('hex')}`;
     const body = Buffer.from('bm-dataprotect write check\n');
     await this.call('writing', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length })));
     await this.call('deleting', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
