@@ -589,7 +589,13 @@ export interface components {
             keepMonthly: number;
             backupEmails: boolean;
             backupArchivedEmails: boolean;
+            /** @description HH:MM, daily, in timeZone */
             backupTime: string;
+            /**
+             * @description The server's time zone (IANA name), in which the backup time is read
+             * @example Europe/Paris
+             */
+            timeZone?: string;
             repositoryLocation: string;
             skippedTags: string[];
             /**
@@ -706,7 +712,10 @@ export interface components {
             /** Format: uuid */
             id: string;
             kind: components["schemas"]["TaskKind"];
+            /** @description In English */
             title: string;
+            /** @description The title as a message key of the console and its parameters (null for older tasks) */
+            titlePhrase?: null | components["schemas"]["Phrase"];
             status: components["schemas"]["TaskStatus"];
             progress: components["schemas"]["TaskProgress"];
             /** Format: date-time */
@@ -717,7 +726,10 @@ export interface components {
             actor: string;
             /** @description What it works on (generation, entity) */
             target?: string | null;
+            /** @description In English; explained, with what to do, when the failure is a known one */
             error: string | null;
+            /** @description The error explained, as a message key of the console and its parameters (null when not a known failure) */
+            errorPhrase?: null | components["schemas"]["Phrase"];
             /** @description The task's outcome, shaped by its kind */
             result: {
                 [key: string]: unknown;
@@ -752,7 +764,21 @@ export interface components {
             time: string;
             /** @enum {string} */
             level: "info" | "warn" | "error";
+            /** @description In English, or the raw output of a tool */
             message: string;
+            /** @description The product's own words as a message key of the console and its parameters; null for raw tool output */
+            phrase?: null | components["schemas"]["Phrase"];
+        };
+        /** @description Text the console renders in its language (the English text travels beside it) */
+        Phrase: {
+            /**
+             * @example task.title.backup
+             * @example error.mail.refused
+             */
+            key: string;
+            params: {
+                [key: string]: string | number;
+            };
         };
         RepositoryRef: {
             repositoryLocation: components["schemas"]["LocalOrS3Location"];

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, realpath, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Repository } from '../engine/index.js';
-import { LocalStorage } from '../storage/index.js';
+import { LocalStorage, S3Storage } from '../storage/index.js';
+import { fsReason } from '../jobs/explain-error.js';
 import { InvalidInputError } from './errors.js';
 
 const FIELD = 'repositoryLocation';
@@ -32,6 +33,8 @@ export interface LocationCheckOptions {
   timeoutMs?: number;
   /** What looks at the folder (replaced in tests to stand for a share that never answers). */
   inspect?: (location: string, dataPaths: string[]) => Promise<RepositoryFilesystem>;
+  /** What looks at an s3:// location (its endpoint and credentials come from the AWS environment). */
+  inspectS3?: (location: string) => Promise<void>;
 }
 
 export const DEFAULT_LOCATION_CHECK_TIMEOUT_MS = 10_000;
@@ -88,21 +91,7 @@ function refuseSystemFolder(shown: string, real: string): void {
 }
 
 function fsProblem(what: string, err: unknown): InvalidInputError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const why: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'permission denied',
-    EROFS: 'the filesystem is read-only',
-    ENOSPC: 'the disk is full',
-    EDQUOT: 'the disk quota is exhausted',
-    ENOTDIR: 'a part of the path is not a folder',
-    ELOOP: 'too many symbolic links',
-    EIO: 'input/output error',
-    ESTALE: 'stale network file handle',
-    ENOTCONN: 'the share is not connected',
-    EHOSTDOWN: 'the server of the share is down',
-  };
-  return invalid(`${what}: ${(code && why[code]) ?? (err as Error).message}`);
+  return invalid(`${what}: ${fsReason(err)}`);
 }
 
 async function realpathOrNull(p: string): Promise<string | null> {
@@ -190,14 +179,43 @@ export async function inspectLocation(location: string, dataPaths: string[]): Pr
   return { sameAsData: same.length > 0, dataPaths: same };
 }
 
+/** An s3:// location: the bucket answers, the prefix is empty or a repository of ours, and it takes writes. */
+export async function inspectS3Location(location: string): Promise<void> {
+  let storage: S3Storage;
+  try {
+    storage = new S3Storage(location);
+  } catch (err) {
+    throw invalid(`${location}: ${(err as Error).message}`);
+  }
+  try {
+    const keys = await storage.someKeys();
+    if (keys.length > 0 && !(await storage.stat('config', 'config').catch(() => null))) {
+      throw invalid(`${location} holds other objects (${keys.join(', ')}) and is not a bm-dataprotect repository: choose an empty prefix or an existing repository`);
+    }
+    if (keys.length > 0) {
+      try {
+        await (await Repository.open(storage, { loadIndex: false })).close();
+      } catch (err) {
+        throw invalid(`${location} holds a config object that is not a readable bm-dataprotect repository (${(err as Error).message})`);
+      }
+    }
+    await storage.probeWrite();
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw err;
+    throw invalid(`cannot use ${location}: ${(err as Error).message}`);
+  } finally {
+    storage.close();
+  }
+}
+
 /**
  * Checks a location before it is saved; throws InvalidInputError (a 400 naming repositoryLocation) with a message
  * an administrator can act on. A folder that does not answer within the timeout is refused; the request returns.
  */
 export async function checkRepositoryLocation(raw: string, o: LocationCheckOptions = {}): Promise<CheckedLocation> {
   const location = normaliseLocation(raw);
-  if (/^s3:\/\//i.test(location)) return { location, filesystem: null };
-  const sys = systemFolderOf(location);
+  const s3 = /^s3:\/\//i.test(location);
+  const sys = s3 ? null : systemFolderOf(location);
   if (sys) refuseSystemFolder(location, location);
   const timeoutMs = o.timeoutMs ?? DEFAULT_LOCATION_CHECK_TIMEOUT_MS;
   const inspect = o.inspect ?? inspectLocation;
@@ -212,6 +230,10 @@ export async function checkRepositoryLocation(raw: string, o: LocationCheckOptio
     // Without the host's answer the location is still checked; only the same-filesystem report is poorer.
     const known = (o.dataPaths?.() ?? Promise.resolve([])).catch(() => [] as string[]);
     const dataPaths = (await Promise.race([known, timeout])).map((p) => path.resolve(p));
+    if (s3) {
+      await Promise.race([(o.inspectS3 ?? inspectS3Location)(location), timeout]);
+      return { location, filesystem: null };
+    }
     const filesystem = await Promise.race([inspect(location, dataPaths), timeout]);
     return { location, filesystem };
   } finally {

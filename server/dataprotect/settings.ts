@@ -27,7 +27,14 @@ export interface Settings {
   postBackupScript: string;
 }
 
+/** The time zone the backup time is read in: the server's (the process's), as an IANA name. */
+export function serverTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+}
+
 export interface SavedSettings extends Settings {
+  /** The server's time zone: the backup time is in it. */
+  timeZone: string;
   /** As checked when the location was saved; null for s3:// and while the default applies. */
   repositoryFilesystem: RepositoryFilesystem | null;
   /** null while the defaults apply */
@@ -89,12 +96,13 @@ export class SettingsService {
   async get(): Promise<SavedSettings> {
     const stored = await this.store.read();
     const base = defaultSettings(this.defaults);
-    if (!stored) return { ...base, repositoryFilesystem: null, updatedAt: null, updatedBy: null };
+    if (!stored) return { ...base, timeZone: serverTimeZone(), repositoryFilesystem: null, updatedAt: null, updatedBy: null };
     const known = pickKnown(stored.value);
     return {
       ...base,
       ...known,
       postBackupScript: base.postBackupScript,
+      timeZone: serverTimeZone(),
       repositoryFilesystem: known.repositoryLocation !== undefined ? pickFilesystem(stored.value.repositoryFilesystem) : null,
       updatedAt: stored.updatedAt.toISOString(),
       updatedBy: stored.updatedBy,
@@ -143,6 +151,7 @@ export class SettingsService {
     const result: SavedSettings = {
       ...next,
       postBackupScript: current.postBackupScript,
+      timeZone: serverTimeZone(),
       updatedAt: saved.updatedAt.toISOString(),
       updatedBy: saved.updatedBy,
     };

@@ -8,6 +8,7 @@ import openapiGlue from 'fastify-openapi-glue';
 import { GLOBAL_DOMAIN, holdsRole, managesInstallation, type Principal, type Role } from '../dataprotect/principal.js';
 import type { ApiDeps } from './deps.js';
 import { binders, downloadTaskFile, type Input } from './handlers.js';
+import { quoteNonIntegerNumbers } from './json-numbers.js';
 import { errorToProblem, problem, sendProblem } from './problem.js';
 import { streamTaskEvents } from './sse.js';
 
@@ -58,6 +59,12 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
   // Bodies are JSON only: the contract's schemas are declared for application/json, and fastify would hand any
   // other parsed type (its default text/plain parser) to the handler unvalidated. Anything else is a 415.
   app.removeContentTypeParser(['text/plain']);
+  // Whole numbers only: `1e3` days is refused, not read as 1000 (json-numbers.ts).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    parseJson(request, quoteNonIntegerNumbers(body as string), done),
+  );
 
   app.decorateRequest('dpPrincipal', null);
 

@@ -30,6 +30,7 @@ export function toApiTask(t: Task): ApiTask {
     id: t.id,
     kind: t.kind,
     title: t.title,
+    titlePhrase: t.titlePhrase,
     status: t.status,
     progress: {
       done: t.progress.done,
@@ -43,6 +44,7 @@ export function toApiTask(t: Task): ApiTask {
     actor: t.actor,
     target: t.target,
     error: t.error,
+    errorPhrase: t.errorPhrase,
     result: t.result,
     cancelRequested: t.cancelRequested,
   };

@@ -6,6 +6,7 @@ import {
   InvalidInputError,
   NotFoundError,
 } from '../dataprotect/errors.js';
+import { explainError } from '../jobs/explain-error.js';
 
 // RFC 7807 problem documents: every error the API answers has this shape.
 
@@ -34,6 +35,7 @@ const TITLES: Record<number, [string, string]> = {
   415: ['unsupported-media-type', 'Unsupported media type'],
   500: ['internal-error', 'Internal error'],
   501: ['not-implemented', 'Not available in this build'],
+  503: ['unavailable', 'Unavailable for now'],
 };
 
 export function problem(status: number, detail: string, extra: Partial<Problem> = {}): Problem {
@@ -66,6 +68,8 @@ export function validationErrors(err: FastifyError): { field: string; message: s
     } else if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
       segments.push(v.params.additionalProperty);
       message = 'is not allowed';
+    } else if (v.keyword === 'type' && v.params?.type === 'integer') {
+      message = 'must be a whole number written in digits (not 1e3 or 7.0)';
     } else if (v.keyword === 'enum' && Array.isArray(v.params?.allowedValues)) {
       message = `must be one of ${(v.params.allowedValues as unknown[]).map(String).join(', ')}`;
     }
@@ -94,5 +98,9 @@ export function errorToProblem(err: unknown, request: FastifyRequest): Problem {
   }
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
   if (status >= 400 && status < 500) return problem(status, fe.message, { instance });
+  // Something the request needs is away (the repository's share, the mail server, PostgreSQL): said with what
+  // to do, not as the server's own failure.
+  const explained = explainError(err);
+  if (explained) return problem(503, explained.message, { instance });
   return problem(500, 'The server failed to answer; the error is in its log.', { instance });
 }

@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { inject, injectable } from 'tsyringe';
 import { TaskStore, type TaskQuery } from '../store/task-store.js';
-import type { LogLevel, Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress } from '../store/task-record.js';
+import type { LogLevel, Phrase, Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress } from '../store/task-record.js';
+import { explainError } from './explain-error.js';
 import { NODE_ID, TASK_FILES_DIR } from './tokens.js';
 
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._ ()-]{0,199}$/;
@@ -18,10 +19,11 @@ export interface TaskContext {
   /** Aborted when someone cancels the task; the body should stop soon and throw. */
   readonly signal: AbortSignal;
   progress(p: Partial<TaskProgress>): void;
-  log(level: LogLevel, message: string): void;
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
+  /** `phrase`: the same line as a message key of the console and its parameters (the product's own words only). */
+  log(level: LogLevel, message: string, phrase?: Phrase): void;
+  info(message: string, phrase?: Phrase): void;
+  warn(message: string, phrase?: Phrase): void;
+  error(message: string, phrase?: Phrase): void;
   /** Keeps a file the task produced (an export to download); `name` is a plain file name. */
   attach(name: string, content: Buffer | string | Readable, contentType: string): Promise<TaskFile>;
 }
@@ -41,11 +43,15 @@ export interface TaskStart {
 export interface TaskSpec {
   kind: TaskKind;
   title: string;
+  /** The title as a message key of the console (`task.title.*`) and its parameters. */
+  titlePhrase?: Phrase;
   actor: TaskActor;
   target?: string | null;
 }
 
 export type TaskBody = (ctx: TaskContext) => Promise<Record<string, unknown> | void>;
+
+type Outcome = Pick<Task, 'status' | 'error' | 'errorPhrase' | 'result'>;
 
 export type TaskEvent = { type: 'task'; task: Task } | { type: 'log'; entry: TaskLogEntry } | { type: 'end'; task: Task };
 
@@ -136,8 +142,9 @@ export class TaskRegistry {
       if (run.stuckSince !== null || idle < this.limits.stuckAfterMs) continue;
       run.stuckSince = now;
       const last = run.task.progress.message ? ` (last: ${run.task.progress.message})` : '';
-      const message = `stuck: no progress for ${Math.round(idle / 1000)} s${last}; cancel it, or check that the repository and the servers are reachable`;
-      this.appendLog(run, 'warn', message);
+      const seconds = Math.round(idle / 1000);
+      const message = `stuck: no progress for ${seconds} s${last}; cancel it, or check that the repository and the servers are reachable`;
+      this.appendLog(run, 'warn', message, { key: 'task.line.stuck', params: { seconds } });
       this.updateProgress(run, { message });
     }
   }
@@ -147,7 +154,7 @@ export class TaskRegistry {
     run.lastActivity = Date.now();
     if (run.stuckSince === null) return;
     run.stuckSince = null;
-    this.appendLog(run, 'info', 'progressing again');
+    this.appendLog(run, 'info', 'progressing again', { key: 'task.line.progressing', params: {} });
   }
 
   /**
@@ -162,7 +169,7 @@ export class TaskRegistry {
     const pending = [...this.running.values()];
     for (const r of pending) {
       r.stopping = true;
-      this.appendLog(r, 'warn', 'the server is stopping: the task is interrupted');
+      this.appendLog(r, 'warn', 'the server is stopping: the task is interrupted', { key: 'task.line.stopping', params: {} });
       r.controller.abort(new Error('the server is stopping'));
     }
     let timer: NodeJS.Timeout | undefined;
@@ -181,6 +188,7 @@ export class TaskRegistry {
       id: randomUUID(),
       kind: spec.kind,
       title: spec.title,
+      titlePhrase: spec.titlePhrase ?? null,
       status: 'RUNNING',
       progress: { done: 0, total: null, unit: null, message: null },
       createdAt: new Date().toISOString(),
@@ -189,6 +197,7 @@ export class TaskRegistry {
       actorUid: spec.actor.uid,
       target: spec.target ?? null,
       error: null,
+      errorPhrase: null,
       result: null,
       cancelRequested: false,
     };
@@ -210,14 +219,14 @@ export class TaskRegistry {
     };
     let ended = false;
     // The first end wins: the body's own, or a forced one when it does not stop in time.
-    const end = (outcome: Pick<Task, 'status' | 'error' | 'result'>) => {
+    const end = (outcome: Outcome) => {
       if (ended) return;
       ended = true;
       void this.finish(run, outcome).then(resolveDone);
     };
     run.finishNow = (status, error) => {
       if (!ended) this.appendLog(run, 'warn', `${error}: the task is recorded ${status} and its work abandoned`);
-      end({ status, error, result: null });
+      end({ status, error, errorPhrase: null, result: null });
     };
     this.running.set(task.id, run);
     const ctx = this.context(run);
@@ -226,10 +235,10 @@ export class TaskRegistry {
   }
 
   private context(run: Running): TaskContext {
-    const log = (level: LogLevel, message: string) => {
+    const log = (level: LogLevel, message: string, phrase?: Phrase) => {
       if (!this.running.has(run.task.id)) return; // a body still going after its task was ended
       this.active(run);
-      this.appendLog(run, level, message);
+      this.appendLog(run, level, message, phrase);
     };
     return {
       id: run.task.id,
@@ -239,9 +248,9 @@ export class TaskRegistry {
         this.updateProgress(run, p);
       },
       log,
-      info: (m) => log('info', m),
-      warn: (m) => log('warn', m),
-      error: (m) => log('error', m),
+      info: (m, p) => log('info', m, p),
+      warn: (m, p) => log('warn', m, p),
+      error: (m, p) => log('error', m, p),
       attach: (name, content, contentType) => this.attach(run.task.id, name, content, contentType),
     };
   }
@@ -273,22 +282,30 @@ export class TaskRegistry {
   }
 
   /** Runs the body and says how it ended; recording the end is `finish`'s job. */
-  private async execute(run: Running, ctx: TaskContext, body: TaskBody): Promise<Pick<Task, 'status' | 'error' | 'result'>> {
+  private async execute(run: Running, ctx: TaskContext, body: TaskBody): Promise<Outcome> {
     try {
       // Cancelled before it began: do not start the work at all.
       run.controller.signal.throwIfAborted();
       const result = await body(ctx);
-      return { status: 'SUCCEEDED', error: null, result: result ?? null };
+      return { status: 'SUCCEEDED', error: null, errorPhrase: null, result: result ?? null };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      if (run.stopping) return { status: 'INTERRUPTED', error: `the server stopped before the task ended: ${message}`, result: null };
-      if (run.controller.signal.aborted) return { status: 'CANCELLED', error: `cancelled: ${message}`, result: null };
+      if (run.stopping) return { status: 'INTERRUPTED', error: `the server stopped before the task ended: ${message}`, errorPhrase: null, result: null };
+      if (run.controller.signal.aborted) return { status: 'CANCELLED', error: `cancelled: ${message}`, errorPhrase: null, result: null };
+      // The failure explained, with what to do; the raw message stays in the log for whoever digs further.
+      const explained = explainError(err);
+      if (explained) {
+        const phrase = { key: explained.key, params: explained.params };
+        this.appendLog(run, 'error', explained.message, phrase);
+        this.appendLog(run, 'error', message);
+        return { status: 'FAILED', error: explained.message, errorPhrase: phrase, result: null };
+      }
       this.appendLog(run, 'error', message);
-      return { status: 'FAILED', error: message, result: null };
+      return { status: 'FAILED', error: message, errorPhrase: null, result: null };
     }
   }
 
-  private async finish(run: Running, outcome: Pick<Task, 'status' | 'error' | 'result'>): Promise<Task> {
+  private async finish(run: Running, outcome: Outcome): Promise<Task> {
     const t = run.task;
     if (run.progressTimer) clearTimeout(run.progressTimer);
     run.progressTimer = null;
@@ -302,8 +319,8 @@ export class TaskRegistry {
     return final;
   }
 
-  private appendLog(run: Running, level: LogLevel, message: string): void {
-    const entry: TaskLogEntry = { seq: ++run.seq, time: new Date().toISOString(), level, message };
+  private appendLog(run: Running, level: LogLevel, message: string, phrase?: Phrase): void {
+    const entry: TaskLogEntry = { seq: ++run.seq, time: new Date().toISOString(), level, message, phrase: phrase ?? null };
     run.writes = run.writes.then(() => this.store.appendLog(run.task.id, entry)).catch(() => {});
     this.events.emit(run.task.id, { type: 'log', entry } satisfies TaskEvent);
   }
@@ -359,7 +376,7 @@ export class TaskRegistry {
   async cancel(id: string, by: string): Promise<Task | null> {
     const run = this.running.get(id);
     if (run) {
-      this.appendLog(run, 'warn', `cancel requested by ${by}`);
+      this.appendLog(run, 'warn', `cancel requested by ${by}`, { key: 'task.line.cancelRequested', params: { who: by } });
       this.abortLocal(run, `cancelled by ${by}`);
       await this.store.requestCancel(id);
       return { ...run.task };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
@@ -183,6 +183,23 @@ export class S3Storage implements Storage {
       await this.bucketExists();
       return null;
     }
+  }
+
+  /** Up to `max` keys under the prefix, whatever their shape: a location must be empty or a repository of ours. */
+  async someKeys(max = 3): Promise<string[]> {
+    await this.bucketExists();
+    const page = await this.call('listing', this.base(), () =>
+      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base(), MaxKeys: max })),
+    );
+    return (page.Contents ?? []).map((o) => (o.Key ?? '').slice(this.base().length)).filter(Boolean);
+  }
+
+  /** Writes and removes a probe object (a dot-name, which no listing of the repository reads): writes are allowed. */
+  async probeWrite(): Promise<void> {
+    const key = `${this.base()}.dp-write-check-${randomBytes(6).toString('hex')}`;
+    const body = Buffer.from('bm-dataprotect write check\n');
+    await this.call('writing', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length })));
+    await this.call('deleting', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
   }
 
   /** Closes the connections (sockets kept alive would hold a short-lived process open). */

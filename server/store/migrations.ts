@@ -131,6 +131,14 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX dp_alert_open ON dp_alert (kind) WHERE closed_at IS NULL;
     `,
   },
+  {
+    version: 7,
+    name: 'task phrases: titles, errors and log lines in the console\'s words',
+    sql: `
+      ALTER TABLE dp_task ADD COLUMN title_phrase jsonb, ADD COLUMN error_phrase jsonb;
+      ALTER TABLE dp_task_log ADD COLUMN phrase jsonb;
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

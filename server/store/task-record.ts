@@ -8,6 +8,15 @@ export type TaskStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'INT
 
 export type LogLevel = 'info' | 'warn' | 'error';
 
+/**
+ * The product's own words as a message key of the console and its parameters, kept beside the English text so
+ * that the console can say them in its language. Raw tool output has none.
+ */
+export interface Phrase {
+  key: string;
+  params: Record<string, string | number>;
+}
+
 export interface TaskProgress {
   done: number;
   /** null while unknown */
@@ -29,6 +38,8 @@ export interface Task {
   id: string;
   kind: TaskKind;
   title: string;
+  /** The title in the console's words (null for tasks recorded before it existed). */
+  titlePhrase: Phrase | null;
   status: TaskStatus;
   progress: TaskProgress;
   createdAt: string;
@@ -38,6 +49,8 @@ export interface Task {
   actorUid: string | null;
   target: string | null;
   error: string | null;
+  /** The error explained, with what to do (null when it is not one we can explain). */
+  errorPhrase: Phrase | null;
   result: Record<string, unknown> | null;
   cancelRequested: boolean;
 }
@@ -47,4 +60,5 @@ export interface TaskLogEntry {
   time: string;
   level: LogLevel;
   message: string;
+  phrase?: Phrase | null;
 }

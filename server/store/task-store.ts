@@ -1,5 +1,5 @@
 import { inject, injectable } from 'tsyringe';
-import type { Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress, TaskStatus, LogLevel } from './task-record.js';
+import type { Task, TaskFile, TaskKind, TaskLogEntry, TaskProgress, TaskStatus, LogLevel, Phrase } from './task-record.js';
 import type { Pool } from '../pg/client.js';
 import { POOL } from './tokens.js';
 
@@ -7,6 +7,7 @@ interface TaskRow {
   id: string;
   kind: TaskKind;
   title: string;
+  title_phrase: Phrase | null;
   status: TaskStatus;
   actor: string;
   actor_uid: string | null;
@@ -15,6 +16,7 @@ interface TaskRow {
   created_at: Date;
   ended_at: Date | null;
   error: string | null;
+  error_phrase: Phrase | null;
   result: Record<string, unknown> | null;
   cancel_requested: boolean;
   node: string;
@@ -36,9 +38,9 @@ export class TaskStore {
 
   async insert(t: Task, node: string): Promise<void> {
     await this.pool.query(
-      `INSERT INTO dp_task (id, kind, title, status, actor, actor_uid, target, progress, created_at, node, heartbeat_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())`,
-      [t.id, t.kind, t.title, t.status, t.actor, t.actorUid, t.target, JSON.stringify(t.progress), t.createdAt, node],
+      `INSERT INTO dp_task (id, kind, title, title_phrase, status, actor, actor_uid, target, progress, created_at, node, heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())`,
+      [t.id, t.kind, t.title, phraseJson(t.titlePhrase), t.status, t.actor, t.actorUid, t.target, JSON.stringify(t.progress), t.createdAt, node],
     );
   }
 
@@ -63,8 +65,8 @@ export class TaskStore {
 
   async finish(t: Task): Promise<void> {
     await this.pool.query(
-      `UPDATE dp_task SET status = $2, progress = $3, ended_at = $4, error = $5, result = $6, cancel_requested = $7 WHERE id = $1`,
-      [t.id, t.status, JSON.stringify(t.progress), t.endedAt, t.error, t.result ? JSON.stringify(t.result) : null, t.cancelRequested],
+      `UPDATE dp_task SET status = $2, progress = $3, ended_at = $4, error = $5, error_phrase = $6, result = $7, cancel_requested = $8 WHERE id = $1`,
+      [t.id, t.status, JSON.stringify(t.progress), t.endedAt, t.error, phraseJson(t.errorPhrase), t.result ? JSON.stringify(t.result) : null, t.cancelRequested],
     );
   }
 
@@ -74,12 +76,13 @@ export class TaskStore {
   }
 
   async appendLog(taskId: string, entry: TaskLogEntry): Promise<void> {
-    await this.pool.query(`INSERT INTO dp_task_log (task_id, seq, time, level, message) VALUES ($1, $2, $3, $4, $5)`, [
+    await this.pool.query(`INSERT INTO dp_task_log (task_id, seq, time, level, message, phrase) VALUES ($1, $2, $3, $4, $5, $6)`, [
       taskId,
       entry.seq,
       entry.time,
       entry.level,
       entry.message,
+      phraseJson(entry.phrase ?? null),
     ]);
   }
 
@@ -144,11 +147,11 @@ export class TaskStore {
   }
 
   async log(taskId: string, after: number, limit: number): Promise<TaskLogEntry[]> {
-    const r = await this.pool.query<{ seq: number; time: Date; level: LogLevel; message: string }>(
-      `SELECT seq, time, level, message FROM dp_task_log WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+    const r = await this.pool.query<{ seq: number; time: Date; level: LogLevel; message: string; phrase: Phrase | null }>(
+      `SELECT seq, time, level, message, phrase FROM dp_task_log WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
       [taskId, after, limit],
     );
-    return r.rows.map((x) => ({ seq: x.seq, time: x.time.toISOString(), level: x.level, message: x.message }));
+    return r.rows.map((x) => ({ seq: x.seq, time: x.time.toISOString(), level: x.level, message: x.message, phrase: x.phrase }));
   }
 }
 
@@ -157,6 +160,7 @@ function toTask(r: TaskRow): Task {
     id: r.id,
     kind: r.kind,
     title: r.title,
+    titlePhrase: r.title_phrase,
     status: r.status,
     progress: r.progress,
     createdAt: r.created_at.toISOString(),
@@ -165,7 +169,12 @@ function toTask(r: TaskRow): Task {
     actorUid: r.actor_uid,
     target: r.target,
     error: r.error,
+    errorPhrase: r.error_phrase,
     result: r.result,
     cancelRequested: r.cancel_requested,
   };
+}
+
+function phraseJson(p: Phrase | null): string | null {
+  return p ? JSON.stringify(p) : null;
 }

@@ -28,7 +28,7 @@ it('reads and writes settings, and reports a 400 as a problem with field errors'
   expect((saved as DataProtectApiError).status).toBe(400);
   expect((saved as DataProtectApiError).fieldErrors()).toHaveProperty('updatedAt');
   // The post-backup action and the repository's filesystem are read-only: shown, never sent back.
-  const { updatedAt: _a, updatedBy: _b, postBackupScript: _p, repositoryFilesystem: _f, ...update } = s;
+  const { updatedAt: _a, updatedBy: _b, postBackupScript: _p, repositoryFilesystem: _f, timeZone: _z, ...update } = s;
   const ok = await client.updateSettings({ ...update, retentionDays: 30 });
   expect(ok.retentionDays).toBe(30);
   expect((await client.getSettings()).updatedBy).toBe(PRINCIPALS[KEYS.dataprotect].login);

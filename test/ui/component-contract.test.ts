@@ -50,8 +50,8 @@ function sourceParts(tag: string): string[] {
 }
 
 describe('the components as a host sees them (source and README)', () => {
-  it('registers six components, each with a README section', () => {
-    expect(TAGS).toEqual(['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser']);
+  it('registers seven components, each with a README section', () => {
+    expect(TAGS).toEqual(['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser', 'dp-task-history']);
     for (const tag of TAGS) expect(section(tag)).toContain(`${tag}`);
   });
 
@@ -196,7 +196,7 @@ describe('theming in Chromium', () => {
     const mailbox = page.locator('dp-mailbox-browser');
     await mailbox.locator('button[data-folder="INBOX"]').click();
     await mailbox.locator('tr[data-message="m2"] input[type="checkbox"]').check();
-    await mailbox.getByRole('button', { name: 'Restore the 1 selected messages' }).click();
+    await mailbox.getByRole('button', { name: 'Restore the selected message' }).click();
     await mailbox.getByRole('button', { name: 'Restore the folder INBOX' }).click();
     const requests = await page.evaluate(() => (window as unknown as { requests: unknown[] }).requests);
     expect(requests).toEqual([

@@ -4,6 +4,7 @@ import { DpMailboxBrowser, type DpMailboxBrowserEventMap } from './dp-mailbox-br
 import { DpRestoreBrowser, type DpRestoreBrowserEventMap } from './dp-restore-browser.js';
 import { DpSettings, type DpSettingsEventMap } from './dp-settings.js';
 import { DpTaskProgress, type DpTaskProgressEventMap } from './dp-task-progress.js';
+import { DpTaskHistory } from './dp-task-history.js';
 
 // Registering tags is apart from the classes, so that a host can choose its own prefix; registering twice is
 // harmless. dp-generations, dp-restore-browser and dp-global-restore render <dp-task-progress>, and
@@ -16,6 +17,7 @@ export const COMPONENTS = {
   'dp-global-restore': DpGlobalRestore,
   'dp-restore-browser': DpRestoreBrowser,
   'dp-mailbox-browser': DpMailboxBrowser,
+  'dp-task-history': DpTaskHistory,
 } as const;
 
 export type ComponentTag = keyof typeof COMPONENTS;
@@ -39,6 +41,7 @@ declare global {
     'dp-global-restore': DpGlobalRestore;
     'dp-restore-browser': DpRestoreBrowser;
     'dp-mailbox-browser': DpMailboxBrowser;
+    'dp-task-history': DpTaskHistory;
   }
   interface HTMLElementEventMap
     extends DpSettingsEventMap,

@@ -2,7 +2,7 @@ import { Task as AsyncTask } from '@lit/task';
 import { css, html, nothing } from 'lit';
 import type { Schemas } from '../../openapi/client.js';
 import { DpElement } from './base.js';
-import { formatBytes, formatDate } from './i18n.js';
+import { formatBytes, formatDate, translatePlural } from './i18n.js';
 
 const MESSAGE_PAGE = 50;
 
@@ -144,7 +144,7 @@ export class DpMailboxBrowser extends DpElement<DpMailboxBrowserEventMap> {
         </button>
         <button id="restore-messages" ?disabled=${this.chosen.size === 0}
           @click=${(ev: Event) => this.request({ operation: 'restore.mail.messages', folder, messageIds: [...this.chosen] }, ev)}>
-          ${this.t('restore.mail.restoreMessages', { count: this.chosen.size })}
+          ${translatePlural(this.locale, 'restore.mail.restoreMessages', this.chosen.size)}
         </button>
         <label>
           <span class="note">${this.t('restore.mail.search')}</span>

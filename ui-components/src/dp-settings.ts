@@ -4,10 +4,12 @@ import type { Settings, SettingsUpdate } from '../../openapi/client.js';
 import { DpElement, problemOf } from './base.js';
 import { formatDate, type MessageKey } from './i18n.js';
 
-type Field = 'retentionDays' | 'backupTime' | 'repositoryLocation' | 'skippedTags';
+type Field = 'retentionDays' | 'keepWeekly' | 'keepMonthly' | 'backupTime' | 'repositoryLocation' | 'skippedTags';
 
 interface Draft {
   retentionDays: string;
+  keepWeekly: string;
+  keepMonthly: string;
   backupEmails: boolean;
   backupArchivedEmails: boolean;
   backupTime: string;
@@ -17,10 +19,16 @@ interface Draft {
 
 const TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 const TAG = /^[a-z0-9_-]+\/[a-z0-9_-]+$/;
+/** Digits only: `1e3` or `7.0` is not a number of days (Number() would take both). */
+const WHOLE = /^\s*[0-9]+\s*$/;
+const NUMERIC = new Set<Field>(['retentionDays', 'keepWeekly', 'keepMonthly']);
+const COUNT_MAX: Record<'keepWeekly' | 'keepMonthly', number> = { keepWeekly: 520, keepMonthly: 240 };
 
 function toDraft(s: Settings): Draft {
   return {
     retentionDays: String(s.retentionDays),
+    keepWeekly: String(s.keepWeekly),
+    keepMonthly: String(s.keepMonthly),
     backupEmails: s.backupEmails,
     backupArchivedEmails: s.backupArchivedEmails,
     backupTime: s.backupTime,
@@ -38,7 +46,10 @@ function validate(d: Draft): Partial<Record<Field, MessageKey>> {
   const errors: Partial<Record<Field, MessageKey>> = {};
   const n = Number(d.retentionDays);
   if (d.retentionDays.trim() === '') errors.retentionDays = 'settings.err.required';
-  else if (!Number.isInteger(n) || n < 1 || n > 3650) errors.retentionDays = 'settings.err.retention';
+  else if (!WHOLE.test(d.retentionDays) || n < 1 || n > 3650) errors.retentionDays = 'settings.err.retention';
+  for (const f of ['keepWeekly', 'keepMonthly'] as const) {
+    if (!WHOLE.test(d[f]) || Number(d[f]) > COUNT_MAX[f]) errors[f] = 'settings.err.count';
+  }
   if (!TIME.test(d.backupTime)) errors.backupTime = 'settings.err.time';
   const loc = d.repositoryLocation.trim();
   if (!loc) errors.repositoryLocation = 'settings.err.required';
@@ -67,6 +78,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     problem: { state: true },
     saving: { state: true },
     dirty: { state: true },
+    checkedLocation: { state: true },
   };
 
   declare draft: Draft | null;
@@ -76,6 +88,8 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
   declare problem: string | null;
   declare saving: boolean;
   declare dirty: boolean;
+  /** The location as the server checked it at the last save (the answer shown beside the field). */
+  declare checkedLocation: string | null;
 
   private readonly load = new AsyncTask(this, {
     task: async ([client], { signal }) => {
@@ -98,6 +112,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     this.problem = null;
     this.saving = false;
     this.dirty = false;
+    this.checkedLocation = null;
   }
 
   static override styles = [
@@ -132,7 +147,8 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
         max-width: 100%;
       }
       input[type='number'],
-      input[type='time'] {
+      input[type='time'],
+      input[inputmode='numeric'] {
         max-width: 160px;
       }
       input[aria-invalid='true'] {
@@ -149,8 +165,18 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
         align-items: center;
         flex-wrap: wrap;
       }
-      .saved {
+      .saved,
+      .checked {
         color: var(--_dp-color-success);
+        font-size: 13px;
+      }
+      .warning {
+        color: var(--_dp-color-warning);
+        font-size: 13px;
+      }
+      input[readonly] {
+        background: var(--_dp-color-surface-muted);
+        color: inherit;
       }
     `,
   ];
@@ -179,8 +205,8 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     const d = this.draft;
     const update: SettingsUpdate = {
       retentionDays: Number(d.retentionDays),
-      keepWeekly: this.saved.keepWeekly,
-      keepMonthly: this.saved.keepMonthly,
+      keepWeekly: Number(d.keepWeekly),
+      keepMonthly: Number(d.keepMonthly),
       backupEmails: d.backupEmails,
       backupArchivedEmails: d.backupArchivedEmails,
       backupTime: d.backupTime,
@@ -188,8 +214,10 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       skippedTags: tagsOf(d.skippedTags),
     };
     this.saving = true;
+    this.checkedLocation = null;
     try {
       const s = await this.client.updateSettings(update);
+      this.checkedLocation = s.repositoryLocation;
       this.saved = s;
       this.draft = toDraft(s);
       this.dirty = false;
@@ -216,7 +244,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     return this.serverErrors[field] ?? null;
   }
 
-  private textField(field: Field, type: 'text' | 'number' | 'time', labelKey: MessageKey, helpKey?: MessageKey) {
+  private textField(field: Field, type: 'text' | 'number' | 'time', labelKey: MessageKey, helpKey?: MessageKey, help?: string) {
     const error = this.errorFor(field);
     const value = this.draft![field] as string;
     return html`<div part="field" class="field">
@@ -226,13 +254,36 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
         id=${field}
         name=${field}
         type=${type}
+        inputmode=${NUMERIC.has(field) ? 'numeric' : nothing}
         .value=${value}
         aria-invalid=${error ? 'true' : 'false'}
         aria-describedby="${field}-help ${field}-error"
         @input=${(e: Event) => this.edit(field, (e.target as HTMLInputElement).value)}
       />
-      ${helpKey ? html`<span class="note" id="${field}-help">${this.t(helpKey)}</span>` : nothing}
+      ${helpKey || help ? html`<span class="note" id="${field}-help">${help ?? this.t(helpKey!)}</span>` : nothing}
       <span part="error" class="error" id="${field}-error" role=${error ? 'alert' : nothing}>${error ?? ''}</span>
+      ${field === 'repositoryLocation' ? this.locationCheck(error) : nothing}
+    </div>`;
+  }
+
+  /** The server's answer on the location, beside the field: checked (and on which disk), or why not (the error above). */
+  private locationCheck(error: string | null) {
+    if (this.saving) return html`<span class="note" role="status" data-location-check="checking">${this.t('settings.location.checking')}</span>`;
+    const s = this.saved;
+    if (error || !s || this.checkedLocation === null || this.checkedLocation !== this.draft?.repositoryLocation.trim()) return nothing;
+    const fs = s.repositoryFilesystem;
+    return html`<span part="location-check" class="checked" role="status" data-location-check="ok">${this.t('settings.location.checked')}</span>
+      ${fs?.sameAsData
+        ? html`<span class="warning" data-location-check="same-disk">${this.t('settings.location.sameDisk', { paths: fs.dataPaths.join(', ') })}</span>`
+        : nothing}`;
+  }
+
+  /** Set on the server, never through the API: shown, not editable. */
+  private readOnlyField(id: string, labelKey: MessageKey, value: string, helpKey: MessageKey) {
+    return html`<div part="field" class="field">
+      <label for=${id}>${this.t(labelKey)}</label>
+      <input part="input" id=${id} type="text" .value=${value} readonly aria-describedby="${id}-help" />
+      <span class="note" id="${id}-help">${this.t(helpKey)}</span>
     </div>`;
   }
 
@@ -269,12 +320,15 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     if (!this.draft) return nothing;
     const s = this.saved;
     return html`<form part="form" @submit=${this.submit} novalidate>
-      ${this.textField('retentionDays', 'number', 'settings.retentionDays', 'settings.retentionDays.help')}
+      ${this.textField('retentionDays', 'text', 'settings.retentionDays', 'settings.retentionDays.help')}
+      ${this.textField('keepWeekly', 'text', 'settings.keepWeekly', 'settings.keepWeekly.help')}
+      ${this.textField('keepMonthly', 'text', 'settings.keepMonthly', 'settings.keepMonthly.help')}
       ${this.checkField('backupEmails', 'settings.backupEmails')}
       ${this.checkField('backupArchivedEmails', 'settings.backupArchivedEmails')}
-      ${this.textField('backupTime', 'time', 'settings.backupTime', 'settings.backupTime.help')}
+      ${this.textField('backupTime', 'time', 'settings.backupTime', undefined, this.t('settings.backupTime.zone', { zone: s?.timeZone ?? 'UTC' }))}
       ${this.textField('repositoryLocation', 'text', 'settings.repositoryLocation', 'settings.repositoryLocation.help')}
       ${this.textField('skippedTags', 'text', 'settings.skippedTags', 'settings.skippedTags.help')}
+      ${this.readOnlyField('postBackupScript', 'settings.postBackupScript', s?.postBackupScript ?? '', 'settings.postBackupScript.help')}
       ${Object.keys(this.clientErrors).length > 0
         ? html`<div part="alert" class="alert" role="alert">${this.t('settings.invalid')}</div>`
         : nothing}
@@ -290,7 +344,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
           ${this.dirty
             ? this.t('settings.unsaved')
             : s?.updatedAt
-              ? this.t('settings.saved', { when: formatDate(this.locale, s.updatedAt), who: s.updatedBy ?? '' })
+              ? this.t('settings.saved', { when: formatDate(this.locale, s.updatedAt, s.timeZone), who: s.updatedBy ?? '' })
               : this.t('settings.defaults')}
         </span>
       </div>

@@ -1,7 +1,15 @@
 import { html, css, nothing } from 'lit';
 import type { Schemas, Task, TaskLogEntry } from '../../openapi/client.js';
 import { DpElement, problemOf } from './base.js';
-import { formatBytes } from './i18n.js';
+import { formatBytes, translatePhrase, translatePlural, type PluralKey } from './i18n.js';
+
+/** Units the console counts in words, with plural forms (`task.count.UNIT`); others are shown as the server says them. */
+const COUNTED = new Set(['messages', 'parts', 'items']);
+
+/** The task's title in the console's language (the English title for a task recorded without its phrase). */
+export function taskTitleText(locale: Parameters<typeof translatePhrase>[0], t: Task): string {
+  return translatePhrase(locale, t.titlePhrase, t.title);
+}
 
 export interface DpTaskProgressEventMap {
   /** The task ended, whatever its status (detail: the final task). */
@@ -55,6 +63,25 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
         height: 100%;
         background: var(--_dp-color-primary);
         transition: width 0.2s;
+      }
+      /* A failed or interrupted task's bar turns red, a finished one green: the outcome at a glance. */
+      .bar[data-bar-status='FAILED'] > div,
+      .bar[data-bar-status='INTERRUPTED'] > div {
+        background: var(--_dp-color-danger);
+      }
+      .bar[data-bar-status='SUCCEEDED'] > div {
+        background: var(--_dp-color-success);
+      }
+      .bar[data-bar-status='CANCELLED'] > div {
+        background: var(--_dp-color-warning);
+      }
+      .announce {
+        position: absolute;
+        width: 1px;
+        height: 1px;
+        overflow: hidden;
+        clip: rect(0 0 0 0);
+        white-space: nowrap;
       }
       .head {
         display: flex;
@@ -123,6 +150,8 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
     const id = this.taskId;
     const client = this.client;
     if (!id || !client) return;
+    // The panel appears where the action was taken: bring it (and later its result) into view.
+    void this.updateComplete.then(() => this.scrollIntoView?.({ block: 'nearest' }));
     const abort = new AbortController();
     this.abort = abort;
     try {
@@ -169,6 +198,14 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
     }
   }
 
+  /** "3 of 5 messages", with the plural the language asks for; units the console does not know, as they come. */
+  private count(p: Task['progress']): string {
+    if (p.unit && COUNTED.has(p.unit) && p.total !== null) {
+      return translatePlural(this.locale, `task.count.${p.unit}` as PluralKey, p.total, { done: p.done, total: p.total });
+    }
+    return `${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''}`;
+  }
+
   override render() {
     if (!this.taskId) return html`<p class="note">${this.t('task.noTask')}</p>`;
     const t = this.task;
@@ -177,7 +214,7 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
     const pct = ended ? 100 : p && p.total ? Math.min(100, Math.round((p.done / p.total) * 100)) : 0;
     return html`
       <div part="head" class="head">
-        <strong>${t?.title ?? this.t('common.loading')}</strong>
+        <strong part="title">${t ? taskTitleText(this.locale, t) : this.t('common.loading')}</strong>
         ${t ? html`<span part="status" class="status status-${t.status}" data-status=${t.status}>${this.t(`task.status.${t.status}`)}</span>` : nothing}
         ${t?.status === 'RUNNING'
           ? html`<button part="cancel-button" class="secondary" @click=${this.cancel} ?disabled=${this.cancelling || t.cancelRequested}>
@@ -185,14 +222,15 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
             </button>`
           : nothing}
       </div>
-      <div part="bar" class="bar" role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
+      <span class="announce" role="status" aria-live="polite" aria-atomic="true">${t ? this.t('task.announce', { title: taskTitleText(this.locale, t), status: this.t(`task.status.${t.status}`) }) : ''}</span>
+      <div part="bar" class="bar" data-bar-status=${t?.status ?? 'RUNNING'} role="progressbar" aria-label=${this.t('task.progress')} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${pct}>
         <div part="bar-fill" style="width: ${pct}%"></div>
       </div>
       ${p && (p.total !== null || p.done > 0 || p.message || p.bytes != null)
-        ? html`<div class="note">${p.done}${p.total !== null ? ` / ${p.total}` : ''} ${p.unit ?? ''} ${p.bytes != null ? `· ${formatBytes(this.locale, p.bytes)}` : ''}
+        ? html`<div part="count" class="note">${this.count(p)} ${p.bytes != null ? `· ${formatBytes(this.locale, p.bytes)}` : ''}
             ${p.message ?? ''}</div>`
         : nothing}
-      ${t?.error ? html`<div part="alert" class="alert" role="alert">${t.error}</div>` : nothing}
+      ${t?.error ? html`<div part="alert" class="alert" role="alert" data-error-key=${t.errorPhrase?.key ?? nothing}>${translatePhrase(this.locale, t.errorPhrase, t.error)}</div>` : nothing}
       ${this.error ? html`<div part="alert" class="alert" role="alert">${this.error}</div>` : nothing}
       ${this.files.length
         ? html`<ul part="files" class="files" aria-label=${this.t('task.files')}>
@@ -207,7 +245,7 @@ export class DpTaskProgress extends DpElement<DpTaskProgressEventMap> {
           </ul>`
         : nothing}
       <ol part="log" aria-label=${this.t('task.log')} aria-live="polite">
-        ${this.entries.map((e) => html`<li class=${e.level}>${new Date(e.time).toLocaleTimeString(this.locale)} ${e.message}</li>`)}
+        ${this.entries.map((e) => html`<li class=${e.level}>${new Date(e.time).toLocaleTimeString(this.locale)} ${translatePhrase(this.locale, e.phrase, e.message)}</li>`)}
       </ol>
     `;
   }

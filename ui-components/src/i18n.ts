@@ -22,7 +22,6 @@ const en = {
   'settings.backupEmails': 'Backup emails',
   'settings.backupArchivedEmails': 'Backup archived emails',
   'settings.backupTime': 'Backup time',
-  'settings.backupTime.help': 'Every day at this time (server time).',
   'settings.repositoryLocation': 'Repository location',
   'settings.repositoryLocation.help': 'An absolute directory (NFS share) or an s3:// URL.',
   'settings.skippedTags': 'Skipped tags',
@@ -165,7 +164,9 @@ const en = {
   'restore.mail.folders': 'Saved folders',
   'restore.mail.pickFolder': 'Choose a folder to see its messages.',
   'restore.mail.restoreFolder': 'Restore the folder {folder}',
-  'restore.mail.restoreMessages': 'Restore the {count} selected messages',
+  'restore.mail.restoreMessages.none': 'Restore the selected messages',
+  'restore.mail.restoreMessages.one': 'Restore the selected message',
+  'restore.mail.restoreMessages.other': 'Restore the {count} selected messages',
   'restore.mail.search': 'Search subject or sender',
   'restore.mail.subject': 'Subject',
   'restore.mail.from': 'From',
@@ -217,6 +218,96 @@ const en = {
   'op.complete.restore.user.help': 'The user comes back: account, password, groups that still exist, mailbox, calendars, address books, task lists.',
   'op.restore.filehosting': 'Restore the file hosting data',
   'op.restore.filehosting.help': "The domain's shared files become what they were.",
+
+  // Said by the server as message keys with parameters (task titles, log lines, explained errors).
+  'task.title.backup': 'Backup of the installation',
+  'task.title.scheduledBackup': 'Scheduled backup of the installation',
+  'task.title.retention': 'Retention policy applied to the generations',
+  'task.title.forget': 'Deletion of the generation {generation}',
+  'task.title.sync': 'Generations read again from the repository',
+  'task.title.globalRestore': 'Global restore of the generation {generation}',
+  'task.title.globalRestoreWipe': 'Global restore of the generation {generation} (the installation wiped first)',
+  'task.title.restore.replace.mailbox': 'Mailbox of {name} replaced by its saved state',
+  'task.title.restore.subfolder.mailbox': 'Mailbox of {name} restored into a folder',
+  'task.title.restore.restore.mail.folder': 'Folder {folder} of {name} restored',
+  'task.title.restore.restore.mail.messages': 'Messages of {name} restored into {folder}',
+  'task.title.restore.replace.calendars': 'Calendars of {name} replaced by their saved state',
+  'task.title.restore.replace.books': 'Address books of {name} replaced by their saved state',
+  'task.title.restore.replace.todolists': 'Task lists of {name} replaced by their saved state',
+  'task.title.restore.replace.domain.calendars': 'Calendar {name} replaced by its saved state',
+  'task.title.restore.replace.domain.books': 'Address book {name} replaced by its saved state',
+  'task.title.restore.replace.resources': 'Bookings of the resource {name} replaced by their saved state',
+  'task.title.restore.replace.ou': 'Organisational unit {name} restored',
+  'task.title.restore.send.calendars.ics': 'Calendars of {name} sent as ICS',
+  'task.title.restore.send.books.vcf': 'Address books of {name} sent as VCF',
+  'task.title.restore.send.todolist.ics': 'Task lists of {name} sent as ICS',
+  'task.title.restore.send.domain.calendars.ics': 'Calendar {name} sent as ICS',
+  'task.title.restore.send.domain.books.vcf': 'Address book {name} sent as VCF',
+  'task.title.restore.send.resources': 'Bookings of the resource {name} sent as ICS',
+  'task.title.restore.complete.restore.user': 'Deleted user {name} restored',
+  'task.title.restore.restore.filehosting': 'File hosting data of {name} restored',
+  'task.line.stuck': 'Stuck: no progress for {seconds} s. Cancel it, or check that the repository and the servers are reachable.',
+  'task.line.progressing': 'Progressing again.',
+  'task.line.stopping': 'The server is stopping: the task is interrupted.',
+  'task.line.cancelRequested': 'Cancel requested by {who}.',
+  'task.line.mail.folder.one': '{folder}: {count} message',
+  'task.line.mail.folder.other': '{folder}: {count} messages',
+  'task.line.mail.appended.one': '{count} of {total} message was restored',
+  'task.line.mail.appended.other': '{count} of {total} messages were restored',
+  'task.line.mail.skipped.one': '{count} of {total} message was already there and was left alone',
+  'task.line.mail.skipped.other': '{count} of {total} messages were already there and were left alone',
+  'error.mail.refused': 'The mail server ({address}) refused the connection: is Dovecot running?',
+  'error.mail.unreachable': 'The mail server ({address}) cannot be reached ({reason}): is Dovecot running, and is the address right?',
+  'error.postgresql.refused': 'PostgreSQL ({address}) refused the connection: is PostgreSQL running?',
+  'error.postgresql.unreachable': 'PostgreSQL ({address}) cannot be reached ({reason}): is it running, and is the address right?',
+  'error.service.refused': 'The server {address} refused the connection: is the service running?',
+  'error.repository.missing': 'There is no backup repository at {path}: is the share mounted? Otherwise check the repository location in the settings.',
+  'error.path.missing': '{path} does not exist: is the share mounted?',
+  'error.path.permission': 'Permission denied on {path}: the bm-dataprotect service must be allowed to write there (check its owner and mode).',
+  'error.path.readonly': '{path} is on a read-only filesystem: mount it writable or choose another repository location.',
+  'error.path.notFolder': 'A part of {path} is not a folder: check the repository location in the settings.',
+  'error.disk.full': 'The disk holding {path} is full: free some space (or apply the retention policy), or choose a larger location.',
+  'error.disk.fullNoPath': 'The disk is full: free some space (or apply the retention policy), or choose a larger location.',
+  'error.share.away': 'The network share holding {path} does not answer ({reason}): check that it is mounted and its server is up.',
+  'task.count.messages.one': '{done} of {total} message',
+  'task.count.messages.other': '{done} of {total} messages',
+  'task.count.parts.one': '{done} of {total} part',
+  'task.count.parts.other': '{done} of {total} parts',
+  'task.count.items.one': '{done} of {total} item',
+  'task.count.items.other': '{done} of {total} items',
+  'task.announce': '{title}: {status}',
+  'tasks.title': 'Task history',
+  'tasks.kind': 'Kind',
+  'tasks.kind.all': 'All kinds',
+  'tasks.status': 'Status',
+  'tasks.status.all': 'All statuses',
+  'tasks.empty': 'No task matches.',
+  'tasks.col.title': 'Task',
+  'tasks.col.status': 'Status',
+  'tasks.col.started': 'Started',
+  'tasks.col.by': 'By',
+  'tasks.show': 'Show the log',
+  'tasks.showLabel': 'Show the log of {title}',
+  'tasks.count.one': '{count} task',
+  'tasks.count.other': '{count} tasks',
+  'taskKind.backup': 'Backup',
+  'taskKind.restore': 'Restore',
+  'taskKind.forget': 'Deletion',
+  'taskKind.sync': 'Sync',
+  'taskKind.retention': 'Retention',
+  'taskKind.global-restore': 'Global restore',
+  'taskKind.check': 'Check',
+  'settings.keepWeekly': 'Weekly generations kept',
+  'settings.keepWeekly.help': 'Also keep one generation (the newest valid) of each of the last N weeks; 0 for none.',
+  'settings.keepMonthly': 'Monthly generations kept',
+  'settings.keepMonthly.help': 'Also keep one generation (the newest valid) of each of the last N months; 0 for none.',
+  'settings.backupTime.zone': 'Every day at this time, in the time zone of the server: {zone}.',
+  'settings.postBackupScript': 'Post-backup script',
+  'settings.postBackupScript.help': 'Run after each successful backup. Set on the server (DP_POST_BACKUP_SCRIPT or the plugin configuration), not here.',
+  'settings.location.checked': 'Checked when saved: reachable, writable, and empty or a repository of ours.',
+  'settings.location.sameDisk': 'Warning: on the same filesystem as the data it protects ({paths}); one disk failure would lose both.',
+  'settings.location.checking': 'Checking the location…',
+  'settings.err.count': 'A whole number (digits only) between 0 and {max}.',
 };
 
 
@@ -242,7 +333,6 @@ const fr: Record<MessageKey, string> = {
   'settings.backupEmails': 'Sauvegarder les e-mails',
   'settings.backupArchivedEmails': 'Sauvegarder les e-mails archivés',
   'settings.backupTime': 'Heure de sauvegarde',
-  'settings.backupTime.help': 'Chaque jour à cette heure (heure du serveur).',
   'settings.repositoryLocation': 'Emplacement du dépôt',
   'settings.repositoryLocation.help': 'Un répertoire absolu (partage NFS) ou une URL s3://.',
   'settings.skippedTags': 'Tags exclus',
@@ -385,7 +475,9 @@ const fr: Record<MessageKey, string> = {
   'restore.mail.folders': 'Dossiers sauvegardés',
   'restore.mail.pickFolder': 'Choisissez un dossier pour voir ses messages.',
   'restore.mail.restoreFolder': 'Restaurer le dossier {folder}',
-  'restore.mail.restoreMessages': 'Restaurer les {count} messages choisis',
+  'restore.mail.restoreMessages.none': 'Restaurer les messages choisis',
+  'restore.mail.restoreMessages.one': 'Restaurer le message choisi',
+  'restore.mail.restoreMessages.other': 'Restaurer les {count} messages choisis',
   'restore.mail.search': "Rechercher dans l'objet ou l'expéditeur",
   'restore.mail.subject': 'Objet',
   'restore.mail.from': 'De',
@@ -437,6 +529,95 @@ const fr: Record<MessageKey, string> = {
   'op.complete.restore.user.help': "L'utilisateur revient : compte, mot de passe, groupes encore existants, boîte aux lettres, calendriers, carnets, listes de tâches.",
   'op.restore.filehosting': "Restaurer les fichiers partagés",
   'op.restore.filehosting.help': "Les fichiers partagés du domaine redeviennent ce qu'ils étaient.",
+
+  'task.title.backup': "Sauvegarde de l'installation",
+  'task.title.scheduledBackup': "Sauvegarde planifiée de l'installation",
+  'task.title.retention': 'Politique de rétention appliquée aux générations',
+  'task.title.forget': 'Suppression de la génération {generation}',
+  'task.title.sync': 'Générations relues depuis le dépôt',
+  'task.title.globalRestore': 'Restauration globale de la génération {generation}',
+  'task.title.globalRestoreWipe': "Restauration globale de la génération {generation} (l'installation vidée d'abord)",
+  'task.title.restore.replace.mailbox': 'Boîte aux lettres de {name} remplacée par son état sauvegardé',
+  'task.title.restore.subfolder.mailbox': 'Boîte aux lettres de {name} restaurée dans un dossier',
+  'task.title.restore.restore.mail.folder': 'Dossier {folder} de {name} restauré',
+  'task.title.restore.restore.mail.messages': 'Messages de {name} restaurés dans {folder}',
+  'task.title.restore.replace.calendars': 'Agendas de {name} remplacés par leur état sauvegardé',
+  'task.title.restore.replace.books': "Carnets d'adresses de {name} remplacés par leur état sauvegardé",
+  'task.title.restore.replace.todolists': 'Listes de tâches de {name} remplacées par leur état sauvegardé',
+  'task.title.restore.replace.domain.calendars': 'Agenda {name} remplacé par son état sauvegardé',
+  'task.title.restore.replace.domain.books': "Carnet d'adresses {name} remplacé par son état sauvegardé",
+  'task.title.restore.replace.resources': 'Réservations de la ressource {name} remplacées par leur état sauvegardé',
+  'task.title.restore.replace.ou': 'Unité organisationnelle {name} restaurée',
+  'task.title.restore.send.calendars.ics': 'Agendas de {name} envoyés en ICS',
+  'task.title.restore.send.books.vcf': "Carnets d'adresses de {name} envoyés en VCF",
+  'task.title.restore.send.todolist.ics': 'Listes de tâches de {name} envoyées en ICS',
+  'task.title.restore.send.domain.calendars.ics': 'Agenda {name} envoyé en ICS',
+  'task.title.restore.send.domain.books.vcf': "Carnet d'adresses {name} envoyé en VCF",
+  'task.title.restore.send.resources': 'Réservations de la ressource {name} envoyées en ICS',
+  'task.title.restore.complete.restore.user': 'Utilisateur supprimé {name} restauré',
+  'task.title.restore.restore.filehosting': 'Fichiers partagés de {name} restaurés',
+  'task.line.stuck': 'Bloquée : aucun progrès depuis {seconds} s. Annulez-la, ou vérifiez que le dépôt et les serveurs répondent.',
+  'task.line.progressing': 'La tâche progresse de nouveau.',
+  'task.line.stopping': "Le serveur s'arrête : la tâche est interrompue.",
+  'task.line.cancelRequested': 'Annulation demandée par {who}.',
+  'task.line.mail.folder.one': '{folder} : {count} message',
+  'task.line.mail.folder.other': '{folder} : {count} messages',
+  'task.line.mail.appended.one': '{count} message sur {total} a été restauré',
+  'task.line.mail.appended.other': '{count} messages sur {total} ont été restaurés',
+  'task.line.mail.skipped.one': "{count} message sur {total} était déjà là et n'a pas été touché",
+  'task.line.mail.skipped.other': "{count} messages sur {total} étaient déjà là et n'ont pas été touchés",
+  'error.mail.refused': 'Le serveur de messagerie ({address}) a refusé la connexion : Dovecot est-il démarré ?',
+  'error.mail.unreachable': "Le serveur de messagerie ({address}) est injoignable ({reason}) : Dovecot est-il démarré, et l'adresse est-elle la bonne ?",
+  'error.postgresql.refused': 'PostgreSQL ({address}) a refusé la connexion : PostgreSQL est-il démarré ?',
+  'error.postgresql.unreachable': "PostgreSQL ({address}) est injoignable ({reason}) : est-il démarré, et l'adresse est-elle la bonne ?",
+  'error.service.refused': 'Le serveur {address} a refusé la connexion : le service est-il démarré ?',
+  'error.repository.missing': "Il n'y a pas de dépôt de sauvegarde à {path} : le partage est-il monté ? Sinon, vérifiez l'emplacement du dépôt dans les paramètres.",
+  'error.path.missing': "{path} n'existe pas : le partage est-il monté ?",
+  'error.path.permission': 'Permission refusée sur {path} : le service bm-dataprotect doit pouvoir y écrire (vérifiez son propriétaire et ses droits).',
+  'error.path.readonly': '{path} est sur un système de fichiers en lecture seule : montez-le en écriture ou choisissez un autre emplacement.',
+  'error.path.notFolder': "Une partie de {path} n'est pas un dossier : vérifiez l'emplacement du dépôt dans les paramètres.",
+  'error.disk.full': 'Le disque qui contient {path} est plein : libérez de la place (ou appliquez la politique de rétention), ou choisissez un emplacement plus grand.',
+  'error.disk.fullNoPath': 'Le disque est plein : libérez de la place (ou appliquez la politique de rétention), ou choisissez un emplacement plus grand.',
+  'error.share.away': "Le partage réseau qui contient {path} ne répond pas ({reason}) : vérifiez qu'il est monté et que son serveur fonctionne.",
+  'task.count.messages.one': '{done} sur {total} message',
+  'task.count.messages.other': '{done} sur {total} messages',
+  'task.count.parts.one': '{done} sur {total} partie',
+  'task.count.parts.other': '{done} sur {total} parties',
+  'task.count.items.one': '{done} sur {total} élément',
+  'task.count.items.other': '{done} sur {total} éléments',
+  'task.announce': '{title} : {status}',
+  'tasks.title': 'Historique des tâches',
+  'tasks.kind': 'Type',
+  'tasks.kind.all': 'Tous les types',
+  'tasks.status': 'État',
+  'tasks.status.all': 'Tous les états',
+  'tasks.empty': 'Aucune tâche ne correspond.',
+  'tasks.col.title': 'Tâche',
+  'tasks.col.status': 'État',
+  'tasks.col.started': 'Démarrée',
+  'tasks.col.by': 'Par',
+  'tasks.show': 'Voir le journal',
+  'tasks.showLabel': 'Voir le journal de {title}',
+  'tasks.count.one': '{count} tâche',
+  'tasks.count.other': '{count} tâches',
+  'taskKind.backup': 'Sauvegarde',
+  'taskKind.restore': 'Restauration',
+  'taskKind.forget': 'Suppression',
+  'taskKind.sync': 'Synchronisation',
+  'taskKind.retention': 'Rétention',
+  'taskKind.global-restore': 'Restauration globale',
+  'taskKind.check': 'Vérification',
+  'settings.keepWeekly': 'Générations hebdomadaires conservées',
+  'settings.keepWeekly.help': 'Conserver aussi une génération (la plus récente valide) de chacune des N dernières semaines ; 0 pour aucune.',
+  'settings.keepMonthly': 'Générations mensuelles conservées',
+  'settings.keepMonthly.help': 'Conserver aussi une génération (la plus récente valide) de chacun des N derniers mois ; 0 pour aucune.',
+  'settings.backupTime.zone': 'Chaque jour à cette heure, dans le fuseau horaire du serveur : {zone}.',
+  'settings.postBackupScript': 'Script après sauvegarde',
+  'settings.postBackupScript.help': 'Exécuté après chaque sauvegarde réussie. Défini sur le serveur (DP_POST_BACKUP_SCRIPT ou la configuration du plugin), pas ici.',
+  'settings.location.checked': "Vérifié à l'enregistrement : joignable, accessible en écriture, et vide ou déjà un de nos dépôts.",
+  'settings.location.sameDisk': 'Attention : sur le même système de fichiers que les données protégées ({paths}) ; une panne de disque ferait perdre les deux.',
+  'settings.location.checking': "Vérification de l'emplacement…",
+  'settings.err.count': 'Un nombre entier (chiffres seulement) entre 0 et {max}.',
 };
 
 
@@ -445,6 +626,41 @@ export const MESSAGES: Record<Locale, Record<MessageKey, string>> = { en, fr };
 export function translate(locale: Locale, key: MessageKey, params: Record<string, string | number> = {}): string {
   const template = MESSAGES[locale]?.[key] ?? en[key] ?? key;
   return template.replace(/\{(\w+)\}/g, (_, name: string) => String(params[name] ?? `{${name}}`));
+}
+
+/** The keys that have plural forms: `KEY.one`, `KEY.other` (and any other form Intl.PluralRules names). */
+type PluralBase<K> = K extends `${infer B}.other` ? B : never;
+export type PluralKey = PluralBase<MessageKey>;
+
+/**
+ * The message of `count`, in the plural form the language asks for (Intl.PluralRules: "1 message", "0 message" in
+ * French, "0 messages" in English). `count` is among the parameters as {count}.
+ */
+export function translatePlural(locale: Locale, key: PluralKey, count: number, params: Record<string, string | number> = {}): string {
+  // `KEY.none`, where a key has it, says nothing at all without a number ("Restore the selected messages").
+  const form = count === 0 && `${key}.none` in MESSAGES.en ? 'none' : new Intl.PluralRules(locale).select(count);
+  const exact = `${key}.${form}` as MessageKey;
+  const chosen = exact in MESSAGES.en ? exact : (`${key}.other` as MessageKey);
+  return translate(locale, chosen, { count, ...params });
+}
+
+/** What the server says as a message key and its parameters (it sends the English text beside it). */
+export interface Phrase {
+  key: string;
+  params: Record<string, string | number>;
+}
+
+/**
+ * A server phrase in the console's language: its key, or its plural forms (by the `count` parameter); the English
+ * text the server sent when the console does not know the key (a newer server).
+ */
+export function translatePhrase(locale: Locale, phrase: Phrase | null | undefined, english: string): string {
+  if (!phrase) return english;
+  const known = (k: string): k is MessageKey => k in MESSAGES.en;
+  if (known(`${phrase.key}.other`) && typeof phrase.params.count === 'number') {
+    return translatePlural(locale, phrase.key as PluralKey, phrase.params.count, phrase.params);
+  }
+  return known(phrase.key) ? translate(locale, phrase.key, phrase.params) : english;
 }
 
 export function formatBytes(locale: Locale, bytes: number): string {
@@ -458,8 +674,12 @@ export function formatBytes(locale: Locale, bytes: number): string {
   return `${new Intl.NumberFormat(locale, { maximumFractionDigits: i === 0 ? 0 : 1 }).format(v)} ${units[i]}`;
 }
 
-export function formatDate(locale: Locale, iso: string): string {
-  return new Intl.DateTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(iso));
+/** A date and time; with `timeZone` (an IANA name, the server's), in that zone and naming it. */
+export function formatDate(locale: Locale, iso: string, timeZone?: string): string {
+  const options: Intl.DateTimeFormatOptions = timeZone
+    ? { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZone, timeZoneName: 'short' }
+    : { dateStyle: 'medium', timeStyle: 'short' };
+  return new Intl.DateTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', options).format(new Date(iso));
 }
 
 export function formatDuration(ms: number): string {

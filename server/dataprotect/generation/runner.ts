@@ -22,6 +22,9 @@ import { openLocation, snapshotFingerprint } from './repository.js';
 import { applyRetention, checkRetentionPolicy } from './retention.js';
 import { runGeneration } from './run.js';
 import { BACKUP_CONFIG, HOST_PORT, type BackupConfig } from './tokens.js';
+import { taskTitle } from '../task-titles.js';
+
+type Title = ReturnType<typeof taskTitle>;
 
 /** The advisory lock every run, retention, forget and sync takes: they never overlap anywhere in the cluster. */
 export const BACKUP_LOCK = 'dataprotect-backup';
@@ -54,7 +57,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
    * Starts `body` as a task while holding the cluster lock for the whole task. Resolves once the task exists, or
    * with null when another node (or task here) holds the lock.
    */
-  private async startLocked(kind: TaskKind, title: string, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
+  private async startLocked(kind: TaskKind, title: Title, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
     // A task that has just ended releases the lock a moment later: try again for a little while, unless some
     // task of ours is really running.
     for (let attempt = 0; ; attempt++) {
@@ -72,12 +75,12 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     return null;
   }
 
-  private tryStartLocked(kind: TaskKind, title: string, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
+  private tryStartLocked(kind: TaskKind, title: Title, by: Requester, target: string | null, body: TaskBody): Promise<TaskStart | null> {
     return new Promise<TaskStart | null>((resolve, reject) => {
       let started = false;
       this.cluster
         .withLock(BACKUP_LOCK, async () => {
-          const task = await this.tasks.start({ kind, title, actor: actorOf(by), target }, body);
+          const task = await this.tasks.start({ kind, ...title, actor: actorOf(by), target }, body);
           started = true;
           resolve({ task, alreadyRunning: false });
           await this.tasks.whenDone(task.id);
@@ -103,7 +106,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   async start(by: Requester, trigger: 'api' | 'schedule' | 'cli'): Promise<TaskStart> {
     const running = await this.tasks.findRunning('backup');
     if (running) return { task: running, alreadyRunning: true };
-    const title = trigger === 'schedule' ? 'Scheduled backup' : 'Backup now';
+    const title = taskTitle(trigger === 'schedule' ? 'scheduledBackup' : 'backup');
     const started = await this.startLocked('backup', title, by, null, (ctx) => this.backup(ctx, trigger));
     if (started) return started;
     // Another node won the lock a moment ago: its task appears in the shared table.
@@ -148,7 +151,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   }
 
   async applyRetention(by: Requester): Promise<TaskStart> {
-    const started = await this.startLocked('retention', 'Apply retention', by, null, async (ctx) => {
+    const started = await this.startLocked('retention', taskTitle('retention'), by, null, async (ctx) => {
       const s = await this.settings.get();
       const repo = await openLocation(s.repositoryLocation, { signal: ctx.signal });
       if (!repo) return { kept: 0, removed: 0 };
@@ -192,7 +195,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
 
   async forget(id: string, by: Principal): Promise<TaskStart> {
     await this.get(id);
-    const started = await this.startLocked('forget', `Forget generation ${id}`, by, id, async (ctx) => {
+    const started = await this.startLocked('forget', taskTitle('forget', { generation: id }), by, id, async (ctx) => {
       const s = await this.settings.get();
       const repo = await openLocation(s.repositoryLocation, { signal: ctx.signal });
       if (!repo) throw new NotFoundError(`no repository at ${s.repositoryLocation}`);
@@ -254,7 +257,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   }
 
   async sync(by: Principal): Promise<TaskStart> {
-    const started = await this.startLocked('sync', 'Sync with the repository', by, null, async (ctx) => {
+    const started = await this.startLocked('sync', taskTitle('sync'), by, null, async (ctx) => {
       const s = await this.settings.get();
       const records = await this.rebuild(s.repositoryLocation);
       ctx.info(`${records.length} generations read from ${s.repositoryLocation}`);

@@ -13,6 +13,7 @@ import type { GlobalRestoreService } from '../services.js';
 import { checkGlobalRestore, type GlobalRestoreCheck } from './check.js';
 import { discoverGenerations, openRepositoryAt } from './discover.js';
 import { GlobalRestoreRefusedError, runGlobalRestore } from './run.js';
+import { taskTitle } from '../task-titles.js';
 
 const TARGET = 'installation';
 
@@ -86,7 +87,7 @@ export class GlobalRestores implements GlobalRestoreService {
       const c = await checkGlobalRestore({ repo, installation: this.installation, generation: generationId, servers, wipe }).catch(notFound);
       if (!c.ok) throw new ConflictError(new GlobalRestoreRefusedError(c.prerequisites).message);
       const task = await this.tasks.start(
-        { kind: 'global-restore', title: `global restore of generation ${c.generation}${wipe ? ' (wiping the installation first)' : ''}`, actor: { login: by.login, uid: by.uid }, target: TARGET },
+        { kind: 'global-restore', ...taskTitle(wipe ? 'globalRestoreWipe' : 'globalRestore', { generation: c.generation }), actor: { login: by.login, uid: by.uid }, target: TARGET },
         async (ctx) => {
           try {
             const r = await runGlobalRestore({

@@ -19,6 +19,7 @@ import { describeMessage, parseHeaders, SavedMailbox, type SavedMessage } from '
 import type { Mailer } from './mailer.js';
 import { MAIL_TAG, runRestore, validate, type PlannedRestore, type RestoreEnv } from './operations/index.js';
 import { partSnapshot } from './generation-parts.js';
+import { restoreTitle } from '../task-titles.js';
 
 /** What restores read from and write to, as the composition root provides it. */
 export interface RestoreBackend {
@@ -152,7 +153,7 @@ export class EntityRestores implements RestoreService {
       const taskEnv: RestoreEnv = own ? { ...env, repo: own } : env;
       const detail = { operation: request.operation, kind: entry.kind, entity: entry.uid, domainUid: entry.domainUid, displayName: entry.displayName, folder: request.folder ?? null };
       const task = await this.tasks.start(
-        { kind: 'restore', title: `${request.operation}: ${entry.displayName}`, actor: { login: by.login, uid: by.uid }, target },
+        { kind: 'restore', ...restoreTitle(request.operation, entry.displayName, request.folder), actor: { login: by.login, uid: by.uid }, target },
         async (ctx) => {
           try {
             const result = await runRestore(taskEnv, plan, ctx);

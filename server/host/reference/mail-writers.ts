@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ImapFlow } from 'imapflow';
+import { fromService } from '../../jobs/explain-error.js';
 import type { ImapWriter, MailboxLocation, MailWriter } from '../port.js';
 import { IMAP_ADMIN_USER, imapAdminPassword } from './credentials.js';
 import { dovecotEndpoint, handSpoolToDovecot } from './dovecot.js';
@@ -46,7 +47,10 @@ export async function imapWriter(layout: HostLayout): Promise<ImapWriter> {
     let c = clients.get(loc.imapLogin);
     if (!c) {
       c = new ImapFlow({ host: endpoint.host, port: endpoint.port, secure: false, logger: false, auth: { user: `${loc.imapLogin}*${IMAP_ADMIN_USER}`, pass } });
-      await c.connect();
+      // A refused connection is explained as the mail server's (is Dovecot running?), not as a bare ECONNREFUSED.
+      await c.connect().catch((err: unknown) => {
+        throw fromService('mail', `${endpoint.host}:${endpoint.port}`, err);
+      });
       clients.set(loc.imapLogin, c);
     }
     return c;

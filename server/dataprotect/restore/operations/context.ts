@@ -6,6 +6,7 @@ import type { HostPort } from '../../../host/port.js';
 import type { RestoreOperationId } from '../../restore-capabilities.js';
 import type { Catalog, CatalogEntry } from '../catalog.js';
 import type { Mailer } from '../mailer.js';
+import type { Phrase } from '../../../store/task-record.js';
 
 export const MAIL_TAG = 'mail/imap';
 export const FILEHOSTING_TAG = 'filehosting/data';
@@ -14,8 +15,9 @@ export const FILEHOSTING_TAG = 'filehosting/data';
 export interface RestoreContext {
   readonly signal: AbortSignal;
   progress(p: { done?: number; total?: number | null; unit?: string | null; bytes?: number | null; message?: string | null }): void;
-  info(message: string): void;
-  warn(message: string): void;
+  /** `phrase`: the line as a message key of the console and its parameters, for the console to translate. */
+  info(message: string, phrase?: Phrase): void;
+  warn(message: string, phrase?: Phrase): void;
   attach(name: string, content: Buffer | string, contentType: string): Promise<unknown>;
 }
 

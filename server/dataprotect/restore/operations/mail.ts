@@ -79,12 +79,20 @@ export async function appendMail(env: RestoreEnv, p: PlannedRestore, ctx: Restor
         bytes += m.size;
         ctx.progress({ done, total, unit: 'messages', bytes, message: step.target });
       }
-      ctx.info(`${step.target}: ${step.messages.length} messages`);
+      const count = step.messages.length;
+      ctx.info(`${step.target}: ${count} ${count === 1 ? 'message' : 'messages'}`, { key: 'task.line.mail.folder', params: { folder: step.target, count } });
     }
   } finally {
     await imap.close();
   }
-  if (skipped) ctx.info(`${skipped} messages were already there and were left alone`);
+  // Counts say what happened: how many came back, how many were already there (a restore run twice).
+  ctx.info(`${appended} of ${total} ${total === 1 ? 'message was' : 'messages were'} restored`, { key: 'task.line.mail.appended', params: { count: appended, total } });
+  if (skipped) {
+    ctx.info(`${skipped} of ${total} ${total === 1 ? 'message was' : 'messages were'} already there and ${skipped === 1 ? 'was' : 'were'} left alone`, {
+      key: 'task.line.mail.skipped',
+      params: { count: skipped, total },
+    });
+  }
   return { mailbox: loc.imapLogin, folders: plan.map((x) => x.target), messages: appended, alreadyPresent: skipped, bytes };
 }
 

@@ -1,0 +1,48 @@
+import type { Phrase } from '../store/task-record.js';
+import type { RestoreOperationId } from './restore-capabilities.js';
+
+// What a task is called, in words (not an operation identifier): the English title the log, the CLI and the audit
+// read, and the message key with its parameters the console says in its language (ui-components/src/i18n.ts,
+// `task.title.*`). One template per title, so that the two never drift apart.
+
+export const TASK_TITLES = {
+  backup: 'Backup of the installation',
+  scheduledBackup: 'Scheduled backup of the installation',
+  retention: 'Retention policy applied to the generations',
+  forget: 'Deletion of the generation {generation}',
+  sync: 'Generations read again from the repository',
+  globalRestore: 'Global restore of the generation {generation}',
+  globalRestoreWipe: 'Global restore of the generation {generation} (the installation wiped first)',
+  'restore.replace.mailbox': 'Mailbox of {name} replaced by its saved state',
+  'restore.subfolder.mailbox': 'Mailbox of {name} restored into a folder',
+  'restore.restore.mail.folder': 'Folder {folder} of {name} restored',
+  'restore.restore.mail.messages': 'Messages of {name} restored into {folder}',
+  'restore.replace.calendars': 'Calendars of {name} replaced by their saved state',
+  'restore.replace.books': 'Address books of {name} replaced by their saved state',
+  'restore.replace.todolists': 'Task lists of {name} replaced by their saved state',
+  'restore.replace.domain.calendars': 'Calendar {name} replaced by its saved state',
+  'restore.replace.domain.books': 'Address book {name} replaced by its saved state',
+  'restore.replace.resources': 'Bookings of the resource {name} replaced by their saved state',
+  'restore.replace.ou': 'Organisational unit {name} restored',
+  'restore.send.calendars.ics': 'Calendars of {name} sent as ICS',
+  'restore.send.books.vcf': 'Address books of {name} sent as VCF',
+  'restore.send.todolist.ics': 'Task lists of {name} sent as ICS',
+  'restore.send.domain.calendars.ics': 'Calendar {name} sent as ICS',
+  'restore.send.domain.books.vcf': 'Address book {name} sent as VCF',
+  'restore.send.resources': 'Bookings of the resource {name} sent as ICS',
+  'restore.complete.restore.user': 'Deleted user {name} restored',
+  'restore.restore.filehosting': 'File hosting data of {name} restored',
+} as const satisfies Record<string, string> & Record<`restore.${RestoreOperationId}`, string>;
+
+export type TitleId = keyof typeof TASK_TITLES;
+
+/** The English title and its phrase, as TaskSpec takes them. */
+export function taskTitle(id: TitleId, params: Record<string, string | number> = {}): { title: string; titlePhrase: Phrase } {
+  const title = TASK_TITLES[id].replace(/\{(\w+)\}/g, (_, n: string) => String(params[n] ?? ''));
+  return { title, titlePhrase: { key: `task.title.${id}`, params } };
+}
+
+/** The title of a restore operation on an entity (and a folder, for the mail restores that take one). */
+export function restoreTitle(operation: RestoreOperationId, name: string, folder?: string | null): { title: string; titlePhrase: Phrase } {
+  return taskTitle(`restore.${operation}`, folder ? { name, folder } : { name });
+}
