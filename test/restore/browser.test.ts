@@ -88,7 +88,7 @@ describe('dp-restore-browser', () => {
     // The task's progress, to the end.
     const progress = page.locator('dp-task-progress');
     await progress.waitFor();
-    await progress.getByText('Finished').waitFor({ timeout: 60_000 });
+    await progress.getByText('Finished', { exact: true }).waitFor({ timeout: 60_000 });
     await shot(page, 'restore-03-done');
     await context.close();
 
