@@ -513,6 +513,8 @@ export interface components {
             restoreOrgUnits: string[];
         };
         SearchText: string;
+        /** @description A date (YYYY-MM-DD) or a date-time with its offset */
+        PeriodBound: string;
         FolderPath: string;
         /** @description An absolute directory or an s3:// URL */
         LocalOrS3Location: string;
@@ -641,6 +643,8 @@ export interface components {
             path: string;
             messages: number;
             size: number;
+            /** @description The mailbox's archived mail (path #archive), not an IMAP folder */
+            archived?: boolean;
         };
         MailMessage: {
             id: string;
@@ -660,7 +664,7 @@ export interface components {
          * @description BlueMind's identifiers, so that scripts and habits carry over; plus finer mail restores
          * @enum {string}
          */
-        RestoreOperationId: "replace.mailbox" | "subfolder.mailbox" | "restore.mail.folder" | "restore.mail.messages" | "replace.calendars" | "replace.books" | "replace.todolists" | "replace.domain.calendars" | "replace.domain.books" | "replace.resources" | "replace.ou" | "send.calendars.ics" | "send.books.vcf" | "send.todolist.ics" | "send.domain.calendars.ics" | "send.domain.books.vcf" | "send.resources" | "complete.restore.user" | "restore.filehosting";
+        RestoreOperationId: "replace.mailbox" | "subfolder.mailbox" | "restore.mail.folder" | "restore.mail.messages" | "replace.calendars" | "replace.books" | "replace.todolists" | "replace.domain.calendars" | "replace.domain.books" | "replace.resources" | "replace.ou" | "send.calendars.ics" | "send.books.vcf" | "send.todolist.ics" | "send.domain.calendars.ics" | "send.domain.books.vcf" | "send.resources" | "complete.restore.user" | "restore.filehosting" | "restore.into.account" | "undelete.mail";
         RestoreOperation: {
             identifier: components["schemas"]["RestoreOperationId"];
             kinds: components["schemas"]["RestorableKind"][];
@@ -668,6 +672,10 @@ export interface components {
             requiredTag: string | null;
             /** @description Offered only when the entity no longer exists */
             deletedEntitiesOnly?: boolean;
+            /** @description Takes targetUid, the live user account that receives the data */
+            needsTarget?: boolean;
+            /** @description Takes from and to: every generation taken in the period is read */
+            needsPeriod?: boolean;
         };
         RestoreRequest: {
             operation: components["schemas"]["RestoreOperationId"];
@@ -686,6 +694,12 @@ export interface components {
              * @description For send.* operations, overrides the recipient BlueMind would choose
              */
             recipient?: string;
+            /** @description For restore.into.account, the uid of the live user (same domain) that receives the data */
+            targetUid?: string;
+            /** @description For undelete.mail, the start of the period (a date is its first instant, UTC) */
+            from?: components["schemas"]["PeriodBound"];
+            /** @description For undelete.mail, the end of the period (a date is its last instant, UTC) */
+            to?: components["schemas"]["PeriodBound"];
         };
         /** @enum {string} */
         TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check";

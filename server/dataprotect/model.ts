@@ -78,6 +78,8 @@ export interface MailFolder {
   path: string;
   messages: number;
   size: number;
+  /** The mailbox's archived mail (path ARCHIVE_FOLDER), not an IMAP folder. */
+  archived?: boolean;
 }
 
 export interface MailMessage {

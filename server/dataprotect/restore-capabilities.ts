@@ -23,7 +23,9 @@ export type RestoreOperationId =
   | 'send.domain.books.vcf'
   | 'send.resources'
   | 'complete.restore.user'
-  | 'restore.filehosting';
+  | 'restore.filehosting'
+  | 'restore.into.account'
+  | 'undelete.mail';
 
 export interface RestoreOperation {
   identifier: RestoreOperationId;
@@ -32,6 +34,10 @@ export interface RestoreOperation {
   requiredTag: string | null;
   /** Offered only when the entity no longer exists (complete.restore.user). */
   deletedEntitiesOnly?: boolean;
+  /** Takes a target account (`targetUid`): another live user receives the data. */
+  needsTarget?: boolean;
+  /** Takes a period (`from`, `to`): every generation taken in it is read. */
+  needsPeriod?: boolean;
 }
 
 const MAILBOXES: RestorableKind[] = ['USER', 'MAILSHARE'];
@@ -57,6 +63,10 @@ export const RESTORE_OPERATIONS: readonly RestoreOperation[] = [
   { identifier: 'send.resources', kinds: ['RESOURCE'], requiredTag: null },
   { identifier: 'complete.restore.user', kinds: ['USER'], requiredTag: null, deletedEntitiesOnly: true },
   { identifier: 'restore.filehosting', kinds: ['DOMAIN'], requiredTag: 'filehosting/data' },
+  // A user's mail, calendars, address books and task lists into another live account (Zextras' "Restore on New Account").
+  { identifier: 'restore.into.account', kinds: ['USER'], requiredTag: null, needsTarget: true },
+  // Messages of any generation of a period that the live mailbox no longer holds.
+  { identifier: 'undelete.mail', kinds: MAILBOXES, requiredTag: 'mail/imap', needsPeriod: true },
 ];
 
 /** The operations a generation allows, given the tags of its parts. */

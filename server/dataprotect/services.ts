@@ -60,6 +60,11 @@ export interface RestoreRequest {
   folder?: string;
   messageIds?: string[];
   recipient?: string;
+  /** restore.into.account: the live user (same domain) that receives the data. */
+  targetUid?: string;
+  /** undelete.mail: the period (YYYY-MM-DD, or a date-time with its offset). */
+  from?: string;
+  to?: string;
 }
 
 /**

@@ -32,6 +32,8 @@ export const TASK_TITLES = {
   'restore.send.resources': 'Bookings of the resource {name} sent as ICS',
   'restore.complete.restore.user': 'Deleted user {name} restored',
   'restore.restore.filehosting': 'File hosting data of {name} restored',
+  'restore.restore.into.account': 'Mail, calendars and contacts of {name} restored into the account {target}',
+  'restore.undelete.mail': 'Messages of {name} deleted between {from} and {to} restored',
 } as const satisfies Record<string, string> & Record<`restore.${RestoreOperationId}`, string>;
 
 export type TitleId = keyof typeof TASK_TITLES;
@@ -43,6 +45,6 @@ export function taskTitle(id: TitleId, params: Record<string, string | number> =
 }
 
 /** The title of a restore operation on an entity (and a folder, for the mail restores that take one). */
-export function restoreTitle(operation: RestoreOperationId, name: string, folder?: string | null): { title: string; titlePhrase: Phrase } {
-  return taskTitle(`restore.${operation}`, folder ? { name, folder } : { name });
+export function restoreTitle(operation: RestoreOperationId, name: string, folder?: string | null, extra: Record<string, string> = {}): { title: string; titlePhrase: Phrase } {
+  return taskTitle(`restore.${operation}`, { name, ...(folder ? { folder } : {}), ...extra });
 }

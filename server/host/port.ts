@@ -90,6 +90,8 @@ export interface MailboxLocation {
   partPath: string;
   /** Login to use over IMAP (through the host's administrative access). */
   imapLogin: string;
+  /** The mailbox's archived mail, in the `mail/archive` part of the same server (null: the host archives none). */
+  archive: { dir: string; partPath: string } | null;
 }
 
 /** The kinds of container per-entity exports cover. */
@@ -144,6 +146,19 @@ export interface EntityRenderer {
 export interface MailWriter {
   /** Writes one message file under `folder` of the mailbox (Maildir name kept so flags survive). */
   writeMessage(loc: MailboxLocation, folder: string, fileName: string, content: Readable | Buffer): Promise<void>;
+  /**
+   * Puts one archived message back into the mailbox's archive (`relPath` as saved, inside the archive directory).
+   * Returns false, writing nothing, when the archive already holds that file.
+   */
+  writeArchived(loc: MailboxLocation, relPath: string, content: Buffer, mtime: Date): Promise<boolean>;
+}
+
+/** A message of a live mailbox, as an undelete compares it with saved ones. */
+export interface LiveMessage {
+  folder: string;
+  messageId: string | null;
+  size: number;
+  internalDate: Date;
 }
 
 /** Appends mail through IMAP (restores into a live mailbox). */
@@ -152,13 +167,28 @@ export interface ImapWriter {
   append(loc: MailboxLocation, folder: string, content: Buffer, flags: string[], internalDate: Date): Promise<void>;
   /** The Message-IDs in a folder (a restore skips what is already there). */
   messageIds(loc: MailboxLocation, folder: string): Promise<string[]>;
+  /** Every message of the mailbox, all folders (undelete restores what is no longer anywhere). */
+  inventory(loc: MailboxLocation): Promise<LiveMessage[]>;
   close(): Promise<void>;
 }
 
 /** Writes database rows back (restore of calendars, address books, todolists). */
 export interface DatabaseWriter {
-  /** Replaces the container's items with those of an export stream; creates the container if missing. */
-  replaceContainer(lines: AsyncIterable<string>): Promise<{ items: number }>;
+  /**
+   * Replaces the container's items with those of an export stream; creates the container if missing. With `as`,
+   * the items go into the container `as.uid` instead (created, or replaced when a previous run made it), owned by
+   * `as.owner` and readable and writable by them alone: a copy for another account.
+   */
+  replaceContainer(lines: AsyncIterable<string>, as?: ContainerCopy): Promise<{ items: number }>;
+}
+
+/** A new home for a container's items (restore into another account). */
+export interface ContainerCopy {
+  uid: string;
+  name: string;
+  /** The directory entity that owns the copy. */
+  owner: string;
+  domainUid: string;
 }
 
 /**
@@ -168,6 +198,8 @@ export interface DatabaseWriter {
 export interface TreeReplacer {
   /** The mailbox's files become the filled tree, then the mail server resynchronises its index (replace.mailbox). */
   replaceMailbox(loc: MailboxLocation, fill: (stagingRoot: string) => Promise<string>): Promise<void>;
+  /** The mailbox's archived mail becomes the filled tree (replace.mailbox of a generation holding `mail/archive`). */
+  replaceArchive(loc: MailboxLocation, fill: (stagingRoot: string) => Promise<string>): Promise<void>;
   /** A domain's file-hosting data (restore.filehosting). */
   replaceFileHosting(domainUid: string, fill: (stagingRoot: string) => Promise<string>): Promise<void>;
 }

@@ -1,14 +1,32 @@
 // A mailbox as a generation saved it: its Maildir++ tree inside the `mail/imap` part, read through the engine
 // without restoring anything. Folders are `.A.B` directories (IMAP `A/B`), a message is one file whose name
-// carries its flags (`:2,FRS`) and whose mtime is its internal date (as Dovecot reads them).
+// carries its flags (`:2,FRS`) and whose mtime is its internal date (as Dovecot reads them). The mailbox's
+// archived mail (the `mail/archive` part, one file per message) shows as one more folder, ARCHIVE_FOLDER.
 
-import { findNode, openFile, type Repository, type SnapshotInfo, type TreeNode } from '../../engine/index.js';
+import { contentDigest, findNode, openFile, type Repository, type SnapshotInfo, type TreeNode } from '../../engine/index.js';
 import type { MailFolder, MailMessage } from '../model.js';
 import { NotFoundError } from '../errors.js';
 
+/**
+ * The folder path under which a saved mailbox lists its archived mail. `#` starts no IMAP folder name of a
+ * Maildir++ mailbox (it is the namespace prefix character), so it never meets a real folder.
+ */
+export const ARCHIVE_FOLDER = '#archive';
+
+/** Where archived mail goes when it is restored into a folder of a live mailbox (`restored-…/Archived mail`). */
+export const ARCHIVE_IMAP_FOLDER = 'Archived mail';
+
+/** The archived mail of a mailbox in a generation: the `mail/archive` part and the mailbox's directory in it. */
+export interface SavedArchive {
+  snapshot: SnapshotInfo;
+  root: string;
+}
+
 export interface SavedFolder {
-  /** IMAP name (`INBOX`, `Projects/2026`). */
+  /** IMAP name (`INBOX`, `Projects/2026`), or ARCHIVE_FOLDER. */
   path: string;
+  /** Archived mail (read from the `mail/archive` part). */
+  archived: boolean;
   /** Directory of the folder inside the snapshot. */
   dir: string;
   tree: string | undefined;
@@ -25,6 +43,9 @@ export interface SavedMessage {
   size: number;
   flags: string[];
   internalDate: Date;
+  /** Equal digests, equal bytes (from the repository's blob ids: nothing is read). */
+  digest: string;
+  archived: boolean;
 }
 
 const FLAG_LETTERS: Record<string, string> = { D: '\\Draft', F: '\\Flagged', P: '$Forwarded', R: '\\Answered', S: '\\Seen', T: '\\Deleted' };
@@ -59,6 +80,8 @@ export class SavedMailbox {
     readonly snapshot: SnapshotInfo,
     /** The mailbox's directory inside the part (MailboxLocation.partPath). */
     readonly root: string,
+    /** Its archived mail, when the generation holds the `mail/archive` part. */
+    readonly archive: SavedArchive | null = null,
   ) {}
 
   /** Throws NotFoundError when the generation has no such mailbox. */
@@ -70,12 +93,15 @@ export class SavedMailbox {
     } catch {
       throw new NotFoundError(`the generation holds no mailbox at ${this.root}`);
     }
-    const out: SavedFolder[] = [{ path: 'INBOX', dir: this.root, tree: root.subtree }];
+    const out: SavedFolder[] = [{ path: 'INBOX', archived: false, dir: this.root, tree: root.subtree }];
     for (const n of await children(this.repo, root)) {
       if (n.type !== 'dir' || !n.name.startsWith('.') || n.name === '.' || n.name === '..') continue;
-      out.push({ path: n.name.slice(1).split('.').join('/'), dir: `${this.root}/${n.name}`, tree: n.subtree });
+      out.push({ path: n.name.slice(1).split('.').join('/'), archived: false, dir: `${this.root}/${n.name}`, tree: n.subtree });
     }
     out.sort((a, b) => (a.path === 'INBOX' ? -1 : b.path === 'INBOX' ? 1 : a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    // A mailbox that never archived anything has no directory in the archive part.
+    const archived = this.archive ? await findNode(this.repo, this.archive.snapshot, this.archive.root).catch(() => null) : null;
+    if (archived?.type === 'dir') out.push({ path: ARCHIVE_FOLDER, archived: true, dir: this.archive!.root, tree: archived.subtree });
     return (this.folderList = out);
   }
 
@@ -85,8 +111,9 @@ export class SavedMailbox {
     return f;
   }
 
-  /** The messages of one folder (cur/ and new/), oldest first. */
+  /** The messages of one folder (cur/ and new/; every file of the archive), oldest first. */
   async messages(folder: SavedFolder): Promise<SavedMessage[]> {
+    if (folder.archived) return this.archivedMessages(folder);
     const top = folder.tree ? (await this.repo.loadTree(folder.tree)).nodes : [];
     const out: SavedMessage[] = [];
     for (const sub of ['cur', 'new']) {
@@ -100,15 +127,37 @@ export class SavedMailbox {
           size: n.size,
           flags: sub === 'cur' ? maildirFlags(n.name) : [],
           internalDate: nsDate(n.mtime),
+          digest: contentDigest(n),
+          archived: false,
         });
       }
     }
     return out.sort((a, b) => a.internalDate.getTime() - b.internalDate.getTime() || (a.id < b.id ? -1 : 1));
   }
 
+  /** Archived messages: every file under the mailbox's archive directory (the archive keeps no flags). */
+  private async archivedMessages(folder: SavedFolder): Promise<SavedMessage[]> {
+    const out: SavedMessage[] = [];
+    const walk = async (tree: string | undefined, dir: string, rel: string): Promise<void> => {
+      if (!tree) return;
+      for (const n of (await this.repo.loadTree(tree)).nodes) {
+        if (n.type === 'dir') await walk(n.subtree, `${dir}/${n.name}`, `${rel}${n.name}/`);
+        else if (n.type === 'file') {
+          out.push({
+            id: `${rel}${n.name}`, folder: folder.path, file: `${dir}/${n.name}`, fileName: n.name, size: n.size,
+            flags: [], internalDate: nsDate(n.mtime), digest: contentDigest(n), archived: true,
+          });
+        }
+      }
+    };
+    await walk(folder.tree, folder.dir, '');
+    return out.sort((a, b) => a.internalDate.getTime() - b.internalDate.getTime() || (a.id < b.id ? -1 : 1));
+  }
+
   async content(m: SavedMessage): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const b of openFile(this.repo, this.snapshot, m.file)) parts.push(b as Buffer);
+    const snapshot = m.archived && this.archive ? this.archive.snapshot : this.snapshot;
+    for await (const b of openFile(this.repo, snapshot, m.file)) parts.push(b as Buffer);
     return Buffer.concat(parts);
   }
 
@@ -116,7 +165,7 @@ export class SavedMailbox {
     const out: MailFolder[] = [];
     for (const f of await this.folders()) {
       const msgs = await this.messages(f);
-      out.push({ path: f.path, messages: msgs.length, size: msgs.reduce((n, m) => n + m.size, 0) });
+      out.push({ path: f.path, messages: msgs.length, size: msgs.reduce((n, m) => n + m.size, 0), ...(f.archived ? { archived: true } : {}) });
     }
     return out;
   }

@@ -5,7 +5,7 @@
 import type { InjectionToken } from 'tsyringe';
 import { inject, injectable } from 'tsyringe';
 import type { Repository } from '../../engine/index.js';
-import type { HostPort } from '../../host/port.js';
+import type { DirectoryEntity, HostPort } from '../../host/port.js';
 import { TaskRegistry, type TaskStart } from '../../jobs/task-registry.js';
 import { AuditLog } from '../audit.js';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../errors.js';
@@ -15,7 +15,8 @@ import { operationsForTags, RESTORE_OPERATIONS, type RestoreOperation } from '..
 import type { EntityQuery, MessageQuery, RestoreRequest, RestoreService } from '../services.js';
 import { loadCatalog, publicEntry, type Catalog, type CatalogEntry } from './catalog.js';
 import type { GenerationParts } from './generation-parts.js';
-import { describeMessage, parseHeaders, SavedMailbox, type SavedMessage } from './mailbox-reader.js';
+import { describeMessage, parseHeaders, type SavedMailbox, type SavedMessage } from './mailbox-reader.js';
+import { openSavedMailbox } from './operations/mail.js';
 import type { Mailer } from './mailer.js';
 import { MAIL_TAG, runRestore, validate, type PlannedRestore, type RestoreEnv } from './operations/index.js';
 import { partSnapshot } from './generation-parts.js';
@@ -37,6 +38,26 @@ export const RESTORE_BACKEND: InjectionToken<RestoreBackend> = Symbol('dp.Restor
 /** Headers of saved messages, by snapshot and file: searching a folder twice reads it once. */
 const headerCache = new Map<string, Record<string, string>>();
 const HEADER_CACHE_MAX = 100_000;
+
+/** `2026-01-31` is that day's first instant for `from` and its last for `to` (UTC); a date-time is taken as is. */
+export function periodBound(value: string | undefined, side: 'from' | 'to'): Date | undefined {
+  if (value === undefined) return undefined;
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(value);
+  const d = new Date(day ? `${value}T${side === 'from' ? '00:00:00.000' : '23:59:59.999'}Z` : value);
+  if (Number.isNaN(d.getTime()) || (day && d.toISOString().slice(0, 10) !== value)) {
+    throw new InvalidInputError(side, `${JSON.stringify(value)} is not a date: write YYYY-MM-DD or an ISO date-time with its offset`);
+  }
+  return d;
+}
+
+/** Title parameters beyond the entity's name: the target account, the period. */
+function titleParams(p: PlannedRestore): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (p.into) out.target = p.into.displayName;
+  if (p.from) out.from = p.from.toISOString().slice(0, 10);
+  if (p.to) out.to = p.to.toISOString().slice(0, 10);
+  return out;
+}
 
 export function restoreTarget(entry: { domainUid: string; uid: string }): string {
   return `entity:${entry.domainUid}/${entry.uid}`;
@@ -97,7 +118,7 @@ export class EntityRestores implements RestoreService {
     const loc = await env.host.mailboxLocation(e.entity);
     const snap = partSnapshot(catalog.generation, MAIL_TAG, loc?.server);
     if (!loc || !snap) throw new NotFoundError(`generation ${generationId} holds no mail of ${e.displayName}`);
-    return new SavedMailbox(env.repo, snap, loc.partPath);
+    return (await openSavedMailbox(env, catalog.generation, e.entity)).box;
   }
 
   async listMailFolders(by: Principal, generationId: string, entityUid: string): Promise<MailFolder[]> {
@@ -129,6 +150,18 @@ export class EntityRestores implements RestoreService {
     return { total: matches.length, offset: q.offset, items: matches.slice(q.offset, q.offset + q.limit) };
   }
 
+  /**
+   * The live account restore.into.account writes into: a user of the entity's domain within the caller's scope
+   * (outside it, it answers as one that does not exist).
+   */
+  private async targetAccount(by: Principal, env: RestoreEnv, catalog: Catalog, entry: CatalogEntry, uid: string): Promise<DirectoryEntity> {
+    const live = await env.host.directory.entity(entry.domainUid, uid);
+    // OU-limited scopes are checked on the units the generation saw the account in.
+    const scope = catalog.byUid.get(uid) ?? { domainUid: entry.domainUid, orgUnitPath: [] };
+    if (!live || !entityInRestoreScope(by, scope)) throw new NotFoundError(`no account ${uid} in domain ${entry.domainUid}`);
+    return live;
+  }
+
   async start(by: Principal, request: RestoreRequest): Promise<TaskStart> {
     if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
     const { env, catalog } = await this.catalog(request.generationId);
@@ -136,8 +169,10 @@ export class EntityRestores implements RestoreService {
     if (entry.domainUid !== request.entity.domainUid || entry.kind !== request.entity.kind) {
       throw new InvalidInputError('entity', `entity ${request.entity.uid} is a ${entry.kind} of ${entry.domainUid} in this generation`);
     }
+    const into = request.targetUid !== undefined ? await this.targetAccount(by, env, catalog, entry, request.targetUid) : undefined;
     const plan: PlannedRestore = {
       operation: request.operation, entry, catalog, folder: request.folder, messageIds: request.messageIds, recipient: request.recipient,
+      into, from: periodBound(request.from, 'from'), to: periodBound(request.to, 'to'),
       actor: { login: by.login, email: by.email },
     };
     await validate(env, plan);
@@ -151,9 +186,12 @@ export class EntityRestores implements RestoreService {
       const generationId = catalog.generation.id;
       const own = this.backend.openRepository ? await this.backend.openRepository() : null;
       const taskEnv: RestoreEnv = own ? { ...env, repo: own } : env;
-      const detail = { operation: request.operation, kind: entry.kind, entity: entry.uid, domainUid: entry.domainUid, displayName: entry.displayName, folder: request.folder ?? null };
+      const detail = {
+        operation: request.operation, kind: entry.kind, entity: entry.uid, domainUid: entry.domainUid, displayName: entry.displayName, folder: request.folder ?? null,
+        ...(into ? { targetUid: into.uid } : {}), ...(plan.from && plan.to ? { from: plan.from.toISOString(), to: plan.to.toISOString() } : {}),
+      };
       const task = await this.tasks.start(
-        { kind: 'restore', ...restoreTitle(request.operation, entry.displayName, request.folder), actor: { login: by.login, uid: by.uid }, target },
+        { kind: 'restore', ...restoreTitle(request.operation, entry.displayName, request.folder, titleParams(plan)), actor: { login: by.login, uid: by.uid }, target },
         async (ctx) => {
           try {
             const result = await runRestore(taskEnv, plan, ctx);

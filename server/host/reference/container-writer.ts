@@ -2,7 +2,7 @@
 // replaced by those of its lossless export.
 
 import type { ConnectionSettings } from '../../pg/settings.js';
-import type { DatabaseWriter } from '../port.js';
+import type { ContainerCopy, DatabaseWriter } from '../port.js';
 import { connect } from '../../pg/client.js';
 import { insertRows } from '../../pg/insert-rows.js';
 import { decodeItem, ITEM_TABLES, type ExportHead } from './entities.js';
@@ -12,7 +12,7 @@ type Row = Record<string, unknown>;
 /** Replaces a container's items with an export's (ids are the live database's own; uids are kept). */
 export function databaseWriter(settings: ConnectionSettings): DatabaseWriter {
   return {
-    async replaceContainer(lines: AsyncIterable<string>) {
+    async replaceContainer(lines: AsyncIterable<string>, as?: ContainerCopy) {
       const rows: Row[] = [];
       for await (const chunk of lines) for (const line of chunk.split('\n')) if (line.trim()) rows.push(JSON.parse(line));
       const head = rows.shift() as ExportHead | undefined;
@@ -20,10 +20,16 @@ export function databaseWriter(settings: ConnectionSettings): DatabaseWriter {
       const type = head.container.container_type as keyof typeof ITEM_TABLES;
       const t = ITEM_TABLES[type];
       if (!t) throw new Error(`cannot restore a container of type ${String(type)}`);
+      if (as) {
+        // A copy: the saved container's settings under a new uid, name and owner; only the owner has access.
+        head.container = { ...head.container, uid: as.uid, name: as.name, owner: as.owner, domain_uid: as.domainUid, defaultcontainer: false, readonly: false };
+        head.acl = [{ subject: as.owner, verb: 'All', position: 0 }];
+      }
       const c = await connect(settings);
       try {
         await c.query('BEGIN');
         const found = await c.query<{ id: number }>('SELECT id FROM t_container WHERE uid = $1 FOR UPDATE', [head.container.uid]);
+        if (as && found.rowCount) await c.query('UPDATE t_container SET name = $2, owner = $3 WHERE id = $1', [found.rows[0].id, as.name, as.owner]);
         let cid: number;
         if (found.rowCount) {
           cid = found.rows[0].id;

@@ -6,7 +6,7 @@ import type { DataLocation, DirectoryEntity, HostDatabase, HostDirectory, HostPo
 import { clientQuery } from '../query.js';
 import { withClient } from '../../pg/client.js';
 import { readDirectory, referenceEntityData } from './entities.js';
-import { CORE_SERVER, MAIL_SERVER, TOPOLOGY, fileLocations, hostLayout, type HostLayout } from './layout.js';
+import { CORE_SERVER, MAIL_SERVER, TOPOLOGY, archiveLocation, fileLocations, hostLayout, type HostLayout } from './layout.js';
 import { referenceRenderer } from './render.js';
 import { databaseWriter } from './container-writer.js';
 import { directoryWriter } from './directory-writer.js';
@@ -74,6 +74,7 @@ export class ReferenceHost implements HostPort {
       maildir: path.join(this.layout.spool, entity.domainUid, entity.name),
       partPath,
       imapLogin: `${entity.name}@${entity.domainUid}`,
+      archive: archiveLocation(this.layout, entity),
     };
   }
 

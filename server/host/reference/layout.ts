@@ -49,6 +49,14 @@ export function hostLayout(root: string): HostLayout {
   };
 }
 
+/** A mailbox's archived mail: `<archive>/user|mailshare/<domainUid>/<entity uid>/`, one file per message. */
+export function archiveLocation(layout: HostLayout, entity: { kind: string; domainUid: string; uid: string }): { dir: string; partPath: string } | null {
+  if (entity.kind !== 'USER' && entity.kind !== 'MAILSHARE') return null;
+  if ([entity.domainUid, entity.uid].some((x) => !x || x.includes('/') || x === '.' || x === '..')) return null;
+  const kind = entity.kind === 'USER' ? 'user' : 'mailshare';
+  return { dir: path.join(layout.archive, kind, entity.domainUid, entity.uid), partPath: `/archive/${kind}/${entity.domainUid}/${entity.uid}` };
+}
+
 /** The directories that make up each file part, per (server, tag). */
 export function fileLocations(layout: HostLayout, server: string, tag: Tag): { virtualPath: string; fsPath: string }[] {
   const out: { virtualPath: string; fsPath: string }[] = [];

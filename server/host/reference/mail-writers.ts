@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ImapFlow } from 'imapflow';
 import { fromService } from '../../jobs/explain-error.js';
-import type { ImapWriter, MailboxLocation, MailWriter } from '../port.js';
+import type { ImapWriter, LiveMessage, MailboxLocation, MailWriter } from '../port.js';
 import { IMAP_ADMIN_USER, imapAdminPassword } from './credentials.js';
 import { dovecotEndpoint, handSpoolToDovecot } from './dovecot.js';
 import type { HostLayout } from './layout.js';
@@ -35,6 +35,22 @@ export function maildirWriter(layout: HostLayout): MailWriter {
       // Maildir delivery: write in tmp/, then rename into place.
       await fs.rename(tmp, path.join(dir, sub, fileName));
       await handSpoolToDovecot(layout, dir);
+    },
+    async writeArchived(loc: MailboxLocation, relPath: string, content: Buffer, mtime: Date) {
+      const root = loc.archive?.dir;
+      if (!root || !root.startsWith(layout.archive + path.sep)) throw new Error(`mailbox ${loc.imapLogin} has no archive under ${layout.archive}`);
+      const parts = relPath.split('/');
+      if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) throw new Error(`invalid archived message path ${JSON.stringify(relPath)}`);
+      const file = path.join(root, ...parts);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      try {
+        await fs.writeFile(file, content, { flag: 'wx', mode: 0o600 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      }
+      await fs.utimes(file, mtime, mtime);
+      return true;
     },
   };
 }
@@ -77,6 +93,23 @@ export async function imapWriter(layout: HostLayout): Promise<ImapWriter> {
       } finally {
         lock.release();
       }
+    },
+    async inventory(loc) {
+      const c = await client(loc);
+      const out: LiveMessage[] = [];
+      for (const f of await c.list()) {
+        if (f.flags?.has('\\Noselect')) continue;
+        const lock = await c.getMailboxLock(f.path, { readOnly: true });
+        try {
+          if ((c.mailbox && typeof c.mailbox === 'object' ? c.mailbox.exists : 0) === 0) continue;
+          for await (const m of c.fetch('1:*', { envelope: true, size: true, internalDate: true })) {
+            out.push({ folder: f.path, messageId: m.envelope?.messageId ?? null, size: m.size ?? 0, internalDate: new Date(m.internalDate ?? 0) });
+          }
+        } finally {
+          lock.release();
+        }
+      }
+      return out;
     },
     async close() {
       for (const c of clients.values()) await c.logout().catch(() => {});

@@ -84,7 +84,9 @@ export async function writeFiles(layout: HostLayout, rng: Prng, mailboxes: Mailb
           from: `<archive@${mb.domain}>`, to: [mb.email], subject: `Archived: ${sentence(rng, 4).slice(0, -1)}`, date,
           messageId: `${rng.hex(16)}.archived@${mb.domain}`, body: paragraph(rng, 5),
         });
-        await fs.writeFile(path.join(dir, `${rng.hex(40)}.eml`), raw);
+        const file = path.join(dir, `${rng.hex(40)}.eml`);
+        await fs.writeFile(file, raw);
+        await fs.utimes(file, date, date);
       }
     }
     // File hosting (attachments shared as links) for some users.

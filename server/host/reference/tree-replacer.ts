@@ -49,6 +49,10 @@ export function treeReplacer(layout: HostLayout): TreeReplacer {
       await handSpoolToDovecot(layout, loc.maildir);
       await resyncMailbox(layout, loc);
     },
+    async replaceArchive(loc: MailboxLocation, fill) {
+      if (!loc.archive || !inside(layout.archive, loc.archive.dir)) throw new Error(`archive of ${loc.imapLogin} is outside ${layout.archive}`);
+      await swapTree(layout.serverRoot(MAIL_SERVER), loc.archive.dir, fill);
+    },
     async replaceFileHosting(domainUid, fill) {
       const live = path.join(layout.filehosting, domainUid);
       if (!inside(layout.filehosting, live) || domainUid.includes('/')) throw new Error(`invalid domain ${JSON.stringify(domainUid)}`);

@@ -2,13 +2,14 @@
 // a context to report to (a task's, or the CLI's).
 
 import type { Repository } from '../../../engine/index.js';
-import type { HostPort } from '../../../host/port.js';
+import type { DirectoryEntity, HostPort } from '../../../host/port.js';
 import type { RestoreOperationId } from '../../restore-capabilities.js';
 import type { Catalog, CatalogEntry } from '../catalog.js';
 import type { Mailer } from '../mailer.js';
 import type { Phrase } from '../../../store/task-record.js';
 
 export const MAIL_TAG = 'mail/imap';
+export const ARCHIVE_TAG = 'mail/archive';
 export const FILEHOSTING_TAG = 'filehosting/data';
 
 /** What an operation reports to and hears from (a task's context satisfies it). */
@@ -35,6 +36,11 @@ export interface PlannedRestore {
   folder?: string;
   messageIds?: string[];
   recipient?: string;
+  /** restore.into.account: the live account that receives the entity's data. */
+  into?: DirectoryEntity;
+  /** undelete.mail: the generations taken in [from, to] are read. */
+  from?: Date;
+  to?: Date;
   /** Who asked (login and email), for send.* recipients and the logs. */
   actor: { login: string; email: string | null };
 }

@@ -9,10 +9,13 @@ import { replaceContainers, sendExports } from './containers.js';
 import { MAIL_TAG, type OperationRunner, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
 import { completeUser, replaceOrgUnit } from './directory.js';
 import { restoreFileHosting } from './file-hosting.js';
+import { restoreIntoAccount } from './into-account.js';
 import { appendMail, replaceMailbox, savedMailbox } from './mail.js';
+import { generationsInPeriod, undeleteMail } from './undelete.js';
 
 export { FILEHOSTING_TAG, MAIL_TAG, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
 export { restoredFolderName } from './mail.js';
+export { restoredIntoFolderName } from './into-account.js';
 export { sendRecipient } from './containers.js';
 
 const RUNNERS: Record<RestoreOperationId, OperationRunner> = {
@@ -35,6 +38,8 @@ const RUNNERS: Record<RestoreOperationId, OperationRunner> = {
   'replace.ou': replaceOrgUnit,
   'complete.restore.user': completeUser,
   'restore.filehosting': restoreFileHosting,
+  'restore.into.account': restoreIntoAccount,
+  'undelete.mail': undeleteMail,
 };
 
 /** Checks that an operation applies to the entry in this generation; throws InvalidInputError / NotFoundError. */
@@ -54,6 +59,22 @@ export async function validate(env: RestoreEnv, p: PlannedRestore): Promise<void
   if (p.operation === 'restore.mail.messages' && !p.messageIds?.length) throw new InvalidInputError('messageIds', 'choose at least one message');
   if (p.operation.startsWith('send.') && !env.mailer) {
     throw new InvalidInputError('operation', 'no SMTP relay is configured for sending exports');
+  }
+  if (op.needsTarget) {
+    if (!p.into) throw new InvalidInputError('targetUid', `${p.operation} needs the account that receives the data (targetUid)`);
+    if (p.into.kind !== 'USER') throw new InvalidInputError('targetUid', `${p.into.displayName} is a ${p.into.kind}: the data goes into a user's account`);
+    if (p.into.uid === p.entry.uid) throw new InvalidInputError('targetUid', `${p.into.displayName} is the user being restored: choose another account, or use subfolder.mailbox and the replace.* operations`);
+    if (!(await env.host.mailboxLocation(p.into))) throw new InvalidInputError('targetUid', `${p.into.displayName} has no mailbox to receive the mail`);
+  }
+  if (op.needsPeriod) {
+    if (!p.from || !p.to || Number.isNaN(p.from.getTime()) || Number.isNaN(p.to.getTime())) {
+      throw new InvalidInputError('from', `${p.operation} needs a period: from and to (dates, e.g. 2026-01-01 and 2026-01-31)`);
+    }
+    if (p.from > p.to) throw new InvalidInputError('from', `the period starts (${p.from.toISOString()}) after it ends (${p.to.toISOString()}): swap from and to`);
+    if (p.entry.deleted) throw new InvalidInputError('operation', `${p.entry.displayName} no longer exists: restore the user first (complete.restore.user)`);
+    if ((await generationsInPeriod(env, p)).length === 0) {
+      throw new InvalidInputError('from', `no generation with mail was taken between ${p.from.toISOString()} and ${p.to.toISOString()}: widen the period`);
+    }
   }
   if (op.requiredTag === MAIL_TAG) {
     const mailbox = await savedMailbox(env, p);
