@@ -27,8 +27,8 @@ export interface Fixture {
   repo: Repository;
   repoDir: string;
   generations: RepositoryGenerationParts;
-  /** Runs a backup (a generation) at `time`. */
-  backup(time: Date): Promise<GenerationView>;
+  /** Runs a backup (a generation) at `time` (archived mail saved when asked). */
+  backup(time: Date, opts?: { archivedEmails?: boolean }): Promise<GenerationView>;
   env(mailer?: Mailer | null): RestoreEnv;
   plan(g: GenerationView, operation: RestoreOperationId, uid: string, extra?: Partial<PlannedRestore>): Promise<PlannedRestore>;
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
@@ -47,10 +47,10 @@ export async function fixture(tag: string, users = 6, opts: { dovecot?: boolean 
   const generations = new RepositoryGenerationParts(async () => repo);
   const f: Fixture = {
     sb, host, repo, repoDir, generations,
-    async backup(time) {
+    async backup(time, opts = {}) {
       const r = await runGeneration({
         repo, host, trigger: 'cli', productVersion: 'test', time,
-        backupEmails: true, backupArchivedEmails: false, skippedTags: [],
+        backupEmails: true, backupArchivedEmails: opts.archivedEmails ?? false, skippedTags: [],
       });
       forgetCatalogs();
       return generations.get(r.generation.id);

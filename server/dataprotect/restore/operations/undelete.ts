@@ -83,6 +83,6 @@ export async function undeleteMail(env: RestoreEnv, p: PlannedRestore, ctx: Rest
     });
   }
   return {
-    mailbox: loc.imapLogin, generations: generations.map((g) => g.id), folders: [...folders], messages: appended, alreadyPresent: alreadyLive, bytes,
+    mailbox: loc.imapLogin, folder: base, generations: generations.map((g) => g.id), folders: [...folders], messages: appended, alreadyPresent: alreadyLive, bytes,
   };
 }
