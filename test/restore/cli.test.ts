@@ -63,6 +63,45 @@ describe('bm-dataprotect entity', () => {
     expect(after.get('Projects/2026')).toEqual(before.get('Projects/2026'));
   });
 
+  it('restores a user into another account with --into LOGIN, and undeletes mail with --from/--to', async () => {
+    const us = await f.sql<{ uid: string; login: string; domain: string }>(
+      `SELECT e.entry_uid AS uid, u.login, c.uid AS domain FROM t_directory_entry e JOIN t_domain_user u ON u.item_id = e.item_id
+         JOIN t_container_item i ON i.id = e.item_id JOIN t_container c ON c.id = i.container_id WHERE e.kind = 'USER' ORDER BY c.uid, e.entry_uid`,
+    );
+    const [source, target] = us.filter((x) => x.domain === us[1].domain).slice(-2);
+    const lines = await cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', source.uid, '--op', 'restore.into.account', '--into', target.login, '--host-root', f.sb.root, '--json');
+    const summary = lines.find((x) => x.type === 'summary')!;
+    expect(summary.result).toMatchObject({ target: target.uid, folder: `restored-2026-01-09-${source.login.replace(/\./g, '_')}` });
+    expect(summary.result.messages).toBeGreaterThan(0);
+    let c = await f.imap(`${target.login}@${target.domain}`);
+    const inTarget = await mailboxOverImap(c);
+    await c.logout();
+    expect(inTarget.get(summary.result.folder)!.length).toBeGreaterThan(0);
+    await expect(cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', source.uid, '--op', 'restore.into.account', '--into', 'nobody', '--host-root', f.sb.root)).rejects.toThrow(/no user nobody/);
+
+    // One message of the source's INBOX deleted, then undeleted by date.
+    c = await f.imap(`${source.login}@${source.domain}`);
+    const lock = await c.getMailboxLock('INBOX');
+    let gone: string;
+    try {
+      const first = await c.fetchOne('1', { envelope: true });
+      gone = (first && first.envelope?.messageId) || '';
+      expect(gone).not.toBe('');
+      await c.messageDelete('1');
+    } finally {
+      lock.release();
+    }
+    await c.logout();
+    const un = await cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', source.uid, '--op', 'undelete.mail', '--from', '2026-01-09', '--to', '2026-01-09', '--host-root', f.sb.root, '--json');
+    const done = un.find((x) => x.type === 'summary')!;
+    expect(done.result.messages).toBe(1);
+    c = await f.imap(`${source.login}@${source.domain}`);
+    const after = await mailboxOverImap(c);
+    await c.logout();
+    expect(after.get(done.result.folder)!.map((m) => m.messageId)).toEqual([gone]);
+    await expect(cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', source.uid, '--op', 'undelete.mail', '--from', '2026-02-30', '--to', '2026-03-01', '--host-root', f.sb.root)).rejects.toThrow(/--from/);
+  });
+
   it('refuses an unknown operation (usage) and an entity the generation does not hold', async () => {
     await expect(cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', 'x', '--op', 'replace.everything', '--host-root', f.sb.root)).rejects.toThrow(/expected one of/);
     await expect(cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', 'nobody', '--op', 'replace.calendars', '--host-root', f.sb.root)).rejects.toThrow(/not in generation/);

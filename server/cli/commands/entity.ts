@@ -9,6 +9,8 @@ import { RepositoryGenerationParts } from '../../dataprotect/restore/generation-
 import { runRestore, validate, type PlannedRestore, type RestoreContext } from '../../dataprotect/restore/operations/index.js';
 import { RESTORE_OPERATIONS, type RestoreOperationId } from '../../dataprotect/restore-capabilities.js';
 import { RESTORABLE_KINDS, type RestorableKind } from '../../dataprotect/model.js';
+import { periodBound } from '../../dataprotect/restore/period.js';
+import type { DirectoryEntity } from '../../host/port.js';
 import { installation } from '../compose.js';
 import { collect, openRepo, output, UsageError, wholeNumber, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
@@ -32,6 +34,9 @@ interface RestoreOpts extends Common {
   message?: string[];
   recipient?: string;
   smtp?: string;
+  into?: string;
+  from?: string;
+  to?: string;
 }
 
 function kind(value: string): RestorableKind {
@@ -101,6 +106,9 @@ export function register(program: Command): void {
     .option('--folder <path>', 'restore.mail.folder / restore.mail.messages: the folder as saved')
     .option('--message <id>', 'restore.mail.messages: a message id (repeatable)', collect)
     .option('--recipient <email>', 'send.*: who receives the export')
+    .option('--into <login>', "restore.into.account: the live user (login, or login@domain) that receives the user's data")
+    .option('--from <date>', 'undelete.mail: start of the period (YYYY-MM-DD or an ISO date-time)')
+    .option('--to <date>', 'undelete.mail: end of the period (YYYY-MM-DD or an ISO date-time)')
     .option('--smtp <url>', 'send.*: the SMTP relay (smtp://host:port; default $DP_SMTP_URL or smtp://127.0.0.1:25)')
     .option('--host-root <dir>', "the reference host's files", DEFAULT_HOST_ROOT)
     .option('--json', 'progress as JSON lines, then a summary object')
@@ -111,8 +119,22 @@ export function register(program: Command): void {
         const entry = catalog.byUid.get(opts.entity);
         if (!entry) throw new UsageError(`entity ${opts.entity} is not in generation ${catalog.generation.id} (see \`entity list\`)`);
         const env = inst.restoreEnv(repo, { send: opts.op.startsWith('send.'), smtp: opts.smtp });
+        let into: DirectoryEntity | undefined;
+        if (opts.into !== undefined) {
+          const [login, domain = entry.domainUid] = opts.into.split('@');
+          into = (await inst.host.directory.entities(domain, { kinds: ['USER'] })).find((u) => u.name === login);
+          if (!into) throw new UsageError(`no user ${login} in domain ${domain} (--into takes a login of a live user)`);
+        }
+        const bound = (v: string | undefined, side: 'from' | 'to') => {
+          try {
+            return periodBound(v, side);
+          } catch (e) {
+            throw new UsageError(`--${side}: ${(e as Error).message}`);
+          }
+        };
         const plan: PlannedRestore = {
           operation: opts.op, entry, catalog, folder: opts.folder, messageIds: opts.message, recipient: opts.recipient,
+          into, from: bound(opts.from, 'from'), to: bound(opts.to, 'to'),
           actor: { login: `cli:${os.userInfo().username}`, email: null },
         };
         await validate(env, plan);

@@ -21,6 +21,7 @@ import type { Mailer } from './mailer.js';
 import { MAIL_TAG, runRestore, validate, type PlannedRestore, type RestoreEnv } from './operations/index.js';
 import { partSnapshot } from './generation-parts.js';
 import { restoreTitle } from '../task-titles.js';
+import { periodBound } from './period.js';
 
 /** What restores read from and write to, as the composition root provides it. */
 export interface RestoreBackend {
@@ -38,17 +39,6 @@ export const RESTORE_BACKEND: InjectionToken<RestoreBackend> = Symbol('dp.Restor
 /** Headers of saved messages, by snapshot and file: searching a folder twice reads it once. */
 const headerCache = new Map<string, Record<string, string>>();
 const HEADER_CACHE_MAX = 100_000;
-
-/** `2026-01-31` is that day's first instant for `from` and its last for `to` (UTC); a date-time is taken as is. */
-export function periodBound(value: string | undefined, side: 'from' | 'to'): Date | undefined {
-  if (value === undefined) return undefined;
-  const day = /^\d{4}-\d{2}-\d{2}$/.test(value);
-  const d = new Date(day ? `${value}T${side === 'from' ? '00:00:00.000' : '23:59:59.999'}Z` : value);
-  if (Number.isNaN(d.getTime()) || (day && d.toISOString().slice(0, 10) !== value)) {
-    throw new InvalidInputError(side, `${JSON.stringify(value)} is not a date: write YYYY-MM-DD or an ISO date-time with its offset`);
-  }
-  return d;
-}
 
 /** Title parameters beyond the entity's name: the target account, the period. */
 function titleParams(p: PlannedRestore): Record<string, string> {
