@@ -170,4 +170,53 @@ describe('restore service over the API', () => {
     expect(missing.statusCode).toBe(404);
     expect((await get(KEYS.admin, `/generations/nope/entities`)).statusCode).toBe(404);
   });
+
+  it('restores into another account: the target must be a live user in the caller\'s scope (404 otherwise), validated before any task', async () => {
+    const [source, target] = ou.users;
+    const body = (targetUid?: string) => ({
+      operation: 'restore.into.account', generationId: g1.id, entity: { kind: 'USER', uid: source.uid, domainUid: source.domain }, ...(targetUid ? { targetUid } : {}),
+    });
+    // Outside the OU-limited administrator's units, an existing account answers as one that does not exist.
+    const outsideRes = await post(OU_KEY, '/restores', body(outside.uid));
+    const unknown = await post(OU_KEY, '/restores', body('no-such-account'));
+    expect(outsideRes.statusCode).toBe(404);
+    expect(unknown.statusCode).toBe(404);
+    expect(outsideRes.json().detail.replace(outside.uid, 'X')).toBe(unknown.json().detail.replace('no-such-account', 'X'));
+    expect(outsideRes.body).not.toContain(outside.displayName);
+    const noTarget = await post(KEYS.admin, '/restores', body());
+    expect(noTarget.statusCode).toBe(400);
+    expect(noTarget.json().detail).toMatch(/targetUid/);
+    expect((await post(KEYS.admin, '/restores', body(source.uid))).statusCode).toBe(400);
+
+    const ok = await post(OU_KEY, '/restores', body(target.uid));
+    expect(ok.statusCode).toBe(202);
+    const task = await finished(ok.json().task.id);
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.title).toBe(`Mail, calendars and contacts of ${source.displayName} restored into the account ${target.displayName}`);
+    expect(task.result.folder).toBe(`restored-2026-01-08-${source.login.replace(/\./g, '_')}`);
+    const c = await f.imap(`${target.login}@${target.domain}`);
+    const now = await mailboxOverImap(c);
+    await c.logout();
+    expect(now.get(task.result.folder)!.length).toBeGreaterThan(0);
+    const copies = await f.sql(`SELECT uid FROM t_container WHERE owner = $1 AND uid LIKE '%:restored:2026-01-08:%'`, [target.uid]);
+    expect(copies.length).toBe((task.result.containers as unknown[]).length);
+  });
+
+  it('undelete.mail takes a valid period: bad dates and reversed periods are 400 before any task', async () => {
+    const u = ou.users[0];
+    const body = (from?: string, to?: string) => ({
+      operation: 'undelete.mail', generationId: g1.id, entity: { kind: 'USER', uid: u.uid, domainUid: u.domain }, ...(from ? { from } : {}), ...(to ? { to } : {}),
+    });
+    for (const [from, to, field] of [[undefined, undefined, 'from'], ['yesterday', '2026-01-08', 'from'], ['2026-02-30', '2026-03-01', 'from'], ['2026-01-09', '2026-01-08', 'from'], ['2025-01-01', '2025-01-02', 'from']] as const) {
+      const r = await post(KEYS.admin, '/restores', body(from, to));
+      expect(r.statusCode, `${from} ${to}`).toBe(400);
+      expect(r.body, `${from} ${to}`).toContain(field);
+    }
+    const ok = await post(KEYS.admin, '/restores', body('2026-01-08', '2026-01-08'));
+    expect(ok.statusCode).toBe(202);
+    const task = await finished(ok.json().task.id);
+    expect(task.status).toBe('SUCCEEDED');
+    expect(task.title).toBe(`Messages of ${ou.users[0].displayName} deleted between 2026-01-08 and 2026-01-08 restored`);
+    expect(task.result.generations).toEqual([g1.id]);
+  });
 });
