@@ -7,9 +7,13 @@ import { formatBytes, formatDate, translatePlural } from './i18n.js';
 const MESSAGE_PAGE = 50;
 
 /** What the administrator chose to bring back from a saved mailbox: a whole folder, or messages of one folder. */
-export type MailRestoreRequest =
+export type MailRestoreRequest = (
   | { operation: 'restore.mail.folder'; folder: string }
-  | { operation: 'restore.mail.messages'; folder: string; messageIds: string[] };
+  | { operation: 'restore.mail.messages'; folder: string; messageIds: string[] }
+) & {
+  /** How to name the folder to a person (archived mail has a path of its own, not a name). */
+  folderLabel?: string;
+};
 
 export interface DpMailboxBrowserEventMap {
   /** A folder or chosen messages to restore; the page around confirms and starts the restore. */
@@ -122,28 +126,36 @@ export class DpMailboxBrowser extends DpElement<DpMailboxBrowserEventMap> {
   }
 
   private mailbox(folders: Schemas['MailFolder'][]) {
+    const folderButton = (f: Schemas['MailFolder'], label: string) =>
+      html`<button part="folder" class=${this.folder === f.path ? '' : 'secondary'} data-folder=${f.path}
+        aria-pressed=${this.folder === f.path ? 'true' : 'false'}
+        @click=${() => this.openFolder(f.path)}>
+        ${label} <span class="note">(${f.messages}, ${formatBytes(this.locale, f.size)})</span>
+      </button>`;
+    // Archived mail is not an IMAP folder: it has a section of its own, under the folders.
+    const archived = folders.filter((f) => f.archived);
     return html`<h4 part="title">${this.t('restore.mail.title')}</h4>
       <div class="mail">
         <nav part="folders" class="folders" aria-label=${this.t('restore.mail.folders')}>
-          ${folders.map(
-            (f) => html`<button part="folder" class=${this.folder === f.path ? '' : 'secondary'} data-folder=${f.path}
-              aria-pressed=${this.folder === f.path ? 'true' : 'false'}
-              @click=${() => this.openFolder(f.path)}>
-              ${f.path} <span class="note">(${f.messages}, ${formatBytes(this.locale, f.size)})</span>
-            </button>`,
-          )}
+          ${folders.filter((f) => !f.archived).map((f) => folderButton(f, f.path))}
+          ${archived.length
+            ? html`<h5 part="archive-title" id="archive-title">${this.t('restore.mail.archived')}</h5>
+                ${archived.map((f) => folderButton(f, this.t('restore.mail.archived')))}`
+            : nothing}
         </nav>
-        <div>${this.folder ? this.messageList(this.folder) : html`<p class="note">${this.t('restore.mail.pickFolder')}</p>`}</div>
+        <div>${this.folder ? this.messageList(this.folder, archived.some((f) => f.path === this.folder)) : html`<p class="note">${this.t('restore.mail.pickFolder')}</p>`}</div>
       </div>`;
   }
 
-  private messageList(folder: string) {
-    return html`<div part="actions" class="actions">
-        <button id="restore-folder" @click=${(ev: Event) => this.request({ operation: 'restore.mail.folder', folder }, ev)}>
-          ${this.t('restore.mail.restoreFolder', { folder })}
+  private messageList(folder: string, archived: boolean) {
+    const label = archived ? this.t('restore.mail.archived') : folder;
+    return html`${archived ? html`<p class="note" part="archive-help">${this.t('restore.mail.archivedHelp')}</p>` : nothing}
+      <div part="actions" class="actions">
+        <button id="restore-folder" @click=${(ev: Event) => this.request({ operation: 'restore.mail.folder', folder, folderLabel: label }, ev)}>
+          ${archived ? this.t('restore.mail.restoreArchive') : this.t('restore.mail.restoreFolder', { folder })}
         </button>
         <button id="restore-messages" ?disabled=${this.chosen.size === 0}
-          @click=${(ev: Event) => this.request({ operation: 'restore.mail.messages', folder, messageIds: [...this.chosen] }, ev)}>
+          @click=${(ev: Event) => this.request({ operation: 'restore.mail.messages', folder, folderLabel: label, messageIds: [...this.chosen] }, ev)}>
           ${translatePlural(this.locale, 'restore.mail.restoreMessages', this.chosen.size)}
         </button>
         <label>

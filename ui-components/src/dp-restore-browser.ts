@@ -13,6 +13,11 @@ const KINDS: Kind[] = ['USER', 'MAILSHARE', 'CALENDAR', 'ADDRESSBOOK', 'RESOURCE
 const PAGE = 25;
 
 /** A live user's or mailshare's saved mailbox can be browsed; a deleted user comes back whole. */
+/** A YYYY-MM-DD day in the console's language (the day itself, whatever the browser's time zone). */
+function formatDay(locale: string, day: string): string {
+  return new Date(`${day}T12:00:00Z`).toLocaleDateString(locale, { timeZone: 'UTC', year: 'numeric', month: 'long', day: 'numeric' });
+}
+
 function hasMailbox(e: Restorable): boolean {
   return (e.kind === 'USER' || e.kind === 'MAILSHARE') && !e.deleted;
 }
@@ -40,6 +45,10 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     confirming: { state: true },
     taskId: { state: true },
     problem: { state: true },
+    target: { state: true },
+    targetSearch: { state: true },
+    periodFrom: { state: true },
+    periodTo: { state: true },
   };
 
   declare generationId: string | null;
@@ -51,6 +60,14 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
   declare confirming: RestoreRequest | null;
   declare taskId: string | null;
   declare problem: ProblemLike | null;
+  /** restore.into.account: the live user that receives the data. */
+  declare target: Restorable | null;
+  declare targetSearch: string;
+  /** undelete.mail: the period (YYYY-MM-DD). */
+  declare periodFrom: string;
+  declare periodTo: string;
+  /** How the folder of the restore being confirmed is named to a person. */
+  private confirmingFolderLabel: string | null = null;
   private searchTimer: ReturnType<typeof setTimeout> | null = null;
   /** Counts the picks, so that choosing an entity (even the same one again) opens a fresh mailbox browser. */
   private picks = 0;
@@ -66,6 +83,11 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     this.confirming = null;
     this.taskId = null;
     this.problem = null;
+    this.target = null;
+    this.targetSearch = '';
+    const today = new Date();
+    this.periodTo = today.toISOString().slice(0, 10);
+    this.periodFrom = new Date(today.getTime() - 7 * 86_400_000).toISOString().slice(0, 10);
   }
 
   private readonly generations = new AsyncTask(this, {
@@ -84,6 +106,19 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
       return client.listEntities(generationId, { kind: kind || undefined, search: search || undefined, offset, limit: PAGE }, signal);
     },
     args: () => [this.client, this.generationId, this.kind, this.search, this.offset] as const,
+  });
+
+  /**
+   * Accounts that can receive a user's data: the live users of the newest generation, in the entity's domain
+   * (the server checks again that the account exists and is within the caller's scope).
+   */
+  private readonly targets = new AsyncTask(this, {
+    task: async ([client, newest, needed, search, domainUid], { signal }) => {
+      if (!client || !newest || !needed || !domainUid) return null;
+      const page = await client.listEntities(newest, { kind: 'USER', deleted: false, search: search || undefined, limit: 50, offset: 0 }, signal);
+      return page.items.filter((u) => u.domainUid === domainUid && u.uid !== this.selected?.uid);
+    },
+    args: () => [this.client, this.generations.value?.[0]?.id ?? null, this.operationSpec()?.needsTarget ?? false, this.targetSearch, this.selected?.domainUid ?? null] as const,
   });
 
   private readonly capabilities = new AsyncTask(this, {
@@ -166,14 +201,39 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     this.picks++;
     this.operation = null;
     this.problem = null;
+    this.target = null;
   }
 
-  /** The operations that apply to an entity: by kind; a deleted user gets complete.restore.user only (BlueMind). */
+  /** The chosen operation as the capabilities describe it (what else it takes). */
+  private operationSpec(): RestoreOperation | null {
+    return (this.operation && this.capabilities.value?.find((o) => o.identifier === this.operation)) || null;
+  }
+
+  /** Whatever the chosen operation takes besides the entity is there. */
+  private operationReady(): boolean {
+    const op = this.operationSpec();
+    if (!op) return false;
+    if (op.needsTarget && !this.target) return false;
+    if (op.needsPeriod && (!this.periodFrom || !this.periodTo || this.periodFrom > this.periodTo)) return false;
+    return true;
+  }
+
+  /** What the chosen operation takes besides the entity, as the request carries it. */
+  private operationExtra(): Partial<RestoreRequest> {
+    const op = this.operationSpec();
+    return {
+      ...(op?.needsTarget && this.target ? { targetUid: this.target.uid } : {}),
+      ...(op?.needsPeriod ? { from: this.periodFrom, to: this.periodTo } : {}),
+    };
+  }
+
+  /** The operations that apply to an entity: by kind; a deleted user gets complete.restore.user (BlueMind) or restore.into.account. */
   private operationsFor(entity: Restorable, ops: RestoreOperation[]): RestoreOperation[] {
     const fine = new Set<string>(['restore.mail.folder', 'restore.mail.messages']);
     return ops
       .filter((o) => o.kinds.includes(entity.kind) && !fine.has(o.identifier))
-      .filter((o) => (entity.deleted && entity.kind === 'USER' ? o.deletedEntitiesOnly : !o.deletedEntitiesOnly))
+      // A departed user's data also goes into a successor's account.
+      .filter((o) => (entity.deleted && entity.kind === 'USER' ? o.deletedEntitiesOnly || o.needsTarget : !o.deletedEntitiesOnly))
       .sort((a, b) => this.opLabel(a.identifier).localeCompare(this.opLabel(b.identifier), this.locale));
   }
 
@@ -193,10 +253,11 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     const { operation, folder } = e.detail;
     const messageIds = e.detail.operation === 'restore.mail.messages' ? { messageIds: e.detail.messageIds } : {};
     const r = this.request(operation, { folder, ...messageIds });
-    if (r) this.ask(r, e);
+    if (r) this.ask(r, e, e.detail.folderLabel);
   }
 
-  private ask(request: RestoreRequest, e: Event): void {
+  private ask(request: RestoreRequest, e: Event, folderLabel?: string): void {
+    this.confirmingFolderLabel = folderLabel ?? null;
     this.confirming = request;
     this.openDialog(e);
   }
@@ -361,17 +422,69 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
           </label>`,
         )}
       </fieldset>
-      <button part="restore-button" id="restore" ?disabled=${!this.operation} @click=${(ev: Event) => {
-        const r = this.operation ? this.request(this.operation) : null;
+      ${this.operationSpec()?.needsTarget ? this.targetPicker() : nothing}
+      ${this.operationSpec()?.needsPeriod ? this.periodPicker() : nothing}
+      <button part="restore-button" id="restore" ?disabled=${!this.operationReady()} @click=${(ev: Event) => {
+        const r = this.operation ? this.request(this.operation, this.operationExtra()) : null;
         if (r) this.ask(r, ev);
       }}>${this.t('restore.restore')}</button>`;
   }
 
+  private targetPicker() {
+    return html`<fieldset part="target">
+      <legend>${this.t('restore.into.target')}</legend>
+      <div class="filters">
+        <label>
+          ${this.t('restore.search')}
+          <input id="target-search" type="search" placeholder=${this.t('restore.into.search')} @change=${(e: Event) => {
+            this.targetSearch = (e.target as HTMLInputElement).value.trim();
+            this.target = null;
+          }} />
+        </label>
+        ${this.targets.render({
+          pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
+          error: (err) => this.errorBox(err),
+          complete: (users) =>
+            users?.length
+              ? html`<label>
+                  ${this.t('restore.into.target')}
+                  <select id="target" @change=${(e: Event) => (this.target = users.find((u) => u.uid === (e.target as HTMLSelectElement).value) ?? null)}>
+                    <option value="" ?selected=${!this.target}>${this.t('restore.into.pick')}</option>
+                    ${users.map((u) => html`<option value=${u.uid} ?selected=${this.target?.uid === u.uid}>${u.displayName}${u.email ? ` <${u.email}>` : ''}</option>`)}
+                  </select>
+                </label>`
+              : html`<p class="note">${this.t('restore.into.none')}</p>`,
+        })}
+      </div>
+    </fieldset>`;
+  }
+
+  private periodPicker() {
+    return html`<fieldset part="period">
+      <div class="filters">
+        <label>
+          ${this.t('restore.period.from')}
+          <input id="period-from" type="date" .value=${this.periodFrom} max=${this.periodTo} @change=${(e: Event) => (this.periodFrom = (e.target as HTMLInputElement).value)} />
+        </label>
+        <label>
+          ${this.t('restore.period.to')}
+          <input id="period-to" type="date" .value=${this.periodTo} min=${this.periodFrom} @change=${(e: Event) => (this.periodTo = (e.target as HTMLInputElement).value)} />
+        </label>
+      </div>
+    </fieldset>`;
+  }
+
   private dialog(r: RestoreRequest) {
-    const what = r.folder ? `${this.opLabel(r.operation)} — ${r.folder}` : this.opLabel(r.operation);
+    const what = r.folder ? `${this.opLabel(r.operation)} — ${this.confirmingFolderLabel ?? r.folder}` : this.opLabel(r.operation);
+    const name = this.selected?.displayName ?? r.entity.uid;
+    const text = r.targetUid
+      ? this.t('restore.confirmInto', { operation: what, name, target: this.target?.displayName ?? r.targetUid })
+      : r.from && r.to
+        ? this.t('restore.confirmPeriod', { operation: what, name, from: formatDay(this.locale, r.from), to: formatDay(this.locale, r.to) })
+        : this.t('restore.confirmText', { operation: what, name });
     return html`<dialog part="dialog" aria-labelledby="restore-confirm-title" @cancel=${(e: Event) => (e.preventDefault(), this.closeDialog())}>
       <h2 id="restore-confirm-title">${this.t('restore.confirmTitle')}</h2>
-      <p>${this.t('restore.confirmText', { operation: what, name: this.selected?.displayName ?? r.entity.uid })}</p>
+      <p>${text}</p>
       <div class="actions">
         <button class="secondary" @click=${this.closeDialog}>${this.t('common.cancel')}</button>
         <button id="confirm-restore" @click=${this.confirm}>${this.t('restore.restore')}</button>
