@@ -447,7 +447,7 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
           complete: (users) =>
             users?.length
               ? html`<label>
-                  ${this.t('restore.into.target')}
+                  ${this.t('restore.into.account')}
                   <select id="target" @change=${(e: Event) => (this.target = users.find((u) => u.uid === (e.target as HTMLSelectElement).value) ?? null)}>
                     <option value="" ?selected=${!this.target}>${this.t('restore.into.pick')}</option>
                     ${users.map((u) => html`<option value=${u.uid} ?selected=${this.target?.uid === u.uid}>${u.displayName}${u.email ? ` <${u.email}>` : ''}</option>`)}
