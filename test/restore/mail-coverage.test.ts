@@ -54,7 +54,7 @@ async function archiveFiles(u: User): Promise<Map<string, { content: string; mti
 }
 
 beforeAll(async () => {
-  f = await fixture('mailcov', 8);
+  f = await fixture('mailcov', 12);
   users = await f.sql<User>(
     `SELECT e.entry_uid AS uid, u.login, c.uid AS domain FROM t_directory_entry e JOIN t_domain_user u ON u.item_id = e.item_id
        JOIN t_container_item i ON i.id = e.item_id JOIN t_container c ON c.id = i.container_id WHERE e.kind = 'USER' ORDER BY e.entry_uid`,
@@ -159,9 +159,22 @@ describe('archived mail', () => {
   });
 });
 
+describe('archived mail into another account', () => {
+  it('restore.into.account brings the archived mail under restored-<date>-<login>/Archived mail', async () => {
+    const target = users.find((u) => u.domain === archUser.domain && u.uid !== archUser.uid && u.uid !== undeleteUser().uid)!;
+    const files = await archiveFiles(archUser);
+    const into = (await f.host.directory.entity(target.domain, target.uid))!;
+    await runRestore(f.env(), await f.plan(g1, 'restore.into.account', archUser.uid, { into }), recordingContext().ctx);
+    const now = await overImap(target);
+    const archived = now.get(`${restoredIntoFolderName(g1.time, archUser.login)}/${ARCHIVE_IMAP_FOLDER}`)!;
+    expect(archived.map((m) => m.internalDate / 1000).sort()).toEqual([...files.values()].map((x) => x.mtime).sort());
+  });
+});
+
 describe('restore into another account', () => {
   const pair = () => {
-    const others = users.filter((u) => u.uid !== archUser.uid && u.uid !== undeleteUser().uid);
+    // Users without archived mail: their restored folders hold exactly their IMAP folders.
+    const others = users.filter((u) => u.uid !== undeleteUser().uid && !existsSync(archiveDir(u)));
     const source = others[0];
     const target = others.find((u) => u.domain === source.domain && u.uid !== source.uid)!;
     return { source, target };
@@ -216,6 +229,29 @@ describe('restore into another account', () => {
     expect(again).toMatchObject({ messages: 0, alreadyPresent: total });
     expect(await overImap(target)).toEqual(now);
     expect(await containersOf(target.uid)).toEqual(targetAfter);
+  });
+
+  it("puts a deleted user's mail and contacts into a successor's account", async () => {
+    const { source: successorSource, target } = pair();
+    const departed = users.find((u) => u.domain === target.domain && !existsSync(archiveDir(u)) && ![undeleteUser().uid, successorSource.uid, target.uid].includes(u.uid))!;
+    expect(departed).toBeDefined();
+    const mail = await overImap(departed);
+    const containers = await containersOf(departed.uid);
+    // The user leaves: directory entry, containers and mailbox deleted.
+    await f.sql(`DELETE FROM t_container WHERE owner = $1`, [departed.uid]);
+    await f.sql(`DELETE FROM t_container_item WHERE uid = $1 AND container_id = (SELECT id FROM t_container WHERE uid = $2)`, [departed.uid, departed.domain]);
+    await rm(path.join(hostLayout(f.sb.root).spool, departed.domain, departed.login), { recursive: true, force: true });
+
+    const into = (await f.host.directory.entity(target.domain, target.uid))!;
+    const p = await f.plan(g1, 'restore.into.account', departed.uid, { into });
+    expect(p.entry.deleted).toBe(true);
+    await validate(f.env(), p);
+    await runRestore(f.env(), p, recordingContext().ctx);
+    const now = await overImap(target);
+    const base = restoredIntoFolderName(g1.time, departed.login);
+    for (const [folder, msgs] of mail) expect(now.get(folder === 'INBOX' ? base : `${base}/${folder}`), folder).toEqual(msgs);
+    const copies = (await containersOf(target.uid)).filter((c) => c.uid.includes(`:restored:2026-01-05:${target.uid}`) && containers.some((x) => c.uid.startsWith(x.uid)));
+    expect(copies.map((c) => c.items)).toEqual(containers.map((c) => c.items));
   });
 
   it('refuses the user itself as the target, and a missing target', async () => {
