@@ -187,6 +187,9 @@ describe('restore service over the API', () => {
     expect(noTarget.statusCode).toBe(400);
     expect(noTarget.json().detail).toMatch(/targetUid/);
     expect((await post(KEYS.admin, '/restores', body(source.uid))).statusCode).toBe(400);
+    const misplaced = await post(KEYS.admin, '/restores', { ...body(target.uid), operation: 'replace.calendars' });
+    expect(misplaced.statusCode).toBe(400);
+    expect(misplaced.json().detail).toMatch(/applies to restore.into.account only/);
 
     const ok = await post(OU_KEY, '/restores', body(target.uid));
     expect(ok.statusCode).toBe(202);

@@ -159,7 +159,10 @@ export class EntityRestores implements RestoreService {
     if (entry.domainUid !== request.entity.domainUid || entry.kind !== request.entity.kind) {
       throw new InvalidInputError('entity', `entity ${request.entity.uid} is a ${entry.kind} of ${entry.domainUid} in this generation`);
     }
-    const into = request.targetUid !== undefined ? await this.targetAccount(by, env, catalog, entry, request.targetUid) : undefined;
+    // A target account is looked up only for an operation that takes one (validate explains the others).
+    const takesTarget = RESTORE_OPERATIONS.some((o) => o.identifier === request.operation && o.needsTarget);
+    const into = request.targetUid !== undefined && takesTarget ? await this.targetAccount(by, env, catalog, entry, request.targetUid) : undefined;
+    if (request.targetUid !== undefined && !takesTarget) throw new InvalidInputError('targetUid', `a target account applies to restore.into.account only, not to ${request.operation}`);
     const plan: PlannedRestore = {
       operation: request.operation, entry, catalog, folder: request.folder, messageIds: request.messageIds, recipient: request.recipient,
       into, from: periodBound(request.from, 'from'), to: periodBound(request.to, 'to'),

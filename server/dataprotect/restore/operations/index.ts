@@ -60,6 +60,10 @@ export async function validate(env: RestoreEnv, p: PlannedRestore): Promise<void
   if (p.operation.startsWith('send.') && !env.mailer) {
     throw new InvalidInputError('operation', 'no SMTP relay is configured for sending exports');
   }
+  const takesTarget = RESTORE_OPERATIONS.filter((o) => o.needsTarget).map((o) => o.identifier).join(', ');
+  const takesPeriod = RESTORE_OPERATIONS.filter((o) => o.needsPeriod).map((o) => o.identifier).join(', ');
+  if (!op.needsTarget && p.into) throw new InvalidInputError('targetUid', `a target account applies to ${takesTarget} only, not to ${p.operation}`);
+  if (!op.needsPeriod && (p.from || p.to)) throw new InvalidInputError('from', `a period applies to ${takesPeriod} only, not to ${p.operation}`);
   if (op.needsTarget) {
     if (!p.into) throw new InvalidInputError('targetUid', `${p.operation} needs the account that receives the data (targetUid)`);
     if (p.into.kind !== 'USER') throw new InvalidInputError('targetUid', `${p.into.displayName} is a ${p.into.kind}: the data goes into a user's account`);
