@@ -148,14 +148,15 @@ export class DpMailboxBrowser extends DpElement<DpMailboxBrowserEventMap> {
   }
 
   private messageList(folder: string, archived: boolean) {
-    const label = archived ? this.t('restore.mail.archived') : folder;
+    // Only archived mail needs a name of its own: a folder's name is its path.
+    const label = archived ? { folderLabel: this.t('restore.mail.archived') } : {};
     return html`${archived ? html`<p class="note" part="archive-help">${this.t('restore.mail.archivedHelp')}</p>` : nothing}
       <div part="actions" class="actions">
-        <button id="restore-folder" @click=${(ev: Event) => this.request({ operation: 'restore.mail.folder', folder, folderLabel: label }, ev)}>
+        <button id="restore-folder" @click=${(ev: Event) => this.request({ operation: 'restore.mail.folder', folder, ...label }, ev)}>
           ${archived ? this.t('restore.mail.restoreArchive') : this.t('restore.mail.restoreFolder', { folder })}
         </button>
         <button id="restore-messages" ?disabled=${this.chosen.size === 0}
-          @click=${(ev: Event) => this.request({ operation: 'restore.mail.messages', folder, folderLabel: label, messageIds: [...this.chosen] }, ev)}>
+          @click=${(ev: Event) => this.request({ operation: 'restore.mail.messages', folder, ...label, messageIds: [...this.chosen] }, ev)}>
           ${translatePlural(this.locale, 'restore.mail.restoreMessages', this.chosen.size)}
         </button>
         <label>

@@ -399,7 +399,7 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
             this.picks,
             html`<dp-mailbox-browser
               part="mailbox"
-              exportparts="title: mailbox-title, folders: mailbox-folders, folder: mailbox-folder, actions: mailbox-actions, messages: mailbox-messages, pager: mailbox-pager, alert: mailbox-alert"
+              exportparts="title: mailbox-title, folders: mailbox-folders, folder: mailbox-folder, archive-title: mailbox-archive-title, archive-help: mailbox-archive-help, actions: mailbox-actions, messages: mailbox-messages, pager: mailbox-pager, alert: mailbox-alert"
               .generationId=${this.generationId}
               .mailboxUid=${e.uid}
               @dp-mail-restore-request=${this.onMailRestoreRequest}
