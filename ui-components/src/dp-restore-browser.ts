@@ -461,6 +461,7 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
 
   private periodPicker() {
     return html`<fieldset part="period">
+      <legend>${this.t('restore.period')}</legend>
       <div class="filters">
         <label>
           ${this.t('restore.period.from')}
