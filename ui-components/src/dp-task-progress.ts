@@ -4,7 +4,7 @@ import { DpElement, problemOf } from './base.js';
 import { formatBytes, translatePhrase, translatePlural, type PluralKey } from './i18n.js';
 
 /** Units the console counts in words, with plural forms (`task.count.UNIT`); others are shown as the server says them. */
-const COUNTED = new Set(['messages', 'parts', 'items']);
+const COUNTED = new Set(['messages', 'parts', 'items', 'generations']);
 
 /** The task's title in the console's language (the English title for a task recorded without its phrase). */
 export function taskTitleText(locale: Parameters<typeof translatePhrase>[0], t: Task): string {
