@@ -34,6 +34,10 @@ export interface PlannedRestore {
   catalog: Catalog;
   folder?: string;
   messageIds?: string[];
+  /** For the operations on one container: its uid in the generation. */
+  container?: string;
+  /** For the operations on chosen items of that container: their uids. */
+  itemUids?: string[];
   recipient?: string;
   /** Who asked (login and email), for send.* recipients and the logs. */
   actor: { login: string; email: string | null };
