@@ -50,8 +50,8 @@ function sourceParts(tag: string): string[] {
 }
 
 describe('the components as a host sees them (source and README)', () => {
-  it('registers seven components, each with a README section', () => {
-    expect(TAGS).toEqual(['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser', 'dp-task-history']);
+  it('registers eight components, each with a README section', () => {
+    expect(TAGS).toEqual(['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser', 'dp-container-browser', 'dp-task-history']);
     for (const tag of TAGS) expect(section(tag)).toContain(`${tag}`);
   });
 
@@ -62,7 +62,7 @@ describe('the components as a host sees them (source and README)', () => {
     const events = TAGS.flatMap((tag) => documentedEvents(tag)).map(
       (e, i) => `const event${i}: Same<HTMLElementEventMap['${e.type}'], CustomEvent<${e.detail}>> = true;`,
     );
-    expect(events.length).toBe(7);
+    expect(events.length).toBe(8);
     const work = mkdtempSync(path.join(tmpdir(), 'dp-types-'));
     const probe = path.join(work, 'probe.ts');
     writeFileSync(
@@ -71,6 +71,7 @@ describe('the components as a host sees them (source and README)', () => {
         `import type { COMPONENTS } from ${JSON.stringify(path.join(SRC, 'define.js'))};`,
         `import type { Settings, Task } from ${JSON.stringify(path.resolve('openapi/client.js'))};`,
         `import type { MailRestoreRequest } from ${JSON.stringify(path.join(SRC, 'dp-mailbox-browser.js'))};`,
+        `import type { ContainerRestoreRequest } from ${JSON.stringify(path.join(SRC, 'dp-container-browser.js'))};`,
         'type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;',
         ...checks,
         ...events,
