@@ -107,6 +107,12 @@ export class DpContainerBrowser extends DpElement<DpContainerBrowserEventMap> {
         text-align: left;
         margin: 2px 0;
       }
+      label.inline {
+        flex-direction: row;
+        align-items: center;
+        gap: var(--_dp-space-2);
+        font-weight: normal;
+      }
       .gone {
         color: var(--_dp-color-invalid-text);
         font-weight: 600;
@@ -173,11 +179,11 @@ export class DpContainerBrowser extends DpElement<DpContainerBrowserEventMap> {
     return html`<div part="actions" class="actions">
         <button id="replace-container" class="secondary"
           @click=${(ev: Event) => this.request({ operation: 'replace.container', container: c.uid, containerName: name }, ev)}>
-          ${this.t('restore.items.replaceContainer', { container: name })}
+          ${this.t(`restore.items.replaceContainer.${c.type}`)}
         </button>
         <button id="addmissing-container" class="secondary"
           @click=${(ev: Event) => this.request({ operation: 'addmissing.container', container: c.uid, containerName: name }, ev)}>
-          ${this.t('restore.items.addMissingContainer', { container: name })}
+          ${this.t(`restore.items.addMissingContainer.${c.type}`)}
         </button>
         <button id="addmissing-items" ?disabled=${chosen.length === 0}
           @click=${(ev: Event) => this.request({ operation: 'addmissing.items', container: c.uid, containerName: name, itemUids: chosen }, ev)}>
@@ -196,7 +202,7 @@ export class DpContainerBrowser extends DpElement<DpContainerBrowserEventMap> {
             this.itemOffset = 0;
           }} />
         </label>
-        <label>
+        <label class="inline">
           <input type="checkbox" id="only-missing" .checked=${this.onlyMissing} @change=${(e: Event) => {
             this.onlyMissing = (e.target as HTMLInputElement).checked;
             this.itemOffset = 0;

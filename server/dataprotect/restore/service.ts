@@ -13,11 +13,8 @@ import type { MailFolder, MailMessage, Page, Restorable, SavedContainer, SavedIt
 import { entityInRestoreScope, holdsRole, type Principal } from '../principal.js';
 import { operationsForTags, RESTORE_OPERATIONS, type RestoreOperation } from '../restore-capabilities.js';
 import type { EntityQuery, ItemQuery, MessageQuery, RestoreRequest, RestoreService } from '../services.js';
-import type { ItemSummary, SnapshotQuery } from '../../host/port.js';
-import { clientQuery } from '../../host/query.js';
-import { withClient } from '../../pg/client.js';
-import { readEntityExport } from '../../sources/pgsql-manifest.js';
-import { DATABASE_TAG, loadCatalog, publicEntry, type Catalog, type CatalogEntry } from './catalog.js';
+import { loadCatalog, publicEntry, type Catalog, type CatalogEntry } from './catalog.js';
+import { savedContainers, savedItems } from './saved-content.js';
 import type { GenerationParts } from './generation-parts.js';
 import { describeMessage, parseHeaders, SavedMailbox, type SavedMessage } from './mailbox-reader.js';
 import type { Mailer } from './mailer.js';
@@ -41,9 +38,6 @@ export const RESTORE_BACKEND: InjectionToken<RestoreBackend> = Symbol('dp.Restor
 /** Headers of saved messages, by snapshot and file: searching a folder twice reads it once. */
 const headerCache = new Map<string, Record<string, string>>();
 const HEADER_CACHE_MAX = 100_000;
-/** Saved items of a container, by snapshot and export: paging through a calendar reads its export once. */
-const itemCache = new Map<string, ItemSummary[]>();
-const ITEM_CACHE_MAX = 50;
 
 export function restoreTarget(entry: { domainUid: string; uid: string }): string {
   return `entity:${entry.domainUid}/${entry.uid}`;
@@ -136,39 +130,18 @@ export class EntityRestores implements RestoreService {
     return { total: matches.length, offset: q.offset, items: matches.slice(q.offset, q.offset + q.limit) };
   }
 
-  /** A read-only query on the live database (what still exists). */
-  private async live<T>(fn: (q: SnapshotQuery) => Promise<T>): Promise<T> {
-    const db = (await this.backend.host.databases()).find((d) => d.tag === DATABASE_TAG);
-    if (!db) throw new Error('the host has no directory database');
-    return withClient(db.connection, (c) => fn(clientQuery(c)));
-  }
-
   async listContainers(by: Principal, generationId: string, entityUid: string): Promise<SavedContainer[]> {
     if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
     const { env, catalog } = await this.catalog(generationId);
-    const e = this.entry(by, catalog, entityUid);
-    const live = new Set(await this.live(async (q) => (await env.host.entityData.containers(q, e.entity)).map((c) => c.uid)));
-    return e.containers.map((c) => ({ uid: c.uid, type: c.type, name: c.name, items: c.items, exists: live.has(c.uid) }));
+    return savedContainers(env.host, this.entry(by, catalog, entityUid));
   }
 
   async listContainerItems(by: Principal, generationId: string, entityUid: string, containerUid: string, q: ItemQuery): Promise<Page<SavedItem>> {
     if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
     const { env, catalog } = await this.catalog(generationId);
-    const e = this.entry(by, catalog, entityUid);
-    const c = e.containers.find((x) => x.uid === containerUid);
-    if (!c) throw new NotFoundError(`${e.displayName} has no container ${containerUid} in generation ${catalog.generation.id}`);
-    const key = `${catalog.database.id}:${c.path}`;
-    let saved = itemCache.get(key);
-    if (!saved) {
-      saved = await env.host.renderer.summarize(c.type, readEntityExport(env.repo, catalog.database, c.path));
-      if (itemCache.size >= ITEM_CACHE_MAX) itemCache.delete(itemCache.keys().next().value!);
-      itemCache.set(key, saved);
-    }
-    const live = new Set(await this.live((lq) => env.host.entityData.itemUids(lq, c.uid)));
+    const saved = await savedItems(env, catalog, this.entry(by, catalog, entityUid), containerUid);
     const needle = q.search?.trim().toLowerCase();
-    const items = saved
-      .map((i) => ({ ...i, exists: live.has(i.uid) }))
-      .filter((i) => (!needle || i.summary.toLowerCase().includes(needle)) && (q.missing === undefined || q.missing === !i.exists));
+    const items = saved.filter((i) => (!needle || i.summary.toLowerCase().includes(needle)) && (q.missing === undefined || q.missing === !i.exists));
     return { total: items.length, offset: q.offset, items: items.slice(q.offset, q.offset + q.limit) };
   }
 
