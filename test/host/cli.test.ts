@@ -52,7 +52,7 @@ describe('bm-dataprotect host and db commands', () => {
 
     const target = sb.extraDb('cli_restore');
     const restored = (await cli('db', 'restore', 'latest', '--repo', repoDir, '--database', target.database, '--json')).find((x) => x.type === 'summary')!;
-    expect(restored).toMatchObject({ database: target.database, snapshot: backup.snapshot, tables: 18 });
+    expect(restored).toMatchObject({ database: target.database, snapshot: backup.snapshot, tables: 20 });
     const users = await withClient(target, async (c) => Number((await c.query('SELECT count(*) n FROM t_domain_user')).rows[0].n));
     expect(users).toBe(9);
     expect(describeDb(target)).toContain(target.database);
