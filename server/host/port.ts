@@ -95,6 +95,8 @@ export interface MailboxLocation {
 /** The kinds of container per-entity exports cover: calendars, address books, task lists, notes, web-app data. */
 export const CONTAINER_TYPES = ['calendar', 'addressbook', 'todolist', 'notes', 'webappdata'] as const;
 export type ContainerType = (typeof CONTAINER_TYPES)[number];
+/** Those with an ICS or VCF form (EntityRenderer.render). */
+export const RENDERED_TYPES: readonly ContainerType[] = ['calendar', 'addressbook', 'todolist'];
 
 /** One item of a saved container as the restore browser lists it (read from the container's export). */
 export interface ItemSummary {

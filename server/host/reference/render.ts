@@ -2,7 +2,7 @@
 // with ical.js. A series and its exceptions share a UID; exceptions carry RECURRENCE-ID.
 
 import ICAL from 'ical.js';
-import type { ContainerType, EntityRenderer, ItemSummary } from '../port.js';
+import { RENDERED_TYPES, type ContainerType, type EntityRenderer, type ItemSummary } from '../port.js';
 import { decodeItem, type ExportHead } from './entities.js';
 
 type Row = Record<string, any>;
@@ -211,7 +211,7 @@ export const referenceRenderer: EntityRenderer = {
   },
 
   async render(type: ContainerType, lines: AsyncIterable<string>): Promise<string> {
-    if (type !== 'calendar' && type !== 'addressbook' && type !== 'todolist') throw new Error(`a ${type} container has no ICS or VCF form`);
+    if (!RENDERED_TYPES.includes(type)) throw new Error(`a ${type} container has no ICS or VCF form`);
     let head: ExportHead | null = null;
     const cards: string[] = [];
     const cal = new ICAL.Component('vcalendar');
