@@ -3,8 +3,8 @@ import type { RestorableKind } from './model.js';
 // BlueMind's restore operation identifiers (bluemind-dataprotect.md §2), kept as they are so that scripts and
 // habits carry over, plus the finer restores BlueMind lacks: a mail folder or chosen messages, one calendar, address
 // book or task list (`*.container`), chosen events, contacts or tasks (`*.items`), each replacing or adding what is
-// missing (`addmissing.*`). Which of them an installation actually offers
-// is the RestoreService's answer, not this list's.
+// missing (`addmissing.*`). Which of them an installation actually offers is the RestoreService's answer, not this
+// list's.
 
 export type RestoreOperationId =
   | 'replace.mailbox'

@@ -81,7 +81,7 @@ export async function sendExports(env: RestoreEnv, p: PlannedRestore, ctx: Resto
     ctx.progress({ done: i + 1, total: list.length, unit: 'containers' });
   }
   if (attachments.length === 0) throw new NotFoundError(`the generation holds no ${type} of ${p.entry.displayName}`);
-  const what = type === 'addressbook' ? 'address books' : type === 'todolist' ? 'task lists' : type === 'notes' ? 'notes' : type === 'webappdata' ? 'web application data' : 'calendars';
+  const what = type === 'addressbook' ? 'address books' : type === 'todolist' ? 'task lists' : 'calendars';
   const date = p.catalog.generation.time.toISOString().slice(0, 10);
   await env.mailer!.send({
     from: `no-reply@${p.entry.domainUid}`,
