@@ -173,7 +173,7 @@ describe('chosen items', () => {
     const keptNow = (await containerState(cal)).find((r) => r.uid === kept);
     const { result, log } = await run('addmissing.items', u.uid, { container: cal, itemUids: [gone, kept] });
     expect(result).toMatchObject({ items: 1, skipped: 1 });
-    expect(log.join('\n')).toContain('left as they are');
+    expect(log.join('\n')).toContain('1 item was still there and left as it is');
     const after = await containerState(cal);
     expect(after.find((r) => r.uid === gone)).toEqual(before.find((r) => r.uid === gone));
     expect(after.find((r) => r.uid === kept)).toEqual(keptNow);

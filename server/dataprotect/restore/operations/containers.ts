@@ -25,7 +25,15 @@ export async function restoreChosen(env: RestoreEnv, p: PlannedRestore, ctx: Res
   checkCancel(ctx);
   const r = await env.host.writers.database.restoreContainer(readEntityExport(env.repo, p.catalog.database, c.path), { mode, items });
   ctx.progress({ done: r.items + r.skipped, total: items ? items.length : c.items, unit: 'items' });
-  ctx.info(`${c.uid} (${c.name}): ${r.items} items restored${r.skipped ? `, ${r.skipped} left as they are (still there)` : ''}`);
+  // Counts say what happened: how many came back, how many still existed and were left as they are now.
+  const name = c.name || c.uid;
+  ctx.info(`${name}: ${r.items} ${r.items === 1 ? 'item' : 'items'} restored`, { key: 'task.line.items.restored', params: { container: name, count: r.items } });
+  if (r.skipped) {
+    ctx.info(`${name}: ${r.skipped} ${r.skipped === 1 ? 'item was still there and left as it is' : 'items were still there and left as they are'}`, {
+      key: 'task.line.items.kept',
+      params: { container: name, count: r.skipped },
+    });
+  }
   if (r.absent.length) ctx.warn(`not in the generation: ${r.absent.join(', ')}`);
   return { container: c.uid, items: r.items, skipped: r.skipped, absent: r.absent };
 }
