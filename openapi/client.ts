@@ -169,6 +169,23 @@ export class DataProtectClient {
       signal,
     });
   }
+  /** An entity's calendars, address books, task lists, notes and web-app data as a generation saved them. */
+  listEntityContainers(generationId: string, entityUid: string, signal?: AbortSignal): Promise<Schemas['SavedContainer'][]> {
+    return this.call('get', `generations/${encodeURIComponent(generationId)}/entities/${encodeURIComponent(entityUid)}/containers`, { signal });
+  }
+  listContainerItems(
+    generationId: string,
+    entityUid: string,
+    containerUid: string,
+    query: QueryOf<'listContainerItems'> = {},
+    signal?: AbortSignal,
+  ): Promise<Schemas['SavedItemPage']> {
+    return this.call(
+      'get',
+      `generations/${encodeURIComponent(generationId)}/entities/${encodeURIComponent(entityUid)}/containers/${encodeURIComponent(containerUid)}/items`,
+      { query, signal },
+    );
+  }
   startRestore(request: RestoreRequest): Promise<TaskStarted> {
     return this.call('post', 'restores', { json: request });
   }

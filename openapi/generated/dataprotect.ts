@@ -176,6 +176,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/generations/{generationId}/entities/{entityUid}/containers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+                entityUid: components["parameters"]["EntityUid"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The calendars, address books, task lists, notes and web-app data of an entity as saved in a generation
+         * @description Each container with its item count as saved and whether it still exists in the live installation; the uid is
+         *     what `replace.container`, `addmissing.container`, `replace.items` and `addmissing.items` take. A caller whose
+         *     `manageRestore` role is limited to some organisational units reaches only the entities of those units.
+         */
+        get: operations["listEntityContainers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/generations/{generationId}/entities/{entityUid}/containers/{containerUid}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+                entityUid: components["parameters"]["EntityUid"];
+                containerUid: components["parameters"]["ContainerUid"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The events, contacts, tasks or notes of a container as saved in a generation, searchable and paged
+         * @description Each item with its summary, its date and whether it still exists in the live container, in the saved
+         *     order (events by uid).
+         */
+        get: operations["listContainerItems"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/backups": {
         parameters: {
             query?: never;
@@ -660,11 +710,39 @@ export interface components {
             offset: number;
             items: components["schemas"]["MailMessage"][];
         };
+        SavedContainer: {
+            uid: string;
+            /** @enum {string} */
+            type: "calendar" | "addressbook" | "todolist" | "notes" | "webappdata";
+            name: string;
+            /** @description Items as saved */
+            items: number;
+            /** @description The container still exists in the live installation */
+            exists: boolean;
+        };
+        SavedItem: {
+            uid: string;
+            /** @description Event or task summary, contact name, note subject, web-app data key */
+            summary: string;
+            /**
+             * @description Event start, task due date (else start), else the last change, as saved: YYYY-MM-DDTHH:MM:SS in timeZone
+             *     (UTC when null), or YYYY-MM-DD for a whole day
+             */
+            date: string | null;
+            timeZone: string | null;
+            /** @description The live container still has this item */
+            exists: boolean;
+        };
+        SavedItemPage: {
+            total: number;
+            offset: number;
+            items: components["schemas"]["SavedItem"][];
+        };
         /**
-         * @description BlueMind's identifiers, so that scripts and habits carry over; plus finer mail restores
+         * @description BlueMind's identifiers, so that scripts and habits carry over; plus finer restores: a mail folder or chosen messages, one container (`*.container`) or chosen items of it (`*.items`), replaced or added where missing
          * @enum {string}
          */
-        RestoreOperationId: "replace.mailbox" | "subfolder.mailbox" | "restore.mail.folder" | "restore.mail.messages" | "replace.calendars" | "replace.books" | "replace.todolists" | "replace.domain.calendars" | "replace.domain.books" | "replace.resources" | "replace.ou" | "send.calendars.ics" | "send.books.vcf" | "send.todolist.ics" | "send.domain.calendars.ics" | "send.domain.books.vcf" | "send.resources" | "complete.restore.user" | "restore.filehosting" | "restore.into.account" | "undelete.mail";
+        RestoreOperationId: "replace.mailbox" | "subfolder.mailbox" | "restore.mail.folder" | "restore.mail.messages" | "replace.calendars" | "replace.books" | "replace.todolists" | "replace.notes" | "replace.webappdata" | "replace.container" | "addmissing.container" | "replace.items" | "addmissing.items" | "replace.domain.calendars" | "replace.domain.books" | "replace.resources" | "replace.ou" | "send.calendars.ics" | "send.books.vcf" | "send.todolist.ics" | "send.domain.calendars.ics" | "send.domain.books.vcf" | "send.resources" | "complete.restore.user" | "restore.filehosting" | "restore.into.account" | "undelete.mail";
         RestoreOperation: {
             identifier: components["schemas"]["RestoreOperationId"];
             kinds: components["schemas"]["RestorableKind"][];
@@ -689,6 +767,10 @@ export interface components {
             folder?: components["schemas"]["FolderPath"];
             /** @description For restore.mail.messages */
             messageIds?: string[];
+            /** @description For replace.container, addmissing.container, replace.items and addmissing.items, the container's uid */
+            container?: string;
+            /** @description For replace.items and addmissing.items, the items' uids */
+            itemUids?: string[];
             /**
              * Format: email
              * @description For send.* operations, overrides the recipient BlueMind would choose
@@ -988,6 +1070,7 @@ export interface components {
     parameters: {
         GenerationId: components["schemas"]["GenerationIdValue"];
         EntityUid: string;
+        ContainerUid: string;
         TaskId: string;
         /** @description Items to skip; pages never reach 2^31 items */
         Offset: number;
@@ -1264,6 +1347,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MailMessagePage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    listEntityContainers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+                entityUid: components["parameters"]["EntityUid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Containers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedContainer"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    listContainerItems: {
+        parameters: {
+            query?: {
+                /** @description Substring of the summary, case-insensitive */
+                search?: components["schemas"]["SearchText"];
+                /** @description Only items the live container no longer has (true) or only those it has (false) */
+                missing?: boolean;
+                /** @description Items to skip; pages never reach 2^31 items */
+                offset?: components["parameters"]["Offset"];
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path: {
+                generationId: components["parameters"]["GenerationId"];
+                entityUid: components["parameters"]["EntityUid"];
+                containerUid: components["parameters"]["ContainerUid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of items */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedItemPage"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -60,6 +60,6 @@ export const WIZARD_STEPS: readonly WizardStepRegistration[] = [
   { slot: 'setup-wizard/global-restore', tag: 'dp-global-restore', label: { en: 'Global restore', fr: 'Restauration globale' } },
 ];
 
-export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser', 'dp-task-history'] as const;
+export const COMPONENT_TAGS = ['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser', 'dp-container-browser', 'dp-task-history'] as const;
 
 export const CONTEXT_KEYS = ['bm-dataprotect.client', 'bm-dataprotect.locale', 'bm-dataprotect.session'] as const;

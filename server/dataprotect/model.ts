@@ -1,7 +1,7 @@
 // The domain's vocabulary. The HTTP contract (openapi/dataprotect.yaml) mirrors these shapes; the compiler checks
 // that the binders in server/http can hand them over unchanged.
 
-import type { EntityKind } from '../host/port.js';
+import type { ContainerType, EntityKind, ItemSummary } from '../host/port.js';
 
 export type GenerationStatus = 'VALID' | 'UNKNOWN' | 'INVALID';
 export type RunStatus = 'OK' | 'WARNING' | 'ERROR' | 'POSTOPS_ERROR';
@@ -89,6 +89,22 @@ export interface MailMessage {
   date: string;
   size: number;
   flags: string[];
+}
+
+/** A calendar, address book, task list, notes or web-app data container of an entity, as a generation saved it. */
+export interface SavedContainer {
+  uid: string;
+  type: ContainerType;
+  name: string;
+  /** Items as saved. */
+  items: number;
+  /** Still in the live installation. */
+  exists: boolean;
+}
+
+/** One item of a saved container, with whether the live container still has it. */
+export interface SavedItem extends ItemSummary {
+  exists: boolean;
 }
 
 export interface EntityRef {

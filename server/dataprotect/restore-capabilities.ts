@@ -1,8 +1,10 @@
 import type { RestorableKind } from './model.js';
 
 // BlueMind's restore operation identifiers (bluemind-dataprotect.md §2), kept as they are so that scripts and
-// habits carry over, plus the finer mail restores BlueMind lacks. Which of them an installation actually offers
-// is the RestoreService's answer, not this list's.
+// habits carry over, plus the finer restores BlueMind lacks: a mail folder or chosen messages, one calendar, address
+// book or task list (`*.container`), chosen events, contacts or tasks (`*.items`), each replacing or adding what is
+// missing (`addmissing.*`). Which of them an installation actually offers is the RestoreService's answer, not this
+// list's.
 
 export type RestoreOperationId =
   | 'replace.mailbox'
@@ -12,6 +14,12 @@ export type RestoreOperationId =
   | 'replace.calendars'
   | 'replace.books'
   | 'replace.todolists'
+  | 'replace.notes'
+  | 'replace.webappdata'
+  | 'replace.container'
+  | 'addmissing.container'
+  | 'replace.items'
+  | 'addmissing.items'
   | 'replace.domain.calendars'
   | 'replace.domain.books'
   | 'replace.resources'
@@ -41,6 +49,12 @@ export interface RestoreOperation {
 }
 
 const MAILBOXES: RestorableKind[] = ['USER', 'MAILSHARE'];
+/** The entities that own calendars, address books or task lists. */
+const CONTAINER_OWNERS: RestorableKind[] = ['USER', 'CALENDAR', 'ADDRESSBOOK', 'RESOURCE'];
+
+/** The operations on one container of an entity, or on chosen items of it (the request names them). */
+export const CONTAINER_OPERATIONS = ['replace.container', 'addmissing.container'] as const satisfies readonly RestoreOperationId[];
+export const ITEM_OPERATIONS = ['replace.items', 'addmissing.items'] as const satisfies readonly RestoreOperationId[];
 
 export const RESTORE_OPERATIONS: readonly RestoreOperation[] = [
   { identifier: 'replace.mailbox', kinds: MAILBOXES, requiredTag: 'mail/imap' },
@@ -51,6 +65,12 @@ export const RESTORE_OPERATIONS: readonly RestoreOperation[] = [
   { identifier: 'replace.calendars', kinds: ['USER'], requiredTag: null },
   { identifier: 'replace.books', kinds: ['USER'], requiredTag: null },
   { identifier: 'replace.todolists', kinds: ['USER'], requiredTag: null },
+  { identifier: 'replace.notes', kinds: ['USER'], requiredTag: null },
+  { identifier: 'replace.webappdata', kinds: ['USER'], requiredTag: null },
+  { identifier: 'replace.container', kinds: CONTAINER_OWNERS, requiredTag: null },
+  { identifier: 'addmissing.container', kinds: CONTAINER_OWNERS, requiredTag: null },
+  { identifier: 'replace.items', kinds: CONTAINER_OWNERS, requiredTag: null },
+  { identifier: 'addmissing.items', kinds: CONTAINER_OWNERS, requiredTag: null },
   { identifier: 'replace.domain.calendars', kinds: ['CALENDAR'], requiredTag: null },
   { identifier: 'replace.domain.books', kinds: ['ADDRESSBOOK'], requiredTag: null },
   { identifier: 'replace.resources', kinds: ['RESOURCE'], requiredTag: null },

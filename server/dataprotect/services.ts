@@ -1,6 +1,6 @@
 import type { InjectionToken } from 'tsyringe';
 import type { TaskStart } from '../jobs/task-registry.js';
-import type { EntityRef, Generation, GlobalRestoreOptions, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind } from './model.js';
+import type { EntityRef, Generation, GlobalRestoreOptions, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind, SavedContainer, SavedItem } from './model.js';
 import type { Principal } from './principal.js';
 import type { RestoreOperation, RestoreOperationId } from './restore-capabilities.js';
 
@@ -53,12 +53,22 @@ export interface MessageQuery {
   limit: number;
 }
 
+export interface ItemQuery {
+  search?: string;
+  /** Only items the live container lacks (true), or only those it has (false). */
+  missing?: boolean;
+  offset: number;
+  limit: number;
+}
+
 export interface RestoreRequest {
   operation: RestoreOperationId;
   generationId: string;
   entity: EntityRef;
   folder?: string;
   messageIds?: string[];
+  container?: string;
+  itemUids?: string[];
   recipient?: string;
   /** restore.into.account: the live user (same domain) that receives the data. */
   targetUid?: string;
@@ -77,6 +87,10 @@ export interface RestoreService {
   listEntities(by: Principal, generationId: string, q: EntityQuery): Promise<Page<Restorable>>;
   listMailFolders(by: Principal, generationId: string, entityUid: string): Promise<MailFolder[]>;
   listMailMessages(by: Principal, generationId: string, entityUid: string, q: MessageQuery): Promise<Page<MailMessage>>;
+  /** An entity's saved containers, each with whether it still exists. */
+  listContainers(by: Principal, generationId: string, entityUid: string): Promise<SavedContainer[]>;
+  /** A saved container's items, each with whether the live container still has it. */
+  listContainerItems(by: Principal, generationId: string, entityUid: string, containerUid: string, q: ItemQuery): Promise<Page<SavedItem>>;
   /** Starts a restore task; ConflictError when a restore of the same entity runs. */
   start(by: Principal, request: RestoreRequest): Promise<TaskStart>;
 }

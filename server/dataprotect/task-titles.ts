@@ -20,6 +20,12 @@ export const TASK_TITLES = {
   'restore.replace.calendars': 'Calendars of {name} replaced by their saved state',
   'restore.replace.books': 'Address books of {name} replaced by their saved state',
   'restore.replace.todolists': 'Task lists of {name} replaced by their saved state',
+  'restore.replace.notes': 'Notes of {name} replaced by their saved state',
+  'restore.replace.webappdata': 'Web application data of {name} replaced by its saved state',
+  'restore.replace.container': '{container} of {name} replaced by its saved state',
+  'restore.addmissing.container': 'Missing items of {container} of {name} restored',
+  'restore.replace.items': 'Chosen items of {container} of {name} replaced by their saved state',
+  'restore.addmissing.items': 'Chosen items of {container} of {name} restored where missing',
   'restore.replace.domain.calendars': 'Calendar {name} replaced by its saved state',
   'restore.replace.domain.books': 'Address book {name} replaced by its saved state',
   'restore.replace.resources': 'Bookings of the resource {name} replaced by their saved state',
@@ -44,7 +50,12 @@ export function taskTitle(id: TitleId, params: Record<string, string | number> =
   return { title, titlePhrase: { key: `task.title.${id}`, params } };
 }
 
-/** The title of a restore operation on an entity (and a folder, for the mail restores that take one). */
-export function restoreTitle(operation: RestoreOperationId, name: string, folder?: string | null, extra: Record<string, string> = {}): { title: string; titlePhrase: Phrase } {
-  return taskTitle(`restore.${operation}`, { name, ...(folder ? { folder } : {}), ...extra });
+/**
+ * The title of a restore operation on an entity (and a folder, for the mail restores that take one; the container's
+ * name, for those on one container).
+ */
+export function restoreTitle(
+  operation: RestoreOperationId, name: string, what: { folder?: string | null; container?: string | null } = {}, extra: Record<string, string> = {},
+): { title: string; titlePhrase: Phrase } {
+  return taskTitle(`restore.${operation}`, { name, ...(what.folder ? { folder: what.folder } : {}), ...(what.container ? { container: what.container } : {}), ...extra });
 }

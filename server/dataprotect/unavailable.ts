@@ -64,6 +64,12 @@ export class UnavailableRestoreService implements RestoreService {
   listMailMessages(): never {
     throw new CapabilityUnavailableError('restore', NO_RESTORE);
   }
+  listContainers(): never {
+    throw new CapabilityUnavailableError('restore', NO_RESTORE);
+  }
+  listContainerItems(): never {
+    throw new CapabilityUnavailableError('restore', NO_RESTORE);
+  }
   start(): never {
     throw new CapabilityUnavailableError('restore', NO_RESTORE);
   }

@@ -94,8 +94,24 @@ export interface MailboxLocation {
   archive: { dir: string; partPath: string } | null;
 }
 
-/** The kinds of container per-entity exports cover. */
-export type ContainerType = 'calendar' | 'addressbook' | 'todolist';
+/** The kinds of container per-entity exports cover: calendars, address books, task lists, notes, web-app data. */
+export const CONTAINER_TYPES = ['calendar', 'addressbook', 'todolist', 'notes', 'webappdata'] as const;
+export type ContainerType = (typeof CONTAINER_TYPES)[number];
+/** Those with an ICS or VCF form (EntityRenderer.render). */
+export const RENDERED_TYPES: readonly ContainerType[] = ['calendar', 'addressbook', 'todolist'];
+
+/** One item of a saved container as the restore browser lists it (read from the container's export). */
+export interface ItemSummary {
+  uid: string;
+  /** Event or task summary, contact name, note subject, web-app data key. */
+  summary: string;
+  /**
+   * Event start, task due date (else start), else the item's last change, as saved: `YYYY-MM-DDTHH:MM:SS` in
+   * `timeZone` (UTC when null), or `YYYY-MM-DD` for a whole day; null when the item has none.
+   */
+  date: string | null;
+  timeZone: string | null;
+}
 
 /** A container owned by an entity, as seen inside one database snapshot. */
 export interface EntityContainer {
@@ -132,6 +148,8 @@ export interface EntityDataReader {
    * in a few queries instead of a few per container.
    */
   exportAll?(q: SnapshotQuery): AsyncIterable<{ container: EntityContainer; lines: string[] }>;
+  /** The uids of a container's items (empty when the container does not exist): what still exists, live. */
+  itemUids(q: SnapshotQuery, containerUid: string): Promise<string[]>;
 }
 
 /**
@@ -139,7 +157,10 @@ export interface EntityDataReader {
  * DatabaseWriter, each string of the iterable holds one or more complete JSON lines.
  */
 export interface EntityRenderer {
+  /** Calendars and task lists as ICS, address books as VCF (notes and web-app data have no such format). */
   render(type: ContainerType, lines: AsyncIterable<string>): Promise<string>;
+  /** The items of an export, each with a summary and a date, in the export's order. */
+  summarize(type: ContainerType, lines: AsyncIterable<string>): Promise<ItemSummary[]>;
 }
 
 /** Puts mail files back into a mailbox's spool. */
@@ -172,7 +193,19 @@ export interface ImapWriter {
   close(): Promise<void>;
 }
 
-/** Writes database rows back (restore of calendars, address books, todolists). */
+/**
+ * How a container's export is put back: `replace` makes the saved items exactly as saved (the whole container, its
+ * sharing included, when no `items` are given); `missing` only adds the saved items the live container lacks.
+ * `items` limits either to those item uids.
+ */
+export interface ContainerRestoreOptions {
+  mode: 'replace' | 'missing';
+  items?: readonly string[];
+  /** Into a copy of the container instead (restore into another account). */
+  as?: ContainerCopy;
+}
+
+/** Writes database rows back (restore of calendars, address books, todolists, notes, web-app data). */
 export interface DatabaseWriter {
   /**
    * Replaces the container's items with those of an export stream; creates the container if missing. With `as`,
@@ -180,6 +213,12 @@ export interface DatabaseWriter {
    * `as.owner` and readable and writable by them alone: a copy for another account.
    */
   replaceContainer(lines: AsyncIterable<string>, as?: ContainerCopy): Promise<{ items: number }>;
+  /**
+   * Restores items of an export into the live container (created, with its sharing, when missing): `items` is the
+   * number written, `skipped` the saved items left as they are live (`missing` mode), `absent` the uids asked for
+   * that the export does not hold.
+   */
+  restoreContainer(lines: AsyncIterable<string>, options: ContainerRestoreOptions): Promise<{ items: number; skipped: number; absent: string[] }>;
 }
 
 /** A new home for a container's items (restore into another account). */

@@ -111,6 +111,19 @@ export function binders(deps: ApiDeps): Binders {
         limit: query.limit ?? 50,
       }),
     }),
+    listEntityContainers: async ({ path, principal }) => ({
+      status: 200,
+      body: await deps.restores.listContainers(principal, path.generationId, path.entityUid),
+    }),
+    listContainerItems: async ({ path, query, principal }) => ({
+      status: 200,
+      body: await deps.restores.listContainerItems(principal, path.generationId, path.entityUid, path.containerUid, {
+        search: query.search,
+        missing: query.missing,
+        offset: query.offset ?? 0,
+        limit: query.limit ?? 50,
+      }),
+    }),
 
     startBackup: async ({ principal }) => started(await deps.backups.start(principal, 'api')),
     applyRetention: async ({ principal }) => started(await deps.backups.applyRetention(principal)),

@@ -52,7 +52,7 @@ describe('bm-dataprotect host and db commands', () => {
 
     const target = sb.extraDb('cli_restore');
     const restored = (await cli('db', 'restore', 'latest', '--repo', repoDir, '--database', target.database, '--json')).find((x) => x.type === 'summary')!;
-    expect(restored).toMatchObject({ database: target.database, snapshot: backup.snapshot, tables: 18 });
+    expect(restored).toMatchObject({ database: target.database, snapshot: backup.snapshot, tables: 20 });
     const users = await withClient(target, async (c) => Number((await c.query('SELECT count(*) n FROM t_domain_user')).rows[0].n));
     expect(users).toBe(9);
     expect(describeDb(target)).toContain(target.database);
@@ -68,6 +68,21 @@ describe('bm-dataprotect host and db commands', () => {
     const r42 = (await cli('db', 'restore', '42', '--repo', repoDir, '--database', byGeneration.database, '--json')).find((x) => x.type === 'summary')!;
     expect(r42.snapshot).toBe(tagged.snapshot.id);
     await expect(cli('db', 'restore', 'latest', '--repo', repoDir, '--database', byGeneration.database, '--json')).rejects.toThrow(/already exists/);
+
+    // db export: a user's calendars, books and task lists as ICS / VCF; notes (no such form) only as JSON lines.
+    const [owner] = await withClient(sb.db, async (c) => (await c.query<{ owner: string }>(`SELECT owner FROM t_container WHERE container_type = 'notes' ORDER BY owner LIMIT 1`)).rows);
+    const out = path.join(sb.root, 'export.txt');
+    await cli('db', 'export', backup.snapshot, '--repo', repoDir, '--entity', owner.owner, '--output', out, '--host-root', root);
+    const text = await (await import('node:fs/promises')).readFile(out, 'utf8');
+    expect(text).toContain('BEGIN:VCALENDAR');
+    expect(text).toContain('BEGIN:VCARD');
+    expect(text).toContain('BEGIN:VTODO');
+    const notes = `notes:default_${owner.owner}`;
+    await expect(cli('db', 'export', backup.snapshot, '--repo', repoDir, '--entity', owner.owner, '--container', notes, '--host-root', root)).rejects.toThrow(/no ICS or VCF form: use --format jsonl/);
+    await cli('db', 'export', backup.snapshot, '--repo', repoDir, '--entity', owner.owner, '--container', notes, '--format', 'jsonl', '--output', out, '--host-root', root);
+    const lines = (await (await import('node:fs/promises')).readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0].container).toMatchObject({ uid: notes, container_type: 'notes' });
+    expect(lines.length).toBeGreaterThan(1);
 
     const port = await freePort();
     const started = (await cli('host', 'dovecot', 'start', '--port', String(port), '--host-root', root, '--json'))[0];

@@ -57,7 +57,7 @@ describe('reference host port', () => {
       const { manifest } = await backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: host.entityData });
       const [victim] = await host.directory.entities('globex.lan', { kinds: ['USER'] });
       const owned = await withClient(sb.db, async (c) =>
-        (await c.query(`SELECT uid FROM t_container WHERE owner = $1 AND container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY uid`, [victim.uid])).rows.map((r) => r.uid));
+        (await c.query(`SELECT uid FROM t_container WHERE owner = $1 AND container_type IN ('calendar', 'addressbook', 'todolist', 'notes', 'webappdata') ORDER BY uid`, [victim.uid])).rows.map((r) => r.uid));
       await withClient(sb.db, (c) => c.query(`DELETE FROM t_container_item WHERE id = (SELECT item_id FROM t_directory_entry WHERE entry_uid = $1)`, [victim.uid]));
       const live = [...(await host.directory.entities('acme.lan')), ...(await host.directory.entities('globex.lan')), ...(await host.directory.entities('global.virt'))];
       const listed = generationEntities(manifest, live);

@@ -106,4 +106,37 @@ describe('bm-dataprotect entity', () => {
     await expect(cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', 'x', '--op', 'replace.everything', '--host-root', f.sb.root)).rejects.toThrow(/expected one of/);
     await expect(cli('entity', 'restore', '--repo', f.repoDir, g1.id, '--entity', 'nobody', '--op', 'replace.calendars', '--host-root', f.sb.root)).rejects.toThrow(/not in generation/);
   });
+
+  it('lists a user\'s saved containers and a calendar\'s items, then restores one deleted event with --op addmissing.items and one address book with --op replace.container', async () => {
+    const [u] = await f.sql<{ uid: string }>(`SELECT entry_uid AS uid FROM t_directory_entry WHERE kind = 'USER' ORDER BY entry_uid OFFSET 1 LIMIT 1`);
+    const cal = `calendar:Default:${u.uid}`;
+    const book = `book:Contacts_${u.uid}`;
+    const items = async (container: string) =>
+      (await f.sql<{ uid: string; summary: string | null }>(
+        `SELECT i.uid, (SELECT summary FROM t_calendar_vevent r WHERE r.item_id = i.id AND r.recurid_timestamp IS NULL LIMIT 1) AS summary
+           FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1 ORDER BY i.uid`,
+        [container],
+      ));
+    const events = await items(cal);
+    const contacts = await items(book);
+    const gone = events[0];
+    await f.sql(`DELETE FROM t_container_item WHERE container_id = (SELECT id FROM t_container WHERE uid = $1) AND uid = $2`, [cal, gone.uid]);
+    await f.sql(`DELETE FROM t_container WHERE uid = $1`, [book]);
+
+    const common = ['--repo', f.repoDir, g1.id, '--entity', u.uid, '--host-root', f.sb.root, '--json'];
+    const containers = (await cli('entity', 'containers', ...common)).filter((x) => x.type === 'container');
+    expect(containers.map((c) => c.containerType).sort()).toEqual(expect.arrayContaining(['addressbook', 'calendar', 'notes', 'todolist', 'webappdata']));
+    expect(containers.find((c) => c.uid === book)).toMatchObject({ exists: false, items: contacts.length });
+    expect(containers.find((c) => c.uid === cal)).toMatchObject({ exists: true, items: events.length });
+    const missing = (await cli('entity', 'items', ...common, '--container', cal, '--missing')).filter((x) => x.type === 'item');
+    expect(missing).toEqual([expect.objectContaining({ uid: gone.uid, summary: gone.summary, exists: false })]);
+    await expect(cli('entity', 'items', ...common, '--container', 'calendar:Default:nobody')).rejects.toThrow(/has no container/);
+
+    const restored = await cli('entity', 'restore', ...common, '--op', 'addmissing.items', '--container', cal, '--item', gone.uid);
+    expect(restored.find((x) => x.type === 'summary')!.result).toMatchObject({ container: cal, items: 1, skipped: 0 });
+    expect(await items(cal)).toEqual(events);
+    const whole = await cli('entity', 'restore', ...common, '--op', 'replace.container', '--container', book);
+    expect(whole.find((x) => x.type === 'summary')!.result).toMatchObject({ container: book, items: contacts.length });
+    expect(await items(book)).toEqual(contacts);
+  });
 });

@@ -49,6 +49,8 @@ async function containerState(uid: string) {
             (SELECT json_agg(to_jsonb(r) - 'item_id' ORDER BY r.recurid_timestamp NULLS FIRST, r.dtstart_timestamp) FROM t_calendar_vevent r WHERE r.item_id = i.id)::text AS ev,
             (SELECT to_jsonb(r) - 'item_id' FROM t_addressbook_vcard r WHERE r.item_id = i.id)::text AS card,
             (SELECT to_jsonb(r) - 'item_id' FROM t_todolist_vtodo r WHERE r.item_id = i.id)::text AS todo,
+            (SELECT to_jsonb(r) - 'item_id' FROM t_notes_vnote r WHERE r.item_id = i.id)::text AS note,
+            (SELECT to_jsonb(r) - 'item_id' FROM t_webappdata r WHERE r.item_id = i.id)::text AS data,
             (SELECT to_jsonb(s) - 'item_id' FROM t_calendar_series s WHERE s.item_id = i.id)::text AS series
        FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1 ORDER BY i.uid`,
     [uid],
@@ -59,9 +61,9 @@ async function containersOf(owner: string, type: string): Promise<string[]> {
   return (await f.sql<{ uid: string }>(`SELECT uid FROM t_container WHERE owner = $1 AND container_type = $2 ORDER BY uid`, [owner, type])).map((r) => r.uid);
 }
 
-async function stateOf(owner: string) {
+async function stateOf(owner: string, types = ['calendar', 'addressbook', 'todolist', 'notes', 'webappdata']) {
   const out: Record<string, unknown> = {};
-  for (const type of ['calendar', 'addressbook', 'todolist']) {
+  for (const type of types) {
     for (const uid of await containersOf(owner, type)) {
       const [meta] = await f.sql(`SELECT uid, container_type, name, owner, defaultcontainer, domain_uid, created FROM t_container WHERE uid = $1`, [uid]);
       const acl = await f.sql(`SELECT subject, verb, position FROM t_container_acl a JOIN t_container c ON c.id = a.container_id WHERE c.uid = $1 ORDER BY 1, 2, 3`, [uid]);
@@ -74,14 +76,14 @@ async function stateOf(owner: string) {
 describe('calendars, address books, todolists', () => {
   it('replace.calendars / replace.books / replace.todolists make the containers equal item by item to the generation, recreating a deleted one', async () => {
     const u = users[0];
-    const before = await stateOf(u.uid);
+    const before = await stateOf(u.uid, ['calendar', 'addressbook', 'todolist']);
     expect(Object.keys(before).length).toBeGreaterThanOrEqual(4);
     // Damage: delete events, a whole address book, change todos, add an item.
     await f.sql(`DELETE FROM t_container_item WHERE container_id = (SELECT id FROM t_container WHERE uid = $1) AND uid IN (SELECT uid FROM t_container_item WHERE container_id = (SELECT id FROM t_container WHERE uid = $1) ORDER BY uid LIMIT 5)`, [`calendar:Default:${u.uid}`]);
     await f.sql(`DELETE FROM t_container WHERE uid = $1`, [`book:Contacts_${u.uid}`]);
     await f.sql(`UPDATE t_todolist_vtodo SET summary = 'changed', percent = 99 WHERE item_id IN (SELECT i.id FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1)`, [`todolist:default_${u.uid}`]);
     await f.sql(`INSERT INTO t_container_item (container_id, uid, displayname) SELECT id, 'added-after', 'Added' FROM t_container WHERE uid = $1`, [`calendar:Default:${u.uid}`]);
-    expect(await stateOf(u.uid)).not.toEqual(before);
+    expect(await stateOf(u.uid, ['calendar', 'addressbook', 'todolist'])).not.toEqual(before);
 
     for (const op of ['replace.calendars', 'replace.books', 'replace.todolists'] as const) {
       const p = await f.plan(g1, op, u.uid);
@@ -89,7 +91,7 @@ describe('calendars, address books, todolists', () => {
       const r = await runRestore(f.env(), p, recordingContext().ctx);
       expect(r.items).toBeGreaterThan(0);
     }
-    expect(await stateOf(u.uid)).toEqual(before);
+    expect(await stateOf(u.uid, ['calendar', 'addressbook', 'todolist'])).toEqual(before);
   });
 
   it('replace.resources and replace.domain.books restore a resource calendar and the domain address book', async () => {
@@ -143,7 +145,7 @@ describe('calendars, address books, todolists', () => {
 });
 
 describe('directory', () => {
-  it('complete.restore.user brings a deleted user back: directory entry, password, groups, mailbox, calendars, books, todolists', async () => {
+  it('complete.restore.user brings a deleted user back: directory entry, password, groups, mailbox, calendars, books, todolists, notes, web-app data', async () => {
     const u = users[3];
     const row = async () => (await f.sql(`SELECT login, password, routing, properties, archived FROM t_domain_user WHERE login = $1`, [u.login]))[0];
     const groups = async () => (await f.sql<{ name: string }>(`SELECT g.name FROM t_group_usermember m JOIN t_group g ON g.item_id = m.group_id JOIN t_directory_entry e ON e.item_id = m.user_id WHERE e.entry_uid = $1 ORDER BY 1`, [u.uid])).map((x) => x.name);
@@ -153,6 +155,7 @@ describe('directory', () => {
     const mailBefore = await mailboxOverImap(c0);
     await c0.logout();
     expect(before.groups.length).toBeGreaterThan(0);
+    expect(Object.keys(before.data)).toEqual(expect.arrayContaining([`notes:default_${u.uid}`, `webappdata:${u.uid}`]));
 
     // Delete the user as an administrator would: directory rows, containers, mailbox.
     await f.sql(`DELETE FROM t_container WHERE owner = $1`, [u.uid]);

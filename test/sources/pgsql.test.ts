@@ -67,7 +67,7 @@ describe('bm/pgsql part', () => {
     const before: Record<string, TableFingerprint> = await withClient(sb.db, tableFingerprints);
     const exactBefore = await exactTables(sb.db);
     const calBefore = await containerState(sb.db, cal1);
-    const containersBefore = await q<{ uid: string }>(sb.db, `SELECT uid FROM t_container WHERE owner = $1 AND container_type IN ('calendar','addressbook','todolist') ORDER BY uid`, [u1]);
+    const containersBefore = await q<{ uid: string }>(sb.db, `SELECT uid FROM t_container WHERE owner = $1 AND container_type IN ('calendar','addressbook','todolist','notes','webappdata') ORDER BY uid`, [u1]);
     const bookBefore = await containerState(sb.db, `book:Contacts_${u1}`, 't_addressbook_vcard');
     expect(calBefore.length).toBeGreaterThan(5);
 

@@ -50,8 +50,8 @@ function sourceParts(tag: string): string[] {
 }
 
 describe('the components as a host sees them (source and README)', () => {
-  it('registers seven components, each with a README section', () => {
-    expect(TAGS).toEqual(['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser', 'dp-task-history']);
+  it('registers eight components, each with a README section', () => {
+    expect(TAGS).toEqual(['dp-settings', 'dp-generations', 'dp-task-progress', 'dp-global-restore', 'dp-restore-browser', 'dp-mailbox-browser', 'dp-container-browser', 'dp-task-history']);
     for (const tag of TAGS) expect(section(tag)).toContain(`${tag}`);
   });
 
@@ -62,7 +62,7 @@ describe('the components as a host sees them (source and README)', () => {
     const events = TAGS.flatMap((tag) => documentedEvents(tag)).map(
       (e, i) => `const event${i}: Same<HTMLElementEventMap['${e.type}'], CustomEvent<${e.detail}>> = true;`,
     );
-    expect(events.length).toBe(7);
+    expect(events.length).toBe(8);
     const work = mkdtempSync(path.join(tmpdir(), 'dp-types-'));
     const probe = path.join(work, 'probe.ts');
     writeFileSync(
@@ -71,6 +71,7 @@ describe('the components as a host sees them (source and README)', () => {
         `import type { COMPONENTS } from ${JSON.stringify(path.join(SRC, 'define.js'))};`,
         `import type { Settings, Task } from ${JSON.stringify(path.resolve('openapi/client.js'))};`,
         `import type { MailRestoreRequest } from ${JSON.stringify(path.join(SRC, 'dp-mailbox-browser.js'))};`,
+        `import type { ContainerRestoreRequest } from ${JSON.stringify(path.join(SRC, 'dp-container-browser.js'))};`,
         'type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;',
         ...checks,
         ...events,
@@ -148,6 +149,22 @@ describe('theming in Chromium', () => {
         const items = ['m1', 'm2'].map((id) => ({ id, subject: `Subject ${id}`, from: 'a@example.test', date: '2026-01-10T01:00:00Z', size: 1024, flags: [] }));
         return route.fulfill({ contentType: 'application/json', body: JSON.stringify({ total: 2, offset: 0, items }) });
       }
+      if (url.pathname === '/api/dataprotect/generations/g1/entities/u1/containers') {
+        return route.fulfill({
+          contentType: 'application/json',
+          body: JSON.stringify([
+            { uid: 'calendar:Default:u1', type: 'calendar', name: 'Ann', items: 2, exists: true },
+            { uid: 'webappdata:u1', type: 'webappdata', name: 'webappdata of Ann', items: 3, exists: true },
+          ]),
+        });
+      }
+      if (url.pathname === '/api/dataprotect/generations/g1/entities/u1/containers/calendar%3ADefault%3Au1/items') {
+        const items = [
+          { uid: 'e1', summary: 'Lunch', date: '2026-01-12T12:30:00', timeZone: 'Europe/Paris', exists: true },
+          { uid: 'e2', summary: 'Review', date: '2026-01-13', timeZone: null, exists: false },
+        ];
+        return route.fulfill({ contentType: 'application/json', body: JSON.stringify({ total: 2, offset: 0, items }) });
+      }
       if (route.request().method() !== 'GET') requestsWritten.push(url.pathname);
       return route.fulfill({ status: 404, contentType: 'application/problem+json', body: JSON.stringify({ status: 404, title: 'Not Found' }) });
     });
@@ -208,5 +225,32 @@ describe('theming in Chromium', () => {
     expect(await mailbox.locator('#restore-folder').evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(false);
     await mailbox.evaluate((el) => (el as unknown as { focus(): void }).focus());
     expect(await mailbox.locator('#restore-folder').evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(true);
+  });
+
+  it('dp-container-browser lists containers (not web-app data) and items, asks for a restore with a typed detail, starts none, and gives the focus back', async () => {
+    await page.evaluate(() => {
+      const root = (globalThis as unknown as { document: { getElementById(id: string): { innerHTML: string } } }).document.getElementById('root');
+      root.innerHTML = '<dp-container-browser generation-id="g1" entity-uid="u1"></dp-container-browser>';
+      const el = (globalThis as unknown as { document: { querySelector(s: string): { addEventListener(t: string, f: (e: { detail: unknown }) => void): void } } }).document.querySelector('dp-container-browser');
+      el.addEventListener('dp-container-restore-request', (e) => ((window as unknown as { containerRequests: unknown[] }).containerRequests ??= []).push(e.detail));
+    });
+    const browser = page.locator('dp-container-browser');
+    await browser.locator('button[data-container="calendar:Default:u1"]').click();
+    expect(await browser.locator('button[data-container]').count()).toBe(1);
+    await browser.locator('tr[data-item="e2"]').waitFor();
+    expect(await browser.locator('tr[data-item="e2"]').textContent()).toContain('Deleted since');
+    expect(await browser.locator('tr[data-item="e1"]').textContent()).toContain('(Europe/Paris)');
+    await browser.locator('tr[data-item="e2"] input[type="checkbox"]').check();
+    await browser.getByRole('button', { name: 'Bring back the selected item if missing' }).click();
+    await browser.getByRole('button', { name: 'Replace this calendar by its saved state' }).click();
+    const requests = await page.evaluate(() => (window as unknown as { containerRequests: unknown[] }).containerRequests);
+    expect(requests).toEqual([
+      { operation: 'addmissing.items', container: 'calendar:Default:u1', containerName: 'Ann', itemUids: ['e2'] },
+      { operation: 'replace.container', container: 'calendar:Default:u1', containerName: 'Ann' },
+    ]);
+    expect(requestsWritten).toEqual([]);
+    await browser.locator('tr[data-item="e1"] input[type="checkbox"]').focus();
+    await browser.evaluate((el) => (el as unknown as { focus(): void }).focus());
+    expect(await browser.locator('#replace-container').evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import { DpContainerBrowser, type DpContainerBrowserEventMap } from './dp-container-browser.js';
 import { DpGenerations, type DpGenerationsEventMap } from './dp-generations.js';
 import { DpGlobalRestore, type DpGlobalRestoreEventMap } from './dp-global-restore.js';
 import { DpMailboxBrowser, type DpMailboxBrowserEventMap } from './dp-mailbox-browser.js';
@@ -8,7 +9,7 @@ import { DpTaskHistory } from './dp-task-history.js';
 
 // Registering tags is apart from the classes, so that a host can choose its own prefix; registering twice is
 // harmless. dp-generations, dp-restore-browser and dp-global-restore render <dp-task-progress>, and
-// dp-restore-browser renders <dp-mailbox-browser>, so those two tags keep their names.
+// dp-restore-browser renders <dp-mailbox-browser> and <dp-container-browser>, so those tags keep their names.
 
 export const COMPONENTS = {
   'dp-settings': DpSettings,
@@ -17,6 +18,7 @@ export const COMPONENTS = {
   'dp-global-restore': DpGlobalRestore,
   'dp-restore-browser': DpRestoreBrowser,
   'dp-mailbox-browser': DpMailboxBrowser,
+  'dp-container-browser': DpContainerBrowser,
   'dp-task-history': DpTaskHistory,
 } as const;
 
@@ -41,6 +43,7 @@ declare global {
     'dp-global-restore': DpGlobalRestore;
     'dp-restore-browser': DpRestoreBrowser;
     'dp-mailbox-browser': DpMailboxBrowser;
+    'dp-container-browser': DpContainerBrowser;
     'dp-task-history': DpTaskHistory;
   }
   interface HTMLElementEventMap
@@ -49,5 +52,6 @@ declare global {
       DpTaskProgressEventMap,
       DpGlobalRestoreEventMap,
       DpRestoreBrowserEventMap,
-      DpMailboxBrowserEventMap {}
+      DpMailboxBrowserEventMap,
+      DpContainerBrowserEventMap {}
 }

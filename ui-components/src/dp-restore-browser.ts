@@ -3,8 +3,9 @@ import { css, html, nothing } from 'lit';
 import { keyed } from 'lit/directives/keyed.js';
 import type { Generation, Restorable, RestoreOperation, RestoreRequest, Schemas, Task } from '../../openapi/client.js';
 import { DpElement, problemOf, type ProblemLike } from './base.js';
+import type { DpContainerBrowserEventMap } from './dp-container-browser.js';
 import type { DpMailboxBrowserEventMap } from './dp-mailbox-browser.js';
-import { formatDate, MESSAGES, type MessageKey } from './i18n.js';
+import { formatDate, MESSAGES, translatePlural, type MessageKey } from './i18n.js';
 
 type Kind = Restorable['kind'];
 type OperationId = RestoreOperation['identifier'];
@@ -22,6 +23,16 @@ function hasMailbox(e: Restorable): boolean {
   return (e.kind === 'USER' || e.kind === 'MAILSHARE') && !e.deleted;
 }
 
+/** Whose saved calendars, address books and task lists can be browsed one by one, item by item. */
+function hasContainers(e: Restorable): boolean {
+  return (e.kind === 'USER' && !e.deleted) || e.kind === 'CALENDAR' || e.kind === 'ADDRESSBOOK' || e.kind === 'RESOURCE';
+}
+
+/** The operations asked for from a browser of the entity's content (a folder, messages, a container, items). */
+const CHOSEN_CONTENT = new Set<string>([
+  'restore.mail.folder', 'restore.mail.messages', 'replace.container', 'addmissing.container', 'replace.items', 'addmissing.items',
+]);
+
 export interface DpRestoreBrowserEventMap {
   /** A restore was confirmed and started (detail: its task). */
   'dp-restore-started': CustomEvent<Task>;
@@ -31,7 +42,9 @@ export interface DpRestoreBrowserEventMap {
  * The restore browser: choose a generation (date and status), filter by kind, search entities by name or email
  * (paged on the server; deleted ones flagged), pick one, see the operations that apply with a sentence each,
  * confirm, follow the task (dp-task-progress). For a mailbox, <dp-mailbox-browser> shows its saved folders and
- * messages; a folder or chosen messages it asks for are confirmed and restored here.
+ * messages; a folder or chosen messages it asks for are confirmed and restored here. For an entity with calendars,
+ * address books or task lists, <dp-container-browser> shows them and their items; one container or chosen items
+ * it asks for are confirmed and restored here too.
  * Fires `dp-restore-started` (detail: the task).
  */
 export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
@@ -69,8 +82,10 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
   /** How the folder of the restore being confirmed is named to a person. */
   private confirmingFolderLabel: string | null = null;
   private searchTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Counts the picks, so that choosing an entity (even the same one again) opens a fresh mailbox browser. */
+  /** Counts the picks, so that choosing an entity (even the same one again) opens fresh content browsers. */
   private picks = 0;
+  /** The container a confirmation is about (its name), when the request names one. */
+  private confirmingContainer: string | null = null;
 
   constructor() {
     super();
@@ -229,9 +244,8 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
 
   /** The operations that apply to an entity: by kind; a deleted user gets complete.restore.user (BlueMind) or restore.into.account. */
   private operationsFor(entity: Restorable, ops: RestoreOperation[]): RestoreOperation[] {
-    const fine = new Set<string>(['restore.mail.folder', 'restore.mail.messages']);
     return ops
-      .filter((o) => o.kinds.includes(entity.kind) && !fine.has(o.identifier))
+      .filter((o) => o.kinds.includes(entity.kind) && !CHOSEN_CONTENT.has(o.identifier))
       // A departed user's data also goes into a successor's account.
       .filter((o) => (entity.deleted && entity.kind === 'USER' ? o.deletedEntitiesOnly || o.needsTarget : !o.deletedEntitiesOnly))
       .sort((a, b) => this.opLabel(a.identifier).localeCompare(this.opLabel(b.identifier), this.locale));
@@ -256,6 +270,17 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     if (r) this.ask(r, e, e.detail.folderLabel);
   }
 
+  /** The container browser asks for one container or chosen items: confirmed here like any other restore. */
+  private onContainerRestoreRequest(e: DpContainerBrowserEventMap['dp-container-restore-request']): void {
+    e.stopPropagation();
+    const d = e.detail;
+    const itemUids = d.operation === 'replace.items' || d.operation === 'addmissing.items' ? { itemUids: d.itemUids } : {};
+    const r = this.request(d.operation, { container: d.container, ...itemUids });
+    if (!r) return;
+    this.confirmingContainer = d.containerName;
+    this.ask(r, e);
+  }
+
   private ask(request: RestoreRequest, e: Event, folderLabel?: string): void {
     this.confirmingFolderLabel = folderLabel ?? null;
     this.confirming = request;
@@ -264,6 +289,7 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
 
   private closeDialog(): void {
     this.confirming = null;
+    this.confirmingContainer = null;
     this.closeOpenDialog();
   }
 
@@ -406,6 +432,18 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
             ></dp-mailbox-browser>`,
           )
         : nothing}
+      ${hasContainers(e)
+        ? keyed(
+            this.picks,
+            html`<dp-container-browser
+              part="containers"
+              exportparts="title: containers-title, containers: containers-list, container: containers-container, actions: containers-actions, items: containers-items, pager: containers-pager, alert: containers-alert"
+              .generationId=${this.generationId}
+              .entityUid=${e.uid}
+              @dp-container-restore-request=${this.onContainerRestoreRequest}
+            ></dp-container-browser>`,
+          )
+        : nothing}
     </div>`;
   }
 
@@ -476,7 +514,14 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
   }
 
   private dialog(r: RestoreRequest) {
-    const what = r.folder ? `${this.opLabel(r.operation)} — ${this.confirmingFolderLabel ?? r.folder}` : this.opLabel(r.operation);
+    const container = this.confirmingContainer ?? r.container;
+    const what = r.folder
+      ? `${this.opLabel(r.operation)} — ${this.confirmingFolderLabel ?? r.folder}`
+      : container && r.itemUids
+        ? translatePlural(this.locale, 'restore.items.confirm', r.itemUids.length, { operation: this.opLabel(r.operation), container })
+        : container
+          ? `${this.opLabel(r.operation)} — ${container}`
+          : this.opLabel(r.operation);
     const name = this.selected?.displayName ?? r.entity.uid;
     const text = r.targetUid
       ? this.t('restore.confirmInto', { operation: what, name, target: this.target?.displayName ?? r.targetUid })

@@ -4,6 +4,7 @@ export { DpTaskProgress, type DpTaskProgressEventMap } from './dp-task-progress.
 export { DpGlobalRestore, type DpGlobalRestoreEventMap } from './dp-global-restore.js';
 export { DpRestoreBrowser, type DpRestoreBrowserEventMap } from './dp-restore-browser.js';
 export { DpMailboxBrowser, type DpMailboxBrowserEventMap, type MailRestoreRequest } from './dp-mailbox-browser.js';
+export { DpContainerBrowser, type DpContainerBrowserEventMap, type ContainerRestoreRequest } from './dp-container-browser.js';
 export { DpTaskHistory, type DpTaskHistoryEventMap } from './dp-task-history.js';
 export { defineComponents, COMPONENTS, type ComponentTag } from './define.js';
 export { clientContext, localeContext, sessionContext } from './context.js';

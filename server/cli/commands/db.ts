@@ -7,6 +7,7 @@ import type { Repository, SnapshotInfo } from '../../engine/index.js';
 import { describe, withDatabase } from '../../pg/settings.js';
 import { settingsFromEnv } from '../../host/connection.js';
 import { ReferenceHost } from '../../host/reference/host.js';
+import { RENDERED_TYPES } from '../../host/port.js';
 import { CORE_SERVER, DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
 import { backupDatabase } from '../../sources/pgsql-backup.js';
 import { readEntityExport, readManifest } from '../../sources/pgsql-manifest.js';
@@ -113,10 +114,13 @@ export function register(program: Command): void {
         const wanted = opts.entity.toLowerCase();
         const entity = manifest.entities.find((e) => e.uid.toLowerCase() === wanted || e.email?.toLowerCase() === wanted || `${e.name}@${e.domainUid}`.toLowerCase() === wanted);
         if (!entity) throw new UsageError(`no entity ${JSON.stringify(opts.entity)} in snapshot ${snapshot.id.slice(0, 8)}`);
-        const containers = entity.containers.filter((c) => !opts.container || c.uid === opts.container);
+        // Notes and web-app data have no ICS or VCF form: only their JSON lines, when asked for.
+        const containers = entity.containers.filter((c) => (opts.container ? c.uid === opts.container : opts.format === 'jsonl' || RENDERED_TYPES.includes(c.type)));
         if (containers.length === 0) {
           throw new UsageError(opts.container ? `entity ${entity.uid} has no container ${opts.container} in this generation` : `entity ${entity.uid} owns no calendar, address book or todolist in this generation`);
         }
+        const unrendered = containers.find((c) => opts.format === 'native' && !RENDERED_TYPES.includes(c.type));
+        if (unrendered) throw new UsageError(`${unrendered.uid} (${unrendered.type}) has no ICS or VCF form: use --format jsonl`);
         // A reader that stops early (`| head`) is not an error.
         process.stdout.on('error', (e: NodeJS.ErrnoException) => {
           if (e.code === 'EPIPE') process.exit(0);

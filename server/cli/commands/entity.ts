@@ -1,11 +1,13 @@
-// `bm-dataprotect entity …`: single-entity restores from the command line — list a generation's entities, restore
-// one with any of BlueMind's operations. Honours DATABASE_URL (the host's directory database) and --host-root.
+// `bm-dataprotect entity …`: single-entity restores from the command line — list a generation's entities, an
+// entity's saved containers and a container's items, restore one with any of BlueMind's operations (or one container,
+// or chosen items). Honours DATABASE_URL (the host's directory database) and --host-root.
 
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
 import { loadCatalog } from '../../dataprotect/restore/catalog.js';
 import { RepositoryGenerationParts } from '../../dataprotect/restore/generation-parts.js';
+import { savedContainers, savedItems } from '../../dataprotect/restore/saved-content.js';
 import { runRestore, validate, type PlannedRestore, type RestoreContext } from '../../dataprotect/restore/operations/index.js';
 import { RESTORE_OPERATIONS, type RestoreOperationId } from '../../dataprotect/restore-capabilities.js';
 import { RESTORABLE_KINDS, type RestorableKind } from '../../dataprotect/model.js';
@@ -27,11 +29,25 @@ interface ListOpts extends Common {
   offset: number;
 }
 
+interface EntityOpts extends Common {
+  entity: string;
+}
+
+interface ItemOpts extends EntityOpts {
+  container: string;
+  search?: string;
+  missing?: boolean;
+  limit: number;
+  offset: number;
+}
+
 interface RestoreOpts extends Common {
   entity: string;
   op: RestoreOperationId;
   folder?: string;
   message?: string[];
+  container?: string;
+  item?: string[];
   recipient?: string;
   smtp?: string;
   into?: string;
@@ -96,6 +112,70 @@ export function register(program: Command): void {
       }
     });
 
+  /** The catalog entry of --entity, or a usage error naming what to do. */
+  const entryOf = (catalog: Awaited<ReturnType<typeof open>>['catalog'], uid: string) => {
+    const entry = catalog.byUid.get(uid);
+    if (!entry) throw new UsageError(`entity ${uid} is not in generation ${catalog.generation.id} (see \`entity list\`)`);
+    return entry;
+  };
+
+  entity
+    .command('containers')
+    .description("an entity's calendars, address books, task lists, notes and web-app data as a generation saved them")
+    .argument('<generation>', "generation id, or 'latest'")
+    .option('--repo <dir>', 'repository directory')
+    .requiredOption('--entity <uid>', 'the entity (see `entity list`)')
+    .option('--host-root <dir>', "the reference host's files", DEFAULT_HOST_ROOT)
+    .option('--json', 'one JSON object per container, then a summary')
+    .action(async (generationId: string, opts: EntityOpts) => {
+      const out = output(opts);
+      const { repo, inst, catalog } = await open(opts, generationId);
+      try {
+        const entry = entryOf(catalog, opts.entity);
+        const list = await savedContainers(inst.host, entry);
+        for (const c of list) {
+          if (out.json) out.line({ type: 'container', uid: c.uid, containerType: c.type, name: c.name, items: c.items, exists: c.exists });
+          else out.say(`${c.type.padEnd(11)} ${c.uid.padEnd(50)} ${String(c.items).padStart(6)} items  ${c.name}${c.exists ? '' : '  [deleted]'}`);
+        }
+        out.summary({ generation: catalog.generation.id, entity: entry.uid, containers: list.length }, `${list.length} containers of ${entry.displayName} in generation ${catalog.generation.id}`);
+      } finally {
+        await repo.close();
+      }
+    });
+
+  entity
+    .command('items')
+    .description("a saved container's events, contacts, tasks or notes, with whether each still exists")
+    .argument('<generation>', "generation id, or 'latest'")
+    .option('--repo <dir>', 'repository directory')
+    .requiredOption('--entity <uid>', 'the entity (see `entity list`)')
+    .requiredOption('--container <uid>', 'the container (see `entity containers`)')
+    .option('--search <text>', 'substring of the summary')
+    .option('--missing', 'only items that no longer exist')
+    .option('--limit <n>', 'at most this many', wholeNumber, 1000)
+    .option('--offset <n>', 'skip this many', wholeNumber, 0)
+    .option('--host-root <dir>', "the reference host's files", DEFAULT_HOST_ROOT)
+    .option('--json', 'one JSON object per item, then a summary')
+    .action(async (generationId: string, opts: ItemOpts) => {
+      const out = output(opts);
+      const { repo, inst, catalog } = await open(opts, generationId);
+      try {
+        const entry = entryOf(catalog, opts.entity);
+        const needle = opts.search?.toLowerCase();
+        const all = (await savedItems({ repo, host: inst.host }, catalog, entry, opts.container).catch((e: Error) => {
+          throw e.name === 'NotFoundError' ? new UsageError(`${e.message} (see \`entity containers\`)`) : e;
+        })).filter((i) => (!needle || i.summary.toLowerCase().includes(needle)) && (!opts.missing || !i.exists));
+        const page = all.slice(opts.offset, opts.offset + opts.limit);
+        for (const i of page) {
+          if (out.json) out.line({ type: 'item', ...i });
+          else out.say(`${i.uid.padEnd(38)} ${(i.date ?? '').padEnd(19)} ${i.summary}${i.exists ? '' : '  [deleted]'}`);
+        }
+        out.summary({ generation: catalog.generation.id, entity: entry.uid, container: opts.container, total: all.length, shown: page.length }, `${page.length} of ${all.length} items of ${opts.container} in generation ${catalog.generation.id}`);
+      } finally {
+        await repo.close();
+      }
+    });
+
   entity
     .command('restore')
     .description('restore one entity of a generation with a restore operation (as in the console)')
@@ -105,6 +185,8 @@ export function register(program: Command): void {
     .requiredOption('--op <operation>', 'the operation: replace.mailbox, subfolder.mailbox, restore.mail.folder, replace.calendars, …', operation)
     .option('--folder <path>', 'restore.mail.folder / restore.mail.messages: the folder as saved')
     .option('--message <id>', 'restore.mail.messages: a message id (repeatable)', collect)
+    .option('--container <uid>', 'replace.container, addmissing.container, replace.items, addmissing.items: the container (see `entity containers`)')
+    .option('--item <uid>', 'replace.items, addmissing.items: an item uid (repeatable; see `entity items`)', collect)
     .option('--recipient <email>', 'send.*: who receives the export')
     .option('--into <login>', "restore.into.account: the live user (login, or login@domain) that receives the user's data")
     .option('--from <date>', 'undelete.mail: start of the period (YYYY-MM-DD or an ISO date-time)')
@@ -116,8 +198,7 @@ export function register(program: Command): void {
       const out = output(opts);
       const { repo, inst, catalog } = await open(opts, generationId);
       try {
-        const entry = catalog.byUid.get(opts.entity);
-        if (!entry) throw new UsageError(`entity ${opts.entity} is not in generation ${catalog.generation.id} (see \`entity list\`)`);
+        const entry = entryOf(catalog, opts.entity);
         const env = inst.restoreEnv(repo, { send: opts.op.startsWith('send.'), smtp: opts.smtp });
         let into: DirectoryEntity | undefined;
         if (opts.into !== undefined) {
@@ -135,6 +216,7 @@ export function register(program: Command): void {
         const plan: PlannedRestore = {
           operation: opts.op, entry, catalog, folder: opts.folder, messageIds: opts.message, recipient: opts.recipient,
           into, from: bound(opts.from, 'from'), to: bound(opts.to, 'to'),
+          container: opts.container, itemUids: opts.item,
           actor: { login: `cli:${os.userInfo().username}`, email: null },
         };
         await validate(env, plan);

@@ -9,11 +9,12 @@ import type { DirectoryEntity, HostPort } from '../../host/port.js';
 import { TaskRegistry, type TaskStart } from '../../jobs/task-registry.js';
 import { AuditLog } from '../audit.js';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../errors.js';
-import type { MailFolder, MailMessage, Page, Restorable } from '../model.js';
+import type { MailFolder, MailMessage, Page, Restorable, SavedContainer, SavedItem } from '../model.js';
 import { entityInRestoreScope, holdsRole, type Principal } from '../principal.js';
 import { operationsForTags, RESTORE_OPERATIONS, type RestoreOperation } from '../restore-capabilities.js';
-import type { EntityQuery, MessageQuery, RestoreRequest, RestoreService } from '../services.js';
+import type { EntityQuery, ItemQuery, MessageQuery, RestoreRequest, RestoreService } from '../services.js';
 import { loadCatalog, publicEntry, type Catalog, type CatalogEntry } from './catalog.js';
+import { savedContainers, savedItems } from './saved-content.js';
 import type { GenerationParts } from './generation-parts.js';
 import { describeMessage, parseHeaders, type SavedMailbox, type SavedMessage } from './mailbox-reader.js';
 import { openSavedMailbox } from './operations/mail.js';
@@ -152,6 +153,21 @@ export class EntityRestores implements RestoreService {
     return live;
   }
 
+  async listContainers(by: Principal, generationId: string, entityUid: string): Promise<SavedContainer[]> {
+    if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
+    const { env, catalog } = await this.catalog(generationId);
+    return savedContainers(env.host, this.entry(by, catalog, entityUid));
+  }
+
+  async listContainerItems(by: Principal, generationId: string, entityUid: string, containerUid: string, q: ItemQuery): Promise<Page<SavedItem>> {
+    if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
+    const { env, catalog } = await this.catalog(generationId);
+    const saved = await savedItems(env, catalog, this.entry(by, catalog, entityUid), containerUid);
+    const needle = q.search?.trim().toLowerCase();
+    const items = saved.filter((i) => (!needle || i.summary.toLowerCase().includes(needle)) && (q.missing === undefined || q.missing === !i.exists));
+    return { total: items.length, offset: q.offset, items: items.slice(q.offset, q.offset + q.limit) };
+  }
+
   async start(by: Principal, request: RestoreRequest): Promise<TaskStart> {
     if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
     const { env, catalog } = await this.catalog(request.generationId);
@@ -166,6 +182,7 @@ export class EntityRestores implements RestoreService {
     const plan: PlannedRestore = {
       operation: request.operation, entry, catalog, folder: request.folder, messageIds: request.messageIds, recipient: request.recipient,
       into, from: periodBound(request.from, 'from'), to: periodBound(request.to, 'to'),
+      container: request.container, itemUids: request.itemUids,
       actor: { login: by.login, email: by.email },
     };
     await validate(env, plan);
@@ -179,12 +196,14 @@ export class EntityRestores implements RestoreService {
       const generationId = catalog.generation.id;
       const own = this.backend.openRepository ? await this.backend.openRepository() : null;
       const taskEnv: RestoreEnv = own ? { ...env, repo: own } : env;
+      const container = request.container ? entry.containers.find((c) => c.uid === request.container) : undefined;
       const detail = {
         operation: request.operation, kind: entry.kind, entity: entry.uid, domainUid: entry.domainUid, displayName: entry.displayName, folder: request.folder ?? null,
+        ...(container ? { container: container.uid, items: request.itemUids?.length ?? null } : {}),
         ...(into ? { targetUid: into.uid } : {}), ...(plan.from && plan.to ? { from: plan.from.toISOString(), to: plan.to.toISOString() } : {}),
       };
       const task = await this.tasks.start(
-        { kind: 'restore', ...restoreTitle(request.operation, entry.displayName, request.folder, titleParams(plan)), actor: { login: by.login, uid: by.uid }, target },
+        { kind: 'restore', ...restoreTitle(request.operation, entry.displayName, { folder: request.folder, container: container?.name || container?.uid }, titleParams(plan)), actor: { login: by.login, uid: by.uid }, target },
         async (ctx) => {
           try {
             const result = await runRestore(taskEnv, plan, ctx);

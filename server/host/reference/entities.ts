@@ -3,7 +3,7 @@
 // order of the columns the first line lists, so the rows can be put back exactly (see container-writer.ts) and rendered as
 // ICS / VCF (see render.ts); decodeItem turns a line back into objects.
 
-import type { ContainerType, DirectoryEntity, EntityContainer, EntityDataReader, EntityKind, SnapshotQuery } from '../port.js';
+import { CONTAINER_TYPES, type ContainerType, type DirectoryEntity, type EntityContainer, type EntityDataReader, type EntityKind, type SnapshotQuery } from '../port.js';
 
 const ENTITY_KINDS: EntityKind[] = ['DOMAIN', 'USER', 'MAILSHARE', 'RESOURCE', 'GROUP', 'ORG_UNIT'];
 
@@ -12,7 +12,12 @@ export const ITEM_TABLES: Record<ContainerType, { key: string; table: string; ma
   calendar: { key: 'vevent', table: 't_calendar_vevent', many: true, order: 'recurid_timestamp NULLS FIRST, dtstart_timestamp' },
   addressbook: { key: 'vcard', table: 't_addressbook_vcard', many: false },
   todolist: { key: 'vtodo', table: 't_todolist_vtodo', many: false },
+  notes: { key: 'vnote', table: 't_notes_vnote', many: false },
+  webappdata: { key: 'webappdata', table: 't_webappdata', many: false },
 };
+
+/** The exported container types, as an SQL list. */
+const TYPES_SQL = CONTAINER_TYPES.map((t) => `'${t}'`).join(', ');
 
 interface EntryRow extends Record<string, unknown> {
   uid: string;
@@ -69,7 +74,8 @@ type Columns = Record<string, string[]>;
 
 /** Column names of the exported tables, in table order, keyed as the export lines name them. */
 async function exportColumns(q: SnapshotQuery): Promise<Columns> {
-  const tables: Record<string, string> = { item: 't_container_item', vevent: 't_calendar_vevent', vcard: 't_addressbook_vcard', vtodo: 't_todolist_vtodo', series: 't_calendar_series' };
+  const tables: Record<string, string> = { item: 't_container_item', series: 't_calendar_series' };
+  for (const t of Object.values(ITEM_TABLES)) tables[t.key] = t.table;
   const out: Columns = {};
   for (const [key, table] of Object.entries(tables)) {
     const rows = await q.query<{ name: string }>(
@@ -95,7 +101,7 @@ const HEAD_SQL = `row_to_json(c)::text AS c,
 
 function headLine(type: ContainerType, r: { c: string; acl: string }, cols: Columns): string {
   const key = ITEM_TABLES[type].key;
-  const columns: Columns = { item: cols.item, [key]: cols[key], ...(type === 'calendar' ? { series: cols.series } : {}) };
+  const columns: Columns = { item: cols.item, [key]: cols[key] ?? [], ...(type === 'calendar' ? { series: cols.series } : {}) };
   return `{"container":${r.c},"acl":${r.acl},"columns":${JSON.stringify(columns)}}`;
 }
 
@@ -105,12 +111,19 @@ function headLine(type: ContainerType, r: { c: string; acl: string }, cols: Colu
  * repeated on every row.
  */
 function itemsSql(cols: Columns): string {
+  // A table the database lacks (a host older than notes or web-app data) has no columns and no branch.
+  const branch = (type: ContainerType): string => {
+    const t = ITEM_TABLES[type];
+    const c = cols[t.key];
+    if (!c?.length) return '';
+    const rows = t.many
+      ? `(SELECT json_agg(${arraySql('r', c)} ORDER BY ${t.order}) FROM ${t.table} r WHERE r.item_id = i.id)`
+      : `(SELECT ${arraySql('r', c)} FROM ${t.table} r WHERE r.item_id = i.id)`;
+    return `WHEN '${type}' THEN ${rows}::text`;
+  };
+  const branches = CONTAINER_TYPES.map(branch).filter(Boolean).join('\n      ');
   return `SELECT i.container_id AS cid, i.uid AS iuid, ${arraySql('i', cols.item)}::text AS item,
-    CASE c.container_type
-      WHEN 'calendar' THEN (SELECT json_agg(${arraySql('r', cols.vevent)} ORDER BY ${ITEM_TABLES.calendar.order}) FROM t_calendar_vevent r WHERE r.item_id = i.id)::text
-      WHEN 'addressbook' THEN (SELECT ${arraySql('r', cols.vcard)} FROM t_addressbook_vcard r WHERE r.item_id = i.id)::text
-      WHEN 'todolist' THEN (SELECT ${arraySql('r', cols.vtodo)} FROM t_todolist_vtodo r WHERE r.item_id = i.id)::text
-    END AS rows,
+    ${branches ? `CASE c.container_type\n      ${branches}\n    END` : 'NULL::text'} AS rows,
     CASE WHEN c.container_type = 'calendar' THEN (SELECT ${arraySql('s', cols.series)} FROM t_calendar_series s WHERE s.item_id = i.id)::text END AS series
   FROM t_container_item i JOIN t_container c ON c.id = i.container_id`;
 }
@@ -151,7 +164,7 @@ export const referenceEntityData: EntityDataReader = {
       `SELECT c.uid, c.container_type AS type, c.name, c.owner, c.domain_uid,
               (SELECT count(*) FROM t_container_item i WHERE i.container_id = c.id) AS n
          FROM t_container c
-        WHERE c.owner = $1 AND c.domain_uid = $2 AND c.container_type IN ('calendar', 'addressbook', 'todolist')
+        WHERE c.owner = $1 AND c.domain_uid = $2 AND c.container_type IN (${TYPES_SQL})
         ORDER BY c.uid`,
       [owner.uid, owner.domainUid],
     );
@@ -162,10 +175,10 @@ export const referenceEntityData: EntityDataReader = {
     const cols = await exportColumns(q);
     const heads = await q.query<{ id: number; uid: string; type: ContainerType; name: string; owner: string; domain_uid: string; c: string; acl: string }>(
       `SELECT c.id, c.uid, c.container_type AS type, c.name, c.owner, c.domain_uid, ${HEAD_SQL}
-         FROM t_container c WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY c.id`,
+         FROM t_container c WHERE c.container_type IN (${TYPES_SQL}) ORDER BY c.id`,
     );
     // One cursor over the items of every container, in (container id, item uid) order: the unique index's order.
-    const items = q.stream(`${itemsSql(cols)} WHERE c.container_type IN ('calendar', 'addressbook', 'todolist') ORDER BY i.container_id, i.uid`)[Symbol.asyncIterator]();
+    const items = q.stream(`${itemsSql(cols)} WHERE c.container_type IN (${TYPES_SQL}) ORDER BY i.container_id, i.uid`)[Symbol.asyncIterator]();
     let next = await items.next();
     for (const h of heads) {
       const lines = [headLine(h.type, h, cols)];
@@ -180,6 +193,14 @@ export const referenceEntityData: EntityDataReader = {
       };
     }
     if (!next.done) throw new Error(`item ${String(next.value.iuid)} of container ${String(next.value.cid)} has no container row`);
+  },
+
+  async itemUids(q, containerUid) {
+    const rows = await q.query<{ uid: string }>(
+      `SELECT i.uid FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.uid = $1 ORDER BY i.uid`,
+      [containerUid],
+    );
+    return rows.map((r) => r.uid);
   },
 
   async *exportContainer(q, container) {

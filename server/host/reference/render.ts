@@ -2,7 +2,7 @@
 // with ical.js. A series and its exceptions share a UID; exceptions carry RECURRENCE-ID.
 
 import ICAL from 'ical.js';
-import type { ContainerType, EntityRenderer } from '../port.js';
+import { RENDERED_TYPES, type ContainerType, type EntityRenderer, type ItemSummary } from '../port.js';
 import { decodeItem, type ExportHead } from './entities.js';
 
 type Row = Record<string, any>;
@@ -163,8 +163,55 @@ async function* parsed(lines: AsyncIterable<string>): AsyncGenerator<Row> {
   for await (const chunk of lines) for (const line of chunk.split('\n')) if (line.trim()) yield JSON.parse(line);
 }
 
+/** `timestamp without time zone` text as `YYYY-MM-DDTHH:MM:SS`, or `YYYY-MM-DD` for a whole day. */
+function localTime(ts: unknown, precision: unknown): string | null {
+  if (typeof ts !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(ts)) return null;
+  return precision === 'Date' ? ts.slice(0, 10) : ts.slice(0, 19).replace(' ', 'T');
+}
+
+function summaryOf(type: ContainerType, item: Row, rows: Row[]): ItemSummary {
+  // A series' master row (no RECURRENCE-ID) speaks for the event.
+  const r = rows.find((x) => !x.recurid_timestamp) ?? rows[0] ?? {};
+  const changed = { date: localTime(item.updated, 'DateTime'), timeZone: null };
+  const uid = String(item.uid);
+  switch (type) {
+    case 'calendar': {
+      const date = localTime(r.dtstart_timestamp, r.dtstart_precision);
+      return { uid, summary: r.summary ?? item.displayname ?? '', ...(date ? { date, timeZone: r.dtstart_precision === 'Date' ? null : r.dtstart_timezone ?? null } : changed) };
+    }
+    case 'todolist': {
+      const due = localTime(r.due_timestamp, r.due_precision);
+      const date = due ?? localTime(r.dtstart_timestamp, r.dtstart_precision);
+      const tz = due ? r.due_timezone : r.dtstart_timezone;
+      return { uid, summary: r.summary ?? item.displayname ?? '', ...(date ? { date, timeZone: tz ?? null } : changed) };
+    }
+    case 'addressbook':
+      return { uid, summary: r.formated_name ?? item.displayname ?? '', ...changed };
+    case 'notes':
+      return { uid, summary: r.subject ?? item.displayname ?? '', ...changed };
+    case 'webappdata':
+      return { uid, summary: r.key ?? item.displayname ?? uid, ...changed };
+  }
+}
+
 export const referenceRenderer: EntityRenderer = {
+  async summarize(type, lines) {
+    let head: ExportHead | null = null;
+    const out: ItemSummary[] = [];
+    for await (const row of parsed(lines)) {
+      if ('container' in row) {
+        head = row as ExportHead;
+        continue;
+      }
+      if (!head) throw new Error('export stream has no container line');
+      const { item, rows } = decodeItem(head, type, row);
+      out.push(summaryOf(type, item, rows));
+    }
+    return out;
+  },
+
   async render(type: ContainerType, lines: AsyncIterable<string>): Promise<string> {
+    if (!RENDERED_TYPES.includes(type)) throw new Error(`a ${type} container has no ICS or VCF form`);
     let head: ExportHead | null = null;
     const cards: string[] = [];
     const cal = new ICAL.Component('vcalendar');

@@ -291,6 +291,23 @@ CREATE TABLE t_todolist_vtodo (
   draft boolean NOT NULL DEFAULT false,
   item_id bigint PRIMARY KEY REFERENCES t_container_item (id) ON DELETE CASCADE
 );
+
+CREATE TABLE t_notes_vnote (
+  subject text,
+  body text,
+  color text,
+  height integer,
+  width integer,
+  posx integer,
+  posy integer,
+  item_id bigint PRIMARY KEY REFERENCES t_container_item (id) ON DELETE CASCADE
+);
+
+CREATE TABLE t_webappdata (
+  key text NOT NULL,
+  value text,
+  item_id bigint PRIMARY KEY REFERENCES t_container_item (id) ON DELETE CASCADE
+);
 `;
 
 /** BlueMind's container uid conventions (the *Uids.java helpers). */
@@ -304,5 +321,8 @@ export const containerUids = {
   collectedContacts: (ownerUid: string) => `book:CollectedContacts_${ownerUid}`,
   domainAddressBook: (domainUid: string) => `addressbook_${domainUid}`,
   defaultTodolist: (ownerUid: string) => `todolist:default_${ownerUid}`,
+  domainCalendar: (seed: string) => `calendar:Domain:${seed}`,
+  defaultNotes: (ownerUid: string) => `notes:default_${ownerUid}`,
+  webAppData: (ownerUid: string) => `webappdata:${ownerUid}`,
   mailboxAcls: (uid: string) => `mailbox:acls-${uid}`,
 };

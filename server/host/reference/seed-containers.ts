@@ -144,3 +144,30 @@ export function addTodo(m: SeedModel, rng: Prng, cid: number, owner: Person): vo
   });
   m.counts.todos++;
 }
+
+const NOTE_COLORS = ['YELLOW', 'BLUE', 'GREEN', 'PINK', 'PURPLE', 'WHITE'];
+
+export function addNote(m: SeedModel, rng: Prng, cid: number, owner: Person): void {
+  const uid = rng.uuid().toLowerCase();
+  const subject = sentence(rng, 4).slice(0, -1);
+  const itemId = m.item(cid, uid, subject, BASE_TIME - rng.int(1, 90) * DAY, owner.email, rng.int(1, 3));
+  m.rows('t_notes_vnote').push({
+    subject, body: paragraph(rng, rng.int(1, 3)), color: rng.pick(NOTE_COLORS),
+    height: 200 + rng.int(0, 10) * 10, width: 200 + rng.int(0, 10) * 10, posx: rng.int(0, 800), posy: rng.int(0, 600), item_id: itemId,
+  });
+  m.counts.notes++;
+}
+
+/** What the web applications keep per user (BlueMind's IWebAppData): one item per key, the value as text. */
+export function addWebAppData(m: SeedModel, rng: Prng, cid: number, owner: Person): void {
+  const entries: [string, string][] = [
+    ['mail-app:signature', JSON.stringify({ html: `<p>${owner.displayName}</p>` })],
+    ['mail-app:sort', JSON.stringify({ column: rng.pick(['date', 'from', 'subject']), order: rng.pick(['asc', 'desc']) })],
+    ['calendar:view', JSON.stringify({ view: rng.pick(['day', 'week', 'month']), workingHours: [8, 18] })],
+  ];
+  for (const [key, value] of entries) {
+    const itemId = m.item(cid, key, key, BASE_TIME - rng.int(1, 60) * DAY, owner.email);
+    m.rows('t_webappdata').push({ key, value, item_id: itemId });
+    m.counts.webAppData++;
+  }
+}

@@ -5,7 +5,7 @@ import type { Prng } from '../../demo/prng.js';
 import { mailboxPasswordHash } from './credentials.js';
 import { MAIL_SERVER } from './layout.js';
 import { containerUids } from './schema.js';
-import { addContact, addContactGroup, addEvent, addTodo, vcard } from './seed-containers.js';
+import { addContact, addContactGroup, addEvent, addNote, addTodo, addWebAppData, vcard } from './seed-containers.js';
 import { BASE_TIME, DAY, TZ, type Person, type Row, type SeedModel, ascii, ts } from './seed-model.js';
 import { CITIES, FIRST_NAMES, LAST_NAMES } from './words.js';
 
@@ -23,10 +23,11 @@ export const DOMAINS: DomainSpec[] = [
 const OU_TREE = [['Headquarters'], ['Headquarters', 'Sales'], ['Headquarters', 'Sales', 'EMEA'], ['Headquarters', 'Engineering'], ['Support']];
 
 export function seedDomain(
-  m: SeedModel, rng: Prng, d: DomainSpec, userCount: number,
+  m: SeedModel, rngs: { rng: Prng; extra: Prng }, d: DomainSpec, userCount: number,
   perUser: { events: number; contacts: number; todos: number },
   descBytes: number, secret: Buffer,
 ): void {
+  const { rng, extra: rngExtra } = rngs;
   const created = BASE_TIME - 300 * DAY;
   const dirCid = m.container(containerUids.directory(d.uid), 'dir', d.label, d.uid, d.uid, created);
   const abCid = m.container(containerUids.domainAddressBook(d.uid), 'addressbook', `${d.label} directory`, d.uid, d.uid, created, true);
@@ -112,6 +113,17 @@ export function seedDomain(
     m.counts.contacts++;
   }
 
+  // Notes and what the web applications keep, per user.
+  for (const p of people) {
+    const pc = created + 10 * DAY;
+    const notes = m.container(containerUids.defaultNotes(p.uid), 'notes', 'My notes', p.uid, d.uid, pc, true);
+    m.acl(notes, p.uid, 'All');
+    for (let n = 0, count = rngExtra.int(2, 4); n < count; n++) addNote(m, rngExtra, notes, p);
+    const data = m.container(containerUids.webAppData(p.uid), 'webappdata', `webappdata of ${p.displayName}`, p.uid, d.uid, pc, true);
+    m.acl(data, p.uid, 'All');
+    addWebAppData(m, rngExtra, data, p);
+  }
+
   // Groups.
   const groups = [
     { name: 'staff', members: people },
@@ -159,6 +171,12 @@ export function seedDomain(
     for (let e = 0; e < bookings && people.length > 0; e++) addEvent(m, rng, cal, people[e % people.length], [res, ...people], e, 0);
     m.counts.resources++;
   }
+
+  // A domain calendar (BlueMind's CALENDAR directory entry): the company's holidays, readable by everyone.
+  const holidays = m.container(containerUids.domainCalendar(`holidays-${ascii(d.uid)}`), 'calendar', `${d.label} holidays`, d.uid, d.uid, created);
+  m.acl(holidays, d.uid, 'Read');
+  const admin: Person = { uid: d.uid, itemId: domItem, login: 'admin0', email: `admin0@${d.uid}`, displayName: d.label, first: d.label, last: '' };
+  for (let e = 0; e < 4; e++) addEvent(m, rngExtra, holidays, admin, [], e, 0);
 }
 
 function dirEntry(

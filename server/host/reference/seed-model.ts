@@ -44,7 +44,7 @@ export class SeedModel {
   private readonly seqs = new Map<number, Row>();
   readonly containerUid = new Map<number, string>();
   readonly mailboxes: Mailbox[] = [];
-  counts = { events: 0, contacts: 0, todos: 0, users: 0, mailshares: 0, resources: 0, groups: 0, orgUnits: 0 };
+  counts = { events: 0, contacts: 0, todos: 0, notes: 0, webAppData: 0, users: 0, mailshares: 0, resources: 0, groups: 0, orgUnits: 0 };
 
   rows(table: string): Row[] {
     return (this.t[table] ??= []);

@@ -1,12 +1,41 @@
-// Calendars, address books and todolists: replaced from their lossless exports, or sent as ICS / VCF.
+// Calendars, address books, todolists, notes and web-app data: replaced from their lossless exports (all of an
+// entity's of a type, one container, or chosen items, each replacing or adding what is missing), or sent as ICS / VCF.
 
-import type { ContainerType } from '../../../host/port.js';
-import { readEntityExport } from '../../../sources/pgsql-manifest.js';
+import type { ContainerRestoreOptions, ContainerType } from '../../../host/port.js';
+import { readEntityExport, type ExportedContainer } from '../../../sources/pgsql-manifest.js';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { checkCancel, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
 
 function containersOf(p: PlannedRestore, type: ContainerType) {
   return p.entry.containers.filter((c) => c.type === type);
+}
+
+/** The container a `*.container` or `*.items` restore names, as the generation saved it. */
+export function chosenContainer(p: PlannedRestore): ExportedContainer {
+  const c = p.entry.containers.find((x) => x.uid === p.container);
+  if (!c) throw new NotFoundError(`${p.entry.displayName} has no container ${p.container ?? ''} in generation ${p.catalog.generation.id}`);
+  return c;
+}
+
+/** One container, or chosen items of it: replaced by their saved state, or only what is missing added back. */
+export async function restoreChosen(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext, mode: ContainerRestoreOptions['mode'], scope: 'container' | 'items'): Promise<Record<string, unknown>> {
+  const c = chosenContainer(p);
+  const items = scope === 'items' ? p.itemUids ?? [] : undefined;
+  ctx.progress({ done: 0, total: items ? items.length : c.items, unit: 'items' });
+  checkCancel(ctx);
+  const r = await env.host.writers.database.restoreContainer(readEntityExport(env.repo, p.catalog.database, c.path), { mode, items });
+  ctx.progress({ done: r.items + r.skipped, total: items ? items.length : c.items, unit: 'items' });
+  // Counts say what happened: how many came back, how many still existed and were left as they are now.
+  const name = c.name || c.uid;
+  ctx.info(`${name}: ${r.items} ${r.items === 1 ? 'item' : 'items'} restored`, { key: 'task.line.items.restored', params: { container: name, count: r.items } });
+  if (r.skipped) {
+    ctx.info(`${name}: ${r.skipped} ${r.skipped === 1 ? 'item was still there and left as it is' : 'items were still there and left as they are'}`, {
+      key: 'task.line.items.kept',
+      params: { container: name, count: r.skipped },
+    });
+  }
+  if (r.absent.length) ctx.warn(`not in the generation: ${r.absent.join(', ')}`);
+  return { container: c.uid, items: r.items, skipped: r.skipped, absent: r.absent };
 }
 
 export async function replaceContainers(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext, type: ContainerType): Promise<Record<string, unknown>> {

@@ -35,6 +35,10 @@ export interface PlannedRestore {
   catalog: Catalog;
   folder?: string;
   messageIds?: string[];
+  /** For the operations on one container: its uid in the generation. */
+  container?: string;
+  /** For the operations on chosen items of that container: their uids. */
+  itemUids?: string[];
   recipient?: string;
   /** restore.into.account: the live account that receives the entity's data. */
   into?: DirectoryEntity;

@@ -19,6 +19,9 @@ export async function replaceOrgUnit(env: RestoreEnv, p: PlannedRestore, ctx: Re
   return { orgUnit: e.uid, outcome };
 }
 
+/** The directory, then BlueMind's chain: mailbox, calendars, books, todolists, notes, web-app data. */
+const STEPS = 7;
+
 export async function completeUser(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext): Promise<Record<string, unknown>> {
   const live = await env.host.directory.entity(p.entry.domainUid, p.entry.uid);
   if (live) throw new ConflictError(`${p.entry.displayName} exists again; complete.restore.user only restores a deleted user`);
@@ -26,7 +29,7 @@ export async function completeUser(env: RestoreEnv, p: PlannedRestore, ctx: Rest
   if (!db) throw new Error('the host has no directory database');
   // The user's directory rows come from the dump, restored into a scratch database (as BlueMind does).
   const scratch = withDatabase(db.connection, `dp_restore_${randomBytes(6).toString('hex')}`);
-  ctx.progress({ done: 0, total: 5, unit: 'steps', message: 'reading the directory as saved' });
+  ctx.progress({ done: 0, total: STEPS, unit: 'steps', message: 'reading the directory as saved' });
   let groups: { groups: number; groupsGone: number };
   try {
     await restoreDatabase({ repo: env.repo, snapshot: p.catalog.database, target: scratch });
@@ -39,7 +42,7 @@ export async function completeUser(env: RestoreEnv, p: PlannedRestore, ctx: Rest
   const result: Record<string, unknown> = { directory: true, groups: groups.groups };
   const step = async (n: number, op: RestoreOperationId, fn: () => Promise<Record<string, unknown>>) => {
     checkCancel(ctx);
-    ctx.progress({ done: n, total: 5, unit: 'steps', message: op });
+    ctx.progress({ done: n, total: STEPS, unit: 'steps', message: op });
     result[op] = await fn();
   };
   const sub = { ...ctx, progress: () => {} } as RestoreContext;
@@ -48,6 +51,8 @@ export async function completeUser(env: RestoreEnv, p: PlannedRestore, ctx: Rest
   await step(2, 'replace.calendars', () => replaceContainers(env, p, sub, 'calendar'));
   await step(3, 'replace.books', () => replaceContainers(env, p, sub, 'addressbook'));
   await step(4, 'replace.todolists', () => replaceContainers(env, p, sub, 'todolist'));
-  ctx.progress({ done: 5, total: 5, unit: 'steps' });
+  await step(5, 'replace.notes', () => replaceContainers(env, p, sub, 'notes'));
+  await step(6, 'replace.webappdata', () => replaceContainers(env, p, sub, 'webappdata'));
+  ctx.progress({ done: STEPS, total: STEPS, unit: 'steps' });
   return result;
 }

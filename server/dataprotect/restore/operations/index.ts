@@ -3,9 +3,9 @@
 // writes only into the entity's own data through the host's writers.
 
 import { InvalidInputError } from '../../errors.js';
-import { RESTORE_OPERATIONS, type RestoreOperationId } from '../../restore-capabilities.js';
+import { CONTAINER_OPERATIONS, ITEM_OPERATIONS, RESTORE_OPERATIONS, type RestoreOperationId } from '../../restore-capabilities.js';
 import { partSnapshot } from '../generation-parts.js';
-import { replaceContainers, sendExports } from './containers.js';
+import { chosenContainer, replaceContainers, restoreChosen, sendExports } from './containers.js';
 import { MAIL_TAG, type OperationRunner, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
 import { completeUser, replaceOrgUnit } from './directory.js';
 import { restoreFileHosting } from './file-hosting.js';
@@ -29,6 +29,12 @@ const RUNNERS: Record<RestoreOperationId, OperationRunner> = {
   'replace.books': (env, p, ctx) => replaceContainers(env, p, ctx, 'addressbook'),
   'replace.domain.books': (env, p, ctx) => replaceContainers(env, p, ctx, 'addressbook'),
   'replace.todolists': (env, p, ctx) => replaceContainers(env, p, ctx, 'todolist'),
+  'replace.notes': (env, p, ctx) => replaceContainers(env, p, ctx, 'notes'),
+  'replace.webappdata': (env, p, ctx) => replaceContainers(env, p, ctx, 'webappdata'),
+  'replace.container': (env, p, ctx) => restoreChosen(env, p, ctx, 'replace', 'container'),
+  'addmissing.container': (env, p, ctx) => restoreChosen(env, p, ctx, 'missing', 'container'),
+  'replace.items': (env, p, ctx) => restoreChosen(env, p, ctx, 'replace', 'items'),
+  'addmissing.items': (env, p, ctx) => restoreChosen(env, p, ctx, 'missing', 'items'),
   'send.calendars.ics': (env, p, ctx) => sendExports(env, p, ctx, 'calendar'),
   'send.domain.calendars.ics': (env, p, ctx) => sendExports(env, p, ctx, 'calendar'),
   'send.resources': (env, p, ctx) => sendExports(env, p, ctx, 'calendar'),
@@ -57,6 +63,19 @@ export async function validate(env: RestoreEnv, p: PlannedRestore): Promise<void
     throw new InvalidInputError('folder', `${p.operation} needs the folder`);
   }
   if (p.operation === 'restore.mail.messages' && !p.messageIds?.length) throw new InvalidInputError('messageIds', 'choose at least one message');
+  const onContainer = (CONTAINER_OPERATIONS as readonly string[]).includes(p.operation) || (ITEM_OPERATIONS as readonly string[]).includes(p.operation);
+  if (onContainer) {
+    if (!p.container) throw new InvalidInputError('container', `${p.operation} needs the container (its uid, as listed for the entity in this generation)`);
+    chosenContainer(p);
+  } else if (p.container || p.itemUids) {
+    throw new InvalidInputError('container', `${p.operation} restores no single container; leave out container and itemUids`);
+  }
+  if ((ITEM_OPERATIONS as readonly string[]).includes(p.operation) && !p.itemUids?.length) {
+    throw new InvalidInputError('itemUids', `${p.operation} needs the items to restore (their uids, as listed for the container)`);
+  }
+  if ((CONTAINER_OPERATIONS as readonly string[]).includes(p.operation) && p.itemUids) {
+    throw new InvalidInputError('itemUids', `${p.operation} restores the whole container; use replace.items or addmissing.items for chosen items`);
+  }
   if (p.operation.startsWith('send.') && !env.mailer) {
     throw new InvalidInputError('operation', 'no SMTP relay is configured for sending exports');
   }
