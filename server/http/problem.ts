@@ -77,9 +77,18 @@ export function validationErrors(err: FastifyError): { field: string; message: s
   });
 }
 
+/** A problem a binder answers as it is (an HTTP-layer answer the domain's errors do not name). */
+export class ProblemError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail ?? problem.title);
+    this.name = 'ProblemError';
+  }
+}
+
 /** Maps thrown errors (validation, domain, fastify, unexpected) to problem documents. */
 export function errorToProblem(err: unknown, request: FastifyRequest): Problem {
   const instance = request.url;
+  if (err instanceof ProblemError) return { instance, ...err.problem };
   if (err instanceof CapabilityUnavailableError) {
     return problem(501, err.message, { capability: err.capability, instance });
   }

@@ -15,7 +15,9 @@ import {
   UnavailableGlobalRestoreService,
   UnavailableRestoreService,
 } from '../../server/dataprotect/unavailable.js';
-import { dataProtectApi } from '../../server/http/api.js';
+import { bluemindTaskApi, dataProtectApi } from '../../server/http/api.js';
+import { BLUEMIND_TASKS_MOUNT } from '../../server/http/bluemind.js';
+import { BlueMindNumbers } from '../../server/store/bluemind-numbers.js';
 import type { ApiDeps } from '../../server/http/deps.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { AuditStore } from '../../server/store/audit-store.js';
@@ -107,9 +109,11 @@ export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
     backups: o.backups ?? new UnavailableBackupRunner(),
     restores: o.restores ?? new UnavailableRestoreService(),
     globalRestore: o.globalRestore ?? new UnavailableGlobalRestoreService(),
+    numbers: new BlueMindNumbers(pool),
   };
   const app = Fastify({ logger: false });
   await app.register(dataProtectApi, { prefix: '/api/dataprotect', deps, validateResponses: true });
+  await app.register(bluemindTaskApi, { prefix: BLUEMIND_TASKS_MOUNT, deps, validateResponses: true });
   await app.ready();
   return {
     app,
