@@ -94,8 +94,10 @@ async function contractRoutes(app: FastifyInstance, opts: ApiOptions, mount: str
   // Whole numbers only: `1e3` days is refused, not read as 1000 (json-numbers.ts).
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
+  // An empty body is no body (BlueMind's clients send the JSON content type on every POST): an operation that
+  // needs one answers 400 in preValidation below.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
-    parseJson(request, quoteNonIntegerNumbers(body as string), done),
+    (body as string).length === 0 ? done(null, undefined) : parseJson(request, quoteNonIntegerNumbers(body as string), done),
   );
 
   app.decorateRequest('dpPrincipal', null);
