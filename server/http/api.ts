@@ -104,7 +104,8 @@ async function contractRoutes(app: FastifyInstance, opts: ApiOptions, mount: str
 
   app.setErrorHandler((err, request, reply) => {
     const p = errorToProblem(err, request);
-    if (p.status >= 500 && p.status !== 501) request.log.error({ err }, 'dataprotect API error');
+    // The line an "Internal error, see the log (request …)" answer points at: the request's reqId and the stack.
+    if (p.status >= 500 && p.status !== 501) request.log.error({ err }, `dataprotect API error: ${p.detail ?? p.title}`);
     return sendProblem(reply, p);
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(404, `no route ${request.method} ${request.url}`)));

@@ -111,5 +111,10 @@ export function errorToProblem(err: unknown, request: FastifyRequest): Problem {
   // to do, not as the server's own failure.
   const explained = explainError(err);
   if (explained) return problem(503, explained.message, { instance });
-  return problem(500, 'The server failed to answer; the error is in its log.', { instance });
+  return internalError(request);
+}
+
+/** The answer to a failure of the server itself: it quotes the request id that its log line carries. */
+export function internalError(request: FastifyRequest): Problem {
+  return problem(500, `Internal error, see the log (request ${request.id})`, { instance: request.url });
 }
