@@ -85,6 +85,8 @@ export interface ServerHost {
   taskFilesDir: string;
   nodeId?: string;
   log?: SchedulerLog;
+  /** false: the host's core serves /api/tasks itself, so BlueMind's task API is not registered there. */
+  bluemindTaskApi?: boolean;
 }
 
 /** The installation the plugin protects, as the host provides it. */
@@ -162,7 +164,9 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   const apiMount = manifest.server.api.mount;
   const validateResponses = process.env.DP_VALIDATE_RESPONSES === '1';
   // The API under the manifest's mount, and BlueMind's task API where BlueMind has it (the tasks its calls hand back).
-  for (const [mount, api] of [[apiMount, dataProtectApi], [BLUEMIND_TASKS_MOUNT, bluemindTaskApi]] as const) {
+  const apis: [string, typeof dataProtectApi][] = [[apiMount, dataProtectApi]];
+  if (host.bluemindTaskApi !== false) apis.push([BLUEMIND_TASKS_MOUNT, bluemindTaskApi]);
+  for (const [mount, api] of apis) {
     await host.fastify.register(
       async (scope) => {
         scope.addHook('onRoute', (route) => {
