@@ -13,7 +13,8 @@ const ready = existsSync(MAIN);
 
 let c: ConsoleProcess;
 beforeAll(async () => {
-  if (ready) c = await startConsoleProcess({ DP_LOG: '0' });
+  // The server's log on, as `npm start` has it: the script's requests are in it, its API key is not.
+  if (ready) c = await startConsoleProcess({ DP_LOG: '1', DP_LOG_LEVEL: 'info' });
 }, 180_000);
 afterAll(async () => c?.cleanup());
 
@@ -39,4 +40,11 @@ it.skipIf(!ready)("a script written for BlueMind's API backs up, lists generatio
   expect(stdout).toMatch(/^logs:\n.+\n/m);
   expect(stdout).toContain('{"end":true,"status":"Success"}');
   expect(stdout).toContain(`restore ${restore} done`);
+
+  const lines = c.output().split('\n').filter((l) => l.startsWith('{'));
+  const log = lines.map((l) => JSON.parse(l) as { level: number; reqId?: string; req?: { url: string } });
+  expect(log.some((l) => l.level === 30 && l.req?.url === '/api/dataprotect/_backup' && /^req-[0-9a-f]{12}$/.test(l.reqId ?? ''))).toBe(true);
+  expect(log.some((l) => l.req?.url?.startsWith('/api/tasks/'))).toBe(true);
+  // The start-up banner prints the key for the administrator; the log never does.
+  expect(lines.join('\n')).not.toContain(c.key);
 }, 900_000);
