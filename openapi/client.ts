@@ -114,8 +114,9 @@ export class DataProtectClient {
   }
 
   // Generations and backups
+  /** Newest first. (`GET generations` itself answers BlueMind's shape, for BlueMind's scripts.) */
   listGenerations(signal?: AbortSignal): Promise<Generation[]> {
-    return this.call('get', 'generations', { signal });
+    return this.call('get', 'generations/_detailed', { signal });
   }
   getGeneration(id: string, signal?: AbortSignal): Promise<Generation> {
     return this.call('get', `generations/${encodeURIComponent(id)}`, { signal });

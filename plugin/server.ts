@@ -32,7 +32,9 @@ import {
 } from '../server/dataprotect/unavailable.js';
 import type { InstallationPort } from '../server/host/installation.js';
 import type { HostPort } from '../server/host/port.js';
-import { dataProtectApi } from '../server/http/api.js';
+import { bluemindTaskApi, dataProtectApi } from '../server/http/api.js';
+import { BLUEMIND_TASKS_MOUNT } from '../server/http/bluemind.js';
+import { BlueMindNumbers } from '../server/store/bluemind-numbers.js';
 import { registerMetrics } from '../server/http/metrics.js';
 import { DataProtectMetrics } from '../server/dataprotect/metrics.js';
 import { alertConfigFromEnv, alertIntervalMs } from '../server/dataprotect/alerts/config.js';
@@ -83,6 +85,8 @@ export interface ServerHost {
   taskFilesDir: string;
   nodeId?: string;
   log?: SchedulerLog;
+  /** false: the host's core serves /api/tasks itself, so BlueMind's task API is not registered there. */
+  bluemindTaskApi?: boolean;
 }
 
 /** The installation the plugin protects, as the host provides it. */
@@ -138,6 +142,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   c.registerSingleton(ClusterCoordinator);
   c.registerSingleton(AuditLog);
   c.registerSingleton(SettingsService);
+  c.registerSingleton(BlueMindNumbers);
   registerDomainServices(c, services);
 
   const tasks = c.resolve(TaskRegistry);
@@ -152,21 +157,28 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     backups: c.resolve(BACKUP_RUNNER),
     restores: c.resolve(RESTORE_SERVICE),
     globalRestore: c.resolve(GLOBAL_RESTORE_SERVICE),
+    numbers: c.resolve(BlueMindNumbers),
   };
 
   const operations: string[] = [];
   const apiMount = manifest.server.api.mount;
-  await host.fastify.register(
-    async (scope) => {
-      scope.addHook('onRoute', (route) => {
-        const id = (route.schema as { operationId?: string } | undefined)?.operationId;
-        // fastify adds a HEAD route beside each GET: count each operation once.
-        if (id && route.method !== 'HEAD') operations.push(id);
-      });
-      await scope.register(dataProtectApi, { deps, validateResponses: process.env.DP_VALIDATE_RESPONSES === '1' });
-    },
-    { prefix: apiMount },
-  );
+  const validateResponses = process.env.DP_VALIDATE_RESPONSES === '1';
+  // The API under the manifest's mount, and BlueMind's task API where BlueMind has it (the tasks its calls hand back).
+  const apis: [string, typeof dataProtectApi][] = [[apiMount, dataProtectApi]];
+  if (host.bluemindTaskApi !== false) apis.push([BLUEMIND_TASKS_MOUNT, bluemindTaskApi]);
+  for (const [mount, api] of apis) {
+    await host.fastify.register(
+      async (scope) => {
+        scope.addHook('onRoute', (route) => {
+          const id = (route.schema as { operationId?: string } | undefined)?.operationId;
+          // fastify adds a HEAD route beside each GET: count each operation once.
+          if (id && route.method !== 'HEAD') operations.push(id);
+        });
+        await scope.register(api, { deps, validateResponses });
+      },
+      { prefix: mount },
+    );
+  }
 
   const metrics = await registerMetrics(host.fastify, { auth: host.auth, metrics: c.resolve(DataProtectMetrics), listen: process.env.DP_METRICS_LISTEN });
 

@@ -21,14 +21,18 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/generations": {
+    "/generations/_detailed": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The generations, newest first, with their parts */
+        /**
+         * The generations, newest first, with their parts
+         * @description `GET /generations` itself answers BlueMind's shape (tag bluemind-compat), so that BlueMind's scripts keep
+         *     working; this is the same list in this API's shape.
+         */
         get: operations["listGenerations"];
         put?: never;
         post?: never;
@@ -521,6 +525,245 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * BlueMind's getAvailableGenerations, oldest first
+         * @description BlueMind's DataProtectGeneration list. `dataprotectId` is this API's id of the generation (a superset of
+         *     BlueMind's shape); part sizes are the megabytes read from the source.
+         */
+        get: operations["bmGetAvailableGenerations"];
+        put?: never;
+        post?: never;
+        /** BlueMind's forget(generationId) */
+        delete: operations["bmForget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_content/{partGen}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A generation (BlueMind's parameter name; its whole-number id, or this API's id) */
+                partGen: components["schemas"]["GenerationIdValue"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * BlueMind's getContent, a task whose result is the generation's content (BmGenerationContent, as a JSON string)
+         * @description The content lists the domains and directory entries the caller may restore (a manageRestore limited to
+         *     some organisational units sees those units only) and the restore operations the generation allows.
+         */
+        post: operations["bmGetContent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/restore/_capabilities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** BlueMind's getRestoreCapabilities (one entry per operation and kind) */
+        get: operations["bmGetRestoreCapabilities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/restore/_capabilities_by_tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * BlueMind's getRestoreCapabilitiesByTags, operations whose required tag is null or among the tags
+         * @description As BlueMind, a GET with a JSON body: an array of tags (`["mail/imap"]`, content-type application/json).
+         *     The tags may also be given as `tags` query parameters; without either, no tag is held.
+         */
+        get: operations["bmGetRestoreCapabilitiesByTags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** BlueMind's run(RestoreDefinition), a restore task */
+        post: operations["bmRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * BlueMind's getRetentionPolicy
+         * @description `daily` is the retention window in days here (BlueMind counted generations).
+         */
+        get: operations["bmGetRetentionPolicy"];
+        put?: never;
+        /** BlueMind's updatePolicy; the other settings are kept */
+        post: operations["bmUpdatePolicy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_syncfs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** BlueMind's syncWithFilesystem; answers once the generations are read again from the repository */
+        post: operations["bmSyncWithFilesystem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * BlueMind's installFromGeneration, a global restore from the configured repository
+         * @description The body is the generation (a bare JSON number, as BlueMind's client sends it, or this API's id as a JSON
+         *     string). The global restore's prerequisites apply: an installation that is not blank is refused (409),
+         *     see POST /global-restore/check.
+         */
+        post: operations["bmInstallFromGeneration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_backup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** BlueMind's saveAll, a backup run (the one in progress when there is one) */
+        post: operations["bmSaveAll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{taskId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        /** BlueMind's ITask.status */
+        get: operations["bmTaskStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{taskId}/_log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * BlueMind's ITask.log, open until the task ends
+         * @description One JSON object a line, `{"done", "total", "message", "end": false}`, from the first log line on, as the
+         *     task writes them; the last has `"end": true` and `status`, the final BmTaskStatus as a JSON string.
+         */
+        get: operations["bmTaskLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{taskId}/_currentLogs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        /** BlueMind's ITask.getCurrentLogs, the log's messages from offset on */
+        get: operations["bmTaskCurrentLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -784,7 +1027,7 @@ export interface components {
             to?: components["schemas"]["PeriodBound"];
         };
         /** @enum {string} */
-        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check";
+        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check" | "content";
         /**
          * @description INTERRUPTED means the process that ran it stopped before it ended
          * @enum {string}
@@ -974,8 +1217,123 @@ export interface components {
             offset: number;
             items: components["schemas"]["AuditEvent"][];
         };
+        BmTag: string;
+        /** @description A generation, by BlueMind's whole-number id or by this API's id */
+        BmGenerationRef: number | components["schemas"]["GenerationIdValue"];
+        /** @description Milliseconds since 1970-01-01T00:00:00Z (BlueMind's Date) */
+        BmDate: number;
+        BmVersionInfo: {
+            major: string;
+            minor: string;
+            release: string;
+            displayName: string;
+        };
+        BmPartGeneration: {
+            id: number;
+            generationId: number;
+            begin: components["schemas"]["BmDate"];
+            end: components["schemas"]["BmDate"] | null;
+            /** @description Megabytes (read from the source) */
+            size: number;
+            tag: string;
+            /** @description Server uid */
+            server: string;
+            withWarnings: boolean;
+            withErrors: boolean;
+            valid: components["schemas"]["GenerationStatus"];
+            /**
+             * @example pgsql
+             * @example imap
+             */
+            datatype: string;
+        };
+        BmGeneration: {
+            id: number;
+            protectionTime: components["schemas"]["BmDate"];
+            blueMind: components["schemas"]["BmVersionInfo"];
+            withWarnings: boolean;
+            withErrors: boolean;
+            parts: components["schemas"]["BmPartGeneration"][];
+            dataprotectId: components["schemas"]["GenerationIdValue"];
+        };
+        /** @enum {string} */
+        BmRestorableKind: "DOMAIN" | "USER" | "MAILSHARE" | "OU" | "ADDRESSBOOK" | "CALENDAR" | "RESOURCE";
+        BmRestoreOperation: {
+            identifier: components["schemas"]["RestoreOperationId"];
+            /** @description Null for complete.restore.user, as in BlueMind */
+            kind: components["schemas"]["BmRestorableKind"] | null;
+            requiredTag: string | null;
+        };
+        BmRestorable: {
+            kind: components["schemas"]["BmRestorableKind"];
+            entryUid: string;
+            liveEntryUid?: string | null;
+            domainUid: string;
+            displayName?: string | null;
+            datalocation?: string | null;
+        };
+        BmRestoreDefinition: {
+            /** @description BlueMind's field name, typo included */
+            restoreOperationIdenfitier: components["schemas"]["RestoreOperationId"];
+            generation: components["schemas"]["BmGenerationRef"];
+            item: components["schemas"]["BmRestorable"];
+        };
+        BmRetentionPolicy: {
+            /** @description The retention window in days */
+            daily: number;
+            weekly?: number | null;
+            monthly?: number | null;
+        };
+        BmTaskRef: {
+            /** Format: uuid */
+            id: string;
+        };
+        BmTaskStatus: {
+            /** @description The work to do (0 while unknown) */
+            steps: number;
+            /** @description The work done */
+            progress: number;
+            lastLogEntry: string | null;
+            /** @enum {string} */
+            state: "NotStarted" | "InProgress" | "InError" | "Success";
+            /** @description The task's result as a JSON string (BmGenerationContent for getContent) */
+            result: string | null;
+        };
+        BmItemValue: {
+            uid: string;
+            displayName: string;
+            value: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description The result of getContent's task (BlueMind's GenerationContent) */
+        BmGenerationContent: {
+            generationId: number;
+            domains: components["schemas"]["BmItemValue"][];
+            /** @description ItemValue<DirEntry>: value has entryUid, kind (USER, MAILSHARE, ORG_UNIT...), displayName, email, path, orgUnitPath */
+            entries: components["schemas"]["BmItemValue"][];
+            capabilities: components["schemas"]["BmRestoreOperation"][];
+        };
     };
     responses: {
+        /** @description BlueMind's TaskRef, the task doing the work; follow it at /api/tasks/{id} */
+        BmTaskRef: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["BmTaskRef"];
+            };
+        };
+        /** @description Something the work needs is away or failing (the problem says what and what to do) */
+        Unavailable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The task that does the work (started now, or already running) */
         TaskStarted: {
             headers: {
@@ -1871,6 +2229,346 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+        };
+    };
+    bmGetAvailableGenerations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Generations, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BmGeneration"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmForget: {
+        parameters: {
+            query: {
+                /** @description BlueMind's whole-number id, or this API's id */
+                generationId: components["schemas"]["GenerationIdValue"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["BmTaskRef"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmGetContent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A generation (BlueMind's parameter name; its whole-number id, or this API's id) */
+                partGen: components["schemas"]["GenerationIdValue"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["BmTaskRef"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmGetRestoreCapabilities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Operations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BmRestoreOperation"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmGetRestoreCapabilitiesByTags: {
+        parameters: {
+            query?: {
+                tags?: components["schemas"]["BmTag"][];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Operations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BmRestoreOperation"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BmRestoreDefinition"];
+            };
+        };
+        responses: {
+            200: components["responses"]["BmTaskRef"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmGetRetentionPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BmRetentionPolicy"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    bmUpdatePolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BmRetentionPolicy"];
+            };
+        };
+        responses: {
+            /** @description Saved */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
+        };
+    };
+    bmSyncWithFilesystem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The generations are read again from the repository */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    bmInstallFromGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BmGenerationRef"];
+            };
+        };
+        responses: {
+            200: components["responses"]["BmTaskRef"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmSaveAll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["BmTaskRef"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    bmTaskStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task's status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BmTaskStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
+        };
+    };
+    bmTaskLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The log stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
+        };
+    };
+    bmTaskCurrentLogs: {
+        parameters: {
+            query?: {
+                /** @description Messages to skip */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The messages, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string[];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
         };
     };
 }

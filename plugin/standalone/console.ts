@@ -3,7 +3,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { problem, sendProblem } from '../../server/http/problem.js';
+import { serverLogOptions, type LogDestination } from '../../server/http/logging.js';
+import { errorToProblem, problem, sendProblem } from '../../server/http/problem.js';
 import { registerServer, type ServerRegistration, type ServerServices } from '../server.js';
 import { StandaloneAuth, type AdminAccount, type ExtraAccount } from './auth.js';
 import { SignInLimiter } from './sign-in-limit.js';
@@ -21,7 +22,8 @@ export interface ConsoleOptions {
   /** More accounts with fewer roles (tests, demonstrations). */
   extraAccounts?: ExtraAccount[];
   staticDir?: string;
-  logger?: boolean;
+  /** The server's log (server/http/logging.ts): DP_LOG and DP_LOG_LEVEL from this environment; none when absent. */
+  log?: { env: NodeJS.ProcessEnv; stream?: LogDestination };
   services?: ServerServices;
   /** Failed sign-ins allowed per address and per login within a minute (default 5). */
   signInFailuresPerMinute?: number;
@@ -53,7 +55,17 @@ export function defaultStaticDir(): string {
 
 export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   // forceCloseConnections: a browser's open event stream never keeps the server from stopping.
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({
+    ...serverLogOptions(o.log?.env ?? { DP_LOG: '0' }, o.log?.stream),
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+  });
+  // Outside the API too (sign-in, the console's files), a failure is a problem document quoting the request id.
+  app.setErrorHandler((err, request, reply) => {
+    const p = errorToProblem(err, request);
+    if (p.status >= 500) request.log.error({ err }, `console error: ${p.detail ?? p.title}`);
+    return sendProblem(reply, p);
+  });
   const auth = new StandaloneAuth(o.account, o.extraAccounts);
 
   const plugin = await registerServer(

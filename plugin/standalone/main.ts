@@ -71,7 +71,7 @@ async function main(): Promise<void> {
       databaseUrl,
       varDir,
       account: acct,
-      logger: process.env.DP_LOG === '1',
+      log: { env: process.env },
     });
   } catch (err) {
     if (reference) await stopDovecot(reference.host.layout).catch(() => {});

@@ -11,6 +11,7 @@ export const TASK_TITLES = {
   retention: 'Retention policy applied to the generations',
   forget: 'Deletion of the generation {generation}',
   sync: 'Generations read again from the repository',
+  content: 'Content of the generation {generation} listed',
   globalRestore: 'Global restore of the generation {generation}',
   globalRestoreWipe: 'Global restore of the generation {generation} (the installation wiped first)',
   'restore.replace.mailbox': 'Mailbox of {name} replaced by its saved state',

@@ -1,11 +1,13 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import responseValidation from '@fastify/response-validation';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
+import { parse as parseYaml } from 'yaml';
 import { GLOBAL_DOMAIN, holdsRole, managesInstallation, type Principal, type Role } from '../dataprotect/principal.js';
+import { BLUEMIND_TASKS_MOUNT, bluemindBinders, streamBmTaskLog } from './bluemind.js';
 import type { ApiDeps } from './deps.js';
 import { binders, downloadTaskFile, type Input } from './handlers.js';
 import { quoteNonIntegerNumbers } from './json-numbers.js';
@@ -22,6 +24,27 @@ export interface ApiOptions {
   /** Validate every response against the contract (tests): a mismatch becomes a 500. */
   validateResponses?: boolean;
   specification?: string;
+}
+
+interface Specification {
+  paths: Record<string, { servers?: { url: string }[] } & Record<string, unknown>>;
+  [key: string]: unknown;
+}
+
+/**
+ * The operations served under one mount. Paths without their own `servers` are under the contract's server
+ * (/api/dataprotect); BlueMind's task API declares /api/tasks on its paths and is registered there.
+ */
+export function specificationFor(file: string, mount: string | null): Specification {
+  const spec = parseYaml(readFileSync(file, 'utf8')) as Specification;
+  const paths: Specification['paths'] = {};
+  for (const [p, item] of Object.entries(spec.paths)) {
+    const own = item.servers?.[0]?.url ?? null;
+    if (own !== mount) continue;
+    const { servers: _servers, ...rest } = item;
+    paths[p] = rest;
+  }
+  return { ...spec, paths };
 }
 
 declare module 'fastify' {
@@ -45,6 +68,15 @@ interface OperationSchema {
  * x-dp-scope (403), errors as RFC 7807 problem documents. Register it with the mount prefix: app.register(dataProtectApi, { prefix, deps }).
  */
 export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  await contractRoutes(app, opts, null);
+}
+
+/** BlueMind's task API (ITask), for the tasks BlueMind's calls hand back: register it with prefix BLUEMIND_TASKS_MOUNT. */
+export async function bluemindTaskApi(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  await contractRoutes(app, opts, BLUEMIND_TASKS_MOUNT);
+}
+
+async function contractRoutes(app: FastifyInstance, opts: ApiOptions, mount: string | null): Promise<void> {
   const { deps } = opts;
   const common: AjvOptions = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false };
   // Bodies are JSON and must carry the right types; query, path and headers are strings and are coerced.
@@ -62,15 +94,18 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
   // Whole numbers only: `1e3` days is refused, not read as 1000 (json-numbers.ts).
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
+  // An empty body is no body (BlueMind's clients send the JSON content type on every POST): an operation that
+  // needs one answers 400 in preValidation below.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
-    parseJson(request, quoteNonIntegerNumbers(body as string), done),
+    (body as string).length === 0 ? done(null, undefined) : parseJson(request, quoteNonIntegerNumbers(body as string), done),
   );
 
   app.decorateRequest('dpPrincipal', null);
 
   app.setErrorHandler((err, request, reply) => {
     const p = errorToProblem(err, request);
-    if (p.status >= 500 && p.status !== 501) request.log.error({ err }, 'dataprotect API error');
+    // The line an "Internal error, see the log (request …)" answer points at: the request's reqId and the stack.
+    if (p.status >= 500 && p.status !== 501) request.log.error({ err }, `dataprotect API error: ${p.detail ?? p.title}`);
     return sendProblem(reply, p);
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(404, `no route ${request.method} ${request.url}`)));
@@ -121,7 +156,7 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
 
   if (opts.validateResponses) await app.register(responseValidation, { ajv: { plugins: [ajvFormats.default] } });
 
-  const impl = binders(deps) as unknown as Record<string, (i: Input<never>) => Promise<{ status: number; body: unknown }>>;
+  const impl = { ...binders(deps), ...bluemindBinders(deps) } as unknown as Record<string, (i: Input<never>) => Promise<{ status: number; body: unknown }>>;
   const serviceHandlers: Record<string, (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>> = {};
   for (const [operationId, bind] of Object.entries(impl)) {
     serviceHandlers[operationId] = async (request, reply) => {
@@ -133,6 +168,7 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
         request,
         reply,
       });
+      if (r.status === 204) return reply.code(204).send();
       reply.code(r.status).type('application/json');
       return r.body;
     };
@@ -142,7 +178,10 @@ export async function dataProtectApi(app: FastifyInstance, opts: ApiOptions): Pr
   serviceHandlers.streamTaskEvents = async (request, reply) =>
     streamTaskEvents(deps, request.dpPrincipal!, (request.params as { taskId: string }).taskId, request, reply);
 
-  await app.register(openapiGlue, { specification: opts.specification ?? SPEC_PATH, serviceHandlers });
+  serviceHandlers.bmTaskLog = async (request, reply) =>
+    streamBmTaskLog(deps, request.dpPrincipal!, (request.params as { taskId: string }).taskId, request, reply);
+
+  await app.register(openapiGlue, { specification: specificationFor(opts.specification ?? SPEC_PATH, mount), serviceHandlers });
 }
 
 /**

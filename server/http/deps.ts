@@ -3,6 +3,7 @@ import type { AuditLog } from '../dataprotect/audit.js';
 import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../dataprotect/services.js';
 import type { SettingsService } from '../dataprotect/settings.js';
 import type { TaskRegistry } from '../jobs/task-registry.js';
+import type { BlueMindNumbers } from '../store/bluemind-numbers.js';
 
 /** What the HTTP binders talk to: the host's authentication and the domain services. */
 export interface ApiDeps {
@@ -14,4 +15,6 @@ export interface ApiDeps {
   backups: BackupRunner;
   restores: RestoreService;
   globalRestore: GlobalRestoreService;
+  /** BlueMind's whole-number ids of generations and parts (bluemind.ts). */
+  numbers: BlueMindNumbers;
 }

@@ -5,7 +5,7 @@ import { holdsRole, managesInstallation, type Principal } from '../dataprotect/p
 import type { Task } from '../store/task-record.js';
 import type { TaskStart } from '../jobs/task-registry.js';
 import type { ApiDeps } from './deps.js';
-import type { Body, Op, PathParams, Query, Reply } from './typed.js';
+import type { BlueMindOp, Body, Op, PathParams, Query, Reply } from './typed.js';
 
 // One small binder per operation over the domain services: HTTP in, domain call, contract-shaped answer out.
 
@@ -21,7 +21,7 @@ export interface Input<K extends Op> {
 /** Operations answered by hand (streams): the event stream and file downloads. */
 export type RawOp = 'streamTaskEvents' | 'downloadTaskFile';
 
-export type Binders = { [K in Exclude<Op, RawOp>]: (i: Input<K>) => Promise<Reply<K>> };
+export type Binders = { [K in Exclude<Op, RawOp | BlueMindOp>]: (i: Input<K>) => Promise<Reply<K>> };
 
 type ApiTask = components['schemas']['Task'];
 

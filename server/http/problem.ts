@@ -77,9 +77,18 @@ export function validationErrors(err: FastifyError): { field: string; message: s
   });
 }
 
+/** A problem a binder answers as it is (an HTTP-layer answer the domain's errors do not name). */
+export class ProblemError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail ?? problem.title);
+    this.name = 'ProblemError';
+  }
+}
+
 /** Maps thrown errors (validation, domain, fastify, unexpected) to problem documents. */
 export function errorToProblem(err: unknown, request: FastifyRequest): Problem {
   const instance = request.url;
+  if (err instanceof ProblemError) return { instance, ...err.problem };
   if (err instanceof CapabilityUnavailableError) {
     return problem(501, err.message, { capability: err.capability, instance });
   }
@@ -102,5 +111,10 @@ export function errorToProblem(err: unknown, request: FastifyRequest): Problem {
   // to do, not as the server's own failure.
   const explained = explainError(err);
   if (explained) return problem(503, explained.message, { instance });
-  return problem(500, 'The server failed to answer; the error is in its log.', { instance });
+  return internalError(request);
+}
+
+/** The answer to a failure of the server itself: it quotes the request id that its log line carries. */
+export function internalError(request: FastifyRequest): Problem {
+  return problem(500, `Internal error, see the log (request ${request.id})`, { instance: request.url });
 }

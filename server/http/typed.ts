@@ -4,6 +4,8 @@ import type { operations } from '../../openapi/generated/dataprotect.js';
 // answers: errors are thrown as domain errors and mapped to problem documents in one place (problem.ts).
 
 export type Op = keyof operations;
+/** BlueMind's IDataProtect and ITask at BlueMind's paths (tag bluemind-compat), bound in bluemind.ts. */
+export type BlueMindOp = Extract<Op, `bm${string}`>;
 type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
 export type Body<K extends Op> = operations[K] extends { requestBody: infer R } ? Json<NonNullable<R>> : never;
 export type PathParams<K extends Op> = operations[K]['parameters'] extends { path: infer P } ? P : never;

@@ -20,3 +20,10 @@ export function redactPassword(text: string, s: { password?: string }): string {
   }
   return out;
 }
+
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s/]+@/gi;
+
+/** Every URL's password in a text (`postgres://dp:secret@db/…`, `smtp://u:p@relay`) replaced by `***`. */
+export function redactUrlPasswords(text: string): string {
+  return text.replace(URL_PASSWORD, '$1***@');
+}

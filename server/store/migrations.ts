@@ -139,6 +139,18 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE dp_task_log ADD COLUMN phrase jsonb;
     `,
   },
+  {
+    version: 8,
+    name: 'BlueMind whole-number ids of generations and parts',
+    sql: `
+      CREATE TABLE dp_bluemind_number (
+        number integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        repository text NOT NULL,
+        ref text NOT NULL,
+        UNIQUE (repository, ref)
+      );
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

@@ -62,7 +62,7 @@ afterAll(async () => {
 describe('backups through the plugin', () => {
   it('Backup now runs a task with progress to a generation; a second Backup now answers the running task', async () => {
     const { app, reg } = await node('node-a');
-    expect((await api(app, 'GET', '/generations')).json()).toEqual([]);
+    expect((await api(app, 'GET', '/generations/_detailed')).json()).toEqual([]);
     const first = await api(app, 'POST', '/backups');
     expect(first.statusCode).toBe(202);
     const again = await api(app, 'POST', '/backups');
@@ -79,7 +79,7 @@ describe('backups through the plugin', () => {
     const lines = (Array.isArray(log) ? log : (log as unknown as { items: { message: string }[] }).items).map((l) => l.message);
     expect(lines.join('\n')).toMatch(/part bm-mail mail\/imap: VALID/);
 
-    const gens = (await api(app, 'GET', '/generations')).json();
+    const gens = (await api(app, 'GET', '/generations/_detailed')).json();
     expect(gens).toHaveLength(1);
     expect(gens[0]).toMatchObject({ id: done?.result?.generationId, status: 'VALID', runStatus: 'OK', productVersion: 'test-5.1', formatVersion: 1 });
     expect(gens[0].parts.map((p: { tag: string }) => p.tag)).toEqual(['bm/pgsql', 'bm/conf', 'bm/conf', 'filehosting/data', 'mail/imap']);
@@ -90,23 +90,23 @@ describe('backups through the plugin', () => {
 
   it('sync rebuilds the cache from the repository alone', async () => {
     const { app, reg } = nodes[0];
-    const before = (await api(app, 'GET', '/generations')).json();
+    const before = (await api(app, 'GET', '/generations/_detailed')).json();
     await reg.container.resolve(POOL).query('DELETE FROM dp_generation');
-    expect((await api(app, 'GET', '/generations')).json()).toEqual([]);
+    expect((await api(app, 'GET', '/generations/_detailed')).json()).toEqual([]);
     const sync = await api(app, 'POST', '/generations/_sync');
     expect(sync.statusCode).toBe(202);
     const t = await reg.container.resolve(TaskRegistry).whenDone(sync.json().task.id);
     expect(t?.status).toBe('SUCCEEDED');
-    expect((await api(app, 'GET', '/generations')).json()).toEqual(before);
+    expect((await api(app, 'GET', '/generations/_detailed')).json()).toEqual(before);
   });
 
   it('a generation written by another process (the CLI) shows up without a sync', async () => {
     const { app } = nodes[0];
-    const before = (await api(app, 'GET', '/generations')).json() as { id: string }[];
+    const before = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[];
     const repo = (await openLocation(repoDir))!;
     const r = await runGeneration({ repo, host: f.host, trigger: 'cli', productVersion: 'test-5.1', backupEmails: false, backupArchivedEmails: false, skippedTags: [] });
     await repo.close();
-    const after = (await api(app, 'GET', '/generations')).json() as { id: string }[];
+    const after = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[];
     expect(after.map((g) => g.id)).toEqual([r.generation.id, ...before.map((g) => g.id)]);
   });
 
@@ -146,14 +146,14 @@ describe('backups through the plugin', () => {
   it('forget deletes a generation from the repository and the list; retention on demand keeps all of the last 48 hours', async () => {
     const { app, reg } = nodes[0];
     const tasks = reg.container.resolve(TaskRegistry);
-    const gens = (await api(app, 'GET', '/generations')).json() as { id: string }[];
+    const gens = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[];
     // Each run through the plugin applied retention (7 days), which keeps every generation of the last 48 hours.
     expect(gens.length).toBeGreaterThanOrEqual(3);
     const oldest = gens.at(-1)!.id;
     const forget = await api(app, 'DELETE', `/generations/${oldest}`);
     expect(forget.statusCode).toBe(202);
     expect((await tasks.whenDone(forget.json().task.id))?.status).toBe('SUCCEEDED');
-    const after = (await api(app, 'GET', '/generations')).json() as { id: string }[];
+    const after = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[];
     expect(after.map((g) => g.id)).toEqual(gens.slice(0, -1).map((g) => g.id));
     const repo = (await openLocation(repoDir))!;
     expect((await readGenerations(repo)).map((g) => g.record.id)).not.toContain(oldest);
@@ -165,14 +165,14 @@ describe('backups through the plugin', () => {
     const rt = await tasks.whenDone(ret.json().task.id);
     expect(rt?.status, rt?.error ?? '').toBe('SUCCEEDED');
     expect(rt?.result).toMatchObject({ kept: after.length + 1, removed: 0 });
-    const left = (await api(app, 'GET', '/generations')).json() as { id: string }[];
+    const left = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[];
     expect(left.map((g) => g.id)).toEqual([made?.result?.generationId, ...after.map((g) => g.id)]);
   });
 
   it('protect marks a generation in the repository: the list shows it after a rebuild from the repository alone; unprotect clears it', async () => {
     const { app, reg } = nodes[0];
     const tasks = reg.container.resolve(TaskRegistry);
-    const gens = (await api(app, 'GET', '/generations')).json() as { id: string; protected: boolean }[];
+    const gens = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string; protected: boolean }[];
     expect(gens.every((g) => g.protected === false)).toBe(true);
     const target = gens[1].id;
     const r = await api(app, 'POST', `/generations/${target}/_protect`);
@@ -185,7 +185,7 @@ describe('backups through the plugin', () => {
     await reg.container.resolve(POOL).query('DELETE FROM dp_generation');
     const sync = await api(app, 'POST', '/generations/_sync');
     expect((await tasks.whenDone(sync.json().task.id))?.status).toBe('SUCCEEDED');
-    const rebuilt = (await api(app, 'GET', '/generations')).json() as { id: string; protected: boolean }[];
+    const rebuilt = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string; protected: boolean }[];
     expect(rebuilt.filter((g) => g.protected).map((g) => g.id)).toEqual([target]);
     const repo = (await openLocation(repoDir))!;
     const stored = (await readGenerations(repo)).find((g) => g.record.id === target)!;

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import type { Generation } from '../../server/dataprotect/model.js';
 import type { GenerationService } from '../../server/dataprotect/services.js';
 import { SPEC_PATH } from '../../server/http/api.js';
+import { bluemindBinders } from '../../server/http/bluemind.js';
 import { binders } from '../../server/http/handlers.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';
 
@@ -22,9 +23,9 @@ const TASK_ID = '00000000-0000-4000-8000-000000000000';
 const GEN = 'g1';
 
 /** One valid request per operation: roles and 501s are checked with inputs the contract accepts. */
-const VALID: Record<string, { method: string; url: string; payload?: unknown }> = {
+const VALID: Record<string, { method: string; url: string; payload?: unknown; mount?: string }> = {
   getSession: { method: 'GET', url: '/session' },
-  listGenerations: { method: 'GET', url: '/generations' },
+  listGenerations: { method: 'GET', url: '/generations/_detailed' },
   syncGenerations: { method: 'POST', url: '/generations/_sync' },
   getGeneration: { method: 'GET', url: `/generations/${GEN}` },
   forgetGeneration: { method: 'DELETE', url: `/generations/${GEN}` },
@@ -67,6 +68,25 @@ const VALID: Record<string, { method: string; url: string; payload?: unknown }> 
   checkGlobalRestore: { method: 'POST', url: '/global-restore/check', payload: { repositoryLocation: '/srv/backup', generationId: GEN } },
   startGlobalRestore: { method: 'POST', url: '/global-restore', payload: { repositoryLocation: '/srv/backup', generationId: GEN } },
   listAuditEvents: { method: 'GET', url: '/audit' },
+  // BlueMind's IDataProtect and ITask, as BlueMind's scripts call them.
+  bmGetAvailableGenerations: { method: 'GET', url: '/generations' },
+  bmForget: { method: 'DELETE', url: `/generations?generationId=${GEN}` },
+  bmGetContent: { method: 'POST', url: `/_content/${GEN}` },
+  bmGetRestoreCapabilities: { method: 'GET', url: '/restore/_capabilities' },
+  bmGetRestoreCapabilitiesByTags: { method: 'GET', url: '/restore/_capabilities_by_tags', payload: ['mail/imap'] },
+  bmRun: {
+    method: 'POST',
+    url: '/restore',
+    payload: { restoreOperationIdenfitier: 'replace.mailbox', generation: GEN, item: { kind: 'USER', entryUid: 'u1', domainUid: 'd1' } },
+  },
+  bmGetRetentionPolicy: { method: 'GET', url: '/policy' },
+  bmUpdatePolicy: { method: 'POST', url: '/policy', payload: { daily: 9 } },
+  bmSyncWithFilesystem: { method: 'POST', url: '/_syncfs' },
+  bmInstallFromGeneration: { method: 'POST', url: '/_install', payload: GEN },
+  bmSaveAll: { method: 'POST', url: '/_backup' },
+  bmTaskStatus: { method: 'GET', url: `/${TASK_ID}`, mount: '/api/tasks' },
+  bmTaskLog: { method: 'GET', url: `/${TASK_ID}/_log`, mount: '/api/tasks' },
+  bmTaskCurrentLogs: { method: 'GET', url: `/${TASK_ID}/_currentLogs?offset=0`, mount: '/api/tasks' },
 };
 
 const operations = Object.entries(spec.paths).flatMap(([, item]) =>
@@ -84,19 +104,20 @@ afterAll(async () => {
   rmSync(WORK, { recursive: true, force: true });
 });
 
-function call(key: string | null, req: { method: string; url: string; payload?: unknown }) {
+function call(key: string | null, req: { method: string; url: string; payload?: unknown; mount?: string }) {
   return api.app.inject({
     method: req.method as 'GET',
-    url: `/api/dataprotect${req.url}`,
-    headers: key ? { 'x-bm-apikey': key } : {},
-    ...(req.payload !== undefined ? { payload: req.payload as object } : {}),
+    url: `${req.mount ?? '/api/dataprotect'}${req.url}`,
+    headers: { ...(key ? { 'x-bm-apikey': key } : {}), ...(req.payload !== undefined ? { 'content-type': 'application/json' } : {}) },
+    // Encoded here: a bare JSON string or number (BlueMind's _install) is a body too.
+    ...(req.payload !== undefined ? { payload: JSON.stringify(req.payload) } : {}),
   });
 }
 
 describe('the contract and the binders', () => {
   it('binds every operation of the spec, and nothing else', () => {
     const inSpec = operations.map((o) => o.operationId).sort();
-    const bound = [...Object.keys(binders(api.deps)), 'streamTaskEvents', 'downloadTaskFile'].sort();
+    const bound = [...Object.keys(binders(api.deps)), ...Object.keys(bluemindBinders(api.deps)), 'streamTaskEvents', 'downloadTaskFile', 'bmTaskLog'].sort();
     expect(bound).toEqual(inSpec);
     expect(Object.keys(VALID).sort()).toEqual(inSpec);
   });
@@ -147,7 +168,7 @@ describe('authentication and roles', () => {
       const r = await call(KEYS.globexDataProtect, VALID[op.operationId]);
       expect(r.statusCode).toBe(403);
       expect(r.json().detail).toMatch(/manages globex\.lan only; .*global domain \(global\.virt\)/);
-      if (op.operationId === 'updateSettings') return; // the global domain's administrator saves below
+      if (op.operationId === 'updateSettings' || op.operationId === 'bmUpdatePolicy') return; // the global domain's administrator saves below
       const global = await call(KEYS.dataprotect, VALID[op.operationId]);
       expect([401, 403]).not.toContain(global.statusCode);
     });
@@ -156,7 +177,8 @@ describe('authentication and roles', () => {
   it('marks settings, backup runs, forget, sync, retention, global restore and the audit log installation-wide', () => {
     const wide = operations.filter((o) => o['x-dp-scope'] === 'installation').map((o) => o.operationId).sort();
     expect(wide).toEqual([
-      'applyRetention', 'checkGlobalRestore', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
+      'applyRetention', 'bmForget', 'bmGetRetentionPolicy', 'bmInstallFromGeneration', 'bmSaveAll', 'bmSyncWithFilesystem',
+      'bmUpdatePolicy', 'checkGlobalRestore', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
       'protectGeneration', 'startBackup', 'startGlobalRestore', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
     ]);
   });
@@ -196,6 +218,15 @@ describe('capabilities that do not exist yet answer 501, never invented data', (
     discoverRepository: 'global-restore',
     checkGlobalRestore: 'global-restore',
     startGlobalRestore: 'global-restore',
+    bmGetAvailableGenerations: 'generations',
+    bmForget: 'generations',
+    bmSyncWithFilesystem: 'generations',
+    bmSaveAll: 'backup-runner',
+    bmGetContent: 'restore',
+    bmGetRestoreCapabilities: 'restore',
+    bmGetRestoreCapabilitiesByTags: 'restore',
+    bmRun: 'restore',
+    bmInstallFromGeneration: 'global-restore',
   };
   for (const [op, capability] of Object.entries(missing)) {
     it(`${op} → 501 naming ${capability}`, async () => {
@@ -422,10 +453,10 @@ describe('response validation is on in the tests', () => {
     const good = await startTestApi({ generations: stub(gen) });
     const bad = await startTestApi({ generations: stub({ ...gen, status: 'GREAT', parts: 'none' }) });
     try {
-      const ok = await good.app.inject({ method: 'GET', url: '/api/dataprotect/generations', headers: { 'x-bm-apikey': KEYS.admin } });
+      const ok = await good.app.inject({ method: 'GET', url: '/api/dataprotect/generations/_detailed', headers: { 'x-bm-apikey': KEYS.admin } });
       expect(ok.statusCode).toBe(200);
       expect(ok.json()[0].id).toBe('g-ok');
-      const broken = await bad.app.inject({ method: 'GET', url: '/api/dataprotect/generations', headers: { 'x-bm-apikey': KEYS.admin } });
+      const broken = await bad.app.inject({ method: 'GET', url: '/api/dataprotect/generations/_detailed', headers: { 'x-bm-apikey': KEYS.admin } });
       expect(broken.statusCode).toBe(500);
       expect(broken.json().status).toBe(500);
     } finally {

@@ -40,6 +40,8 @@ interface Param {
 interface Operation {
   id: string;
   method: string;
+  /** Where the path is served: the contract's server, or the path's own (BlueMind's task API). */
+  mount: string;
   path: string;
   params: Param[];
   body: Json | null;
@@ -57,6 +59,7 @@ const operations: Operation[] = Object.entries((spec.paths as Json) ?? {}).flatM
       return {
         id: op.operationId as string,
         method: m.toUpperCase(),
+        mount: (item.servers as { url: string }[] | undefined)?.[0]?.url ?? '/api/dataprotect',
         path: p,
         params: [...shared, ...((op.parameters as Param[] | undefined) ?? [])],
         body,
@@ -92,7 +95,7 @@ const junkJson: fc.Arbitrary<unknown> = fc.oneof(
 
 /** One value the contract accepts for a parameter, so that the other parameters' junk is what gets tested. */
 function plausible(p: Param, taskId: string): string {
-  const byName: Record<string, string> = { generationId: 'g1', entityUid: 'u1', taskId, fileName: 'calendar.ics', folder: 'INBOX', 'Last-Event-ID': '0' };
+  const byName: Record<string, string> = { generationId: 'g1', partGen: 'g1', entityUid: 'u1', taskId, fileName: 'calendar.ics', folder: 'INBOX', 'Last-Event-ID': '0' };
   if (byName[p.name]) return byName[p.name];
   const s = p.schema;
   if (Array.isArray(s.enum)) return String(s.enum[0]);
@@ -107,7 +110,11 @@ const VALID_BODIES: Record<string, Json> = {
   discoverRepository: { repositoryLocation: '/srv/backup' },
   checkGlobalRestore: { repositoryLocation: '/srv/backup', generationId: 'g1' },
   startGlobalRestore: { repositoryLocation: '/srv/backup', generationId: 'g1' },
+  bmRun: { restoreOperationIdenfitier: 'replace.mailbox', generation: 'g1', item: { kind: 'USER', entryUid: 'u1', domainUid: 'acme.lan' } },
+  bmUpdatePolicy: { daily: 7 },
 };
+/** BlueMind's GET with a body. */
+const GET_WITH_BODY = new Set(['bmGetRestoreCapabilitiesByTags']);
 
 interface Sent {
   url: string;
@@ -150,9 +157,9 @@ function requestOf(op: Operation, taskId: string): fc.Arbitrary<Sent> {
       { type: 'application/octet-stream', payload: '\u0000\u0001' },
     ),
   );
-  const sendsBody = op.method !== 'GET';
+  const sendsBody = op.method !== 'GET' || GET_WITH_BODY.has(op.id);
   return fc.record({ pathValues, queryValues, headerValues, rawQuery, body: sendsBody ? body : fc.constant<{ type?: string; payload?: string }>({}) }).map((r) => {
-    let url = `/api/dataprotect${op.path}`;
+    let url = `${op.mount}${op.path}`;
     for (const [name, v] of r.pathValues) url = url.replace(`{${name}}`, encodeSegment(v));
     const query = [
       ...r.queryValues.filter((q) => q !== undefined).map(([n, v]) => `${encodeURIComponent(n)}=${encodeURIComponent(v)}`),

@@ -15,7 +15,10 @@ import {
   UnavailableGlobalRestoreService,
   UnavailableRestoreService,
 } from '../../server/dataprotect/unavailable.js';
-import { dataProtectApi } from '../../server/http/api.js';
+import { bluemindTaskApi, dataProtectApi } from '../../server/http/api.js';
+import { BLUEMIND_TASKS_MOUNT } from '../../server/http/bluemind.js';
+import { serverLogOptions, type LogDestination } from '../../server/http/logging.js';
+import { BlueMindNumbers } from '../../server/store/bluemind-numbers.js';
 import type { ApiDeps } from '../../server/http/deps.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { AuditStore } from '../../server/store/audit-store.js';
@@ -86,6 +89,8 @@ export interface TestApiOptions {
   backups?: BackupRunner;
   restores?: RestoreService;
   globalRestore?: GlobalRestoreService;
+  /** Where the server's log goes (at info level); without it, no log unless DP_TEST_LOG=1. */
+  log?: LogDestination;
 }
 
 /** A fresh database (dp_test_<random>, dropped on close) and the API on it, responses validated. */
@@ -107,9 +112,11 @@ export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
     backups: o.backups ?? new UnavailableBackupRunner(),
     restores: o.restores ?? new UnavailableRestoreService(),
     globalRestore: o.globalRestore ?? new UnavailableGlobalRestoreService(),
+    numbers: new BlueMindNumbers(pool),
   };
-  const app = Fastify({ logger: false });
+  const app = Fastify(serverLogOptions(o.log || process.env.DP_TEST_LOG === '1' ? { DP_LOG_LEVEL: process.env.DP_LOG_LEVEL } : { DP_LOG: '0' }, o.log));
   await app.register(dataProtectApi, { prefix: '/api/dataprotect', deps, validateResponses: true });
+  await app.register(bluemindTaskApi, { prefix: BLUEMIND_TASKS_MOUNT, deps, validateResponses: true });
   await app.ready();
   return {
     app,

@@ -59,6 +59,9 @@ describe('plugin manifest', () => {
     expect([...registration.operations].sort()).toEqual(specOperations);
     expect(app.hasRoute({ method: 'PUT', url: '/api/dataprotect/settings' })).toBe(true);
     expect(app.hasRoute({ method: 'GET', url: '/api/dataprotect/tasks/:taskId/events' })).toBe(true);
+    // BlueMind's task API where BlueMind has it, as the contract's path-level servers say.
+    expect(app.hasRoute({ method: 'GET', url: '/api/tasks/:taskId/_currentLogs' })).toBe(true);
+    expect(app.hasRoute({ method: 'GET', url: '/api/dataprotect/:taskId' })).toBe(false);
   });
 
   it('the scheduler is only started with a backup runner (none in this build)', () => {

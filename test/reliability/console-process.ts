@@ -27,7 +27,17 @@ export async function startConsoleProcess(env: NodeJS.ProcessEnv = {}): Promise<
   const databaseUrl = `${PG_BASE}/dp_test_${randomBytes(6).toString('hex')}`;
   const key = `rel-key-${randomBytes(6).toString('hex')}`;
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, DP_VAR_DIR: path.join(work, 'var'), DP_ADMIN_KEY: key, ...env },
+    // The server's log is off unless a test asks for it (or DP_TEST_LOG=1): tests read what the console prints.
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: databaseUrl,
+      DP_VAR_DIR: path.join(work, 'var'),
+      DP_ADMIN_KEY: key,
+      DP_LOG: process.env.DP_TEST_LOG === '1' ? '1' : '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

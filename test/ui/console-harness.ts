@@ -51,6 +51,8 @@ export async function startConsoleUnderTest(services?: ServerServices): Promise<
     staticDir,
     services,
     extraAccounts: [RESTORER],
+    // Quiet unless asked: DP_TEST_LOG=1 shows the server's log.
+    ...(process.env.DP_TEST_LOG === '1' ? { log: { env: process.env } } : {}),
   });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   return {

@@ -187,7 +187,7 @@ describe('the reference console', () => {
     await page.getByRole('button', { name: 'Backup now' }).click();
     await page.locator('dp-task-progress [data-status]').waitFor();
     await page.locator('dp-task-progress [data-status="SUCCEEDED"]').waitFor({ timeout: 110_000 });
-    const gens = (await (await fetch(`${env.console.url}/api/dataprotect/generations`, { headers })).json()) as { id: string; status: string; runStatus: string; parts: { tag: string }[] }[];
+    const gens = (await (await fetch(`${env.console.url}/api/dataprotect/generations/_detailed`, { headers })).json()) as { id: string; status: string; runStatus: string; parts: { tag: string }[] }[];
     expect(gens).toHaveLength(1);
     expect(gens[0]).toMatchObject({ status: 'VALID', runStatus: 'OK' });
     // "Backup emails" was turned off by the settings test: no mail part.
