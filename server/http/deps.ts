@@ -1,6 +1,8 @@
 import type { HostAuthenticator } from '../dataprotect/auth.js';
 import type { AuditLog } from '../dataprotect/audit.js';
-import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../dataprotect/services.js';
+import type {
+  BackupRunner, GenerationService, GlobalRestoreService, RehearsalService, RepositoryCheckService, RestoreService, SummaryService,
+} from '../dataprotect/services.js';
 import type { SettingsService } from '../dataprotect/settings.js';
 import type { TaskRegistry } from '../jobs/task-registry.js';
 
@@ -14,4 +16,7 @@ export interface ApiDeps {
   backups: BackupRunner;
   restores: RestoreService;
   globalRestore: GlobalRestoreService;
+  rehearsals: RehearsalService;
+  checks: RepositoryCheckService;
+  summary: SummaryService;
 }

@@ -403,8 +403,12 @@ describe('response validation is on in the tests', () => {
       protected: false,
       sizeRead: 10,
       sizeAdded: 5,
+      sizeTotal: 10,
+      trigger: 'schedule',
+      end: '2026-11-20T01:01:00.000Z',
+      durationSeconds: 60,
       parts: [
-        { id: 'p1', server: 'srv1', tag: 'bm/pgsql', status: 'VALID', begin: '2026-11-20T01:00:00.000Z', end: '2026-11-20T01:01:00.000Z', sizeRead: 10, sizeAdded: 5, messages: [] },
+        { id: 'p1', server: 'srv1', tag: 'bm/pgsql', status: 'VALID', begin: '2026-11-20T01:00:00.000Z', end: '2026-11-20T01:01:00.000Z', sizeRead: 10, sizeAdded: 5, sizeTotal: 10, messages: [] },
       ],
     };
     const stub = (g: unknown): GenerationService => ({
