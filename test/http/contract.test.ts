@@ -35,6 +35,9 @@ const VALID: Record<string, { method: string; url: string; payload?: unknown }> 
   listMailMessages: { method: 'GET', url: `/generations/${GEN}/entities/u1/mail/messages?folder=INBOX` },
   startBackup: { method: 'POST', url: '/backups' },
   applyRetention: { method: 'POST', url: '/retention/_apply' },
+  getProtectionSummary: { method: 'GET', url: '/summary' },
+  startRehearsal: { method: 'POST', url: '/rehearsals' },
+  checkRepository: { method: 'POST', url: '/repository/_check', payload: { mode: 'sample', samplePercent: 5 } },
   getSettings: { method: 'GET', url: '/settings' },
   updateSettings: {
     method: 'PUT',
@@ -151,11 +154,11 @@ describe('authentication and roles', () => {
     });
   }
 
-  it('marks settings, backup runs, forget, sync, retention, global restore and the audit log installation-wide', () => {
+  it('marks settings, backup runs, forget, sync, retention, checks, rehearsals, global restore and the audit log installation-wide', () => {
     const wide = operations.filter((o) => o['x-dp-scope'] === 'installation').map((o) => o.operationId).sort();
     expect(wide).toEqual([
-      'applyRetention', 'checkGlobalRestore', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
-      'protectGeneration', 'startBackup', 'startGlobalRestore', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
+      'applyRetention', 'checkGlobalRestore', 'checkRepository', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
+      'protectGeneration', 'startBackup', 'startGlobalRestore', 'startRehearsal', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
     ]);
   });
 
@@ -192,6 +195,7 @@ describe('capabilities that do not exist yet answer 501, never invented data', (
     discoverRepository: 'global-restore',
     checkGlobalRestore: 'global-restore',
     startGlobalRestore: 'global-restore',
+    startRehearsal: 'rehearsal',
   };
   for (const [op, capability] of Object.entries(missing)) {
     it(`${op} → 501 naming ${capability}`, async () => {

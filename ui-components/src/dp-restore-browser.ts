@@ -31,7 +31,8 @@ export interface DpRestoreBrowserEventMap {
  */
 export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
   static override properties = {
-    generationId: { state: true },
+    /** The generation shown; the host sets it to open the browser on one (the navigator's "Browse and restore"). */
+    generationId: { type: String, attribute: 'generation-id' },
     kind: { state: true },
     search: { state: true },
     offset: { state: true },
