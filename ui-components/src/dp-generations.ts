@@ -297,7 +297,8 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
         : nothing}
       ${this.summary.render({
         complete: (s) => this.summaryBlock(s),
-        error: (err) => this.errorBox(err),
+        // A note, not a second alert: when the API is away the list below says so already.
+        error: (err) => html`<p part="summary" class="note summary" data-summary-error>${this.t('summary.title')} ${problemOf(err) ? this.problemText(problemOf(err)!) : (err as Error).message}</p>`,
       })}
       ${this.load.render({
         pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
