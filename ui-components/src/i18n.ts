@@ -823,7 +823,8 @@ export function formatAge(locale: Locale, iso: string, now = Date.now()): string
   const seconds = Math.round((Date.parse(iso) - now) / 1000);
   const rtf = new Intl.RelativeTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', { numeric: 'auto' });
   const abs = Math.abs(seconds);
-  if (abs < 60) return rtf.format(seconds, 'second');
+  // "now" reads oddly in a sentence ("Passed, now"): a second at least.
+  if (abs < 60) return new Intl.RelativeTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', { numeric: 'always' }).format(seconds < 0 ? Math.min(-1, seconds) : Math.max(1, seconds), 'second');
   if (abs < 3600) return rtf.format(Math.round(seconds / 60), 'minute');
   if (abs < 86400) return rtf.format(Math.round(seconds / 3600), 'hour');
   return rtf.format(Math.round(seconds / 86400), 'day');
