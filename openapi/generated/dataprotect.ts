@@ -1065,6 +1065,8 @@ export interface components {
                 filesystemBytes: number | null;
                 /** @description As checked when the location was saved */
                 sameFilesystemAsData: boolean | null;
+                /** @description Why the repository could not be read (an unreachable share or bucket), when it could not */
+                readError: string | null;
             };
             lastCheck: null | components["schemas"]["CheckOutcome"];
             lastRehearsal: null | components["schemas"]["RehearsalOutcome"];

@@ -20,6 +20,8 @@ export interface RepositoryStatus {
   /** The disk it is on (null for s3:// and when the folder cannot be read). */
   freeBytes: number | null;
   filesystemBytes: number | null;
+  /** Why the repository could not be read, when it could not. */
+  readError: string | null;
 }
 
 interface View {
@@ -64,7 +66,9 @@ export class ProtectionStatus {
   /** The repository of the current settings, as it is now. */
   async read(): Promise<RepositoryStatus> {
     const { repositoryLocation } = await this.settings.get();
-    const view = isS3(repositoryLocation) ? null : await this.repository(repositoryLocation);
+    // An unreachable bucket or share leaves the generations unknown, and says why.
+    let readError: string | null = null;
+    const view = await this.repository(repositoryLocation).catch((e: Error) => ((readError = e.message), null));
     let freeBytes: number | null = null;
     let filesystemBytes: number | null = null;
     if (!isS3(repositoryLocation)) {
@@ -80,6 +84,7 @@ export class ProtectionStatus {
       storedBytes: view?.storedBytes ?? null,
       freeBytes,
       filesystemBytes,
+      readError,
     };
   }
 

@@ -69,6 +69,8 @@ export interface ProtectionSummary {
     freeBytes: number | null;
     filesystemBytes: number | null;
     sameFilesystemAsData: boolean | null;
+    /** Why it could not be read, when it could not. */
+    readError: string | null;
   } | null;
   lastCheck: CheckOutcome | null;
   lastRehearsal: RehearsalOutcome | null;
@@ -172,7 +174,7 @@ export class ProtectionSummaries implements SummaryService {
       keptBytes: kept,
       deduplicationRatio: installation && kept !== null && repo.storedBytes ? kept / repo.storedBytes : null,
       repository: installation
-        ? { location: repo.location, storedBytes: repo.storedBytes, freeBytes: repo.freeBytes, filesystemBytes: repo.filesystemBytes, sameFilesystemAsData: fs ? fs.sameAsData : null }
+        ? { location: repo.location, storedBytes: repo.storedBytes, freeBytes: repo.freeBytes, filesystemBytes: repo.filesystemBytes, sameFilesystemAsData: fs ? fs.sameAsData : null, readError: repo.readError }
         : null,
       lastCheck: check ? checkOutcome(check) : null,
       lastRehearsal: rehearsal ? rehearsalOutcome(rehearsal) : null,

@@ -383,7 +383,22 @@ describe('settings', () => {
     ['repository with ..', { ...valid, repositoryLocation: '/srv/../etc' }, 'body.repositoryLocation'],
     ['badly formed tag', { ...valid, skippedTags: ['MAIL'] }, 'body.skippedTags.0'],
     ['a tag twice', { ...valid, skippedTags: ['bm/es', 'bm/es'] }, 'body.skippedTags'],
+    ['rehearsal enabled as a string', { ...valid, rehearsalEnabled: 'yes' }, 'body.rehearsalEnabled'],
+    ['rehearsal on a day that is not one', { ...valid, rehearsalDay: 'someday' }, 'body.rehearsalDay'],
+    ['rehearsal time 24:00', { ...valid, rehearsalTime: '24:00' }, 'body.rehearsalTime'],
   ];
+
+  it('the restore rehearsal is off until enabled, weekly on Sunday by default; saved, read back, kept when left out', async () => {
+    const defaults = (await call(KEYS.admin, VALID.getSettings)).json();
+    expect(defaults).toMatchObject({ rehearsalEnabled: false, rehearsalDay: 'sunday', rehearsalTime: '04:00' });
+    const put = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, rehearsalEnabled: true, rehearsalDay: 'daily', rehearsalTime: '22:10' } });
+    expect(put.statusCode, put.body).toBe(200);
+    expect(put.json()).toMatchObject({ rehearsalEnabled: true, rehearsalDay: 'daily', rehearsalTime: '22:10' });
+    const partial = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: valid });
+    expect(partial.json()).toMatchObject({ rehearsalEnabled: true, rehearsalDay: 'daily', rehearsalTime: '22:10' });
+    const back = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, rehearsalEnabled: false, rehearsalDay: 'sunday', rehearsalTime: '04:00' } });
+    expect(back.json()).toMatchObject({ rehearsalEnabled: false, rehearsalDay: 'sunday', rehearsalTime: '04:00' });
+  });
   for (const [name, payload, field] of invalid) {
     it(`refuses ${name} (400 on ${field}) and keeps what was saved`, async () => {
       const before = (await call(KEYS.admin, VALID.getSettings)).json();

@@ -417,6 +417,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
                     })}`
                   : nothing}
                 <div class="note">${repo.location}</div>
+                ${repo.readError ? html`<div class="failed" role="alert">${repo.readError}</div>` : nothing}
               </dd>`
           : nothing}
         <dt>${this.t('summary.protected')}</dt>
