@@ -131,7 +131,7 @@ describe('the navigator answers "am I protected?"', () => {
     await enable.check();
     await page.locator('#rehearsalDay').selectOption('wednesday');
     await page.getByLabel('Rehearsal time').fill('05:30');
-    await page.getByText(/At this time, in the time zone of the server: \S+/).waitFor();
+    await page.getByText(/At this time, in the server's zone \(\S+\)/).waitFor();
     await page.getByRole('button', { name: 'Save' }).click();
     await page.locator('[data-saved-state="saved"]').waitFor();
     const saved = await (await api('GET', 'settings')).json();

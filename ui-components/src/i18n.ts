@@ -369,7 +369,7 @@ const en = {
   'settings.rehearsalDay.saturday': 'Every Saturday',
   'settings.rehearsalDay.sunday': 'Every Sunday',
   'settings.rehearsalTime': 'Rehearsal time',
-  'settings.rehearsalTime.zone': 'At this time, in the time zone of the server: {zone}.',
+  'settings.rehearsalTime.zone': "At this time, in the server's zone ({zone}).",
   'settings.postBackupScript': 'Post-backup script',
   'settings.postBackupScript.help': 'Run after each successful backup. Set on the server (DP_POST_BACKUP_SCRIPT or the plugin configuration), not here.',
   'settings.location.checked': 'Checked when saved: reachable, writable, and empty or a repository of ours.',
@@ -747,7 +747,7 @@ const fr: Record<MessageKey, string> = {
   'settings.rehearsalDay.saturday': 'Chaque samedi',
   'settings.rehearsalDay.sunday': 'Chaque dimanche',
   'settings.rehearsalTime': 'Heure de la répétition',
-  'settings.rehearsalTime.zone': 'À cette heure, dans le fuseau horaire du serveur : {zone}.',
+  'settings.rehearsalTime.zone': 'À cette heure, dans le fuseau du serveur ({zone}).',
   'settings.postBackupScript': 'Script après sauvegarde',
   'settings.postBackupScript.help': 'Exécuté après chaque sauvegarde réussie. Défini sur le serveur (DP_POST_BACKUP_SCRIPT ou la configuration du plugin), pas ici.',
   'settings.location.checked': "Vérifié à l'enregistrement : joignable, accessible en écriture, et vide ou déjà un de nos dépôts.",
@@ -823,8 +823,9 @@ export function formatAge(locale: Locale, iso: string, now = Date.now()): string
   const seconds = Math.round((Date.parse(iso) - now) / 1000);
   const rtf = new Intl.RelativeTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', { numeric: 'auto' });
   const abs = Math.abs(seconds);
-  // "now" reads oddly in a sentence ("Passed, now"): a second at least.
-  if (abs < 60) return new Intl.RelativeTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', { numeric: 'always' }).format(seconds < 0 ? Math.min(-1, seconds) : Math.max(1, seconds), 'second');
+  // "now" reads oddly in a sentence ("Passed, now"): a second at least; a few seconds ahead is the browser's
+  // clock behind the server's, not the future.
+  if (abs < 60) return new Intl.RelativeTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', { numeric: 'always' }).format(seconds > 5 ? seconds : Math.min(-1, seconds), 'second');
   if (abs < 3600) return rtf.format(Math.round(seconds / 60), 'minute');
   if (abs < 86400) return rtf.format(Math.round(seconds / 3600), 'hour');
   return rtf.format(Math.round(seconds / 86400), 'day');
