@@ -103,6 +103,13 @@ describe('the navigator answers "am I protected?"', () => {
     await page.locator('#check-mode').selectOption('sample');
     await page.getByRole('button', { name: 'Check the repository' }).click();
     await summary.locator('[data-summary="last-check"] [data-result="passed"]').waitFor({ timeout: 120_000 });
+
+    // Browse and restore: the restore page, opened on that generation.
+    const id = await row.getAttribute('data-generation');
+    await row.getByRole('button', { name: /^Browse and restore the generation of / }).click();
+    await page.waitForURL(/#\/backup\/protected-data\/restore$/);
+    await page.locator('dp-restore-browser tr').first().waitFor();
+    expect(await page.locator('dp-restore-browser #generation').inputValue()).toBe(id);
     await page.context().close();
   }, 400_000);
 
