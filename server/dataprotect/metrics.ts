@@ -1,7 +1,7 @@
 // What an installation's monitoring scrapes (Prometheus text format): is the installation protected, how long the
 // runs take, how much the repository holds and has room for, what the tasks did. Computed at scrape time from the
-// plugin's tables and the repository; the repository's side is read again only when its snapshots changed (or
-// every few minutes, for the sizes), so a scrape every 15 s costs a directory listing.
+// task history and the repository; the repository's side is protection-status.ts, the navigator's summary reads
+// the same.
 
 import { Gauge, Registry } from 'prom-client';
 import { inject, injectable } from 'tsyringe';
