@@ -20,6 +20,8 @@ export type RestoreOperation = Schemas['RestoreOperation'];
 export type RestoreRequest = Schemas['RestoreRequest'];
 export type Restorable = Schemas['Restorable'];
 export type AuditEvent = Schemas['AuditEvent'];
+export type ProtectionSummary = Schemas['ProtectionSummary'];
+export type RepositoryCheckRequest = Schemas['RepositoryCheckRequest'];
 
 type QueryOf<K extends keyof operations> = operations[K]['parameters'] extends { query?: infer Q } ? NonNullable<Q> : never;
 
@@ -139,6 +141,18 @@ export class DataProtectClient {
   }
   applyRetention(): Promise<TaskStarted> {
     return this.call('post', 'retention/_apply');
+  }
+  /** Am I protected? What the navigator shows above the generations. */
+  getProtectionSummary(signal?: AbortSignal): Promise<ProtectionSummary> {
+    return this.call('get', 'summary', { signal });
+  }
+  /** Rehearses a restore of the newest valid generation in a sandbox (a task of kind rehearsal). */
+  startRehearsal(): Promise<TaskStarted> {
+    return this.call('post', 'rehearsals');
+  }
+  /** Checks the repository: structure, a sample of the data, or all of it (a task of kind check). */
+  checkRepository(request: RepositoryCheckRequest): Promise<TaskStarted> {
+    return this.call('post', 'repository/_check', { json: request });
   }
 
   // Settings

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { existsSync, readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
@@ -10,6 +11,10 @@ import { GenerationCache } from '../server/dataprotect/generation/cache.js';
 import { RepositoryBackups } from '../server/dataprotect/generation/runner.js';
 import { BACKUP_CONFIG, HOST_PORT } from '../server/dataprotect/generation/tokens.js';
 import { GlobalRestores, RECOVERY_INSTALLATION } from '../server/dataprotect/global-restore/service.js';
+import { REHEARSAL_DIR, Rehearsals } from '../server/dataprotect/global-restore/rehearsals.js';
+import { ProtectionStatus } from '../server/dataprotect/protection-status.js';
+import { RepositoryChecks } from '../server/dataprotect/repository-check.js';
+import { ProtectionSummaries } from '../server/dataprotect/summary.js';
 import type { Mailer } from '../server/dataprotect/restore/mailer.js';
 import { EntityRestores, RESTORE_BACKEND } from '../server/dataprotect/restore/service.js';
 import { settingsBackend } from '../server/dataprotect/restore/settings-backend.js';
@@ -17,7 +22,11 @@ import {
   BACKUP_RUNNER,
   GENERATION_SERVICE,
   GLOBAL_RESTORE_SERVICE,
+  REHEARSAL_SERVICE,
+  REPOSITORY_CHECK_SERVICE,
   RESTORE_SERVICE,
+  SCHEDULE_VIEW,
+  SUMMARY_SERVICE,
   type BackupRunner,
   type GenerationService,
   type GlobalRestoreService,
@@ -28,6 +37,7 @@ import {
   UnavailableBackupRunner,
   UnavailableGenerationService,
   UnavailableGlobalRestoreService,
+  UnavailableRehearsalService,
   UnavailableRestoreService,
 } from '../server/dataprotect/unavailable.js';
 import type { InstallationPort } from '../server/host/installation.js';
@@ -40,7 +50,7 @@ import { DataProtectMetrics } from '../server/dataprotect/metrics.js';
 import { alertConfigFromEnv, alertIntervalMs } from '../server/dataprotect/alerts/config.js';
 import { ALERT_CONFIG, AlertMonitor } from '../server/dataprotect/alerts/monitor.js';
 import { ClusterCoordinator } from '../server/jobs/cluster.js';
-import { BackupScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
+import { BackupScheduler, RehearsalScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
 import { TaskRegistry } from '../server/jobs/task-registry.js';
 import { NODE_ID, TASK_FILES_DIR } from '../server/jobs/tokens.js';
 import { createPool, type Pool } from '../server/pg/client.js';
@@ -83,6 +93,8 @@ export interface ServerHost {
   postBackupScript?: string;
   /** Where files made by tasks (exports to download) are kept; shared between nodes. */
   taskFilesDir: string;
+  /** Where restore rehearsals make their scratch folders; default DP_REHEARSAL_DIR, else the system's temporary folder. */
+  rehearsalDir?: string;
   nodeId?: string;
   log?: SchedulerLog;
   /** false: the host's core serves /api/tasks itself, so BlueMind's task API is not registered there. */
@@ -143,6 +155,13 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   c.registerSingleton(AuditLog);
   c.registerSingleton(SettingsService);
   c.registerSingleton(BlueMindNumbers);
+  c.registerSingleton(ProtectionStatus);
+  c.register(REHEARSAL_DIR, { useValue: host.rehearsalDir ?? process.env.DP_REHEARSAL_DIR ?? path.join(tmpdir(), 'bm-dataprotect-rehearsals') });
+  // The schedulers start once the API is up; until then (and without an installation) nothing is scheduled.
+  const schedules: { backup: BackupScheduler | null; rehearsal: RehearsalScheduler | null } = { backup: null, rehearsal: null };
+  c.register(SCHEDULE_VIEW, { useValue: { nextBackup: () => schedules.backup?.nextRun() ?? null, nextRehearsal: () => schedules.rehearsal?.nextRun() ?? null } });
+  c.registerSingleton(SUMMARY_SERVICE, ProtectionSummaries);
+  c.registerSingleton(REPOSITORY_CHECK_SERVICE, RepositoryChecks);
   registerDomainServices(c, services);
 
   const tasks = c.resolve(TaskRegistry);
@@ -158,6 +177,9 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     restores: c.resolve(RESTORE_SERVICE),
     globalRestore: c.resolve(GLOBAL_RESTORE_SERVICE),
     numbers: c.resolve(BlueMindNumbers),
+    rehearsals: c.resolve(REHEARSAL_SERVICE),
+    checks: c.resolve(REPOSITORY_CHECK_SERVICE),
+    summary: c.resolve(SUMMARY_SERVICE),
   };
 
   const operations: string[] = [];
@@ -183,11 +205,18 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   const metrics = await registerMetrics(host.fastify, { auth: host.auth, metrics: c.resolve(DataProtectMetrics), listen: process.env.DP_METRICS_LISTEN });
 
   let scheduler: BackupScheduler | null = null;
+  let rehearsals: RehearsalScheduler | null = null;
   let alerts: AlertMonitor | null = null;
   if (services.installation || services.backups) {
     const log = host.log ?? { info: (m: string) => host.fastify.log.info(m), error: (m: string) => host.fastify.log.error(m) };
     scheduler = new BackupScheduler(settings, deps.backups, c.resolve(ClusterCoordinator), log);
     await scheduler.start();
+    schedules.backup = scheduler;
+    if (services.installation?.recovery) {
+      rehearsals = new RehearsalScheduler(settings, deps.rehearsals, c.resolve(ClusterCoordinator), log);
+      await rehearsals.start();
+      schedules.rehearsal = rehearsals;
+    }
     c.register(ALERT_CONFIG, { useValue: alertConfigFromEnv(process.env, log) });
     c.registerSingleton(AlertMonitor);
     alerts = c.resolve(AlertMonitor);
@@ -202,6 +231,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     container: c,
     async close() {
       await scheduler?.stop();
+      await rehearsals?.stop();
       await alerts?.stop();
       await metrics.close();
       await tasks.close();
@@ -236,5 +266,9 @@ function registerDomainServices(c: DependencyContainer, services: ServerServices
   if (inst?.recovery) {
     c.register(RECOVERY_INSTALLATION, { useValue: inst.recovery });
     c.registerSingleton(GLOBAL_RESTORE_SERVICE, GlobalRestores);
-  } else c.register(GLOBAL_RESTORE_SERVICE, { useValue: new UnavailableGlobalRestoreService() });
+    c.registerSingleton(REHEARSAL_SERVICE, Rehearsals);
+  } else {
+    c.register(GLOBAL_RESTORE_SERVICE, { useValue: new UnavailableGlobalRestoreService() });
+    c.register(REHEARSAL_SERVICE, { useValue: new UnavailableRehearsalService() });
+  }
 }

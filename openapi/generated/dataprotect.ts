@@ -59,6 +59,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Am I protected? The last success, the next run, the repository's room, the last check and rehearsal, warnings
+         * @description What the navigator shows above the list of generations. A domain's administrator (who does not manage the
+         *     installation) gets what concerns the generations only: `repository`, `lastCheck`, `lastRehearsal` and the
+         *     deduplication ratio are null for them, and the warnings are those about the generations.
+         */
+        get: operations["getProtectionSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/generations/{generationId}": {
         parameters: {
             query?: never;
@@ -245,6 +267,52 @@ export interface paths {
          *     progress, answers 202 with that run's task and `alreadyRunning: true`.
          */
         post: operations["startBackup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rehearsals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rehearse a restore of the newest valid generation now (a task of kind rehearsal)
+         * @description Restores the newest valid generation into scratch databases and a scratch directory beside the live
+         *     installation (which it never touches), compares each part with what the generation recorded, reports a
+         *     verdict per part and the duration in the task's result, and removes the sandbox. A rehearsal whose restore
+         *     differs or fails ends FAILED (and the administrators are alerted). When one is running, answers 202 with
+         *     it and `alreadyRunning: true`; 409 when there is no valid generation to rehearse.
+         */
+        post: operations["startRehearsal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/repository/_check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check the repository (structure, a sample of the data, or all of it) as a task of kind check
+         * @description `structure` reads the indexes, snapshots and trees and checks that every pack a file needs exists with the
+         *     right size; `sample` also reads `samplePercent` of the packs, chosen at random, and verifies every blob in
+         *     them; `full` reads every pack. Damage found ends the task FAILED with what was found in its result.
+         */
+        post: operations["checkRepository"];
         delete?: never;
         options?: never;
         head?: never;
@@ -837,10 +905,12 @@ export interface components {
             begin: string;
             /** Format: date-time */
             end: string | null;
-            /** @description Bytes read from the source */
+            /** @description Bytes read from the source (unchanged files are not read) */
             sizeRead: number;
             /** @description Bytes added to the repository */
             sizeAdded: number;
+            /** @description The full size of the part: what it protects (null when the part failed before it was saved) */
+            sizeTotal?: number | null;
             messages: string[];
         };
         Generation: {
@@ -855,6 +925,20 @@ export interface components {
             protected: boolean;
             sizeRead: number;
             sizeAdded: number;
+            /** @description The full size of every part: what the generation protects */
+            sizeTotal: number;
+            /**
+             * @description What started the run: the schedule, someone (console or API), the command line, a recovery point
+             * @enum {string}
+             */
+            trigger: "schedule" | "api" | "cli" | "recovery-point";
+            /**
+             * Format: date-time
+             * @description When the run ended (null when it did not)
+             */
+            end: string | null;
+            /** @description From the start of the run to its end */
+            durationSeconds: number | null;
             parts: components["schemas"]["Part"][];
         };
         SettingsUpdate: {
@@ -877,7 +961,17 @@ export interface components {
              */
             repositoryLocation: components["schemas"]["LocalOrS3Location"];
             skippedTags: string[];
+            /** @description Rehearse a restore of the newest valid generation on a schedule (left out: unchanged) */
+            rehearsalEnabled?: boolean;
+            rehearsalDay?: components["schemas"]["RehearsalDay"];
+            /** @description HH:MM in the server time zone (left out: unchanged) */
+            rehearsalTime?: string;
         };
+        /**
+         * @description The day the scheduled rehearsal runs on, every week, or every day
+         * @enum {string}
+         */
+        RehearsalDay: "daily" | "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday";
         Settings: {
             retentionDays: number;
             keepWeekly: number;
@@ -898,6 +992,11 @@ export interface components {
              *     variable or the plugin's configuration), /usr/bin/bm-post-full-backup.sh by default.
              */
             postBackupScript: string;
+            /** @description The scheduled restore rehearsal runs (off until enabled) */
+            rehearsalEnabled: boolean;
+            rehearsalDay: components["schemas"]["RehearsalDay"];
+            /** @description HH:MM, in timeZone */
+            rehearsalTime: string;
             /**
              * @description Where the repository sits relative to the data it protects, as checked when the location was saved; null
              *     for an s3:// location or while the default applies. On the same filesystem, one disk failure loses both.
@@ -1027,7 +1126,7 @@ export interface components {
             to?: components["schemas"]["PeriodBound"];
         };
         /** @enum {string} */
-        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check" | "content";
+        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check" | "content" | "rehearsal";
         /**
          * @description INTERRUPTED means the process that ran it stopped before it ended
          * @enum {string}
@@ -1190,6 +1289,127 @@ export interface components {
             }[];
             /** @description The servers of this installation, for a serverMap */
             targetServers: components["schemas"]["ServerRef"][];
+        };
+        RepositoryCheckRequest: {
+            /**
+             * @description structure only, a random sample of the packs read, or every pack read
+             * @enum {string}
+             */
+            mode: "structure" | "sample" | "full";
+            /** @description For sample: the share of packs read (10 when left out) */
+            samplePercent?: number;
+        };
+        SummaryWarning: {
+            /**
+             * @description no success for over 26 hours (or ever), the repository on the filesystem of the data it protects, under 10% free on its disk
+             * @enum {string}
+             */
+            code: "no-success" | "same-filesystem" | "low-space";
+            /** @description In English */
+            message: string;
+            params: {
+                [key: string]: string | number;
+            };
+        };
+        /** @description The last repository check (its task) */
+        CheckOutcome: {
+            /** Format: uuid */
+            taskId: string;
+            status: components["schemas"]["TaskStatus"];
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            endedAt: string | null;
+            durationSeconds: number | null;
+            error: string | null;
+            /** @enum {string|null} */
+            mode: "structure" | "sample" | "full" | null;
+            /** @description Damage found (null when the check did not end) */
+            errors: number | null;
+            warnings: number | null;
+        };
+        /** @description The last restore rehearsal (its task) */
+        RehearsalOutcome: {
+            /** Format: uuid */
+            taskId: string;
+            status: components["schemas"]["TaskStatus"];
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            endedAt: string | null;
+            durationSeconds: number | null;
+            error: string | null;
+            generationId: string | null;
+            /** @description Every part restored the same as the generation recorded (null when it did not end) */
+            ok: boolean | null;
+            parts: {
+                server: string;
+                tag: string;
+                /** @enum {string} */
+                verdict: "same" | "differs";
+                /** @description Tables and files compared */
+                compared: number;
+                /** @description The first differences found */
+                differences: string[];
+            }[];
+        };
+        ProtectionSummary: {
+            /**
+             * @description installation for those who manage it; domain for a domain's administrator (less is shown)
+             * @enum {string}
+             */
+            scope: "installation" | "domain";
+            /** @description The server's time zone, in which the schedule runs */
+            timeZone: string;
+            /** @description The newest generation that succeeded (every part valid, the run OK or WARNING) */
+            lastSuccess: null | {
+                generationId: string;
+                /** Format: date-time */
+                protectionTime: string;
+            };
+            /** @description The newest run that ended */
+            lastRun: null | {
+                generationId: string;
+                /** Format: date-time */
+                protectionTime: string;
+                status: components["schemas"]["GenerationStatus"];
+                runStatus: components["schemas"]["RunStatus"] | null;
+                trigger: string;
+                durationSeconds: number | null;
+            };
+            /** @description A backup runs now */
+            backupRunning: boolean;
+            /**
+             * Format: date-time
+             * @description The next scheduled backup (null when nothing is scheduled here)
+             */
+            nextRun: string | null;
+            /**
+             * Format: date-time
+             * @description The next scheduled rehearsal (null when not enabled)
+             */
+            nextRehearsal: string | null;
+            /** @description Full size of the newest successful generation */
+            protectedBytes: number | null;
+            /** @description Full size of every generation kept (what the repository would hold without deduplication) */
+            keptBytes: number | null;
+            /** @description keptBytes / repository.storedBytes */
+            deduplicationRatio: number | null;
+            repository: null | {
+                location: string;
+                /** @description What the repository takes on its storage (null when it cannot be read) */
+                storedBytes: number | null;
+                /** @description Free space on its disk (null for s3:// and when unreadable) */
+                freeBytes: number | null;
+                filesystemBytes: number | null;
+                /** @description As checked when the location was saved */
+                sameFilesystemAsData: boolean | null;
+                /** @description Why the repository could not be read (an unreachable share or bucket), when it could not */
+                readError: string | null;
+            };
+            lastCheck: null | components["schemas"]["CheckOutcome"];
+            lastRehearsal: null | components["schemas"]["RehearsalOutcome"];
+            warnings: components["schemas"]["SummaryWarning"][];
         };
         AuditEvent: {
             id: number;
@@ -1503,6 +1723,30 @@ export interface operations {
             501: components["responses"]["NotImplemented"];
         };
     };
+    getProtectionSummary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The summary */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProtectionSummary"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
     getGeneration: {
         parameters: {
             query?: never;
@@ -1795,6 +2039,46 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    startRehearsal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: components["responses"]["TaskStarted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    checkRepository: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RepositoryCheckRequest"];
+            };
+        };
+        responses: {
+            202: components["responses"]["TaskStarted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };

@@ -32,7 +32,7 @@ export class ConflictError extends DomainError {
   }
 }
 
-export type Capability = 'backup-runner' | 'generations' | 'restore' | 'global-restore';
+export type Capability = 'backup-runner' | 'generations' | 'restore' | 'global-restore' | 'rehearsal';
 
 /**
  * A capability this registration of the plugin does not offer. Answered as 501 with the message, never with

@@ -1,44 +1,27 @@
 // What an installation's monitoring scrapes (Prometheus text format): is the installation protected, how long the
 // runs take, how much the repository holds and has room for, what the tasks did. Computed at scrape time from the
-// plugin's tables and the repository; the repository's side is read again only when its snapshots changed (or
-// every few minutes, for the sizes), so a scrape every 15 s costs a directory listing.
+// task history and the repository; the repository's side is protection-status.ts, the navigator's summary reads
+// the same.
 
-import { statfs } from 'node:fs/promises';
 import { Gauge, Registry } from 'prom-client';
 import { inject, injectable } from 'tsyringe';
 import { TaskStats } from '../store/task-stats.js';
 import type { GenerationStatus, RunStatus } from './model.js';
-import { readGenerations, type StoredGeneration } from './generation/format.js';
-import { openLocation, snapshotFingerprint } from './generation/repository.js';
-import { SettingsService } from './settings.js';
+import type { StoredGeneration } from './generation/format.js';
+import { lastRun, ProtectionStatus, protectedBytes, runSeconds, succeeded } from './protection-status.js';
 
 const RUN_STATUSES: readonly RunStatus[] = ['OK', 'WARNING', 'ERROR', 'POSTOPS_ERROR'];
 const PART_STATUSES: readonly GenerationStatus[] = ['VALID', 'UNKNOWN', 'INVALID'];
-const SIZES_TTL_MS = 5 * 60_000;
-
-interface RepositoryView {
-  location: string;
-  fingerprint: string;
-  generations: StoredGeneration[];
-  storedBytes: number;
-  sizedAt: number;
-}
 
 const seconds = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : NaN);
-
-/** A generation that protects the installation: complete, every part valid, the run not in error. */
-function succeeded(g: StoredGeneration): boolean {
-  return !g.interrupted && g.record.status === 'VALID' && (g.record.runStatus === 'OK' || g.record.runStatus === 'WARNING');
-}
 
 @injectable()
 export class DataProtectMetrics {
   readonly registry = new Registry();
-  private view: RepositoryView | null = null;
   private readonly g: Record<string, Gauge> = {};
 
   constructor(
-    @inject(SettingsService) private readonly settings: SettingsService,
+    @inject(ProtectionStatus) private readonly status: ProtectionStatus,
     @inject(TaskStats) private readonly tasks: TaskStats,
   ) {
     const gauge = (name: string, help: string, labelNames: string[] = []) => {
@@ -72,40 +55,14 @@ export class DataProtectMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private async repository(location: string): Promise<RepositoryView | null> {
-    let fingerprint: string;
-    try {
-      fingerprint = await snapshotFingerprint(location);
-    } catch {
-      return null; // no repository there yet
-    }
-    const v = this.view;
-    if (v && v.location === location && v.fingerprint === fingerprint && Date.now() - v.sizedAt < SIZES_TTL_MS) return v;
-    const repo = await openLocation(location, { loadIndex: false });
-    if (!repo) return null;
-    try {
-      const generations = v && v.location === location && v.fingerprint === fingerprint ? v.generations : await readGenerations(repo);
-      const storedBytes = await repo.storedBytes();
-      this.view = { location, fingerprint, generations, storedBytes, sizedAt: Date.now() };
-      return this.view;
-    } finally {
-      await repo.close();
-    }
-  }
-
   private async refresh(): Promise<void> {
     for (const g of Object.values(this.g)) g.reset();
-    const { repositoryLocation } = await this.settings.get();
-    const view = /^s3:\/\//i.test(repositoryLocation) ? null : await this.repository(repositoryLocation);
-    if (view) this.fromRepository(view);
+    const repo = await this.status.read();
+    if (repo.generations) this.fromRepository(repo.generations);
     else this.g.last_success_timestamp_seconds.set(0);
-    if (!/^s3:\/\//i.test(repositoryLocation)) {
-      const fs = await statfs(view ? view.location : repositoryLocation).catch(() => null);
-      if (fs) {
-        this.g.repository_free_bytes.set(fs.bavail * fs.bsize);
-        this.g.repository_filesystem_bytes.set(fs.blocks * fs.bsize);
-      }
-    }
+    if (repo.storedBytes !== null) this.g.repository_stored_bytes.set(repo.storedBytes);
+    if (repo.freeBytes !== null) this.g.repository_free_bytes.set(repo.freeBytes);
+    if (repo.filesystemBytes !== null) this.g.repository_filesystem_bytes.set(repo.filesystemBytes);
     const restores = new Map<string, number>();
     for (const t of await this.tasks.byKindAndStatus()) {
       const labels = { kind: t.kind, status: t.status };
@@ -117,9 +74,8 @@ export class DataProtectMetrics {
     for (const [status, n] of restores) this.g.restores.set({ status }, n);
   }
 
-  private fromRepository(view: RepositoryView): void {
-    this.g.repository_stored_bytes.set(view.storedBytes);
-    const gens = view.generations; // newest first
+  private fromRepository(gens: StoredGeneration[]): void {
+    // newest first
     const byStatus = new Map<string, number>(PART_STATUSES.map((s) => [s, 0]));
     for (const g of gens) byStatus.set(g.record.status, (byStatus.get(g.record.status) ?? 0) + 1);
     for (const [status, n] of byStatus) this.g.generations.set({ status }, n);
@@ -127,20 +83,15 @@ export class DataProtectMetrics {
     const success = gens.find(succeeded);
     this.g.last_success_timestamp_seconds.set(success ? seconds(success.record.protectionTime) : 0);
     if (success) {
-      let total = 0;
-      for (const s of success.partSnapshots) {
-        this.g.part_protected_bytes.set({ server: s.server, tag: s.tag }, s.summary.bytesTotal);
-        total += s.summary.bytesTotal;
-      }
-      this.g.protected_bytes.set(total);
+      for (const s of success.partSnapshots) this.g.part_protected_bytes.set({ server: s.server, tag: s.tag }, s.summary.bytesTotal);
+      this.g.protected_bytes.set(protectedBytes(success));
     }
-    // The newest run that ended (a run in progress has no final record yet).
-    const last = gens.find((g) => !g.interrupted) ?? gens[0];
+    const last = lastRun(gens);
     if (last) {
       const r = last.record;
       this.g.last_run_timestamp_seconds.set(seconds(r.protectionTime));
-      const end = r.end ?? r.parts.map((p) => p.end).filter((e): e is string => Boolean(e)).sort().at(-1);
-      if (end) this.g.last_run_duration_seconds.set(seconds(end) - seconds(r.protectionTime));
+      const duration = runSeconds(last);
+      if (duration !== null) this.g.last_run_duration_seconds.set(duration);
       for (const s of RUN_STATUSES) this.g.last_run_status.set({ status: s }, r.runStatus === s ? 1 : 0);
       this.g.added_bytes.set(r.parts.reduce((n, p) => n + p.sizeAdded, 0));
       for (const p of r.parts) {

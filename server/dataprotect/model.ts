@@ -18,8 +18,13 @@ export interface Part {
   sizeRead: number;
   /** Bytes added to the repository. */
   sizeAdded: number;
+  /** The part's full size: what it protects (null when the part has no snapshot). */
+  sizeTotal?: number | null;
   messages: string[];
 }
+
+/** What started a run: the schedule, someone (console or API), the command line, or a recovery point. */
+export type Trigger = 'api' | 'schedule' | 'cli';
 
 export interface Generation {
   id: string;
@@ -32,6 +37,13 @@ export interface Generation {
   protected: boolean;
   sizeRead: number;
   sizeAdded: number;
+  /** The full size of every part: what the generation protects. */
+  sizeTotal: number;
+  trigger: Trigger;
+  /** When the run ended (null while running or when interrupted). */
+  end: string | null;
+  /** From its start to its end. */
+  durationSeconds: number | null;
   parts: Part[];
 }
 

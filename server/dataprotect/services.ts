@@ -1,6 +1,7 @@
 import type { InjectionToken } from 'tsyringe';
 import type { TaskStart } from '../jobs/task-registry.js';
 import type { EntityRef, Generation, GlobalRestoreOptions, MailFolder, MailMessage, Page, PrerequisiteReport, Restorable, RestorableKind, SavedContainer, SavedItem } from './model.js';
+import type { ProtectionSummary } from './summary.js';
 import type { Principal } from './principal.js';
 import type { RestoreOperation, RestoreOperationId } from './restore-capabilities.js';
 
@@ -105,6 +106,34 @@ export interface GlobalRestoreService {
   start(by: Principal, repositoryLocation: string, generationId: string, options?: GlobalRestoreOptions): Promise<TaskStart>;
 }
 
+/** The restore rehearsal of the newest valid generation, on demand or on its schedule. */
+export interface RehearsalService {
+  /** Starts one as a task of kind rehearsal; a running one is answered with alreadyRunning. ConflictError without a valid generation. */
+  start(by: Requester): Promise<TaskStart>;
+}
+
+export type RepositoryCheckMode = 'structure' | 'sample' | 'full';
+
+/** The repository check, as a task of kind check. */
+export interface RepositoryCheckService {
+  start(by: Principal, mode: RepositoryCheckMode, samplePercent?: number): Promise<TaskStart>;
+}
+
+/** "Am I protected?": what the navigator shows above the generations. */
+export interface SummaryService {
+  get(by: Principal): Promise<ProtectionSummary>;
+}
+
+/** When the schedules run next (the composition root's schedulers). */
+export interface ScheduleView {
+  nextBackup(): Date | null;
+  nextRehearsal(): Date | null;
+}
+
+export const REHEARSAL_SERVICE: InjectionToken<RehearsalService> = Symbol('dp.RehearsalService');
+export const REPOSITORY_CHECK_SERVICE: InjectionToken<RepositoryCheckService> = Symbol('dp.RepositoryCheckService');
+export const SUMMARY_SERVICE: InjectionToken<SummaryService> = Symbol('dp.SummaryService');
+export const SCHEDULE_VIEW: InjectionToken<ScheduleView> = Symbol('dp.ScheduleView');
 export const GENERATION_SERVICE: InjectionToken<GenerationService> = Symbol('dp.GenerationService');
 export const BACKUP_RUNNER: InjectionToken<BackupRunner> = Symbol('dp.BackupRunner');
 export const RESTORE_SERVICE: InjectionToken<RestoreService> = Symbol('dp.RestoreService');

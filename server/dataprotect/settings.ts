@@ -25,7 +25,16 @@ export interface Settings {
   skippedTags: string[];
   /** Set on the server, never through the API: whoever may change it runs a program as root. */
   postBackupScript: string;
+  /** The scheduled restore rehearsal of the newest valid generation; off until enabled. */
+  rehearsalEnabled: boolean;
+  /** The day it runs on (weekly), or every day. */
+  rehearsalDay: RehearsalDay;
+  /** HH:MM, in the server's time zone. */
+  rehearsalTime: string;
 }
+
+export const REHEARSAL_DAYS = ['daily', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const;
+export type RehearsalDay = (typeof REHEARSAL_DAYS)[number];
 
 /** The time zone the backup time is read in: the server's (the process's), as an IANA name. */
 export function serverTimeZone(): string {
@@ -53,6 +62,9 @@ export interface SettingsDefaults {
 export const SETTINGS_DEFAULTS: InjectionToken<SettingsDefaults> = Symbol('dp.SettingsDefaults');
 
 export const DEFAULT_BACKUP_TIME = '01:00';
+/** After the night's backup, on Sunday: a weekly rehearsal when enabled. */
+export const DEFAULT_REHEARSAL_DAY: RehearsalDay = 'sunday';
+export const DEFAULT_REHEARSAL_TIME = '04:00';
 export const DEFAULT_POST_BACKUP_SCRIPT = '/usr/bin/bm-post-full-backup.sh';
 
 /** The post-backup action of this server: its configuration, the environment, or BlueMind's script. */
@@ -71,12 +83,15 @@ export function defaultSettings(d: SettingsDefaults): Settings {
     repositoryLocation: d.repositoryLocation,
     skippedTags: [],
     postBackupScript: configuredPostBackupScript(d),
+    rehearsalEnabled: false,
+    rehearsalDay: DEFAULT_REHEARSAL_DAY,
+    rehearsalTime: DEFAULT_REHEARSAL_TIME,
   };
 }
 
-/** What an administrator may change; the post-backup action is not among it. */
-export type SettingsUpdate = Omit<Settings, 'keepWeekly' | 'keepMonthly' | 'postBackupScript'> &
-  Partial<Pick<Settings, 'keepWeekly' | 'keepMonthly'>>;
+/** What an administrator may change; the post-backup action is not among it. Left out: unchanged. */
+type Optional = 'keepWeekly' | 'keepMonthly' | 'rehearsalEnabled' | 'rehearsalDay' | 'rehearsalTime';
+export type SettingsUpdate = Omit<Settings, Optional | 'postBackupScript'> & Partial<Pick<Settings, Optional>>;
 
 /** The settings as stored: what was saved, and what the location check found. */
 type StoredValue = Omit<Settings, 'postBackupScript'> & { repositoryFilesystem: RepositoryFilesystem | null };
@@ -135,6 +150,9 @@ export class SettingsService {
       backupTime: input.backupTime,
       repositoryLocation: checked.location,
       skippedTags: [...new Set(input.skippedTags)].sort(),
+      rehearsalEnabled: input.rehearsalEnabled ?? current.rehearsalEnabled,
+      rehearsalDay: input.rehearsalDay ?? current.rehearsalDay,
+      rehearsalTime: input.rehearsalTime ?? current.rehearsalTime,
       repositoryFilesystem: checked.filesystem,
     };
     const saved = await this.store.write({ ...next }, by.login);
@@ -159,7 +177,7 @@ export class SettingsService {
     return result;
   }
 
-  /** The scheduler listens here to move the backup time. */
+  /** The schedulers listen here to move the backup time and the rehearsal. */
   onChange(listener: (s: SavedSettings) => void): () => void {
     this.changes.on('change', listener);
     return () => this.changes.off('change', listener);
@@ -174,6 +192,7 @@ function pickKnown(value: Record<string, unknown>): Partial<Omit<Settings, 'post
     if (key === 'postBackupScript') continue;
     if (key in value && typeof value[key] === typeof known[key]) (out as Record<string, unknown>)[key] = value[key];
   }
+  if (out.rehearsalDay !== undefined && !REHEARSAL_DAYS.includes(out.rehearsalDay)) delete out.rehearsalDay;
   return out;
 }
 

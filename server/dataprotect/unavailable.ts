@@ -1,5 +1,5 @@
 import { CapabilityUnavailableError } from './errors.js';
-import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from './services.js';
+import type { BackupRunner, GenerationService, GlobalRestoreService, RehearsalService, RestoreService } from './services.js';
 
 // Bound by the composition root for a capability this registration of the plugin does not offer: backups,
 // generations and restores when the host gave it no installation to protect, and the global restore, which this
@@ -12,6 +12,8 @@ const NO_GENERATIONS =
   'Generations cannot be listed: no backup runner is registered (the host gave the plugin no installation to back up).';
 const NO_RESTORE = 'Restores are not available: the host gave the plugin no installation to restore into.';
 const NO_GLOBAL_RESTORE = 'Global restore is not available in this build.';
+const NO_REHEARSAL =
+  'Restore rehearsals are not available: the host gave the plugin no installation to rehearse a restore of. Nothing was started.';
 
 /** The explanations per capability (the console shows its own translation of each: keep them in step). */
 export const UNAVAILABLE_MESSAGES = {
@@ -19,7 +21,14 @@ export const UNAVAILABLE_MESSAGES = {
   generations: NO_GENERATIONS,
   restore: NO_RESTORE,
   'global-restore': NO_GLOBAL_RESTORE,
+  rehearsal: NO_REHEARSAL,
 } as const;
+
+export class UnavailableRehearsalService implements RehearsalService {
+  start(): never {
+    throw new CapabilityUnavailableError('rehearsal', NO_REHEARSAL);
+  }
+}
 
 export class UnavailableGenerationService implements GenerationService {
   list(): never {

@@ -1,6 +1,8 @@
 import type { HostAuthenticator } from '../dataprotect/auth.js';
 import type { AuditLog } from '../dataprotect/audit.js';
-import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../dataprotect/services.js';
+import type {
+  BackupRunner, GenerationService, GlobalRestoreService, RehearsalService, RepositoryCheckService, RestoreService, SummaryService,
+} from '../dataprotect/services.js';
 import type { SettingsService } from '../dataprotect/settings.js';
 import type { TaskRegistry } from '../jobs/task-registry.js';
 import type { BlueMindNumbers } from '../store/bluemind-numbers.js';
@@ -17,4 +19,7 @@ export interface ApiDeps {
   globalRestore: GlobalRestoreService;
   /** BlueMind's whole-number ids of generations and parts (bluemind.ts). */
   numbers: BlueMindNumbers;
+  rehearsals: RehearsalService;
+  checks: RepositoryCheckService;
+  summary: SummaryService;
 }

@@ -51,6 +51,19 @@ export interface TaskSpec {
 
 export type TaskBody = (ctx: TaskContext) => Promise<Record<string, unknown> | void>;
 
+/**
+ * Thrown by a body whose work ran to its end but found the outcome bad (a check that found damage, a rehearsal
+ * whose restore differs): the task ends FAILED and still keeps its result, which says what was found.
+ */
+export class TaskFailedError extends Error {
+  constructor(
+    message: string,
+    readonly result: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
 type Outcome = Pick<Task, 'status' | 'error' | 'errorPhrase' | 'result'>;
 
 export type TaskEvent = { type: 'task'; task: Task } | { type: 'log'; entry: TaskLogEntry } | { type: 'end'; task: Task };
@@ -290,6 +303,10 @@ export class TaskRegistry {
       return { status: 'SUCCEEDED', error: null, errorPhrase: null, result: result ?? null };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      if (err instanceof TaskFailedError && !run.controller.signal.aborted) {
+        this.appendLog(run, 'error', message);
+        return { status: 'FAILED', error: message, errorPhrase: null, result: err.result };
+      }
       if (run.stopping) return { status: 'INTERRUPTED', error: `the server stopped before the task ended: ${message}`, errorPhrase: null, result: null };
       if (run.controller.signal.aborted) return { status: 'CANCELLED', error: `cancelled: ${message}`, errorPhrase: null, result: null };
       // The failure explained, with what to do; the raw message stays in the log for whoever digs further.

@@ -151,6 +151,17 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: 'protection summary: last task of a kind; generations cached again with each part\'s full size',
+    // The rehearsal schedule's settings live in dp_settings' JSON value (defaults apply until saved): no column.
+    // The summary reads the last check, rehearsal and backup; the cache is rebuilt once (a fingerprint that
+    // matches nothing) so that its records carry the size each part protects, read from the part's snapshot.
+    sql: `
+      CREATE INDEX dp_task_kind_created ON dp_task (kind, created_at DESC);
+      UPDATE dp_generation_sync SET fingerprint = NULL;
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

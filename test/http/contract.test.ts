@@ -38,6 +38,9 @@ const VALID: Record<string, { method: string; url: string; payload?: unknown; mo
   listContainerItems: { method: 'GET', url: `/generations/${GEN}/entities/u1/containers/calendar:Default:u1/items?missing=true&search=lunch` },
   startBackup: { method: 'POST', url: '/backups' },
   applyRetention: { method: 'POST', url: '/retention/_apply' },
+  getProtectionSummary: { method: 'GET', url: '/summary' },
+  startRehearsal: { method: 'POST', url: '/rehearsals' },
+  checkRepository: { method: 'POST', url: '/repository/_check', payload: { mode: 'sample', samplePercent: 5 } },
   getSettings: { method: 'GET', url: '/settings' },
   updateSettings: {
     method: 'PUT',
@@ -174,12 +177,12 @@ describe('authentication and roles', () => {
     });
   }
 
-  it('marks settings, backup runs, forget, sync, retention, global restore and the audit log installation-wide', () => {
+  it('marks settings, backup runs, forget, sync, retention, checks, rehearsals, global restore and the audit log installation-wide', () => {
     const wide = operations.filter((o) => o['x-dp-scope'] === 'installation').map((o) => o.operationId).sort();
     expect(wide).toEqual([
       'applyRetention', 'bmForget', 'bmGetRetentionPolicy', 'bmInstallFromGeneration', 'bmSaveAll', 'bmSyncWithFilesystem',
-      'bmUpdatePolicy', 'checkGlobalRestore', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
-      'protectGeneration', 'startBackup', 'startGlobalRestore', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
+      'bmUpdatePolicy', 'checkGlobalRestore', 'checkRepository', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
+      'protectGeneration', 'startBackup', 'startGlobalRestore', 'startRehearsal', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
     ]);
   });
 
@@ -227,6 +230,7 @@ describe('capabilities that do not exist yet answer 501, never invented data', (
     bmGetRestoreCapabilitiesByTags: 'restore',
     bmRun: 'restore',
     bmInstallFromGeneration: 'global-restore',
+    startRehearsal: 'rehearsal',
   };
   for (const [op, capability] of Object.entries(missing)) {
     it(`${op} → 501 naming ${capability}`, async () => {
@@ -414,7 +418,22 @@ describe('settings', () => {
     ['repository with ..', { ...valid, repositoryLocation: '/srv/../etc' }, 'body.repositoryLocation'],
     ['badly formed tag', { ...valid, skippedTags: ['MAIL'] }, 'body.skippedTags.0'],
     ['a tag twice', { ...valid, skippedTags: ['bm/es', 'bm/es'] }, 'body.skippedTags'],
+    ['rehearsal enabled as a string', { ...valid, rehearsalEnabled: 'yes' }, 'body.rehearsalEnabled'],
+    ['rehearsal on a day that is not one', { ...valid, rehearsalDay: 'someday' }, 'body.rehearsalDay'],
+    ['rehearsal time 24:00', { ...valid, rehearsalTime: '24:00' }, 'body.rehearsalTime'],
   ];
+
+  it('the restore rehearsal is off until enabled, weekly on Sunday by default; saved, read back, kept when left out', async () => {
+    const defaults = (await call(KEYS.admin, VALID.getSettings)).json();
+    expect(defaults).toMatchObject({ rehearsalEnabled: false, rehearsalDay: 'sunday', rehearsalTime: '04:00' });
+    const put = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, rehearsalEnabled: true, rehearsalDay: 'daily', rehearsalTime: '22:10' } });
+    expect(put.statusCode, put.body).toBe(200);
+    expect(put.json()).toMatchObject({ rehearsalEnabled: true, rehearsalDay: 'daily', rehearsalTime: '22:10' });
+    const partial = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: valid });
+    expect(partial.json()).toMatchObject({ rehearsalEnabled: true, rehearsalDay: 'daily', rehearsalTime: '22:10' });
+    const back = await call(KEYS.admin, { method: 'PUT', url: '/settings', payload: { ...valid, rehearsalEnabled: false, rehearsalDay: 'sunday', rehearsalTime: '04:00' } });
+    expect(back.json()).toMatchObject({ rehearsalEnabled: false, rehearsalDay: 'sunday', rehearsalTime: '04:00' });
+  });
   for (const [name, payload, field] of invalid) {
     it(`refuses ${name} (400 on ${field}) and keeps what was saved`, async () => {
       const before = (await call(KEYS.admin, VALID.getSettings)).json();
@@ -438,8 +457,12 @@ describe('response validation is on in the tests', () => {
       protected: false,
       sizeRead: 10,
       sizeAdded: 5,
+      sizeTotal: 10,
+      trigger: 'schedule',
+      end: '2026-11-20T01:01:00.000Z',
+      durationSeconds: 60,
       parts: [
-        { id: 'p1', server: 'srv1', tag: 'bm/pgsql', status: 'VALID', begin: '2026-11-20T01:00:00.000Z', end: '2026-11-20T01:01:00.000Z', sizeRead: 10, sizeAdded: 5, messages: [] },
+        { id: 'p1', server: 'srv1', tag: 'bm/pgsql', status: 'VALID', begin: '2026-11-20T01:00:00.000Z', end: '2026-11-20T01:01:00.000Z', sizeRead: 10, sizeAdded: 5, sizeTotal: 10, messages: [] },
       ],
     };
     const stub = (g: unknown): GenerationService => ({

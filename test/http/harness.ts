@@ -7,12 +7,16 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { AuditLog } from '../../server/dataprotect/audit.js';
 import type { HostAuthenticator } from '../../server/dataprotect/auth.js';
 import type { Principal } from '../../server/dataprotect/principal.js';
-import type { BackupRunner, GenerationService, GlobalRestoreService, RestoreService } from '../../server/dataprotect/services.js';
+import type { BackupRunner, GenerationService, GlobalRestoreService, RehearsalService, RestoreService } from '../../server/dataprotect/services.js';
+import { ProtectionStatus } from '../../server/dataprotect/protection-status.js';
+import { RepositoryChecks } from '../../server/dataprotect/repository-check.js';
+import { ProtectionSummaries } from '../../server/dataprotect/summary.js';
 import { SettingsService, type SettingsDefaults } from '../../server/dataprotect/settings.js';
 import {
   UnavailableBackupRunner,
   UnavailableGenerationService,
   UnavailableGlobalRestoreService,
+  UnavailableRehearsalService,
   UnavailableRestoreService,
 } from '../../server/dataprotect/unavailable.js';
 import { bluemindTaskApi, dataProtectApi } from '../../server/http/api.js';
@@ -91,6 +95,7 @@ export interface TestApiOptions {
   globalRestore?: GlobalRestoreService;
   /** Where the server's log goes (at info level); without it, no log unless DP_TEST_LOG=1. */
   log?: LogDestination;
+  rehearsals?: RehearsalService;
 }
 
 /** A fresh database (dp_test_<random>, dropped on close) and the API on it, responses validated. */
@@ -103,11 +108,15 @@ export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
   const filesDir = mkdtempSync(path.join(tmpdir(), 'dp-task-files-'));
   const tasks = new TaskRegistry(new TaskStore(pool), `test:${process.pid}`, filesDir);
   await tasks.open();
+  const settings = new SettingsService(new SettingsStore(pool), audit, { repositoryLocation: '/var/backups/bluemind/dp', ...o.settingsDefaults });
   const deps: ApiDeps = {
     auth: testAuth,
     audit,
     tasks,
-    settings: new SettingsService(new SettingsStore(pool), audit, { repositoryLocation: '/var/backups/bluemind/dp', ...o.settingsDefaults }),
+    settings,
+    rehearsals: o.rehearsals ?? new UnavailableRehearsalService(),
+    checks: new RepositoryChecks(tasks, settings, audit),
+    summary: new ProtectionSummaries(new ProtectionStatus(settings), settings, tasks),
     generations: o.generations ?? new UnavailableGenerationService(),
     backups: o.backups ?? new UnavailableBackupRunner(),
     restores: o.restores ?? new UnavailableRestoreService(),

@@ -21,6 +21,7 @@ const part = (id: string, tag: string, status: Generation['status'], d: number, 
   end: new Date(Date.parse(day(d)) + seconds * 1000).toISOString(),
   sizeRead: size,
   sizeAdded: Math.round(size / 10),
+  sizeTotal: size,
   messages,
 });
 
@@ -28,7 +29,7 @@ function fixture(): Generation[] {
   return [
     {
       id: 'g-24', protectionTime: day(24), status: 'INVALID', runStatus: 'ERROR', productVersion: '0.1.0', formatVersion: 1, protected: false,
-      sizeRead: 3_400_000_000, sizeAdded: 120_000_000,
+      sizeRead: 3_400_000_000, sizeAdded: 120_000_000, sizeTotal: 3_400_000_000, trigger: 'schedule', end: day(24, 2), durationSeconds: 3600,
       parts: [
         part('p1', 'bm/pgsql', 'VALID', 24, 42, 900_000_000),
         part('p2', 'mail/imap', 'INVALID', 24, 300, 2_500_000_000, ['reading /var/spool/bm-mail/u42: permission denied']),
@@ -36,7 +37,7 @@ function fixture(): Generation[] {
     },
     {
       id: 'g-23', protectionTime: day(23), status: 'VALID', runStatus: 'OK', productVersion: '0.1.0', formatVersion: 1, protected: false,
-      sizeRead: 3_300_000_000, sizeAdded: 3_000_000_000,
+      sizeRead: 3_300_000_000, sizeAdded: 3_000_000_000, sizeTotal: 3_300_000_000, trigger: 'api', end: day(23, 2), durationSeconds: 3600,
       parts: [part('p3', 'bm/pgsql', 'VALID', 23, 40, 880_000_000), part('p4', 'mail/imap', 'VALID', 23, 290, 2_420_000_000)],
     },
   ];

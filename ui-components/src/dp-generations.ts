@@ -1,19 +1,27 @@
 import { Task as AsyncTask } from '@lit/task';
 import { css, html, nothing } from 'lit';
-import type { Generation, Task } from '../../openapi/client.js';
+import type { Generation, ProtectionSummary, RepositoryCheckRequest, Task, TaskStarted } from '../../openapi/client.js';
 import { DpElement, problemOf, type ProblemLike } from './base.js';
-import { formatBytes, formatDate, formatDuration } from './i18n.js';
+import { formatAge, formatBytes, formatDate, formatDuration, translatePlural, type MessageKey } from './i18n.js';
 
 export interface DpGenerationsEventMap {
   /** Backup now started a backup, or found one running (detail: its task). */
   'dp-backup-started': CustomEvent<Task>;
+  /** "Browse and restore" on a generation: the host opens its restore browser on it (detail: the generation id). */
+  'dp-browse-generation': CustomEvent<{ generationId: string }>;
 }
 
+type Outcome = NonNullable<ProtectionSummary['lastCheck']> | NonNullable<ProtectionSummary['lastRehearsal']>;
+
 /**
- * The generations navigator: date, status, size, parts per server and tag (status, duration, size), Backup now,
- * protect / unprotect (a lock marks a protected generation: kept whatever the retention policy), delete with
- * confirmation, live progress of a running backup or deletion (dp-task-progress).
- * Fires `dp-backup-started` (detail: the task).
+ * The generations navigator. Above the list, a summary that answers "am I protected?": the last successful backup
+ * (its age in words), the next scheduled run, the last run's status, the repository's size and the room on its
+ * disk, what is protected and the deduplication ratio, the last check and restore rehearsal with their results,
+ * and warnings. Each generation: date, status, trigger, duration, product version, what it protects and added
+ * (per part too), browse and restore, protect / unprotect (a lock marks a protected generation), delete with
+ * confirmation. Backup now, Synchronise with the repository, Check the repository and Rehearse a restore start
+ * tasks whose live progress shows here (dp-task-progress).
+ * Fires `dp-backup-started` (detail: the task) and `dp-browse-generation` (detail: the generation id).
  */
 export class DpGenerations extends DpElement<DpGenerationsEventMap> {
   static override properties = {
@@ -23,6 +31,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
     starting: { state: true },
     confirming: { state: true },
     changing: { state: true },
+    checkMode: { state: true },
   };
 
   declare taskId: string | null;
@@ -32,6 +41,15 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
   declare confirming: Generation | null;
   /** The generation whose protection is being changed. */
   declare changing: string | null;
+  declare checkMode: RepositoryCheckRequest['mode'];
+
+  private readonly summary = new AsyncTask(this, {
+    task: async ([client], { signal }) => {
+      if (!client) throw new Error(this.t('common.noClient'));
+      return client.getProtectionSummary(signal);
+    },
+    args: () => [this.client] as const,
+  });
 
   private readonly load = new AsyncTask(this, {
     task: async ([client], { signal }) => {
@@ -54,6 +72,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
     this.starting = false;
     this.confirming = null;
     this.changing = null;
+    this.checkMode = 'sample';
   }
 
   static override styles = [
@@ -128,6 +147,46 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
         border-radius: var(--_dp-radius-large);
         max-width: 480px;
       }
+      .summary {
+        border: 1px solid var(--_dp-color-border);
+        border-radius: var(--_dp-radius-large);
+        padding: var(--_dp-space-3);
+        margin-bottom: var(--_dp-space-3);
+      }
+      .summary h3 {
+        font-size: 16px;
+        margin: 0 0 var(--_dp-space-2);
+      }
+      .summary dl {
+        display: grid;
+        grid-template-columns: minmax(160px, max-content) 1fr;
+        gap: var(--_dp-space-1) var(--_dp-space-3);
+        margin: 0;
+      }
+      .summary dt {
+        font-weight: 600;
+      }
+      .summary dd {
+        margin: 0;
+      }
+      .warnings {
+        margin-top: var(--_dp-space-2);
+        color: var(--_dp-color-warning);
+      }
+      .failed {
+        color: var(--_dp-color-danger);
+        font-weight: 600;
+      }
+      .passed {
+        color: var(--_dp-color-success);
+        font-weight: 600;
+      }
+      select {
+        font: inherit;
+        padding: 5px var(--_dp-space-2);
+        border: 1px solid var(--_dp-color-control-border);
+        border-radius: var(--_dp-radius);
+      }
       dialog .actions {
         display: flex;
         gap: var(--_dp-space-2);
@@ -137,17 +196,26 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
   ];
 
   private async backupNow(): Promise<void> {
-    if (!this.client) return;
+    const started = await this.startTask((c) => c.startBackup());
+    if (started) {
+      if (started.alreadyRunning) this.notice = this.t('generations.alreadyRunning');
+      this.emit('dp-backup-started', started.task);
+    }
+  }
+
+  /** Starts a task from the toolbar and follows it here. */
+  private async startTask(call: (c: NonNullable<DpGenerations['client']>) => Promise<TaskStarted>): Promise<TaskStarted | null> {
+    if (!this.client) return null;
     this.actionProblem = null;
     this.notice = null;
     this.starting = true;
     try {
-      const started = await this.client.startBackup();
+      const started = await call(this.client);
       this.taskId = started.task.id;
-      if (started.alreadyRunning) this.notice = this.t('generations.alreadyRunning');
-      this.emit('dp-backup-started', started.task);
+      return started;
     } catch (err) {
       this.actionProblem = problemOf(err) ?? { status: 0, title: this.t('common.error'), detail: (err as Error).message };
+      return null;
     } finally {
       this.starting = false;
     }
@@ -192,6 +260,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
 
   private taskEnded(_e: CustomEvent<Task>): void {
     void this.load.run();
+    void this.summary.run();
   }
 
   override render() {
@@ -200,8 +269,25 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
       <div part="toolbar" class="toolbar">
         ${this.may('manageDataProtect')
           ? html`<button part="backup-button" id="backup-now" @click=${this.backupNow} ?disabled=${this.starting}>
-              ${this.starting ? this.t('generations.starting') : this.t('generations.backupNow')}
-            </button>`
+                ${this.starting ? this.t('generations.starting') : this.t('generations.backupNow')}
+              </button>
+              <button part="sync-button" class="secondary" id="sync" ?disabled=${this.starting} @click=${() => this.startTask((c) => c.syncGenerations())}>
+                ${this.t('generations.sync')}
+              </button>
+              <label class="note"
+                >${this.t('generations.checkMode')}
+                <select id="check-mode" @change=${(e: Event) => (this.checkMode = (e.target as HTMLSelectElement).value as RepositoryCheckRequest['mode'])}>
+                  ${(['structure', 'sample', 'full'] as const).map(
+                    (m) => html`<option value=${m} ?selected=${m === this.checkMode}>${this.t(`generations.checkMode.${m}`)}</option>`,
+                  )}
+                </select></label
+              >
+              <button part="check-button" class="secondary" id="check" ?disabled=${this.starting} @click=${() => this.startTask((c) => c.checkRepository({ mode: this.checkMode }))}>
+                ${this.t('generations.check')}
+              </button>
+              <button part="rehearse-button" class="secondary" id="rehearse" ?disabled=${this.starting} @click=${() => this.startTask((c) => c.startRehearsal())}>
+                ${this.t('generations.rehearse')}
+              </button>`
           : nothing}
         ${this.notice ? html`<span class="note" role="status">${this.notice}</span>` : nothing}
       </div>
@@ -209,6 +295,11 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
       ${this.taskId
         ? html`<div part="task" class="task"><dp-task-progress task-id=${this.taskId} @dp-task-end=${this.taskEnded}></dp-task-progress></div>`
         : nothing}
+      ${this.summary.render({
+        complete: (s) => this.summaryBlock(s),
+        // A note, not a second alert: when the API is away the list below says so already.
+        error: (err) => html`<p part="summary" class="note summary" data-summary-error>${this.t('summary.title')} ${problemOf(err) ? this.problemText(problemOf(err)!) : (err as Error).message}</p>`,
+      })}
       ${this.load.render({
         pending: () => html`<p class="note" role="status">${this.t('common.loading')}</p>`,
         complete: (gens) => this.table(gens),
@@ -225,6 +316,9 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
         <tr>
           <th scope="col">${this.t('generations.date')}</th>
           <th scope="col">${this.t('generations.status')}</th>
+          <th scope="col">${this.t('generations.trigger')}</th>
+          <th scope="col">${this.t('generations.durationCol')}</th>
+          <th scope="col">${this.t('generations.version')}</th>
           <th scope="col">${this.t('generations.size')}</th>
           <th scope="col">${this.t('generations.parts')}</th>
           <th scope="col">${this.t('generations.actions')}</th>
@@ -233,10 +327,16 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
       <tbody>
         ${gens.map(
           (g) => html`<tr data-generation=${g.id}>
-            <td>${formatDate(this.locale, g.protectionTime)}${g.protected ? this.lock() : nothing}</td>
-            <td><span part="status" class="badge ${g.status}">${this.t(`status.${g.status}`)}</span></td>
             <td>
-              ${formatBytes(this.locale, g.sizeRead)}
+              ${formatDate(this.locale, g.protectionTime)}${g.protected ? this.lock() : nothing}
+              <div class="note">${formatAge(this.locale, g.protectionTime)}</div>
+            </td>
+            <td><span part="status" class="badge ${g.status}">${this.t(`status.${g.status}`)}</span></td>
+            <td data-trigger=${g.trigger}>${this.t(`generations.trigger.${g.trigger}`)}</td>
+            <td>${g.durationSeconds !== null ? formatDuration(g.durationSeconds * 1000) : '—'}</td>
+            <td>${g.productVersion}</td>
+            <td>
+              ${this.t('generations.protects', { size: formatBytes(this.locale, g.sizeTotal) })}
               <div class="note">${this.t('generations.added', { size: formatBytes(this.locale, g.sizeAdded) })}</div>
             </td>
             <td>
@@ -244,7 +344,13 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
                 ${g.parts.map(
                   (p) => html`<li>
                     <span part="part-status" class="badge ${p.status}">${p.tag}</span>
-                    ${p.server} · ${this.t(`status.${p.status}`)} · ${formatBytes(this.locale, p.sizeRead)}
+                    ${p.server} · ${this.t(`status.${p.status}`)} ·
+                    <span data-part-sizes
+                      >${this.t('generations.partSizes', {
+                        total: p.sizeTotal !== null && p.sizeTotal !== undefined ? formatBytes(this.locale, p.sizeTotal) : '—',
+                        added: formatBytes(this.locale, p.sizeAdded),
+                      })}</span
+                    >
                     ${p.end ? html` · ${formatDuration(Date.parse(p.end) - Date.parse(p.begin))}` : nothing}
                     ${p.messages.length ? html`<div class="note">${p.messages.join(' — ')}</div>` : nothing}
                   </li>`,
@@ -252,12 +358,130 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
               </ul>
             </td>
             <td>
-              ${this.may('manageDataProtect') ? html`<div class="actions-cell">${this.protectButton(g)}${this.deleteButton(g)}</div>` : nothing}
+              <div class="actions-cell">
+                ${this.browseButton(g)}${this.may('manageDataProtect') ? html`${this.protectButton(g)}${this.deleteButton(g)}` : nothing}
+              </div>
             </td>
           </tr>`,
         )}
       </tbody>
     </table>`;
+  }
+
+  private browseButton(g: Generation) {
+    return html`<button
+      part="browse-button"
+      class="secondary"
+      aria-label=${this.t('generations.browseLabel', { date: formatDate(this.locale, g.protectionTime) })}
+      @click=${() => this.emit('dp-browse-generation', { generationId: g.id })}
+    >
+      ${this.t('generations.browse')}
+    </button>`;
+  }
+
+  private summaryBlock(s: ProtectionSummary) {
+    const zone = s.timeZone;
+    const repo = s.repository;
+    const lastRun = s.lastRun;
+    return html`<section part="summary" class="summary" aria-labelledby="dp-summary-title" data-scope=${s.scope}>
+      <h3 id="dp-summary-title">${this.t('summary.title')}</h3>
+      <dl>
+        <dt>${this.t('summary.lastSuccess')}</dt>
+        <dd data-summary="last-success">
+          ${s.lastSuccess
+            ? html`<span title=${formatDate(this.locale, s.lastSuccess.protectionTime, zone)}>${formatAge(this.locale, s.lastSuccess.protectionTime)}</span>
+                <span class="note">(${formatDate(this.locale, s.lastSuccess.protectionTime, zone)})</span>`
+            : this.t('summary.never')}
+        </dd>
+        <dt>${this.t('summary.nextRun')}</dt>
+        <dd data-summary="next-run">${s.nextRun ? formatDate(this.locale, s.nextRun, zone) : this.t('summary.notScheduled')}</dd>
+        <dt>${this.t('summary.lastRun')}</dt>
+        <dd data-summary="last-run">
+          ${lastRun
+            ? html`<span class="badge ${lastRun.status}">${this.t(`status.${lastRun.status}`)}</span>
+                ${lastRun.runStatus ?? ''} · ${formatDate(this.locale, lastRun.protectionTime, zone)}${lastRun.durationSeconds !== null
+                  ? html` · ${formatDuration(lastRun.durationSeconds * 1000)}`
+                  : nothing}`
+            : this.t('summary.none')}
+          ${s.backupRunning ? html`<div class="note">${this.t('summary.running')}</div>` : nothing}
+        </dd>
+        ${repo
+          ? html`<dt>${this.t('summary.repository')}</dt>
+              <dd data-summary="repository">
+                ${repo.storedBytes !== null ? this.t('summary.stored', { size: formatBytes(this.locale, repo.storedBytes) }) : '—'}
+                ${repo.freeBytes !== null && repo.filesystemBytes
+                  ? html` · ${this.t('summary.free', {
+                      free: formatBytes(this.locale, repo.freeBytes),
+                      total: formatBytes(this.locale, repo.filesystemBytes),
+                      percent: Math.floor((repo.freeBytes / repo.filesystemBytes) * 100),
+                    })}`
+                  : nothing}
+                <div class="note">${repo.location}</div>
+                ${repo.readError ? html`<div class="failed" role="alert">${repo.readError}</div>` : nothing}
+              </dd>`
+          : nothing}
+        <dt>${this.t('summary.protected')}</dt>
+        <dd data-summary="protected">
+          ${s.protectedBytes !== null ? formatBytes(this.locale, s.protectedBytes) : '—'}
+          ${s.deduplicationRatio !== null
+            ? html` · ${this.t('summary.dedup', { ratio: `×${new Intl.NumberFormat(this.locale, { maximumFractionDigits: 1 }).format(s.deduplicationRatio)}` })}`
+            : nothing}
+        </dd>
+        ${s.scope === 'installation'
+          ? html`<dt>${this.t('summary.lastCheck')}</dt>
+              <dd data-summary="last-check">
+                ${s.lastCheck
+                  ? html`${this.outcome(s.lastCheck)}${s.lastCheck.errors
+                      ? html` · <span class="failed">${translatePlural(this.locale, 'summary.checkErrors', s.lastCheck.errors)}</span>`
+                      : nothing}`
+                  : this.t('summary.none')}
+              </dd>
+              <dt>${this.t('summary.lastRehearsal')}</dt>
+              <dd data-summary="last-rehearsal">
+                ${s.lastRehearsal ? this.rehearsal(s.lastRehearsal) : this.t('summary.none')}
+                ${s.nextRehearsal ? html`<div class="note" data-summary="next-rehearsal">${this.t('summary.nextRehearsal', { date: formatDate(this.locale, s.nextRehearsal, zone) })}</div>` : nothing}
+              </dd>`
+          : nothing}
+      </dl>
+      ${s.warnings.length
+        ? html`<ul class="warnings" aria-label=${this.t('summary.warnings')}>
+            ${s.warnings.map((w) => html`<li data-warning=${w.code}>⚠ ${this.warning(w)}</li>`)}
+          </ul>`
+        : nothing}
+    </section>`;
+  }
+
+  private warning(w: ProtectionSummary['warnings'][number]): string {
+    if (w.code === 'no-success' && w.params.hours === undefined) return this.t('summary.warning.no-success.never');
+    return this.t(`summary.warning.${w.code}` as MessageKey, w.params);
+  }
+
+  /** A check's or rehearsal's result, how long ago, and how long it took. */
+  private outcome(o: Outcome) {
+    const result =
+      o.status === 'SUCCEEDED' ? 'passed' : o.status === 'RUNNING' ? 'running' : o.status === 'INTERRUPTED' || o.status === 'CANCELLED' ? 'interrupted' : 'failed';
+    return html`<span class=${result === 'passed' ? 'passed' : result === 'failed' ? 'failed' : ''} data-result=${result}
+      >${this.t('summary.outcome', {
+        result: this.t(`summary.result.${result}`),
+        age: formatAge(this.locale, o.endedAt ?? o.startedAt),
+        duration: o.durationSeconds !== null ? formatDuration(o.durationSeconds * 1000) : '—',
+      })}</span
+    >`;
+  }
+
+  private rehearsal(r: NonNullable<ProtectionSummary['lastRehearsal']>) {
+    return html`${this.outcome(r)}${r.generationId ? html` · <span class="note">${r.generationId}</span>` : nothing}
+      ${r.parts.length
+        ? html`<ul data-rehearsal-parts>
+            ${r.parts.map(
+              (p) => html`<li data-verdict=${p.verdict}>
+                <span class="badge ${p.verdict === 'same' ? 'VALID' : 'INVALID'}">${p.tag}</span> ${p.server} ·
+                ${this.t(`summary.verdict.${p.verdict}`)}${p.differences.length ? html`<div class="note">${p.differences.join(' — ')}</div>` : nothing}
+              </li>`,
+            )}
+          </ul>`
+        : nothing}
+      ${r.error && !r.parts.some((p) => p.verdict === 'differs') ? html`<div class="note">${r.error}</div>` : nothing}`;
   }
 
   private lock() {

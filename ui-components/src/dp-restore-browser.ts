@@ -1,5 +1,5 @@
 import { Task as AsyncTask } from '@lit/task';
-import { css, html, nothing } from 'lit';
+import { css, html, nothing, type PropertyValues } from 'lit';
 import { keyed } from 'lit/directives/keyed.js';
 import type { Generation, Restorable, RestoreOperation, RestoreRequest, Schemas, Task } from '../../openapi/client.js';
 import { DpElement, problemOf, type ProblemLike } from './base.js';
@@ -49,7 +49,8 @@ export interface DpRestoreBrowserEventMap {
  */
 export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
   static override properties = {
-    generationId: { state: true },
+    /** The generation shown; the host sets it to open the browser on one (the navigator's "Browse and restore"). */
+    generationId: { type: String, attribute: 'generation-id' },
     kind: { state: true },
     search: { state: true },
     offset: { state: true },
@@ -322,6 +323,14 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
         complete: (gens) => (gens.length ? this.browser(gens) : html`<p class="note">${this.t('restore.noGeneration')}</p>`),
       })}
     </section>`;
+  }
+
+  /** A generation chosen from outside (the navigator's "Browse and restore") starts a fresh search. */
+  protected override willUpdate(changed: PropertyValues<this>): void {
+    if (changed.has('generationId') && changed.get('generationId')) {
+      this.offset = 0;
+      this.selected = null;
+    }
   }
 
   private browser(gens: Generation[]) {

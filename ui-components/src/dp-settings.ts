@@ -4,7 +4,9 @@ import type { Settings, SettingsUpdate } from '../../openapi/client.js';
 import { DpElement, problemOf } from './base.js';
 import { formatDate, type MessageKey } from './i18n.js';
 
-type Field = 'retentionDays' | 'keepWeekly' | 'keepMonthly' | 'backupTime' | 'repositoryLocation' | 'skippedTags';
+type Field = 'retentionDays' | 'keepWeekly' | 'keepMonthly' | 'backupTime' | 'repositoryLocation' | 'skippedTags' | 'rehearsalTime';
+type RehearsalDay = Settings['rehearsalDay'];
+const REHEARSAL_DAYS: RehearsalDay[] = ['daily', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
 
 interface Draft {
   retentionDays: string;
@@ -15,6 +17,9 @@ interface Draft {
   backupTime: string;
   repositoryLocation: string;
   skippedTags: string;
+  rehearsalEnabled: boolean;
+  rehearsalDay: RehearsalDay;
+  rehearsalTime: string;
 }
 
 const TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
@@ -34,6 +39,9 @@ function toDraft(s: Settings): Draft {
     backupTime: s.backupTime,
     repositoryLocation: s.repositoryLocation,
     skippedTags: s.skippedTags.join(', '),
+    rehearsalEnabled: s.rehearsalEnabled,
+    rehearsalDay: s.rehearsalDay,
+    rehearsalTime: s.rehearsalTime,
   };
 }
 
@@ -51,6 +59,7 @@ function validate(d: Draft): Partial<Record<Field, MessageKey>> {
     if (!WHOLE.test(d[f]) || Number(d[f]) > COUNT_MAX[f]) errors[f] = 'settings.err.count';
   }
   if (!TIME.test(d.backupTime)) errors.backupTime = 'settings.err.time';
+  if (!TIME.test(d.rehearsalTime)) errors.rehearsalTime = 'settings.err.time';
   const loc = d.repositoryLocation.trim();
   if (!loc) errors.repositoryLocation = 'settings.err.required';
   else if (!(loc.startsWith('/') || /^s3:\/\/[^/]+/i.test(loc)) || loc.split('/').includes('..')) {
@@ -67,7 +76,7 @@ export interface DpSettingsEventMap {
 
 /**
  * Backup and Restore > Settings > Configuration: retention, Backup emails, Backup archived emails, backup time,
- * repository location, skipped tags. Fires `dp-settings-saved` (detail: the saved settings).
+ * repository location, skipped tags, the scheduled restore rehearsal (on or off, day, time). Fires `dp-settings-saved` (detail: the saved settings).
  */
 export class DpSettings extends DpElement<DpSettingsEventMap> {
   static override properties = {
@@ -174,6 +183,23 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
         color: var(--_dp-color-warning);
         font-size: 13px;
       }
+      fieldset {
+        border: 1px solid var(--_dp-color-border);
+        border-radius: var(--_dp-radius);
+        padding: var(--_dp-space-2) var(--_dp-space-3);
+        display: grid;
+        gap: var(--_dp-space-2);
+      }
+      legend {
+        font-weight: 600;
+      }
+      select {
+        font: inherit;
+        padding: 6px var(--_dp-space-2);
+        border: 1px solid var(--_dp-color-control-border);
+        border-radius: var(--_dp-radius);
+        max-width: 240px;
+      }
       input[readonly] {
         background: var(--_dp-color-surface-muted);
         color: inherit;
@@ -212,6 +238,9 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       backupTime: d.backupTime,
       repositoryLocation: d.repositoryLocation.trim(),
       skippedTags: tagsOf(d.skippedTags),
+      rehearsalEnabled: d.rehearsalEnabled,
+      rehearsalDay: d.rehearsalDay,
+      rehearsalTime: d.rehearsalTime,
     };
     this.saving = true;
     this.checkedLocation = null;
@@ -244,7 +273,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     return this.serverErrors[field] ?? null;
   }
 
-  private textField(field: Field, type: 'text' | 'number' | 'time', labelKey: MessageKey, helpKey?: MessageKey, help?: string) {
+  private textField(field: Field, type: 'text' | 'number' | 'time', labelKey: MessageKey, helpKey?: MessageKey, help?: string, disabled = false) {
     const error = this.errorFor(field);
     const value = this.draft![field] as string;
     return html`<div part="field" class="field">
@@ -256,6 +285,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
         type=${type}
         inputmode=${NUMERIC.has(field) ? 'numeric' : nothing}
         .value=${value}
+        ?disabled=${disabled}
         aria-invalid=${error ? 'true' : 'false'}
         aria-describedby="${field}-help ${field}-error"
         @input=${(e: Event) => this.edit(field, (e.target as HTMLInputElement).value)}
@@ -287,7 +317,23 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     </div>`;
   }
 
-  private checkField(field: 'backupEmails' | 'backupArchivedEmails', labelKey: MessageKey) {
+  /** The scheduled restore rehearsal: on or off, its day and its time (in the server's zone). */
+  private rehearsalFields(zone: string) {
+    const d = this.draft!;
+    return html`<fieldset part="rehearsal" class="field">
+      <legend>${this.t('settings.rehearsal')}</legend>
+      ${this.checkField('rehearsalEnabled', 'settings.rehearsalEnabled', 'settings.rehearsalEnabled.help')}
+      <div part="field" class="field">
+        <label for="rehearsalDay">${this.t('settings.rehearsalDay')}</label>
+        <select id="rehearsalDay" name="rehearsalDay" ?disabled=${!d.rehearsalEnabled} @change=${(e: Event) => this.edit('rehearsalDay', (e.target as HTMLSelectElement).value)}>
+          ${REHEARSAL_DAYS.map((day) => html`<option value=${day} ?selected=${day === d.rehearsalDay}>${this.t(`settings.rehearsalDay.${day}`)}</option>`)}
+        </select>
+      </div>
+      ${this.textField('rehearsalTime', 'time', 'settings.rehearsalTime', undefined, this.t('settings.rehearsalTime.zone', { zone }), !d.rehearsalEnabled)}
+    </fieldset>`;
+  }
+
+  private checkField(field: 'backupEmails' | 'backupArchivedEmails' | 'rehearsalEnabled', labelKey: MessageKey, helpKey?: MessageKey) {
     return html`<div part="field" class="field check">
       <label
         ><input
@@ -295,9 +341,11 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
           id=${field}
           name=${field}
           .checked=${this.draft![field]}
+          aria-describedby=${helpKey ? `${field}-help` : nothing}
           @change=${(e: Event) => this.edit(field, (e.target as HTMLInputElement).checked)}
         />${this.t(labelKey)}</label
       >
+      ${helpKey ? html`<span class="note" id="${field}-help">${this.t(helpKey)}</span>` : nothing}
     </div>`;
   }
 
@@ -328,6 +376,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       ${this.textField('backupTime', 'time', 'settings.backupTime', undefined, this.t('settings.backupTime.zone', { zone: s?.timeZone ?? 'UTC' }))}
       ${this.textField('repositoryLocation', 'text', 'settings.repositoryLocation', 'settings.repositoryLocation.help')}
       ${this.textField('skippedTags', 'text', 'settings.skippedTags', 'settings.skippedTags.help')}
+      ${this.rehearsalFields(s?.timeZone ?? 'UTC')}
       ${this.readOnlyField('postBackupScript', 'settings.postBackupScript', s?.postBackupScript ?? '', 'settings.postBackupScript.help')}
       ${Object.keys(this.clientErrors).length > 0
         ? html`<div part="alert" class="alert" role="alert">${this.t('settings.invalid')}</div>`

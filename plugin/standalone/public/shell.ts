@@ -208,6 +208,14 @@ function draw(): void {
 }
 
 window.addEventListener('hashchange', draw);
+// The navigator's "Browse and restore": the restore page, opened on that generation.
+document.addEventListener('dp-browse-generation', (e) => {
+  const restore = state.pages.find((p) => p.tag === 'dp-restore-browser');
+  if (!restore) return;
+  const el = pageElement(restore) as HTMLElement & { generationId: string | null };
+  el.generationId = (e as CustomEvent<{ generationId: string }>).detail.generationId;
+  location.hash = `#/${restore.slot}`;
+});
 
 ui = registerUi(host);
 document.documentElement.lang = state.locale;

@@ -14,6 +14,7 @@ import { readGenerations, type GenerationRecord } from '../generation/format.js'
 import { openLocation } from '../generation/repository.js';
 import type { Mailer } from '../restore/mailer.js';
 import { SettingsService } from '../settings.js';
+import { MAX_SILENCE_HOURS } from '../summary.js';
 
 export type AlertKind = 'run' | 'no-success' | 'check' | 'rehearsal';
 
@@ -105,7 +106,7 @@ export class AlertMonitor {
       }
     }
 
-    const maxHours = this.config.maxSilenceHours ?? 26;
+    const maxHours = this.config.maxSilenceHours ?? MAX_SILENCE_HOURS;
     const lastSuccess = generations.find(succeeded);
     const since = lastSuccess ? new Date(lastSuccess.protectionTime) : await this.store.installedAt();
     if (since && now.getTime() - since.getTime() > maxHours * 3600_000) {

@@ -16,7 +16,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { Archiver, FORMAT_VERSION, type Repository, type SnapshotInfo } from '../../engine/index.js';
-import type { Generation, GenerationStatus, Part, RunStatus } from '../model.js';
+import type { Generation, GenerationStatus, Part, RunStatus, Trigger } from '../model.js';
 
 /** Version of the generation description (records and part meta). Readers accept every version up to this one. */
 export const DP_FORMAT_VERSION = 1;
@@ -26,7 +26,7 @@ export const GENERATION_FILE = '/generation.json';
 /** The repository reference naming the newest valid generation, for scripts (JSON; beside `config` in a directory). */
 export const LATEST_REFERENCE = 'latest';
 
-export type Trigger = 'api' | 'schedule' | 'cli';
+export type { Trigger };
 
 export interface PartRecord extends Part {
   /** The engine snapshot of this part, null when the part failed before anything was committed. */
@@ -126,6 +126,12 @@ export async function readGenerations(repo: Repository, snapshots?: SnapshotInfo
       record.runStatus = record.runStatus ?? 'ERROR';
       if (!record.messages.some((m) => m.startsWith('interrupted'))) record.messages.push('interrupted: the run did not finish (the next run deletes this generation)');
     }
+    // Records written before parts carried their full size: read it from the part's snapshot.
+    for (const p of record.parts) {
+      if (typeof p.sizeTotal === 'number') continue;
+      const snap = p.snapshot ? e.parts.find((x) => x.id === p.snapshot) : undefined;
+      p.sizeTotal = snap ? snap.summary.bytesTotal : null;
+    }
     out.push({ record, recordSnapshots: e.records, partSnapshots: e.parts, interrupted });
   }
   return out.sort((a, b) => (a.record.protectionTime < b.record.protectionTime ? 1 : a.record.protectionTime > b.record.protectionTime ? -1 : a.record.id < b.record.id ? 1 : -1));
@@ -134,8 +140,13 @@ export async function readGenerations(repo: Repository, snapshots?: SnapshotInfo
 function partFromSnapshot(s: SnapshotInfo, status: GenerationStatus, messages: string[]): PartRecord {
   return {
     id: s.id.slice(0, 16), server: s.server, tag: s.tag, status, begin: s.time, end: null,
-    sizeRead: s.summary.bytesRead, sizeAdded: s.summary.bytesAdded, messages, snapshot: s.id,
+    sizeRead: s.summary.bytesRead, sizeAdded: s.summary.bytesAdded, sizeTotal: s.summary.bytesTotal, messages, snapshot: s.id,
   };
+}
+
+/** When a run ended: its record's end, else its last part's. */
+export function runEnd(r: Pick<GenerationRecord, 'end' | 'parts'>): string | null {
+  return r.end ?? r.parts.map((p) => p.end).filter((e): e is string => Boolean(e)).sort().at(-1) ?? null;
 }
 
 /** The API's shape of a generation. */
@@ -150,7 +161,11 @@ export function toGeneration(r: GenerationRecord): Generation {
     protected: r.protected === true,
     sizeRead: r.parts.reduce((n, p) => n + p.sizeRead, 0),
     sizeAdded: r.parts.reduce((n, p) => n + p.sizeAdded, 0),
-    parts: r.parts.map(({ snapshot: _s, ...p }) => ({ ...p, messages: [...p.messages] })),
+    sizeTotal: r.parts.reduce((n, p) => n + (p.sizeTotal ?? 0), 0),
+    trigger: r.trigger,
+    end: r.state === 'final' ? runEnd(r) : null,
+    durationSeconds: r.state === 'final' && runEnd(r) ? Math.max(0, (Date.parse(runEnd(r)!) - Date.parse(r.protectionTime)) / 1000) : null,
+    parts: r.parts.map(({ snapshot: _s, ...p }) => ({ ...p, sizeTotal: p.sizeTotal ?? null, messages: [...p.messages] })),
   };
 }
 

@@ -233,7 +233,7 @@ export function runStatusOf(status: GenerationStatus): RunStatus {
 function failedPart(p: PartPlan, begin: Date, message: string): PartRecord {
   return {
     id: `${p.server}:${p.tag}`, server: p.server, tag: p.tag, status: 'INVALID', begin: begin.toISOString(), end: new Date().toISOString(),
-    sizeRead: 0, sizeAdded: 0, messages: [message], snapshot: null,
+    sizeRead: 0, sizeAdded: 0, sizeTotal: null, messages: [message], snapshot: null,
   };
 }
 
@@ -293,7 +293,7 @@ async function backupPart(o: GenerationRunOptions, p: PartPlan, generation: stri
   if (errors.length) messages.unshift(`${errors.length} item(s) could not be read`);
   return {
     id: snap.id.slice(0, 16), server: p.server, tag: p.tag, status, begin: begin.toISOString(), end: new Date().toISOString(),
-    sizeRead: snap.summary.bytesRead, sizeAdded: snap.summary.bytesAdded, messages, snapshot: snap.id,
+    sizeRead: snap.summary.bytesRead, sizeAdded: snap.summary.bytesAdded, sizeTotal: snap.summary.bytesTotal, messages, snapshot: snap.id,
   };
 }
 
