@@ -62,7 +62,7 @@ describe('the components as a host sees them (source and README)', () => {
     const events = TAGS.flatMap((tag) => documentedEvents(tag)).map(
       (e, i) => `const event${i}: Same<HTMLElementEventMap['${e.type}'], CustomEvent<${e.detail}>> = true;`,
     );
-    expect(events.length).toBe(8);
+    expect(events.length).toBe(9);
     const work = mkdtempSync(path.join(tmpdir(), 'dp-types-'));
     const probe = path.join(work, 'probe.ts');
     writeFileSync(
