@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, realpath, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Repository } from '../engine/index.js';
-import { LocalStorage, S3Storage } from '../storage/index.js';
+import { PasswordError, Repository } from '../engine/index.js';
+import { environmentPassword, LocalStorage, S3Storage } from '../storage/index.js';
 import { fsReason } from '../jobs/explain-error.js';
 import { InvalidInputError } from './errors.js';
 
@@ -107,11 +107,12 @@ async function isOurRepository(folder: string): Promise<boolean> {
   const config = await lstat(path.join(folder, 'config')).catch(() => null);
   if (!config?.isFile()) return false;
   try {
-    const repo = await Repository.open(new LocalStorage(folder), { loadIndex: false });
+    const repo = await Repository.open(new LocalStorage(folder), { loadIndex: false, password: environmentPassword });
     await repo.close();
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    // Ours, encrypted: the settings can point at it; every run says what is wrong with the password.
+    return err instanceof PasswordError;
   }
 }
 
@@ -194,9 +195,9 @@ export async function inspectS3Location(location: string): Promise<void> {
     }
     if (keys.length > 0) {
       try {
-        await (await Repository.open(storage, { loadIndex: false })).close();
+        await (await Repository.open(storage, { loadIndex: false, password: environmentPassword })).close();
       } catch (err) {
-        throw invalid(`${location} holds a config object that is not a readable bm-dataprotect repository (${(err as Error).message})`);
+        if (!(err instanceof PasswordError)) throw invalid(`${location} holds a config object that is not a readable bm-dataprotect repository (${(err as Error).message})`);
       }
     }
     await storage.probeWrite();
