@@ -55,12 +55,15 @@ async function main(): Promise<void> {
   const dump = Buffer.concat([bytesOf(5, 300_000, true), bytesOf(6, 50_000)]);
   await c.addStream('/pgsql/bj.dump', [dump]);
   const s3 = await c.commit();
+  // Format 2 seals references too: the fixture holds one.
+  const latest = password ? { generation: 'golden', snapshots: [s1.id, s2.id, s3.id] } : undefined;
+  if (latest) await repo.writeReference('latest', Buffer.from(JSON.stringify(latest)));
   await repo.close();
 
   const { createHash } = await import('node:crypto');
   await writeFile(
     join(out, 'expected.json'),
-    JSON.stringify({ snapshots: { day1: s1.id, day2: s2.id, dump: s3.id }, day1: m1, day2: m2, dumpSha256: createHash('sha256').update(dump).digest('hex'), dumpSize: dump.length }, null, 1),
+    JSON.stringify({ snapshots: { day1: s1.id, day2: s2.id, dump: s3.id }, ...(latest ? { latest } : {}), day1: m1, day2: m2, dumpSha256: createHash('sha256').update(dump).digest('hex'), dumpSize: dump.length }, null, 1),
   );
   await rm(src, { recursive: true, force: true });
   console.log(`golden repository written to ${out}`);

@@ -18,7 +18,7 @@ describe.each([
 ])('golden repository of format version $version', ({ version, fixture, password }) => {
   const GOLDEN = fileURLToPath(new URL(`../fixtures/${fixture}`, import.meta.url));
   let repo: Repository;
-  let expected: { snapshots: Record<string, string>; day1: ManifestEntry[]; day2: ManifestEntry[]; dumpSha256: string; dumpSize: number };
+  let expected: { snapshots: Record<string, string>; latest?: unknown; day1: ManifestEntry[]; day2: ManifestEntry[]; dumpSha256: string; dumpSize: number };
   let dir: { path: string; cleanup: () => Promise<void> };
   beforeAll(async () => {
     repo = await Repository.open(new LocalStorage(join(GOLDEN, 'repo')), { password });
@@ -36,6 +36,7 @@ describe.each([
   test('is of its format version, encrypted from version 2 on', async () => {
     expect(repo.config.version).toBe(version);
     expect(repo.encrypted).toBe(version >= 2);
+    await expect(repo.readReference('latest').then((b) => b && JSON.parse(b.toString()))).resolves.toEqual(expected.latest ?? null);
     if (password) await expect(Repository.open(new LocalStorage(join(GOLDEN, 'repo')), { password: 'not it', loadIndex: false })).rejects.toThrow(PasswordError);
   });
 
