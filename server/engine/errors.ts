@@ -21,6 +21,15 @@ export class RepositoryNotFoundError extends EngineError {
 /** The repository is encrypted and no password was given, or none of its keys opens with the one given. */
 export class PasswordError extends EngineError {
   override readonly kind: EngineErrorKind = 'password';
+  constructor(
+    message: string,
+    /** missing: none given; wrong: no key opens with it; unusable: the one given cannot be used (empty, a file others can read). */
+    readonly reason: 'missing' | 'wrong' | 'unusable' = 'unusable',
+    /** The repository's location, when the error is about one. */
+    readonly location?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Another process holds a conflicting lock that is not stale. */

@@ -87,7 +87,7 @@ async function readKeyFiles(storage: Storage): Promise<{ id: string; file: KeyFi
 /** The master key, from the first key file the password opens; PasswordError when none does. */
 export async function unlock(storage: Storage, password: string | undefined | null): Promise<{ master: Buffer; keyId: string }> {
   if (!password) {
-    throw new PasswordError(`repository ${storage.location} is encrypted: give its password (DP_REPOSITORY_PASSWORD, or --password-file FILE)`);
+    throw new PasswordError(`repository ${storage.location} is encrypted: give its password (DP_REPOSITORY_PASSWORD, or --password-file FILE)`, 'missing', storage.location);
   }
   const keys = await readKeyFiles(storage);
   if (keys.length === 0) throw new RepositoryDamagedError(`repository ${storage.location} is encrypted but has no key file (keys/ is empty): it cannot be opened`);
@@ -96,7 +96,7 @@ export async function unlock(storage: Storage, password: string | undefined | nu
     const master = tryOpen(derived, Buffer.from(file.key, 'base64'), KEY_AAD);
     if (master?.length === MASTER_KEY_BYTES) return { master, keyId: id };
   }
-  throw new PasswordError(`wrong password for repository ${storage.location}: none of its ${keys.length} key(s) opens with it`);
+  throw new PasswordError(`wrong password for repository ${storage.location}: none of its ${keys.length} key(s) opens with it`, 'wrong', storage.location);
 }
 
 export async function listKeys(storage: Storage): Promise<KeyInfo[]> {
