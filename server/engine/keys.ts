@@ -64,24 +64,32 @@ export async function addKey(storage: Storage, password: string, master: Buffer,
   return id;
 }
 
-async function readKeyFiles(storage: Storage): Promise<{ id: string; file: KeyFile }[]> {
-  const out: { id: string; file: KeyFile }[] = [];
+/** Most memory a key file may make scrypt take (128·N·r bytes): the default takes 32 MiB. */
+const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
+
+/** The key files, oldest first; `damaged`: those that cannot be key files (each with why). */
+async function readKeyFiles(storage: Storage): Promise<{ keys: { id: string; file: KeyFile }[]; damaged: string[] }> {
+  const keys: { id: string; file: KeyFile }[] = [];
+  const damaged: string[] = [];
   for await (const f of storage.list('key')) {
     const bytes = await storage.read('key', f.name);
     let file: KeyFile;
     try {
       file = JSON.parse(bytes.toString('utf8')) as KeyFile;
     } catch {
-      throw new RepositoryDamagedError(`key ${f.name.slice(0, 12)}: not valid JSON`);
+      damaged.push(`key ${f.name.slice(0, 12)}: not valid JSON`);
+      continue;
     }
     const k = file?.kdf;
     // A key file sets how much memory and time its scrypt takes: bound it, or a forged one exhausts the machine.
     const sane = file?.version === 2 && k?.algorithm === 'scrypt' && [k.N, k.r, k.p].every(Number.isSafeInteger) &&
-      k.N >= 2 && k.N <= 2 ** 20 && (k.N & (k.N - 1)) === 0 && k.r >= 1 && k.r <= 32 && k.p >= 1 && k.p <= 16 && typeof k.salt === 'string' && typeof file.key === 'string';
-    if (!sane) throw new RepositoryDamagedError(`key ${f.name.slice(0, 12)}: not a version 2 scrypt key file`);
-    out.push({ id: f.name, file });
+      k.N >= 2 && (k.N & (k.N - 1)) === 0 && k.r >= 1 && k.p >= 1 && k.p <= 16 && 128 * k.N * k.r <= MAX_SCRYPT_MEMORY &&
+      typeof k.salt === 'string' && typeof file.key === 'string';
+    if (!sane) damaged.push(`key ${f.name.slice(0, 12)}: not a version 2 scrypt key file within bounds`);
+    else keys.push({ id: f.name, file });
   }
-  return out.sort((a, b) => (a.file.created < b.file.created ? -1 : a.file.created > b.file.created ? 1 : a.id < b.id ? -1 : 1));
+  keys.sort((a, b) => (a.file.created < b.file.created ? -1 : a.file.created > b.file.created ? 1 : a.id < b.id ? -1 : 1));
+  return { keys, damaged: damaged.sort() };
 }
 
 /** The master key, from the first key file the password opens; PasswordError when none does. */
@@ -89,18 +97,25 @@ export async function unlock(storage: Storage, password: string | undefined | nu
   if (!password) {
     throw new PasswordError(`repository ${storage.location} is encrypted: give its password (DP_REPOSITORY_PASSWORD, or --password-file FILE)`, 'missing', storage.location);
   }
-  const keys = await readKeyFiles(storage);
-  if (keys.length === 0) throw new RepositoryDamagedError(`repository ${storage.location} is encrypted but has no key file (keys/ is empty): it cannot be opened`);
+  const { keys, damaged } = await readKeyFiles(storage);
+  if (keys.length === 0) {
+    throw new RepositoryDamagedError(`repository ${storage.location} is encrypted but has no usable key file${damaged.length ? ` (${damaged.join('; ')})` : ' (keys/ is empty)'}: it cannot be opened`);
+  }
+  // A damaged key file does not stop the others from opening the repository.
   for (const { id, file } of keys) {
     const derived = await derive(password, Buffer.from(file.kdf.salt, 'base64'), file.kdf);
     const master = tryOpen(derived, Buffer.from(file.key, 'base64'), KEY_AAD);
     if (master?.length === MASTER_KEY_BYTES) return { master, keyId: id };
   }
-  throw new PasswordError(`wrong password for repository ${storage.location}: none of its ${keys.length} key(s) opens with it`, 'wrong', storage.location);
+  const also = damaged.length ? `; ${damaged.length} more cannot be read (${damaged.join('; ')})` : '';
+  throw new PasswordError(`wrong password for repository ${storage.location}: none of its ${keys.length} key(s) opens with it${also}`, 'wrong', storage.location);
 }
 
+/** The usable keys; damaged key files are an error here, so that `repo key list` shows them to be removed. */
 export async function listKeys(storage: Storage): Promise<KeyInfo[]> {
-  return (await readKeyFiles(storage)).map(({ id, file }) => ({ id, created: file.created, hostname: file.hostname }));
+  const { keys, damaged } = await readKeyFiles(storage);
+  if (damaged.length) throw new RepositoryDamagedError(`${damaged.join('; ')}: remove ${damaged.length === 1 ? 'it' : 'them'} from keys/ by hand`);
+  return keys.map(({ id, file }) => ({ id, created: file.created, hostname: file.hostname }));
 }
 
 /** Removes a key (by id or unique id prefix); never the last one, which would lock everyone out for good. */

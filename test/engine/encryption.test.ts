@@ -189,6 +189,19 @@ describe('keys: several passwords per repository', () => {
     await repo.close();
   });
 
+  test('a damaged or forged key file does not stop the others, and cannot make scrypt exhaust the machine', async () => {
+    const storage = new LocalStorage(join(dir.path, 'forged-keys'));
+    const repo = await Repository.init(storage, { password: PASSWORD, scrypt: FAST });
+    const real = JSON.parse((await storage.read('key', repo.keyId!)).toString());
+    // 128 · 2^24 · 8 bytes = 16 GiB of scrypt memory, asked by a forged file: refused before anything is derived.
+    await storage.write('key', 'f'.repeat(64), Buffer.from(JSON.stringify({ ...real, kdf: { ...real.kdf, N: 2 ** 24 } })));
+    await storage.write('key', 'e'.repeat(64), Buffer.from('not json'));
+    expect((await Repository.open(storage, { password: PASSWORD, loadIndex: false })).keyId).toBe(repo.keyId);
+    await expect(Repository.open(storage, { password: 'wrong', loadIndex: false })).rejects.toThrow(/none of its 1 key\(s\) opens with it; 2 more cannot be read/);
+    await expect(repo.listKeys()).rejects.toThrow(/key eeeeeeeeeeee: not valid JSON; key ffffffffffff: not a version 2 scrypt key file within bounds/);
+    await repo.close();
+  });
+
   test('a plain repository has no keys and opens without a password', async () => {
     const storage = new LocalStorage(join(dir.path, 'plain-repo'));
     const repo = await Repository.init(storage);
