@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Archiver, check, openFile, PasswordError, prune, Repository, restore, type Storage } from '../../server/engine/index.js';
@@ -124,6 +124,34 @@ describe.each([
     await expect(Repository.open(storage, { password: 'wrong' })).rejects.toThrow(/wrong password for repository .*: none of its 1 key\(s\) opens with it/);
     await expect(Repository.open(storage)).rejects.toThrow(/is encrypted: give its password/);
     await expect(Repository.open(storage, { password: () => undefined })).rejects.toMatchObject({ kind: 'password' });
+  });
+});
+
+describe('repacking an encrypted repository', () => {
+  test('prune copies the sealed blobs still needed into new packs (sealed header), and everything still reads', async () => {
+    const storage = new LocalStorage(join(dir.path, 'repack-repo'));
+    const repo = await Repository.init(storage, { password: PASSWORD, scrypt: FAST });
+    const src = join(dir.path, 'repack-src');
+    await mkdir(src, { recursive: true });
+    for (let i = 0; i < 20; i++) await writeFile(join(src, `m${i}`), bytesOf(100 + i, 20_000));
+    const a = new Archiver(repo, { server: 's', tag: 't' });
+    await a.addTree('/d', src);
+    const s1 = await a.commit();
+    // Half the messages go: the one data pack is half used, and is repacked.
+    for (let i = 0; i < 10; i++) await rm(join(src, `m${i}`));
+    const b = new Archiver(repo, { server: 's', tag: 't' });
+    await b.addTree('/d', src);
+    const s2 = await b.commit();
+    await repo.deleteSnapshot(s1.id);
+    const p = await prune(repo, { grace: 0 });
+    expect(p.packsRepacked).toBeGreaterThan(0);
+    expect((await check(repo, { readData: true })).errors).toEqual([]);
+    const again = await Repository.open(storage, { password: PASSWORD });
+    const out = join(dir.path, 'repack-out');
+    expect((await restore(again, s2, { target: out })).errors).toBe(0);
+    expect(await manifest(join(out, 'd'))).toEqual(await manifest(src));
+    await again.close();
+    await repo.close();
   });
 });
 
