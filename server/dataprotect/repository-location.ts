@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, realpath, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PasswordError, Repository } from '../engine/index.js';
-import { environmentPassword, LocalStorage, S3Storage } from '../storage/index.js';
+import { environmentPassword, LocalStorage, PASSWORD_FILE_ENV, S3Storage } from '../storage/index.js';
 import { fsReason } from '../jobs/explain-error.js';
 import { InvalidInputError } from './errors.js';
 
@@ -111,9 +111,18 @@ async function isOurRepository(folder: string): Promise<boolean> {
     await repo.close();
     return true;
   } catch (err) {
-    // Ours, encrypted: the settings can point at it; every run says what is wrong with the password.
-    return err instanceof PasswordError;
+    if (err instanceof PasswordError) throw passwordProblem(folder, err);
+    return false;
   }
+}
+
+/** An encrypted repository this service cannot open: said now, rather than by every run. */
+function passwordProblem(location: string, err: PasswordError): InvalidInputError {
+  if (err.reason === 'missing') {
+    return invalid(`${location} is an encrypted bm-dataprotect repository and no password is configured: set ${PASSWORD_FILE_ENV} in the environment of the bm-dataprotect service to a file (mode 0600) holding its password, and restart the service`);
+  }
+  if (err.reason === 'wrong') return invalid(`${location} is an encrypted bm-dataprotect repository and the configured password (${PASSWORD_FILE_ENV}) is not one of its passwords`);
+  return invalid(`${location} is an encrypted bm-dataprotect repository: ${err.message}`);
 }
 
 /** Writes and removes a file (or a folder, in the parent of a location still to create): the writes a backup needs. */
@@ -197,7 +206,8 @@ export async function inspectS3Location(location: string): Promise<void> {
       try {
         await (await Repository.open(storage, { loadIndex: false, password: environmentPassword })).close();
       } catch (err) {
-        if (!(err instanceof PasswordError)) throw invalid(`${location} holds a config object that is not a readable bm-dataprotect repository (${(err as Error).message})`);
+        if (err instanceof PasswordError) throw passwordProblem(location, err);
+        throw invalid(`${location} holds a config object that is not a readable bm-dataprotect repository (${(err as Error).message})`);
       }
     }
     await storage.probeWrite();
