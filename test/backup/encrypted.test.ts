@@ -87,7 +87,9 @@ describe('the plugin with an encrypted repository', () => {
     await expect(Repository.open(new LocalStorage(repoDir), { password: 'not it' })).rejects.toThrow(/wrong password/);
     const repo = (await openLocation(repoDir))!;
     expect(repo.encrypted).toBe(true);
-    expect((await readGenerations(repo)).map((g) => g.record.id)).toEqual([generationId]);
+    const stored = await readGenerations(repo);
+    expect(stored.map((g) => g.record.id)).toEqual([generationId]);
+    expect(stored[0].record.repositoryFormat).toBe(2);
     expect(JSON.parse((await repo.readReference('latest'))!.toString()).generation).toBe(generationId);
     await repo.close();
 
