@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { Repository } from '../engine/index.js';
-import { openStorage } from '../storage/index.js';
+import { environmentPassword, openStorage } from '../storage/index.js';
 import { Output } from './output.js';
 
 /** Options every repository command shares. */
@@ -20,8 +20,9 @@ export function repoPath(opts: RepoOptions): string {
   return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(dir) ? dir : resolve(dir);
 }
 
+/** The repository of --repo; an encrypted one opens with the password of the environment (or --password-file). */
 export async function openRepo(opts: RepoOptions): Promise<Repository> {
-  return Repository.open(openStorage(repoPath(opts)));
+  return Repository.open(openStorage(repoPath(opts)), { password: environmentPassword });
 }
 
 export function output(opts: RepoOptions): Output {

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { resolve } from 'node:path';
+import { PASSWORD_ENV, PASSWORD_FILE_ENV } from '../storage/password.js';
 import { exitCodeOf } from './exit-codes.js';
 type Register = (program: Command) => void;
 
@@ -31,7 +33,13 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .description('Backup and restore for BlueMind: deduplicated, compressed, incremental snapshots')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
+    .option('--password-file <file>', `password of an encrypted repository, from a file only its owner can read (or ${PASSWORD_FILE_ENV}, or ${PASSWORD_ENV})`)
     .exitOverride();
+  // One place for the password, whatever opens the repository: the environment, read only when it is encrypted.
+  program.hook('preAction', () => {
+    const file = program.opts<{ passwordFile?: string }>().passwordFile;
+    if (file) process.env[PASSWORD_FILE_ENV] = resolve(file);
+  });
   const word = argv.slice(2).find((a) => !a.startsWith('-'));
   const wanted = word && COMMANDS[word] ? [COMMANDS[word]] : [...new Set(Object.values(COMMANDS))];
   const loaded = new Set<Register>();

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, realpath, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Repository } from '../engine/index.js';
-import { LocalStorage, S3Storage } from '../storage/index.js';
+import { PasswordError, Repository } from '../engine/index.js';
+import { environmentPassword, LocalStorage, PASSWORD_FILE_ENV, S3Storage } from '../storage/index.js';
 import { fsReason } from '../jobs/explain-error.js';
 import { InvalidInputError } from './errors.js';
 
@@ -107,12 +107,22 @@ async function isOurRepository(folder: string): Promise<boolean> {
   const config = await lstat(path.join(folder, 'config')).catch(() => null);
   if (!config?.isFile()) return false;
   try {
-    const repo = await Repository.open(new LocalStorage(folder), { loadIndex: false });
+    const repo = await Repository.open(new LocalStorage(folder), { loadIndex: false, password: environmentPassword });
     await repo.close();
     return true;
-  } catch {
+  } catch (err) {
+    if (err instanceof PasswordError) throw passwordProblem(folder, err);
     return false;
   }
+}
+
+/** An encrypted repository this service cannot open: said now, rather than by every run. */
+function passwordProblem(location: string, err: PasswordError): InvalidInputError {
+  if (err.reason === 'missing') {
+    return invalid(`${location} is an encrypted bm-dataprotect repository and no password is configured: set ${PASSWORD_FILE_ENV} in the environment of the bm-dataprotect service to a file (mode 0600) holding its password, and restart the service`);
+  }
+  if (err.reason === 'wrong') return invalid(`${location} is an encrypted bm-dataprotect repository and the configured password (${PASSWORD_FILE_ENV}) is not one of its passwords`);
+  return invalid(`${location} is an encrypted bm-dataprotect repository: ${err.message}`);
 }
 
 /** Writes and removes a file (or a folder, in the parent of a location still to create): the writes a backup needs. */
@@ -194,8 +204,9 @@ export async function inspectS3Location(location: string): Promise<void> {
     }
     if (keys.length > 0) {
       try {
-        await (await Repository.open(storage, { loadIndex: false })).close();
+        await (await Repository.open(storage, { loadIndex: false, password: environmentPassword })).close();
       } catch (err) {
+        if (err instanceof PasswordError) throw passwordProblem(location, err);
         throw invalid(`${location} holds a config object that is not a readable bm-dataprotect repository (${(err as Error).message})`);
       }
     }

@@ -7,8 +7,7 @@ import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
 import { StreamChunker } from './chunker.js';
 import { EngineError, RepositoryFullError } from './errors.js';
-import { FORMAT_VERSION } from './format.js';
-import { fromHex, sha256, toHex } from './hash.js';
+import { fromHex, toHex } from './hash.js';
 import type { RepositoryLock } from './lock.js';
 import { RenameTable } from './rename-table.js';
 import { PROGRAM, type Repository } from './repository.js';
@@ -127,7 +126,7 @@ export class Archiver {
     this.current = '/' + parts.join('/');
     const store = async (chunks: Buffer[]) => {
       for (const c of chunks) {
-        const id = sha256(c);
+        const id = this.repo.blobId(c);
         content.push(toHex(id));
         await this.saver.save(BlobType.Data, id, c);
       }
@@ -171,7 +170,7 @@ export class Archiver {
       this.summary.bytesAdded = this.saver.stats.bytesAdded;
       this.summary.durationMs = Date.now() - this.started;
       const snapshot = {
-        version: FORMAT_VERSION,
+        version: this.repo.config.version,
         time: this.time.toISOString(),
         tree: rootId,
         paths: this.paths,
@@ -419,7 +418,7 @@ export class Archiver {
 
   private async saveTree(tree: Tree): Promise<string> {
     const raw = encodeTree(tree);
-    const id = sha256(raw);
+    const id = this.repo.blobId(raw);
     await this.saver.save(BlobType.Tree, id, raw);
     return toHex(id);
   }

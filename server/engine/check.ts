@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { BlobIdSet } from './blob-index.js';
 import { fromHex, sha256, toHex } from './hash.js';
 import type { IndexFile } from './index-file.js';
-import { parsePackHeader, PACK_ENTRY_BYTES, type PackEntry } from './pack.js';
+import { packBytes, parsePackHeader, type PackEntry } from './pack.js';
 import { mapLimit, type Repository } from './repository.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { blobProblem, contentSizeProblem } from './validate.js';
@@ -69,7 +69,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
       r.errors.push(`pack ${pack.slice(0, 12)}: missing (${blobs.length} blobs indexed in it)`);
       continue;
     }
-    const expected = 1 + blobs.reduce((a, b) => a + b.length, 0) + blobs.length * PACK_ENTRY_BYTES + 4;
+    const expected = packBytes(blobs, repo.encrypted);
     if (size !== expected) r.errors.push(`pack ${pack.slice(0, 12)}: size ${size}, index says ${expected} (truncated or damaged)`);
   }
   for (const name of stored.keys()) {
@@ -165,7 +165,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
       if (!packBlobs.has(pack)) return;
       let entries: PackEntry[];
       try {
-        entries = parsePackHeader(pack, data.length, data);
+        entries = parsePackHeader(pack, data.length, data, repo.cipher);
       } catch (err) {
         r.errors.push((err as Error).message);
         return;

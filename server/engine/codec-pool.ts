@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 
 /**
@@ -70,10 +71,11 @@ export class CodecPool {
   private nextId = 1;
   private closed = false;
 
-  constructor(level: number, gear: Int32Array, size = Math.max(1, Math.min(availableParallelism(), 8))) {
+  /** `key`: an encrypted repository's, so that the workers seal, open and key blob ids. */
+  constructor(level: number, gear: Int32Array, key: MasterKey | null = null, size = Math.max(1, Math.min(availableParallelism(), 8))) {
     const url = workerUrl();
     for (let i = 0; i < size; i++) {
-      const w = new Worker(url, { workerData: { level, gear } });
+      const w = new Worker(url, { workerData: { level, gear, key } });
       w.unref();
       w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m));
       w.on('error', (err) => this.failAll(err));

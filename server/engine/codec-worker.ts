@@ -1,8 +1,8 @@
 /**
  * A worker thread of the codec pool (codec-pool.ts): compression, decompression, reading small files,
- * cutting windows of large ones, and writing restored files, each job one message.
+ * cutting windows of large ones, and writing restored files, each job one message. In an encrypted
+ * repository it also seals what it compressed and opens what it decompresses, and keys blob ids.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -10,6 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
+import { blobIdOf, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import { RestoreTarget } from './restore-target.js';
 import { decompressBounded } from './validate.js';
@@ -36,7 +37,13 @@ interface Job {
 }
 
 const port = parentPort!;
-const { level, gear } = workerData as { level: number; gear: Int32Array };
+const { level, gear, key } = workerData as { level: number; gear: Int32Array; key: { encrypt: Uint8Array; id: Uint8Array } | null };
+const encryptKey = key ? Buffer.from(key.encrypt) : null;
+const idKey = key ? Buffer.from(key.id) : null;
+const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);
+/** Stored bytes once decrypted, or null when they do not authenticate (plain repository: as they are). */
+const unseal = (stored: Buffer): Buffer | null => (encryptKey ? tryOpen(encryptKey, stored) : stored);
+const NOT_DECRYPTED = 'cannot be decrypted (damaged or altered: its authentication tag does not match)';
 // The low-level binding compresses and decompresses into buffers we own: one allocation per batch,
 // none per blob, so a worker's memory stays flat however many blobs go through it.
 const cctx = new binding.CCtx();
@@ -74,15 +81,12 @@ function store(data: Buffer, parts: Buffer[], lengths: number[], flags: number[]
   const bound = binding.compressBound(data.length);
   if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
   const n = cctx.compress(scratch, data, level);
-  if (n < data.length) {
-    parts.push(Buffer.from(scratch.subarray(0, n)));
-    lengths.push(n);
-    flags.push(1);
-  } else {
-    parts.push(owned ? data : Buffer.from(data));
-    lengths.push(data.length);
-    flags.push(0);
-  }
+  const zstd = n < data.length;
+  const payload = zstd ? scratch.subarray(0, n) : data;
+  const stored = encryptKey ? seal(encryptKey, payload) : zstd ? Buffer.from(payload) : owned ? data : Buffer.from(data);
+  parts.push(stored);
+  lengths.push(stored.length);
+  flags.push(zstd ? 1 : 0);
 }
 
 function writeAll(fd: number, buf: Buffer, at: number): void {
@@ -93,7 +97,7 @@ function writeAll(fd: number, buf: Buffer, at: number): void {
 function compress(job: Job): void {
   const input = Buffer.from(job.data);
   let bound = 0;
-  for (const len of job.lengths) bound += binding.compressBound(len);
+  for (const len of job.lengths) bound += binding.compressBound(len) + (encryptKey ? SEAL_OVERHEAD : 0);
   const out = Buffer.allocUnsafeSlow(Math.max(bound, 1));
   const lengths: number[] = [];
   const flags: number[] = [];
@@ -102,6 +106,18 @@ function compress(job: Job): void {
   for (const len of job.lengths) {
     const blob = input.subarray(off, off + len);
     off += len;
+    if (encryptKey) {
+      // Compressed into the scratch buffer, then sealed into the output: one pass over each.
+      const bound1 = binding.compressBound(len);
+      if (scratch.length < bound1) scratch = Buffer.allocUnsafe(bound1);
+      const n = len > 0 ? cctx.compress(scratch, blob, level) : len;
+      const zstd = n < len;
+      const sealed = sealInto(encryptKey, zstd ? scratch.subarray(0, n) : blob, out, o);
+      lengths.push(sealed);
+      flags.push(zstd ? 1 : 0);
+      o += sealed;
+      continue;
+    }
     const n = len > 0 ? cctx.compress(out.subarray(o), blob, level) : len;
     if (n < len) {
       lengths.push(n);
@@ -124,8 +140,13 @@ function verify(job: Job): void {
   const errors: (string | null)[] = [];
   let off = 0;
   for (let i = 0; i < job.lengths.length; i++) {
-    const stored = input.subarray(off, off + job.lengths[i]);
+    const sealed = input.subarray(off, off + job.lengths[i]);
     off += job.lengths[i];
+    const stored = unseal(sealed);
+    if (!stored) {
+      errors.push(NOT_DECRYPTED);
+      continue;
+    }
     let raw: Buffer = stored;
     if (job.flags[i] === 1) {
       if (scratch.length < job.raws[i]) scratch = Buffer.allocUnsafe(job.raws[i]);
@@ -136,7 +157,7 @@ function verify(job: Job): void {
         continue;
       }
     }
-    errors.push(createHash('sha256').update(raw).digest('hex') === job.ids[i] ? null : 'content does not match its id');
+    errors.push(blobId(raw).toString('hex') === job.ids[i] ? null : 'content does not match its id');
   }
   port.postMessage({ id: job.id, data: new ArrayBuffer(0), lengths: [], flags: [], errors });
 }
@@ -154,10 +175,10 @@ function restore(job: Job): void {
   const blobErrors: (string | null)[] = [];
   const writeErrors: (string | null)[] = new Array(job.writes.length).fill(null);
   job.blobs.forEach((b, bi) => {
-    const stored = input.subarray(b.off, b.off + b.len);
-    let raw: Buffer = stored;
-    let err: string | null = null;
-    if (b.zstd) {
+    const stored = unseal(input.subarray(b.off, b.off + b.len));
+    let raw: Buffer = stored ?? Buffer.alloc(0);
+    let err: string | null = stored ? null : NOT_DECRYPTED;
+    if (stored && b.zstd) {
       // b.raw was bounded by blobProblem before the job was sent.
       if (scratch.length < b.raw) scratch = Buffer.allocUnsafe(b.raw);
       try {
@@ -166,7 +187,7 @@ function restore(job: Job): void {
         err = `cannot decompress (${message(e)})`;
       }
     }
-    if (!err && createHash('sha256').update(raw).digest('hex') !== b.id) err = 'content does not match its id';
+    if (!err && blobId(raw).toString('hex') !== b.id) err = 'content does not match its id';
     blobErrors.push(err);
     if (err) return;
     for (const i of byBlob[bi]) {
@@ -227,7 +248,7 @@ function files(job: Job): void {
     }
     tooBig.push(false);
     raws.push(data.length);
-    createHash('sha256').update(data).digest().copy(ids, 32 * i);
+    blobId(data).copy(ids, 32 * i);
     if (data.length === 0) {
       lengths.push(0);
       flags.push(0);
@@ -278,7 +299,7 @@ function window(job: Job): void {
   for (const cut of cuts) {
     if (!eof && start >= job.window) break;
     const chunk = data.subarray(start, cut);
-    idList.push(createHash('sha256').update(chunk).digest());
+    idList.push(blobId(chunk));
     raws.push(chunk.length);
     store(chunk, parts, lengths, flags, false);
     start = cut;

@@ -1,29 +1,62 @@
 import { compress, decompress } from 'zstd-napi';
+import type { RepositoryCipher } from './crypto.js';
 import { RepositoryDamagedError } from './errors.js';
 
 /**
- * Format version 1. Every metadata file (config, index, snapshot) and every tree blob starts with a
- * version byte; a reader refuses versions it does not know instead of misreading them.
+ * The newest format version this program reads and writes. Every metadata file (config, index, snapshot)
+ * and every pack starts with a version byte; a reader refuses versions it does not know instead of
+ * misreading them. Version 1: plain repositories (still written as such); version 2: encrypted ones.
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** The format of a repository without encryption. */
+export const PLAIN_FORMAT = 1;
+/** The format of an encrypted repository (FORMAT.md, "Encryption"). */
+export const ENCRYPTED_FORMAT = 2;
 
 /** Second byte of a metadata file: how the payload after the two header bytes is stored. */
 export enum Encoding {
   Raw = 0,
   Zstd = 1,
+  /** AES-256-GCM (version 2): the sealed bytes hold an inner encoding byte (Raw or Zstd) and the payload. */
+  Sealed = 2,
 }
 
-export function encodeMetadata(payload: Buffer, zstd: boolean): Buffer {
+/**
+ * A metadata file: [version][encoding][payload]. With a cipher (encrypted repository), the payload is
+ * sealed with [version, Sealed] and `label` (what the file is, e.g. `snapshot`, `reference latest`) as
+ * associated data, so that a file cannot pass for another kind.
+ */
+export function encodeMetadata(payload: Buffer, zstd: boolean, cipher: RepositoryCipher | null = null, label = ''): Buffer {
   const body = zstd ? compress(payload, { compressionLevel: 3 }) : payload;
-  return Buffer.concat([Buffer.from([FORMAT_VERSION, zstd ? Encoding.Zstd : Encoding.Raw]), body]);
+  const inner = zstd ? Encoding.Zstd : Encoding.Raw;
+  if (!cipher) return Buffer.concat([Buffer.from([PLAIN_FORMAT, inner]), body]);
+  const header = Buffer.from([ENCRYPTED_FORMAT, Encoding.Sealed]);
+  return Buffer.concat([header, cipher.seal([Buffer.from([inner]), body], sealedAad(header, label))]);
 }
 
-export function decodeMetadata(file: Buffer, what: string): Buffer {
+function sealedAad(header: Buffer, label: string): Buffer {
+  return Buffer.concat([header, Buffer.from(label, 'utf8')]);
+}
+
+/** Whether a metadata file is sealed (needs the repository's key to be read). */
+export function isSealed(file: Buffer): boolean {
+  return file.length >= 2 && file[0] === ENCRYPTED_FORMAT && file[1] === Encoding.Sealed;
+}
+
+export function decodeMetadata(file: Buffer, what: string, cipher: RepositoryCipher | null = null, label = ''): Buffer {
   if (file.length < 2) throw new RepositoryDamagedError(`${what}: truncated at ${file.length} bytes`);
   const version = file[0];
   if (version === 0 || version > FORMAT_VERSION) {
     throw new RepositoryDamagedError(`${what}: format version ${version} is not supported by this program (knows up to ${FORMAT_VERSION}); upgrade bm-dataprotect`);
   }
+  if (file[1] === Encoding.Sealed) {
+    if (!cipher) throw new RepositoryDamagedError(`${what}: encrypted, in a repository that is not`);
+    const inner = cipher.open(file.subarray(2), what, sealedAad(file.subarray(0, 2), label));
+    if (inner.length < 1) throw new RepositoryDamagedError(`${what}: empty once decrypted`);
+    return decodeMetadata(Buffer.concat([Buffer.from([PLAIN_FORMAT]), inner]), what);
+  }
+  // A repository that is encrypted has every file sealed: a plain one in it was not written by its owner.
+  if (cipher) throw new RepositoryDamagedError(`${what}: not encrypted, in an encrypted repository`);
   const body = file.subarray(2);
   switch (file[1]) {
     case Encoding.Raw:
@@ -39,12 +72,12 @@ export function decodeMetadata(file: Buffer, what: string): Buffer {
   }
 }
 
-export function encodeJson(value: unknown): Buffer {
-  return encodeMetadata(Buffer.from(JSON.stringify(value)), true);
+export function encodeJson(value: unknown, cipher: RepositoryCipher | null = null, label = ''): Buffer {
+  return encodeMetadata(Buffer.from(JSON.stringify(value)), true, cipher, label);
 }
 
-export function decodeJson<T>(file: Buffer, what: string): T {
-  const body = decodeMetadata(file, what);
+export function decodeJson<T>(file: Buffer, what: string, cipher: RepositoryCipher | null = null, label = ''): T {
+  const body = decodeMetadata(file, what, cipher, label);
   try {
     return JSON.parse(body.toString('utf8')) as T;
   } catch {
@@ -77,7 +110,7 @@ export interface RepositoryConfig {
 }
 
 export const DEFAULT_CONFIG: Omit<RepositoryConfig, 'id' | 'created'> = {
-  version: FORMAT_VERSION,
+  version: PLAIN_FORMAT,
   gearSeed: 0x2545f491,
   chunkers: {
     file: { min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },

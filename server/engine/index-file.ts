@@ -1,4 +1,5 @@
 import { BlobType } from './blob-index.js';
+import type { RepositoryCipher } from './crypto.js';
 import { RepositoryDamagedError } from './errors.js';
 import { decodeMetadata, encodeMetadata } from './format.js';
 import { ID_BYTES, fromHex, toHex } from './hash.js';
@@ -17,7 +18,7 @@ export interface IndexFile {
 
 const BLOB_BYTES = ID_BYTES + 2 + 12;
 
-export function encodeIndex(index: IndexFile): Buffer {
+export function encodeIndex(index: IndexFile, cipher: RepositoryCipher | null = null): Buffer {
   let size = 4 + index.supersedes.length * ID_BYTES + 4;
   for (const p of index.packs) size += ID_BYTES + 4 + p.blobs.length * BLOB_BYTES;
   const b = Buffer.alloc(size);
@@ -36,12 +37,12 @@ export function encodeIndex(index: IndexFile): Buffer {
       o = b.writeUInt32LE(e.rawLength, o);
     }
   }
-  return encodeMetadata(b, false);
+  return encodeMetadata(b, false, cipher, 'index');
 }
 
-export function decodeIndex(name: string, file: Buffer): IndexFile {
+export function decodeIndex(name: string, file: Buffer, cipher: RepositoryCipher | null = null): IndexFile {
   const what = `index ${name.slice(0, 12)}`;
-  const b = decodeMetadata(file, what);
+  const b = decodeMetadata(file, what, cipher, 'index');
   const need = (o: number, n: number) => {
     if (o + n > b.length) throw new RepositoryDamagedError(`${what}: truncated at ${b.length} bytes (needed ${o + n})`);
   };

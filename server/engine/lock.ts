@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RepositoryCipher } from './crypto.js';
 import { LockHeldError } from './errors.js';
+import { decodeJson, encodeJson } from './format.js';
 import type { Storage } from './storage.js';
 
 export interface LockInfo {
@@ -31,20 +33,22 @@ export class RepositoryLock {
     private readonly storage: Storage,
     readonly name: string,
     private readonly info: LockInfo,
+    private readonly cipher: RepositoryCipher | null,
   ) {}
 
-  static async acquire(storage: Storage, exclusive: boolean, purpose: string, notice: LockNotice = () => {}, now = () => Date.now()): Promise<RepositoryLock> {
+  /** `cipher`: the repository's, when it is encrypted (its locks are too). */
+  static async acquire(storage: Storage, exclusive: boolean, purpose: string, notice: LockNotice = () => {}, now = () => Date.now(), cipher: RepositoryCipher | null = null): Promise<RepositoryLock> {
     const name = randomBytes(16).toString('hex');
     const t = new Date(now()).toISOString();
     const info: LockInfo = { hostname: hostname(), pid: process.pid, exclusive, purpose, created: t, refreshed: t };
-    await storage.write('lock', name, Buffer.from(JSON.stringify(info)));
-    const lock = new RepositoryLock(storage, name, info);
+    await storage.write('lock', name, encodeLock(info, cipher));
+    const lock = new RepositoryLock(storage, name, info, cipher);
     try {
       // No atomic rename or conditional write is needed: every process writes its own lock, then lists.
       // On a store whose listings lag, it waits out the lag first; of two processes locking at once, the
       // one that wrote last then lists after the other's lock is listable, so at least one sees the other.
       if ((storage.listingLagMs ?? 0) > 0) await sleep(storage.listingLagMs);
-      for (const other of await readLocks(storage)) {
+      for (const other of await readLocks(storage, cipher)) {
         if (other.name === name) continue;
         const stale = staleReason(other.info, now());
         if (stale) {
@@ -71,7 +75,7 @@ export class RepositoryLock {
   async refresh(now = () => Date.now()): Promise<void> {
     if (this.released) return;
     this.info.refreshed = new Date(now()).toISOString();
-    await this.storage.write('lock', this.name, Buffer.from(JSON.stringify(this.info))).catch(() => {});
+    await this.storage.write('lock', this.name, encodeLock(this.info, this.cipher)).catch(() => {});
   }
 
   async release(): Promise<void> {
@@ -82,11 +86,17 @@ export class RepositoryLock {
   }
 }
 
-export async function readLocks(storage: Storage): Promise<{ name: string; info: LockInfo }[]> {
+/** A lock file: plain JSON (format 1), or sealed JSON in an encrypted repository. */
+function encodeLock(info: LockInfo, cipher: RepositoryCipher | null): Buffer {
+  return cipher ? encodeJson(info, cipher, 'lock') : Buffer.from(JSON.stringify(info));
+}
+
+export async function readLocks(storage: Storage, cipher: RepositoryCipher | null = null): Promise<{ name: string; info: LockInfo }[]> {
   const out: { name: string; info: LockInfo }[] = [];
   for await (const f of storage.list('lock')) {
     try {
-      out.push({ name: f.name, info: JSON.parse((await storage.read('lock', f.name)).toString('utf8')) as LockInfo });
+      const file = await storage.read('lock', f.name);
+      out.push({ name: f.name, info: cipher ? decodeJson<LockInfo>(file, `lock ${f.name.slice(0, 8)}`, cipher, 'lock') : (JSON.parse(file.toString('utf8')) as LockInfo) });
     } catch {
       // Deleted meanwhile or half-written by an old version: not a lock we can honour.
     }

@@ -1,6 +1,7 @@
 import { BlobType } from './blob-index.js';
 import { RepositoryDamagedError } from './errors.js';
-import { FORMAT_VERSION } from './format.js';
+import { SEAL_OVERHEAD, type RepositoryCipher } from './crypto.js';
+import { ENCRYPTED_FORMAT, PLAIN_FORMAT } from './format.js';
 import { ID_BYTES } from './hash.js';
 
 /**
@@ -8,8 +9,21 @@ import { ID_BYTES } from './hash.js';
  * Header entry (42 bytes): type u8, compression u8 (0 raw, 1 zstd), stored length u32 LE,
  * raw length u32 LE, blob id (32 bytes). Blob i starts right after blob i-1 (the first at offset 1),
  * so the pack alone is enough to rebuild its index entries.
+ * Encrypted (version 2): each blob's stored bytes are sealed (by the codec workers), and so are the header
+ * entries; the last 4 bytes are then the length of the sealed header.
  */
 export const PACK_ENTRY_BYTES = 2 + 4 + 4 + ID_BYTES;
+const HEADER_AAD = Buffer.from('pack header');
+
+/** The size a pack of these blobs has: what `check` expects without reading it. */
+export function packBytes(blobs: readonly { length: number }[], encrypted: boolean): number {
+  return 1 + blobs.reduce((a, b) => a + b.length, 0) + blobs.length * PACK_ENTRY_BYTES + 4 + (encrypted ? SEAL_OVERHEAD : 0);
+}
+
+/** How many bytes at the end of a pack hold its header, from its last 4 bytes. */
+export function packHeaderBytes(lastWord: number, encrypted: boolean): number {
+  return (encrypted ? lastWord : lastWord * PACK_ENTRY_BYTES) + 4;
+}
 
 export interface PackEntry {
   id: Buffer;
@@ -22,9 +36,14 @@ export interface PackEntry {
 
 /** Assembles one pack in memory; data and tree blobs go to separate packs. */
 export class PackBuilder {
-  readonly parts: Buffer[] = [Buffer.from([FORMAT_VERSION])];
+  readonly parts: Buffer[];
   readonly entries: PackEntry[] = [];
   size = 1;
+
+  /** With a cipher, `add` takes blobs already sealed, and the header is sealed by `finish`. */
+  constructor(private readonly cipher: RepositoryCipher | null = null) {
+    this.parts = [Buffer.from([cipher ? ENCRYPTED_FORMAT : PLAIN_FORMAT])];
+  }
 
   add(id: Buffer, type: BlobType, stored: Buffer, zstd: boolean, rawLength: number): void {
     this.entries.push({ id, type, zstd, offset: this.size, length: stored.length, rawLength });
@@ -48,20 +67,31 @@ export class PackBuilder {
       e.id.copy(header, o + 10);
       o += PACK_ENTRY_BYTES;
     }
+    if (this.cipher) {
+      const sealed = this.cipher.seal(header.subarray(0, o), HEADER_AAD);
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(sealed.length);
+      return [...this.parts, sealed, length];
+    }
     header.writeUInt32LE(this.entries.length, o);
     return [...this.parts, header];
   }
 }
 
 /** Reads the header at the end of a pack. `tail` holds the last bytes of the pack (at least the header). */
-export function parsePackHeader(name: string, packSize: number, tail: Buffer): PackEntry[] {
+export function parsePackHeader(name: string, packSize: number, tail: Buffer, cipher: RepositoryCipher | null = null): PackEntry[] {
   const what = `pack ${name.slice(0, 12)}`;
   if (packSize < 5 || tail.length < 4) throw new RepositoryDamagedError(`${what}: truncated at ${packSize} bytes, no header`);
-  const count = tail.readUInt32LE(tail.length - 4);
-  const headerBytes = count * PACK_ENTRY_BYTES;
-  if (headerBytes + 5 > packSize) throw new RepositoryDamagedError(`${what}: header claims ${count} blobs, more than ${packSize} bytes can hold`);
+  const last = tail.readUInt32LE(tail.length - 4);
+  const headerBytes = packHeaderBytes(last, cipher !== null) - 4;
+  if (headerBytes + 5 > packSize) throw new RepositoryDamagedError(`${what}: header claims ${cipher ? `${last} bytes` : `${last} blobs`}, more than ${packSize} bytes can hold`);
   if (headerBytes + 4 > tail.length) throw new RepositoryDamagedError(`${what}: need ${headerBytes + 4} header bytes, have ${tail.length}`);
-  const header = tail.subarray(tail.length - 4 - headerBytes, tail.length - 4);
+  let header = tail.subarray(tail.length - 4 - headerBytes, tail.length - 4);
+  if (cipher) {
+    header = cipher.open(header, `${what} header`, HEADER_AAD);
+    if (header.length % PACK_ENTRY_BYTES !== 0) throw new RepositoryDamagedError(`${what}: header of ${header.length} bytes is not whole entries`);
+  }
+  const count = header.length / PACK_ENTRY_BYTES;
   const entries: PackEntry[] = [];
   let offset = 1;
   for (let i = 0, o = 0; i < count; i++, o += PACK_ENTRY_BYTES) {

@@ -1,4 +1,6 @@
+import type { RepositoryCipher } from './crypto.js';
 import { RepositoryDamagedError } from './errors.js';
+import { decodeMetadata, encodeMetadata } from './format.js';
 import type { Storage } from './storage.js';
 
 /** The reference that lists the packs a prune marked for deletion (see FORMAT.md, "Two-phase prune"). */
@@ -17,7 +19,7 @@ interface PruneMarksFile {
 }
 
 /** Pack id -> when a prune marked it (ms since the epoch); empty when nothing is marked. */
-export async function readPruneMarks(storage: Storage): Promise<Map<string, number>> {
+export async function readPruneMarks(storage: Storage, cipher: RepositoryCipher | null = null): Promise<Map<string, number>> {
   let file: Buffer;
   try {
     file = await storage.read('reference', PRUNE_MARKS_REFERENCE);
@@ -27,6 +29,7 @@ export async function readPruneMarks(storage: Storage): Promise<Map<string, numb
   }
   const marks = new Map<string, number>();
   try {
+    if (cipher) file = decodeMetadata(file, PRUNE_MARKS_REFERENCE, cipher, `reference ${PRUNE_MARKS_REFERENCE}`);
     const parsed = JSON.parse(file.toString('utf8')) as PruneMarksFile;
     if (parsed.version !== 1 || typeof parsed.packs !== 'object' || parsed.packs === null) throw new Error('not a version 1 marks file');
     for (const [pack, when] of Object.entries(parsed.packs)) {
@@ -42,7 +45,7 @@ export async function readPruneMarks(storage: Storage): Promise<Map<string, numb
 }
 
 /** Rewrites the marks whole (a reader sees the old or the new list); no file at all when nothing is marked. */
-export async function writePruneMarks(storage: Storage, marks: ReadonlyMap<string, number>): Promise<void> {
+export async function writePruneMarks(storage: Storage, marks: ReadonlyMap<string, number>, cipher: RepositoryCipher | null = null): Promise<void> {
   if (marks.size === 0) {
     await storage.delete('reference', PRUNE_MARKS_REFERENCE);
     return;
@@ -50,5 +53,6 @@ export async function writePruneMarks(storage: Storage, marks: ReadonlyMap<strin
   const packs: Record<string, string> = {};
   for (const [pack, t] of [...marks].sort((a, b) => (a[0] < b[0] ? -1 : 1))) packs[pack] = new Date(t).toISOString();
   const file: PruneMarksFile = { version: 1, packs };
-  await storage.write('reference', PRUNE_MARKS_REFERENCE, Buffer.from(JSON.stringify(file, null, 1) + '\n'));
+  const bytes = Buffer.from(JSON.stringify(file, null, 1) + '\n');
+  await storage.write('reference', PRUNE_MARKS_REFERENCE, cipher ? encodeMetadata(bytes, false, cipher, `reference ${PRUNE_MARKS_REFERENCE}`) : bytes);
 }

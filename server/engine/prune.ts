@@ -2,7 +2,7 @@ import { BlobIdSet, BlobType } from './blob-index.js';
 import { EngineError } from './errors.js';
 import { fromHex, sha256, toHex } from './hash.js';
 import type { IndexFile } from './index-file.js';
-import { PackBuilder, type PackEntry } from './pack.js';
+import type { PackBuilder, PackEntry } from './pack.js';
 import { DEFAULT_PRUNE_GRACE_MS, readPruneMarks, writePruneMarks } from './prune-marks.js';
 import type { Repository } from './repository.js';
 
@@ -86,7 +86,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
   });
   const sizes = new Map<string, number>();
   for await (const f of repo.storage.list('data')) sizes.set(f.name, f.size);
-  const marks = await readPruneMarks(repo.storage);
+  const marks = await readPruneMarks(repo.storage, repo.cipher);
   const marksAsRead = JSON.stringify([...marks]);
   // A marked pack already gone: a prune deleted it and was interrupted before it rewrote the marks.
   for (const pack of [...marks.keys()]) if (!sizes.has(pack)) marks.delete(pack);
@@ -187,7 +187,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
     const list = [...packsToDelete];
     // The marks still list them while they are deleted: an interrupted prune finishes the job next
     // time, and no backup indexes them as packs of an interrupted backup meanwhile.
-    await writePruneMarks(repo.storage, marks);
+    await writePruneMarks(repo.storage, marks, repo.cipher);
     let i = 0;
     for (const pack of list) {
       s.bytesFreed += sizes.get(pack) ?? 0;
@@ -197,7 +197,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
       s.packsDeleted++;
       p?.update?.('delete', ++i, list.length);
     }
-    await writePruneMarks(repo.storage, marks);
+    await writePruneMarks(repo.storage, marks, repo.cipher);
   };
 
   // 1. Free space first, so that a prune works on a full disk: an index without the due packs supersedes
@@ -208,7 +208,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
     current = await replaceIndexes(repo, listed(), current, s);
     await deleteDue(due);
   } else if (JSON.stringify([...marks]) !== marksAsRead) {
-    await writePruneMarks(repo.storage, marks);
+    await writePruneMarks(repo.storage, marks, repo.cipher);
   }
   if (repack.length === 0) {
     pending(gone);
@@ -220,11 +220,11 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
   const kept = new BlobIdSet();
   for (const pack of keep) for (const b of packs.get(pack)!) kept.add(b.id);
   const written: IndexFile['packs'] = [];
-  const builders: Record<BlobType, PackBuilder> = { [BlobType.Data]: new PackBuilder(), [BlobType.Tree]: new PackBuilder() };
+  const builders: Record<BlobType, PackBuilder> = { [BlobType.Data]: repo.packBuilder(), [BlobType.Tree]: repo.packBuilder() };
   const flush = async (type: BlobType) => {
     const b = builders[type];
     if (b.blobCount === 0) return;
-    builders[type] = new PackBuilder();
+    builders[type] = repo.packBuilder();
     const parts = b.finish();
     const id = toHex(sha256(parts));
     await repo.writePack(id, parts);
@@ -247,7 +247,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
   if (opts.grace === 0) for (const pack of repack) gone.add(pack);
   await replaceIndexes(repo, [...listed(), ...written], current, s);
   if (opts.grace === 0) await deleteDue(repack);
-  else await writePruneMarks(repo.storage, marks);
+  else await writePruneMarks(repo.storage, marks, repo.cipher);
   pending(gone);
   return s;
 }

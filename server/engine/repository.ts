@@ -3,12 +3,16 @@ import binding from 'zstd-napi/binding.js';
 import { BlobIndex, type BlobLocation } from './blob-index.js';
 import { gearTable } from './chunker.js';
 import { CodecPool } from './codec-pool.js';
+import { MASTER_KEY_BYTES, RepositoryCipher, blobIdOf, open as openSealed, splitMasterKey } from './crypto.js';
 import { EngineError, NotFoundError, RepositoryDamagedError, RepositoryNotFoundError } from './errors.js';
-import { DEFAULT_CONFIG, FORMAT_VERSION, decodeJson, encodeJson, type ChunkerParams, type RepositoryConfig } from './format.js';
+import {
+  DEFAULT_CONFIG, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
+} from './format.js';
 import { fromHex, sha256, toHex } from './hash.js';
 import { decodeIndex, encodeIndex, type IndexFile } from './index-file.js';
+import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
-import { parsePackHeader, PACK_ENTRY_BYTES, type PackEntry } from './pack.js';
+import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from './pack.js';
 import { readPruneMarks } from './prune-marks.js';
 import type { Snapshot, SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
@@ -21,6 +25,18 @@ export interface InitOptions {
   chunkers?: Partial<RepositoryConfig['chunkers']>;
   compressionLevel?: number;
   packSize?: number;
+  /** Encrypts the repository (format version 2) with a first key opened by this password. */
+  password?: string;
+  /** Cost of deriving a key from a password (tests make it cheap). */
+  scrypt?: ScryptParams;
+}
+
+/** Where the password of an encrypted repository comes from: asked only when the repository is encrypted. */
+export type PasswordSource = string | (() => string | undefined | Promise<string | undefined>);
+
+export interface OpenOptions {
+  loadIndex?: boolean;
+  password?: PasswordSource;
 }
 
 export interface SnapshotFilter {
@@ -51,9 +67,31 @@ export class Repository {
     /** Where the files are: the engine's own business; other folders use the methods below. */
     readonly storage: Storage,
     readonly config: RepositoryConfig,
+    /** The master key of an encrypted repository (null: plain, format 1). */
+    private readonly master: Buffer | null = null,
+    /** The key file that opened it. */
+    readonly keyId: string | null = null,
   ) {
     this.gear = gearTable(config.gearSeed);
-    this.limits = blobLimits(config);
+    this.cipher = master ? new RepositoryCipher(splitMasterKey(master)) : null;
+    this.limits = blobLimits(config, this.cipher !== null);
+  }
+
+  /** Encryption of every blob and file (null for a plain repository). */
+  readonly cipher: RepositoryCipher | null;
+
+  get encrypted(): boolean {
+    return this.cipher !== null;
+  }
+
+  /** A blob's id: SHA-256 of its content, keyed (HMAC) in an encrypted repository. */
+  blobId(data: Uint8Array): Buffer {
+    return blobIdOf(this.cipher?.key.id ?? null, data);
+  }
+
+  /** An empty pack of this repository's format. */
+  packBuilder(): PackBuilder {
+    return new PackBuilder(this.cipher);
   }
 
   /** The storage's human-readable location, for messages. */
@@ -67,8 +105,11 @@ export class Repository {
       const tightened = (await storage.restrictAccess?.()) ?? 0;
       throw new EngineError(`a repository already exists at ${storage.location}${tightened ? ` (${tightened} of its files and folders are now readable by their owner only)` : ''}`);
     }
+    const encrypted = opts.password !== undefined;
     const config: RepositoryConfig = {
       ...DEFAULT_CONFIG,
+      // An encrypted repository cuts content where no one without its key can predict: its own gear seed.
+      ...(encrypted ? { version: ENCRYPTED_FORMAT, gearSeed: randomBytes(4).readInt32LE() } : {}),
       id: randomBytes(16).toString('hex'),
       created: new Date().toISOString(),
       chunkers: {
@@ -78,13 +119,21 @@ export class Repository {
       compression: { algorithm: 'zstd', level: opts.compressionLevel ?? DEFAULT_CONFIG.compression.level },
       packSize: opts.packSize ?? DEFAULT_CONFIG.packSize,
     };
-    await storage.write('config', 'config', encodeJson(config));
+    let master: Buffer | null = null;
+    let keyId: string | null = null;
+    if (encrypted) {
+      master = randomBytes(MASTER_KEY_BYTES);
+      // The key before the config: a repository exists once its config does, and must then open.
+      keyId = await addKey(storage, opts.password!, master, opts.scrypt);
+    }
+    const repo = new Repository(storage, config, master, keyId);
+    await storage.write('config', 'config', encodeJson(config, repo.cipher, 'config'));
     // An existing folder (made by an administrator with their umask) becomes owner-only too.
     await storage.restrictAccess?.();
-    return new Repository(storage, config);
+    return repo;
   }
 
-  static async open(storage: Storage, opts: { loadIndex?: boolean } = {}): Promise<Repository> {
+  static async open(storage: Storage, opts: OpenOptions = {}): Promise<Repository> {
     let file: Buffer;
     try {
       file = await storage.read('config', 'config');
@@ -94,11 +143,19 @@ export class Repository {
       }
       throw err;
     }
-    const config = decodeJson<RepositoryConfig>(file, 'config');
+    let master: Buffer | null = null;
+    let keyId: string | null = null;
+    if (isSealed(file)) {
+      const source = opts.password;
+      ({ master, keyId } = await unlock(storage, typeof source === 'function' ? await source() : source));
+    }
+    const cipher = master ? new RepositoryCipher(splitMasterKey(master)) : null;
+    const config = decodeJson<RepositoryConfig>(file, 'config', cipher, 'config');
     if (typeof config.version !== 'number' || config.version > FORMAT_VERSION) {
       throw new RepositoryDamagedError(`config: repository format version ${config.version} is newer than this program supports (${FORMAT_VERSION}); upgrade bm-dataprotect`);
     }
-    const repo = new Repository(storage, config);
+    if ((config.version === ENCRYPTED_FORMAT) !== (cipher !== null)) throw new RepositoryDamagedError(`config: format version ${config.version} does not match its ${cipher ? '' : 'lack of '}encryption`);
+    const repo = new Repository(storage, config, master, keyId);
     if (opts.loadIndex !== false) await repo.loadIndex();
     return repo;
   }
@@ -127,7 +184,7 @@ export class Repository {
 
   /** Reads the prune marks again: a backup does at its start, so that it reuses nothing marked before it. */
   async loadPruneMarks(): Promise<void> {
-    this.pruneMarks = await readPruneMarks(this.storage);
+    this.pruneMarks = await readPruneMarks(this.storage, this.cipher);
   }
 
   /** Whether a backup may reference this blob as stored: it is indexed, and not only in a pack marked for deletion. */
@@ -140,7 +197,7 @@ export class Repository {
   async readIndexFile(name: string): Promise<IndexFile> {
     const file = await this.storage.read('index', name);
     if (toHex(sha256(file)) !== name) throw new RepositoryDamagedError(`index ${name.slice(0, 12)}: content does not match its name`);
-    return decodeIndex(name, file);
+    return decodeIndex(name, file, this.cipher);
   }
 
   addIndexFile(name: string, idx: IndexFile): void {
@@ -156,7 +213,7 @@ export class Repository {
 
   /** Writes an index file for these packs and returns its id. */
   async writeIndex(packs: IndexFile['packs'], supersedes: string[] = []): Promise<string> {
-    const file = encodeIndex({ supersedes, packs });
+    const file = encodeIndex({ supersedes, packs }, this.cipher);
     const name = toHex(sha256(file));
     await this.storage.write('index', name, file);
     this.indexFiles.add(name);
@@ -170,7 +227,7 @@ export class Repository {
   }
 
   codec(): CodecPool {
-    this.pool ??= new CodecPool(this.config.compression.level, this.gear);
+    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null);
     return this.pool;
   }
 
@@ -201,7 +258,7 @@ export class Repository {
     } catch (err) {
       throw new RepositoryDamagedError(`reading blob ${id.slice(0, 12)} from pack ${loc.pack.slice(0, 12)}: ${(err as Error).message}`);
     }
-    return verifyBlob(id, loc, stored);
+    return this.verifyBlob(id, loc, stored);
   }
 
   async loadTree(id: string): Promise<Tree> {
@@ -209,7 +266,7 @@ export class Repository {
     if (cached) return cached;
     const loc = this.blobLocation(id);
     const pack = await this.treePack(loc.pack, loc.offset + loc.length);
-    const tree = decodeTree(pack ? verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
+    const tree = decodeTree(pack ? this.verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;
@@ -242,7 +299,7 @@ export class Repository {
   }
 
   async saveSnapshot(s: Snapshot): Promise<string> {
-    const file = encodeJson(s);
+    const file = encodeJson(s, this.cipher, 'snapshot');
     const id = toHex(sha256(file));
     await this.storage.write('snapshot', id, file);
     return id;
@@ -255,17 +312,37 @@ export class Repository {
 
   /** Rewrites a named reference (e.g. `latest`) whole and durably. */
   async writeReference(name: string, data: Buffer): Promise<void> {
-    await this.storage.write('reference', name, data);
+    await this.storage.write('reference', name, this.cipher ? encodeMetadata(data, false, this.cipher, `reference ${name}`) : data);
   }
 
   /** A named reference's content, or null when there is none. */
   async readReference(name: string): Promise<Buffer | null> {
+    let file: Buffer;
     try {
-      return await this.storage.read('reference', name);
+      file = await this.storage.read('reference', name);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
+    return this.cipher ? decodeMetadata(file, `reference ${name}`, this.cipher, `reference ${name}`) : file;
+  }
+
+  /** Adds a password to an encrypted repository; returns the new key's id. */
+  async addKey(password: string, scrypt?: ScryptParams): Promise<string> {
+    if (!this.master) throw new EngineError(`repository ${this.location} is not encrypted: it has no keys`);
+    return addKey(this.storage, password, this.master, scrypt);
+  }
+
+  /** The keys (passwords) of an encrypted repository, oldest first. */
+  async listKeys(): Promise<KeyInfo[]> {
+    if (!this.master) throw new EngineError(`repository ${this.location} is not encrypted: it has no keys`);
+    return listKeys(this.storage);
+  }
+
+  /** Withdraws a password (by key id or unique prefix); never the last one. Returns the removed key's id. */
+  async removeKey(ref: string): Promise<string> {
+    if (!this.master) throw new EngineError(`repository ${this.location} is not encrypted: it has no keys`);
+    return removeKey(this.storage, ref);
   }
 
   /** Stores a pack under its id (the SHA-256 of its bytes). */
@@ -299,7 +376,7 @@ export class Repository {
       throw err;
     }
     if (toHex(sha256(file)) !== id) throw new RepositoryDamagedError(`snapshot ${id.slice(0, 12)}: content does not match its name`);
-    return { ...decodeJson<Snapshot>(file, `snapshot ${id.slice(0, 12)}`), id };
+    return { ...decodeJson<Snapshot>(file, `snapshot ${id.slice(0, 12)}`, this.cipher, 'snapshot'), id };
   }
 
   /** Snapshots, oldest first. */
@@ -329,17 +406,16 @@ export class Repository {
   }
 
   lock(exclusive: boolean, purpose: string, notice?: LockNotice): Promise<RepositoryLock> {
-    return RepositoryLock.acquire(this.storage, exclusive, purpose, notice);
+    return RepositoryLock.acquire(this.storage, exclusive, purpose, notice, undefined, this.cipher);
   }
 
   /** Reads the header at the end of a pack. */
   async readPackHeader(name: string, size: number): Promise<PackEntry[]> {
     const guess = Math.min(size, 64 * 1024);
     let tail = await this.storage.read('data', name, size - guess, guess);
-    const count = tail.readUInt32LE(tail.length - 4);
-    const need = count * PACK_ENTRY_BYTES + 4;
+    const need = packHeaderBytes(tail.readUInt32LE(tail.length - 4), this.encrypted);
     if (need > tail.length && need <= size) tail = await this.storage.read('data', name, size - need, need);
-    return parsePackHeader(name, size, tail);
+    return parsePackHeader(name, size, tail, this.cipher);
   }
 
   /**
@@ -368,19 +444,24 @@ export class Repository {
     await this.pool?.close();
     this.pool = undefined;
   }
+
+  /** Decrypts, decompresses stored bytes (no more than the declared size) and checks them against the blob id. */
+  private verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffer {
+    if (this.cipher) stored = openSealed(this.cipher.key.encrypt, stored, `blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}`);
+    return verifyPlainBlob(id, loc, stored, this.cipher?.key.id ?? null);
+  }
 }
 
 let dctx: InstanceType<typeof binding.DCtx> | undefined;
 
-/** Decompresses stored bytes (no more than the declared size) and checks them against the blob id. */
-function verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffer {
+function verifyPlainBlob(id: string, loc: BlobLocation, stored: Buffer, idKey: Buffer | null): Buffer {
   let raw: Buffer;
   try {
     raw = loc.zstd ? decompressBounded((dctx ??= new binding.DCtx()), stored, loc.rawLength) : stored;
   } catch (err) {
     throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: cannot decompress (${(err as Error).message})`);
   }
-  if (toHex(sha256(raw)) !== id) throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: content does not match its id`);
+  if (toHex(blobIdOf(idKey, raw)) !== id) throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: content does not match its id`);
   return raw;
 }
 

@@ -4,7 +4,7 @@ import { toHex } from './hash.js';
 import type { FilesResult } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
-import { PackBuilder, type PackEntry } from './pack.js';
+import type { PackBuilder, PackEntry } from './pack.js';
 import type { Repository } from './repository.js';
 
 const BATCH_BYTES = 1024 * 1024;
@@ -47,7 +47,7 @@ export class BlobSaver {
   private batch: { data: Uint8Array; used: number; ids: Buffer[]; types: BlobType[]; lengths: number[] } | undefined;
   private fileBatch: { paths: string[]; bytes: number; max: number; waiters: { resolve: (r: SavedFile) => void; reject: (e: Error) => void }[] } | undefined;
   private fileTimer: NodeJS.Immediate | undefined;
-  private readonly builders: Record<BlobType, PackBuilder> = { [BlobType.Data]: new PackBuilder(), [BlobType.Tree]: new PackBuilder() };
+  private readonly builders: Record<BlobType, PackBuilder>;
   private readonly work = new Set<Promise<void>>();
   private unindexed: IndexFile['packs'] = [];
   private unindexedBlobs = 0;
@@ -57,7 +57,9 @@ export class BlobSaver {
   private waiters: (() => void)[] = [];
   private failure: Error | undefined;
 
-  constructor(private readonly repo: Repository) {}
+  constructor(private readonly repo: Repository) {
+    this.builders = { [BlobType.Data]: repo.packBuilder(), [BlobType.Tree]: repo.packBuilder() };
+  }
 
   /** Why writing to the repository failed, once it has: every later save throws it. */
   get writeFailure(): Error | undefined {
@@ -232,7 +234,7 @@ export class BlobSaver {
 
   private async writePack(type: BlobType): Promise<void> {
     const builder = this.builders[type];
-    this.builders[type] = new PackBuilder();
+    this.builders[type] = this.repo.packBuilder();
     // One buffer for the pack, hashed on libuv's pool (WebCrypto) rather than on the main thread.
     let pack = Buffer.concat(builder.finish());
     let id = toHex(Buffer.from(await webcrypto.subtle.digest('SHA-256', pack)));

@@ -1,15 +1,16 @@
 /**
  * The small storage interface every backend implements (local directory / NFS, in memory; S3 later).
  * Content-addressed files (data, index, snapshot) are write-once: their names never get new content.
- * Locks and references are the files that are rewritten.
+ * Locks and references are the files that are rewritten. Key files (`key`, encrypted repositories only) are
+ * written once and deleted when a password is withdrawn.
  */
-export type FileType = 'config' | 'data' | 'index' | 'snapshot' | 'lock' | 'reference';
+export type FileType = 'config' | 'data' | 'index' | 'snapshot' | 'lock' | 'reference' | 'key';
 
 /**
  * Names a reference cannot take, on every backend (so that a repository can move between them): a directory
  * keeps its references at its root, beside the config file and the folders of the other types.
  */
-export const RESERVED_REFERENCE_NAMES: ReadonlySet<string> = new Set(['config', 'data', 'index', 'snapshots', 'locks']);
+export const RESERVED_REFERENCE_NAMES: ReadonlySet<string> = new Set(['config', 'data', 'index', 'snapshots', 'locks', 'keys']);
 
 export interface FileInfo {
   name: string;

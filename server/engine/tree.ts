@@ -1,5 +1,4 @@
 import { UnsafeTreeError } from './errors.js';
-import { FORMAT_VERSION } from './format.js';
 import { RepositoryDamagedError } from './errors.js';
 import { nodeProblem } from './validate.js';
 
@@ -36,14 +35,17 @@ export interface Tree {
   nodes: TreeNode[];
 }
 
+/** Version byte of tree blobs: the same in every repository format so far. */
+export const TREE_VERSION = 1;
+
 /** A tree blob: [version u8] + JSON. Node order is by name, so equal directories give equal blobs. */
 export function encodeTree(tree: Tree): Buffer {
-  return Buffer.concat([Buffer.from([FORMAT_VERSION]), Buffer.from(JSON.stringify(tree))]);
+  return Buffer.concat([Buffer.from([TREE_VERSION]), Buffer.from(JSON.stringify(tree))]);
 }
 
 export function decodeTree(raw: Buffer, id: string): Tree {
   const version = raw[0];
-  if (version === undefined || version === 0 || version > FORMAT_VERSION) {
+  if (version === undefined || version === 0 || version > TREE_VERSION) {
     throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: format version ${version} is not supported`);
   }
   let tree: Tree;

@@ -1,5 +1,6 @@
 import binding from 'zstd-napi/binding.js';
 import { BlobType, type BlobLocation } from './blob-index.js';
+import { SEAL_OVERHEAD } from './crypto.js';
 import type { RepositoryConfig } from './format.js';
 import type { TreeNode } from './tree.js';
 
@@ -23,17 +24,23 @@ const TREE_SLACK = 64 * 1024;
 export interface BlobLimits {
   /** Most raw bytes a data blob can have: the largest chunk this repository's chunkers cut. */
   data: number;
+  /** Bytes encryption adds to every stored blob (nonce and tag; 0 in a plain repository). */
+  overhead: number;
 }
 
-export function blobLimits(config: Partial<RepositoryConfig>): BlobLimits {
+export function blobLimits(config: Partial<RepositoryConfig>, encrypted = false): BlobLimits {
   const c = config.chunkers;
   const declared = Math.max(c?.file?.max ?? 0, c?.file?.min ?? 0, c?.stream?.max ?? 0);
-  return { data: Number.isSafeInteger(declared) && declared > 0 ? Math.min(declared, MAX_DATA_BLOB) : MAX_DATA_BLOB };
+  return { data: Number.isSafeInteger(declared) && declared > 0 ? Math.min(declared, MAX_DATA_BLOB) : MAX_DATA_BLOB, overhead: encrypted ? SEAL_OVERHEAD : 0 };
 }
 
 /** Why a blob's declared sizes cannot be right (index or pack header), or null. Checked before any allocation. */
 export function blobProblem(loc: Pick<BlobLocation, 'type' | 'zstd' | 'length' | 'rawLength'>, limits: BlobLimits): string | null {
   const raw = loc.rawLength;
+  const sealed = limits.overhead;
+  if (loc.length < sealed) return `stored in ${loc.length} bytes, fewer than encryption adds (${sealed})`;
+  // From here on, `length` is what the stored bytes are once decrypted.
+  loc = { ...loc, length: loc.length - sealed };
   if (!loc.zstd) return raw === loc.length ? null : `stored uncompressed in ${loc.length} bytes but declares ${raw} bytes`;
   if (loc.length === 0) return `compressed but stored in 0 bytes`;
   if (loc.type === BlobType.Tree) {

@@ -41,6 +41,8 @@ export const EXPLANATIONS = {
   'postgresql.unreachable': 'PostgreSQL ({address}) cannot be reached ({reason}): is it running, and is the address right?',
   'service.refused': 'The server {address} refused the connection: is the service running?',
   'repository.missing': 'There is no backup repository at {path}: is the share mounted? Otherwise check the repository location in the settings.',
+  'repository.passwordMissing': 'The backup repository at {path} is encrypted and no password is configured: set DP_REPOSITORY_PASSWORD_FILE in the environment of the bm-dataprotect service to a file (mode 0600) holding its password, then restart the service.',
+  'repository.passwordWrong': 'The password configured for the encrypted backup repository at {path} is not one of its passwords: check the file DP_REPOSITORY_PASSWORD_FILE names.',
   'path.missing': '{path} does not exist: is the share mounted?',
   'path.permission': 'Permission denied on {path}: the bm-dataprotect service must be allowed to write there (check its owner and mode).',
   'path.readonly': '{path} is on a read-only filesystem: mount it writable or choose another repository location.',
@@ -65,6 +67,9 @@ interface Low {
   name?: string;
   message?: string;
   kind?: string;
+  /** PasswordError: why, and of which repository. */
+  reason?: string;
+  location?: string;
 }
 
 /** The error and its causes, outermost first (a wrapped errno error keeps its code in `cause`). */
@@ -114,6 +119,9 @@ export function explainError(err: unknown): ExplainedError | null {
   const tagged = links.map((l) => l[SERVICE]).find(Boolean);
   for (const e of links) {
     const code = e.code;
+    if (e.kind === 'password' && e.location && (e.reason === 'missing' || e.reason === 'wrong')) {
+      return explained(e.reason === 'missing' ? 'repository.passwordMissing' : 'repository.passwordWrong', { path: e.location });
+    }
     if (e.name === 'RepositoryNotFoundError' || e.kind === 'repository-not-found') {
       return explained('repository.missing', { path: e.path ?? /at (\S+)/.exec(e.message ?? '')?.[1] ?? '?' });
     }

@@ -4,7 +4,7 @@ import { chmod, lstat, mkdir, open, opendir, readdir, rename, rm, stat, statfs, 
 import { dirname, join, relative, sep } from 'node:path';
 import { processAlive, RepositoryFullError, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
 
-const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '' };
+const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '', key: 'keys' };
 
 /**
  * A repository in a local directory or an NFS mount. Data packs are spread over 256 sub-folders
@@ -145,7 +145,7 @@ export class LocalStorage implements Storage {
     };
     for (const name of await readdirOrEmpty(this.root)) {
       const p = join(this.root, name);
-      if (['data', 'index', 'snapshots', 'locks'].includes(name)) yield* walk(p);
+      if (['data', 'index', 'snapshots', 'locks', 'keys'].includes(name)) yield* walk(p);
       else if (name === 'config' || /^[A-Za-z0-9_.-]+$/.test(name)) {
         const st = await lstat(p).catch(() => null);
         if (st?.isFile()) yield { path: p, dir: false, mode: st.mode };
@@ -187,7 +187,7 @@ export class LocalStorage implements Storage {
 
   /** Temp files left by writers that died (kill -9 during a write): those whose writer's pid is gone. */
   async removeStaleTempFiles(): Promise<number> {
-    const dirs = [this.root, join(this.root, 'index'), join(this.root, 'snapshots'), join(this.root, 'locks')];
+    const dirs = [this.root, join(this.root, 'index'), join(this.root, 'snapshots'), join(this.root, 'locks'), join(this.root, 'keys')];
     for (const d of await readdirOrEmpty(join(this.root, 'data'))) dirs.push(join(this.root, 'data', d));
     let removed = 0;
     for (const dir of dirs) {

@@ -12,7 +12,7 @@ import { formatS3Location, parseS3Location, type S3Location } from './s3-locatio
  * folder copied into a bucket as it is opens from there, and back. One line per file type.
  */
 // References (`latest`) sit beside `config` at the repository's root, as in a local repository.
-const KEY_DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '' };
+const KEY_DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '', key: 'keys' };
 
 /** Packs are spread over data/00 .. data/ff by the first two characters of their name, as on disk. */
 const FANNED_OUT: ReadonlySet<FileType> = new Set(['data']);

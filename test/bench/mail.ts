@@ -29,7 +29,7 @@ export interface MailBenchOptions {
   messagesPerUser: number;
   days: number;
   log: (line: string) => void;
-  /** Which peers run (all by default): ours, s3 (ours into s3rver on loopback), restic, borg, rsync. */
+  /** Which peers run (all by default): ours, encrypted (ours, encrypted), s3 (ours into s3rver on loopback), restic, borg, rsync. */
   peers?: string[];
 }
 
@@ -54,6 +54,7 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
   // Ours again, into an S3 bucket (s3rver on loopback, in this process): what the S3 backend costs over a local disk.
   const s3 = o.peers && !o.peers.includes('s3') ? undefined : await startS3();
   const s3Repo = `s3://${TEST_BUCKET}/bench`;
+  const encrypted = { DP_REPOSITORY_PASSWORD: 'bench-only', DP_REPOSITORY_PASSWORD_FILE: '' };
   const env = { RESTIC_PASSWORD: 'bench-only', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
   const peers: Peer[] = [
     {
@@ -70,6 +71,24 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
       },
       restoreAll(target) {
         return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json']);
+      },
+      restoredSpool: (t) => join(t, spool),
+    },
+    {
+      // Ours again, into an encrypted repository on the same disk: what encryption costs.
+      name: 'encrypted',
+      repo: join(work, 'repo-encrypted'),
+      async init() {
+        await measure(process.execPath, [CLI, 'repo', 'init', '--encryption', '--repo', this.repo], { env: encrypted });
+      },
+      backup() {
+        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: encrypted });
+      },
+      restoreOne(user, target) {
+        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--include', join(spool, user), '--target', target, '--json'], { env: encrypted });
+      },
+      restoreAll(target) {
+        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json'], { env: encrypted });
       },
       restoredSpool: (t) => join(t, spool),
     },
@@ -168,10 +187,12 @@ async function runPeers(o: MailBenchOptions, work: string, spool: string, messag
 
   for (const p of peers) await p.init();
   const first = row('first backup', 's', 'no slower than restic');
+  const firstCpu = row('first backup, CPU (user + system)', 's');
   for (const p of peers) {
     o.log(`first backup: ${p.name} ...`);
     const m = await p.backup(0);
     first.values[p.name] = m.seconds;
+    firstCpu.values[p.name] = m.cpuSeconds;
     record(p.name, m);
   }
   const incr = row(`daily incremental (mean of ${o.days})`, 's', 'no slower than rsync');

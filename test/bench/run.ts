@@ -35,6 +35,18 @@ function table(rows: MailBenchRow[], peers: string[]): string {
   return [line(head), '|' + w.map((n) => '-'.repeat(n + 2)).join('|') + '|', ...body.map(line)].join('\n');
 }
 
+/** The `encrypted` line: what encryption costs over the same local repository (target: under 10% on the first backup). */
+function encryptionCost(rows: MailBenchRow[]): string | null {
+  const pick = (prefix: string) => rows.find((r) => r.metric.startsWith(prefix))?.values;
+  const parts: string[] = [];
+  for (const [label, prefix] of [['first backup', 'first backup'], ['first backup CPU', 'first backup, CPU'], ['one-mailbox restore', 'restore one mailbox']] as const) {
+    const v = pick(prefix);
+    if (!v?.ours || !v.encrypted) continue;
+    parts.push(`${label} ${v.encrypted.toFixed(2)} s vs ${v.ours.toFixed(2)} s (${v.encrypted >= v.ours ? '+' : ''}${(((v.encrypted - v.ours) / v.ours) * 100).toFixed(1)}%)`);
+  }
+  return parts.length ? `encrypted (AES-256-GCM, keyed ids) beside local: ${parts.join('; ')}; target under 10% on the first backup` : null;
+}
+
 async function main(): Promise<void> {
   ensureTools(log);
   const work = resolve(values.work!);
@@ -44,7 +56,9 @@ async function main(): Promise<void> {
     const mail = await runMailBench({ workDir: join(work, 'mail'), users: Number(values.users), messagesPerUser: Number(values.messages), days: Number(values.days), log, peers: values.peers?.split(',') });
     report.mail = mail;
     console.log(`\nMail spool: ${mail.corpus.messages} messages, ${mail.corpus.mib.toFixed(0)} MiB, ${values.days} daily increments, ${report.machine && (report.machine as { cores: number }).cores} cores\n`);
-    console.log(table(mail.rows, ['ours', 'restic', 'borg', 'rsync', 's3'].filter((p) => !values.peers || values.peers.split(',').includes(p))));
+    console.log(table(mail.rows, ['ours', 'encrypted', 'restic', 'borg', 'rsync', 's3'].filter((p) => !values.peers || values.peers.split(',').includes(p))));
+    const cost = encryptionCost(mail.rows);
+    if (cost) console.log(`\n${cost}`);
   }
   const dbModule = new URL('./database.js', import.meta.url);
   if ((!values.only || values.only === 'database') && existsSync(dbModule)) {

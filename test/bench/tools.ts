@@ -3,9 +3,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** One measured run: wall time and peak resident memory, from GNU time. */
+/** One measured run: wall time, CPU time (user + system, every thread) and peak resident memory, from GNU time. */
 export interface Measure {
   seconds: number;
+  cpuSeconds: number;
   maxRssMiB: number;
 }
 
@@ -44,7 +45,7 @@ export async function measure(cmd: string, args: string[], opts: { cwd?: string;
   const out = join(dir, 'time');
   try {
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %M', cmd, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %M %U %S', cmd, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let so = '';
       let se = '';
       child.stdout.on('data', (d) => (so += d));
@@ -53,8 +54,8 @@ export async function measure(cmd: string, args: string[], opts: { cwd?: string;
       child.on('close', (c) => resolve({ code: c ?? -1, stdout: so, stderr: se }));
     });
     if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr.trim()}`);
-    const [seconds, rssKiB] = (await readFile(out, 'utf8')).trim().split('\n').at(-1)!.split(' ').map(Number);
-    return { seconds, maxRssMiB: rssKiB / 1024, stdout };
+    const [seconds, rssKiB, user, sys] = (await readFile(out, 'utf8')).trim().split('\n').at(-1)!.split(' ').map(Number);
+    return { seconds, cpuSeconds: user + sys, maxRssMiB: rssKiB / 1024, stdout };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

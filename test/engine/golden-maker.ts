@@ -1,7 +1,8 @@
 /**
- * Writes the golden repository of format version 1 into test/fixtures/golden-v1 (run once, committed):
- *   node dist/test/engine/golden-maker.js
- * Never regenerate it for a later format: its whole point is that later versions keep reading it.
+ * Writes a golden repository (run once per format version, committed):
+ *   node dist/test/engine/golden-maker.js                                      format 1, test/fixtures/golden-v1
+ *   node dist/test/engine/golden-maker.js test/fixtures/golden-v2 PASSWORD     format 2 (encrypted with PASSWORD)
+ * Never regenerate one for a later format: its whole point is that later versions keep reading it.
  */
 import { link, mkdir, rename, rm, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { LocalStorage } from '../../server/storage/index.js';
 import { bytesOf, manifest } from './helpers.js';
 
 const out = resolve(process.argv[2] ?? 'test/fixtures/golden-v1');
+const password = process.argv[3];
 const src = join(tmpdir(), 'dp-golden-src');
 
 async function main(): Promise<void> {
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
   for (const [i, f] of files.entries()) await utimes(join(src, f), 1_700_000_000 + i, 1_700_000_000 + i + 0.25);
   for (const d of ['user1/Maildir/cur', 'user1/Maildir/.Archive/cur', 'user1/Maildir/.Archive', 'user1/Maildir', 'user1', 'empty/nested', 'empty', 'élève']) await utimes(join(src, d), 1_699_999_000, 1_699_999_000);
 
-  const repo = await Repository.init(new LocalStorage(join(out, 'repo')));
+  const repo = await Repository.init(new LocalStorage(join(out, 'repo')), { password });
   const a = new Archiver(repo, { server: 'mail.golden', tag: 'mail/imap', hostname: 'golden', time: new Date('2026-01-01T01:00:00Z') });
   await a.addTree('/spool', src);
   const s1 = await a.commit();
@@ -53,12 +55,15 @@ async function main(): Promise<void> {
   const dump = Buffer.concat([bytesOf(5, 300_000, true), bytesOf(6, 50_000)]);
   await c.addStream('/pgsql/bj.dump', [dump]);
   const s3 = await c.commit();
+  // Format 2 seals references too: the fixture holds one.
+  const latest = password ? { generation: 'golden', snapshots: [s1.id, s2.id, s3.id] } : undefined;
+  if (latest) await repo.writeReference('latest', Buffer.from(JSON.stringify(latest)));
   await repo.close();
 
   const { createHash } = await import('node:crypto');
   await writeFile(
     join(out, 'expected.json'),
-    JSON.stringify({ snapshots: { day1: s1.id, day2: s2.id, dump: s3.id }, day1: m1, day2: m2, dumpSha256: createHash('sha256').update(dump).digest('hex'), dumpSize: dump.length }, null, 1),
+    JSON.stringify({ snapshots: { day1: s1.id, day2: s2.id, dump: s3.id }, ...(latest ? { latest } : {}), day1: m1, day2: m2, dumpSha256: createHash('sha256').update(dump).digest('hex'), dumpSize: dump.length }, null, 1),
   );
   await rm(src, { recursive: true, force: true });
   console.log(`golden repository written to ${out}`);

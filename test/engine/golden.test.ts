@@ -2,21 +2,26 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { check, openFile, Repository, restore } from '../../server/engine/index.js';
+import { check, openFile, PasswordError, Repository, restore } from '../../server/engine/index.js';
 import { LocalStorage } from '../../server/storage/index.js';
 import { manifest, tempDir, type ManifestEntry } from './helpers.js';
 import { createHash } from 'node:crypto';
 
-// The golden repository of format version 1, checked in: every later version must keep reading it.
-const GOLDEN = fileURLToPath(new URL('../fixtures/golden-v1', import.meta.url));
+// The golden repositories of each format version, checked in: every later version must keep reading them.
+// Version 2 is encrypted, with this password (written by golden-maker.ts).
+const V2_PASSWORD = 'golden repository of format 2';
 const asRoot = process.getuid?.() === 0;
 
-describe('golden repository of format version 1', () => {
+describe.each([
+  { version: 1, fixture: 'golden-v1', password: undefined },
+  { version: 2, fixture: 'golden-v2', password: V2_PASSWORD },
+])('golden repository of format version $version', ({ version, fixture, password }) => {
+  const GOLDEN = fileURLToPath(new URL(`../fixtures/${fixture}`, import.meta.url));
   let repo: Repository;
-  let expected: { snapshots: Record<string, string>; day1: ManifestEntry[]; day2: ManifestEntry[]; dumpSha256: string; dumpSize: number };
+  let expected: { snapshots: Record<string, string>; latest?: unknown; day1: ManifestEntry[]; day2: ManifestEntry[]; dumpSha256: string; dumpSize: number };
   let dir: { path: string; cleanup: () => Promise<void> };
   beforeAll(async () => {
-    repo = await Repository.open(new LocalStorage(join(GOLDEN, 'repo')));
+    repo = await Repository.open(new LocalStorage(join(GOLDEN, 'repo')), { password });
     expected = JSON.parse(await readFile(join(GOLDEN, 'expected.json'), 'utf8'));
     dir = await tempDir('dp-golden-');
   });
@@ -27,6 +32,13 @@ describe('golden repository of format version 1', () => {
 
   // The fixture was written by root: owners only compare when the test runs as root too.
   const comparable = (m: ManifestEntry[]) => m.map((e) => (asRoot ? e : { ...e, uid: 0, gid: 0 }));
+
+  test('is of its format version, encrypted from version 2 on', async () => {
+    expect(repo.config.version).toBe(version);
+    expect(repo.encrypted).toBe(version >= 2);
+    await expect(repo.readReference('latest').then((b) => b && JSON.parse(b.toString()))).resolves.toEqual(expected.latest ?? null);
+    if (password) await expect(Repository.open(new LocalStorage(join(GOLDEN, 'repo')), { password: 'not it', loadIndex: false })).rejects.toThrow(PasswordError);
+  });
 
   test('check --read-data finds it intact', async () => {
     const r = await check(repo, { readData: true });

@@ -126,9 +126,14 @@ export async function everyMailbox(layout: HostLayout): Promise<Map<string, Map<
 
 /**
  * Seeds `users` users, reads every mailbox over IMAP once (Dovecot settles its spool), backs up every part
- * and records the installation. `backupHost` lets a test describe the servers differently at backup time.
+ * and records the installation. `backupHost` lets a test describe the servers differently at backup time;
+ * `password` makes the repository encrypted.
  */
-export async function globalFixture(tag: string, users = 8, opts: { backupHost?: (h: ReferenceHost) => HostPort; beforeBackup?: (h: ReferenceHost) => Promise<void> } = {}): Promise<GlobalFixture> {
+export async function globalFixture(
+  tag: string,
+  users = 8,
+  opts: { backupHost?: (h: ReferenceHost) => HostPort; beforeBackup?: (h: ReferenceHost) => Promise<void>; password?: string } = {},
+): Promise<GlobalFixture> {
   const sb = await sandbox(`gr_${tag}`);
   await seedReference({ connection: sb.db, root: sb.root, users, messagesPerUser: 6, eventsPerUser: 4, contactsPerUser: 3, todosPerUser: 2 });
   const host = new ReferenceHost(sb.root, sb.db);
@@ -137,7 +142,7 @@ export async function globalFixture(tag: string, users = 8, opts: { backupHost?:
   await opts.beforeBackup?.(host);
   const imap = await everyMailbox(layout);
   const repoDir = await mkdtemp(path.join(tmpdir(), `dp-repo-gr-${tag}-`));
-  const repo = await Repository.init(new LocalStorage(repoDir));
+  const repo = await Repository.init(new LocalStorage(repoDir), { password: opts.password, scrypt: opts.password ? { N: 1024, r: 8, p: 1 } : undefined });
   const r = await runGeneration({
     repo, host: opts.backupHost?.(host) ?? host, trigger: 'cli', productVersion: SCHEMA_VERSION,
     backupEmails: true, backupArchivedEmails: true, skippedTags: [],

@@ -111,6 +111,37 @@ describe('repository location', () => {
     expect(ours.json()).toMatchObject({ repositoryLocation: repoDir, repositoryFilesystem: { sameAsData: false, dataPaths: [] } });
   });
 
+  it('takes an encrypted repository only when the service has its password, and says what to set otherwise', async () => {
+    const repoDir = folder('encrypted');
+    await (await Repository.init(new LocalStorage(repoDir), { password: 'the right one', scrypt: { N: 1024, r: 8, p: 1 } })).close();
+    const pwFile = path.join(WORK, 'password');
+    writeFileSync(pwFile, 'the right one\n', { mode: 0o600 });
+    const saved = { file: process.env.DP_REPOSITORY_PASSWORD_FILE, pw: process.env.DP_REPOSITORY_PASSWORD };
+    delete process.env.DP_REPOSITORY_PASSWORD;
+    try {
+      delete process.env.DP_REPOSITORY_PASSWORD_FILE;
+      const none = await save(repoDir);
+      expect(none.statusCode).toBe(400);
+      expect(none.json().errors[0].field).toBe('body.repositoryLocation');
+      expect(none.json().detail).toMatch(/is an encrypted bm-dataprotect repository and no password is configured: set DP_REPOSITORY_PASSWORD_FILE/);
+      process.env.DP_REPOSITORY_PASSWORD = 'not the right one';
+      const wrong = await save(repoDir);
+      expect(wrong.statusCode).toBe(400);
+      expect(wrong.json().detail).toMatch(/the configured password \(DP_REPOSITORY_PASSWORD_FILE\) is not one of its passwords/);
+      expect(wrong.body).not.toContain('not the right one');
+      delete process.env.DP_REPOSITORY_PASSWORD;
+      process.env.DP_REPOSITORY_PASSWORD_FILE = pwFile;
+      const ok = await save(repoDir);
+      expect(ok.statusCode, ok.body).toBe(200);
+      expect(ok.body).not.toContain('the right one');
+    } finally {
+      for (const [k, v] of [['DP_REPOSITORY_PASSWORD_FILE', saved.file], ['DP_REPOSITORY_PASSWORD', saved.pw]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it('says when the repository is on the same filesystem as the data it protects, and refuses one inside it', async () => {
     const spool = folder('spool');
     const host = {

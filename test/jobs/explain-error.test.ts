@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RepositoryNotFoundError } from '../../server/engine/index.js';
+import { PasswordError, RepositoryNotFoundError } from '../../server/engine/index.js';
 import { explainError, fromService } from '../../server/jobs/explain-error.js';
 import { quoteNonIntegerNumbers } from '../../server/http/json-numbers.js';
 
@@ -63,6 +63,15 @@ describe('explainError', () => {
     const e = explainError(new RepositoryNotFoundError("no repository at /srv/dp (no config file); create one with 'x'"));
     expect(e).toMatchObject({ key: 'error.repository.missing', params: { path: '/srv/dp' } });
     expect(e?.message).toMatch(/is the share mounted\?/);
+  });
+
+  it('an encrypted repository without its password, or with a wrong one, says which and what to set', () => {
+    const missing = explainError(new PasswordError('repository /srv/dp is encrypted: give its password', 'missing', '/srv/dp'));
+    expect(missing).toMatchObject({ key: 'error.repository.passwordMissing', params: { path: '/srv/dp' } });
+    expect(missing?.message).toMatch(/set DP_REPOSITORY_PASSWORD_FILE in the environment/);
+    expect(explainError(new PasswordError('wrong password for repository /srv/dp', 'wrong', '/srv/dp'))).toMatchObject({ key: 'error.repository.passwordWrong' });
+    // A password file others can read keeps its own words: they say what to run.
+    expect(explainError(new PasswordError('password file /x can be read or written by others'))).toBeNull();
   });
 
   it('anything else keeps its own words (null)', () => {

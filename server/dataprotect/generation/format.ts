@@ -15,7 +15,7 @@
 //   unprotecting writes a new final revision, then deletes the older ones (protection.ts).
 
 import { randomBytes } from 'node:crypto';
-import { Archiver, FORMAT_VERSION, type Repository, type SnapshotInfo } from '../../engine/index.js';
+import { Archiver, type Repository, type SnapshotInfo } from '../../engine/index.js';
 import type { Generation, GenerationStatus, Part, RunStatus, Trigger } from '../model.js';
 
 /** Version of the generation description (records and part meta). Readers accept every version up to this one. */
@@ -111,7 +111,7 @@ export async function readGenerations(repo: Repository, snapshots?: SnapshotInfo
         kind: 'bm-dataprotect/generation', formatVersion: DP_FORMAT_VERSION, id,
         protectionTime: e.parts[0]?.time ?? new Date(0).toISOString(), end: null, state: 'running', status: 'INVALID',
         runStatus: null, trigger: 'api', productVersion: 'unknown', program: e.parts[0]?.program ?? 'unknown',
-        repositoryFormat: FORMAT_VERSION, parts: [], messages: [],
+        repositoryFormat: repo.config.version, parts: [], messages: [],
       };
     }
     const interrupted = finals.length === 0;

@@ -3,7 +3,7 @@
 // (see runGeneration's steps). No HTTP, no task registry: the plugin's runner and the CLI both call this.
 
 import { cpus } from 'node:os';
-import { Archiver, PROGRAM, FORMAT_VERSION, type BackupSummary, type Repository, type SnapshotInfo } from '../../engine/index.js';
+import { Archiver, PROGRAM, type BackupSummary, type Repository, type SnapshotInfo } from '../../engine/index.js';
 import { backupDatabase } from '../../sources/pgsql-backup.js';
 import type { HostPort, HostServer, Tag } from '../../host/port.js';
 import type { GenerationStatus, RunStatus } from '../model.js';
@@ -112,7 +112,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   const record: GenerationRecord = {
     kind: 'bm-dataprotect/generation', formatVersion: DP_FORMAT_VERSION, id, protectionTime: time.toISOString(), end: null,
     state: 'running', status: 'INVALID', runStatus: null, trigger: o.trigger, productVersion: o.productVersion,
-    program: PROGRAM, repositoryFormat: FORMAT_VERSION, parts: [], messages: [],
+    program: PROGRAM, repositoryFormat: o.repo.config.version, parts: [], messages: [],
   };
   // Held from before the running record until the parts are done, so that another process's clean-up (which
   // needs an exclusive lock) never takes this run for a dead one.
