@@ -75,7 +75,7 @@ describe('the plugin with an encrypted repository', () => {
     const done = await reg.container.resolve(TaskRegistry).whenDone(started.json().task.id);
     expect(done?.status, done?.error ?? '').toBe('SUCCEEDED');
     generationId = done!.result!.generationId as string;
-    const gens = (await api('GET', '/generations')).json() as { id: string; status: string; parts: { status: string }[] }[];
+    const gens = (await api('GET', '/generations/_detailed')).json() as { id: string; status: string; parts: { status: string }[] }[];
     expect(gens.map((g) => g.id)).toEqual([generationId]);
     expect(gens[0].status).toBe('VALID');
     expect(gens[0].parts.every((p) => p.status === 'VALID')).toBe(true);
