@@ -27,6 +27,7 @@ export async function startS3(buckets: string[] = [TEST_BUCKET]): Promise<TestS3
     vhostBuckets: false,
     configureBuckets: buckets.map((name) => ({ name })),
   });
+  atomicPuts(server);
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   return {
@@ -38,5 +39,22 @@ export async function startS3(buckets: string[] = [TEST_BUCKET]): Promise<TestS3
       await server.close();
       await dir.cleanup();
     },
+  };
+}
+
+/**
+ * S3 stores an object only once its whole body has arrived; s3rver streams it into place as it comes, so a client
+ * killed mid-upload leaves a truncated object listed. The test server takes the body whole first, as S3 does, and
+ * drops an upload whose body never ended.
+ */
+function atomicPuts(server: S3rver): void {
+  const store = (server as unknown as { store: { putObject(o: { content: unknown }): Promise<unknown> } }).store;
+  const put = store.putObject.bind(store);
+  store.putObject = async (object) => {
+    if (Buffer.isBuffer(object.content)) return put(object);
+    const chunks: Buffer[] = [];
+    for await (const chunk of object.content as AsyncIterable<Buffer>) chunks.push(Buffer.from(chunk));
+    object.content = Buffer.concat(chunks);
+    return put(object);
   };
 }
