@@ -80,7 +80,7 @@ describe('dp-restore-browser', () => {
     await nav.getByRole('link', { name: 'Restore', exact: true }).click();
 
     // The generation is offered by date with its status; the entity list is paged on the server.
-    const generation = page.locator('dp-restore-browser').getByLabel('Generation', { exact: true });
+    const generation = page.locator('dp-restore-browser #generation');
     await generation.waitFor();
     expect(await generation.locator('option').count()).toBe(1);
     expect(await generation.locator('option').first().textContent()).toContain('Valid');
