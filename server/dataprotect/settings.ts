@@ -31,7 +31,18 @@ export interface Settings {
   rehearsalDay: RehearsalDay;
   /** HH:MM, in the server's time zone. */
   rehearsalTime: string;
+  /** Mail recovery points between the nightly generations (mail/imap, and mail/archive when backed up); off until enabled. */
+  recoveryPointsEnabled: boolean;
+  /** Minutes between two recovery points (RECOVERY_POINT_LIMITS.minutes). */
+  recoveryPointMinutes: number;
+  /** Recovery points are kept this many days (RECOVERY_POINT_LIMITS.retentionDays), outside the nightly policy. */
+  recoveryPointRetentionDays: number;
 }
+
+/** Bounds of the recovery-point settings (the contract says the same). */
+export const RECOVERY_POINT_LIMITS = { minutes: { min: 5, max: 720 }, retentionDays: { min: 1, max: 30 } } as const;
+export const DEFAULT_RECOVERY_POINT_MINUTES = 15;
+export const DEFAULT_RECOVERY_POINT_RETENTION_DAYS = 2;
 
 export const REHEARSAL_DAYS = ['daily', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const;
 export type RehearsalDay = (typeof REHEARSAL_DAYS)[number];
@@ -86,11 +97,16 @@ export function defaultSettings(d: SettingsDefaults): Settings {
     rehearsalEnabled: false,
     rehearsalDay: DEFAULT_REHEARSAL_DAY,
     rehearsalTime: DEFAULT_REHEARSAL_TIME,
+    recoveryPointsEnabled: false,
+    recoveryPointMinutes: DEFAULT_RECOVERY_POINT_MINUTES,
+    recoveryPointRetentionDays: DEFAULT_RECOVERY_POINT_RETENTION_DAYS,
   };
 }
 
 /** What an administrator may change; the post-backup action is not among it. Left out: unchanged. */
-type Optional = 'keepWeekly' | 'keepMonthly' | 'rehearsalEnabled' | 'rehearsalDay' | 'rehearsalTime';
+type Optional =
+  | 'keepWeekly' | 'keepMonthly' | 'rehearsalEnabled' | 'rehearsalDay' | 'rehearsalTime'
+  | 'recoveryPointsEnabled' | 'recoveryPointMinutes' | 'recoveryPointRetentionDays';
 export type SettingsUpdate = Omit<Settings, Optional | 'postBackupScript'> & Partial<Pick<Settings, Optional>>;
 
 /** The settings as stored: what was saved, and what the location check found. */
@@ -153,6 +169,9 @@ export class SettingsService {
       rehearsalEnabled: input.rehearsalEnabled ?? current.rehearsalEnabled,
       rehearsalDay: input.rehearsalDay ?? current.rehearsalDay,
       rehearsalTime: input.rehearsalTime ?? current.rehearsalTime,
+      recoveryPointsEnabled: input.recoveryPointsEnabled ?? current.recoveryPointsEnabled,
+      recoveryPointMinutes: input.recoveryPointMinutes ?? current.recoveryPointMinutes,
+      recoveryPointRetentionDays: input.recoveryPointRetentionDays ?? current.recoveryPointRetentionDays,
       repositoryFilesystem: checked.filesystem,
     };
     const saved = await this.store.write({ ...next }, by.login);
@@ -193,6 +212,9 @@ function pickKnown(value: Record<string, unknown>): Partial<Omit<Settings, 'post
     if (key in value && typeof value[key] === typeof known[key]) (out as Record<string, unknown>)[key] = value[key];
   }
   if (out.rehearsalDay !== undefined && !REHEARSAL_DAYS.includes(out.rehearsalDay)) delete out.rehearsalDay;
+  const within = (v: number | undefined, l: { min: number; max: number }) => v === undefined || (Number.isInteger(v) && v >= l.min && v <= l.max);
+  if (!within(out.recoveryPointMinutes, RECOVERY_POINT_LIMITS.minutes)) delete out.recoveryPointMinutes;
+  if (!within(out.recoveryPointRetentionDays, RECOVERY_POINT_LIMITS.retentionDays)) delete out.recoveryPointRetentionDays;
   return out;
 }
 

@@ -8,6 +8,7 @@ import type { RestoreOperationId } from './restore-capabilities.js';
 export const TASK_TITLES = {
   backup: 'Backup of the installation',
   scheduledBackup: 'Scheduled backup of the installation',
+  recoveryPoint: 'Mail recovery point',
   retention: 'Retention policy applied to the generations',
   forget: 'Deletion of the generation {generation}',
   sync: 'Generations read again from the repository',

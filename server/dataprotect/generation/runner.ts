@@ -28,6 +28,8 @@ type Title = ReturnType<typeof taskTitle>;
 
 /** The advisory lock every run, retention, forget and sync takes: they never overlap anywhere in the cluster. */
 export const BACKUP_LOCK = 'dataprotect-backup';
+/** How long a backup waits for a mail recovery point in progress before it says the lock is busy. */
+const RECOVERY_POINT_WAIT_MS = 10 * 60_000;
 
 function actorOf(by: Requester): TaskActor {
   return 'scheduler' in by ? { login: SCHEDULER_ACTOR, uid: null } : { login: by.login, uid: by.uid };
@@ -38,7 +40,7 @@ function taskLog(ctx: TaskContext) {
 }
 
 export function retentionPolicy(s: Settings) {
-  return { days: s.retentionDays, weekly: s.keepWeekly, monthly: s.keepMonthly };
+  return { days: s.retentionDays, weekly: s.keepWeekly, monthly: s.keepMonthly, recoveryPointDays: s.recoveryPointRetentionDays };
 }
 
 @injectable()
@@ -68,7 +70,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   }
 
   private async runningTask() {
-    for (const k of ['backup', 'retention', 'forget', 'sync'] as const) {
+    for (const k of ['backup', 'recovery-point', 'retention', 'forget', 'sync'] as const) {
       const t = await this.tasks.findRunning(k);
       if (t) return t;
     }
@@ -106,6 +108,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   async start(by: Requester, trigger: 'api' | 'schedule' | 'cli'): Promise<TaskStart> {
     const running = await this.tasks.findRunning('backup');
     if (running) return { task: running, alreadyRunning: true };
+    await this.afterRecoveryPoint();
     const title = taskTitle(trigger === 'schedule' ? 'scheduledBackup' : 'backup');
     const started = await this.startLocked('backup', title, by, null, (ctx) => this.backup(ctx, trigger));
     if (started) return started;
@@ -117,6 +120,50 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       await new Promise((r) => setTimeout(r, 100));
     }
     return this.busy('cannot start a backup');
+  }
+
+  /** A recovery point takes seconds: a backup waits for the one in progress (anywhere) rather than fail. */
+  private async afterRecoveryPoint(): Promise<void> {
+    const deadline = Date.now() + RECOVERY_POINT_WAIT_MS;
+    for (let t = await this.tasks.findRunning('recovery-point'); t && Date.now() < deadline; t = await this.tasks.findRunning('recovery-point')) {
+      await Promise.race([this.tasks.whenDone(t.id), new Promise((r) => setTimeout(r, 1000))]);
+    }
+  }
+
+  async startRecoveryPoint(by: Requester): Promise<TaskStart> {
+    const running = await this.tasks.findRunning('recovery-point');
+    if (running) return { task: running, alreadyRunning: true };
+    const started = await this.startLocked('recovery-point', taskTitle('recoveryPoint'), by, null, (ctx) => this.recoveryPoint(ctx));
+    if (started) return started;
+    const other = await this.tasks.findRunning('recovery-point');
+    if (other) return { task: other, alreadyRunning: true };
+    return this.busy('cannot take a mail recovery point');
+  }
+
+  private async recoveryPoint(ctx: TaskContext): Promise<Record<string, unknown>> {
+    const s = await this.settings.get();
+    const repo = await openLocation(s.repositoryLocation, { signal: ctx.signal });
+    if (!repo) throw new Error(`no repository at ${s.repositoryLocation}: a recovery point follows a first nightly generation`);
+    try {
+      const r = await runGeneration({
+        repo, host: this.host, trigger: 'recovery-point', productVersion: this.config.productVersion,
+        backupEmails: s.backupEmails, backupArchivedEmails: s.backupArchivedEmails, skippedTags: s.skippedTags,
+        log: taskLog(ctx), signal: ctx.signal,
+        progress: (p) => ctx.progress({ done: p.partsDone, total: p.partsTotal, unit: 'parts', bytes: p.bytes, message: p.current ? `backing up ${p.current}` : null }),
+      });
+      await this.cache.upsert(s.repositoryLocation, r.generation);
+      await this.cache.remove(s.repositoryLocation, r.cleaned);
+      const added = r.generation.parts.reduce((n, p) => n + p.sizeAdded, 0);
+      ctx.progress({ message: `recovery point ${r.generation.id}: ${r.runStatus}` });
+      if (ctx.signal.aborted) throw new Error(`cancelled; recovery point ${r.generation.id} is INVALID`);
+      if (r.runStatus === 'ERROR') {
+        const bad = r.generation.parts.filter((p) => p.status === 'INVALID').map((p) => `${p.server} ${p.tag}: ${p.messages[0] ?? 'failed'}`);
+        throw new Error(`recovery point ${r.generation.id} finished with ERROR (${bad.join('; ')})`);
+      }
+      return { generationId: r.generation.id, status: r.generation.status, runStatus: r.runStatus, parts: r.generation.parts.length, bytesAdded: added };
+    } finally {
+      await repo.close();
+    }
   }
 
   private async backup(ctx: TaskContext, trigger: 'api' | 'schedule' | 'cli'): Promise<Record<string, unknown>> {
@@ -279,7 +326,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       }
     }
     // A generation being written right now reads as interrupted: leave it out while a backup runs.
-    const running = await this.tasks.findRunning('backup');
+    const running = (await this.tasks.findRunning('backup')) ?? (await this.tasks.findRunning('recovery-point'));
     const records = gens.filter((g) => !(g.interrupted && running)).map((g) => g.record);
     // While a run writes, the fingerprint is not kept: the next read looks again.
     await this.cache.replace(location, records, running ? null : fingerprint);
