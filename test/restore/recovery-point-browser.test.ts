@@ -146,6 +146,7 @@ describe('Mail as of', () => {
     // Mail operations only: the recovery point holds no calendars.
     await panel.getByText('Restore the mailbox into a folder').waitFor();
     expect(await panel.locator('fieldset[part="operations"]').textContent()).not.toContain('calendars');
+    expect(await panel.locator('dp-container-browser').count()).toBe(0);
     await panel.locator('button[data-folder="INBOX"]').click();
     await panel.getByLabel('Search subject or sender').fill('Invoice 4711');
     await panel.getByLabel('Search subject or sender').press('Enter');

@@ -355,6 +355,11 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     this.selected = null;
   }
 
+  /** The generation shown is a mail recovery point: it holds mail only, so no calendars or contacts are browsed. */
+  private onRecoveryPoint(): boolean {
+    return this.generations.value?.find((g) => g.id === this.generationId)?.trigger === 'recovery-point';
+  }
+
   /** What "Mail as of" found, under the picker. */
   private asOfNote(gens: Generation[]) {
     if (!this.mailAsOf) return nothing;
@@ -487,7 +492,7 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
             ></dp-mailbox-browser>`,
           )
         : nothing}
-      ${hasContainers(e)
+      ${hasContainers(e) && !this.onRecoveryPoint()
         ? keyed(
             this.picks,
             html`<dp-container-browser
