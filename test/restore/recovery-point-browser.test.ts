@@ -169,4 +169,40 @@ describe('Mail as of', () => {
     const audit = (await api('GET', '/audit?action=restore.end')).json();
     expect(audit.items[0]).toMatchObject({ actor: ACCOUNT.login, generationId: point.id, result: 'ok' });
   });
+
+  it('the settings form turns recovery points on, every N minutes, kept N days; 1e3 or out of bounds is refused beside the field', async () => {
+    const context = await env.browser.newContext({ viewport: { width: 1280, height: 1000 }, locale: 'en-GB' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    try {
+      await page.goto(env.console.url);
+      await page.getByLabel('Login').fill(ACCOUNT.login);
+      await page.getByLabel('Password').fill(ACCOUNT.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('link', { name: 'Configuration' }).click();
+      const minutes = page.getByLabel('Every (minutes)');
+      await minutes.waitFor();
+      expect(await minutes.isDisabled()).toBe(true);
+      await page.getByLabel('Back up the mail between the nightly backups').check();
+      await minutes.fill('1e3');
+      await page.getByLabel('Keep recovery points (days)').fill('31');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByText('A whole number of minutes between 5 and 720.').waitFor();
+      await page.getByText('A whole number of days between 1 and 30.').waitFor();
+      expect(await minutes.getAttribute('aria-invalid')).toBe('true');
+      expect((await api('GET', '/settings')).json()).toMatchObject({ recoveryPointsEnabled: false, recoveryPointMinutes: 15, recoveryPointRetentionDays: 2 });
+
+      await minutes.fill('30');
+      await page.getByLabel('Keep recovery points (days)').fill('3');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.locator('[data-saved-state="saved"]').waitFor();
+      await expect.poll(async () => (await api('GET', '/settings')).json()).toMatchObject({ recoveryPointsEnabled: true, recoveryPointMinutes: 30, recoveryPointRetentionDays: 3 });
+    } finally {
+      await context.close();
+      // Off again: no recovery point starts on its own while the suite runs.
+      const s = (await api('GET', '/settings')).json();
+      const { timeZone: _z, repositoryFilesystem: _f, updatedAt: _u, updatedBy: _b, postBackupScript: _p, ...update } = s;
+      expect((await api('PUT', '/settings', { ...update, recoveryPointsEnabled: false })).statusCode).toBe(200);
+    }
+  });
 });
