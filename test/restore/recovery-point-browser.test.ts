@@ -109,6 +109,9 @@ describe('Mail as of', () => {
     const gens = (await api('GET', '/generations/_detailed')).json() as { id: string; trigger: string }[];
     expect(gens.map((g) => [g.id, g.trigger])).toEqual([[point.id, 'recovery-point'], [earlier.id, 'recovery-point'], [nightly.id, 'cli']]);
     expect((await inbox()).some((m) => m.messageId === MESSAGE_ID)).toBe(false);
+    // BlueMind's own generations form knows full generations only.
+    const bm = (await api('GET', '/generations')).json() as { protectionTime: number }[];
+    expect(bm.map((g) => g.protectionTime)).toEqual([Date.parse('2026-01-10T01:00:00Z')]);
   });
 
   it('restores one message from a 15-minute recovery point chosen by time', async () => {
