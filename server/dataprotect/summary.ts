@@ -45,6 +45,12 @@ export interface RehearsalOutcome extends TaskOutcome {
   parts: { server: string; tag: string; verdict: 'same' | 'differs'; compared: number; differences: string[] }[];
 }
 
+export interface CopyOutcome extends TaskOutcome {
+  generationId: string | null;
+  location: string | null;
+  bytesAdded: number | null;
+}
+
 export interface ProtectionSummary {
   scope: 'installation' | 'domain';
   timeZone: string;
@@ -74,6 +80,8 @@ export interface ProtectionSummary {
   } | null;
   lastCheck: CheckOutcome | null;
   lastRehearsal: RehearsalOutcome | null;
+  /** The last copy of a generation to the off-site location. */
+  lastOffsiteCopy: CopyOutcome | null;
   warnings: SummaryWarning[];
 }
 
@@ -110,6 +118,16 @@ function rehearsalOutcome(t: Task): RehearsalOutcome {
       server: String(p.server), tag: String(p.tag), verdict: p.verdict === 'same' ? 'same' : 'differs',
       compared: num(p.compared) ?? 0, differences: Array.isArray(p.differences) ? p.differences.map(String) : [],
     })),
+  };
+}
+
+function copyOutcome(t: Task): CopyOutcome {
+  const r = t.result ?? {};
+  return {
+    ...outcome(t),
+    generationId: typeof r.generationId === 'string' ? r.generationId : t.target,
+    location: typeof r.location === 'string' ? r.location : null,
+    bytesAdded: num(r.bytesAdded),
   };
 }
 
@@ -152,7 +170,7 @@ export class ProtectionSummaries implements SummaryService {
       }
     }
 
-    const [check, rehearsal] = installation ? await Promise.all([this.newest('check'), this.newest('rehearsal')]) : [null, null];
+    const [check, rehearsal, copy] = installation ? await Promise.all([this.newest('check'), this.newest('rehearsal'), this.newest('copy')]) : [null, null, null];
     return {
       scope: installation ? 'installation' : 'domain',
       timeZone: serverTimeZone(),
@@ -178,12 +196,13 @@ export class ProtectionSummaries implements SummaryService {
         : null,
       lastCheck: check ? checkOutcome(check) : null,
       lastRehearsal: rehearsal ? rehearsalOutcome(rehearsal) : null,
+      lastOffsiteCopy: copy ? copyOutcome(copy) : null,
       warnings,
     };
   }
 
   /** The newest task of a kind that was not cancelled (a cancelled one says nothing of the repository). */
-  private async newest(kind: 'check' | 'rehearsal'): Promise<Task | null> {
+  private async newest(kind: 'check' | 'rehearsal' | 'copy'): Promise<Task | null> {
     const page = await this.tasks.list({ kind, offset: 0, limit: 20 });
     return page.items.find((t) => t.status !== 'CANCELLED') ?? null;
   }

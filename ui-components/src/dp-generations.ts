@@ -11,7 +11,7 @@ export interface DpGenerationsEventMap {
   'dp-browse-generation': CustomEvent<{ generationId: string }>;
 }
 
-type Outcome = NonNullable<ProtectionSummary['lastCheck']> | NonNullable<ProtectionSummary['lastRehearsal']>;
+type Outcome = NonNullable<ProtectionSummary['lastCheck']> | NonNullable<ProtectionSummary['lastRehearsal']> | NonNullable<ProtectionSummary['lastOffsiteCopy']>;
 
 /**
  * The generations navigator. Above the list, a summary that answers "am I protected?": the last successful backup
@@ -440,7 +440,8 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
               <dd data-summary="last-rehearsal">
                 ${s.lastRehearsal ? this.rehearsal(s.lastRehearsal) : this.t('summary.none')}
                 ${s.nextRehearsal ? html`<div class="note" data-summary="next-rehearsal">${this.t('summary.nextRehearsal', { date: formatDate(this.locale, s.nextRehearsal, zone) })}</div>` : nothing}
-              </dd>`
+              </dd>
+              ${s.lastOffsiteCopy ? this.offsiteCopy(s.lastOffsiteCopy) : nothing}`
           : nothing}
       </dl>
       ${s.warnings.length
@@ -467,6 +468,18 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
         duration: o.durationSeconds !== null ? formatDuration(o.durationSeconds * 1000) : '—',
       })}</span
     >`;
+  }
+
+  /** Shown once an off-site copy has run: when, its result, the generation and what it wrote where. */
+  private offsiteCopy(c: NonNullable<ProtectionSummary['lastOffsiteCopy']>) {
+    return html`<dt>${this.t('summary.lastOffsiteCopy')}</dt>
+      <dd data-summary="last-offsite-copy">
+        ${this.outcome(c)}${c.generationId ? html` · <span class="note">${c.generationId}</span>` : nothing}
+        ${c.location && c.bytesAdded !== null
+          ? html`<div class="note">${this.t('summary.offsiteWritten', { size: formatBytes(this.locale, c.bytesAdded), location: c.location })}</div>`
+          : nothing}
+        ${c.error ? html`<div class="note failed">${c.error}</div>` : nothing}
+      </dd>`;
   }
 
   private rehearsal(r: NonNullable<ProtectionSummary['lastRehearsal']>) {
