@@ -7,6 +7,10 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { referenceHostServices, type StandaloneBackups } from '../../plugin/standalone/reference-host.js';
 import { stopDovecot } from '../../server/host/reference/dovecot.js';
+import { BACKUP_RUNNER } from '../../server/dataprotect/services.js';
+import { SettingsService } from '../../server/dataprotect/settings.js';
+import { ClusterCoordinator } from '../../server/jobs/cluster.js';
+import { BackupScheduler } from '../../server/jobs/scheduler.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { parseDatabaseUrl, withDatabase } from '../../server/pg/settings.js';
 import { PG_BASE } from '../http/harness.js';
@@ -152,4 +156,58 @@ describe('the navigator answers "am I protected?"', () => {
     await page.locator('dp-generations [data-summary="next-rehearsal"]').getByText(/^next: /).waitFor();
     await page.context().close();
   }, 120_000);
+
+  it('the off-site copy is set on the settings form; after the nightly run the navigator shows the last copy, in English and French', async () => {
+    const offsite = path.join(work, 'offsite');
+    const page = await signedIn('en', 'backup/settings/configuration');
+    const field = page.getByLabel('Off-site copy');
+    expect(await field.inputValue()).toBe('');
+    await field.fill('offsite/relative');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#offsiteCopyLocation-error').getByText('An absolute directory (starting with /) or an s3:// URL.').waitFor();
+    await field.fill(offsite);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('[data-saved-state="saved"]').waitFor();
+    expect(((await (await api('GET', 'settings')).json()) as { offsiteCopyLocation: string }).offsiteCopyLocation).toBe(offsite);
+
+    // The night's run, as the schedule starts it; its copy follows.
+    const c = env.console.plugin.container;
+    const tasks = c.resolve(TaskRegistry);
+    const scheduler = new BackupScheduler(c.resolve(SettingsService), c.resolve(BACKUP_RUNNER), c.resolve(ClusterCoordinator), { info: () => {}, error: () => {} });
+    expect(await scheduler.runScheduled(new Date())).toBe('started');
+    const backup = (await tasks.list({ kind: 'backup', offset: 0, limit: 1 })).items[0];
+    const ran = await tasks.whenDone(backup.id);
+    expect(ran?.status, ran?.error ?? '').toBe('SUCCEEDED');
+    let copyId: string | undefined;
+    for (let i = 0; i < 600 && !copyId; i++) {
+      copyId = (await tasks.list({ kind: 'copy', offset: 0, limit: 1 })).items[0]?.id;
+      if (!copyId) await new Promise((r) => setTimeout(r, 100));
+    }
+    const copied = await tasks.whenDone(copyId!);
+    expect(copied?.status, copied?.error ?? '').toBe('SUCCEEDED');
+    const generation = ran!.result!.generationId as string;
+
+    await page.goto(`${env.console.url}/#/backup/protected-data/navigator`);
+    const en = page.locator('dp-generations [data-summary="last-offsite-copy"]');
+    await en.locator('[data-result="passed"]').waitFor();
+    const line = await text(en);
+    expect(line).toMatch(/^Passed, .* ago, in \d/);
+    expect(line).toContain(` · ${generation} `);
+    expect(line).toMatch(/\d.* written to /);
+    expect(line.endsWith(`written to ${offsite}`)).toBe(true);
+    expect(await page.locator('dp-generations dt', { hasText: 'Last off-site copy' }).count()).toBe(1);
+    await shot(page, '33-summary-offsite-copy-en');
+    await page.context().close();
+
+    const fr = await signedIn('fr', 'backup/protected-data/navigator');
+    const frCopy = fr.locator('dp-generations [data-summary="last-offsite-copy"]');
+    await frCopy.locator('[data-result="passed"]').waitFor();
+    expect(await text(frCopy)).toMatch(/^Réussie, il y a .*, en \d.* écrits dans /);
+    expect(await fr.locator('dp-generations dt', { hasText: 'Dernière copie hors site' }).count()).toBe(1);
+    await fr.goto(`${env.console.url}/#/backup/settings/configuration`);
+    await fr.reload();
+    expect(await fr.getByLabel('Copie hors site').inputValue()).toBe(offsite);
+    await shot(fr, '34-summary-offsite-copy-fr');
+    await fr.context().close();
+  }, 300_000);
 });
