@@ -213,6 +213,7 @@ describe('repo copy', () => {
     const unknown = await runCli(['repo', 'copy', '--from', f.repoDir, '--to', path.join(work, 'other'), '20990101-000000-abcd']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/no generation 20990101-000000-abcd in the source repository/);
+    await expect(readdir(path.join(work, 'other'))).rejects.toThrow(/ENOENT/);
     const same = await runCli(['repo', 'copy', '--from', f.repoDir, '--to', f.repoDir]);
     expect(same.code).toBe(2);
     const missing = await runCli(['repo', 'copy', '--to', f.repoDir]);

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { PasswordError, Repository, RepositoryNotFoundError } from '../../engine/index.js';
 import { openStorage, PASSWORD_ENV, PASSWORD_FILE_ENV, passwordFromEnvironment, readPasswordFile } from '../../storage/index.js';
-import { copyGenerations } from '../../dataprotect/generation/copy.js';
+import { copyGenerations, selectGenerations } from '../../dataprotect/generation/copy.js';
 import { openRepo, output, repoPath, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
 
@@ -130,6 +130,8 @@ export function register(program: Command): void {
           to = await Repository.open(toStorage, { password: toPassword ?? passwordFromEnvironment });
         } catch (err) {
           if (!(err instanceof RepositoryNotFoundError)) throw err;
+          // Nothing is created for generations that cannot be copied.
+          await selectGenerations(from, refs);
           to = await Repository.init(toStorage, { password: toPassword });
           created = true;
           out.notice(`created repository ${to.config.id.slice(0, 8)} at ${toLoc}${to.encrypted ? ' (encrypted)' : ''}`);

@@ -53,7 +53,14 @@ export class GenerationCopyError extends GenerationNotFoundError {}
 const partKey = (s: SnapshotInfo) => `${s.server}\t${s.tag}\t${s.time}`;
 const recordKey = (s: SnapshotInfo) => `${String(s.meta?.state)}\t${Number(s.meta?.revision ?? 0)}`;
 
-/** Chooses the generations to copy, oldest first: those named, else every complete one. */
+/**
+ * The generations a copy takes from `from`, oldest first: those named, else every complete one. Throws
+ * GenerationCopyError for an unknown or unfinished one (a caller can ask before creating the destination).
+ */
+export async function selectGenerations(from: Repository, refs?: string[], notice: (m: string) => void = () => {}): Promise<StoredGeneration[]> {
+  return chosen(await readGenerations(from), refs, notice);
+}
+
 function chosen(all: StoredGeneration[], refs: string[] | undefined, notice: (m: string) => void): StoredGeneration[] {
   const complete = all.filter((g) => !g.interrupted);
   if (!refs || refs.length === 0) {
