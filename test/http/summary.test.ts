@@ -148,7 +148,7 @@ describe('rehearsals and checks as tasks', () => {
       expect(r.statusCode).toBe(202);
       const t = await taskEnd(r.json().task.id);
       expect(t.status).toBe('FAILED');
-      expect(t.error).toContain(`the rehearsal of generation ${f.generation}`);
+      expect(t.error).toContain(`The rehearsal of generation ${f.generation}`);
       expect(t.result).toMatchObject({ generationId: f.generation, ok: false });
       const s = (await call('GET', '/summary')).json();
       expect(s.lastRehearsal).toMatchObject({ status: 'FAILED', ok: false });

@@ -433,7 +433,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
                 ${s.lastCheck
                   ? html`${this.outcome(s.lastCheck)}${s.lastCheck.errors
                       ? html` · <span class="failed">${translatePlural(this.locale, 'summary.checkErrors', s.lastCheck.errors)}</span>`
-                      : nothing}`
+                      : nothing}${this.outcomeError(s.lastCheck)}`
                   : this.t('summary.none')}
               </dd>
               <dt>${this.t('summary.lastRehearsal')}</dt>
@@ -469,7 +469,14 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
     >`;
   }
 
+  /** Why a check or rehearsal failed, as its task said. */
+  private outcomeError(o: Outcome) {
+    return o.error && o.status !== 'SUCCEEDED' && o.status !== 'RUNNING' ? html`<div class="note" data-outcome-error>${o.error}</div>` : nothing;
+  }
+
   private rehearsal(r: NonNullable<ProtectionSummary['lastRehearsal']>) {
+    // The parts' differences, when there are, say why better than the task's error.
+    const differs = r.parts.some((p) => p.verdict === 'differs');
     return html`${this.outcome(r)}${r.generationId ? html` · <span class="note">${r.generationId}</span>` : nothing}
       ${r.parts.length
         ? html`<ul data-rehearsal-parts>
@@ -481,7 +488,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
             )}
           </ul>`
         : nothing}
-      ${r.error && !r.parts.some((p) => p.verdict === 'differs') ? html`<div class="note">${r.error}</div>` : nothing}`;
+      ${differs ? nothing : this.outcomeError(r)}`;
   }
 
   private lock() {
