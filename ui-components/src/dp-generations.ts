@@ -433,7 +433,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
                 ${s.lastCheck
                   ? html`${this.outcome(s.lastCheck)}${s.lastCheck.errors
                       ? html` · <span class="failed">${translatePlural(this.locale, 'summary.checkErrors', s.lastCheck.errors)}</span>`
-                      : nothing}`
+                      : nothing}${this.outcomeError(s.lastCheck)}`
                   : this.t('summary.none')}
               </dd>
               <dt>${this.t('summary.lastRehearsal')}</dt>
@@ -478,11 +478,18 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
         ${c.location && c.bytesAdded !== null
           ? html`<div class="note">${this.t('summary.offsiteWritten', { size: formatBytes(this.locale, c.bytesAdded), location: c.location })}</div>`
           : nothing}
-        ${c.error ? html`<div class="note failed">${c.error}</div>` : nothing}
+        ${this.outcomeError(c)}
       </dd>`;
   }
 
+  /** Why a check, rehearsal or copy failed, as its task said. */
+  private outcomeError(o: Outcome) {
+    return o.error && o.status !== 'SUCCEEDED' && o.status !== 'RUNNING' ? html`<div class="note" data-outcome-error>${o.error}</div>` : nothing;
+  }
+
   private rehearsal(r: NonNullable<ProtectionSummary['lastRehearsal']>) {
+    // The parts' differences, when there are, say why better than the task's error.
+    const differs = r.parts.some((p) => p.verdict === 'differs');
     return html`${this.outcome(r)}${r.generationId ? html` · <span class="note">${r.generationId}</span>` : nothing}
       ${r.parts.length
         ? html`<ul data-rehearsal-parts>
@@ -494,7 +501,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
             )}
           </ul>`
         : nothing}
-      ${r.error && !r.parts.some((p) => p.verdict === 'differs') ? html`<div class="note">${r.error}</div>` : nothing}`;
+      ${differs ? nothing : this.outcomeError(r)}`;
   }
 
   private lock() {
