@@ -996,6 +996,11 @@ export interface components {
             recoveryPointMinutes?: number;
             /** @description Days a mail recovery point is kept, outside the nightly policy (left out: unchanged) */
             recoveryPointRetentionDays?: number;
+            /**
+             * @description Another repository each successful nightly generation is copied to (a task of kind copy): an absolute
+             *     directory or an s3:// URL, checked as repositoryLocation is; empty: no off-site copy (left out: unchanged)
+             */
+            offsiteCopyLocation?: string;
         };
         /**
          * @description The day the scheduled rehearsal runs on, every week, or every day
@@ -1036,6 +1041,8 @@ export interface components {
             recoveryPointMinutes: number;
             /** @description Days a recovery point is kept; outside the nightly retention policy */
             recoveryPointRetentionDays: number;
+            /** @description Where each successful nightly generation is copied (empty: no off-site copy) */
+            offsiteCopyLocation: string;
             /**
              * @description Where the repository sits relative to the data it protects, as checked when the location was saved; null
              *     for an s3:// location or while the default applies. On the same filesystem, one disk failure loses both.
@@ -1165,7 +1172,7 @@ export interface components {
             to?: components["schemas"]["PeriodBound"];
         };
         /** @enum {string} */
-        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check" | "content" | "rehearsal" | "recovery-point";
+        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check" | "content" | "rehearsal" | "recovery-point" | "copy";
         /**
          * @description INTERRUPTED means the process that ran it stopped before it ended
          * @enum {string}
@@ -1392,6 +1399,24 @@ export interface components {
                 differences: string[];
             }[];
         };
+        /** @description The last off-site copy (its task) */
+        CopyOutcome: {
+            /** Format: uuid */
+            taskId: string;
+            status: components["schemas"]["TaskStatus"];
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            endedAt: string | null;
+            durationSeconds: number | null;
+            error: string | null;
+            /** @description The generation copied */
+            generationId: string | null;
+            /** @description Where it was copied */
+            location: string | null;
+            /** @description Bytes written to the off-site repository (null when the copy did not end) */
+            bytesAdded: number | null;
+        };
         ProtectionSummary: {
             /**
              * @description installation for those who manage it; domain for a domain's administrator (less is shown)
@@ -1448,6 +1473,8 @@ export interface components {
             };
             lastCheck: null | components["schemas"]["CheckOutcome"];
             lastRehearsal: null | components["schemas"]["RehearsalOutcome"];
+            /** @description The last copy of a generation to the off-site location (null when none ran, or for a domain's administrator) */
+            lastOffsiteCopy: null | components["schemas"]["CopyOutcome"];
             warnings: components["schemas"]["SummaryWarning"][];
         };
         AuditEvent: {

@@ -3,6 +3,7 @@ import { inject, injectable, type InjectionToken } from 'tsyringe';
 import type { HostPort } from '../host/port.js';
 import { SettingsStore } from '../store/settings-store.js';
 import { AuditLog } from './audit.js';
+import { InvalidInputError } from './errors.js';
 import { HOST_PORT } from './generation/tokens.js';
 import type { Principal } from './principal.js';
 import { checkRepositoryLocation, type RepositoryFilesystem } from './repository-location.js';
@@ -37,6 +38,11 @@ export interface Settings {
   recoveryPointMinutes: number;
   /** Recovery points are kept this many days (RECOVERY_POINT_LIMITS.retentionDays), outside the nightly policy. */
   recoveryPointRetentionDays: number;
+  /**
+   * Another repository (an absolute directory or an s3:// URL) that each successful nightly generation is copied
+   * to, off site; empty: no copy.
+   */
+  offsiteCopyLocation: string;
 }
 
 /** Bounds of the recovery-point settings (the contract says the same). */
@@ -70,6 +76,8 @@ export interface SettingsDefaults {
   locationCheckTimeoutMs?: number;
 }
 
+const OFFSITE_FIELD = 'offsiteCopyLocation';
+
 export const SETTINGS_DEFAULTS: InjectionToken<SettingsDefaults> = Symbol('dp.SettingsDefaults');
 
 export const DEFAULT_BACKUP_TIME = '01:00';
@@ -100,12 +108,13 @@ export function defaultSettings(d: SettingsDefaults): Settings {
     recoveryPointsEnabled: false,
     recoveryPointMinutes: DEFAULT_RECOVERY_POINT_MINUTES,
     recoveryPointRetentionDays: DEFAULT_RECOVERY_POINT_RETENTION_DAYS,
+    offsiteCopyLocation: '',
   };
 }
 
 /** What an administrator may change; the post-backup action is not among it. Left out: unchanged. */
 type Optional =
-  | 'keepWeekly' | 'keepMonthly' | 'rehearsalEnabled' | 'rehearsalDay' | 'rehearsalTime'
+  | 'keepWeekly' | 'keepMonthly' | 'rehearsalEnabled' | 'rehearsalDay' | 'rehearsalTime' | 'offsiteCopyLocation'
   | 'recoveryPointsEnabled' | 'recoveryPointMinutes' | 'recoveryPointRetentionDays';
 export type SettingsUpdate = Omit<Settings, Optional | 'postBackupScript'> & Partial<Pick<Settings, Optional>>;
 
@@ -172,6 +181,7 @@ export class SettingsService {
       recoveryPointsEnabled: input.recoveryPointsEnabled ?? current.recoveryPointsEnabled,
       recoveryPointMinutes: input.recoveryPointMinutes ?? current.recoveryPointMinutes,
       recoveryPointRetentionDays: input.recoveryPointRetentionDays ?? current.recoveryPointRetentionDays,
+      offsiteCopyLocation: await this.offsiteLocation(input.offsiteCopyLocation ?? current.offsiteCopyLocation, current.offsiteCopyLocation, checked.location),
       repositoryFilesystem: checked.filesystem,
     };
     const saved = await this.store.write({ ...next }, by.login);
@@ -194,6 +204,24 @@ export class SettingsService {
     };
     this.changes.emit('change', result);
     return result;
+  }
+
+  /**
+   * The off-site copy's location, checked as the repository's is (and never the repository itself); a location
+   * unchanged since it was saved is not checked again. Empty: no off-site copy.
+   */
+  private async offsiteLocation(raw: string, saved: string, repository: string): Promise<string> {
+    if (raw.trim() === '') return '';
+    let location = raw.trim();
+    if (location === saved && location !== repository) return location;
+    try {
+      location = (await checkRepositoryLocation(raw, { timeoutMs: this.defaults.locationCheckTimeoutMs })).location;
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new InvalidInputError(OFFSITE_FIELD, err.message.replace(/^repositoryLocation: /, ''));
+      throw err;
+    }
+    if (location === repository) throw new InvalidInputError(OFFSITE_FIELD, `${location} is the repository itself: an off-site copy goes to another folder or bucket`);
+    return location;
   }
 
   /** The schedulers listen here to move the backup time and the rehearsal. */

@@ -16,6 +16,7 @@ export const TASK_TITLES = {
   globalRestore: 'Global restore of the generation {generation}',
   globalRestoreWipe: 'Global restore of the generation {generation} (the installation wiped first)',
   rehearsal: 'Restore rehearsal of the generation {generation}',
+  copy: 'Off-site copy of the generation {generation}',
   'check.structure': 'Check of the repository (structure)',
   'check.sample': 'Check of the repository ({percent}% of the data read)',
   'check.full': 'Check of the repository (all data read)',

@@ -5,7 +5,7 @@ import { DpElement, problemOf } from './base.js';
 import { formatDate, type MessageKey } from './i18n.js';
 
 type Field =
-  | 'retentionDays' | 'keepWeekly' | 'keepMonthly' | 'backupTime' | 'repositoryLocation' | 'skippedTags' | 'rehearsalTime'
+  | 'retentionDays' | 'keepWeekly' | 'keepMonthly' | 'backupTime' | 'repositoryLocation' | 'skippedTags' | 'rehearsalTime' | 'offsiteCopyLocation'
   | 'recoveryPointMinutes' | 'recoveryPointRetentionDays';
 type RehearsalDay = Settings['rehearsalDay'];
 const REHEARSAL_DAYS: RehearsalDay[] = ['daily', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
@@ -25,6 +25,7 @@ interface Draft {
   recoveryPointsEnabled: boolean;
   recoveryPointMinutes: string;
   recoveryPointRetentionDays: string;
+  offsiteCopyLocation: string;
 }
 
 const TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
@@ -52,11 +53,17 @@ function toDraft(s: Settings): Draft {
     recoveryPointsEnabled: s.recoveryPointsEnabled,
     recoveryPointMinutes: String(s.recoveryPointMinutes),
     recoveryPointRetentionDays: String(s.recoveryPointRetentionDays),
+    offsiteCopyLocation: s.offsiteCopyLocation,
   };
 }
 
 function tagsOf(text: string): string[] {
   return [...new Set(text.split(',').map((t) => t.trim()).filter(Boolean))];
+}
+
+/** An absolute directory or an s3:// URL (the server checks the rest when saving). */
+function locationShape(loc: string): boolean {
+  return (loc.startsWith('/') || /^s3:\/\/[^/]+/i.test(loc)) && !loc.split('/').includes('..');
 }
 
 /** The checks the contract makes, done before sending so that messages appear beside the fields at once. */
@@ -76,9 +83,11 @@ function validate(d: Draft): Partial<Record<Field, MessageKey>> {
   }
   const loc = d.repositoryLocation.trim();
   if (!loc) errors.repositoryLocation = 'settings.err.required';
-  else if (!(loc.startsWith('/') || /^s3:\/\/[^/]+/i.test(loc)) || loc.split('/').includes('..')) {
-    errors.repositoryLocation = 'settings.err.location';
-  }
+  else if (!locationShape(loc)) errors.repositoryLocation = 'settings.err.location';
+  const offsite = d.offsiteCopyLocation.trim();
+  // Empty: no off-site copy.
+  if (offsite && !locationShape(offsite)) errors.offsiteCopyLocation = 'settings.err.location';
+  else if (offsite && offsite === loc) errors.offsiteCopyLocation = 'settings.err.offsiteSame';
   if (!tagsOf(d.skippedTags).every((t) => TAG.test(t))) errors.skippedTags = 'settings.err.tags';
   return errors;
 }
@@ -259,6 +268,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       recoveryPointsEnabled: d.recoveryPointsEnabled,
       recoveryPointMinutes: Number(d.recoveryPointMinutes),
       recoveryPointRetentionDays: Number(d.recoveryPointRetentionDays),
+      offsiteCopyLocation: d.offsiteCopyLocation.trim(),
     };
     this.saving = true;
     this.checkedLocation = null;
@@ -406,6 +416,7 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       ${this.textField('repositoryLocation', 'text', 'settings.repositoryLocation', 'settings.repositoryLocation.help')}
       ${this.textField('skippedTags', 'text', 'settings.skippedTags', 'settings.skippedTags.help')}
       ${this.rehearsalFields(s?.timeZone ?? 'UTC')}
+      ${this.textField('offsiteCopyLocation', 'text', 'settings.offsiteCopyLocation', 'settings.offsiteCopyLocation.help')}
       ${this.recoveryPointFields()}
       ${this.readOnlyField('postBackupScript', 'settings.postBackupScript', s?.postBackupScript ?? '', 'settings.postBackupScript.help')}
       ${Object.keys(this.clientErrors).length > 0

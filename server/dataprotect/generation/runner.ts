@@ -17,6 +17,7 @@ import { GenerationCache } from './cache.js';
 import {
   deleteGeneration, GenerationNotFoundError, readGenerations, refreshLatest, toGeneration, type GenerationRecord, type StoredGeneration,
 } from './format.js';
+import { copyGenerations } from './copy.js';
 import { setProtection } from './protection.js';
 import { openLocation, snapshotFingerprint } from './repository.js';
 import { applyRetention, checkRetentionPolicy } from './retention.js';
@@ -70,7 +71,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   }
 
   private async runningTask() {
-    for (const k of ['backup', 'recovery-point', 'retention', 'forget', 'sync'] as const) {
+    for (const k of ['backup', 'recovery-point', 'retention', 'forget', 'sync', 'copy'] as const) {
       const t = await this.tasks.findRunning(k);
       if (t) return t;
     }
@@ -111,7 +112,10 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     await this.afterRecoveryPoint();
     const title = taskTitle(trigger === 'schedule' ? 'scheduledBackup' : 'backup');
     const started = await this.startLocked('backup', title, by, null, (ctx) => this.backup(ctx, trigger));
-    if (started) return started;
+    if (started) {
+      if (trigger === 'schedule') this.copyOffsiteAfter(started.task.id, by);
+      return started;
+    }
     // Another node won the lock a moment ago: its task appears in the shared table.
     for (let i = 0; i < 30; i++) {
       const other = await this.tasks.findRunning('backup');
@@ -194,6 +198,54 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       return result;
     } finally {
       await repo.close();
+    }
+  }
+
+  /**
+   * Once the nightly run `taskId` has succeeded, its generation is copied to the off-site location when one is set:
+   * a task of kind copy, under the same cluster lock (no retention deletes what is being copied).
+   */
+  private copyOffsiteAfter(taskId: string, by: Requester): void {
+    void (async () => {
+      const done = await this.tasks.whenDone(taskId);
+      const generation = done?.status === 'SUCCEEDED' ? done.result?.generationId : undefined;
+      if (typeof generation !== 'string') return;
+      const location = (await this.settings.get()).offsiteCopyLocation;
+      if (!location) return;
+      const started = await this.startLocked('copy', taskTitle('copy', { generation }), by, generation, (ctx) => this.copyOffsite(ctx, generation, location));
+      if (!started) {
+        // Someone started other work on the repository in between: the copy is a task of its own, recorded failed.
+        const task = await this.tasks.start({ kind: 'copy', ...taskTitle('copy', { generation }), actor: actorOf(by), target: generation }, async () => {
+          throw new Error(`the off-site copy of generation ${generation} did not start: other work held the repository; the next night's copy carries the new generation`);
+        });
+        await this.tasks.whenDone(task.id);
+      }
+    })().catch(() => {
+      // The task registry records what failed; nothing more to say here.
+    });
+  }
+
+  private async copyOffsite(ctx: TaskContext, generation: string, location: string): Promise<Record<string, unknown>> {
+    const s = await this.settings.get();
+    const from = await openLocation(s.repositoryLocation, { signal: ctx.signal });
+    if (!from) throw new NotFoundError(`no repository at ${s.repositoryLocation}`);
+    let to: Repository | null = null;
+    try {
+      to = await openLocation(location, { create: true, signal: ctx.signal });
+      if (!to) throw new Error(`no repository at ${location}`);
+      ctx.info(`copying generation ${generation} from ${s.repositoryLocation} to ${location}`);
+      const r = await copyGenerations({
+        from, to, generations: [generation],
+        notice: (m) => ctx.info(m),
+        progress: (p) => ctx.progress({ done: p.snapshotsDone, total: p.snapshotsTotal, bytes: p.bytesAdded, message: `copying generation ${generation} to ${location}` }),
+      });
+      const outcome = r.generations[0]?.outcome === 'present' ? 'was already there' : 'copied';
+      ctx.info(`generation ${generation} ${outcome}: ${r.blobsNew} new blobs, ${r.bytesAdded} bytes written; verified ${r.verified.snapshots} snapshots, ${r.verified.blobs} blobs`);
+      if (ctx.signal.aborted) throw new Error(`cancelled; the next copy carries on where this one stopped`);
+      return { generationId: generation, location, bytesAdded: r.bytesAdded, blobsNew: r.blobsNew, reencoded: r.reencoded, verifiedBlobs: r.verified.blobs };
+    } finally {
+      await to?.close();
+      await from.close();
     }
   }
 
