@@ -5,7 +5,8 @@
  * another:
  *
  *   - the API: GET /api/dataprotect/generations/_detailed (what the console polls), and the running task's event
- *     stream (time to its first event);
+ *     stream (time to its first event); GET /session beside them (no repository work: what it waits for is the
+ *     server's event loop);
  *   - IMAP on the host's Dovecot, for one user: login, select INBOX, fetch every message's flags, fetch one
  *     message whole, logout (one sample is the whole round);
  *   - PostgreSQL: one simple query on the host's database (the first rows of its largest table).
@@ -16,7 +17,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,8 @@ export interface LatencyBenchOptions {
 
 interface Samples {
   api: number[];
+  /** GET /session: no repository or generation work, so what it waits for is the server's event loop. */
+  session: number[];
   events: number[];
   imap: number[];
   pg: number[];
@@ -80,7 +83,7 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
     o.log(`latency: seeding a reference host of ${o.users} users x ${o.messagesPerUser} messages`);
     await seedReference({ connection: hostDb, root: hostRoot, users: o.users, messagesPerUser: o.messagesPerUser });
     o.log('latency: starting the reference console (the plugin\'s server) on it');
-    const started = await startConsole(databaseUrl, varDir, key);
+    const started = await startConsole(databaseUrl, varDir, key, join(work, '..', 'latency-console.log'));
     child = started.child;
     const api = started.url + '/api/dataprotect';
     const headers = { 'X-BM-ApiKey': key };
@@ -100,6 +103,13 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
         const r = await fetch(`${api}/generations/_detailed`, { headers });
         await r.arrayBuffer();
         if (!r.ok) throw new Error(`GET /generations/_detailed answered ${r.status}`);
+        return ms(t);
+      },
+      async session(): Promise<number> {
+        const t = process.hrtime.bigint();
+        const r = await fetch(`${api}/session`, { headers });
+        await r.arrayBuffer();
+        if (!r.ok) throw new Error(`GET /session answered ${r.status}`);
         return ms(t);
       },
       async events(taskId: string): Promise<number> {
@@ -141,7 +151,7 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
 
     /** Runs every probe in its own loop (a short pause between samples) until `done` says so. */
     const sample = async (until: (s: Samples) => boolean | Promise<boolean>, taskId?: string): Promise<Samples> => {
-      const s: Samples = { api: [], events: [], imap: [], pg: [] };
+      const s: Samples = { api: [], session: [], events: [], imap: [], pg: [] };
       let stop = false;
       const loop = async (run: () => Promise<number>, into: number[], gap: number) => {
         while (!stop) {
@@ -149,7 +159,7 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
           await pause(gap);
         }
       };
-      const loops = [loop(probes.api, s.api, 20), loop(probes.imap, s.imap, 50), loop(probes.pg, s.pg, 20)];
+      const loops = [loop(probes.api, s.api, 20), loop(probes.session, s.session, 20), loop(probes.imap, s.imap, 50), loop(probes.pg, s.pg, 20)];
       if (taskId) loops.push(loop(() => probes.events(taskId), s.events, 50));
       const watch = (async () => {
         while (!(await until(s))) await pause(100);
@@ -204,6 +214,7 @@ function rows(users: number, idle: Samples, first: Samples, incremental: Samples
     const during = `during ${run} (${users} users)`;
     out.push({ metric: `API p50 ${during}`, unit: 'ms', values: { ours: of(s, 'api', 50), idle: of(idle, 'api', 50) } });
     out.push({ metric: `API p99 ${during}`, unit: 'ms', values: { ours: of(s, 'api', 99), idle: of(idle, 'api', 99) }, target: '<= 50 ms', limit: 50 });
+    out.push({ metric: `API p99 GET /session ${during}`, unit: 'ms', values: { ours: of(s, 'session', 99), idle: of(idle, 'session', 99) } });
     out.push({ metric: `task event stream p99 ${during}`, unit: 'ms', values: { ours: of(s, 'events', 99) }, target: '<= 50 ms', limit: 50 });
     out.push({ metric: `IMAP round p50 ${during}`, unit: 'ms', values: { ours: of(s, 'imap', 50), idle: of(idle, 'imap', 50) } });
     out.push({ metric: `IMAP round p99 ${during}`, unit: 'ms', values: { ours: of(s, 'imap', 99), idle: of(idle, 'imap', 99) }, target: `<= ${factor}x idle`, limit: factor * of(idle, 'imap', 99) });
@@ -213,14 +224,18 @@ function rows(users: number, idle: Samples, first: Samples, incremental: Samples
   return out;
 }
 
-/** The console as its own process, on a free port, with the log off; resolves once it serves. */
-async function startConsole(databaseUrl: string, varDir: string, key: string): Promise<{ child: ChildProcess; url: string }> {
+/** The console as its own process, on a free port, its log (warnings and errors) in `logFile`; resolves once it serves. */
+async function startConsole(databaseUrl: string, varDir: string, key: string, logFile: string): Promise<{ child: ChildProcess; url: string }> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run 'npm run build'`);
   parseDatabaseUrl(databaseUrl);
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, DP_VAR_DIR: varDir, DP_ADMIN_KEY: key, DP_LOG: '0' },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, DP_VAR_DIR: varDir, DP_ADMIN_KEY: key, DP_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Its warnings and errors (a 500's cause) stay beside the bench's results.
+  const log = createWriteStream(logFile);
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
   let out = '';
   child.stderr!.on('data', (d) => (out += d));
   const url = await new Promise<string>((resolve, reject) => {
