@@ -55,8 +55,12 @@ export type RehearsalDay = (typeof REHEARSAL_DAYS)[number];
 
 /** The time zone the backup time is read in: the server's (the process's), as an IANA name. */
 export function serverTimeZone(): string {
-  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  // Kept: building a DateTimeFormat costs a good part of a millisecond of the event loop, and the settings are
+  // read on every request and run. TZ can only change through the environment.
+  if (!zone || zone.tz !== process.env.TZ) zone = { tz: process.env.TZ, name: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' };
+  return zone.name;
 }
+let zone: { tz: string | undefined; name: string } | undefined;
 
 export interface SavedSettings extends Settings {
   /** The server's time zone: the backup time is in it. */

@@ -1,7 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import type { BigIntStats } from 'node:fs';
-import { lstatSync, readdirSync } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
@@ -66,6 +65,7 @@ export class Archiver {
   private readonly renameTables = new Map<string, Promise<RenameTable | null>>();
   private readonly hardlinks = new Map<string, string[]>();
   private readonly largeFiles = new Semaphore(2);
+  private readonly turn = new EventLoopTurn(YIELD_EVERY);
   private current = '';
 
   constructor(
@@ -214,7 +214,7 @@ export class Archiver {
   private async archiveDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<TreeNode | null> {
     let names: string[];
     try {
-      names = readdirSync(fsPath);
+      names = await readdir(fsPath);
     } catch (err) {
       this.fail(vpath, err);
       return null;
@@ -228,11 +228,13 @@ export class Archiver {
         this.opts.progress?.notice?.(`parent tree of ${vpath} unreadable, reading its files again: ${(err as Error).message}`);
       }
     }
-    const stats = statAll(fsPath, names);
+    const stats = await statAll(fsPath, names);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const reads: Promise<void>[] = [];
     for (let i = 0; i < names.length; i++) {
       this.opts.signal?.throwIfAborted();
+      const turn = this.turn.entry();
+      if (turn) await turn;
       const st = stats[i];
       const childPath = join(fsPath, names[i]);
       const childV = vpath === '/' ? `/${names[i]}` : `${vpath}/${names[i]}`;
@@ -466,19 +468,28 @@ export class Archiver {
   }
 }
 
+/** lstat calls in flight at once for one directory: enough to keep libuv's pool busy, few enough to bound memory. */
+const STAT_CONCURRENCY = 32;
+
 /**
- * lstat of every entry, synchronously: a metadata-only incremental is a long run of stat calls on
- * cached inodes, and a direct call costs a few microseconds where a round trip through libuv's pool
- * (and its promise) costs several times that. File contents are still read asynchronously.
+ * lstat of every entry, asynchronously on libuv's pool, a bounded number at a time: the walk shares
+ * the server's event loop, and a synchronous run of thousands of stat calls would hold off every
+ * request (the API, the task's event stream) until the directory is done.
  */
-function statAll(dir: string, names: string[]): (BigIntStats | Error)[] {
-  return names.map((n) => {
-    try {
-      return lstatSync(join(dir, n), { bigint: true });
-    } catch (err) {
-      return err as Error;
+async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
+  const out: (BigIntStats | Error)[] = new Array(names.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < names.length; i = next++) {
+      try {
+        out[i] = await lstat(join(dir, names[i]), { bigint: true });
+      } catch (err) {
+        out[i] = err as Error;
+      }
     }
-  });
+  };
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length) }, lane));
+  return out;
 }
 
 function typeOf(st: BigIntStats): NodeType {
@@ -520,6 +531,24 @@ function syntheticFile(name: string, size: number, content: string[], time: Date
 function syntheticDir(name: string, time: Date): TreeNode {
   const t = nsOf(time);
   return { name, type: 'dir', mode: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, size: 0, mtime: t, ctime: t, inode: '0', device: '0', links: 1 };
+}
+
+/** Entries handled between two yields to the event loop (see EventLoopTurn). */
+const YIELD_EVERY = 256;
+
+/**
+ * Gives the event loop a turn every `every` entries. Between two awaits that resolve at once (a file
+ * unchanged since the parent, a cached tree) the walk would otherwise run on microtasks only, and
+ * timers, sockets and the API would wait for it; setImmediate lets their callbacks run first.
+ */
+export class EventLoopTurn {
+  private count = 0;
+  constructor(private readonly every: number) {}
+  entry(): Promise<void> | void {
+    if (++this.count < this.every) return;
+    this.count = 0;
+    return new Promise<void>((r) => setImmediate(r));
+  }
 }
 
 class Semaphore {

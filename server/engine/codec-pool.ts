@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
+import { workerSettings, type WorkerSettings } from './worker-settings.js';
 
 /**
  * zstd on worker threads, so that compression (the costliest step of a backup) and decompression
@@ -72,10 +72,11 @@ export class CodecPool {
   private closed = false;
 
   /** `key`: an encrypted repository's, so that the workers seal, open and key blob ids. */
-  constructor(level: number, gear: Int32Array, key: MasterKey | null = null, size = Math.max(1, Math.min(availableParallelism(), 8))) {
+  /** `settings`: how many workers and their nice value (DP_BACKUP_WORKERS, DP_BACKUP_NICE by default). */
+  constructor(level: number, gear: Int32Array, key: MasterKey | null = null, settings: WorkerSettings = workerSettings()) {
     const url = workerUrl();
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(url, { workerData: { level, gear, key } });
+    for (let i = 0; i < settings.workers; i++) {
+      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice } });
       w.unref();
       w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m));
       w.on('error', (err) => this.failAll(err));
@@ -107,6 +108,10 @@ export class CodecPool {
       ids: blobs.map((b) => b.id),
     }));
     return (r as CodecResult).errors;
+  }
+
+  get size(): number {
+    return this.workers.length;
   }
 
   async close(): Promise<void> {

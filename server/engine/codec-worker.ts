@@ -4,6 +4,7 @@
  * repository it also seals what it compressed and opens what it decompresses, and keys blob ids.
  */
 import fs from 'node:fs';
+import { setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -37,7 +38,17 @@ interface Job {
 }
 
 const port = parentPort!;
-const { level, gear, key } = workerData as { level: number; gear: Int32Array; key: { encrypt: Uint8Array; id: Uint8Array } | null };
+const { level, gear, key, nice } = workerData as { level: number; gear: Int32Array; key: { encrypt: Uint8Array; id: Uint8Array } | null; nice?: number };
+// Low CPU priority for this thread only: on Linux a nice value is per thread (setpriority of "0" is the
+// calling thread), so the server's main thread keeps answering at its own. Elsewhere it would renice the
+// whole process, the server with it: left alone there.
+if (nice && process.platform === 'linux') {
+  try {
+    setPriority(nice);
+  } catch {
+    // A container that forbids it: the worker runs at the process's priority.
+  }
+}
 const encryptKey = key ? Buffer.from(key.encrypt) : null;
 const idKey = key ? Buffer.from(key.id) : null;
 const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);

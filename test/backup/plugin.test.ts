@@ -233,4 +233,39 @@ describe('backups through the plugin', () => {
     expect(g.record.messages).toContain('cancelled');
     expect(g.record.parts.filter((p) => p.messages.includes('not backed up: the run was cancelled')).length).toBeGreaterThan(0);
   });
+
+  it('while a backup runs the list is served from the plugin\'s tables (no repository read per request); the first read after it catches up', async () => {
+    const { app, reg } = nodes[0];
+    const tasks = reg.container.resolve(TaskRegistry);
+    const before = ((await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[]).map((g) => g.id);
+    // pg_dump waits on a table lock, so the run stays inside its first part while the list is read.
+    const { task, other } = await withClient(f.sb.db, async (c) => {
+      await c.query('BEGIN');
+      await c.query('LOCK TABLE t_domain IN ACCESS EXCLUSIVE MODE');
+      try {
+        const task = (await api(app, 'POST', '/backups')).json().task as { id: string };
+        let waiting = false;
+        for (let i = 0; i < 200 && !waiting; i++) {
+          await c.query('SELECT pg_stat_clear_snapshot()');
+          waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'`)).rowCount);
+          if (!waiting) await new Promise((res) => setTimeout(res, 50));
+        }
+        expect(waiting).toBe(true);
+        // Another process writes a whole generation meanwhile (without the database part, which the lock holds).
+        const repo = (await openLocation(repoDir))!;
+        const other = await runGeneration({ repo, host: f.host, trigger: 'cli', productVersion: 'test-5.1', backupEmails: false, backupArchivedEmails: false, skippedTags: ['bm/pgsql'] });
+        await repo.close();
+        expect(other.generation.status).toBe('VALID');
+        const during = (await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[];
+        expect(during.map((g) => g.id)).toEqual(before);
+        return { task, other };
+      } finally {
+        await c.query('ROLLBACK');
+      }
+    });
+    const done = await tasks.whenDone(task.id);
+    expect(done?.status, done?.error ?? '').toBe('SUCCEEDED');
+    const after = ((await api(app, 'GET', '/generations/_detailed')).json() as { id: string }[]).map((g) => g.id);
+    expect(new Set(after)).toEqual(new Set([...before, other.generation.id, done?.result?.generationId as string]));
+  });
 });

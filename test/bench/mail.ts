@@ -39,6 +39,8 @@ export interface MailBenchRow {
   values: Record<string, number>;
   /** Lower is better for every metric here. */
   target?: string;
+  /** A target as a number (e.g. a latency bound): met when `ours` is at most this. */
+  limit?: number;
 }
 
 export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBenchRow[]; corpus: Record<string, number> }> {

@@ -281,7 +281,15 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
    */
   private async fresh(location: string): Promise<void> {
     const stored = await this.cache.fingerprint(location);
-    if (stored === null || stored !== (await snapshotFingerprint(location))) await this.rebuild(location);
+    if (stored === null) {
+      await this.rebuild(location);
+      return;
+    }
+    // While a backup runs, its part snapshots change the fingerprint all along, and its generation is not listed
+    // before it ends (the run then adds it to the cache): reading the whole repository at every request meanwhile
+    // would slow the API for nothing. The first read after the run sees the new fingerprint and syncs.
+    if (await this.tasks.findRunning('backup')) return;
+    if (stored !== (await snapshotFingerprint(location))) await this.rebuild(location);
   }
 
   async get(id: string): Promise<Generation> {

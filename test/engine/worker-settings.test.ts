@@ -1,0 +1,69 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { describe, expect, test } from 'vitest';
+import { gearTable } from '../../server/engine/chunker.js';
+import { CodecPool } from '../../server/engine/codec-pool.js';
+import { EngineError } from '../../server/engine/errors.js';
+import { defaultWorkers, workerSettings } from '../../server/engine/worker-settings.js';
+
+describe('backup worker settings (DP_BACKUP_NICE, DP_BACKUP_WORKERS)', () => {
+  test('defaults: nice 10; all cores but one from 4 cores, every core below, at most 8', () => {
+    expect(workerSettings({}, 2)).toEqual({ nice: 10, workers: 2 });
+    expect([1, 2, 3, 4, 6, 8, 16, 64].map(defaultWorkers)).toEqual([1, 2, 3, 3, 5, 7, 8, 8]);
+    expect(workerSettings({ DP_BACKUP_NICE: '', DP_BACKUP_WORKERS: ' ' }, 4)).toEqual({ nice: 10, workers: 3 });
+  });
+
+  test('values from the environment', () => {
+    expect(workerSettings({ DP_BACKUP_NICE: '0', DP_BACKUP_WORKERS: '1' }, 8)).toEqual({ nice: 0, workers: 1 });
+    expect(workerSettings({ DP_BACKUP_NICE: '19', DP_BACKUP_WORKERS: '12' }, 2)).toEqual({ nice: 19, workers: 12 });
+  });
+
+  test('a value out of range or not a whole number is refused, naming the variable and what to give', () => {
+    for (const [name, value] of [['DP_BACKUP_NICE', '20'], ['DP_BACKUP_NICE', '-5'], ['DP_BACKUP_NICE', 'low'], ['DP_BACKUP_WORKERS', '0'], ['DP_BACKUP_WORKERS', '2.5'], ['DP_BACKUP_WORKERS', '65']]) {
+      const attempt = () => workerSettings({ [name]: value }, 4);
+      expect(attempt).toThrow(EngineError);
+      expect(attempt).toThrow(new RegExp(`^${name}=${value.replace('.', '\\.')} is not valid: give a whole number`));
+    }
+  });
+});
+
+/** Nice value of every thread of this process (field 19 of /proc/self/task/<tid>/stat). */
+function threadNices(): number[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: count the fields after its closing parenthesis.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+describe.runIf(process.platform === 'linux')('effect on the codec workers (Linux: a nice value per thread)', () => {
+  test('the pool starts DP_BACKUP_WORKERS workers, each at the nice value, and leaves the main thread alone', async () => {
+    const own = getPriority();
+    const nice = Math.min(19, own + 7);
+    const before = threadNices().filter((n) => n === nice).length;
+    const pool = new CodecPool(3, gearTable(1), null, { workers: 3, nice });
+    try {
+      expect(pool.size).toBe(3);
+      // One job per worker at once (the pool gives each to the least loaded): once all are answered, every
+      // worker has run its start-up, which sets its priority.
+      const r = await Promise.all([0, 1, 2].map((i) => pool.compressPacked(Buffer.alloc(1000, i), [1000])));
+      expect(r.map((x) => x.outputs.length)).toEqual([1, 1, 1]);
+      expect(threadNices().filter((n) => n === nice).length - before).toBe(3);
+      expect(getPriority()).toBe(own);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('nice 0 leaves the workers at the process priority', async () => {
+    const own = getPriority();
+    const before = threadNices().filter((n) => n !== own).length;
+    const pool = new CodecPool(3, gearTable(1), null, { workers: 2, nice: 0 });
+    try {
+      await Promise.all([0, 1].map((i) => pool.compressPacked(Buffer.alloc(1000, i), [1000])));
+      expect(threadNices().filter((n) => n !== own).length).toBe(before);
+    } finally {
+      await pool.close();
+    }
+  });
+});
