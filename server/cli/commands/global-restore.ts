@@ -127,6 +127,10 @@ export function register(program: Command): void {
         }).catch(usage);
         out.stopProgress();
         const text = r.parts.map((p) => `${p.state === 'restored' ? 'restored        ' : 'already restored'}  ${p.key} → ${p.target}${p.detail ? `: ${p.detail}` : ''}`).join('\n');
+        if (r.alreadyRestored) {
+          out.summary({ ...r }, `generation ${r.generation} was already restored completely here: nothing to do (--wipe restores it again)\n${text}`);
+          return;
+        }
         out.summary(
           { ...r },
           `generation ${r.generation} restored${r.resumed ? ' (resumed)' : ''} in ${duration(r.durationMs)}\n${text}\n` +
