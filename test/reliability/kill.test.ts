@@ -183,17 +183,14 @@ it(`kill -9 at ${PER_OP} random points of a global restore, then run again: the 
   // The span of a run's work, from its wipe (lock taken, installation checked) to its exit: kills land in it.
   const WIPING = /^wiping the installation/;
   const wipeAt = (l: Record<string, unknown>) => WIPING.test(String(l.message));
-  const first = await runCli(run(true), { env: f.env });
-  expect(first.code, first.stdout + first.stderr).toBe(0);
-  expect(await exact()).toBeNull();
   let took = 0;
+  const first = lineStream(startCli(run(true), { env: f.env }));
   {
-    const child = startCli(run(true), { env: f.env });
-    const lines = lineStream(child);
-    await lines.until(wipeAt);
+    expect(await first.until(wipeAt), first.text()).toBe(true);
     const t0 = Date.now();
-    await lines.exited;
+    expect(await first.exited, first.text()).toBe(0);
     took = Date.now() - t0;
+    expect(await exact()).toBeNull();
   }
 
   let killed = 0;
@@ -228,7 +225,7 @@ it(`kill -9 at ${PER_OP} random points of a global restore, then run again: the 
   }
 
   // Killed just as it ended: after its last part, and after it recorded the end but before it said so.
-  const parts = summaryOf(jsonLines(first.stdout))!.parts.map((p) => p.key);
+  const parts = summaryOf(first.all())!.parts.map((p) => p.key);
   const atEnd: [string, (l: Record<string, unknown>) => boolean, 'resumed' | 'already'][] = [
     ['after its last part', (l) => l.type === 'part' && l.part === parts.at(-1) && l.state === 'done', 'resumed'],
     ['after recording its end', (l) => l.type === 'notice' && /^generation .* restored in/.test(String(l.message)), 'already'],
