@@ -66,7 +66,7 @@ afterAll(async () => {
 async function newPage(locale: string): Promise<Page> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 }, locale });
   const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
   return page;
 }
 

@@ -40,7 +40,7 @@ afterAll(async () => {
 async function signedIn(locale: 'en' | 'fr', hash: string): Promise<Page> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
   const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
+  page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
   await page.goto(env.console.url);
   await page.getByLabel('Login').fill(ACCOUNT.login);
   await page.getByLabel('Password').fill(ACCOUNT.password);
