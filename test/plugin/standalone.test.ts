@@ -124,4 +124,4 @@ it.skipIf(!built || !embeddedInstalled)('falls back to an embedded PostgreSQL 15
   }
   expect(await portOpen(pgPort)).toBe(false);
   rmSync(work, { recursive: true, force: true });
-}, 90_000);
+}, 300_000);

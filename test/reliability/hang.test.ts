@@ -82,4 +82,4 @@ it.skipIf(!built)('a backup to a repository that never answers is reported stuck
   } finally {
     await pool.end();
   }
-}, 180_000);
+}, 300_000);

@@ -128,7 +128,7 @@ describe('the navigator answers "am I protected?"', () => {
     expect(await page.getByRole('button', { name: 'Synchroniser avec le dépôt' }).count()).toBe(1);
     await shot(page, '31-summary-rehearsal-fr');
     await page.context().close();
-  }, 120_000);
+  }, 300_000);
 
   it('the rehearsal is scheduled from the settings form: on, Wednesday at 05:30; the navigator shows the next one', async () => {
     const page = await signedIn('en', 'backup/settings/configuration');
@@ -151,5 +151,5 @@ describe('the navigator answers "am I protected?"', () => {
     await page.goto(`${env.console.url}/#/backup/protected-data/navigator`);
     await page.locator('dp-generations [data-summary="next-rehearsal"]').getByText(/^next: /).waitFor();
     await page.context().close();
-  }, 120_000);
+  }, 300_000);
 });

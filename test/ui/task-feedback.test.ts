@@ -29,7 +29,7 @@ beforeAll(async () => {
     hostDatabase: withDatabase(parseDatabaseUrl(`${PG_BASE}/postgres`), `dp_test_feedback_host_${randomBytes(4).toString('hex')}`),
   });
   env = await startConsoleUnderTest(reference.services);
-}, 240_000);
+}, 300_000);
 afterAll(async () => {
   await env?.close();
   if (reference) await stopDovecot(reference.host.layout).catch(() => {});
