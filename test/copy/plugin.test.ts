@@ -95,7 +95,7 @@ describe('the off-site copy', () => {
 
     // The copy task starts once the backup's lock is released.
     let copy: Task | undefined;
-    for (let i = 0; i < 600 && !copy; i++) {
+    for (const end = Date.now() + 240_000; !copy && Date.now() < end; ) {
       copy = (await tasks.list({ kind: 'copy', offset: 0, limit: 1 })).items[0];
       if (!copy) await new Promise((r) => setTimeout(r, 100));
     }

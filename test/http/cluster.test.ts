@@ -47,7 +47,7 @@ it('a task running on node A is cancelled through node B (at A’s next heartbea
   });
   // A writes its progress to the database within a moment: wait for it, however busy the machine.
   let seen = await appB.inject({ method: 'GET', url: `/api/dataprotect/tasks/${task.id}`, headers: { 'x-bm-apikey': KEYS.admin } });
-  for (let i = 0; i < 200 && seen.json().progress?.done !== 1; i++) {
+  for (const end = Date.now() + 60_000; seen.json().progress?.done !== 1 && Date.now() < end; ) {
     await new Promise((r) => setTimeout(r, 50));
     seen = await appB.inject({ method: 'GET', url: `/api/dataprotect/tasks/${task.id}`, headers: { 'x-bm-apikey': KEYS.admin } });
   }

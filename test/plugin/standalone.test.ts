@@ -68,7 +68,7 @@ it.skipIf(!built)('starts on PORT, prints the URL and the credentials, serves th
   const started = await client.startBackup();
   expect(started.alreadyRunning).toBe(false);
   let task = started.task;
-  for (let i = 0; i < 600 && task.status === 'RUNNING'; i++) {
+  for (const end = Date.now() + 240_000; task.status === 'RUNNING' && Date.now() < end; ) {
     await new Promise((r) => setTimeout(r, 100));
     task = await client.getTask(task.id);
   }

@@ -27,7 +27,7 @@ const api = (method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown) =>
   });
 
 async function finished(id: string) {
-  for (let i = 0; i < 1200; i++) {
+  for (const end = Date.now() + 240_000; Date.now() < end; ) {
     const t = (await api('GET', `/tasks/${id}`)).json();
     if (t.status !== 'RUNNING') return t;
     await new Promise((r) => setTimeout(r, 50));

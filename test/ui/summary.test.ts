@@ -218,7 +218,7 @@ describe('the navigator answers "am I protected?"', () => {
     const ran = await tasks.whenDone(backup.id);
     expect(ran?.status, ran?.error ?? '').toBe('SUCCEEDED');
     let copyId: string | undefined;
-    for (let i = 0; i < 600 && !copyId; i++) {
+    for (const end = Date.now() + 240_000; !copyId && Date.now() < end; ) {
       copyId = (await tasks.list({ kind: 'copy', offset: 0, limit: 1 })).items[0]?.id;
       if (!copyId) await new Promise((r) => setTimeout(r, 100));
     }
