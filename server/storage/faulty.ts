@@ -39,29 +39,52 @@ export class FaultyStorage implements Storage {
     yield* this.inner.list(type);
   }
 
-  async read(type: FileType, name: string, offset?: number, length?: number): Promise<Buffer> {
-    const fault = await this.before('read', type, name, true);
-    const data = await this.inner.read(type, name, offset, length);
-    return fault === 'short' ? data.subarray(0, Math.floor(data.length / 2)) : data;
+  read(type: FileType, name: string, offset?: number, length?: number): Promise<Buffer> {
+    return this.tracked(async () => {
+      const fault = await this.before('read', type, name, true);
+      const data = await this.inner.read(type, name, offset, length);
+      return fault === 'short' ? data.subarray(0, Math.floor(data.length / 2)) : data;
+    });
   }
 
-  async write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
-    const fault = await this.before('write', type, name, true);
-    if (fault === 'short') {
-      const size = Buffer.isBuffer(data) ? data.length : data.reduce((a, b) => a + b.byteLength, 0);
-      throw ioError('EIO', `writing ${type} ${name.slice(0, 12)} at ${this.location}: short write, ${Math.floor(size / 2)} of ${size} bytes written`);
-    }
-    return this.inner.write(type, name, data);
+  write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
+    return this.tracked(async () => {
+      const fault = await this.before('write', type, name, true);
+      if (fault === 'short') {
+        const size = Buffer.isBuffer(data) ? data.length : data.reduce((a, b) => a + b.byteLength, 0);
+        throw ioError('EIO', `writing ${type} ${name.slice(0, 12)} at ${this.location}: short write, ${Math.floor(size / 2)} of ${size} bytes written`);
+      }
+      return this.inner.write(type, name, data);
+    });
   }
 
-  async delete(type: FileType, name: string): Promise<void> {
-    await this.before('delete', type, name);
-    return this.inner.delete(type, name);
+  delete(type: FileType, name: string): Promise<void> {
+    return this.tracked(async () => {
+      await this.before('delete', type, name);
+      return this.inner.delete(type, name);
+    });
   }
 
-  async stat(type: FileType, name: string): Promise<FileInfo | null> {
-    await this.before('stat', type, name);
-    return this.inner.stat(type, name);
+  stat(type: FileType, name: string): Promise<FileInfo | null> {
+    return this.tracked(async () => {
+      await this.before('stat', type, name);
+      return this.inner.stat(type, name);
+    });
+  }
+
+  /** Resolves once every call made so far has ended, including those a timeout gave up on (never, after a hang). */
+  async settled(): Promise<void> {
+    while (this.calls.size) await Promise.allSettled([...this.calls]);
+  }
+
+  private readonly calls = new Set<Promise<unknown>>();
+
+  private tracked<T>(fn: () => Promise<T>): Promise<T> {
+    const p = fn();
+    const forget = (): void => void this.calls.delete(done);
+    const done: Promise<void> = p.then(forget, forget);
+    this.calls.add(done);
+    return p;
   }
 
   /** Throws or waits as the plan says; answers 'short' for a call that can be short (`canBeShort`). */

@@ -130,7 +130,7 @@ describe('backups through the plugin', () => {
       if (running) await tasks.whenDone(running.id);
     }
     // Wait for the run wherever it ran, then count.
-    for (let i = 0; i < 300 && (await a.reg.container.resolve(TaskRegistry).findRunning('backup')); i++) await new Promise((r) => setTimeout(r, 100));
+    for (const end = Date.now() + 240_000; Date.now() < end && (await a.reg.container.resolve(TaskRegistry).findRunning('backup')); ) await new Promise((r) => setTimeout(r, 100));
     const repo = (await openLocation(repoDir))!;
     const gens = await readGenerations(repo);
     await repo.close();
@@ -213,7 +213,7 @@ describe('backups through the plugin', () => {
       try {
         task = (await api(app, 'POST', '/backups')).json().task as { id: string };
         let waiting = false;
-        for (let i = 0; i < 200 && !waiting; i++) {
+        for (const end = Date.now() + 120_000; !waiting && Date.now() < end; ) {
           await c.query('SELECT pg_stat_clear_snapshot()');
           waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'`)).rowCount);
           if (!waiting) await new Promise((res) => setTimeout(res, 50));

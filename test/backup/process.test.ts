@@ -82,7 +82,7 @@ describe('bm-dataprotect generation (processes)', () => {
       const exited = new Promise((r) => child.once('exit', r));
       try {
         let waited = false;
-        for (let i = 0; i < 300 && !waited; i++) {
+        for (const end = Date.now() + 120_000; !waited && Date.now() < end; ) {
           await c.query('SELECT pg_stat_clear_snapshot()'); // activity is a snapshot inside a transaction
           const waiting = await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'`);
           waited = Boolean(waiting.rowCount);

@@ -46,7 +46,7 @@ beforeAll(async () => {
   const r2 = await runGeneration({ repo: f.repo, host: f.host, trigger: 'cli', productVersion: 'test', ...ALL_ON });
   expect([r1.runStatus, r2.runStatus]).toEqual(['OK', 'OK']);
   generations = [r1.generation.id, r2.generation.id];
-}, 240_000);
+}, 300_000);
 
 afterAll(async () => {
   await f?.cleanup();
@@ -153,7 +153,7 @@ describe('repo copy', () => {
     console.log(`copy local -> S3 (resumed): ${generations.length} generations, ${s.bytesAdded} bytes written by the resumed run of ${total} bytes of packs, ${Date.now() - started} ms`);
 
     await expectSameGenerations(s3Location, generations);
-  }, 240_000);
+  }, 300_000);
 
   it('a second copy transfers nothing new', async () => {
     const before = await objectCount(s3Location);
@@ -164,7 +164,7 @@ describe('repo copy', () => {
     expect([s.blobsNew, s.bytesAdded]).toEqual([0, 0]);
     expect(await objectCount(s3Location)).toBe(before);
     console.log(`copy local -> S3 again: ${s.bytesAdded} bytes written, ${s.durationMs} ms`);
-  }, 120_000);
+  }, 300_000);
 
   it('a fresh copy of one generation to S3 (timed)', async () => {
     const loc = s3.location();
@@ -176,7 +176,7 @@ describe('repo copy', () => {
     const gens = await readGenerations(await open(loc));
     expect(gens.map((g) => g.record.id)).toEqual([generations[1]]);
     console.log(`copy of one generation local -> S3: ${s.bytesAdded} bytes in ${s.durationMs} ms`);
-  }, 120_000);
+  }, 300_000);
 
   it('plain to encrypted (created with --to-password-file), then encrypted back to plain: both restore exactly', async () => {
     const encrypted = path.join(work, 'encrypted');
@@ -207,7 +207,7 @@ describe('repo copy', () => {
     // Without the source's password: exit code 13, nothing copied.
     const denied = await runCli(['repo', 'copy', '--from', encrypted, '--to', path.join(work, 'nowhere'), '--json'], { env: { DP_REPOSITORY_PASSWORD: '', DP_REPOSITORY_PASSWORD_FILE: '' } });
     expect(denied.code).toBe(13);
-  }, 240_000);
+  }, 300_000);
 
   it('refuses what cannot be copied, with the reason', async () => {
     const unknown = await runCli(['repo', 'copy', '--from', f.repoDir, '--to', path.join(work, 'other'), '20990101-000000-abcd']);
@@ -218,5 +218,5 @@ describe('repo copy', () => {
     expect(same.code).toBe(2);
     const missing = await runCli(['repo', 'copy', '--to', f.repoDir]);
     expect(missing.code).toBe(2);
-  }, 60_000);
+  }, 300_000);
 });

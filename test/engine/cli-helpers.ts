@@ -33,3 +33,34 @@ export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {})
 export function jsonLines(stdout: string): Record<string, unknown>[] {
   return stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/**
+ * Runs the command with --json and kills it with SIGKILL at the first JSON line `point` accepts; resolves with
+ * the lines it printed and whether it was killed (false: it ended first).
+ */
+export function killAt(args: string[], point: (l: Record<string, unknown>) => boolean, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<{ killed: boolean; lines: Record<string, unknown>[] }> {
+  return new Promise((resolve, reject) => {
+    const child = startCli(args, opts);
+    const lines: Record<string, unknown>[] = [];
+    let buf = '';
+    let killed = false;
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line.trim()) continue;
+        const l = JSON.parse(line) as Record<string, unknown>;
+        lines.push(l);
+        if (!killed && point(l)) {
+          killed = true;
+          child.kill('SIGKILL');
+        }
+      }
+    });
+    child.stderr!.resume();
+    child.on('error', reject);
+    child.on('close', () => resolve({ killed, lines }));
+  });
+}

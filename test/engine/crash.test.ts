@@ -29,8 +29,8 @@ test('kill -9 in the middle of a backup leaves a readable repository, and the ne
   await writeFile(dump, bytesOf(77, 48 * 1024 * 1024));
   expect((await runCli(['repo', 'init', '--repo', repoDir])).code).toBe(0);
 
-  // The command writes the dump, then hangs: the backup is killed while it waits for the rest.
-  const child = startCli(['backup', '--repo', repoDir, '--tag', 'bm/pgsql', '--stdin-from', `cat ${dump}; sleep 20`, '--name', 'dump.bin']);
+  // The command writes the dump, then hangs (long enough for a busy machine): the backup is killed while it waits.
+  const child = startCli(['backup', '--repo', repoDir, '--tag', 'bm/pgsql', '--stdin-from', `cat ${dump}; sleep 120`, '--name', 'dump.bin']);
   const exited = new Promise<number | null>((r) => child.on('exit', (code, signal) => r(signal === 'SIGKILL' ? -9 : code)));
   const deadline = Date.now() + 60_000;
   while ((await dataPacks(repoDir)) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

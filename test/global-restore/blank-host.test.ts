@@ -38,7 +38,7 @@ beforeAll(async () => {
       await fs.utimes(file, 1_767_000_000, 1_767_000_000);
     },
   });
-}, 180_000);
+}, 300_000);
 afterAll(async () => {
   await f?.close();
 });
@@ -89,7 +89,7 @@ describe('global restore onto a blank machine', () => {
     expect([...imap.keys()]).toEqual([...f.imap.keys()]);
     for (const [login, folders] of f.imap) expect(imap.get(login), login).toEqual(folders);
     expect([...imap.values()].flatMap((m) => [...m.values()].flat()).some((m) => m.flags.includes('\\Flagged'))).toBe(true);
-  }, 180_000);
+  }, 300_000);
 });
 
 /** The CLI as a child process, its JSON lines watched. */

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOPOLOGY, MAIL_SERVER } from '../../server/host/reference/layout.js';
-import { CLI, jsonLines, runCli } from '../engine/cli-helpers.js';
+import { jsonLines, killAt, runCli } from '../engine/cli-helpers.js';
 import { everyMailbox, globalFixture, recordFiles, recordTables, wipeInstallation, type GlobalFixture } from './helpers.js';
 
 // The command line as the administrator runs it: a generation made when the mail server had another address,
@@ -76,7 +75,7 @@ describe('bm-dataprotect global-restore', () => {
       (l) => l.type === 'notice' && /resynchronised/.test(String(l.message)),
     ];
     for (const point of points) {
-      const killed = await killAt([...args, '--yes'], point);
+      const { killed } = await killAt([...args, '--yes'], point, { env: f.env });
       expect(killed, 'the run reached the point').toBe(true);
     }
     const last = await runCli([...args, '--yes'], { env: f.env });
@@ -96,27 +95,3 @@ describe('bm-dataprotect global-restore', () => {
     for (const [login, folders] of f.imap) expect(imap.get(login), login).toEqual(folders);
   });
 });
-
-/** Runs the command and kills it with SIGKILL at the first JSON line `point` accepts; false when it ended first. */
-function killAt(args: string[], point: (l: Record<string, unknown>) => boolean): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...f.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    let killed = false;
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!killed && line.trim() && point(JSON.parse(line) as Record<string, unknown>)) {
-          killed = true;
-          child.kill('SIGKILL');
-        }
-      }
-    });
-    child.stderr.resume();
-    child.on('error', reject);
-    child.on('close', () => resolve(killed));
-  });
-}

@@ -153,7 +153,18 @@ describe('global restore of the reference host', () => {
     expect(all.some((m) => m.flags.includes('\\Seen'))).toBe(true);
     expect(all.some((m) => m.flags.includes('\\Flagged'))).toBe(true);
 
-    // Once finished, the installation is no longer blank: a second run is refused unless told to wipe.
+    // Once finished, a second run of the same generation (the first killed as it ended, say) has nothing to do:
+    // it says so and touches nothing; only --wipe would restore it again.
+    const again = await runGlobalRestore({ repo: f.repo, installation: inst, generation: f.generation });
+    expect(again.alreadyRestored).toBe(true);
+    expect(again.parts.map((p) => p.state)).toEqual(r.parts.map(() => 'already restored'));
+    expect(await recordTables(f.sb.db)).toEqual(f.tables);
+    const check = await checkGlobalRestore({ repo: f.repo, installation: inst, generation: f.generation });
+    expect(check.prerequisites.find((p) => p.id === 'resume')).toMatchObject({ status: 'met', message: expect.stringMatching(/already restored completely/) });
+    // A host emptied since (another disaster) is not "already restored": only part of it is not blank either.
+    await fs.rm(f.host.layout.archive, { recursive: true, force: true });
+    const partly = await checkGlobalRestore({ repo: f.repo, installation: inst, generation: f.generation });
+    expect(partly.alreadyRestored).toBe(false);
     await expect(runGlobalRestore({ repo: f.repo, installation: inst, generation: f.generation })).rejects.toThrow(/not blank/);
   });
 });

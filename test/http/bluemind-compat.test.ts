@@ -15,7 +15,7 @@ let c: ConsoleProcess;
 beforeAll(async () => {
   // The server's log on, as `npm start` has it: the script's requests are in it, its API key is not.
   if (ready) c = await startConsoleProcess({ DP_LOG: '1', DP_LOG_LEVEL: 'info' });
-}, 180_000);
+}, 300_000);
 afterAll(async () => c?.cleanup());
 
 it.skipIf(!ready)("a script written for BlueMind's API backs up, lists generations, reads capabilities and content, restores and reads the logs", async () => {

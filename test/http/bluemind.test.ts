@@ -80,7 +80,7 @@ beforeAll(async () => {
     { installation: { port: f.host, productVersion: '5.1.2', mailer: null, recovery: referenceInstallation(f.host, '5.1.2') } },
   );
   await app.ready();
-}, 120_000);
+}, 300_000);
 afterAll(async () => {
   await app?.close();
   await reg?.close();
@@ -210,7 +210,7 @@ describe("BlueMind's IDataProtect and ITask", () => {
     expect((await bm('POST', '/_content/999999')).statusCode).toBe(404);
     expect((await bm('POST', '/_content/20990101-000000-ffff')).statusCode).toBe(404);
     expect((await bm('POST', `/_content/${g.id}`, { key: 'key-none' })).statusCode).toBe(403);
-  }, 120_000);
+  }, 300_000);
 
   it('restore runs a RestoreDefinition (BlueMind field names) as a task', async () => {
     const [g] = await generations();
@@ -233,7 +233,7 @@ describe("BlueMind's IDataProtect and ITask", () => {
     expect(typo.statusCode).toBe(400);
     expect((await bm('POST', '/restore', { body: { ...definition, generation: 999999 } })).statusCode).toBe(404);
     expect((await bm('POST', '/restore', { body: { ...definition, generation: -1 } })).statusCode).toBe(400);
-  }, 120_000);
+  }, 300_000);
 
   it('policy reads and writes the retention (daily in days), keeping the other settings; installation-wide', async () => {
     expect((await bm('GET', '/policy')).json()).toEqual({ daily: 7, weekly: 0, monthly: 0 });
@@ -271,5 +271,5 @@ describe("BlueMind's IDataProtect and ITask", () => {
     expect(await generations()).toEqual([newest]);
     expect((await bm('DELETE', `/generations?generationId=${oldest.id}`)).statusCode).toBe(404);
     expect((await bm('DELETE', '/generations')).statusCode).toBe(400);
-  }, 120_000);
+  }, 300_000);
 });

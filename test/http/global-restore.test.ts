@@ -18,7 +18,7 @@ beforeAll(async () => {
   f = await globalFixture('http', 3);
   api = await startTestApi({});
   api.deps.globalRestore = new GlobalRestores(api.deps.tasks, api.deps.audit, referenceInstallation(f.host));
-}, 180_000);
+}, 300_000);
 afterAll(async () => {
   await api?.close();
   await f?.close();
@@ -129,5 +129,5 @@ describe('global restore over HTTP, against the reference host', () => {
     // The audit log says who rebuilt it, from which generation.
     const audit = await api.app.inject({ method: 'GET', url: '/api/dataprotect/audit?action=global-restore.end', headers: { 'x-bm-apikey': KEYS.admin } });
     expect(audit.json().items[0]).toMatchObject({ actor: 'admin0@global.virt', result: 'ok', generationId: f.generation });
-  }, 180_000);
+  }, 300_000);
 });

@@ -162,7 +162,8 @@ describe('repository location', () => {
     const hung = checkRepositoryLocation(path.join(WORK, 'nfs'), { timeoutMs: 300, inspect: () => new Promise(() => {}) });
     await expect(hung).rejects.toThrow(InvalidInputError);
     await expect(hung).rejects.toThrow(/did not answer within 0.3 s/);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // It answers rather than hang: the bound is loose, for a busy machine (the folder would never answer).
+    expect(Date.now() - started).toBeLessThan(20_000);
   });
 
   it('knows the system folders', () => {

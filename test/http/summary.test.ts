@@ -25,7 +25,7 @@ beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'dp-summary-'));
   api = await startTestApi({ settingsDefaults: { repositoryLocation: f.repoDir } });
   api.deps.rehearsals = new Rehearsals(api.deps.tasks, api.deps.settings, api.deps.audit, referenceInstallation(f.host), path.join(work, 'sandboxes'));
-}, 240_000);
+}, 300_000);
 afterAll(async () => {
   await api?.close();
   await f?.close();
@@ -119,7 +119,7 @@ describe('rehearsals and checks as tasks', () => {
     expect(s.lastRehearsal).toMatchObject({ taskId: r.json().task.id, status: 'SUCCEEDED', generationId: f.generation, ok: true });
     expect(s.lastRehearsal.durationSeconds).toBeGreaterThan(0);
     expect(s.lastRehearsal.parts.length).toBe(parts.length);
-  }, 240_000);
+  }, 300_000);
 
   it('POST /repository/_check reads all the data as a task of kind check; the summary shows the result', async () => {
     expect((await call('POST', '/repository/_check', KEYS.dataprotect, { mode: 'everything' })).statusCode).toBe(400);
@@ -132,7 +132,7 @@ describe('rehearsals and checks as tasks', () => {
     expect(t.result!.packsRead).toBeGreaterThan(0);
     const s = (await call('GET', '/summary')).json();
     expect(s.lastCheck).toMatchObject({ taskId: r.json().task.id, status: 'SUCCEEDED', mode: 'full', errors: 0 });
-  }, 120_000);
+  }, 300_000);
 
   it('a damaged repository: the rehearsal and the check fail with what they found, and the rehearsal opens an alert', async () => {
     const damaged = path.join(work, 'damaged');
@@ -169,7 +169,7 @@ describe('rehearsals and checks as tasks', () => {
     } finally {
       await useLocation(f.repoDir);
     }
-  }, 240_000);
+  }, 300_000);
 
   it('refuses a rehearsal where there is no repository yet (409 saying to back up first)', async () => {
     const empty = path.join(work, 'empty');

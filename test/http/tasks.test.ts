@@ -55,8 +55,12 @@ describe('tasks', () => {
   it('shows a running task with its progress and log, then its result', async () => {
     const g = gate();
     const task = await api.deps.tasks.start({ kind: 'backup', title: 'Backup', actor: actorOf(KEYS.dataprotect) }, g.body);
-    await new Promise((r) => setTimeout(r, 50));
-    const running = await get(KEYS.admin, `/tasks/${task.id}`);
+    // The body's first progress reaches the store a moment later: poll for it, however busy the machine.
+    let running = await get(KEYS.admin, `/tasks/${task.id}`);
+    for (const end = Date.now() + 30_000; running.json().progress?.done !== 1 && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 50));
+      running = await get(KEYS.admin, `/tasks/${task.id}`);
+    }
     expect(running.statusCode).toBe(200);
     expect(running.json()).toMatchObject({ status: 'RUNNING', progress: { done: 1, total: 4, unit: 'parts', message: 'bm/pgsql' } });
     g.release();

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -30,7 +32,7 @@ beforeAll(async () => {
     databaseUrl,
     auth: { authenticate: async () => null },
     defaultRepositoryLocation: '/var/backups/bluemind/dp',
-    taskFilesDir: '/tmp/dp-manifest-test-files',
+    taskFilesDir: path.join(tmpdir(), `dp-manifest-test-files-${randomBytes(6).toString('hex')}`),
   });
   await app.ready();
 });

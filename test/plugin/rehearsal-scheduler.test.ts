@@ -130,6 +130,6 @@ it('two nodes firing together start one scheduled rehearsal that day; a failing 
 
 /** Waits for a condition the settings' change listener makes true (it re-arms asynchronously). */
 async function eventually(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  for (const end = Date.now() + 30_000; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
   expect(cond()).toBe(true);
 }

@@ -53,7 +53,7 @@ it.skipIf(!installed || !root)('as root, starts from a private folder the postgr
     await db.stop();
     delete process.env.DP_EMBEDDED_PG_SHARED_DIR;
   }
-}, 120_000);
+}, 300_000);
 
 it.skipIf(!installed)('a server that cannot start is a clear error, not an unhandled event', async () => {
   const varDir = path.join(temp(0o755), 'var');
@@ -66,4 +66,4 @@ it.skipIf(!installed)('a server that cannot start is a clear error, not an unhan
   } finally {
     taken.close();
   }
-}, 120_000);
+}, 300_000);

@@ -2,17 +2,23 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { bytesOf, manifest, tempDir, type ManifestEntry } from '../engine/helpers.js';
-import { jsonLines, runCli, startCli } from '../engine/cli-helpers.js';
+import { jsonLines, killAt, runCli, startCli } from '../engine/cli-helpers.js';
+import { everyMailbox, globalFixture, recordFiles, recordTables, type GlobalFixture } from '../global-restore/helpers.js';
 
-// kill -9 at random points of backup, forget --prune, prune and restore, with the real command line; then nothing
-// is lost: `check --read-data` finds no error and every remaining snapshot restores exactly what was backed up.
-// DP_RELIABILITY_KILLS sets how many kills (20 by default, for CI; 100 for the figures in the README).
+// kill -9 at random points of backup, forget --prune, prune, restore and global restore, with the real command
+// line; then nothing is lost: `check --read-data` finds no error and every remaining snapshot restores exactly
+// what was backed up, and a global restore run again after its kill gives back every table, file and message.
+// DP_RELIABILITY_KILLS sets how many kills in all, shared equally by the five operations (10 by default, for CI;
+// 100 for the figures in the README: 20 each). DP_RELIABILITY_SEED replays a run.
 
-const KILLS = Number(process.env.DP_RELIABILITY_KILLS ?? 20);
+const KILLS = Number(process.env.DP_RELIABILITY_KILLS ?? 10);
+const PER_OP = Math.max(1, Math.round(KILLS / 5));
 const SEED = Number(process.env.DP_RELIABILITY_SEED ?? Date.now() % 1_000_000);
 const dirs: { cleanup: () => Promise<void> }[] = [];
+let gr: GlobalFixture | undefined;
 afterAll(async () => {
   for (const d of dirs) await d.cleanup();
+  await gr?.close();
 });
 
 /** A seeded generator, so that a failing run can be replayed with DP_RELIABILITY_SEED. */
@@ -29,7 +35,7 @@ function random(seed: number): () => number {
 type Op = 'backup' | 'forget --prune' | 'prune' | 'restore';
 const OPS: Op[] = ['backup', 'forget --prune', 'prune', 'restore'];
 
-it(`kill -9 at ${KILLS} random points across backup, forget --prune, prune and restore loses nothing`, async () => {
+it(`kill -9 at ${PER_OP * 4} random points across backup, forget --prune, prune and restore loses nothing`, async () => {
   const rnd = random(SEED);
   const d = await tempDir('dp-kill-');
   dirs.push(d);
@@ -83,8 +89,11 @@ it(`kill -9 at ${KILLS} random points across backup, forget --prune, prune and r
 
   const tally = new Map<Op, { killed: number; finished: number }>(OPS.map((o) => [o, { killed: 0, finished: 0 }]));
   let kills = 0;
-  while (kills < KILLS) {
-    const op = OPS[Math.floor(rnd() * OPS.length)];
+  const started = Date.now();
+  while (kills < PER_OP * OPS.length) {
+    // Random order, the same number of kills for each operation.
+    const open = OPS.filter((o) => tally.get(o)!.killed < PER_OP);
+    const op = open[Math.floor(rnd() * open.length)];
     if (op === 'backup') await mutate();
     const snapshotBefore = await manifest(src, { dirTimes: false });
     const target = join(d.path, `restore-${kills}`);
@@ -142,8 +151,133 @@ it(`kill -9 at ${KILLS} random points across backup, forget --prune, prune and r
     await rm(target, { recursive: true, force: true });
   }
   console.log(
-    `kill -9 reliability (seed ${SEED}): ${kills} kills (${OPS.map((o) => `${o} ${tally.get(o)!.killed} killed/${tally.get(o)!.finished} finished`).join(', ')}); ` +
+    `kill -9 reliability (seed ${SEED}, ${((Date.now() - started) / 1000).toFixed(0)} s): ${kills} kills (${OPS.map((o) => `${o} ${tally.get(o)!.killed} killed/${tally.get(o)!.finished} finished`).join(', ')}); ` +
       `check --read-data: ${(summary.errors as unknown[] | undefined)?.length ?? 0} errors; ${restored} of ${listed.length} remaining snapshots restore exactly; ${lost} lost`,
   );
   expect(lost).toBe(0);
 }, 600_000);
+
+it(`kill -9 at ${PER_OP} random points of a global restore, then run again: the installation is exact each time`, async () => {
+  const rnd = random(SEED + 1);
+  gr = await globalFixture('kill', 4);
+  const f = gr;
+  const run = (wipe: boolean) => ['global-restore', 'run', '--repo', f.repoDir, '--host-root', f.sb.root, f.generation, '--yes', '--json', ...(wipe ? ['--wipe'] : [])];
+  const summaryOf = (lines: Record<string, unknown>[]) => lines.find((l) => l.type === 'summary') as { alreadyRestored: boolean; resumed: boolean; parts: { key: string; state: string }[] } | undefined;
+  /** Every table row for row, every file with its mode, owner and times, every message over IMAP. */
+  const exact = async (): Promise<string | null> => {
+    if (JSON.stringify(await recordTables(f.sb.db)) !== JSON.stringify(f.tables)) return 'tables differ';
+    if (JSON.stringify(await recordFiles(f.host.layout)) !== JSON.stringify(f.files)) return 'files differ';
+    const imap = await everyMailbox(f.host.layout);
+    for (const [login, folders] of f.imap) if (JSON.stringify(imap.get(login)) !== JSON.stringify(folders)) return `mailbox ${login} differs over IMAP`;
+    return null;
+  };
+  /** Run again without --wipe: it resumes (or has nothing to do) and ends with the exact installation. */
+  const rerun = async (why: string) => {
+    const r = await runCli(run(false), { env: f.env });
+    expect(r.code, `${why}: ${r.stdout}${r.stderr}`).toBe(0);
+    const s = summaryOf(jsonLines(r.stdout))!;
+    expect(await exact(), why).toBeNull();
+    return s;
+  };
+
+  // The span of a run's work, from its wipe (lock taken, installation checked) to its exit: kills land in it.
+  const WIPING = /^wiping the installation/;
+  const wipeAt = (l: Record<string, unknown>) => WIPING.test(String(l.message));
+  let took = 0;
+  const first = lineStream(startCli(run(true), { env: f.env }));
+  {
+    expect(await first.until(wipeAt), first.text()).toBe(true);
+    const t0 = Date.now();
+    expect(await first.exited, first.text()).toBe(0);
+    took = Date.now() - t0;
+    expect(await exact()).toBeNull();
+  }
+
+  let killed = 0;
+  let finished = 0;
+  let resumed = 0;
+  let nothingToDo = 0;
+  const started = Date.now();
+  const killedAfter: string[] = [];
+  while (killed < PER_OP) {
+    const child = startCli(run(true), { env: f.env });
+    const lines = lineStream(child);
+    expect(await lines.until(wipeAt), lines.text()).toBe(true);
+    const t0 = Date.now();
+    const timer = setTimeout(() => child.kill('SIGKILL'), Math.floor(rnd() * 1.1 * took));
+    const code = await lines.exited;
+    clearTimeout(timer);
+    if (code === -9) {
+      killed++;
+      const last = lines.all().filter((l) => l.type === 'part').at(-1);
+      killedAfter.push(last ? `${String(last.part)} ${String(last.state)}` : 'wipe');
+      const s = await rerun(`run again after a kill ${Date.now() - t0} ms into the work (${killedAfter.at(-1)})`);
+      if (s.alreadyRestored) nothingToDo++;
+      else resumed++;
+    } else {
+      expect(code, lines.text()).toBe(0);
+      finished++;
+      took = Math.max(took, Date.now() - t0);
+      // Run again once it has finished: it says so, and does nothing.
+      const s = await rerun('run again after a finished run');
+      expect(s.alreadyRestored).toBe(true);
+    }
+  }
+
+  // Killed just as it ended: after its last part, and after it recorded the end but before it said so.
+  const parts = summaryOf(first.all())!.parts.map((p) => p.key);
+  const atEnd: [string, (l: Record<string, unknown>) => boolean, 'resumed' | 'already'][] = [
+    ['after its last part', (l) => l.type === 'part' && l.part === parts.at(-1) && l.state === 'done', 'resumed'],
+    ['after recording its end', (l) => l.type === 'notice' && /^generation .* restored in/.test(String(l.message)), 'already'],
+  ];
+  for (const [when, point, want] of atEnd) {
+    const k = await killAt(run(true), point, { env: f.env });
+    expect(k.killed, `the run reached the point ${when}`).toBe(true);
+    const s = await rerun(`run again after a kill ${when}`);
+    expect(s.alreadyRestored, when).toBe(want === 'already');
+    expect(s.parts.map((p) => p.state), when).toEqual(parts.map(() => 'already restored'));
+    if (want === 'resumed') expect(s.resumed).toBe(true);
+  }
+  console.log(
+    `kill -9 reliability, global restore (seed ${SEED}, ${((Date.now() - started) / 1000).toFixed(0)} s): ${killed} killed/${finished} finished; ` +
+      `${killed + 2} runs again after a kill: ${resumed + 1} resumed, ${nothingToDo + 1} had nothing to do, ${killed + 2} of ${killed + 2} exact (tables, files, messages); ` +
+      `killed after: ${killedAfter.join(', ')}`,
+  );
+}, 1_200_000);
+
+/** A running command's JSON lines as they come, and its exit (-9 when killed). */
+function lineStream(child: ReturnType<typeof startCli>) {
+  const got: Record<string, unknown>[] = [];
+  let buf = '';
+  const waiters: (() => void)[] = [];
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.trim()) got.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr!.resume();
+  const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(signal === 'SIGKILL' ? -9 : code)));
+  let ended = false;
+  void exited.then(() => {
+    ended = true;
+    for (const w of waiters.splice(0)) w();
+  });
+  return {
+    exited,
+    all: () => got,
+    text: () => got.map((l) => JSON.stringify(l)).join('\n'),
+    /** True once a line `point` accepts has come; false when the process ended first. */
+    async until(point: (l: Record<string, unknown>) => boolean): Promise<boolean> {
+      for (;;) {
+        if (got.some(point)) return true;
+        if (ended) return false;
+        await new Promise<void>((r) => waiters.push(r));
+      }
+    },
+  };
+}

@@ -18,7 +18,7 @@ beforeAll(async () => {
     port: 0, host: '127.0.0.1', databaseUrl, varDir: work, staticDir: work,
     account: { login: 'admin0@global.virt', password: 'right-password', apiKey: `k-${randomBytes(6).toString('hex')}` },
   });
-}, 60_000);
+}, 300_000);
 afterAll(async () => {
   await running?.close();
   await dropDatabase(databaseUrl).catch(() => {});

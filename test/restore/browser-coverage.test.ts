@@ -46,7 +46,7 @@ const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCR
 async function openEntity(locale: string, u: User): Promise<{ page: Page; close: () => Promise<void> }> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 1000 }, locale });
   const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
   await page.goto(env.console.url);
   await page.locator('#login').fill(ACCOUNT.login);
   await page.locator('#password').fill(ACCOUNT.password);

@@ -44,7 +44,7 @@ const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCR
 async function signIn(): Promise<{ page: Page; close: () => Promise<void> }> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
   const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
   await page.goto(env.console.url);
   await page.getByLabel('Login').fill(ACCOUNT.login);
   await page.getByLabel('Password').fill(ACCOUNT.password);
@@ -70,7 +70,7 @@ describe('dp-restore-browser', () => {
   it('restores a deleted folder from the console: generation, search, entity, folder, confirm, progress', async () => {
     const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
     const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
+    page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
     await page.goto(env.console.url);
     await page.getByLabel('Login').fill(ACCOUNT.login);
     await page.getByLabel('Password').fill(ACCOUNT.password);

@@ -316,7 +316,7 @@ describe('listing a generation\'s containers and items', () => {
     const task = r.json().task;
     expect(task.title).toMatch(/^Chosen items of .+ of .+ restored where missing$/);
     let t = task;
-    for (let i = 0; i < 600 && t.status === 'RUNNING'; i++) {
+    for (const end = Date.now() + 240_000; t.status === 'RUNNING' && Date.now() < end; ) {
       await new Promise((res) => setTimeout(res, 50));
       t = (await get(KEYS.admin, `/tasks/${task.id}`)).json();
     }

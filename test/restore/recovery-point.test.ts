@@ -30,7 +30,7 @@ const post = (url: string, body: unknown) =>
   api.app.inject({ method: 'POST', url: `/api/dataprotect${url}`, headers: { 'x-bm-apikey': KEYS.admin, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
 
 async function finished(id: string) {
-  for (let i = 0; i < 600; i++) {
+  for (const end = Date.now() + 240_000; Date.now() < end; ) {
     const t = (await get(`/tasks/${id}`)).json();
     if (t.status !== 'RUNNING') return t;
     await new Promise((r) => setTimeout(r, 50));

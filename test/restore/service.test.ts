@@ -50,7 +50,7 @@ const post = (key: string, url: string, body: unknown) =>
   api.app.inject({ method: 'POST', url: `/api/dataprotect${url}`, headers: { 'x-bm-apikey': key, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
 
 async function finished(id: string) {
-  for (let i = 0; i < 400; i++) {
+  for (const end = Date.now() + 240_000; Date.now() < end; ) {
     const t = (await get(KEYS.admin, `/tasks/${id}`)).json();
     if (t.status !== 'RUNNING') return t;
     await new Promise((r) => setTimeout(r, 50));

@@ -194,7 +194,8 @@ describe('S3 storage against a failing server', () => {
       const s = storage(s3.location(), { AWS_ENDPOINT_URL_S3: fault.endpoint }, { responseTimeoutMs: 300, maxAttempts: 2 });
       const started = Date.now();
       await expect(s.stat('data', hex('8'))).rejects.toThrow(/checking s3:\/\/\S+ at http:\/\/127\.0\.0\.1:\d+: no answer in time/);
-      expect(Date.now() - started).toBeLessThan(10_000);
+      // Loose, for a busy machine: the server never answers, so a missing timeout would not end at all.
+      expect(Date.now() - started).toBeLessThan(30_000);
       expect(fault.requests).toBe(2);
     } finally {
       await fault.stop();

@@ -40,7 +40,7 @@ afterAll(async () => {
 async function newPage(): Promise<Page> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
   const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
   return page;
 }
 

@@ -78,7 +78,7 @@ async function mark(id: string, value: boolean): Promise<Generation> {
 async function signedIn(): Promise<Page> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
   const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
   await page.goto(`${env.console.url}/#/backup/protected-data/navigator`);
   await page.getByLabel('Password').fill(ACCOUNT.password);
   await page.getByRole('button', { name: 'Sign in' }).click();

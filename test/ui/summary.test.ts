@@ -135,7 +135,7 @@ describe('the navigator answers "am I protected?"', () => {
     expect(await page.getByRole('button', { name: 'Synchroniser avec le dépôt' }).count()).toBe(1);
     await shot(page, '31-summary-rehearsal-fr');
     await page.context().close();
-  }, 120_000);
+  }, 300_000);
 
   it('the rehearsal is scheduled from the settings form: on, Wednesday at 05:30; the navigator shows the next one', async () => {
     const page = await signedIn('en', 'backup/settings/configuration');
@@ -158,7 +158,7 @@ describe('the navigator answers "am I protected?"', () => {
     await page.goto(`${env.console.url}/#/backup/protected-data/navigator`);
     await page.locator('dp-generations [data-summary="next-rehearsal"]').getByText(/^next: /).waitFor();
     await page.context().close();
-  }, 120_000);
+  }, 300_000);
 
   it('a rehearsal of a damaged repository fails: its bar red, the summary says Failed and why', async () => {
     const { repositoryLocation } = (await (await api('GET', 'settings')).json()) as { repositoryLocation: string };
@@ -218,7 +218,7 @@ describe('the navigator answers "am I protected?"', () => {
     const ran = await tasks.whenDone(backup.id);
     expect(ran?.status, ran?.error ?? '').toBe('SUCCEEDED');
     let copyId: string | undefined;
-    for (let i = 0; i < 600 && !copyId; i++) {
+    for (const end = Date.now() + 240_000; !copyId && Date.now() < end; ) {
       copyId = (await tasks.list({ kind: 'copy', offset: 0, limit: 1 })).items[0]?.id;
       if (!copyId) await new Promise((r) => setTimeout(r, 100));
     }

@@ -29,7 +29,7 @@ beforeAll(async () => {
     hostDatabase: withDatabase(parseDatabaseUrl(`${PG_BASE}/postgres`), `dp_test_feedback_host_${randomBytes(4).toString('hex')}`),
   });
   env = await startConsoleUnderTest(reference.services);
-}, 240_000);
+}, 300_000);
 afterAll(async () => {
   await env?.close();
   if (reference) await stopDovecot(reference.host.layout).catch(() => {});
@@ -40,7 +40,7 @@ afterAll(async () => {
 async function signedIn(locale: 'en' | 'fr', hash: string): Promise<Page> {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
   const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
+  page.setDefaultTimeout(60_000); // generous: Chromium is slow to lay out on a busy machine
   await page.goto(env.console.url);
   await page.getByLabel('Login').fill(ACCOUNT.login);
   await page.getByLabel('Password').fill(ACCOUNT.password);

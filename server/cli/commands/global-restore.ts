@@ -87,7 +87,7 @@ export function register(program: Command): void {
       try {
         const c = await checkGlobalRestore({ repo, installation: installationOf(opts), generation: ref, servers, wipe: opts.wipe }).catch(usage);
         const text = c.prerequisites.map((p) => `${STATUS_MARK[p.status]}  ${p.message}${p.advice && p.status !== 'met' ? `\n         → ${p.advice}` : ''}`).join('\n');
-        out.summary({ ...c }, `generation ${c.generation}\n${text}\n${c.ok ? 'ready to restore' : 'not ready: see the lines marked NOT MET'}`);
+        out.summary({ ...c }, `generation ${c.generation}\n${text}\n${c.alreadyRestored ? 'already restored: a run does nothing (--wipe restores it again)' : c.ok ? 'ready to restore' : 'not ready: see the lines marked NOT MET'}`);
         if (!c.ok) process.exitCode = 1;
       } finally {
         await repo.close();
@@ -127,6 +127,10 @@ export function register(program: Command): void {
         }).catch(usage);
         out.stopProgress();
         const text = r.parts.map((p) => `${p.state === 'restored' ? 'restored        ' : 'already restored'}  ${p.key} → ${p.target}${p.detail ? `: ${p.detail}` : ''}`).join('\n');
+        if (r.alreadyRestored) {
+          out.summary({ ...r }, `generation ${r.generation} was already restored completely here: nothing to do (--wipe restores it again)\n${text}`);
+          return;
+        }
         out.summary(
           { ...r },
           `generation ${r.generation} restored${r.resumed ? ' (resumed)' : ''} in ${duration(r.durationMs)}\n${text}\n` +

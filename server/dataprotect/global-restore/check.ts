@@ -1,6 +1,8 @@
 // The prerequisites of a global restore, each met / not met / warning with what to do. Reads the repository and
 // looks at the installation; writes nothing anywhere.
 
+import { existsSync } from 'node:fs';
+import { databaseExists } from '../../pg/databases.js';
 import { walkTree, type Repository } from '../../engine/index.js';
 import type { InstallationPort } from '../../host/installation.js';
 import { findGeneration, isRecoveryPoint, type StoredGeneration } from '../generation/format.js';
@@ -37,6 +39,8 @@ export interface GlobalRestoreCheck {
   targetServers: HostServer[];
   /** What the targets hold (empty: the installation is blank); null when not looked at. */
   content: string[] | null;
+  /** A run of this generation already finished here and every target still holds it: a run has nothing to do. */
+  alreadyRestored: boolean;
 }
 
 export interface CheckOptions {
@@ -54,8 +58,9 @@ export async function checkGlobalRestore(o: CheckOptions): Promise<GlobalRestore
   const id = g.record.id;
   let placements: ServerPlacement[] = [];
   let content: string[] | null = null;
+  let alreadyRestored = false;
   const targetServers = await o.installation.host.servers();
-  const done = (): GlobalRestoreCheck => ({ generation: id, ok: out.every((p) => p.status !== 'not-met'), prerequisites: out, servers: placements, targetServers, content });
+  const done = (): GlobalRestoreCheck => ({ generation: id, ok: out.every((p) => p.status !== 'not-met'), prerequisites: out, servers: placements, targetServers, content, alreadyRestored });
 
   try {
     assertReadableFormat(g.record);
@@ -83,6 +88,11 @@ export async function checkGlobalRestore(o: CheckOptions): Promise<GlobalRestore
   const state = await readState(o.installation.stateDir);
   if (state && !state.finishedAt && state.generation === id) {
     out.push({ id: 'resume', status: 'met', message: `an interrupted restore of this generation is resumed: ${state.done.length} part(s) already finished (${state.done.join(', ') || 'none'})` });
+  } else if (!o.wipe && state?.finishedAt && state.generation === id && (await everyTargetPresent(plan))) {
+    // Run again after it finished (say it was killed as it ended, before saying so): nothing to redo. A host whose
+    // targets were emptied since (a new disaster) is restored again; one partly emptied needs --wipe.
+    alreadyRestored = true;
+    out.push({ id: 'resume', status: 'met', message: `generation ${id} was already restored completely here (finished ${state.finishedAt}): nothing to do`, advice: 'to restore it again over what is here, run with --wipe' });
   } else {
     if (state && !state.finishedAt) {
       out.push({
@@ -167,6 +177,15 @@ async function targetContent(plan: RestorePlan): Promise<{ databases: string[]; 
     }
   }
   return { databases, directories };
+}
+
+/** Every database and directory the plan writes is there (what a finished restore left, even an empty folder). */
+async function everyTargetPresent(plan: RestorePlan): Promise<boolean> {
+  for (const p of plan.parts) {
+    if (p.database && !(await databaseExists(p.database.connection, p.database.connection.database))) return false;
+    for (const l of p.locations) if (!existsSync(l.fsPath)) return false;
+  }
+  return true;
 }
 
 function emptiness(found: { databases: string[]; directories: string[] }, wipe: boolean): Prerequisite[] {

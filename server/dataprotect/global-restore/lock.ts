@@ -37,23 +37,53 @@ export interface InstallationLock {
 }
 
 /** The lock's name: the installation's databases, which no two installations on one PostgreSQL server share. */
-async function lockName(inst: InstallationPort): Promise<{ name: string; client: pg.Client } | null> {
+async function lockName(inst: InstallationPort): Promise<{ name: string; databases: string[]; client: pg.Client } | null> {
   const dbs = await inst.host.databases();
   if (!dbs.length) return null;
-  const name = 'global-restore ' + dbs.map((d) => d.connection.database).sort().join(',');
-  return { name, client: await connect(dbs[0].connection, MAINTENANCE_DATABASE) };
+  const databases = dbs.map((d) => d.connection.database).sort();
+  return { name: 'global-restore ' + databases.join(','), databases, client: await connect(dbs[0].connection, MAINTENANCE_DATABASE) };
 }
 
-export async function lockInstallation(inst: InstallationPort, generation: string): Promise<InstallationLock> {
+/** How long the holder waits for what a killed run left running in the server; generous, a copy of a database is slow. */
+export const LEFTOVER_WAIT_MS = 300_000;
+
+/**
+ * A run killed during CREATE or DROP DATABASE leaves it running in the server (a backend notices its client is
+ * gone only when it next talks to it), and it releases the lock at once. The next holder waits for it to end:
+ * otherwise its own DROP misses the database still being created, and its CREATE then fails on the name.
+ */
+async function awaitLeftovers(client: pg.Client, databases: string[], waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const r = await client.query<{ pid: number; query: string }>(
+      `SELECT pid, left(query, 200) AS query FROM pg_stat_activity
+        WHERE pid <> pg_backend_pid() AND state = 'active' AND query ~* '^\\s*(CREATE|DROP)\\s+DATABASE'
+          AND EXISTS (SELECT 1 FROM unnest($1::text[]) d WHERE position(quote_ident(d) IN query) > 0)`,
+      [databases],
+    );
+    if (!r.rows.length) return;
+    if (Date.now() > deadline) {
+      const s = r.rows[0];
+      throw new Error(
+        `an earlier run's "${s.query.trim()}" (PostgreSQL session ${s.pid}) is still running after ${Math.round(waitMs / 1000)} s: ` +
+          `wait for it to end (or end it with SELECT pg_terminate_backend(${s.pid})), then run again to resume`,
+      );
+    }
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+export async function lockInstallation(inst: InstallationPort, generation: string, opts: { leftoverWaitMs?: number } = {}): Promise<InstallationLock> {
   const l = await lockName(inst);
   // An installation without a database has nothing a PostgreSQL lock could name: the state directory is all.
   if (!l) return { release: async () => {} };
-  const { name, client } = l;
+  const { name, databases, client } = l;
   const note = path.join(inst.stateDir, HOLDER_FILE);
   try {
     await client.query(`SET application_name = 'bm-dataprotect global-restore'`);
     const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, name]);
     if (!r.rows[0].ok) throw new GlobalRestoreBusyError(await readHolder(note), await holderSession(client, name));
+    await awaitLeftovers(client, databases, opts.leftoverWaitMs ?? LEFTOVER_WAIT_MS);
   } catch (e) {
     await client.end().catch(() => {});
     throw e;

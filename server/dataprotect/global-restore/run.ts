@@ -48,6 +48,8 @@ export interface PartOutcome {
 export interface GlobalRestoreResult {
   generation: string;
   resumed: boolean;
+  /** An earlier run of this generation had finished (killed as it ended, say): nothing was done. */
+  alreadyRestored: boolean;
   parts: PartOutcome[];
   addressChanges: { from: string; to: string }[];
   /** Servers restored onto a server of another uid. */
@@ -111,18 +113,25 @@ async function restoreLocked(o: GlobalRestoreRunOptions, g: StoredGeneration): P
   const plan = await planRestore(g, inst.host, explicit);
   const changes = addressChanges(plan.mapping);
   const renames = uidChanges(plan.mapping);
+  if (check.alreadyRestored) {
+    log.info(`generation ${id} was already restored completely here (finished ${state!.finishedAt}): nothing to do`);
+    const parts = plan.parts.map((p): PartOutcome => ({ key: p.key, server: p.part.server, tag: p.part.tag, target: p.target.uid, state: 'already restored', bytes: 0, files: 0, durationMs: 0, detail: '' }));
+    return { generation: id, resumed: false, alreadyRestored: true, parts, addressChanges: changes, serverChanges: renames, warnings, durationMs: Date.now() - started };
+  }
   if (resumed) {
     log.info(`resuming the restore of generation ${id}: ${state!.done.length} of ${plan.parts.length} parts already restored`);
   } else {
-    if (o.wipe) {
-      log.warn(`wiping the installation before restoring generation ${id}`);
-      for (const p of plan.parts) await clearPart(p);
-    }
+    // Recorded before the wipe: a run killed while wiping is then resumed (every part redone from scratch), not
+    // mistaken for the finished restore the wipe was undoing.
     state = {
       kind: 'bm-dataprotect/global-restore', generation: id, repository: o.repo.location, startedAt: new Date().toISOString(),
       servers: Object.fromEntries(plan.mapping.map((m) => [m.from.uid, m.to.uid])), done: [], finishedAt: null,
     };
     await writeState(inst.stateDir, state);
+    if (o.wipe) {
+      log.warn(`wiping the installation before restoring generation ${id}`);
+      for (const p of plan.parts) await clearPart(p);
+    }
     log.info(`restoring generation ${id} of ${g.record.protectionTime}: ${plan.parts.map((p) => p.key).join(', ')}`);
   }
   const st: GlobalRestoreState = state!;
@@ -164,7 +173,7 @@ async function restoreLocked(o: GlobalRestoreRunOptions, g: StoredGeneration): P
   st.finishedAt = new Date().toISOString();
   await writeState(inst.stateDir, st);
   log.info(`generation ${id} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return { generation: id, resumed, parts: outcomes, addressChanges: changes, serverChanges: renames, warnings, durationMs: Date.now() - started };
+  return { generation: id, resumed, alreadyRestored: false, parts: outcomes, addressChanges: changes, serverChanges: renames, warnings, durationMs: Date.now() - started };
 }
 
 async function clearPart(p: PlannedPart): Promise<void> {

@@ -307,22 +307,32 @@ async function launch(layout: HostLayout, endpoint: DovecotEndpoint): Promise<Do
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.once('error', reject);
     child.once('exit', (code) => {
-      child.stderr.destroy();
-      if (code === 0) return resolve();
-      setTimeout(() => {
+      if (code === 0) {
+        child.stderr.destroy();
+        return resolve();
+      }
+      // A launcher that failed left no daemon holding the pipe: its stderr ends once read to the end (bounded,
+      // should it not), however long a busy machine takes to deliver it.
+      const judge = () => {
+        clearTimeout(cap);
+        child.stderr.destroy();
         // `listen(<host>, <port>) failed: Address already in use`, on the launcher's stderr.
         if (/address already in use/i.test(err)) reject(new PortTakenError(`port ${endpoint.port} on ${endpoint.host} is taken`));
         else reject(new Error(`starting dovecot: exit ${code}: ${err.trim()}`));
-      }, 50);
+      };
+      const cap = setTimeout(judge, 10_000);
+      if (child.stderr.readableEnded) judge();
+      else child.stderr.once('end', judge);
     });
   });
   // The master listens before it writes its pid file: wait for both, so that a stop right after finds it.
-  const deadline = Date.now() + 15_000;
+  // Generous: on a machine busy with other work Dovecot can take seconds to start its listeners.
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if ((await readPid(layout)) !== null && (await portOpen(endpoint.host, endpoint.port))) return dovecotStatus(layout);
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`dovecot did not listen on ${endpoint.host}:${endpoint.port} within 15 s; log:\n${await logTail(layout)}`);
+  throw new Error(`dovecot did not listen on ${endpoint.host}:${endpoint.port} within 60 s; log:\n${await logTail(layout)}`);
 }
 
 /** Stops the instance (master and children) and waits until it is gone. */
