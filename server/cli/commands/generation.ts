@@ -86,7 +86,9 @@ export function register(program: Command): void {
       const out = output(opts);
       const retention = policyOf(opts);
       const location = repoPath(opts);
-      const { database: db, host, productVersion } = installation(opts);
+      const inst = installation(opts);
+      const { database: db, host, productVersion } = inst;
+      const agents = await inst.agents();
       const trigger: Trigger = opts.scheduled ? 'schedule' : 'cli';
       const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
         const repo = await openLocation(location, { create: true });
@@ -99,7 +101,7 @@ export function register(program: Command): void {
           }
           const started = Date.now();
           const r = await runGeneration({
-            repo, host, trigger, productVersion,
+            repo, host, trigger, productVersion, agents, repositoryLocation: location,
             backupEmails: opts.emails, backupArchivedEmails: Boolean(opts.archivedEmails), skippedTags: opts.skipTag,
             retention,
             postBackup: opts.postScript ? { script: opts.postScript, timeoutMs: opts.hookTimeout * 1000 } : undefined,

@@ -1,0 +1,90 @@
+// The coordinator's side of the agent protocol: one part asked of a node agent, its JSON lines read as they
+// come. Whatever goes wrong (unreachable, refused, killed mid-part) becomes the part's INVALID status and reason.
+
+import type { PartRecord } from '../dataprotect/generation/format.js';
+import { failedPart } from '../dataprotect/generation/part-backup.js';
+import type { PartAgent, PartAgentCall, PartRequest } from '../dataprotect/generation/part-agents.js';
+import { BACKUP_PATH, type BackupLine } from './protocol.js';
+
+/** `secret` is read when a part is asked for, so that a rotated secret file needs no restart. */
+export function httpPartAgent(endpoint: string, secret: () => Promise<string | undefined>): PartAgent {
+  const base = endpoint.replace(/\/+$/, '');
+  return {
+    endpoint: base,
+    async backup(req: PartRequest, call: PartAgentCall): Promise<PartRecord> {
+      const begin = new Date();
+      const fail = (m: string) => failedPart(req, begin, m);
+      let s: string | undefined;
+      try {
+        s = await secret();
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+      if (!s) return fail(`no agent secret is configured on the coordinator: set DP_AGENT_SECRET_FILE to the file the agents use`);
+      let res: Response;
+      try {
+        res = await fetch(`${base}${BACKUP_PATH}`, {
+          method: 'POST', headers: { authorization: `Bearer ${s}`, 'content-type': 'application/json' }, body: JSON.stringify(req), signal: call.signal,
+        });
+      } catch (err) {
+        if (call.signal?.aborted) return fail('not backed up: the run was cancelled');
+        return fail(`the agent of ${req.server} at ${base} is unreachable (${causeOf(err)}): start it on that server ('bm-dataprotect agent'), or check DP_AGENTS`);
+      }
+      if (res.status === 401) {
+        await res.body?.cancel().catch(() => {});
+        return fail(`the agent at ${base} refused the coordinator's secret: give the coordinator and every agent the same DP_AGENT_SECRET_FILE`);
+      }
+      if (res.status !== 200 || !res.body) {
+        const text = await res.text().catch(() => '');
+        let reason = text.slice(0, 300);
+        try {
+          reason = (JSON.parse(text) as { error?: string }).error ?? reason;
+        } catch {
+          /* not JSON: the text as it is */
+        }
+        return fail(`the agent at ${base} refused the part (HTTP ${res.status}): ${reason}`);
+      }
+      let part: PartRecord | null = null;
+      try {
+        for await (const line of lines(res.body)) {
+          let l: BackupLine;
+          try {
+            l = JSON.parse(line) as BackupLine;
+          } catch {
+            throw new Error(`an answer line is not JSON: ${line.slice(0, 80)}`);
+          }
+          if (l.type === 'progress') call.bytes(l.bytes);
+          else if (l.type === 'log') (l.level === 'warn' ? call.log?.warn : call.log?.info)?.call(call.log, l.message);
+          else if (l.type === 'started') call.bytes(0);
+          else if (l.type === 'result') part = l.part;
+        }
+      } catch (err) {
+        if (call.signal?.aborted) return fail('not backed up: the run was cancelled');
+        return fail(`the agent at ${base} stopped answering while backing up the part (${causeOf(err)}); nothing of it is in this generation: check that the agent runs`);
+      }
+      if (!part) return fail(`the agent at ${base} ended its answer without the part's result; nothing of it is in this generation: check the agent's log`);
+      if (part.server !== req.server || part.tag !== req.tag) return fail(`the agent at ${base} answered for ${part.server} ${part.tag}, not for this part`);
+      return part;
+    },
+  };
+}
+
+async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    rest += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = rest.indexOf('\n')) >= 0) {
+      const line = rest.slice(0, nl).trim();
+      rest = rest.slice(nl + 1);
+      if (line) yield line;
+    }
+  }
+  if (rest.trim()) yield rest.trim();
+}
+
+function causeOf(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  return e.cause?.code ?? e.cause?.message ?? e.message;
+}

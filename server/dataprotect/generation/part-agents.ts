@@ -1,0 +1,34 @@
+// Which process backs up a server's parts. A single-server installation has none to ask: the coordinator backs
+// up its own server in-process. In a multi-server installation each server runs a node agent, and the
+// coordinator asks it for that server's parts (server/agent implements this over HTTP).
+
+import type { HostServer, Tag } from '../../host/port.js';
+import type { PartRecord } from './format.js';
+
+/** What the coordinator asks an agent for: one part of a generation, into the repository at `repository`. */
+export interface PartRequest {
+  generation: string;
+  server: string;
+  tag: Tag;
+  /** The generation's time (ISO 8601). */
+  time: string;
+  /** The repository's location, as both the coordinator and the agent reach it (a shared folder or s3://). */
+  repository: string;
+}
+
+export interface PartAgentCall {
+  /** Bytes read so far on the agent. */
+  bytes(n: number): void;
+  log?: { info(m: string): void; warn(m: string): void };
+  signal?: AbortSignal;
+}
+
+export interface PartAgent {
+  /** Where the agent answers, for messages (no secret in it). */
+  readonly endpoint: string;
+  /** Never throws: an unreachable or failing agent gives the part INVALID with the reason. */
+  backup(req: PartRequest, call: PartAgentCall): Promise<PartRecord>;
+}
+
+/** The agent serving a server, or null when the coordinator serves it itself. */
+export type PartAgents = (server: HostServer) => PartAgent | null;
