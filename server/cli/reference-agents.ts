@@ -73,7 +73,9 @@ export async function ensureAgentSecret(layout: HostLayout, env: NodeJS.ProcessE
 }
 
 /** Starts the agents that do not run; answers every agent with its state. */
-export async function startAgents(layout: HostLayout, o: { env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<AgentState[]> {
+export async function startAgents(layout: HostLayout, o: { env?: NodeJS.ProcessEnv; log?: (m: string) => void; servers?: readonly string[] } = {}): Promise<AgentState[]> {
+  const unknown = (o.servers ?? []).filter((x) => !TOPOLOGY.some((s) => s.uid === x));
+  if (unknown.length) throw new Error(`no server ${unknown.join(', ')} in the reference host (servers: ${TOPOLOGY.map((s) => s.uid).join(', ')})`);
   const env = { ...(o.env ?? process.env) };
   Object.assign(env, await ensureAgentSecret(layout, env));
   const dir = agentsDir(layout);
@@ -81,7 +83,7 @@ export async function startAgents(layout: HostLayout, o: { env?: NodeJS.ProcessE
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
   const running = await runningAgents(layout);
   const out: AgentState[] = [];
-  for (const s of TOPOLOGY) {
+  for (const s of TOPOLOGY.filter((x) => !o.servers?.length || o.servers.includes(x.uid))) {
     const already = running.find((r) => r.server === s.uid);
     if (already) {
       o.log?.(`agent of ${s.uid} already runs on ${already.url} (pid ${already.pid})`);

@@ -8,7 +8,7 @@ import { dovecotStatus, startDovecot, stopDovecot } from '../../host/reference/d
 import { DEFAULT_HOST_ROOT, TOPOLOGY, fileLocations, hostLayout } from '../../host/reference/layout.js';
 import { seedReference } from '../../host/reference/seed.js';
 import { hostDatabase } from '../compose.js';
-import { output, wholeNumber } from '../context.js';
+import { collect, output, UsageError, wholeNumber } from '../context.js';
 import { duration } from '../output.js';
 import { agentsValue, runningAgents, startAgents, stopAgents } from '../reference-agents.js';
 
@@ -129,11 +129,14 @@ export function register(program: Command): void {
   agents
     .command('start')
     .description('start an agent for each server that has none running (127.0.0.1 and 127.0.0.2, free ports), detached')
+    .option('--server <uid>', 'only the agent of this server (repeatable)', collect, [])
     .option(...rootOption)
     .option('--json', 'output as JSON')
-    .action(async (opts: HostOpts) => {
+    .action(async (opts: HostOpts & { server: string[] }) => {
       const out = output(opts);
-      const states = await startAgents(hostLayout(opts.hostRoot), { log: (l) => out.notice(l) });
+      const unknown = opts.server.filter((x) => !TOPOLOGY.some((s) => s.uid === x));
+      if (unknown.length) throw new UsageError(`--server ${unknown.join(', ')}: no such server (servers: ${TOPOLOGY.map((s) => s.uid).join(', ')})`);
+      const states = await startAgents(hostLayout(opts.hostRoot), { log: (l) => out.notice(l), servers: opts.server });
       out.summary({ agents: states, DP_AGENTS: agentsValue(states) }, [...states.map((a) => `${a.server} (${a.address}): ${a.url} (pid ${a.pid})`), `DP_AGENTS=${agentsValue(states)}`].join('\n'));
     });
   agents
