@@ -3,8 +3,8 @@
 
 import type { PartRecord } from '../dataprotect/generation/format.js';
 import { failedPart } from '../dataprotect/generation/part-backup.js';
-import type { PartAgent, PartAgentCall, PartRequest } from '../dataprotect/generation/part-agents.js';
-import { BACKUP_PATH, type BackupLine } from './protocol.js';
+import type { PartAgent, PartAgentCall, PartRequest, TreeRestoreCall, TreeRestoreDone, TreeRestoreRequest } from '../dataprotect/generation/part-agents.js';
+import { BACKUP_PATH, RESTORE_PATH, type BackupLine, type RestoreLine } from './protocol.js';
 
 /** `secret` is read when a part is asked for, so that a rotated secret file needs no restart. */
 export function httpPartAgent(endpoint: string, secret: () => Promise<string | undefined>): PartAgent {
@@ -65,6 +65,46 @@ export function httpPartAgent(endpoint: string, secret: () => Promise<string | u
       if (!part) return fail(`the agent at ${base} ended its answer without the part's result; nothing of it is in this generation: check the agent's log`);
       if (part.server !== req.server || part.tag !== req.tag) return fail(`the agent at ${base} answered for ${part.server} ${part.tag}, not for this part`);
       return part;
+    },
+
+    async restoreTree(req: TreeRestoreRequest, call: TreeRestoreCall): Promise<TreeRestoreDone> {
+      const where = `part ${req.key}: the agent of ${req.server} at ${base}`;
+      const s = await secret();
+      if (!s) throw new Error(`${where}: no agent secret is configured on the coordinator: set DP_AGENT_SECRET_FILE to the file the agents use`);
+      let res: Response;
+      try {
+        res = await fetch(`${base}${RESTORE_PATH}`, {
+          method: 'POST', headers: { authorization: `Bearer ${s}`, 'content-type': 'application/json' }, body: JSON.stringify(req), signal: call.signal,
+        });
+      } catch (err) {
+        throw new Error(`${where} is unreachable (${causeOf(err)}): start it on that server, then run the restore again (it resumes)`);
+      }
+      if (res.status !== 200 || !res.body) {
+        const text = await res.text().catch(() => '');
+        let reason = text.slice(0, 300);
+        try {
+          reason = (JSON.parse(text) as { error?: string }).error ?? reason;
+        } catch {
+          /* not JSON */
+        }
+        throw new Error(`${where} refused the restore (HTTP ${res.status}): ${reason}`);
+      }
+      let done: TreeRestoreDone | null = null;
+      let failed: string | null = null;
+      try {
+        for await (const line of lines(res.body)) {
+          const l = JSON.parse(line) as RestoreLine;
+          if (l.type === 'progress') call.progress(l.bytes, l.bytesTotal, l.files, l.filesTotal);
+          else if (l.type === 'log') call.log?.info(l.message);
+          else if (l.type === 'restored') done = l.done;
+          else if (l.type === 'failed') failed = l.message;
+        }
+      } catch (err) {
+        throw new Error(`${where} stopped answering during the restore (${causeOf(err)}); run the restore again (it resumes)`);
+      }
+      if (failed !== null) throw new Error(`${where}: ${failed}`);
+      if (!done) throw new Error(`${where} ended its answer without the outcome; check the agent's log`);
+      return done;
     },
   };
 }

@@ -7,14 +7,20 @@ import type { AddressInfo } from 'node:net';
 import type { Repository } from '../engine/index.js';
 import { backupPart, failedPart } from '../dataprotect/generation/part-backup.js';
 import { openLocation } from '../dataprotect/generation/repository.js';
+import { clearLocations, restoreTreePart, type TreeHost } from '../dataprotect/global-restore/tree-part.js';
+import type { TreeRestoreRequest } from '../dataprotect/generation/part-agents.js';
 import type { HostPort, HostServer } from '../host/port.js';
 import { authorized } from './secret.js';
-import { BACKUP_PATH, HEALTH_PATH, PROTOCOL_VERSION, parsePartRequest, type AgentIdentity, type BackupLine } from './protocol.js';
+import {
+  BACKUP_PATH, HEALTH_PATH, PROTOCOL_VERSION, RESTORE_PATH, parsePartRequest, parseRestoreRequest, type AgentIdentity, type BackupLine, type RestoreLine,
+} from './protocol.js';
 
 export interface AgentOptions {
   /** The server this agent serves (its parts only). */
   server: HostServer;
   host: HostPort;
+  /** What a restored file part tells the server (the mail server re-reads its spool); without it, no restores. */
+  installation?: TreeHost;
   secret: string;
   /** Where to listen: the server's own address; port 0 takes a free one. */
   listen: { address: string; port: number };
@@ -46,15 +52,28 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     }
     const url = req.url?.split('?')[0];
     if (req.method === 'GET' && url === HEALTH_PATH) return answer(res, 200, identity);
-    if (req.method !== 'POST' || url !== BACKUP_PATH) {
+    if (req.method !== 'POST' || (url !== BACKUP_PATH && url !== RESTORE_PATH)) {
       req.resume();
-      return answer(res, 404, { error: `no ${req.method} ${url} here (the agent serves POST ${BACKUP_PATH} and GET ${HEALTH_PATH})` });
+      return answer(res, 404, { error: `no ${req.method} ${url} here (the agent serves POST ${BACKUP_PATH}, POST ${RESTORE_PATH} and GET ${HEALTH_PATH})` });
     }
     let body: unknown;
     try {
       body = JSON.parse((await readBody(req)).toString('utf8'));
     } catch (err) {
       return answer(res, 400, { error: `the body is not JSON of at most ${MAX_BODY} bytes: ${(err as Error).message}` });
+    }
+    if (url === RESTORE_PATH) {
+      const r = parseRestoreRequest(body);
+      if (typeof r === 'string') return answer(res, 400, { error: r });
+      if (r.server !== o.server.uid) return answer(res, 409, { error: `this agent serves ${o.server.uid} (${o.server.address}), not ${r.server}` });
+      if (!o.installation) return answer(res, 501, { error: 'this agent does not restore' });
+      // Only the server's own data locations, exactly as its host describes them, are written.
+      const own = await o.host.dataLocations(o.server.uid, r.tag);
+      const foreign = r.locations.filter((l) => !own.some((x) => x.virtualPath === l.virtualPath && x.fsPath === l.fsPath));
+      if (foreign.length || !r.locations.length) {
+        return answer(res, 409, { error: `${foreign.map((l) => l.fsPath).join(', ') || 'no location'}: not a data location of ${r.tag} on ${o.server.uid}` });
+      }
+      return restoreTree(r, res);
     }
     const p = parsePartRequest(body);
     if (typeof p === 'string') return answer(res, 400, { error: p });
@@ -112,6 +131,43 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     send({ type: 'result', part: part! });
     res.end();
     void req;
+  };
+
+  const restoreTree = async (r: TreeRestoreRequest, res: ServerResponse) => {
+    const cancel = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) cancel.abort(new Error('the coordinator closed the connection'));
+    });
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    const send = (line: RestoreLine) => {
+      if (!res.destroyed) res.write(JSON.stringify(line) + '\n');
+    };
+    send({ type: 'started', agent: identity });
+    log(`restore of part ${r.key} (generation ${r.generation}): starting`);
+    let repo: Repository | null = null;
+    let last = 0;
+    try {
+      repo = await open(r.repository, cancel.signal);
+      if (!repo) throw new Error(`the agent on ${o.server.address} sees no repository at ${r.repository}`);
+      const snapshot = await repo.findSnapshot(r.snapshot);
+      if (snapshot.tag !== r.tag) throw new Error(`snapshot ${r.snapshot.slice(0, 12)} is a ${snapshot.tag} part, not ${r.tag}`);
+      await clearLocations(r.locations);
+      const done = await restoreTreePart(repo, o.installation!, { key: r.key, tag: r.tag, target: r.server, snapshot, locations: r.locations }, r.changes,
+        (bytes, bytesTotal, files, filesTotal) => {
+          if (Date.now() - last < PROGRESS_EVERY_MS) return;
+          last = Date.now();
+          send({ type: 'progress', bytes, bytesTotal, files, filesTotal });
+        },
+        { info: (m) => send({ type: 'log', level: 'info', message: m }) });
+      log(`restore of part ${r.key}: done (${done.detail})`);
+      send({ type: 'restored', done });
+    } catch (err) {
+      log(`restore of part ${r.key}: failed: ${(err as Error).message}`);
+      send({ type: 'failed', message: (err as Error).message });
+    } finally {
+      await repo?.close().catch(() => {});
+    }
+    res.end();
   };
 
   const server = createServer((req, res) => {

@@ -222,6 +222,17 @@ describe('node agents', () => {
     // Another server's part is not this agent's.
     const other = await fetch(`${mail.url}/v1/parts/backup`, { method: 'POST', body: body.replace(MAIL_SERVER, CORE_SERVER), headers: { authorization: `Bearer ${SECRET}` } });
     expect(other.status).toBe(409);
+    // A restore writes only the server's own data locations, as its host describes them.
+    const restore = (locations: unknown) => fetch(`${mail.url}/v1/parts/restore`, {
+      method: 'POST', headers: { authorization: `Bearer ${SECRET}` },
+      body: JSON.stringify({ repository: location, generation: 'x', key: `${MAIL_SERVER} mail/imap`, tag: 'mail/imap', server: MAIL_SERVER, snapshot: 'x', locations, changes: [] }),
+    });
+    const foreign = await restore([{ virtualPath: '/spool', fsPath: path.join(work, 'elsewhere') }]);
+    expect(foreign.status).toBe(409);
+    expect((await foreign.json()).error).toMatch(/not a data location of mail\/imap on bm-mail/);
+    expect((await restore('all')).status).toBe(400);
+    const unauthenticated = await fetch(`${mail.url}/v1/parts/restore`, { method: 'POST', body: '{}' });
+    expect(unauthenticated.status).toBe(401);
 
     // A coordinator with another secret gets the part INVALID, saying what to do.
     const wrong = httpPartAgent(mail.url, async () => 'not the installation secret at all');
@@ -286,10 +297,16 @@ describe('node agents', () => {
     lastGood = again.generation.id;
   });
 
-  it('a global restore from that repository brings back every table row, every file and every message', async () => {
+  it("a global restore from that repository, each server's file parts through its agent, brings back every table row, file and message", async () => {
     await wipeInstallation(host);
-    const r = await runGlobalRestore({ repo, installation: referenceInstallation(host), generation: lastGood });
+    const r = await runGlobalRestore({ repo, installation: referenceInstallation(host), generation: lastGood, agents: await coordinatorAgents(), repositoryLocation: location });
     expect(r.parts.every((p) => p.state === 'restored')).toBe(true);
+    const urls = Object.fromEntries((await agents()).map((a) => [a.server, a.url]));
+    for (const p of r.parts) {
+      if (p.tag === 'bm/pgsql') expect(p.detail).not.toContain('by the agent');
+      else expect(p.detail, p.key).toContain(`by the agent at ${urls[p.target]}`);
+    }
+    expect(r.parts.find((p) => p.tag === 'mail/imap')!.detail).toMatch(/mail server resynchronised \d+ mailboxes/);
     expect(await recordTables(sb.db)).toEqual(tables);
     expect(await recordFiles(host.layout)).toEqual(files);
     const imap = await everyMailbox(host.layout);

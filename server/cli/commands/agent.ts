@@ -32,14 +32,14 @@ export function register(program: Command): void {
       const out = output(opts);
       const secret = await agentSecretFromEnvironment();
       if (!secret) throw new UsageError(`no agent secret: set ${AGENT_SECRET_FILE_ENV} to a file only this user can read (or ${AGENT_SECRET_ENV}), the same as the coordinator's`);
-      const { host } = installation(opts);
+      const { host, recovery } = installation(opts);
       const server = (await host.servers()).find((s) => s.uid === opts.server);
       if (!server) throw new UsageError(`no server ${opts.server} in this installation (servers: ${(await host.servers()).map((s) => s.uid).join(', ')})`);
       const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(opts.listen ?? server.address);
       if (!m) throw new UsageError(`--listen ${opts.listen}: give ADDRESS or ADDRESS:PORT`);
       const address = m[1].replace(/^\[|\]$/g, '');
       const port = m[2] !== undefined ? Number(m[2]) : DEFAULT_AGENT_PORT;
-      const agent = await startAgent({ server, host, secret, listen: { address, port }, log: (l) => out.notice(l) });
+      const agent = await startAgent({ server, host, installation: recovery, secret, listen: { address, port }, log: (l) => out.notice(l) });
       if (opts.stateFile) {
         const tmp = `${opts.stateFile}.${process.pid}.tmp`;
         await writeFile(tmp, JSON.stringify({ server: server.uid, address: server.address, url: agent.url, pid: process.pid }) + '\n', { mode: 0o600 });

@@ -23,11 +23,41 @@ export interface PartAgentCall {
   signal?: AbortSignal;
 }
 
+/** A global restore's file part, restored on the server that holds its data locations. */
+export interface TreeRestoreRequest {
+  repository: string;
+  generation: string;
+  /** `server tag` of the generation. */
+  key: string;
+  tag: Tag;
+  /** The server of this installation the part goes to (the agent's own). */
+  server: string;
+  snapshot: string;
+  /** Where the part goes on that server (each one of the server's own data locations). */
+  locations: { virtualPath: string; fsPath: string }[];
+  /** Server addresses the restored configuration must name anew. */
+  changes: { from: string; to: string }[];
+}
+
+export interface TreeRestoreCall {
+  progress(bytes: number, bytesTotal: number, files: number, filesTotal: number): void;
+  log?: { info(m: string): void };
+  signal?: AbortSignal;
+}
+
+export interface TreeRestoreDone {
+  bytes: number;
+  files: number;
+  detail: string;
+}
+
 export interface PartAgent {
   /** Where the agent answers, for messages (no secret in it). */
   readonly endpoint: string;
   /** Never throws: an unreachable or failing agent gives the part INVALID with the reason. */
   backup(req: PartRequest, call: PartAgentCall): Promise<PartRecord>;
+  /** Restores a file part on the agent's server; throws with the reason (the global restore stops, resumable). */
+  restoreTree?(req: TreeRestoreRequest, call: TreeRestoreCall): Promise<TreeRestoreDone>;
 }
 
 /** The agent serving a server, or null when the coordinator serves it itself. */
