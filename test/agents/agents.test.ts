@@ -4,7 +4,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerServer } from '../../plugin/server.js';
+import { TaskRegistry } from '../../server/jobs/task-registry.js';
+import { dropDatabase } from '../../server/pg/databases.js';
+import { KEYS, PG_BASE, testAuth } from '../http/harness.js';
 import { httpPartAgent } from '../../server/agent/client.js';
 import { parseAgents, partAgents } from '../../server/agent/config.js';
 import { agentsValue, runningAgents, type AgentState } from '../../server/cli/reference-agents.js';
@@ -229,7 +234,7 @@ describe('node agents', () => {
     });
     const foreign = await restore([{ virtualPath: '/spool', fsPath: path.join(work, 'elsewhere') }]);
     expect(foreign.status).toBe(409);
-    expect((await foreign.json()).error).toMatch(/not a data location of mail\/imap on bm-mail/);
+    expect(((await foreign.json()) as { error: string }).error).toMatch(/not a data location of mail\/imap on bm-mail/);
     expect((await restore('all')).status).toBe(400);
     const unauthenticated = await fetch(`${mail.url}/v1/parts/restore`, { method: 'POST', body: '{}' });
     expect(unauthenticated.status).toBe(401);
@@ -295,6 +300,45 @@ describe('node agents', () => {
     const by = await madeBy(again);
     expect(Object.entries(by).filter(([k]) => k.startsWith(MAIL_SERVER)).map(([, v]) => v)).toEqual(['127.0.0.2', '127.0.0.2', '127.0.0.2']);
     lastGood = again.generation.id;
+  });
+
+  it("the plugin's runner with DP_AGENTS: Backup now asks each server's agent for its parts", async () => {
+    const databaseUrl = `${PG_BASE}/dp_test_agents_${randomBytes(5).toString('hex')}`;
+    const env = { DP_AGENTS: agentsValue(await agents()), DP_AGENT_SECRET_FILE: secretFile, DP_REPOSITORY_PASSWORD_FILE: agentEnv.DP_REPOSITORY_PASSWORD_FILE };
+    const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    const app = Fastify();
+    let reg: Awaited<ReturnType<typeof registerServer>> | undefined;
+    try {
+      reg = await registerServer(
+        { fastify: app, databaseUrl, auth: testAuth, defaultRepositoryLocation: location, taskFilesDir: path.join(work, 'files'), nodeId: 'node-agents', log: { info: () => {}, error: () => {} } },
+        { installation: { port: host, productVersion: SCHEMA_VERSION, mailer: null } },
+      );
+      await app.ready();
+      const started = await app.inject({ method: 'POST', url: '/api/dataprotect/backups', headers: { 'x-bm-apikey': KEYS.admin } });
+      expect(started.statusCode, started.body).toBe(202);
+      const task = started.json().task.id as string;
+      const done = await reg.container.resolve(TaskRegistry).whenDone(task);
+      expect(done?.status, done?.error ?? '').toBe('SUCCEEDED');
+      const id = done!.result!.generationId as string;
+      const snaps = (await repo.listSnapshots()).filter((x) => x.meta?.generation === id && x.server !== '_dataprotect');
+      expect(snaps.map((x) => [x.server, x.tag, x.meta?.agent]).sort()).toEqual([
+        [CORE_SERVER, 'bm/conf', '127.0.0.1'], [CORE_SERVER, 'bm/pgsql', '127.0.0.1'], [CORE_SERVER, 'filehosting/data', '127.0.0.1'],
+        [MAIL_SERVER, 'bm/conf', '127.0.0.2'], [MAIL_SERVER, 'mail/imap', '127.0.0.2'],
+      ].sort());
+      const log = JSON.stringify((await app.inject({ method: 'GET', url: `/api/dataprotect/tasks/${task}/log`, headers: { 'x-bm-apikey': KEYS.admin } })).json());
+      expect(log).toContain('backed up by the agent at http://127.0.0.2:');
+      expect(log).not.toContain(SECRET);
+      expect(log).not.toContain(PASSWORD);
+    } finally {
+      await app.close();
+      await reg?.close();
+      await dropDatabase(databaseUrl).catch(() => {});
+      for (const [k, v] of Object.entries(before)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   it("a global restore from that repository, each server's file parts through its agent, brings back every table row, file and message", async () => {
