@@ -38,7 +38,7 @@ export async function agentSecretFromEnvironment(env: NodeJS.ProcessEnv = proces
   const file = env[AGENT_SECRET_FILE_ENV];
   if (file) return readSecretFile(file);
   const s = env[AGENT_SECRET_ENV];
-  if (s !== undefined && s.length < 16) throw new AgentSecretError(`${AGENT_SECRET_ENV} holds fewer than 16 characters: give a long random secret`);
+  if (s && s.length < 16) throw new AgentSecretError(`${AGENT_SECRET_ENV} holds fewer than 16 characters: give a long random secret`);
   return s || undefined;
 }
 
