@@ -341,6 +341,18 @@ describe('node agents', () => {
     }
   });
 
+  it('`generation backup` on the command line uses the running reference agents', async () => {
+    const r = await runCli(['generation', 'backup', '--repo', location, '--host-root', sb.root, '--no-retention', '--no-post-script', '--json'], { env: agentEnv });
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { generation?: { id: string }; id?: string };
+    const id = summary.generation?.id ?? summary.id;
+    expect(id).toBeTruthy();
+    const snaps = (await repo.listSnapshots()).filter((x) => x.meta?.generation === id && x.server !== '_dataprotect');
+    expect(snaps.length).toBe(5);
+    for (const x of snaps) expect(x.meta?.agent, `${x.server} ${x.tag}`).toBe(x.server === MAIL_SERVER ? '127.0.0.2' : '127.0.0.1');
+    expect(r.stdout).toContain('backed up by the agent at http://127.0.0.2:');
+  });
+
   it("a global restore from that repository, each server's file parts through its agent, brings back every table row, file and message", async () => {
     await wipeInstallation(host);
     const r = await runGlobalRestore({ repo, installation: referenceInstallation(host), generation: lastGood, agents: await coordinatorAgents(), repositoryLocation: location });
