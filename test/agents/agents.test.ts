@@ -57,18 +57,19 @@ let tables: Record<string, string[]>;
 const savedEnv = { ...process.env };
 
 /**
- * The mail agent reaches S3 through this gate: closed, it holds every request, so that the agent can be killed
- * at a point the test chooses (its first answer line, before it has read or written anything).
+ * The mail agent reaches S3 through this gate. Holding, it keeps back every request the predicate picks, so that the
+ * agent can be killed at a point the test chooses: with its snapshot writes held, a part the agent has started
+ * reading cannot be committed before the kill.
  */
 interface S3Gate {
   endpoint: string;
-  close(): void;
-  open(): void;
+  hold(which: (req: http.IncomingMessage) => boolean): void;
+  release(): void;
   stop(): Promise<void>;
 }
 
 async function startGate(target: string): Promise<S3Gate> {
-  let closed = false;
+  let holding: ((req: http.IncomingMessage) => boolean) | null = null;
   let held: (() => void)[] = [];
   const server = http.createServer((req, res) => {
     const forward = () => {
@@ -80,15 +81,15 @@ async function startGate(target: string): Promise<S3Gate> {
       up.on('error', () => res.destroy());
       req.pipe(up);
     };
-    if (closed) held.push(forward);
+    if (holding?.(req)) held.push(forward);
     else forward();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => (closed = true),
-    open: () => {
-      closed = false;
+    hold: (which) => (holding = which),
+    release: () => {
+      holding = null;
       const h = held;
       held = [];
       for (const f of h) f();
@@ -113,21 +114,23 @@ async function agents(): Promise<AgentState[]> {
   return runningAgents(hostLayout(sb.root));
 }
 
-/** The coordinator's agents, as DP_AGENTS would give them; `onFirstLine` hears each part's first answer line. */
-async function coordinatorAgents(onFirstLine?: (server: string) => void): Promise<PartAgents> {
+/**
+ * The coordinator's agents, as DP_AGENTS would give them; `onProgress` hears each progress line (the first
+ * `bytes` call of a part is the agent's `started` line, the next ones its progress lines).
+ */
+async function coordinatorAgents(onProgress?: (server: string) => void): Promise<PartAgents> {
   const base = partAgents(parseAgents(agentsValue(await agents())), { DP_AGENT_SECRET_FILE: secretFile })!;
   return (server) => {
     const a = base(server);
-    if (!a || !onFirstLine) return a;
+    if (!a || !onProgress) return a;
     return {
       endpoint: a.endpoint,
       backup: (req, call) => {
-        let first = true;
+        let lines = 0;
         return a.backup(req, {
           ...call,
           bytes: (n) => {
-            if (first) onFirstLine(server.uid);
-            first = false;
+            if (lines++ > 0) onProgress(server.uid);
             call.bytes(n);
           },
         });
@@ -272,14 +275,16 @@ describe('node agents', () => {
   it("the mail server's agent killed mid-run: its parts INVALID with the reason, the core's VALID, run ERROR; restarted, the next run is OK", async () => {
     const mail = (await agents()).find((a) => a.server === MAIL_SERVER)!;
     let killed = false;
-    gate.close();
+    // The mail agent opens the repository, takes its lock and reads; its snapshot writes wait at the gate.
+    gate.hold((req) => req.method === 'PUT' && /\/snapshots\//.test(req.url ?? ''));
     const agentsOf = await coordinatorAgents((server) => {
       if (server !== MAIL_SERVER || killed) return;
+      // Its first progress line: it is reading its first part, holding the repository's lock.
       process.kill(mail.pid, 'SIGKILL');
       killed = true;
     });
     const r = await generation(agentsOf);
-    gate.open();
+    gate.release();
     expect(killed).toBe(true);
     const mailParts = r.generation.parts.filter((p) => p.server === MAIL_SERVER);
     const coreParts = r.generation.parts.filter((p) => p.server === CORE_SERVER);
