@@ -37,6 +37,8 @@ export interface RunningAgent {
 const MAX_BODY = 64 * 1024;
 /** Progress lines at most this often: the coordinator shows them, it does not need every archiver update. */
 const PROGRESS_EVERY_MS = 250;
+/** A progress line at least this often, however slow the part: the coordinator takes a long silence for a dead agent. */
+const HEARTBEAT_MS = 10_000;
 
 export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const log = o.log ?? (() => {});
@@ -95,6 +97,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       if (!res.destroyed) res.write(JSON.stringify(line) + '\n');
     };
     send({ type: 'started', agent: identity });
+    let lastBytes = 0;
+    const heartbeat = setInterval(() => send({ type: 'progress', bytes: lastBytes }), HEARTBEAT_MS);
     log(`part ${key} of generation ${p.generation}: starting`);
     const begin = new Date();
     let part;
@@ -114,6 +118,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
           meta: { agent: o.server.address },
           bytes: (n) => {
             pending = n;
+            lastBytes = n;
             if (Date.now() - last >= PROGRESS_EVERY_MS) {
               last = Date.now();
               send({ type: 'progress', bytes: n });
@@ -127,6 +132,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         await repo.close().catch(() => {});
       }
     }
+    clearInterval(heartbeat);
     log(`part ${key} of generation ${p.generation}: ${part!.status}${part!.messages.length ? ` (${part!.messages[0]})` : ''}`);
     send({ type: 'result', part: part! });
     res.end();
@@ -146,6 +152,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     log(`restore of part ${r.key} (generation ${r.generation}): starting`);
     let repo: Repository | null = null;
     let last = 0;
+    let latest = { bytes: 0, bytesTotal: 0, files: 0, filesTotal: 0 };
+    const heartbeat = setInterval(() => send({ type: 'progress', ...latest }), HEARTBEAT_MS);
     try {
       repo = await open(r.repository, cancel.signal);
       if (!repo) throw new Error(`the agent on ${o.server.address} sees no repository at ${r.repository}`);
@@ -154,6 +162,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       await clearLocations(r.locations);
       const done = await restoreTreePart(repo, o.installation!, { key: r.key, tag: r.tag, target: r.server, snapshot, locations: r.locations }, r.changes,
         (bytes, bytesTotal, files, filesTotal) => {
+          latest = { bytes, bytesTotal, files, filesTotal };
           if (Date.now() - last < PROGRESS_EVERY_MS) return;
           last = Date.now();
           send({ type: 'progress', bytes, bytesTotal, files, filesTotal });
@@ -165,6 +174,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       log(`restore of part ${r.key}: failed: ${(err as Error).message}`);
       send({ type: 'failed', message: (err as Error).message });
     } finally {
+      clearInterval(heartbeat);
       await repo?.close().catch(() => {});
     }
     res.end();

@@ -61,3 +61,29 @@ describe('agent configuration', () => {
     expect(c.stdout).toMatch(/no agent runs/);
   });
 });
+
+describe('an agent that stops answering', () => {
+  it('a part whose agent goes silent (no line within the idle time) is INVALID, saying so; the run is not held', async () => {
+    const { createServer } = await import('node:http');
+    const { httpPartAgent } = await import('../../server/agent/client.js');
+    // Answers like an agent, then goes silent: what a stopped (SIGSTOP) or cut-off agent looks like.
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(JSON.stringify({ type: 'started', agent: { server: 'bm-mail', address: '127.0.0.2', protocol: 1 } }) + '\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const agent = httpPartAgent(url, async () => randomBytes(32).toString('hex'), { idleMs: 300 });
+      const req = { generation: 'g', server: 'bm-mail', tag: 'mail/imap', time: new Date().toISOString(), repository: '/nowhere' };
+      const part = await agent.backup(req, { bytes: () => {} });
+      expect(part.status).toBe('INVALID');
+      expect(part.messages[0]).toBe(`the agent at ${url} stopped answering while backing up the part (it sent nothing for 300 ms); nothing of it is in this generation: check that the agent runs`);
+      await expect(agent.restoreTree!({ ...req, key: 'bm-mail mail/imap', snapshot: 's', locations: [], changes: [] }, { progress: () => {} })).rejects.toThrow(/stopped answering during the restore \(it sent nothing for 0 s\)/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
