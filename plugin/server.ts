@@ -52,6 +52,7 @@ import { alertConfigFromEnv, alertIntervalMs } from '../server/dataprotect/alert
 import { ALERT_CONFIG, AlertMonitor } from '../server/dataprotect/alerts/monitor.js';
 import { ClusterCoordinator } from '../server/jobs/cluster.js';
 import { BackupScheduler, RehearsalScheduler, type SchedulerLog } from '../server/jobs/scheduler.js';
+import { RecoveryPointScheduler } from '../server/jobs/recovery-point-scheduler.js';
 import { TaskRegistry } from '../server/jobs/task-registry.js';
 import { NODE_ID, TASK_FILES_DIR } from '../server/jobs/tokens.js';
 import { createPool, type Pool } from '../server/pg/client.js';
@@ -207,12 +208,21 @@ export async function registerServer(host: ServerHost, services: ServerServices 
 
   let scheduler: BackupScheduler | null = null;
   let rehearsals: RehearsalScheduler | null = null;
+  let recoveryPoints: RecoveryPointScheduler | null = null;
   let alerts: AlertMonitor | null = null;
   if (services.installation || services.backups) {
     const log = host.log ?? { info: (m: string) => host.fastify.log.info(m), error: (m: string) => host.fastify.log.error(m) };
     scheduler = new BackupScheduler(settings, deps.backups, c.resolve(ClusterCoordinator), log);
     await scheduler.start();
     schedules.backup = scheduler;
+    const backups = deps.backups;
+    recoveryPoints = new RecoveryPointScheduler(
+      settings,
+      { startRecoveryPoint: (by) => backups.startRecoveryPoint(by), backupRunning: async () => (await tasks.findRunning('backup')) !== null },
+      c.resolve(ClusterCoordinator),
+      log,
+    );
+    await recoveryPoints.start();
     if (services.installation?.recovery) {
       rehearsals = new RehearsalScheduler(settings, deps.rehearsals, c.resolve(ClusterCoordinator), log);
       await rehearsals.start();
@@ -233,6 +243,7 @@ export async function registerServer(host: ServerHost, services: ServerServices 
     async close() {
       await scheduler?.stop();
       await rehearsals?.stop();
+      await recoveryPoints?.stop();
       await alerts?.stop();
       await metrics.close();
       await tasks.close();

@@ -273,6 +273,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/recovery-points": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take a mail recovery point now (a task of kind recovery-point)
+         * @description Backs up the mail parts alone (mail/imap, and mail/archive when archived mail is backed up) as a light
+         *     generation of trigger `recovery-point`, listed with the generations. Mail restores read it as any
+         *     generation; other restores and the global restore refuse it (it holds mail only). It is kept
+         *     `recoveryPointRetentionDays`, outside the nightly retention policy. When one is running, answers 202 with it
+         *     and `alreadyRunning: true`; 409 while a backup, retention or forget runs.
+         */
+        post: operations["startRecoveryPoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rehearsals": {
         parameters: {
             query?: never;
@@ -966,6 +990,17 @@ export interface components {
             rehearsalDay?: components["schemas"]["RehearsalDay"];
             /** @description HH:MM in the server time zone (left out: unchanged) */
             rehearsalTime?: string;
+            /** @description Take mail recovery points between the nightly generations (left out: unchanged) */
+            recoveryPointsEnabled?: boolean;
+            /** @description Minutes between two mail recovery points (left out: unchanged) */
+            recoveryPointMinutes?: number;
+            /** @description Days a mail recovery point is kept, outside the nightly policy (left out: unchanged) */
+            recoveryPointRetentionDays?: number;
+            /**
+             * @description Another repository each successful nightly generation is copied to (a task of kind copy): an absolute
+             *     directory or an s3:// URL, checked as repositoryLocation is; empty: no off-site copy (left out: unchanged)
+             */
+            offsiteCopyLocation?: string;
         };
         /**
          * @description The day the scheduled rehearsal runs on, every week, or every day
@@ -997,6 +1032,17 @@ export interface components {
             rehearsalDay: components["schemas"]["RehearsalDay"];
             /** @description HH:MM, in timeZone */
             rehearsalTime: string;
+            /**
+             * @description Mail recovery points run (off until enabled): the mail parts alone (mail/imap, and mail/archive when archived
+             *     mail is backed up), as a light generation of trigger recovery-point, every recoveryPointMinutes
+             */
+            recoveryPointsEnabled: boolean;
+            /** @description Minutes between two mail recovery points */
+            recoveryPointMinutes: number;
+            /** @description Days a recovery point is kept; outside the nightly retention policy */
+            recoveryPointRetentionDays: number;
+            /** @description Where each successful nightly generation is copied (empty: no off-site copy) */
+            offsiteCopyLocation: string;
             /**
              * @description Where the repository sits relative to the data it protects, as checked when the location was saved; null
              *     for an s3:// location or while the default applies. On the same filesystem, one disk failure loses both.
@@ -1126,7 +1172,7 @@ export interface components {
             to?: components["schemas"]["PeriodBound"];
         };
         /** @enum {string} */
-        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check" | "content" | "rehearsal";
+        TaskKind: "backup" | "restore" | "forget" | "sync" | "retention" | "global-restore" | "check" | "content" | "rehearsal" | "recovery-point" | "copy";
         /**
          * @description INTERRUPTED means the process that ran it stopped before it ended
          * @enum {string}
@@ -1353,6 +1399,24 @@ export interface components {
                 differences: string[];
             }[];
         };
+        /** @description The last off-site copy (its task) */
+        CopyOutcome: {
+            /** Format: uuid */
+            taskId: string;
+            status: components["schemas"]["TaskStatus"];
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            endedAt: string | null;
+            durationSeconds: number | null;
+            error: string | null;
+            /** @description The generation copied */
+            generationId: string | null;
+            /** @description Where it was copied */
+            location: string | null;
+            /** @description Bytes written to the off-site repository (null when the copy did not end) */
+            bytesAdded: number | null;
+        };
         ProtectionSummary: {
             /**
              * @description installation for those who manage it; domain for a domain's administrator (less is shown)
@@ -1409,6 +1473,8 @@ export interface components {
             };
             lastCheck: null | components["schemas"]["CheckOutcome"];
             lastRehearsal: null | components["schemas"]["RehearsalOutcome"];
+            /** @description The last copy of a generation to the off-site location (null when none ran, or for a domain's administrator) */
+            lastOffsiteCopy: null | components["schemas"]["CopyOutcome"];
             warnings: components["schemas"]["SummaryWarning"][];
         };
         AuditEvent: {
@@ -2039,6 +2105,24 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    startRecoveryPoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: components["responses"]["TaskStarted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             501: components["responses"]["NotImplemented"];
         };

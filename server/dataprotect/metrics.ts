@@ -9,6 +9,7 @@ import { TaskStats } from '../store/task-stats.js';
 import type { GenerationStatus, RunStatus } from './model.js';
 import type { StoredGeneration } from './generation/format.js';
 import { lastRun, ProtectionStatus, protectedBytes, runSeconds, succeeded } from './protection-status.js';
+import { TaskOutcomes, type TaskOutcome } from './task-outcomes.js';
 
 const RUN_STATUSES: readonly RunStatus[] = ['OK', 'WARNING', 'ERROR', 'POSTOPS_ERROR'];
 const PART_STATUSES: readonly GenerationStatus[] = ['VALID', 'UNKNOWN', 'INVALID'];
@@ -23,6 +24,7 @@ export class DataProtectMetrics {
   constructor(
     @inject(ProtectionStatus) private readonly status: ProtectionStatus,
     @inject(TaskStats) private readonly tasks: TaskStats,
+    @inject(TaskOutcomes) private readonly outcomes: TaskOutcomes,
   ) {
     const gauge = (name: string, help: string, labelNames: string[] = []) => {
       this.g[name] = new Gauge({ name: `bm_dataprotect_${name}`, help, labelNames, registers: [this.registry] });
@@ -47,6 +49,13 @@ export class DataProtectMetrics {
     gauge('task_duration_seconds_sum', 'Total duration of the ended tasks, by kind and status', ['kind', 'status']);
     gauge('task_duration_seconds_max', 'Longest duration of an ended task, by kind and status', ['kind', 'status']);
     gauge('restores', 'Restore tasks (single and global), by status', ['status']);
+    gauge('last_check_timestamp_seconds', 'When the newest repository check ended (Unix time); 0 when none ran');
+    gauge('last_check_result', 'Result of the newest repository check: 1 for success or failure, 0 for the other; absent when none ran', ['result']);
+    gauge('last_check_duration_seconds', 'How long the newest repository check took');
+    gauge('last_check_errors', 'Errors the newest repository check found');
+    gauge('last_rehearsal_timestamp_seconds', 'When the newest restore rehearsal ended (Unix time); 0 when none ran');
+    gauge('last_rehearsal_result', 'Result of the newest restore rehearsal (success: restored and exact): 1 for success or failure, 0 for the other; absent when none ran', ['result']);
+    gauge('last_rehearsal_duration_seconds', 'How long the newest restore rehearsal took');
   }
 
   /** The metrics, freshly computed, in Prometheus text format. */
@@ -72,6 +81,20 @@ export class DataProtectMetrics {
       if (t.kind === 'restore' || t.kind === 'global-restore') restores.set(t.status, (restores.get(t.status) ?? 0) + t.count);
     }
     for (const [status, n] of restores) this.g.restores.set({ status }, n);
+
+    const [check, rehearsal] = await Promise.all([this.outcomes.lastCheck(true), this.outcomes.lastRehearsal(true)]);
+    if (check) {
+      this.lastOutcome('check', check, check.status === 'SUCCEEDED' && !check.errors);
+      if (check.errors !== null) this.g.last_check_errors.set(check.errors);
+    }
+    if (rehearsal) this.lastOutcome('rehearsal', rehearsal, rehearsal.status === 'SUCCEEDED' && rehearsal.ok !== false);
+  }
+
+  private lastOutcome(kind: 'check' | 'rehearsal', t: TaskOutcome, success: boolean): void {
+    this.g[`last_${kind}_timestamp_seconds`].set(seconds(t.endedAt ?? t.startedAt));
+    this.g[`last_${kind}_result`].set({ result: 'success' }, success ? 1 : 0);
+    this.g[`last_${kind}_result`].set({ result: 'failure' }, success ? 0 : 1);
+    if (t.durationSeconds !== null) this.g[`last_${kind}_duration_seconds`].set(t.durationSeconds);
   }
 
   private fromRepository(gens: StoredGeneration[]): void {

@@ -24,7 +24,7 @@ export interface Part {
 }
 
 /** What started a run: the schedule, someone (console or API), the command line, or a recovery point. */
-export type Trigger = 'api' | 'schedule' | 'cli';
+export type Trigger = 'api' | 'schedule' | 'cli' | 'recovery-point';
 
 export interface Generation {
   id: string;

@@ -5,7 +5,7 @@
 
 import { statfs } from 'node:fs/promises';
 import { inject, injectable } from 'tsyringe';
-import { readGenerations, runEnd, type StoredGeneration } from './generation/format.js';
+import { isRecoveryPoint, readGenerations, runEnd, type StoredGeneration } from './generation/format.js';
 import { openLocation, snapshotFingerprint } from './generation/repository.js';
 import { SettingsService } from './settings.js';
 
@@ -101,7 +101,8 @@ export class ProtectionStatus {
     const repo = await openLocation(location, { loadIndex: false });
     if (!repo) return null;
     try {
-      const generations = same ? v.generations : await readGenerations(repo);
+      // Mail recovery points protect the mail only: "am I protected?" is answered by the full generations.
+      const generations = same ? v.generations : (await readGenerations(repo)).filter((g) => !isRecoveryPoint(g.record));
       const storedBytes = await repo.storedBytes();
       this.view = { location, fingerprint, generations, storedBytes, sizedAt: Date.now() };
       return this.view;

@@ -35,6 +35,12 @@ export interface BackupRunner {
    * progress anywhere in the cluster, answers with that run's task and alreadyRunning = true.
    */
   start(by: Requester, trigger: 'api' | 'schedule' | 'cli'): Promise<TaskStart>;
+  /**
+   * Takes a mail recovery point now (a task of kind recovery-point): the mail parts alone, as a light generation
+   * of trigger recovery-point. Answers with the running one (alreadyRunning) when one is in progress; a
+   * ConflictError when a backup, retention or forget holds the lock (a recovery point never waits for them).
+   */
+  startRecoveryPoint(by: Requester): Promise<TaskStart>;
   /** Applies the retention policy now (forget, then prune). A task. */
   applyRetention(by: Requester): Promise<TaskStart>;
 }

@@ -3,6 +3,7 @@ import { inject, injectable, type InjectionToken } from 'tsyringe';
 import type { HostPort } from '../host/port.js';
 import { SettingsStore } from '../store/settings-store.js';
 import { AuditLog } from './audit.js';
+import { InvalidInputError } from './errors.js';
 import { HOST_PORT } from './generation/tokens.js';
 import type { Principal } from './principal.js';
 import { checkRepositoryLocation, type RepositoryFilesystem } from './repository-location.js';
@@ -31,7 +32,23 @@ export interface Settings {
   rehearsalDay: RehearsalDay;
   /** HH:MM, in the server's time zone. */
   rehearsalTime: string;
+  /** Mail recovery points between the nightly generations (mail/imap, and mail/archive when backed up); off until enabled. */
+  recoveryPointsEnabled: boolean;
+  /** Minutes between two recovery points (RECOVERY_POINT_LIMITS.minutes). */
+  recoveryPointMinutes: number;
+  /** Recovery points are kept this many days (RECOVERY_POINT_LIMITS.retentionDays), outside the nightly policy. */
+  recoveryPointRetentionDays: number;
+  /**
+   * Another repository (an absolute directory or an s3:// URL) that each successful nightly generation is copied
+   * to, off site; empty: no copy.
+   */
+  offsiteCopyLocation: string;
 }
+
+/** Bounds of the recovery-point settings (the contract says the same). */
+export const RECOVERY_POINT_LIMITS = { minutes: { min: 5, max: 720 }, retentionDays: { min: 1, max: 30 } } as const;
+export const DEFAULT_RECOVERY_POINT_MINUTES = 15;
+export const DEFAULT_RECOVERY_POINT_RETENTION_DAYS = 2;
 
 export const REHEARSAL_DAYS = ['daily', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const;
 export type RehearsalDay = (typeof REHEARSAL_DAYS)[number];
@@ -58,6 +75,8 @@ export interface SettingsDefaults {
   /** How long saving a repository location waits for the folder to answer. */
   locationCheckTimeoutMs?: number;
 }
+
+const OFFSITE_FIELD = 'offsiteCopyLocation';
 
 export const SETTINGS_DEFAULTS: InjectionToken<SettingsDefaults> = Symbol('dp.SettingsDefaults');
 
@@ -86,11 +105,17 @@ export function defaultSettings(d: SettingsDefaults): Settings {
     rehearsalEnabled: false,
     rehearsalDay: DEFAULT_REHEARSAL_DAY,
     rehearsalTime: DEFAULT_REHEARSAL_TIME,
+    recoveryPointsEnabled: false,
+    recoveryPointMinutes: DEFAULT_RECOVERY_POINT_MINUTES,
+    recoveryPointRetentionDays: DEFAULT_RECOVERY_POINT_RETENTION_DAYS,
+    offsiteCopyLocation: '',
   };
 }
 
 /** What an administrator may change; the post-backup action is not among it. Left out: unchanged. */
-type Optional = 'keepWeekly' | 'keepMonthly' | 'rehearsalEnabled' | 'rehearsalDay' | 'rehearsalTime';
+type Optional =
+  | 'keepWeekly' | 'keepMonthly' | 'rehearsalEnabled' | 'rehearsalDay' | 'rehearsalTime' | 'offsiteCopyLocation'
+  | 'recoveryPointsEnabled' | 'recoveryPointMinutes' | 'recoveryPointRetentionDays';
 export type SettingsUpdate = Omit<Settings, Optional | 'postBackupScript'> & Partial<Pick<Settings, Optional>>;
 
 /** The settings as stored: what was saved, and what the location check found. */
@@ -153,6 +178,10 @@ export class SettingsService {
       rehearsalEnabled: input.rehearsalEnabled ?? current.rehearsalEnabled,
       rehearsalDay: input.rehearsalDay ?? current.rehearsalDay,
       rehearsalTime: input.rehearsalTime ?? current.rehearsalTime,
+      recoveryPointsEnabled: input.recoveryPointsEnabled ?? current.recoveryPointsEnabled,
+      recoveryPointMinutes: input.recoveryPointMinutes ?? current.recoveryPointMinutes,
+      recoveryPointRetentionDays: input.recoveryPointRetentionDays ?? current.recoveryPointRetentionDays,
+      offsiteCopyLocation: await this.offsiteLocation(input.offsiteCopyLocation ?? current.offsiteCopyLocation, current.offsiteCopyLocation, checked.location),
       repositoryFilesystem: checked.filesystem,
     };
     const saved = await this.store.write({ ...next }, by.login);
@@ -177,6 +206,24 @@ export class SettingsService {
     return result;
   }
 
+  /**
+   * The off-site copy's location, checked as the repository's is (and never the repository itself); a location
+   * unchanged since it was saved is not checked again. Empty: no off-site copy.
+   */
+  private async offsiteLocation(raw: string, saved: string, repository: string): Promise<string> {
+    if (raw.trim() === '') return '';
+    let location = raw.trim();
+    if (location === saved && location !== repository) return location;
+    try {
+      location = (await checkRepositoryLocation(raw, { timeoutMs: this.defaults.locationCheckTimeoutMs })).location;
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new InvalidInputError(OFFSITE_FIELD, err.message.replace(/^repositoryLocation: /, ''));
+      throw err;
+    }
+    if (location === repository) throw new InvalidInputError(OFFSITE_FIELD, `${location} is the repository itself: an off-site copy goes to another folder or bucket`);
+    return location;
+  }
+
   /** The schedulers listen here to move the backup time and the rehearsal. */
   onChange(listener: (s: SavedSettings) => void): () => void {
     this.changes.on('change', listener);
@@ -193,6 +240,9 @@ function pickKnown(value: Record<string, unknown>): Partial<Omit<Settings, 'post
     if (key in value && typeof value[key] === typeof known[key]) (out as Record<string, unknown>)[key] = value[key];
   }
   if (out.rehearsalDay !== undefined && !REHEARSAL_DAYS.includes(out.rehearsalDay)) delete out.rehearsalDay;
+  const within = (v: number | undefined, l: { min: number; max: number }) => v === undefined || (Number.isInteger(v) && v >= l.min && v <= l.max);
+  if (!within(out.recoveryPointMinutes, RECOVERY_POINT_LIMITS.minutes)) delete out.recoveryPointMinutes;
+  if (!within(out.recoveryPointRetentionDays, RECOVERY_POINT_LIMITS.retentionDays)) delete out.recoveryPointRetentionDays;
   return out;
 }
 

@@ -4,12 +4,14 @@
 
 import { inject, injectable } from 'tsyringe';
 import { TaskRegistry } from '../jobs/task-registry.js';
-import type { Task } from '../store/task-record.js';
 import type { GenerationStatus, RunStatus } from './model.js';
 import { managesInstallation, type Principal } from './principal.js';
 import { lastRun, ProtectionStatus, protectedBytes, runSeconds, succeeded } from './protection-status.js';
 import { SCHEDULE_VIEW, type ScheduleView, type SummaryService } from './services.js';
 import { serverTimeZone, SettingsService } from './settings.js';
+import { TaskOutcomes, type CheckOutcome, type CopyOutcome, type RehearsalOutcome } from './task-outcomes.js';
+
+export type { CheckOutcome, CopyOutcome, RehearsalOutcome } from './task-outcomes.js';
 
 /** How long without a successful generation before the summary warns (the alerts' threshold too). */
 export const MAX_SILENCE_HOURS = 26;
@@ -22,27 +24,6 @@ export interface SummaryWarning {
   code: WarningCode;
   message: string;
   params: Record<string, string | number>;
-}
-
-interface TaskOutcome {
-  taskId: string;
-  status: Task['status'];
-  startedAt: string;
-  endedAt: string | null;
-  durationSeconds: number | null;
-  error: string | null;
-}
-
-export interface CheckOutcome extends TaskOutcome {
-  mode: 'structure' | 'sample' | 'full' | null;
-  errors: number | null;
-  warnings: number | null;
-}
-
-export interface RehearsalOutcome extends TaskOutcome {
-  generationId: string | null;
-  ok: boolean | null;
-  parts: { server: string; tag: string; verdict: 'same' | 'differs'; compared: number; differences: string[] }[];
 }
 
 export interface ProtectionSummary {
@@ -74,43 +55,9 @@ export interface ProtectionSummary {
   } | null;
   lastCheck: CheckOutcome | null;
   lastRehearsal: RehearsalOutcome | null;
+  /** The last copy of a generation to the off-site location. */
+  lastOffsiteCopy: CopyOutcome | null;
   warnings: SummaryWarning[];
-}
-
-function outcome(t: Task): TaskOutcome {
-  return {
-    taskId: t.id,
-    status: t.status,
-    startedAt: t.createdAt,
-    endedAt: t.endedAt,
-    durationSeconds: t.endedAt ? Math.max(0, (Date.parse(t.endedAt) - Date.parse(t.createdAt)) / 1000) : null,
-    error: t.error,
-  };
-}
-
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-
-function checkOutcome(t: Task): CheckOutcome {
-  const r = t.result ?? {};
-  const mode = r.mode === 'structure' || r.mode === 'sample' || r.mode === 'full' ? r.mode : null;
-  return { ...outcome(t), mode, errors: num(r.errors), warnings: num(r.warnings) };
-}
-
-function rehearsalOutcome(t: Task): RehearsalOutcome {
-  const r = t.result ?? {};
-  const parts = Array.isArray(r.parts) ? (r.parts as RehearsalOutcome['parts']) : [];
-  const durationMs = num(r.durationMs);
-  return {
-    ...outcome(t),
-    // The rehearsal's own measure when it reported one (the task also spans opening the repository).
-    durationSeconds: durationMs !== null ? durationMs / 1000 : outcome(t).durationSeconds,
-    generationId: typeof r.generationId === 'string' ? r.generationId : null,
-    ok: typeof r.ok === 'boolean' ? r.ok : null,
-    parts: parts.map((p) => ({
-      server: String(p.server), tag: String(p.tag), verdict: p.verdict === 'same' ? 'same' : 'differs',
-      compared: num(p.compared) ?? 0, differences: Array.isArray(p.differences) ? p.differences.map(String) : [],
-    })),
-  };
 }
 
 @injectable()
@@ -119,6 +66,7 @@ export class ProtectionSummaries implements SummaryService {
     @inject(ProtectionStatus) private readonly status: ProtectionStatus,
     @inject(SettingsService) private readonly settings: SettingsService,
     @inject(TaskRegistry) private readonly tasks: TaskRegistry,
+    @inject(TaskOutcomes) private readonly outcomes: TaskOutcomes,
     @inject(SCHEDULE_VIEW, { isOptional: true }) private readonly schedule?: ScheduleView,
   ) {}
 
@@ -152,7 +100,9 @@ export class ProtectionSummaries implements SummaryService {
       }
     }
 
-    const [check, rehearsal] = installation ? await Promise.all([this.newest('check'), this.newest('rehearsal')]) : [null, null];
+    const [check, rehearsal, copy] = installation
+      ? await Promise.all([this.outcomes.lastCheck(), this.outcomes.lastRehearsal(), this.outcomes.lastOffsiteCopy()])
+      : [null, null, null];
     return {
       scope: installation ? 'installation' : 'domain',
       timeZone: serverTimeZone(),
@@ -176,15 +126,10 @@ export class ProtectionSummaries implements SummaryService {
       repository: installation
         ? { location: repo.location, storedBytes: repo.storedBytes, freeBytes: repo.freeBytes, filesystemBytes: repo.filesystemBytes, sameFilesystemAsData: fs ? fs.sameAsData : null, readError: repo.readError }
         : null,
-      lastCheck: check ? checkOutcome(check) : null,
-      lastRehearsal: rehearsal ? rehearsalOutcome(rehearsal) : null,
+      lastCheck: check,
+      lastRehearsal: rehearsal,
+      lastOffsiteCopy: copy,
       warnings,
     };
-  }
-
-  /** The newest task of a kind that was not cancelled (a cancelled one says nothing of the repository). */
-  private async newest(kind: 'check' | 'rehearsal'): Promise<Task | null> {
-    const page = await this.tasks.list({ kind, offset: 0, limit: 20 });
-    return page.items.find((t) => t.status !== 'CANCELLED') ?? null;
   }
 }

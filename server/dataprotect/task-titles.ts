@@ -8,6 +8,7 @@ import type { RestoreOperationId } from './restore-capabilities.js';
 export const TASK_TITLES = {
   backup: 'Backup of the installation',
   scheduledBackup: 'Scheduled backup of the installation',
+  recoveryPoint: 'Mail recovery point',
   retention: 'Retention policy applied to the generations',
   forget: 'Deletion of the generation {generation}',
   sync: 'Generations read again from the repository',
@@ -15,6 +16,7 @@ export const TASK_TITLES = {
   globalRestore: 'Global restore of the generation {generation}',
   globalRestoreWipe: 'Global restore of the generation {generation} (the installation wiped first)',
   rehearsal: 'Restore rehearsal of the generation {generation}',
+  copy: 'Off-site copy of the generation {generation}',
   'check.structure': 'Check of the repository (structure)',
   'check.sample': 'Check of the repository ({percent}% of the data read)',
   'check.full': 'Check of the repository (all data read)',

@@ -55,6 +55,9 @@ export class UnavailableBackupRunner implements BackupRunner {
   start(): never {
     throw new CapabilityUnavailableError('backup-runner', NO_RUNNER);
   }
+  startRecoveryPoint(): never {
+    throw new CapabilityUnavailableError('backup-runner', NO_RUNNER);
+  }
   applyRetention(): never {
     throw new CapabilityUnavailableError('backup-runner', NO_RUNNER);
   }

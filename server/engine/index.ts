@@ -18,3 +18,4 @@ export { restore, type RestoreOptions, type RestoreProgress, type RestoreSummary
 export { filesSeen, type BackupSummary, type Snapshot, type SnapshotInfo } from './snapshot.js';
 export { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from './storage.js';
 export type { NodeType, Tree, TreeNode } from './tree.js';
+export { SnapshotCopier, type CopierOptions, type CopyProgress, type CopyVerification } from './copy.js';

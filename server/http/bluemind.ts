@@ -224,7 +224,11 @@ const taskRef = (t: { task: Task }) => ({ status: 200 as const, body: { id: t.ta
 
 export function bluemindBinders(deps: ApiDeps): BlueMindBinders {
   return {
-    bmGetAvailableGenerations: async () => ({ status: 200, body: await toBmGenerations(deps, await deps.generations.list()) }),
+    // BlueMind's form and scripts know full generations only (its "latest" is a global restore's): mail recovery
+    // points are ours, offered by our restore browser.
+    bmGetAvailableGenerations: async () => ({
+      status: 200, body: await toBmGenerations(deps, (await deps.generations.list()).filter((g) => g.trigger !== 'recovery-point')),
+    }),
 
     bmGetContent: async ({ path, principal }) => {
       const id = await resolveGeneration(deps, path.partGen);

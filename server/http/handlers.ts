@@ -127,6 +127,7 @@ export function binders(deps: ApiDeps): Binders {
 
     getProtectionSummary: async ({ principal }) => ({ status: 200, body: await deps.summary.get(principal) }),
     startBackup: async ({ principal }) => started(await deps.backups.start(principal, 'api')),
+    startRecoveryPoint: async ({ principal }) => started(await deps.backups.startRecoveryPoint(principal)),
     startRehearsal: async ({ principal }) => started(await deps.rehearsals.start(principal)),
     checkRepository: async ({ body, principal }) => started(await deps.checks.start(principal, body.mode, body.samplePercent)),
     applyRetention: async ({ principal }) => started(await deps.backups.applyRetention(principal)),

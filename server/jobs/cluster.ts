@@ -9,6 +9,7 @@ import { NODE_ID } from './tokens.js';
  * - withLock: a session advisory lock held on a dedicated connection for as long as the work runs; a node that
  *   dies releases it with its connection, so a crash never leaves the lock behind.
  * - claimScheduledRun: the first node to claim a job's day gets it; the schedule never runs twice in a day.
+ * - claimSlot: the same for work scheduled several times a day (mail recovery points): one node per slot.
  */
 @injectable()
 export class ClusterCoordinator {
@@ -33,6 +34,25 @@ export class ClusterCoordinator {
       [job, day, this.node],
     );
     return (r.rowCount ?? 0) === 1;
+  }
+
+  /**
+   * True when this node got the run of `job` for the slot starting at `slot` (the interval's boundary). Claims
+   * older than `keepMs` are deleted on the way, so the table stays small.
+   */
+  async claimSlot(job: string, slot: Date, keepMs = 7 * 86_400_000): Promise<boolean> {
+    await this.pool.query('DELETE FROM dp_schedule_slot_claim WHERE job = $1 AND slot < $2', [job, new Date(slot.getTime() - keepMs)]);
+    const r = await this.pool.query(
+      'INSERT INTO dp_schedule_slot_claim (job, slot, node) VALUES ($1, $2, $3) ON CONFLICT (job, slot) DO NOTHING',
+      [job, slot, this.node],
+    );
+    return (r.rowCount ?? 0) === 1;
+  }
+
+  /** Which node claimed a job's slot, if any. */
+  async slotClaimedBy(job: string, slot: Date): Promise<string | null> {
+    const r = await this.pool.query<{ node: string }>('SELECT node FROM dp_schedule_slot_claim WHERE job = $1 AND slot = $2', [job, slot]);
+    return r.rows[0]?.node ?? null;
   }
 
   /** Which node claimed a job's day, if any. */

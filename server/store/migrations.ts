@@ -162,6 +162,19 @@ const MIGRATIONS: readonly Migration[] = [
       UPDATE dp_generation_sync SET fingerprint = NULL;
     `,
   },
+  {
+    version: 10,
+    name: 'dp_schedule_slot_claim: scheduled runs of several a day (mail recovery points), one per slot across the cluster',
+    sql: `
+      CREATE TABLE dp_schedule_slot_claim (
+        job text NOT NULL,
+        slot timestamptz NOT NULL,
+        node text NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (job, slot)
+      );
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x64705f6d; // "dp_m": serialises migrations between nodes starting together

@@ -1,7 +1,8 @@
 // A task as every node reads it from the task history: long work (a backup run, a restore, forgetting a
 // generation) with progress, a log and cancellation.
 
-export type TaskKind = 'backup' | 'restore' | 'forget' | 'sync' | 'retention' | 'global-restore' | 'check' | 'content' | 'rehearsal';
+export type TaskKind =
+  | 'backup' | 'restore' | 'forget' | 'sync' | 'retention' | 'global-restore' | 'check' | 'content' | 'rehearsal' | 'copy' | 'recovery-point';
 
 /** INTERRUPTED: the process running it stopped before it ended (its heartbeat went stale). */
 export type TaskStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'INTERRUPTED';

@@ -71,3 +71,34 @@ describe('bm-dataprotect generation protect|unprotect', () => {
     expect(missing.stderr).toContain('no generation 20990101-000000-ffff');
   });
 });
+
+describe('bm-dataprotect generation backup --recovery-point', () => {
+  it('backs up the mail parts alone as a recovery point, which list marks; latest stays a full generation', async () => {
+    const r = await runCli(['generation', 'backup', '--repo', f.repoDir, '--host-root', f.sb.root, '--no-post-script', '--recovery-point', '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const s = summary(r.stdout) as { generation: { id: string; trigger: string; parts: { tag: string }[] }; retention: unknown; hook: unknown };
+    expect(s.generation.trigger).toBe('recovery-point');
+    expect(s.generation.parts.map((p) => p.tag)).toEqual(['mail/imap']);
+    expect(s.retention).toBeNull();
+    expect(s.hook).toBeNull();
+    const list = await runCli(['generation', 'list', '--repo', f.repoDir]);
+    expect(list.stdout.split('\n').find((l) => l.startsWith(s.generation.id))).toMatch(/ mail recovery point/);
+    const listed = summary((await runCli(['generation', 'list', '--repo', f.repoDir, '--json'])).stdout) as { latest: string | null };
+    expect(listed.latest).not.toBe(s.generation.id);
+  });
+
+  const refused: [string, string[], RegExp][] = [
+    ['without mail', ['--no-emails'], /--recovery-point backs up mail: it cannot be combined with --no-emails/],
+    ['as the daily schedule', ['--scheduled'], /--recovery-point and --scheduled/],
+    ['kept 31 days', ['--recovery-point-days', '31'], /--recovery-point-days must be a whole number of days from 1 to 30, got 31/],
+  ];
+  for (const [name, options, message] of refused) {
+    it(`${name}: exit 2, nothing backed up`, async () => {
+      const repo = `${f.repoDir}-rp-never-created`;
+      const r = await runCli(['generation', 'backup', '--repo', repo, '--host-root', f.sb.root, '--no-post-script', '--recovery-point', ...options], { env });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(existsSync(repo)).toBe(false);
+    });
+  }
+});

@@ -122,6 +122,9 @@ describe('metrics', () => {
     expect(m.get('bm_dataprotect_generations{status="VALID"}')).toBe(1);
     expect(m.get('bm_dataprotect_tasks{kind="backup",status="SUCCEEDED"}')).toBe(1);
     expect(m.get('bm_dataprotect_task_duration_seconds_sum{kind="backup",status="SUCCEEDED"}')).toBeGreaterThan(0);
+    // No check nor rehearsal has run: their gauges are absent, not a success.
+    expect([...m.keys()].filter((k) => /last_(check|rehearsal)_result/.test(k))).toEqual([]);
+    expect(m.get('bm_dataprotect_last_check_timestamp_seconds')).toBe(0);
 
     // The Grafana dashboard asks only for metrics that exist.
     const dashboard = await readFile(new URL('../../plugin/grafana/dataprotect.json', import.meta.url), 'utf8');
@@ -193,6 +196,18 @@ describe('alerts', () => {
     const [, , checkMail] = await mails(3);
     expect(checkMail.subject).toBe('[bm-dataprotect] The repository check failed');
     expect(checkMail.text).toContain('pack 3fa2c1 is truncated');
+    const afterCheck = parse((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-bm-apikey': KEYS.admin } })).body);
+    expect(afterCheck.get('bm_dataprotect_last_check_result{result="failure"}')).toBe(1);
+    expect(afterCheck.get('bm_dataprotect_last_check_result{result="success"}')).toBe(0);
+    expect(afterCheck.get('bm_dataprotect_last_check_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 600);
+
+    // A rehearsal that found its generation exact reports a success and its own duration.
+    const rehearsal = await tasks.start({ kind: 'rehearsal', title: 'Restore rehearsal', actor: { login: 'admin0', uid: null } }, async () => ({ ok: true, durationMs: 1500, parts: [] }));
+    await tasks.whenDone(rehearsal.id);
+    const afterRehearsal = parse((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-bm-apikey': KEYS.admin } })).body);
+    expect(afterRehearsal.get('bm_dataprotect_last_rehearsal_result{result="success"}')).toBe(1);
+    expect(afterRehearsal.get('bm_dataprotect_last_rehearsal_duration_seconds')).toBe(1.5);
+    expect(afterRehearsal.get('bm_dataprotect_last_check_result{result="failure"}')).toBe(1);
     expect(await alerts().evaluate()).toEqual([]);
     expect(received).toHaveLength(3);
   });

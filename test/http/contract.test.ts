@@ -40,6 +40,7 @@ const VALID: Record<string, { method: string; url: string; payload?: unknown; mo
   applyRetention: { method: 'POST', url: '/retention/_apply' },
   getProtectionSummary: { method: 'GET', url: '/summary' },
   startRehearsal: { method: 'POST', url: '/rehearsals' },
+  startRecoveryPoint: { method: 'POST', url: '/recovery-points' },
   checkRepository: { method: 'POST', url: '/repository/_check', payload: { mode: 'sample', samplePercent: 5 } },
   getSettings: { method: 'GET', url: '/settings' },
   updateSettings: {
@@ -182,7 +183,7 @@ describe('authentication and roles', () => {
     expect(wide).toEqual([
       'applyRetention', 'bmForget', 'bmGetRetentionPolicy', 'bmInstallFromGeneration', 'bmSaveAll', 'bmSyncWithFilesystem',
       'bmUpdatePolicy', 'checkGlobalRestore', 'checkRepository', 'discoverRepository', 'forgetGeneration', 'getSettings', 'listAuditEvents',
-      'protectGeneration', 'startBackup', 'startGlobalRestore', 'startRehearsal', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
+      'protectGeneration', 'startBackup', 'startGlobalRestore', 'startRecoveryPoint', 'startRehearsal', 'syncGenerations', 'unprotectGeneration', 'updateSettings',
     ]);
   });
 
@@ -231,6 +232,7 @@ describe('capabilities that do not exist yet answer 501, never invented data', (
     bmRun: 'restore',
     bmInstallFromGeneration: 'global-restore',
     startRehearsal: 'rehearsal',
+    startRecoveryPoint: 'backup-runner',
   };
   for (const [op, capability] of Object.entries(missing)) {
     it(`${op} → 501 naming ${capability}`, async () => {

@@ -11,6 +11,7 @@ import type { BackupRunner, GenerationService, GlobalRestoreService, RehearsalSe
 import { ProtectionStatus } from '../../server/dataprotect/protection-status.js';
 import { RepositoryChecks } from '../../server/dataprotect/repository-check.js';
 import { ProtectionSummaries } from '../../server/dataprotect/summary.js';
+import { TaskOutcomes } from '../../server/dataprotect/task-outcomes.js';
 import { SettingsService, type SettingsDefaults } from '../../server/dataprotect/settings.js';
 import {
   UnavailableBackupRunner,
@@ -116,7 +117,7 @@ export async function startTestApi(o: TestApiOptions = {}): Promise<TestApi> {
     settings,
     rehearsals: o.rehearsals ?? new UnavailableRehearsalService(),
     checks: new RepositoryChecks(tasks, settings, audit),
-    summary: new ProtectionSummaries(new ProtectionStatus(settings), settings, tasks),
+    summary: new ProtectionSummaries(new ProtectionStatus(settings), settings, tasks, new TaskOutcomes(tasks)),
     generations: o.generations ?? new UnavailableGenerationService(),
     backups: o.backups ?? new UnavailableBackupRunner(),
     restores: o.restores ?? new UnavailableRestoreService(),

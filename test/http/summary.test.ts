@@ -8,6 +8,7 @@ import { GenerationCache } from '../../server/dataprotect/generation/cache.js';
 import { Rehearsals } from '../../server/dataprotect/global-restore/rehearsals.js';
 import { ProtectionStatus } from '../../server/dataprotect/protection-status.js';
 import { ProtectionSummaries } from '../../server/dataprotect/summary.js';
+import { TaskOutcomes } from '../../server/dataprotect/task-outcomes.js';
 import { AlertStore } from '../../server/store/alert-store.js';
 import { globalFixture, referenceInstallation, type GlobalFixture } from '../global-restore/helpers.js';
 import { KEYS, PRINCIPALS, startTestApi, type TestApi } from './harness.js';
@@ -74,7 +75,7 @@ describe('the protection summary', () => {
   });
 
   it('warns when no backup succeeded for over 26 hours, with the hours', async () => {
-    const summaries = new ProtectionSummaries(new ProtectionStatus(api.deps.settings), api.deps.settings, api.deps.tasks);
+    const summaries = new ProtectionSummaries(new ProtectionStatus(api.deps.settings), api.deps.settings, api.deps.tasks, new TaskOutcomes(api.deps.tasks));
     const later = new Date(Date.now() + 27 * 3600_000 + 60_000);
     const s = await summaries.get(PRINCIPALS[KEYS.admin], later);
     expect(s.warnings).toContainEqual(expect.objectContaining({ code: 'no-success', params: { hours: 27 } }));
@@ -147,7 +148,7 @@ describe('rehearsals and checks as tasks', () => {
       expect(r.statusCode).toBe(202);
       const t = await taskEnd(r.json().task.id);
       expect(t.status).toBe('FAILED');
-      expect(t.error).toContain(`the rehearsal of generation ${f.generation}`);
+      expect(t.error).toContain(`The rehearsal of generation ${f.generation}`);
       expect(t.result).toMatchObject({ generationId: f.generation, ok: false });
       const s = (await call('GET', '/summary')).json();
       expect(s.lastRehearsal).toMatchObject({ status: 'FAILED', ok: false });

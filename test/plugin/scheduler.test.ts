@@ -20,6 +20,9 @@ it('schedules the daily backup at the configured time and moves it when the sett
       calls.push({ by, trigger });
       throw new Error('not in this test');
     },
+    startRecoveryPoint: async () => {
+      throw new Error('not in this test');
+    },
     applyRetention: async () => {
       throw new Error('not in this test');
     },
@@ -55,6 +58,9 @@ it('two nodes whose schedules fire at the same moment start one run; the next da
       const task = await api.deps.tasks.start({ kind: 'backup', title: 'Backup', actor: { login: 'scheduler', uid: null } }, async () => ({}));
       expect(by).toEqual({ scheduler: true });
       return { task, alreadyRunning: false };
+    },
+    startRecoveryPoint: async () => {
+      throw new Error('not in this test');
     },
     applyRetention: async () => {
       throw new Error('not in this test');

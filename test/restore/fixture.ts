@@ -27,8 +27,8 @@ export interface Fixture {
   repo: Repository;
   repoDir: string;
   generations: RepositoryGenerationParts;
-  /** Runs a backup (a generation) at `time` (archived mail saved when asked). */
-  backup(time: Date, opts?: { archivedEmails?: boolean }): Promise<GenerationView>;
+  /** Runs a backup (a generation) at `time` (archived mail saved when asked; a mail recovery point when asked). */
+  backup(time: Date, opts?: { archivedEmails?: boolean; recoveryPoint?: boolean }): Promise<GenerationView>;
   env(mailer?: Mailer | null): RestoreEnv;
   plan(g: GenerationView, operation: RestoreOperationId, uid: string, extra?: Partial<PlannedRestore>): Promise<PlannedRestore>;
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
@@ -49,7 +49,7 @@ export async function fixture(tag: string, users = 6, opts: { dovecot?: boolean 
     sb, host, repo, repoDir, generations,
     async backup(time, opts = {}) {
       const r = await runGeneration({
-        repo, host, trigger: 'cli', productVersion: 'test', time,
+        repo, host, trigger: opts.recoveryPoint ? 'recovery-point' : 'cli', productVersion: 'test', time,
         backupEmails: true, backupArchivedEmails: opts.archivedEmails ?? false, skippedTags: [],
       });
       forgetCatalogs();

@@ -16,8 +16,13 @@ export interface TestS3 {
 
 export const TEST_BUCKET = 'dataprotect-test';
 
+export interface S3Options {
+  /** Called with each object's key before it is stored (a test can hold an upload there). */
+  beforePut?: (key: string) => Promise<void>;
+}
+
 /** A real S3 server (s3rver) on loopback, on a free port, keeping its objects in a temp folder. */
-export async function startS3(buckets: string[] = [TEST_BUCKET]): Promise<TestS3> {
+export async function startS3(buckets: string[] = [TEST_BUCKET], opts: S3Options = {}): Promise<TestS3> {
   const dir = await tempDir('dp-s3rver-');
   const server = new S3rver({
     address: '127.0.0.1',
@@ -27,7 +32,7 @@ export async function startS3(buckets: string[] = [TEST_BUCKET]): Promise<TestS3
     vhostBuckets: false,
     configureBuckets: buckets.map((name) => ({ name })),
   });
-  atomicPuts(server);
+  atomicPuts(server, opts.beforePut);
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   return {
@@ -47,10 +52,11 @@ export async function startS3(buckets: string[] = [TEST_BUCKET]): Promise<TestS3
  * killed mid-upload leaves a truncated object listed. The test server takes the body whole first, as S3 does, and
  * drops an upload whose body never ended.
  */
-function atomicPuts(server: S3rver): void {
+function atomicPuts(server: S3rver, beforePut?: (key: string) => Promise<void>): void {
   const store = (server as unknown as { store: { putObject(o: { content: unknown }): Promise<unknown> } }).store;
   const put = store.putObject.bind(store);
   store.putObject = async (object) => {
+    await beforePut?.((object as unknown as { key: string }).key);
     if (Buffer.isBuffer(object.content)) return put(object);
     const chunks: Buffer[] = [];
     for await (const chunk of object.content as AsyncIterable<Buffer>) chunks.push(Buffer.from(chunk));

@@ -1,12 +1,16 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { referenceHostServices, type StandaloneBackups } from '../../plugin/standalone/reference-host.js';
 import { stopDovecot } from '../../server/host/reference/dovecot.js';
+import { BACKUP_RUNNER } from '../../server/dataprotect/services.js';
+import { SettingsService } from '../../server/dataprotect/settings.js';
+import { ClusterCoordinator } from '../../server/jobs/cluster.js';
+import { BackupScheduler } from '../../server/jobs/scheduler.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { parseDatabaseUrl, withDatabase } from '../../server/pg/settings.js';
 import { PG_BASE } from '../http/harness.js';
@@ -15,6 +19,9 @@ import { ACCOUNT, SCREENSHOTS, startConsoleUnderTest, type ConsoleUnderTest } fr
 // The navigator's answer to "am I protected?" on the reference host, in English and French: the summary above
 // the generations after a real backup, a restore rehearsal started from the navigator with its result per part
 // and its duration, a repository check, and the rehearsal scheduled from the settings form.
+
+// The page's own function, evaluated in the browser (this file is compiled without the DOM's types).
+declare const getComputedStyle: (el: unknown) => { backgroundColor: string; color: string };
 
 let env: ConsoleUnderTest;
 let reference: StandaloneBackups;
@@ -152,4 +159,94 @@ describe('the navigator answers "am I protected?"', () => {
     await page.locator('dp-generations [data-summary="next-rehearsal"]').getByText(/^next: /).waitFor();
     await page.context().close();
   }, 120_000);
+
+  it('a rehearsal of a damaged repository fails: its bar red, the summary says Failed and why', async () => {
+    const { repositoryLocation } = (await (await api('GET', 'settings')).json()) as { repositoryLocation: string };
+    // The largest pack holds mail: 64 bytes flipped in its middle, put back afterwards.
+    const packs: { file: string; size: number }[] = [];
+    const walk = async (d: string): Promise<void> => {
+      for (const e of await readdir(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) await walk(p);
+        else packs.push({ file: p, size: (await stat(p)).size });
+      }
+    };
+    await walk(path.join(repositoryLocation, 'data'));
+    const biggest = packs.sort((a, b) => b.size - a.size)[0];
+    const original = await readFile(biggest.file);
+    const damaged = Buffer.from(original);
+    for (let i = 0; i < 64; i++) damaged[Math.floor(damaged.length / 2) + i] ^= 0xff;
+    await writeFile(biggest.file, damaged);
+    try {
+      const page = await signedIn('en', 'backup/protected-data/navigator');
+      await page.getByRole('button', { name: 'Rehearse a restore now' }).click();
+      const progress = page.locator('dp-generations dp-task-progress');
+      await progress.locator('[data-status="FAILED"]').waitFor({ timeout: 240_000 });
+      const bar = await progress.locator('[part="bar-fill"]').evaluate((el) => getComputedStyle(el).backgroundColor);
+      const danger = await progress.locator('.status-FAILED').evaluate((el) => getComputedStyle(el).color);
+      expect(bar).toBe(danger);
+      const rehearsal = page.locator('dp-generations [part="summary"] [data-summary="last-rehearsal"]');
+      await rehearsal.locator('[data-result="failed"]').waitFor();
+      expect(await text(rehearsal.locator('[data-result="failed"]'))).toMatch(/^Failed, .* ago, in \d/);
+      expect(await text(rehearsal.locator('[data-outcome-error]'))).not.toBe('');
+      await shot(page, '33-summary-rehearsal-failed');
+      await page.context().close();
+    } finally {
+      await writeFile(biggest.file, original);
+    }
+  }, 400_000);
+
+  it('the off-site copy is set on the settings form; after the nightly run the navigator shows the last copy, in English and French', async () => {
+    const offsite = path.join(work, 'offsite');
+    const page = await signedIn('en', 'backup/settings/configuration');
+    const field = page.getByLabel('Off-site copy');
+    expect(await field.inputValue()).toBe('');
+    await field.fill('offsite/relative');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#offsiteCopyLocation-error').getByText('An absolute directory (starting with /) or an s3:// URL.').waitFor();
+    await field.fill(offsite);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('[data-saved-state="saved"]').waitFor();
+    expect(((await (await api('GET', 'settings')).json()) as { offsiteCopyLocation: string }).offsiteCopyLocation).toBe(offsite);
+
+    // The night's run, as the schedule starts it; its copy follows.
+    const c = env.console.plugin.container;
+    const tasks = c.resolve(TaskRegistry);
+    const scheduler = new BackupScheduler(c.resolve(SettingsService), c.resolve(BACKUP_RUNNER), c.resolve(ClusterCoordinator), { info: () => {}, error: () => {} });
+    expect(await scheduler.runScheduled(new Date())).toBe('started');
+    const backup = (await tasks.list({ kind: 'backup', offset: 0, limit: 1 })).items[0];
+    const ran = await tasks.whenDone(backup.id);
+    expect(ran?.status, ran?.error ?? '').toBe('SUCCEEDED');
+    let copyId: string | undefined;
+    for (let i = 0; i < 600 && !copyId; i++) {
+      copyId = (await tasks.list({ kind: 'copy', offset: 0, limit: 1 })).items[0]?.id;
+      if (!copyId) await new Promise((r) => setTimeout(r, 100));
+    }
+    const copied = await tasks.whenDone(copyId!);
+    expect(copied?.status, copied?.error ?? '').toBe('SUCCEEDED');
+    const generation = ran!.result!.generationId as string;
+
+    await page.goto(`${env.console.url}/#/backup/protected-data/navigator`);
+    const en = page.locator('dp-generations [data-summary="last-offsite-copy"]');
+    await en.locator('[data-result="passed"]').waitFor();
+    const line = await text(en);
+    expect(line).toMatch(/^Passed, .* ago, in \d/);
+    expect(line).toContain(` · ${generation} `);
+    expect(line).toMatch(/\d.* written to /);
+    expect(line.endsWith(`written to ${offsite}`)).toBe(true);
+    expect(await page.locator('dp-generations dt', { hasText: 'Last off-site copy' }).count()).toBe(1);
+    await shot(page, '35-summary-offsite-copy-en');
+    await page.context().close();
+
+    const fr = await signedIn('fr', 'backup/protected-data/navigator');
+    const frCopy = fr.locator('dp-generations [data-summary="last-offsite-copy"]');
+    await frCopy.locator('[data-result="passed"]').waitFor();
+    expect(await text(frCopy)).toMatch(/^Réussie, il y a .*, en \d.* écrits dans /);
+    expect(await fr.locator('dp-generations dt', { hasText: 'Dernière copie hors site' }).count()).toBe(1);
+    await fr.goto(`${env.console.url}/#/backup/settings/configuration`);
+    await fr.reload();
+    expect(await fr.getByLabel('Copie hors site').inputValue()).toBe(offsite);
+    await shot(fr, '36-summary-offsite-copy-fr');
+    await fr.context().close();
+  }, 300_000);
 });

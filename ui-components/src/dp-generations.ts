@@ -11,7 +11,7 @@ export interface DpGenerationsEventMap {
   'dp-browse-generation': CustomEvent<{ generationId: string }>;
 }
 
-type Outcome = NonNullable<ProtectionSummary['lastCheck']> | NonNullable<ProtectionSummary['lastRehearsal']>;
+type Outcome = NonNullable<ProtectionSummary['lastCheck']> | NonNullable<ProtectionSummary['lastRehearsal']> | NonNullable<ProtectionSummary['lastOffsiteCopy']>;
 
 /**
  * The generations navigator. Above the list, a summary that answers "am I protected?": the last successful backup
@@ -433,14 +433,15 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
                 ${s.lastCheck
                   ? html`${this.outcome(s.lastCheck)}${s.lastCheck.errors
                       ? html` · <span class="failed">${translatePlural(this.locale, 'summary.checkErrors', s.lastCheck.errors)}</span>`
-                      : nothing}`
+                      : nothing}${this.outcomeError(s.lastCheck)}`
                   : this.t('summary.none')}
               </dd>
               <dt>${this.t('summary.lastRehearsal')}</dt>
               <dd data-summary="last-rehearsal">
                 ${s.lastRehearsal ? this.rehearsal(s.lastRehearsal) : this.t('summary.none')}
                 ${s.nextRehearsal ? html`<div class="note" data-summary="next-rehearsal">${this.t('summary.nextRehearsal', { date: formatDate(this.locale, s.nextRehearsal, zone) })}</div>` : nothing}
-              </dd>`
+              </dd>
+              ${s.lastOffsiteCopy ? this.offsiteCopy(s.lastOffsiteCopy) : nothing}`
           : nothing}
       </dl>
       ${s.warnings.length
@@ -469,7 +470,26 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
     >`;
   }
 
+  /** Shown once an off-site copy has run: when, its result, the generation and what it wrote where. */
+  private offsiteCopy(c: NonNullable<ProtectionSummary['lastOffsiteCopy']>) {
+    return html`<dt>${this.t('summary.lastOffsiteCopy')}</dt>
+      <dd data-summary="last-offsite-copy">
+        ${this.outcome(c)}${c.generationId ? html` · <span class="note">${c.generationId}</span>` : nothing}
+        ${c.location && c.bytesAdded !== null
+          ? html`<div class="note">${this.t('summary.offsiteWritten', { size: formatBytes(this.locale, c.bytesAdded), location: c.location })}</div>`
+          : nothing}
+        ${this.outcomeError(c)}
+      </dd>`;
+  }
+
+  /** Why a check, rehearsal or copy failed, as its task said. */
+  private outcomeError(o: Outcome) {
+    return o.error && o.status !== 'SUCCEEDED' && o.status !== 'RUNNING' ? html`<div class="note" data-outcome-error>${o.error}</div>` : nothing;
+  }
+
   private rehearsal(r: NonNullable<ProtectionSummary['lastRehearsal']>) {
+    // The parts' differences, when there are, say why better than the task's error.
+    const differs = r.parts.some((p) => p.verdict === 'differs');
     return html`${this.outcome(r)}${r.generationId ? html` · <span class="note">${r.generationId}</span>` : nothing}
       ${r.parts.length
         ? html`<ul data-rehearsal-parts>
@@ -481,7 +501,7 @@ export class DpGenerations extends DpElement<DpGenerationsEventMap> {
             )}
           </ul>`
         : nothing}
-      ${r.error && !r.parts.some((p) => p.verdict === 'differs') ? html`<div class="note">${r.error}</div>` : nothing}`;
+      ${differs ? nothing : this.outcomeError(r)}`;
   }
 
   private lock() {

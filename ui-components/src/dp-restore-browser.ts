@@ -63,6 +63,7 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     targetSearch: { state: true },
     periodFrom: { state: true },
     periodTo: { state: true },
+    mailAsOf: { state: true },
   };
 
   declare generationId: string | null;
@@ -80,6 +81,8 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
   /** undelete.mail: the period (YYYY-MM-DD). */
   declare periodFrom: string;
   declare periodTo: string;
+  /** "Mail as of": a local date-time (datetime-local's YYYY-MM-DDTHH:MM), or '' when a generation is chosen from the list. */
+  declare mailAsOf: string;
   /** How the folder of the restore being confirmed is named to a person. */
   private confirmingFolderLabel: string | null = null;
   private searchTimer: ReturnType<typeof setTimeout> | null = null;
@@ -104,13 +107,15 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     const today = new Date();
     this.periodTo = today.toISOString().slice(0, 10);
     this.periodFrom = new Date(today.getTime() - 7 * 86_400_000).toISOString().slice(0, 10);
+    this.mailAsOf = '';
   }
 
   private readonly generations = new AsyncTask(this, {
     task: async ([client], { signal }) => {
       if (!client) throw new Error(this.t('common.noClient'));
       const gens = await client.listGenerations(signal);
-      if (!this.generationId && gens.length) this.generationId = (gens.find((g) => g.status === 'VALID') ?? gens[0]).id;
+      // A full generation by default: every operation applies to it (a recovery point restores mail only).
+      if (!this.generationId && gens.length) this.generationId = (gens.find((g) => g.status === 'VALID' && g.trigger !== 'recovery-point') ?? gens[0]).id;
       return gens;
     },
     args: () => [this.client] as const,
@@ -333,6 +338,40 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
     }
   }
 
+  /**
+   * "Mail as of": the newest generation or mail recovery point taken at or before the chosen time (a local
+   * date-time), so that mail comes back as it was then; an INVALID one is passed over.
+   */
+  private pickAsOf(gens: Generation[], value: string): void {
+    this.mailAsOf = value;
+    const at = value ? new Date(value).getTime() : NaN;
+    if (Number.isNaN(at)) return;
+    const chosen = gens
+      .filter((g) => g.status !== 'INVALID' && Date.parse(g.protectionTime) <= at)
+      .sort((a, b) => Date.parse(b.protectionTime) - Date.parse(a.protectionTime))[0];
+    if (!chosen || chosen.id === this.generationId) return;
+    this.generationId = chosen.id;
+    this.offset = 0;
+    this.selected = null;
+  }
+
+  /** The generation shown is a mail recovery point: it holds mail only, so no calendars or contacts are browsed. */
+  private onRecoveryPoint(): boolean {
+    return this.generations.value?.find((g) => g.id === this.generationId)?.trigger === 'recovery-point';
+  }
+
+  /** What "Mail as of" found, under the picker. */
+  private asOfNote(gens: Generation[]) {
+    if (!this.mailAsOf) return nothing;
+    const at = new Date(this.mailAsOf).getTime();
+    const g = gens.find((x) => x.id === this.generationId);
+    if (Number.isNaN(at) || !g || Date.parse(g.protectionTime) > at) {
+      return html`<span class="note" id="mail-as-of-note" role="status" data-as-of="none">${this.t('restore.asOf.none')}</span>`;
+    }
+    const key = g.trigger === 'recovery-point' ? 'restore.asOf.recoveryPoint' : 'restore.asOf.generation';
+    return html`<span class="note" id="mail-as-of-note" role="status" data-as-of=${g.id}>${this.t(key, { when: formatDate(this.locale, g.protectionTime) })}</span>`;
+  }
+
   private browser(gens: Generation[]) {
     return html`
       <div part="filters" class="filters">
@@ -342,16 +381,28 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
             id="generation"
             @change=${(e: Event) => {
               this.generationId = (e.target as HTMLSelectElement).value;
+              this.mailAsOf = '';
               this.offset = 0;
               this.selected = null;
             }}
           >
             ${gens.map(
-              (g) => html`<option value=${g.id} ?selected=${g.id === this.generationId}>
-                ${formatDate(this.locale, g.protectionTime)} — ${this.t(`status.${g.status}`)}
+              (g) => html`<option value=${g.id} ?selected=${g.id === this.generationId} data-trigger=${g.trigger}>
+                ${formatDate(this.locale, g.protectionTime)} — ${this.t(`status.${g.status}`)}${g.trigger === 'recovery-point' ? ` — ${this.t('restore.recoveryPoint')}` : ''}
               </option>`,
             )}
           </select>
+        </label>
+        <label
+          >${this.t('restore.asOf')}
+          <input
+            id="mail-as-of"
+            type="datetime-local"
+            .value=${this.mailAsOf}
+            aria-describedby="mail-as-of-note"
+            @change=${(e: Event) => this.pickAsOf(gens, (e.target as HTMLInputElement).value)}
+          />
+          ${this.asOfNote(gens)}
         </label>
         <label
           >${this.t('restore.kind')}
@@ -441,7 +492,7 @@ export class DpRestoreBrowser extends DpElement<DpRestoreBrowserEventMap> {
             ></dp-mailbox-browser>`,
           )
         : nothing}
-      ${hasContainers(e)
+      ${hasContainers(e) && !this.onRecoveryPoint()
         ? keyed(
             this.picks,
             html`<dp-container-browser

@@ -4,7 +4,9 @@ import type { Settings, SettingsUpdate } from '../../openapi/client.js';
 import { DpElement, problemOf } from './base.js';
 import { formatDate, type MessageKey } from './i18n.js';
 
-type Field = 'retentionDays' | 'keepWeekly' | 'keepMonthly' | 'backupTime' | 'repositoryLocation' | 'skippedTags' | 'rehearsalTime';
+type Field =
+  | 'retentionDays' | 'keepWeekly' | 'keepMonthly' | 'backupTime' | 'repositoryLocation' | 'skippedTags' | 'rehearsalTime' | 'offsiteCopyLocation'
+  | 'recoveryPointMinutes' | 'recoveryPointRetentionDays';
 type RehearsalDay = Settings['rehearsalDay'];
 const REHEARSAL_DAYS: RehearsalDay[] = ['daily', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
 
@@ -20,13 +22,19 @@ interface Draft {
   rehearsalEnabled: boolean;
   rehearsalDay: RehearsalDay;
   rehearsalTime: string;
+  recoveryPointsEnabled: boolean;
+  recoveryPointMinutes: string;
+  recoveryPointRetentionDays: string;
+  offsiteCopyLocation: string;
 }
 
 const TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 const TAG = /^[a-z0-9_-]+\/[a-z0-9_-]+$/;
 /** Digits only: `1e3` or `7.0` is not a number of days (Number() would take both). */
 const WHOLE = /^\s*[0-9]+\s*$/;
-const NUMERIC = new Set<Field>(['retentionDays', 'keepWeekly', 'keepMonthly']);
+const NUMERIC = new Set<Field>(['retentionDays', 'keepWeekly', 'keepMonthly', 'recoveryPointMinutes', 'recoveryPointRetentionDays']);
+/** The contract's bounds of the recovery-point fields. */
+const RECOVERY_POINT_BOUNDS = { recoveryPointMinutes: [5, 720], recoveryPointRetentionDays: [1, 30] } as const;
 const COUNT_MAX: Record<'keepWeekly' | 'keepMonthly', number> = { keepWeekly: 520, keepMonthly: 240 };
 
 function toDraft(s: Settings): Draft {
@@ -42,11 +50,20 @@ function toDraft(s: Settings): Draft {
     rehearsalEnabled: s.rehearsalEnabled,
     rehearsalDay: s.rehearsalDay,
     rehearsalTime: s.rehearsalTime,
+    recoveryPointsEnabled: s.recoveryPointsEnabled,
+    recoveryPointMinutes: String(s.recoveryPointMinutes),
+    recoveryPointRetentionDays: String(s.recoveryPointRetentionDays),
+    offsiteCopyLocation: s.offsiteCopyLocation,
   };
 }
 
 function tagsOf(text: string): string[] {
   return [...new Set(text.split(',').map((t) => t.trim()).filter(Boolean))];
+}
+
+/** An absolute directory or an s3:// URL (the server checks the rest when saving). */
+function locationShape(loc: string): boolean {
+  return (loc.startsWith('/') || /^s3:\/\/[^/]+/i.test(loc)) && !loc.split('/').includes('..');
 }
 
 /** The checks the contract makes, done before sending so that messages appear beside the fields at once. */
@@ -60,11 +77,17 @@ function validate(d: Draft): Partial<Record<Field, MessageKey>> {
   }
   if (!TIME.test(d.backupTime)) errors.backupTime = 'settings.err.time';
   if (!TIME.test(d.rehearsalTime)) errors.rehearsalTime = 'settings.err.time';
+  for (const f of ['recoveryPointMinutes', 'recoveryPointRetentionDays'] as const) {
+    const [min, max] = RECOVERY_POINT_BOUNDS[f];
+    if (!WHOLE.test(d[f]) || Number(d[f]) < min || Number(d[f]) > max) errors[f] = f === 'recoveryPointMinutes' ? 'settings.err.recoveryPointMinutes' : 'settings.err.recoveryPointRetentionDays';
+  }
   const loc = d.repositoryLocation.trim();
   if (!loc) errors.repositoryLocation = 'settings.err.required';
-  else if (!(loc.startsWith('/') || /^s3:\/\/[^/]+/i.test(loc)) || loc.split('/').includes('..')) {
-    errors.repositoryLocation = 'settings.err.location';
-  }
+  else if (!locationShape(loc)) errors.repositoryLocation = 'settings.err.location';
+  const offsite = d.offsiteCopyLocation.trim();
+  // Empty: no off-site copy.
+  if (offsite && !locationShape(offsite)) errors.offsiteCopyLocation = 'settings.err.location';
+  else if (offsite && offsite === loc) errors.offsiteCopyLocation = 'settings.err.offsiteSame';
   if (!tagsOf(d.skippedTags).every((t) => TAG.test(t))) errors.skippedTags = 'settings.err.tags';
   return errors;
 }
@@ -76,7 +99,8 @@ export interface DpSettingsEventMap {
 
 /**
  * Backup and Restore > Settings > Configuration: retention, Backup emails, Backup archived emails, backup time,
- * repository location, skipped tags, the scheduled restore rehearsal (on or off, day, time). Fires `dp-settings-saved` (detail: the saved settings).
+ * repository location, skipped tags, the scheduled restore rehearsal (on or off, day, time), mail recovery points
+ * (on or off, every N minutes, kept N days). Fires `dp-settings-saved` (detail: the saved settings).
  */
 export class DpSettings extends DpElement<DpSettingsEventMap> {
   static override properties = {
@@ -241,6 +265,10 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       rehearsalEnabled: d.rehearsalEnabled,
       rehearsalDay: d.rehearsalDay,
       rehearsalTime: d.rehearsalTime,
+      recoveryPointsEnabled: d.recoveryPointsEnabled,
+      recoveryPointMinutes: Number(d.recoveryPointMinutes),
+      recoveryPointRetentionDays: Number(d.recoveryPointRetentionDays),
+      offsiteCopyLocation: d.offsiteCopyLocation.trim(),
     };
     this.saving = true;
     this.checkedLocation = null;
@@ -333,7 +361,18 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
     </fieldset>`;
   }
 
-  private checkField(field: 'backupEmails' | 'backupArchivedEmails' | 'rehearsalEnabled', labelKey: MessageKey, helpKey?: MessageKey) {
+  /** Mail recovery points between the nightly generations: on or off, how often, how long they are kept. */
+  private recoveryPointFields() {
+    const off = !this.draft!.recoveryPointsEnabled;
+    return html`<fieldset part="recovery-points" class="field">
+      <legend>${this.t('settings.recoveryPoints')}</legend>
+      ${this.checkField('recoveryPointsEnabled', 'settings.recoveryPointsEnabled', 'settings.recoveryPointsEnabled.help')}
+      ${this.textField('recoveryPointMinutes', 'text', 'settings.recoveryPointMinutes', 'settings.recoveryPointMinutes.help', undefined, off)}
+      ${this.textField('recoveryPointRetentionDays', 'text', 'settings.recoveryPointRetentionDays', 'settings.recoveryPointRetentionDays.help', undefined, off)}
+    </fieldset>`;
+  }
+
+  private checkField(field: 'backupEmails' | 'backupArchivedEmails' | 'rehearsalEnabled' | 'recoveryPointsEnabled', labelKey: MessageKey, helpKey?: MessageKey) {
     return html`<div part="field" class="field check">
       <label
         ><input
@@ -377,6 +416,8 @@ export class DpSettings extends DpElement<DpSettingsEventMap> {
       ${this.textField('repositoryLocation', 'text', 'settings.repositoryLocation', 'settings.repositoryLocation.help')}
       ${this.textField('skippedTags', 'text', 'settings.skippedTags', 'settings.skippedTags.help')}
       ${this.rehearsalFields(s?.timeZone ?? 'UTC')}
+      ${this.textField('offsiteCopyLocation', 'text', 'settings.offsiteCopyLocation', 'settings.offsiteCopyLocation.help')}
+      ${this.recoveryPointFields()}
       ${this.readOnlyField('postBackupScript', 'settings.postBackupScript', s?.postBackupScript ?? '', 'settings.postBackupScript.help')}
       ${Object.keys(this.clientErrors).length > 0
         ? html`<div part="alert" class="alert" role="alert">${this.t('settings.invalid')}</div>`

@@ -8,7 +8,7 @@ import { formatDate, translatePlural } from './i18n.js';
 type TaskKind = Schemas['TaskKind'];
 type TaskStatus = Schemas['TaskStatus'];
 
-const KINDS: TaskKind[] = ['backup', 'restore', 'forget', 'sync', 'retention', 'global-restore', 'check', 'content', 'rehearsal'];
+const KINDS: TaskKind[] = ['backup', 'restore', 'forget', 'sync', 'retention', 'global-restore', 'check', 'content', 'rehearsal', 'copy', 'recovery-point'];
 const STATUSES: TaskStatus[] = ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'INTERRUPTED'];
 const PAGE = 50;
 /** Dates carry their zone: this browser's, named (a restore-only administrator cannot read the server's settings). */

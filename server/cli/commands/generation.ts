@@ -39,14 +39,18 @@ interface BackupOpts extends RepoOptions {
   postScript: string | false;
   hookTimeout: number;
   scheduled?: boolean;
+  recoveryPoint?: boolean;
+  recoveryPointDays: number;
 }
 
-const POLICY_OPTIONS: Record<string, string> = { retentionDays: '--retention-days', keepWeekly: '--keep-weekly', keepMonthly: '--keep-monthly' };
+const POLICY_OPTIONS: Record<string, string> = {
+  retentionDays: '--retention-days', keepWeekly: '--keep-weekly', keepMonthly: '--keep-monthly', recoveryPointRetentionDays: '--recovery-point-days',
+};
 
 /** The run's retention policy, refused (exit 2) before the backup starts when it cannot be applied. */
 function policyOf(opts: BackupOpts): RetentionPolicy | undefined {
   if (!opts.retention) return undefined;
-  const policy = { days: opts.retentionDays, weekly: opts.keepWeekly, monthly: opts.keepMonthly };
+  const policy = { days: opts.retentionDays, weekly: opts.keepWeekly, monthly: opts.keepMonthly, recoveryPointDays: opts.recoveryPointDays };
   try {
     checkRetentionPolicy(policy);
   } catch (err) {
@@ -81,15 +85,21 @@ export function register(program: Command): void {
     .option('--no-post-script', 'do not run the post-backup action')
     .option('--hook-timeout <seconds>', 'post-backup action timeout', wholeNumber, 1800)
     .option('--scheduled', 'as the schedule: do nothing when a scheduled generation of today exists already')
+    .option('--recovery-point', 'a mail recovery point: the mail parts alone (mail/imap, and mail/archive with --archived-emails), no retention nor post-backup action')
+    .option('--recovery-point-days <n>', 'retention keeps mail recovery points n days (1 to 30)', wholeNumber, defaultSettings({ repositoryLocation: '/' }).recoveryPointRetentionDays)
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (opts: BackupOpts) => {
       const out = output(opts);
+      if (opts.recoveryPoint && opts.scheduled) throw new UsageError('--recovery-point and --scheduled: a recovery point is not the daily run; give one of them');
+      if (opts.recoveryPoint && !opts.emails) throw new UsageError('--recovery-point backs up mail: it cannot be combined with --no-emails');
+      if (opts.recoveryPoint && opts.skipTag.includes('mail/imap')) throw new UsageError('--recovery-point backs up mail: it cannot skip mail/imap');
       const retention = policyOf(opts);
       const location = repoPath(opts);
       const inst = installation(opts);
       const { database: db, host, productVersion } = inst;
       const agents = await inst.agents();
-      const trigger: Trigger = opts.scheduled ? 'schedule' : 'cli';
+      const trigger: Trigger = opts.recoveryPoint ? 'recovery-point' : opts.scheduled ? 'schedule' : 'cli';
+      const what = opts.recoveryPoint ? 'recovery point' : 'generation';
       const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
         const repo = await openLocation(location, { create: true });
         if (!repo) throw new Error(`no repository at ${location}`);
@@ -134,7 +144,7 @@ export function register(program: Command): void {
       out.summary(
         { generation: toGeneration(g), runStatus: v.run.runStatus, cleaned: v.run.cleaned, retention: v.run.retention && { kept: v.run.retention.keep.length, removed: v.run.retention.remove.map((x) => x.id) }, hook: v.run.hook },
         [
-          `generation ${g.id}: ${g.status}, run ${v.run.runStatus} in ${duration(v.ms)}`,
+          `${what} ${g.id}: ${g.status}, run ${v.run.runStatus} in ${duration(v.ms)}`,
           ...partsLine(g),
           ...(v.run.cleaned.length ? [`deleted ${v.run.cleaned.length} generation(s) left by interrupted runs`] : []),
           ...(v.run.retention ? [`retention: kept ${v.run.retention.keep.length}, deleted ${v.run.retention.remove.length}`] : []),
@@ -165,7 +175,7 @@ export function register(program: Command): void {
             : gens
                 .map((g) =>
                   [
-                    `${g.record.id}  ${g.record.protectionTime}  ${g.record.status.padEnd(7)} run ${g.record.runStatus ?? '-'}${latest?.generation === g.record.id ? '  (latest)' : ''}${g.record.protected ? '  protected' : ''}${g.interrupted ? '  interrupted' : ''}`,
+                    `${g.record.id}  ${g.record.protectionTime}  ${g.record.status.padEnd(7)} run ${g.record.runStatus ?? '-'}${latest?.generation === g.record.id ? '  (latest)' : ''}${g.record.protected ? '  protected' : ''}${g.record.trigger === 'recovery-point' ? '  mail recovery point' : ''}${g.interrupted ? '  interrupted' : ''}`,
                     ...partsLine(g.record),
                     ...g.record.messages.map((m) => `  ${m}`),
                   ].join('\n'),

@@ -171,10 +171,18 @@ export function toGeneration(r: GenerationRecord): Generation {
 
 export class GenerationNotFoundError extends Error {}
 
-/** A generation by id, or `latest` (the newest valid one). */
+/**
+ * A mail recovery point: a light generation of the mail parts alone, taken between the nightly generations. It
+ * restores mail; the nightly generation stays the unit of everything else (latest, global restore, rehearsal).
+ */
+export function isRecoveryPoint(r: Pick<GenerationRecord, 'trigger'>): boolean {
+  return r.trigger === 'recovery-point';
+}
+
+/** A generation by id, or `latest` (the newest valid one, never a recovery point). */
 export async function findGeneration(repo: Repository, ref: string): Promise<StoredGeneration> {
   const gens = await readGenerations(repo);
-  const g = ref === 'latest' ? gens.find((x) => !x.interrupted && x.record.status === 'VALID') : gens.find((x) => x.record.id === ref);
+  const g = ref === 'latest' ? gens.find((x) => !x.interrupted && x.record.status === 'VALID' && !isRecoveryPoint(x.record)) : gens.find((x) => x.record.id === ref);
   if (!g) throw new GenerationNotFoundError(ref === 'latest' ? `no valid generation in ${repo.location}` : `no generation ${ref} in ${repo.location}`);
   return g;
 }
@@ -250,10 +258,10 @@ export async function readLatest(repo: Repository): Promise<LatestReference | nu
   }
 }
 
-/** Points `latest` at the newest valid generation still in the repository. */
+/** Points `latest` at the newest valid generation still in the repository (recovery points hold mail only: never). */
 export async function refreshLatest(repo: Repository): Promise<GenerationRecord | null> {
   const gens = await readGenerations(repo);
-  const newest = gens.find((g) => !g.interrupted && g.record.status === 'VALID')?.record ?? null;
+  const newest = gens.find((g) => !g.interrupted && g.record.status === 'VALID' && !isRecoveryPoint(g.record))?.record ?? null;
   await writeLatest(repo, newest);
   return newest;
 }

@@ -9,10 +9,14 @@
 // - one generation of each of the last W weeks / M months that have one (the period's newest valid one, else
 //   its newest): what stays beyond the window;
 // - always the newest VALID generation, however old, and every protected generation.
+//
+// Mail recovery points (light generations of the mail parts, between the nightly ones) are outside that policy:
+// they neither count as a day's generation nor as the newest valid one. Each is kept for the recovery-point
+// window (N days from its time), then deleted; a protected one is kept.
 
 import { prune, type PruneSummary, type Repository } from '../../engine/index.js';
 import { InvalidInputError } from '../errors.js';
-import { deleteGeneration, readGenerations, type GenerationRecord } from './format.js';
+import { deleteGeneration, isRecoveryPoint, readGenerations, type GenerationRecord } from './format.js';
 
 export interface RetentionPolicy {
   /** The retention window: the last N calendar days, today included. */
@@ -21,10 +25,16 @@ export interface RetentionPolicy {
   weekly?: number;
   /** Also one generation of each of the last N months that have one. */
   monthly?: number;
+  /** Mail recovery points are kept this many days (24-hour periods) from their time; default 2. */
+  recoveryPointDays?: number;
 }
 
 /** Bounds of a policy (the settings' contract says the same). */
-export const RETENTION_LIMITS = { days: { min: 1, max: 3650 }, weekly: { min: 0, max: 520 }, monthly: { min: 0, max: 240 } } as const;
+export const RETENTION_LIMITS = {
+  days: { min: 1, max: 3650 }, weekly: { min: 0, max: 520 }, monthly: { min: 0, max: 240 }, recoveryPointDays: { min: 1, max: 30 },
+} as const;
+
+export const DEFAULT_RECOVERY_POINT_DAYS = 2;
 
 /** Generations younger than this are all kept, whatever the policy says of their day. */
 export const KEEP_ALL_WITHIN_MS = 48 * 3600_000;
@@ -40,16 +50,16 @@ export class RetentionPolicyError extends InvalidInputError {
   }
 }
 
-const FIELDS = { days: 'retentionDays', weekly: 'keepWeekly', monthly: 'keepMonthly' } as const;
+const FIELDS = { days: 'retentionDays', weekly: 'keepWeekly', monthly: 'keepMonthly', recoveryPointDays: 'recoveryPointRetentionDays' } as const;
 
 /** Throws RetentionPolicyError when the policy is not whole numbers within RETENTION_LIMITS. */
 export function checkRetentionPolicy(policy: RetentionPolicy): void {
-  for (const key of ['days', 'weekly', 'monthly'] as const) {
+  for (const key of ['days', 'weekly', 'monthly', 'recoveryPointDays'] as const) {
     const v = policy[key];
     if (v === undefined && key !== 'days') continue;
     const { min, max } = RETENTION_LIMITS[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      const what = key === 'days' ? 'days' : key === 'weekly' ? 'weeks' : 'months';
+      const what = key === 'weekly' ? 'weeks' : key === 'monthly' ? 'months' : 'days';
       throw new RetentionPolicyError(FIELDS[key], `must be a whole number of ${what} from ${min} to ${max}, got ${JSON.stringify(v)}`);
     }
   }
@@ -57,7 +67,10 @@ export function checkRetentionPolicy(policy: RetentionPolicy): void {
 
 /** The policy in words, for logs and summaries. */
 export function describeRetention(policy: RetentionPolicy): string {
-  return [`${policy.days} days`, ...(policy.weekly ? [`${policy.weekly} weekly`] : []), ...(policy.monthly ? [`${policy.monthly} monthly`] : [])].join(', ');
+  return [
+    `${policy.days} days`, ...(policy.weekly ? [`${policy.weekly} weekly`] : []), ...(policy.monthly ? [`${policy.monthly} monthly`] : []),
+    `recovery points ${policy.recoveryPointDays ?? DEFAULT_RECOVERY_POINT_DAYS} days`,
+  ].join(', ');
 }
 
 export interface RetentionDecision {
@@ -88,6 +101,31 @@ function weekOf(d: Date): string {
  */
 export function decideRetention(gens: readonly GenerationRecord[], policy: RetentionPolicy, now: Date, pinned: readonly string[] = []): RetentionDecision {
   checkRetentionPolicy(policy);
+  const points = gens.filter(isRecoveryPoint);
+  const nightly = decideNightly(gens.filter((g) => !isRecoveryPoint(g)), policy, now, pinned);
+  const pointsDecision = decideRecoveryPoints(points, policy.recoveryPointDays ?? DEFAULT_RECOVERY_POINT_DAYS, now, pinned);
+  const newest = (a: { protectionTime: string }, b: { protectionTime: string }) => (a.protectionTime < b.protectionTime ? 1 : a.protectionTime > b.protectionTime ? -1 : 0);
+  return { keep: [...nightly.keep, ...pointsDecision.keep].sort(newest), remove: [...nightly.remove, ...pointsDecision.remove].sort(newest) };
+}
+
+/** Recovery points younger than `days` × 24 hours (or protected, or pinned) are kept; the older ones go. */
+export function decideRecoveryPoints(points: readonly GenerationRecord[], days: number, now: Date, pinned: readonly string[] = []): RetentionDecision {
+  const since = now.getTime() - days * 86_400_000;
+  const decision: RetentionDecision = { keep: [], remove: [] };
+  for (const g of [...points].sort((a, b) => (a.protectionTime < b.protectionTime ? 1 : -1))) {
+    const why = [
+      ...(Date.parse(g.protectionTime) > since ? [`recovery point of the last ${days} days`] : []),
+      ...(g.protected ? ['protected'] : []),
+      ...(pinned.includes(g.id) ? ['this run'] : []),
+    ];
+    if (why.length) decision.keep.push({ id: g.id, protectionTime: g.protectionTime, reasons: why });
+    else decision.remove.push({ id: g.id, protectionTime: g.protectionTime });
+  }
+  return decision;
+}
+
+/** The nightly policy over the generations that are not recovery points. */
+function decideNightly(gens: readonly GenerationRecord[], policy: RetentionPolicy, now: Date, pinned: readonly string[]): RetentionDecision {
   const newestFirst = [...gens].sort((a, b) => (a.protectionTime < b.protectionTime ? 1 : a.protectionTime > b.protectionTime ? -1 : 0));
   const reasons = new Map<string, string[]>();
   const add = (id: string, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);

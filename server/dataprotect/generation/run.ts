@@ -17,7 +17,8 @@ import { applyRetention, checkRetentionPolicy, type RetentionPolicy, type Retent
 
 /** The part order of a run: database first, then configuration and files, mail last (in parallel per server). */
 export const TAG_ORDER: readonly Tag[] = ['bm/pgsql', 'bm/pgsql-data', 'bm/core', 'bm/conf', 'filehosting/data', 'mail/imap', 'mail/archive'];
-const MAIL_TAGS = new Set<string>(['mail/imap', 'mail/archive']);
+/** The mail parts: the only parts of a recovery point. */
+export const MAIL_TAGS: ReadonlySet<string> = new Set<string>(['mail/imap', 'mail/archive']);
 
 export type { PartPlan } from './part-backup.js';
 
@@ -25,6 +26,8 @@ export interface RunOptions {
   backupEmails: boolean;
   backupArchivedEmails: boolean;
   skippedTags: readonly string[];
+  /** A mail recovery point: the mail parts alone (mail/imap, and mail/archive when archived mail is backed up). */
+  recoveryPoint?: boolean;
 }
 
 export interface RunLog {
@@ -50,7 +53,7 @@ export interface GenerationRunOptions extends RunOptions {
   log?: RunLog;
   progress?: (p: RunProgress) => void;
   signal?: AbortSignal;
-  /** Applied after a successful run; omit to skip retention. */
+  /** Applied after a successful run; omit to skip retention (a recovery point never applies it: the nightly does). */
   retention?: RetentionPolicy;
   /** The post-backup action; omit to skip it. */
   postBackup?: { script: string; timeoutMs?: number };
@@ -90,6 +93,7 @@ export function planParts(servers: readonly HostServer[], o: RunOptions): PartPl
       plan.push({ server: s.uid, tag });
     }
   }
+  if (o.recoveryPoint) return plan.filter((p) => MAIL_TAGS.has(p.tag));
   // Tags we do not know go last, in the topology's order.
   for (const s of servers) {
     for (const tag of s.tags) if (!TAG_ORDER.includes(tag) && !skipped.has(tag)) plan.push({ server: s.uid, tag });
@@ -109,7 +113,11 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   const time = o.time ?? new Date();
   const id = newGenerationId(time);
   const servers = await o.host.servers();
-  const plan = planParts(servers, o);
+  const recoveryPoint = o.trigger === 'recovery-point';
+  const plan = planParts(servers, { ...o, recoveryPoint });
+  if (recoveryPoint && plan.length === 0) {
+    throw new RecoveryPointRefusedError('a recovery point backs up mail, and this installation backs up none: turn on "Backup emails" (or leave mail/imap out of the skipped tags)');
+  }
   log.info(`generation ${id}: ${plan.length} parts (${plan.map((p) => `${p.server} ${p.tag}`).join(', ')})`);
 
   const cleaned = await cleanInterrupted(o.repo, log);
@@ -208,7 +216,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   record.runStatus = runStatus;
   await writeRecord(o.repo, record, 1, time);
   log.info(`generation ${id}: ${record.status}, run ${runStatus}`);
-  if (record.status === 'VALID') await writeLatest(o.repo, record);
+  if (record.status === 'VALID' && !recoveryPoint) await writeLatest(o.repo, record);
 
   const revise = async (status: RunStatus, message: string) => {
     runStatus = status;
@@ -218,7 +226,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   let retention: RetentionResult | null = null;
   let hook: HookResult | null = null;
   const succeeded = runStatus === 'OK' || runStatus === 'WARNING';
-  if (succeeded && o.retention) {
+  if (succeeded && o.retention && !recoveryPoint) {
     try {
       retention = await applyRetention(o.repo, o.retention, { now: time, keep: [id], log });
       if (retention.pruneError) await revise('WARNING', `retention: prune failed: ${retention.pruneError}`);
@@ -227,7 +235,8 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
       await revise('WARNING', `retention failed: ${(err as Error).message}`);
     }
   }
-  if (succeeded && o.postBackup) {
+  // The post-backup action follows a full generation (it copies the repository off-site, for instance).
+  if (succeeded && o.postBackup && !recoveryPoint) {
     hook = await runPostBackupScript(o.postBackup.script, {
       generation: record, runStatus, repository: o.repo.location, timeoutMs: o.postBackup.timeoutMs, log, signal: o.signal,
     });
@@ -248,6 +257,9 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   if (retention || revised) await refreshLatest(o.repo);
   return { generation: record, runStatus, cleaned, retention, hook };
 }
+
+/** A recovery point that cannot be taken (nothing to back up): refused before anything is written. */
+export class RecoveryPointRefusedError extends Error {}
 
 export function runStatusOf(status: GenerationStatus): RunStatus {
   return status === 'VALID' ? 'OK' : status === 'UNKNOWN' ? 'WARNING' : 'ERROR';

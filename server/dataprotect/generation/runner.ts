@@ -17,6 +17,7 @@ import { GenerationCache } from './cache.js';
 import {
   deleteGeneration, GenerationNotFoundError, readGenerations, refreshLatest, toGeneration, type GenerationRecord, type StoredGeneration,
 } from './format.js';
+import { copyGenerations } from './copy.js';
 import { setProtection } from './protection.js';
 import { openLocation, snapshotFingerprint } from './repository.js';
 import { applyRetention, checkRetentionPolicy } from './retention.js';
@@ -29,6 +30,8 @@ type Title = ReturnType<typeof taskTitle>;
 
 /** The advisory lock every run, retention, forget and sync takes: they never overlap anywhere in the cluster. */
 export const BACKUP_LOCK = 'dataprotect-backup';
+/** How long a backup waits for a mail recovery point in progress before it says the lock is busy. */
+const RECOVERY_POINT_WAIT_MS = 10 * 60_000;
 
 function actorOf(by: Requester): TaskActor {
   return 'scheduler' in by ? { login: SCHEDULER_ACTOR, uid: null } : { login: by.login, uid: by.uid };
@@ -39,7 +42,7 @@ function taskLog(ctx: TaskContext) {
 }
 
 export function retentionPolicy(s: Settings) {
-  return { days: s.retentionDays, weekly: s.keepWeekly, monthly: s.keepMonthly };
+  return { days: s.retentionDays, weekly: s.keepWeekly, monthly: s.keepMonthly, recoveryPointDays: s.recoveryPointRetentionDays };
 }
 
 @injectable()
@@ -70,7 +73,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   }
 
   private async runningTask() {
-    for (const k of ['backup', 'retention', 'forget', 'sync'] as const) {
+    for (const k of ['backup', 'recovery-point', 'retention', 'forget', 'sync', 'copy'] as const) {
       const t = await this.tasks.findRunning(k);
       if (t) return t;
     }
@@ -108,9 +111,13 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
   async start(by: Requester, trigger: 'api' | 'schedule' | 'cli'): Promise<TaskStart> {
     const running = await this.tasks.findRunning('backup');
     if (running) return { task: running, alreadyRunning: true };
+    await this.afterRecoveryPoint();
     const title = taskTitle(trigger === 'schedule' ? 'scheduledBackup' : 'backup');
     const started = await this.startLocked('backup', title, by, null, (ctx) => this.backup(ctx, trigger));
-    if (started) return started;
+    if (started) {
+      if (trigger === 'schedule') this.copyOffsiteAfter(started.task.id, by);
+      return started;
+    }
     // Another node won the lock a moment ago: its task appears in the shared table.
     for (let i = 0; i < 30; i++) {
       const other = await this.tasks.findRunning('backup');
@@ -119,6 +126,50 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       await new Promise((r) => setTimeout(r, 100));
     }
     return this.busy('cannot start a backup');
+  }
+
+  /** A recovery point takes seconds: a backup waits for the one in progress (anywhere) rather than fail. */
+  private async afterRecoveryPoint(): Promise<void> {
+    const deadline = Date.now() + RECOVERY_POINT_WAIT_MS;
+    for (let t = await this.tasks.findRunning('recovery-point'); t && Date.now() < deadline; t = await this.tasks.findRunning('recovery-point')) {
+      await Promise.race([this.tasks.whenDone(t.id), new Promise((r) => setTimeout(r, 1000))]);
+    }
+  }
+
+  async startRecoveryPoint(by: Requester): Promise<TaskStart> {
+    const running = await this.tasks.findRunning('recovery-point');
+    if (running) return { task: running, alreadyRunning: true };
+    const started = await this.startLocked('recovery-point', taskTitle('recoveryPoint'), by, null, (ctx) => this.recoveryPoint(ctx));
+    if (started) return started;
+    const other = await this.tasks.findRunning('recovery-point');
+    if (other) return { task: other, alreadyRunning: true };
+    return this.busy('cannot take a mail recovery point');
+  }
+
+  private async recoveryPoint(ctx: TaskContext): Promise<Record<string, unknown>> {
+    const s = await this.settings.get();
+    const repo = await openLocation(s.repositoryLocation, { signal: ctx.signal });
+    if (!repo) throw new Error(`no repository at ${s.repositoryLocation}: a recovery point follows a first nightly generation`);
+    try {
+      const r = await runGeneration({
+        repo, host: this.host, trigger: 'recovery-point', productVersion: this.config.productVersion, agents: this.agents, repositoryLocation: s.repositoryLocation,
+        backupEmails: s.backupEmails, backupArchivedEmails: s.backupArchivedEmails, skippedTags: s.skippedTags,
+        log: taskLog(ctx), signal: ctx.signal,
+        progress: (p) => ctx.progress({ done: p.partsDone, total: p.partsTotal, unit: 'parts', bytes: p.bytes, message: p.current ? `backing up ${p.current}` : null }),
+      });
+      await this.cache.upsert(s.repositoryLocation, r.generation);
+      await this.cache.remove(s.repositoryLocation, r.cleaned);
+      const added = r.generation.parts.reduce((n, p) => n + p.sizeAdded, 0);
+      ctx.progress({ message: `recovery point ${r.generation.id}: ${r.runStatus}` });
+      if (ctx.signal.aborted) throw new Error(`cancelled; recovery point ${r.generation.id} is INVALID`);
+      if (r.runStatus === 'ERROR') {
+        const bad = r.generation.parts.filter((p) => p.status === 'INVALID').map((p) => `${p.server} ${p.tag}: ${p.messages[0] ?? 'failed'}`);
+        throw new Error(`recovery point ${r.generation.id} finished with ERROR (${bad.join('; ')})`);
+      }
+      return { generationId: r.generation.id, status: r.generation.status, runStatus: r.runStatus, parts: r.generation.parts.length, bytesAdded: added };
+    } finally {
+      await repo.close();
+    }
   }
 
   private async backup(ctx: TaskContext, trigger: 'api' | 'schedule' | 'cli'): Promise<Record<string, unknown>> {
@@ -149,6 +200,54 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       return result;
     } finally {
       await repo.close();
+    }
+  }
+
+  /**
+   * Once the nightly run `taskId` has succeeded, its generation is copied to the off-site location when one is set:
+   * a task of kind copy, under the same cluster lock (no retention deletes what is being copied).
+   */
+  private copyOffsiteAfter(taskId: string, by: Requester): void {
+    void (async () => {
+      const done = await this.tasks.whenDone(taskId);
+      const generation = done?.status === 'SUCCEEDED' ? done.result?.generationId : undefined;
+      if (typeof generation !== 'string') return;
+      const location = (await this.settings.get()).offsiteCopyLocation;
+      if (!location) return;
+      const started = await this.startLocked('copy', taskTitle('copy', { generation }), by, generation, (ctx) => this.copyOffsite(ctx, generation, location));
+      if (!started) {
+        // Someone started other work on the repository in between: the copy is a task of its own, recorded failed.
+        const task = await this.tasks.start({ kind: 'copy', ...taskTitle('copy', { generation }), actor: actorOf(by), target: generation }, async () => {
+          throw new Error(`the off-site copy of generation ${generation} did not start: other work held the repository; the next night's copy carries the new generation`);
+        });
+        await this.tasks.whenDone(task.id);
+      }
+    })().catch(() => {
+      // The task registry records what failed; nothing more to say here.
+    });
+  }
+
+  private async copyOffsite(ctx: TaskContext, generation: string, location: string): Promise<Record<string, unknown>> {
+    const s = await this.settings.get();
+    const from = await openLocation(s.repositoryLocation, { signal: ctx.signal });
+    if (!from) throw new NotFoundError(`no repository at ${s.repositoryLocation}`);
+    let to: Repository | null = null;
+    try {
+      to = await openLocation(location, { create: true, signal: ctx.signal });
+      if (!to) throw new Error(`no repository at ${location}`);
+      ctx.info(`copying generation ${generation} from ${s.repositoryLocation} to ${location}`);
+      const r = await copyGenerations({
+        from, to, generations: [generation],
+        notice: (m) => ctx.info(m),
+        progress: (p) => ctx.progress({ done: p.snapshotsDone, total: p.snapshotsTotal, bytes: p.bytesAdded, message: `copying generation ${generation} to ${location}` }),
+      });
+      const outcome = r.generations[0]?.outcome === 'present' ? 'was already there' : 'copied';
+      ctx.info(`generation ${generation} ${outcome}: ${r.blobsNew} new blobs, ${r.bytesAdded} bytes written; verified ${r.verified.snapshots} snapshots, ${r.verified.blobs} blobs`);
+      if (ctx.signal.aborted) throw new Error(`cancelled; the next copy carries on where this one stopped`);
+      return { generationId: generation, location, bytesAdded: r.bytesAdded, blobsNew: r.blobsNew, reencoded: r.reencoded, verifiedBlobs: r.verified.blobs };
+    } finally {
+      await to?.close();
+      await from.close();
     }
   }
 
@@ -281,7 +380,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       }
     }
     // A generation being written right now reads as interrupted: leave it out while a backup runs.
-    const running = await this.tasks.findRunning('backup');
+    const running = (await this.tasks.findRunning('backup')) ?? (await this.tasks.findRunning('recovery-point'));
     const records = gens.filter((g) => !(g.interrupted && running)).map((g) => g.record);
     // While a run writes, the fingerprint is not kept: the next read looks again.
     await this.cache.replace(location, records, running ? null : fingerprint);

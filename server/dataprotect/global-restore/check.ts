@@ -3,7 +3,7 @@
 
 import { walkTree, type Repository } from '../../engine/index.js';
 import type { InstallationPort } from '../../host/installation.js';
-import { findGeneration, type StoredGeneration } from '../generation/format.js';
+import { findGeneration, isRecoveryPoint, type StoredGeneration } from '../generation/format.js';
 import { assertReadableFormat, productCompatibility, UnreadableGenerationError } from './compatibility.js';
 import type { HostServer } from '../../host/port.js';
 import { planRestore, type GenerationServer, type RestorePlan } from './plan.js';
@@ -99,6 +99,12 @@ export async function checkGlobalRestore(o: CheckOptions): Promise<GlobalRestore
 
 function generationValidity(g: StoredGeneration): Prerequisite {
   const r = g.record;
+  if (isRecoveryPoint(r)) {
+    return {
+      id: 'generation', status: 'not-met', message: `generation ${r.id} is a mail recovery point: it holds the mail alone, not the installation`,
+      advice: 'choose a nightly generation (a mail recovery point restores mail from the restore browser)',
+    };
+  }
   if (g.interrupted) return { id: 'generation', status: 'not-met', message: `generation ${r.id} is incomplete: its run did not finish`, advice: 'choose another generation' };
   const bad = r.parts.filter((p) => p.status !== 'VALID');
   if (r.status === 'VALID') return { id: 'generation', status: 'met', message: `generation ${r.id} of ${r.protectionTime} is VALID (${r.parts.length} parts)` };

@@ -3,7 +3,7 @@
 
 import type { Repository } from '../../engine/index.js';
 import { NotFoundError } from '../errors.js';
-import { readGenerations, toGeneration } from '../generation/format.js';
+import { isRecoveryPoint, readGenerations, toGeneration } from '../generation/format.js';
 import { openLocation } from '../generation/repository.js';
 import type { Generation } from '../model.js';
 
@@ -13,7 +13,10 @@ export async function openRepositoryAt(location: string): Promise<Repository> {
   return repo;
 }
 
-/** Newest first; generations of runs that never finished are listed INVALID. */
+/**
+ * Newest first; generations of runs that never finished are listed INVALID. Mail recovery points are left out:
+ * they hold the mail alone, and the nightly generation is the unit of a global restore.
+ */
 export async function discoverGenerations(repo: Repository): Promise<Generation[]> {
-  return (await readGenerations(repo)).map((g) => toGeneration(g.record));
+  return (await readGenerations(repo)).filter((g) => !isRecoveryPoint(g.record)).map((g) => toGeneration(g.record));
 }

@@ -88,13 +88,15 @@ export class Rehearsals implements RehearsalService {
             actor: actor.login, action: 'rehearsal.end', target: TARGET, generationId: generation, taskId: ctx.id,
             result: result.ok ? 'ok' : 'failed', detail: { durationMs: result.durationMs, failure: result.failure },
           });
-          ctx.progress({ done: result.parts.length, total: result.parts.length, unit: 'parts', message: result.ok ? 'every part restored the same' : 'the restore differs' });
+          // A restore that stopped before comparing keeps its last progress (how far it got), not "0 of 0 parts".
+          if (result.failure) ctx.progress({ message: 'the restore stopped' });
+          else ctx.progress({ done: result.parts.length, total: result.parts.length, unit: 'parts', message: result.ok ? 'every part restored the same' : 'the restore differs' });
           if (!result.ok) {
             const differing = result.parts.filter((p) => p.verdict === 'differs').map((p) => `${p.server} ${p.tag}`);
             throw new TaskFailedError(
               result.failure
-                ? `the rehearsal of generation ${generation} could not restore it: ${result.failure}`
-                : `the rehearsal of generation ${generation} restored parts that differ from it: ${differing.join(', ')}`,
+                ? `The rehearsal of generation ${generation} could not restore it: ${result.failure}`
+                : `The rehearsal of generation ${generation} restored parts that differ from it: ${differing.join(', ')}`,
               { ...result },
             );
           }

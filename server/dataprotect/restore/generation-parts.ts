@@ -4,7 +4,9 @@
 
 import type { Repository, SnapshotInfo } from '../../engine/index.js';
 import { NotFoundError } from '../errors.js';
-import { readGenerations } from '../generation/format.js';
+import { isRecoveryPoint, readGenerations } from '../generation/format.js';
+
+const MAIL_TAGS = new Set(['mail/imap', 'mail/archive']);
 
 export interface GenerationPart {
   server: string;
@@ -17,6 +19,12 @@ export interface GenerationView {
   /** When the generation was taken (its earliest part): `restored-YYYY-MM-DD` uses it. */
   time: Date;
   parts: GenerationPart[];
+  /**
+   * A mail recovery point: its own parts are the mail ones; the others (the directory the catalog reads) are
+   * those of `base`, the newest full generation taken before it. It restores mail only.
+   */
+  recoveryPoint?: boolean;
+  base?: string | null;
 }
 
 export interface GenerationParts {
@@ -30,7 +38,7 @@ export class RepositoryGenerationParts implements GenerationParts {
 
   async list(): Promise<GenerationView[]> {
     const repo = await this.repo();
-    return (await readGenerations(repo)).map((g) => {
+    const views = (await readGenerations(repo)).map((g) => {
       const byId = new Map(g.partSnapshots.map((s) => [s.id, s]));
       const parts: GenerationPart[] = [];
       for (const p of g.record.parts) {
@@ -39,13 +47,21 @@ export class RepositoryGenerationParts implements GenerationParts {
         if (snap && p.status !== 'INVALID') parts.push({ server: p.server, tag: p.tag, snapshot: snap });
         else if (snap && g.interrupted) parts.push({ server: p.server, tag: p.tag, snapshot: snap });
       }
-      return { id: g.record.id, time: new Date(g.record.protectionTime), parts };
+      const view: GenerationView = { id: g.record.id, time: new Date(g.record.protectionTime), parts };
+      if (isRecoveryPoint(g.record)) view.recoveryPoint = true;
+      return view;
+    });
+    // Newest first: a recovery point borrows the non-mail parts of the next full generation below it in the list.
+    return views.map((v, i) => {
+      if (!v.recoveryPoint) return v;
+      const base = views.slice(i + 1).find((x) => !x.recoveryPoint && x.parts.length > 0) ?? null;
+      return { ...v, base: base?.id ?? null, parts: [...v.parts, ...(base?.parts.filter((p) => !MAIL_TAGS.has(p.tag)) ?? [])] };
     });
   }
 
   async get(generationId: string): Promise<GenerationView> {
     const all = await this.list();
-    const g = generationId === 'latest' ? all[0] : all.find((x) => x.id === generationId);
+    const g = generationId === 'latest' ? all.find((x) => !x.recoveryPoint) : all.find((x) => x.id === generationId);
     if (!g) throw new NotFoundError(`generation ${generationId} not found in the repository`);
     return g;
   }

@@ -54,6 +54,9 @@ export function restoreTarget(entry: { domainUid: string; uid: string }): string
   return `entity:${entry.domainUid}/${entry.uid}`;
 }
 
+/** What a mail recovery point can restore: the operations that read the mail parts and nothing else. */
+const MAIL_ONLY_OPERATIONS: ReadonlySet<string> = new Set(RESTORE_OPERATIONS.filter((o) => o.requiredTag === 'mail/imap').map((o) => o.identifier));
+
 @injectable()
 export class EntityRestores implements RestoreService {
   /** Entities whose restore is being started in this process (closes the gap before the task row exists). */
@@ -85,6 +88,8 @@ export class EntityRestores implements RestoreService {
     if (!this.backend.mailer) ops = ops.filter((o) => !o.identifier.startsWith('send.'));
     if (!generationId) return ops;
     const g = await this.backend.generations.get(generationId);
+    // A recovery point holds the mail alone: the operations that read mail only.
+    if (g.recoveryPoint) ops = ops.filter((o) => MAIL_ONLY_OPERATIONS.has(o.identifier));
     return operationsForTags(ops, g.parts.map((p) => p.tag));
   }
 
@@ -171,6 +176,12 @@ export class EntityRestores implements RestoreService {
   async start(by: Principal, request: RestoreRequest): Promise<TaskStart> {
     if (!holdsRole(by, 'manageRestore')) throw new ForbiddenError('restores need the manageRestore role');
     const { env, catalog } = await this.catalog(request.generationId);
+    if (catalog.generation.recoveryPoint && !MAIL_ONLY_OPERATIONS.has(request.operation)) {
+      throw new InvalidInputError(
+        'operation',
+        `generation ${catalog.generation.id} is a mail recovery point: it holds the mail alone, so ${request.operation} cannot read it; choose a nightly generation for this restore`,
+      );
+    }
     const entry = this.entry(by, catalog, request.entity.uid);
     if (entry.domainUid !== request.entity.domainUid || entry.kind !== request.entity.kind) {
       throw new InvalidInputError('entity', `entity ${request.entity.uid} is a ${entry.kind} of ${entry.domainUid} in this generation`);
