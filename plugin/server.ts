@@ -9,7 +9,8 @@ import { AuditLog } from '../server/dataprotect/audit.js';
 import { HOST_AUTHENTICATOR, type HostAuthenticator } from '../server/dataprotect/auth.js';
 import { GenerationCache } from '../server/dataprotect/generation/cache.js';
 import { RepositoryBackups } from '../server/dataprotect/generation/runner.js';
-import { BACKUP_CONFIG, HOST_PORT } from '../server/dataprotect/generation/tokens.js';
+import { BACKUP_CONFIG, HOST_PORT, PART_AGENTS } from '../server/dataprotect/generation/tokens.js';
+import { agentsFromEnvironment } from '../server/agent/config.js';
 import { GlobalRestores, RECOVERY_INSTALLATION } from '../server/dataprotect/global-restore/service.js';
 import { REHEARSAL_DIR, Rehearsals } from '../server/dataprotect/global-restore/rehearsals.js';
 import { ProtectionStatus } from '../server/dataprotect/protection-status.js';
@@ -257,6 +258,9 @@ function registerDomainServices(c: DependencyContainer, services: ServerServices
   if (inst) {
     c.register(HOST_PORT, { useValue: inst.port });
     c.register(BACKUP_CONFIG, { useValue: { productVersion: inst.productVersion } });
+    // Multi-server installations: DP_AGENTS names each server's node agent; unset, every part is backed up here.
+    const agents = agentsFromEnvironment(process.env);
+    if (agents) c.register(PART_AGENTS, { useValue: agents });
     c.registerSingleton(GenerationCache);
     // One RepositoryBackups serves both the runner and the generations.
     c.registerSingleton(RepositoryBackups);

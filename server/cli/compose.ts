@@ -11,6 +11,10 @@ import type { InstallationPort } from '../host/installation.js';
 import { ReferenceHost } from '../host/reference/host.js';
 import { referenceInstallation } from '../host/reference/installation.js';
 import { SCHEMA_VERSION } from '../host/reference/schema.js';
+import { hostLayout } from '../host/reference/layout.js';
+import type { PartAgents } from '../dataprotect/generation/part-agents.js';
+import { AGENTS_ENV, agentsFromEnvironment, parseAgents, partAgents } from '../agent/config.js';
+import { agentsValue, ensureAgentSecret, runningAgents } from './reference-agents.js';
 
 /** DATABASE_URL, default BlueMind's directory database `bj` on the local PostgreSQL. */
 export function databaseUrl(): string {
@@ -39,6 +43,11 @@ export interface CliInstallation {
   restoreEnv(repo: Repository, o?: { send?: boolean; smtp?: string }): RestoreEnv;
   /** What a global restore rebuilds. */
   recovery: InstallationPort;
+  /**
+   * The node agents a generation asks for each server's parts: DP_AGENTS when set, else the reference host's running
+   * agents (`host agents start`); none: every part is backed up in this process.
+   */
+  agents(): Promise<PartAgents | undefined>;
 }
 
 export function installation(o: InstallationOptions): CliInstallation {
@@ -49,6 +58,13 @@ export function installation(o: InstallationOptions): CliInstallation {
     host,
     productVersion: SCHEMA_VERSION,
     recovery: referenceInstallation(host, SCHEMA_VERSION),
+    async agents() {
+      if (process.env[AGENTS_ENV]) return agentsFromEnvironment();
+      const running = await runningAgents(host.layout);
+      if (!running.length) return undefined;
+      const env = { ...process.env, ...(await ensureAgentSecret(hostLayout(o.hostRoot))) };
+      return partAgents(parseAgents(agentsValue(running)), env);
+    },
     restoreEnv: (repo, r = {}) => ({
       repo,
       host,

@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   entity: () => import('./commands/entity.js'),
   'global-restore': () => import('./commands/global-restore.js'),
   dump: () => import('./commands/dump.js'),
+  agent: () => import('./commands/agent.js'),
 };
 
 /** Exit codes: see exit-codes.ts. */

@@ -95,7 +95,9 @@ export function register(program: Command): void {
       if (opts.recoveryPoint && opts.skipTag.includes('mail/imap')) throw new UsageError('--recovery-point backs up mail: it cannot skip mail/imap');
       const retention = policyOf(opts);
       const location = repoPath(opts);
-      const { database: db, host, productVersion } = installation(opts);
+      const inst = installation(opts);
+      const { database: db, host, productVersion } = inst;
+      const agents = await inst.agents();
       const trigger: Trigger = opts.recoveryPoint ? 'recovery-point' : opts.scheduled ? 'schedule' : 'cli';
       const what = opts.recoveryPoint ? 'recovery point' : 'generation';
       const locked = await withDatabaseLock(db, BACKUP_LOCK, async () => {
@@ -109,7 +111,7 @@ export function register(program: Command): void {
           }
           const started = Date.now();
           const r = await runGeneration({
-            repo, host, trigger, productVersion,
+            repo, host, trigger, productVersion, agents, repositoryLocation: location,
             backupEmails: opts.emails, backupArchivedEmails: Boolean(opts.archivedEmails), skippedTags: opts.skipTag,
             retention,
             postBackup: opts.postScript ? { script: opts.postScript, timeoutMs: opts.hookTimeout * 1000 } : undefined,

@@ -10,7 +10,7 @@ import { parseServerMap } from '../../dataprotect/global-restore/plan.js';
 import { runGlobalRestore } from '../../dataprotect/global-restore/run.js';
 import { rehearseGlobalRestore } from '../../dataprotect/global-restore/sandbox.js';
 import { GenerationNotFoundError } from '../../dataprotect/generation/format.js';
-import { installation } from '../compose.js';
+import { installation, installation as compose } from '../compose.js';
 import { collect, openRepo, output, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration } from '../output.js';
 import type { Output } from '../output.js';
@@ -121,8 +121,10 @@ export function register(program: Command): void {
         if (!opts.yes && !(await confirmed(out, `Rebuild this installation from generation ${ref}${opts.wipe ? ', wiping its data first' : ''}?`))) {
           throw new UsageError('a global restore rewrites the whole installation: confirm with --yes');
         }
+        // The file parts of servers with a node agent are restored by that agent, on that server.
+        const agents = await compose(opts).agents();
         const r = await runGlobalRestore({
-          repo, installation, generation: ref, servers, wipe: opts.wipe, log: runLog(out), progress,
+          repo, installation, generation: ref, servers, wipe: opts.wipe, log: runLog(out), progress, agents,
           onPart: (part, state) => (out.json ? out.line({ type: 'part', part, state }) : undefined),
         }).catch(usage);
         out.stopProgress();

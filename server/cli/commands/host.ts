@@ -8,8 +8,9 @@ import { dovecotStatus, startDovecot, stopDovecot } from '../../host/reference/d
 import { DEFAULT_HOST_ROOT, TOPOLOGY, fileLocations, hostLayout } from '../../host/reference/layout.js';
 import { seedReference } from '../../host/reference/seed.js';
 import { hostDatabase } from '../compose.js';
-import { output, wholeNumber } from '../context.js';
+import { collect, output, UsageError, wholeNumber } from '../context.js';
 import { duration } from '../output.js';
+import { agentsValue, runningAgents, startAgents, stopAgents } from '../reference-agents.js';
 
 interface HostOpts {
   hostRoot: string;
@@ -122,5 +123,39 @@ export function register(program: Command): void {
       const st = await dovecotStatus(hostLayout(opts.hostRoot));
       output(opts).summary({ ...st }, st.running ? `dovecot running on ${st.host}:${st.port} (pid ${st.pid})` : 'dovecot stopped');
       if (!st.running) process.exitCode = 1;
+    });
+
+  const agents = host.command('agents').description("the reference host's node agents: one per server, on the server's own address");
+  agents
+    .command('start')
+    .description('start an agent for each server that has none running (127.0.0.1 and 127.0.0.2, free ports), detached')
+    .option('--server <uid>', 'only the agent of this server (repeatable)', collect, [])
+    .option(...rootOption)
+    .option('--json', 'output as JSON')
+    .action(async (opts: HostOpts & { server: string[] }) => {
+      const out = output(opts);
+      const unknown = opts.server.filter((x) => !TOPOLOGY.some((s) => s.uid === x));
+      if (unknown.length) throw new UsageError(`--server ${unknown.join(', ')}: no such server (servers: ${TOPOLOGY.map((s) => s.uid).join(', ')})`);
+      const states = await startAgents(hostLayout(opts.hostRoot), { log: (l) => out.notice(l), servers: opts.server });
+      out.summary({ agents: states, DP_AGENTS: agentsValue(states) }, [...states.map((a) => `${a.server} (${a.address}): ${a.url} (pid ${a.pid})`), `DP_AGENTS=${agentsValue(states)}`].join('\n'));
+    });
+  agents
+    .command('stop')
+    .description('stop the running agents')
+    .option(...rootOption)
+    .option('--json', 'output as JSON')
+    .action(async (opts: HostOpts) => {
+      const stopped = await stopAgents(hostLayout(opts.hostRoot));
+      output(opts).summary({ stopped }, stopped.length ? `stopped the agents of ${stopped.join(', ')}` : 'no agent was running');
+    });
+  agents
+    .command('status')
+    .description('the running agents, and the DP_AGENTS value that reaches them')
+    .option(...rootOption)
+    .option('--json', 'output as JSON')
+    .action(async (opts: HostOpts) => {
+      const states = await runningAgents(hostLayout(opts.hostRoot));
+      output(opts).summary({ agents: states, DP_AGENTS: agentsValue(states) }, states.length ? [...states.map((a) => `${a.server} (${a.address}): ${a.url} (pid ${a.pid})`), `DP_AGENTS=${agentsValue(states)}`].join('\n') : 'no agent runs');
+      if (!states.length) process.exitCode = 1;
     });
 }

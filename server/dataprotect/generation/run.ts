@@ -3,8 +3,7 @@
 // (see runGeneration's steps). No HTTP, no task registry: the plugin's runner and the CLI both call this.
 
 import { cpus } from 'node:os';
-import { Archiver, PROGRAM, type BackupSummary, type Repository, type SnapshotInfo } from '../../engine/index.js';
-import { backupDatabase } from '../../sources/pgsql-backup.js';
+import { PROGRAM, type Repository } from '../../engine/index.js';
 import type { HostPort, HostServer, Tag } from '../../host/port.js';
 import type { GenerationStatus, RunStatus } from '../model.js';
 import {
@@ -12,6 +11,8 @@ import {
   type GenerationRecord, type PartRecord, type Trigger,
 } from './format.js';
 import { runPostBackupScript, type HookResult } from './hook.js';
+import { backupPart, failedPart, type PartPlan } from './part-backup.js';
+import type { PartAgents } from './part-agents.js';
 import { applyRetention, checkRetentionPolicy, type RetentionPolicy, type RetentionResult } from './retention.js';
 
 /** The part order of a run: database first, then configuration and files, mail last (in parallel per server). */
@@ -19,10 +20,7 @@ export const TAG_ORDER: readonly Tag[] = ['bm/pgsql', 'bm/pgsql-data', 'bm/core'
 /** The mail parts: the only parts of a recovery point. */
 export const MAIL_TAGS: ReadonlySet<string> = new Set<string>(['mail/imap', 'mail/archive']);
 
-export interface PartPlan {
-  server: string;
-  tag: Tag;
-}
+export type { PartPlan } from './part-backup.js';
 
 export interface RunOptions {
   backupEmails: boolean;
@@ -63,6 +61,13 @@ export interface GenerationRunOptions extends RunOptions {
   mailConcurrency?: number;
   /** Called when the first record is written (tests kill the process here or later). */
   onStarted?: (generationId: string) => void;
+  /**
+   * The node agent serving each server (multi-server installations); a server without one is backed up here.
+   * With agents, the servers' parts run in parallel, each server's in order.
+   */
+  agents?: PartAgents;
+  /** The repository's location as the agents reach it (default: the repository's own location). */
+  repositoryLocation?: string;
 }
 
 export interface GenerationRunResult {
@@ -140,6 +145,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
     o.progress?.({ ...progress, bytes: progress.bytes + [...running.values()].reduce((a, b) => a + b, 0) });
   };
   const results = new Map<PartPlan, PartRecord>();
+  const agentOf = new Map(servers.map((s) => [s.uid, o.agents?.(s) ?? null]));
   const runOne = async (p: PartPlan) => {
     const key = `${p.server} ${p.tag}`;
     if (o.signal?.aborted) {
@@ -149,10 +155,18 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
     running.set(key, 0);
     report();
     log.info(`part ${key}: starting`);
-    const part = await backupPart(o, p, id, time, (bytes) => {
-      running.set(key, bytes);
+    const bytes = (n: number) => {
+      running.set(key, n);
       report();
-    });
+    };
+    const agent = agentOf.get(p.server) ?? null;
+    const part = agent
+      ? await agent.backup(
+          { generation: id, server: p.server, tag: p.tag, time: time.toISOString(), repository: o.repositoryLocation ?? o.repo.location },
+          { bytes, log, signal: o.signal },
+        )
+      : await backupPart({ repo: o.repo, host: o.host, part: p, generation: id, time, bytes, log, signal: o.signal });
+    if (agent) log.info(`part ${key}: backed up by the agent at ${agent.endpoint}`);
     running.delete(key);
     progress.partsDone++;
     progress.bytes += part.sizeRead;
@@ -165,6 +179,14 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   };
 
   try {
+  if ([...agentOf.values()].some(Boolean)) {
+    // Each agent reads its own server's disks: every server's parts at once, each server's in the plan's order.
+    const perServer = new Map<string, PartPlan[]>();
+    for (const p of plan) perServer.set(p.server, [...(perServer.get(p.server) ?? []), p]);
+    await Promise.all([...perServer.values()].map(async (q) => {
+      for (const p of q) await runOne(p);
+    }));
+  } else {
   // Non-mail parts one after the other, then mail parts: one queue per server, servers in parallel.
   for (const p of plan.filter((x) => !MAIL_TAGS.has(x.tag))) await runOne(p);
   const mailQueues = new Map<string, PartPlan[]>();
@@ -176,6 +198,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
       for (let q = queues.shift(); q; q = queues.shift()) for (const p of q) await runOne(p);
     }),
   );
+  }
   } finally {
     await runLock.release();
   }
@@ -240,77 +263,6 @@ export class RecoveryPointRefusedError extends Error {}
 
 export function runStatusOf(status: GenerationStatus): RunStatus {
   return status === 'VALID' ? 'OK' : status === 'UNKNOWN' ? 'WARNING' : 'ERROR';
-}
-
-function failedPart(p: PartPlan, begin: Date, message: string): PartRecord {
-  return {
-    id: `${p.server}:${p.tag}`, server: p.server, tag: p.tag, status: 'INVALID', begin: begin.toISOString(), end: new Date().toISOString(),
-    sizeRead: 0, sizeAdded: 0, sizeTotal: null, messages: [message], snapshot: null,
-  };
-}
-
-/** One part: its source into one snapshot. Never throws: a failure is the part's INVALID status and reason. */
-async function backupPart(o: GenerationRunOptions, p: PartPlan, generation: string, time: Date, bytes: (n: number) => void): Promise<PartRecord> {
-  const begin = new Date();
-  const errors: string[] = [];
-  const warnings: string[] = [];
-  const progress = {
-    update: (s: Readonly<BackupSummary>) => bytes(s.bytesRead),
-    error: (path: string, err: Error) => {
-      const code = (err as NodeJS.ErrnoException).code;
-      // A file that vanished while the spool was read (a Maildir flag change) is a warning, as rsync's code 24.
-      if (code === 'ENOENT') warnings.push(`${path}: vanished while reading`);
-      else errors.push(`${path}: ${err.message}`);
-    },
-    notice: (m: string) => o.log?.info(`part ${p.server} ${p.tag}: ${m}`),
-  };
-  const meta = { generation, dpFormat: DP_FORMAT_VERSION };
-  let snap: SnapshotInfo;
-  try {
-    if (p.tag === 'bm/pgsql' || p.tag === 'bm/pgsql-data') {
-      const db = (await o.host.databases()).find((d) => d.server === p.server && d.tag === p.tag);
-      if (!db) throw new Error(`no database for ${p.tag} on ${p.server}`);
-      const r = await backupDatabase({
-        repo: o.repo, server: p.server, tag: p.tag, connection: db.connection, entities: p.tag === 'bm/pgsql' ? o.host.entityData : undefined,
-        progress, meta, time,
-      });
-      snap = r.snapshot;
-    } else {
-      const locations = await o.host.dataLocations(p.server, p.tag);
-      if (locations.length === 0) throw new Error(`the host has no data location for ${p.tag} on ${p.server}`);
-      const archiver = new Archiver(o.repo, { server: p.server, tag: p.tag, progress, time, signal: o.signal });
-      try {
-        for (const l of locations) {
-          try {
-            await archiver.addTree(l.virtualPath, l.fsPath, { statParents: false });
-          } catch (err) {
-            // The location itself is unreadable or missing: the part cannot be trusted.
-            errors.push(`${l.fsPath}: ${(err as Error).message}`);
-          }
-        }
-        // Cancelled mid-part: no snapshot of a half-read tree.
-        if (o.signal?.aborted) throw new Error(`cancelled while reading: ${reasonOf(o.signal)}`);
-        snap = await archiver.commit({ meta });
-      } catch (err) {
-        await archiver.abort();
-        throw err;
-      }
-    }
-  } catch (err) {
-    return failedPart(p, begin, (err as Error).message);
-  }
-  const status: GenerationStatus = errors.length ? 'INVALID' : warnings.length ? 'UNKNOWN' : 'VALID';
-  const messages = [...errors.slice(0, 20), ...warnings.slice(0, 20)];
-  if (errors.length > 20) messages.push(`… and ${errors.length - 20} more unreadable items`);
-  if (errors.length) messages.unshift(`${errors.length} item(s) could not be read`);
-  return {
-    id: snap.id.slice(0, 16), server: p.server, tag: p.tag, status, begin: begin.toISOString(), end: new Date().toISOString(),
-    sizeRead: snap.summary.bytesRead, sizeAdded: snap.summary.bytesAdded, sizeTotal: snap.summary.bytesTotal, messages, snapshot: snap.id,
-  };
-}
-
-function reasonOf(signal: AbortSignal): string {
-  return signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'cancelled');
 }
 
 /** Deletes the generations of runs that never finished; a backup lock of a live process means one may still run. */

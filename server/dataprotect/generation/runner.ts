@@ -22,7 +22,8 @@ import { setProtection } from './protection.js';
 import { openLocation, snapshotFingerprint } from './repository.js';
 import { applyRetention, checkRetentionPolicy } from './retention.js';
 import { runGeneration } from './run.js';
-import { BACKUP_CONFIG, HOST_PORT, type BackupConfig } from './tokens.js';
+import { BACKUP_CONFIG, HOST_PORT, PART_AGENTS, type BackupConfig } from './tokens.js';
+import type { PartAgents } from './part-agents.js';
 import { taskTitle } from '../task-titles.js';
 
 type Title = ReturnType<typeof taskTitle>;
@@ -54,6 +55,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     @inject(AuditLog) private readonly audit: AuditLog,
     @inject(HOST_PORT) private readonly host: HostPort,
     @inject(BACKUP_CONFIG) private readonly config: BackupConfig,
+    @inject(PART_AGENTS, { isOptional: true }) private readonly agents?: PartAgents,
   ) {}
 
   /**
@@ -150,7 +152,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     if (!repo) throw new Error(`no repository at ${s.repositoryLocation}: a recovery point follows a first nightly generation`);
     try {
       const r = await runGeneration({
-        repo, host: this.host, trigger: 'recovery-point', productVersion: this.config.productVersion,
+        repo, host: this.host, trigger: 'recovery-point', productVersion: this.config.productVersion, agents: this.agents, repositoryLocation: s.repositoryLocation,
         backupEmails: s.backupEmails, backupArchivedEmails: s.backupArchivedEmails, skippedTags: s.skippedTags,
         log: taskLog(ctx), signal: ctx.signal,
         progress: (p) => ctx.progress({ done: p.partsDone, total: p.partsTotal, unit: 'parts', bytes: p.bytes, message: p.current ? `backing up ${p.current}` : null }),
@@ -179,7 +181,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     try {
       log.info(`repository ${s.repositoryLocation}`);
       const r = await runGeneration({
-        repo, host: this.host, trigger, productVersion: this.config.productVersion,
+        repo, host: this.host, trigger, productVersion: this.config.productVersion, agents: this.agents, repositoryLocation: s.repositoryLocation,
         backupEmails: s.backupEmails, backupArchivedEmails: s.backupArchivedEmails, skippedTags: s.skippedTags,
         retention: retentionPolicy(s), postBackup: { script: s.postBackupScript, timeoutMs: this.config.hookTimeoutMs },
         log, signal: ctx.signal,

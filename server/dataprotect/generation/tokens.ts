@@ -1,5 +1,6 @@
 import type { InjectionToken } from 'tsyringe';
 import type { HostPort } from '../../host/port.js';
+import type { PartAgents } from './part-agents.js';
 
 /** The installation backed up and restored into, as the composition root's host provides it. */
 export const HOST_PORT: InjectionToken<HostPort> = Symbol('dp.HostPort');
@@ -12,3 +13,6 @@ export interface BackupConfig {
 }
 
 export const BACKUP_CONFIG: InjectionToken<BackupConfig> = Symbol('dp.BackupConfig');
+
+/** The node agents of a multi-server installation (absent: the coordinator backs up every part itself). */
+export const PART_AGENTS: InjectionToken<PartAgents> = Symbol('dp.PartAgents');

@@ -4,19 +4,19 @@
 // finished parts and redoes the unfinished one; it never mixes two generations, and it refuses an installation
 // that holds data unless told to wipe it.
 
-import { existsSync, promises as fs } from 'node:fs';
-import path from 'node:path';
-import { restore, type Repository, type RestoreSummary } from '../../engine/index.js';
+import type { Repository } from '../../engine/index.js';
 import type { InstallationPort } from '../../host/installation.js';
 import { restoreDatabase } from '../../sources/pgsql-restore.js';
 import { findGeneration, type StoredGeneration } from '../generation/format.js';
 import type { RunLog } from '../generation/run.js';
+import type { PartAgents } from '../generation/part-agents.js';
 import { checkGlobalRestore, type Prerequisite } from './check.js';
 import { assertReadableFormat } from './compatibility.js';
 import { addressChanges, planRestore, uidChanges, type PlannedPart } from './plan.js';
 import { lockInstallation } from './lock.js';
 import { readState, writeState, type GlobalRestoreState } from './state.js';
-import { clearDatabase, clearLocation, stagingOf } from './targets.js';
+import { clearDatabase } from './targets.js';
+import { clearLocations, restoreTreePart, type PartDone, type Report } from './tree-part.js';
 
 export interface GlobalRestoreProgress {
   /** The part being restored (`server tag`). */
@@ -71,6 +71,13 @@ export interface GlobalRestoreRunOptions {
   /** A part begins or ends (the CLI prints them; tests stop the process there). */
   onPart?: (key: string, state: 'starting' | 'done' | 'skipped') => void;
   signal?: AbortSignal;
+  /**
+   * The node agents of a multi-server installation: a file part goes to the agent of its target server, which
+   * restores it on that server's disks (and has its mail server re-read the spool). Others are restored here.
+   */
+  agents?: PartAgents;
+  /** The repository's location as the agents reach it (default: the repository's own location). */
+  repositoryLocation?: string;
 }
 
 /** The installation or the generation does not allow the restore; each line says why and what to do. */
@@ -111,6 +118,10 @@ async function restoreLocked(o: GlobalRestoreRunOptions, g: StoredGeneration): P
   for (const w of warnings) log.warn(w);
 
   const plan = await planRestore(g, inst.host, explicit);
+  const agentOf = (p: PlannedPart) => {
+    const a = p.kind === 'tree' ? (o.agents?.(p.target) ?? null) : null;
+    return a?.restoreTree ? a : null;
+  };
   const changes = addressChanges(plan.mapping);
   const renames = uidChanges(plan.mapping);
   if (check.alreadyRestored) {
@@ -130,7 +141,8 @@ async function restoreLocked(o: GlobalRestoreRunOptions, g: StoredGeneration): P
     await writeState(inst.stateDir, state);
     if (o.wipe) {
       log.warn(`wiping the installation before restoring generation ${id}`);
-      for (const p of plan.parts) await clearPart(p);
+      // A file part an agent restores is cleared by that agent, on its server.
+      for (const p of plan.parts) await clearPart(p, agentOf(p));
     }
     log.info(`restoring generation ${id} of ${g.record.protectionTime}: ${plan.parts.map((p) => p.key).join(', ')}`);
   }
@@ -160,8 +172,23 @@ async function restoreLocked(o: GlobalRestoreRunOptions, g: StoredGeneration): P
       o.progress?.({ part: p.key, partsDone: i, partsTotal: plan.parts.length, bytes, bytesTotal, files, filesTotal, etaSeconds: eta });
     };
     // From scratch: whatever an interrupted attempt left goes first.
-    await clearPart(p);
-    const r = p.kind === 'database' ? await restoreDatabasePart(o.repo, inst, p, renames, report, log) : await restoreTreePart(o.repo, inst, p, changes, report, log);
+    const agent = agentOf(p);
+    await clearPart(p, agent);
+    let r: PartDone;
+    if (p.kind === 'database') r = await restoreDatabasePart(o.repo, inst, p, renames, report, log);
+    else if (agent) {
+      log.info(`part ${p.key}: restored by the agent at ${agent.endpoint}`);
+      r = await agent.restoreTree!(
+        {
+          repository: o.repositoryLocation ?? o.repo.location, generation: id, key: p.key, tag: p.part.tag, server: p.target.uid, snapshot: p.snapshot.id,
+          locations: p.locations.map((l) => ({ virtualPath: l.virtualPath, fsPath: l.fsPath })), changes,
+        },
+        { progress: report, log, signal: o.signal },
+      );
+      r = { ...r, detail: `${r.detail}; by the agent at ${agent.endpoint}` };
+    } else {
+      r = await restoreTreePart(o.repo, inst, { key: p.key, tag: p.part.tag, target: p.target.uid, snapshot: p.snapshot, locations: p.locations }, changes, report, log);
+    }
     st.done.push(p.key);
     await writeState(inst.stateDir, st);
     bytesBefore += p.snapshot.summary.bytesTotal;
@@ -176,17 +203,11 @@ async function restoreLocked(o: GlobalRestoreRunOptions, g: StoredGeneration): P
   return { generation: id, resumed, alreadyRestored: false, parts: outcomes, addressChanges: changes, serverChanges: renames, warnings, durationMs: Date.now() - started };
 }
 
-async function clearPart(p: PlannedPart): Promise<void> {
+async function clearPart(p: PlannedPart, agent: unknown): Promise<void> {
   if (p.database) await clearDatabase(p.database.connection);
-  for (const l of p.locations) await clearLocation(l);
+  if (!agent) await clearLocations(p.locations);
 }
 
-type Report = (bytes: number, bytesTotal: number, files: number, filesTotal: number) => void;
-interface PartDone {
-  bytes: number;
-  files: number;
-  detail: string;
-}
 
 async function restoreDatabasePart(repo: Repository, inst: InstallationPort, p: PlannedPart, renames: { from: string; to: string }[], report: Report, log: RunLog): Promise<PartDone> {
   const target = p.database!.connection;
@@ -202,43 +223,4 @@ async function restoreDatabasePart(repo: Repository, inst: InstallationPort, p: 
   }
   for (const n of notes) log.info(`part ${p.key}: ${n}`);
   return { bytes: r.bytes, files: 0, detail: [`database ${r.database}: ${r.tables} tables, ${r.rows} rows, each checked against the backup`, ...notes].join('; ') };
-}
-
-async function restoreTreePart(repo: Repository, inst: InstallationPort, p: PlannedPart, changes: { from: string; to: string }[], report: Report, log: RunLog): Promise<PartDone> {
-  let bytes = 0;
-  let files = 0;
-  const notes: string[] = [];
-  for (const l of p.locations) {
-    const staging = stagingOf(l.fsPath);
-    await fs.mkdir(staging, { recursive: true, mode: 0o700 });
-    let s: RestoreSummary;
-    try {
-      s = await restore(repo, p.snapshot, {
-        target: staging, include: [l.virtualPath],
-        progress: { update: (x) => report(bytes + x.bytes, x.bytesTotal, files + x.files, x.filesTotal) },
-      });
-    } catch (e) {
-      throw new Error(`part ${p.key}: restoring ${l.virtualPath} into ${l.fsPath}: ${(e as Error).message}`);
-    }
-    if (s.errors) throw new Error(`part ${p.key}: ${s.errors} error(s) restoring ${l.virtualPath}${s.damage.length ? `: ${s.damage.slice(0, 3).join('; ')}` : ''}`);
-    const filled = path.join(staging, l.virtualPath);
-    if (!existsSync(filled)) await fs.mkdir(filled, { recursive: true });
-    await fs.mkdir(path.dirname(l.fsPath), { recursive: true });
-    await fs.rename(filled, l.fsPath);
-    await fs.rm(staging, { recursive: true, force: true });
-    bytes += s.bytes;
-    files += s.files;
-    if (p.part.tag === 'bm/conf') {
-      for (const c of changes) {
-        const changed = await inst.rewriteServerAddress(l.fsPath, c.from, c.to);
-        if (changed.length) notes.push(`${c.from} → ${c.to} in ${changed.join(', ')}`);
-      }
-    }
-    if (p.part.tag === 'mail/imap') {
-      const n = await inst.mailSpoolRestored(p.target.uid, l.fsPath);
-      if (n) notes.push(`mail server resynchronised ${n} mailboxes`);
-    }
-  }
-  for (const n of notes) log.info(`part ${p.key}: ${n}`);
-  return { bytes, files, detail: [`${files} files, ${bytes} bytes`, ...notes].join('; ') };
 }

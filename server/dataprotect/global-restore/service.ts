@@ -7,6 +7,8 @@ import type { InstallationPort } from '../../host/installation.js';
 import { AuditLog } from '../audit.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import { GenerationNotFoundError } from '../generation/format.js';
+import type { PartAgents } from '../generation/part-agents.js';
+import { PART_AGENTS } from '../generation/tokens.js';
 import type { Generation, GlobalRestoreOptions, PrerequisiteReport } from '../model.js';
 import type { Principal } from '../principal.js';
 import type { GlobalRestoreService } from '../services.js';
@@ -53,6 +55,7 @@ export class GlobalRestores implements GlobalRestoreService {
     @inject(TaskRegistry) private readonly tasks: TaskRegistry,
     @inject(AuditLog) private readonly audit: AuditLog,
     @inject(RECOVERY_INSTALLATION) private readonly installation: InstallationPort,
+    @inject(PART_AGENTS, { isOptional: true }) private readonly agents?: PartAgents,
   ) {}
 
   async discover(location: string): Promise<Generation[]> {
@@ -91,7 +94,7 @@ export class GlobalRestores implements GlobalRestoreService {
         async (ctx) => {
           try {
             const r = await runGlobalRestore({
-              repo, installation: this.installation, generation: c.generation, servers, wipe, signal: ctx.signal,
+              repo, installation: this.installation, generation: c.generation, servers, wipe, signal: ctx.signal, agents: this.agents,
               log: { info: (m) => ctx.info(m), warn: (m) => ctx.warn(m), error: (m) => ctx.error(m) },
               progress: (p) => ctx.progress({ done: p.partsDone, total: p.partsTotal, unit: 'parts', bytes: p.bytes, message: `${p.part}: ${p.files}/${p.filesTotal} files${p.etaSeconds !== null ? `, about ${p.etaSeconds} s left` : ''}` }),
             });
