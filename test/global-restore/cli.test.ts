@@ -83,9 +83,13 @@ describe('bm-dataprotect global-restore', () => {
     const lines = jsonLines(last.stdout);
     const summary = lines.find((l) => l.type === 'summary') as { resumed: boolean; parts: { key: string; state: string }[]; addressChanges: unknown[] };
     expect(summary.resumed).toBe(true);
-    // The parts finished before the last kill are not redone; the one interrupted is.
-    expect(summary.parts.filter((p) => p.state === 'already restored').map((p) => p.key)).toEqual(['bm-master bm/pgsql', 'bm-master bm/conf', 'bm-mail bm/conf', 'bm-master filehosting/data']);
-    expect(summary.parts.filter((p) => p.state === 'restored').map((p) => p.key)).toEqual(['bm-mail mail/imap', 'bm-mail mail/archive']);
+    // The parts finished before the last kill are not redone; the one interrupted is. The kill lands once the
+    // spool's "resynchronised" line is out: the run may or may not have recorded the spool as done by then.
+    const already = summary.parts.filter((p) => p.state === 'already restored').map((p) => p.key);
+    const redone = summary.parts.filter((p) => p.state === 'restored').map((p) => p.key);
+    expect(already.slice(0, 4)).toEqual(['bm-master bm/pgsql', 'bm-master bm/conf', 'bm-mail bm/conf', 'bm-master filehosting/data']);
+    expect([...already.slice(4), ...redone]).toEqual(['bm-mail mail/imap', 'bm-mail mail/archive']);
+    expect(redone).toContain('bm-mail mail/archive');
     expect(summary.addressChanges).toEqual([{ from: OLD_MAIL, to: NEW_MAIL }]);
 
     expect(await recordTables(f.sb.db)).toEqual(f.tables);
