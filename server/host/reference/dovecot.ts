@@ -364,6 +364,29 @@ export async function handSpoolToDovecot(layout: HostLayout, dir = layout.spool)
   await chownTree(dir, id.uid, id.gid);
 }
 
+/**
+ * Forgets what Dovecot knows of a mailbox whose Maildir was replaced (`maildir` under the spool). Its indexes and
+ * uidlists live outside the Maildir (INDEX= and CONTROL=) and survive the swap; they still map the restored files'
+ * names to UIDs Dovecot has expunged, and a resync then drops those files from the folder instead of giving them new
+ * UIDs. Without that state Dovecot rebuilds each folder from the files: every message gets a new UID (flags from the
+ * file names, internal dates from the mtimes) under a new, greater UIDVALIDITY (the allocator `dovecot-uidvalidity*`
+ * and the keyword names `dovecot-keywords` are kept), so IMAP clients drop what they cached.
+ */
+export async function forgetMailboxState(layout: HostLayout, maildir: string): Promise<void> {
+  const rel = path.relative(layout.spool, maildir);
+  if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`mailbox ${maildir} is outside the spool ${layout.spool}`);
+  const f = files(layout);
+  await fs.rm(path.join(f.index, rel), { recursive: true, force: true });
+  const dropUidlists = async (dir: string): Promise<void> => {
+    for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await dropUidlists(p);
+      else if (e.name.startsWith('dovecot-uidlist')) await fs.rm(p, { force: true });
+    }
+  };
+  await dropUidlists(path.join(f.control, rel));
+}
+
 /** Writes Dovecot's user list (its passwd-file): who exists, with the password hash the directory holds. */
 export async function writeDovecotUsers(layout: HostLayout, users: { email: string; passwordHash: string }[]): Promise<void> {
   await fs.mkdir(layout.dovecot, { recursive: true });

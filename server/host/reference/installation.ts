@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { InstallationPort } from '../installation.js';
 import { withClient } from '../../pg/client.js';
-import { handSpoolToDovecot } from './dovecot.js';
+import { forgetMailboxState, handSpoolToDovecot } from './dovecot.js';
 import { writeDovecotUsersFromDirectory } from './dovecot-users.js';
 import type { ReferenceHost } from './host.js';
 import { execFile } from 'node:child_process';
@@ -48,7 +48,10 @@ export function referenceInstallation(host: ReferenceHost, productVersion: strin
       for (const domain of await fs.readdir(layout.spool, { withFileTypes: true })) {
         if (!domain.isDirectory()) continue;
         for (const box of await fs.readdir(path.join(layout.spool, domain.name), { withFileTypes: true })) {
-          if (box.isDirectory()) logins.push(`${box.name}@${domain.name}`);
+          if (!box.isDirectory()) continue;
+          // State Dovecot kept of the spool before the restore would hide restored messages it had expunged.
+          await forgetMailboxState(layout, path.join(layout.spool, domain.name, box.name));
+          logins.push(`${box.name}@${domain.name}`);
         }
       }
       await resyncMailboxes(layout, logins);

@@ -1,5 +1,6 @@
 // A mailbox (or a domain's file hosting) replaced as a whole: the restore fills a staging directory beside it,
-// which is swapped in with two renames, then handed to Dovecot with a forced resynchronisation.
+// which is swapped in with two renames, then handed to Dovecot (its indexes and uidlists of the old files
+// forgotten) with a forced resynchronisation.
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -7,7 +8,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { MailboxLocation, TreeReplacer } from '../port.js';
-import { handSpoolToDovecot } from './dovecot.js';
+import { forgetMailboxState, handSpoolToDovecot } from './dovecot.js';
 import { CORE_SERVER, MAIL_SERVER, type HostLayout } from './layout.js';
 
 const run = promisify(execFile);
@@ -46,6 +47,8 @@ export function treeReplacer(layout: HostLayout): TreeReplacer {
       if (!inside(layout.spool, loc.maildir)) throw new Error(`mailbox ${loc.maildir} is outside the spool ${layout.spool}`);
       // The staging directory is beside the spool (same filesystem), where Dovecot does not look.
       await swapTree(layout.serverRoot(MAIL_SERVER), loc.maildir, fill);
+      // Dovecot's state of the old files would hide restored messages it had expunged: it rebuilds from the files.
+      await forgetMailboxState(layout, loc.maildir);
       await handSpoolToDovecot(layout, loc.maildir);
       await resyncMailbox(layout, loc);
     },
@@ -61,7 +64,7 @@ export function treeReplacer(layout: HostLayout): TreeReplacer {
   };
 }
 
-/** Dovecot rebuilds the mailbox's index from the files (new files get new UIDs, flags are read from names). */
+/** Dovecot rebuilds the mailbox's index from the files (new UIDs, flags read from the names). */
 export async function resyncMailbox(layout: HostLayout, loc: MailboxLocation): Promise<void> {
   const conf = path.join(layout.dovecot, 'dovecot.conf');
   if (!existsSync(conf)) return; // Dovecot never ran on this host: it indexes the files when it first opens them.
