@@ -122,9 +122,17 @@ describe('global restore over HTTP, against the reference host', () => {
     const end = await taskEnd(r.json().task.id);
     expect(end.error).toBeNull();
     expect(end.status).toBe('SUCCEEDED');
-    expect(end.result).toMatchObject({ generation: f.generation, resumed: false });
+    expect(end.result).toMatchObject({ generation: f.generation, resumed: false, alreadyRestored: false });
     expect(await recordTables(f.sb.db)).toEqual(f.tables);
     expect(await recordFiles(f.host.layout)).toEqual(f.files);
+
+    // Started again without wipe once it finished: the generation is already restored, nothing is touched.
+    const again = await post('/global-restore', { repositoryLocation: f.repoDir, generationId: f.generation }, KEYS.admin);
+    expect(again.statusCode).toBe(202);
+    const second = await taskEnd(again.json().task.id);
+    expect(second.status).toBe('SUCCEEDED');
+    expect(second.result).toMatchObject({ generation: f.generation, alreadyRestored: true });
+    expect(await recordTables(f.sb.db)).toEqual(f.tables);
 
     // The audit log says who rebuilt it, from which generation.
     const audit = await api.app.inject({ method: 'GET', url: '/api/dataprotect/audit?action=global-restore.end', headers: { 'x-bm-apikey': KEYS.admin } });

@@ -13,6 +13,8 @@ const STEPS: readonly Step[] = ['location', 'generation', 'checks', 'progress', 
 interface RestoreResult {
   generation: string;
   resumed: boolean;
+  /** Run again after it had finished: nothing was changed. */
+  alreadyRestored?: boolean;
   parts: { key: string; target: string; state: 'restored' | 'already restored'; detail: string }[];
 }
 
@@ -468,7 +470,7 @@ export class DpGlobalRestore extends DpElement<DpGlobalRestoreEventMap> {
     }
     const r = task.result as RestoreResult | null;
     return html`<div part="result" data-result="SUCCEEDED">
-      <p class="ready" role="status"><strong>${r?.resumed ? this.t('drp.doneResumed') : this.t('drp.done')}</strong></p>
+      <p class="ready" role="status"><strong>${r?.alreadyRestored ? this.t('drp.doneAlready') : r?.resumed ? this.t('drp.doneResumed') : this.t('drp.done')}</strong></p>
       ${r?.parts?.length
         ? html`<ul class="plain">
             ${r.parts.map(

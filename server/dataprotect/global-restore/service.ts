@@ -100,7 +100,7 @@ export class GlobalRestores implements GlobalRestoreService {
             });
             ctx.progress({ done: r.parts.length, total: r.parts.length, unit: 'parts', message: `every part of generation ${r.generation} restored` });
             await this.audit.record({ actor: by.login, action: 'global-restore.end', target: TARGET, generationId: c.generation, taskId: ctx.id, result: 'ok', detail: { parts: r.parts.length, resumed: r.resumed, wipe, servers: Object.fromEntries(servers) } });
-            return { generation: r.generation, resumed: r.resumed, parts: r.parts.map((p) => ({ ...p })), addressChanges: r.addressChanges, warnings: r.warnings };
+            return { generation: r.generation, resumed: r.resumed, alreadyRestored: r.alreadyRestored, parts: r.parts.map((p) => ({ ...p })), addressChanges: r.addressChanges, warnings: r.warnings };
           } catch (e) {
             await this.audit.record({ actor: by.login, action: 'global-restore.end', target: TARGET, generationId: c.generation, taskId: ctx.id, result: 'failed', detail: { error: (e as Error).message } }).catch(() => {});
             throw e;
