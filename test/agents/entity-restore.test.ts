@@ -1,0 +1,187 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAgents, partAgents } from '../../server/agent/config.js';
+import { agentsValue, runningAgents, type AgentState } from '../../server/cli/reference-agents.js';
+import type { PartAgents } from '../../server/dataprotect/generation/part-agents.js';
+import type { GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
+import { restoredFolderName, runRestore, validate, type RestoreEnv } from '../../server/dataprotect/restore/operations/index.js';
+import { CORE_SERVER, MAIL_SERVER, hostLayout } from '../../server/host/reference/layout.js';
+import { runCli } from '../engine/cli-helpers.js';
+import { fixture, mailboxOverImap, recordingContext, type Fixture, type ImapMessage } from '../restore/fixture.js';
+
+// Single-entity restores that write a server's disks run on that server's node agent: a mailbox's messages on the
+// mail server's agent (127.0.0.2), a domain's file hosting on the core's (127.0.0.1). The result is exact over IMAP
+// and on disk; with the mail agent stopped, the restore fails saying which agent at which address.
+
+const SECRET = randomBytes(32).toString('hex');
+
+let f: Fixture;
+let g: GenerationView;
+let work: string;
+let secretFile: string;
+let agentEnv: NodeJS.ProcessEnv;
+let saved: Map<string, ImapMessage[]>;
+let user: { uid: string; login: string };
+
+const cli = (args: string[]) => runCli([...args, '--host-root', f.sb.root, '--json'], { env: agentEnv });
+
+async function agents(): Promise<AgentState[]> {
+  return runningAgents(hostLayout(f.sb.root));
+}
+
+async function coordinatorAgents(): Promise<PartAgents> {
+  return partAgents(parseAgents(agentsValue(await agents())), { DP_AGENT_SECRET_FILE: secretFile })!;
+}
+
+async function envWithAgents(): Promise<RestoreEnv> {
+  return { ...f.env(), agents: await coordinatorAgents(), repositoryLocation: f.repoDir };
+}
+
+function strip(ms: ImapMessage[] | undefined) {
+  return (ms ?? []).map(({ messageId, flags, internalDate, size }) => ({ messageId, flags, internalDate, size }));
+}
+
+async function hashTree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  if (!existsSync(dir)) return out;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const p = path.join(e.parentPath, e.name);
+    out[path.relative(dir, p)] = createHash('sha256').update(await readFile(p)).digest('hex');
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  f = await fixture('agent_entity', 3);
+  const [u] = await f.sql<{ uid: string; login: string }>(
+    `SELECT e.entry_uid AS uid, u.login || '@' || c.uid AS login FROM t_directory_entry e JOIN t_domain_user u ON u.item_id = e.item_id
+       JOIN t_container_item i ON i.id = e.item_id JOIN t_container c ON c.id = i.container_id WHERE e.kind = 'USER' ORDER BY e.entry_uid LIMIT 1`,
+  );
+  user = u;
+  const c = await f.imap(user.login);
+  saved = await mailboxOverImap(c);
+  await c.logout();
+  g = await f.backup(new Date('2026-01-06T02:00:00Z'));
+
+  work = await mkdtemp(path.join(tmpdir(), 'dp-agent-entity-'));
+  secretFile = path.join(work, 'agent.key');
+  await writeFile(secretFile, SECRET + '\n');
+  await chmod(secretFile, 0o600);
+  const d = f.sb.db;
+  agentEnv = {
+    ...process.env, DATABASE_URL: `postgres://${d.user}@${d.host}:${d.port}/${d.database}`,
+    DP_AGENT_SECRET_FILE: secretFile, DP_REPOSITORY_PASSWORD: '', DP_REPOSITORY_PASSWORD_FILE: '', DP_AGENTS: '',
+  };
+  const r = await cli(['host', 'agents', 'start']);
+  expect(r.code, r.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  if (f) await cli(['host', 'agents', 'stop']).catch(() => {});
+  await f?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('single-entity restores on the node agents', () => {
+  it("subfolder.mailbox runs on the mail server's agent and brings every saved message back under restored-<date>, exact over IMAP", async () => {
+    const c = await f.imap(user.login);
+    const lock = await c.getMailboxLock('INBOX');
+    try {
+      const uids = (await c.search({ all: true }, { uid: true })) as number[];
+      await c.messageDelete(uids.slice(0, Math.ceil(uids.length / 2)).join(','), { uid: true });
+    } finally {
+      lock.release();
+    }
+    await c.logout();
+
+    const env = await envWithAgents();
+    const p = await f.plan(g, 'subfolder.mailbox', user.uid);
+    await validate(env, p);
+    const { ctx, log, progress } = recordingContext();
+    const result = await runRestore(env, p, ctx);
+    const mailAgent = (await agents()).find((a) => a.server === MAIL_SERVER)!;
+    const total = [...saved.values()].reduce((n, x) => n + x.length, 0);
+    expect(result).toMatchObject({ messages: total, alreadyPresent: 0, agent: '127.0.0.2' });
+    expect(log[1]).toBe(`run by the agent of ${MAIL_SERVER} at ${mailAgent.url}`);
+    // The agent's own lines reach the task's log, and its progress the task's.
+    expect(log.join('\n')).toContain(`${total} of ${total} messages were restored`);
+    expect(progress.at(-1)).toMatchObject({ done: total, total });
+    const agentLog = await readFile(path.join(f.sb.root, 'agents', `${MAIL_SERVER}.log`), 'utf8');
+    expect(agentLog).toContain(`restore subfolder.mailbox of USER`);
+    expect(agentLog).toContain(`(${user.uid}): done`);
+    expect(agentLog).not.toContain(SECRET);
+
+    const c2 = await f.imap(user.login);
+    const now = await mailboxOverImap(c2);
+    await c2.logout();
+    const base = restoredFolderName(g.time);
+    for (const [folder, msgs] of saved) {
+      const target = folder === 'INBOX' ? base : `${base}/${folder}`;
+      expect(strip(now.get(target)), target).toEqual(strip(msgs));
+    }
+    // Run twice: the agent appends nothing twice.
+    expect(await runRestore(env, p, recordingContext().ctx)).toMatchObject({ messages: 0, alreadyPresent: total });
+  });
+
+  it("restore.filehosting runs on the core's agent and puts the domain's files back exactly", async () => {
+    const layout = hostLayout(f.sb.root);
+    const domain = (await readdir(layout.filehosting)).sort()[0];
+    const before = await hashTree(path.join(layout.filehosting, domain));
+    expect(Object.keys(before).length).toBeGreaterThan(0);
+    await rm(path.join(layout.filehosting, domain), { recursive: true });
+    const env = await envWithAgents();
+    const p = await f.plan(g, 'restore.filehosting', domain);
+    await validate(env, p);
+    const { ctx, log } = recordingContext();
+    const result = await runRestore(env, p, ctx);
+    const core = (await agents()).find((a) => a.server === CORE_SERVER)!;
+    expect(result).toMatchObject({ domain, agent: '127.0.0.1' });
+    expect(log).toContain(`run by the agent of ${CORE_SERVER} at ${core.url}`);
+    expect(await hashTree(path.join(layout.filehosting, domain))).toEqual(before);
+    expect(await readFile(path.join(f.sb.root, 'agents', `${CORE_SERVER}.log`), 'utf8')).toContain('restore restore.filehosting of DOMAIN');
+  });
+
+  it("refuses a mailbox outside its server's spool, and another server's restore", async () => {
+    const mail = (await agents()).find((a) => a.server === MAIL_SERVER)!;
+    const p = await f.plan(g, 'subfolder.mailbox', user.uid);
+    const loc = (await f.host.mailboxLocation(p.entry.entity))!;
+    const call = (body: Record<string, unknown>) => fetch(`${mail.url}/v1/restores/entity`, {
+      method: 'POST', headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        repository: f.repoDir, generation: g.id, server: MAIL_SERVER, operation: 'replace.mailbox',
+        entry: { kind: 'USER', uid: user.uid, domainUid: p.entry.domainUid, displayName: 'x', deleted: false, entity: p.entry.entity }, mailbox: loc, ...body,
+      }),
+    });
+    const outside = await call({ mailbox: { ...loc, maildir: path.join(work, 'elsewhere') } });
+    expect(outside.status).toBe(409);
+    expect(((await outside.json()) as { error: string }).error).toMatch(/not a mailbox in a data location of mail\/imap on bm-mail/);
+    const climbing = await call({ mailbox: { ...loc, partPath: `${loc.partPath}/../../../etc`, maildir: path.join(loc.maildir, '../../../etc') } });
+    expect(climbing.status).toBe(409);
+    expect((await call({ server: CORE_SERVER })).status).toBe(409);
+    expect((await call({ operation: 'replace.calendars' })).status).toBe(400);
+    const unauthenticated = await fetch(`${mail.url}/v1/restores/entity`, { method: 'POST', body: '{}' });
+    expect(unauthenticated.status).toBe(401);
+  });
+
+  it('with the mail agent stopped, the restore fails naming the server and the agent address; nothing is written', async () => {
+    const env = await envWithAgents();
+    const mail = (await agents()).find((a) => a.server === MAIL_SERVER)!;
+    process.kill(mail.pid, 'SIGTERM');
+    for (let i = 0; i < 200 && (await agents()).some((a) => a.server === MAIL_SERVER); i++) await new Promise((r) => setTimeout(r, 50));
+    const c = await f.imap(user.login);
+    const before = await mailboxOverImap(c);
+    await c.logout();
+    const p = await f.plan(g, 'restore.mail.folder', user.uid, { folder: 'INBOX' });
+    await expect(runRestore(env, p, recordingContext().ctx)).rejects.toThrow(
+      new RegExp(`the agent of ${MAIL_SERVER} at ${mail.url.replace(/[.]/g, '\\.')} is unreachable \\(ECONNREFUSED\\); nothing was restored: start the agent on ${MAIL_SERVER}`),
+    );
+    const c2 = await f.imap(user.login);
+    expect(await mailboxOverImap(c2)).toEqual(before);
+    await c2.logout();
+  });
+});
