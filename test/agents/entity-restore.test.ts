@@ -3,7 +3,11 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerServer } from '../../plugin/server.js';
+import { dropDatabase } from '../../server/pg/databases.js';
+import { KEYS, PG_BASE, testAuth } from '../http/harness.js';
 import { parseAgents, partAgents } from '../../server/agent/config.js';
 import { agentsValue, runningAgents, type AgentState } from '../../server/cli/reference-agents.js';
 import type { PartAgents } from '../../server/dataprotect/generation/part-agents.js';
@@ -26,6 +30,45 @@ let secretFile: string;
 let agentEnv: NodeJS.ProcessEnv;
 let saved: Map<string, ImapMessage[]>;
 let user: { uid: string; login: string };
+
+let app: FastifyInstance | undefined;
+let reg: Awaited<ReturnType<typeof registerServer>> | undefined;
+let databaseUrl: string | undefined;
+const savedEnv: Record<string, string | undefined> = {};
+
+/** The plugin's API with DP_AGENTS naming the running agents (read when the plugin starts). */
+async function api(): Promise<FastifyInstance> {
+  if (app) return app;
+  const env = { DP_AGENTS: agentsValue(await agents()), DP_AGENT_SECRET_FILE: secretFile };
+  for (const [k, v] of Object.entries(env)) {
+    savedEnv[k] = process.env[k];
+    process.env[k] = v;
+  }
+  databaseUrl = `${PG_BASE}/dp_test_agent_entity_${randomBytes(5).toString('hex')}`;
+  app = Fastify();
+  reg = await registerServer(
+    { fastify: app, databaseUrl, auth: testAuth, defaultRepositoryLocation: f.repoDir, taskFilesDir: path.join(work, 'files'), nodeId: 'node-agent-entity', log: { info: () => {}, error: () => {} } },
+    { installation: { port: f.host, productVersion: 'test', mailer: null } },
+  );
+  await app.ready();
+  return app;
+}
+
+async function restoreTask(body: Record<string, unknown>): Promise<{ status: string; error?: string; result?: Record<string, unknown>; log: string }> {
+  const a = await api();
+  const started = await a.inject({ method: 'POST', url: '/api/dataprotect/restores', headers: { 'x-bm-apikey': KEYS.admin, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+  expect(started.statusCode, started.body).toBe(202);
+  const id = started.json().task.id as string;
+  for (const end = Date.now() + 240_000; Date.now() < end; ) {
+    const t = (await a.inject({ method: 'GET', url: `/api/dataprotect/tasks/${id}`, headers: { 'x-bm-apikey': KEYS.admin } })).json();
+    if (t.status !== 'RUNNING') {
+      const log = JSON.stringify((await a.inject({ method: 'GET', url: `/api/dataprotect/tasks/${id}/log`, headers: { 'x-bm-apikey': KEYS.admin } })).json());
+      return { ...t, log };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`task ${id} did not finish`);
+}
 
 const cli = (args: string[]) => runCli([...args, '--host-root', f.sb.root, '--json'], { env: agentEnv });
 
@@ -82,6 +125,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await app?.close();
+  await reg?.close();
+  if (databaseUrl) await dropDatabase(databaseUrl).catch(() => {});
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   if (f) await cli(['host', 'agents', 'stop']).catch(() => {});
   await f?.close();
   if (work) await rm(work, { recursive: true, force: true });
@@ -168,6 +218,23 @@ describe('single-entity restores on the node agents', () => {
     expect(unauthenticated.status).toBe(401);
   });
 
+  it("replace.mailbox as a task of the plugin's API: the spool swap and resync run on the mail server's agent, the mailbox is what was saved", async () => {
+    const mailAgent = (await agents()).find((a) => a.server === MAIL_SERVER)!;
+    const p = await f.plan(g, 'replace.mailbox', user.uid);
+    const t = await restoreTask({ operation: 'replace.mailbox', generationId: g.id, entity: { kind: 'USER', uid: user.uid, domainUid: p.entry.domainUid } });
+    expect(t.status, t.error).toBe('SUCCEEDED');
+    expect(t.result).toMatchObject({ agent: '127.0.0.2' });
+    expect(t.log).toContain(`run by the agent of ${MAIL_SERVER} at ${mailAgent.url}`);
+    expect(t.log).toContain('back in the spool, index resynchronised');
+    expect(t.log).not.toContain(SECRET);
+    expect(await readFile(path.join(f.sb.root, 'agents', `${MAIL_SERVER}.log`), 'utf8')).toContain('restore replace.mailbox of USER');
+    const c = await f.imap(user.login);
+    const now = await mailboxOverImap(c);
+    await c.logout();
+    expect([...now.keys()].sort()).toEqual([...saved.keys()].sort());
+    for (const [folder, msgs] of saved) expect(strip(now.get(folder)), folder).toEqual(strip(msgs));
+  });
+
   it('with the mail agent stopped, the restore fails naming the server and the agent address; nothing is written', async () => {
     const env = await envWithAgents();
     const mail = (await agents()).find((a) => a.server === MAIL_SERVER)!;
@@ -180,6 +247,10 @@ describe('single-entity restores on the node agents', () => {
     await expect(runRestore(env, p, recordingContext().ctx)).rejects.toThrow(
       new RegExp(`the agent of ${MAIL_SERVER} at ${mail.url.replace(/[.]/g, '\\.')} is unreachable \\(ECONNREFUSED\\); nothing was restored: start the agent on ${MAIL_SERVER}`),
     );
+    // As a task: FAILED with the same reason (no 500), nothing written.
+    const t = await restoreTask({ operation: 'subfolder.mailbox', generationId: g.id, entity: { kind: 'USER', uid: user.uid, domainUid: p.entry.domainUid } });
+    expect(t.status).toBe('FAILED');
+    expect(t.error).toMatch(new RegExp(`the agent of ${MAIL_SERVER} at ${mail.url.replace(/[.]/g, '\\.')} is unreachable`));
     const c2 = await f.imap(user.login);
     expect(await mailboxOverImap(c2)).toEqual(before);
     await c2.logout();
