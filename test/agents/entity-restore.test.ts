@@ -235,6 +235,21 @@ describe('single-entity restores on the node agents', () => {
     for (const [folder, msgs] of saved) expect(strip(now.get(folder)), folder).toEqual(strip(msgs));
   });
 
+  it('`entity restore` on the command line uses the running reference agents', async () => {
+    const c = await f.imap(user.login);
+    await c.mailboxDelete('Sent');
+    await c.logout();
+    const r = await runCli(['entity', 'restore', '--repo', f.repoDir, g.id, '--entity', user.uid, '--op', 'restore.mail.folder', '--folder', 'Sent', '--host-root', f.sb.root, '--json'], { env: agentEnv });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`run by the agent of ${MAIL_SERVER} at http://127.0.0.2:`);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { result: Record<string, unknown> };
+    expect(summary.result).toMatchObject({ agent: '127.0.0.2', messages: saved.get('Sent')!.length });
+    const c2 = await f.imap(user.login);
+    const now = await mailboxOverImap(c2);
+    await c2.logout();
+    expect(strip(now.get('Sent'))).toEqual(strip(saved.get('Sent')));
+  });
+
   it('with the mail agent stopped, the restore fails naming the server and the agent address; nothing is written', async () => {
     const env = await envWithAgents();
     const mail = (await agents()).find((a) => a.server === MAIL_SERVER)!;
