@@ -38,6 +38,8 @@ export interface RunningAgent {
 }
 
 const MAX_BODY = 64 * 1024;
+/** A single-entity restore may name thousands of chosen messages. */
+const MAX_ENTITY_BODY = 4 * 1024 * 1024;
 /** Progress lines at most this often: the coordinator shows them, it does not need every archiver update. */
 const PROGRESS_EVERY_MS = 250;
 /** A progress line at least this often, however slow the part: the coordinator takes a long silence for a dead agent. */
@@ -63,9 +65,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     }
     let body: unknown;
     try {
-      body = JSON.parse((await readBody(req)).toString('utf8'));
+      body = JSON.parse((await readBody(req, url === ENTITY_RESTORE_PATH ? MAX_ENTITY_BODY : MAX_BODY)).toString('utf8'));
     } catch (err) {
-      return answer(res, 400, { error: `the body is not JSON of at most ${MAX_BODY} bytes: ${(err as Error).message}` });
+      return answer(res, 400, { error: `the body is not JSON of at most ${url === ENTITY_RESTORE_PATH ? MAX_ENTITY_BODY : MAX_BODY} bytes: ${(err as Error).message}` });
     }
     if (url === RESTORE_PATH) {
       const r = parseRestoreRequest(body);
@@ -291,12 +293,12 @@ function answer(res: ServerResponse, status: number, body: unknown, headers: Rec
   res.end(JSON.stringify(body));
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new Error('too large');
+    if (size > max) throw new Error('too large');
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);

@@ -235,6 +235,33 @@ describe('single-entity restores on the node agents', () => {
     for (const [folder, msgs] of saved) expect(strip(now.get(folder)), folder).toEqual(strip(msgs));
   });
 
+  it("undelete.mail runs on the mail server's agent: a message deleted since the generation comes back under restored-<today>", async () => {
+    const c = await f.imap(user.login);
+    const lock = await c.getMailboxLock('INBOX');
+    let gone: string;
+    try {
+      const [first] = (await c.search({ all: true }, { uid: true })) as number[];
+      const m = await c.fetchOne(String(first), { envelope: true }, { uid: true });
+      gone = (m && m.envelope?.messageId) || '';
+      await c.messageDelete(String(first), { uid: true });
+    } finally {
+      lock.release();
+    }
+    await c.logout();
+    expect(gone).toBeTruthy();
+    const env = await envWithAgents();
+    const p = await f.plan(g, 'undelete.mail', user.uid, { from: new Date(g.time.getTime() - 86_400_000), to: new Date(g.time.getTime() + 86_400_000) });
+    await validate(env, p);
+    const { ctx, log } = recordingContext();
+    const result = await runRestore(env, p, ctx);
+    expect(result).toMatchObject({ messages: 1, agent: '127.0.0.2' });
+    expect(log.join('\n')).toContain(`run by the agent of ${MAIL_SERVER} at http://127.0.0.2:`);
+    const c2 = await f.imap(user.login);
+    const now = await mailboxOverImap(c2);
+    await c2.logout();
+    expect(now.get(result.folder as string)?.map((m) => m.messageId)).toEqual([gone]);
+  });
+
   it('`entity restore` on the command line uses the running reference agents', async () => {
     const c = await f.imap(user.login);
     await c.mailboxDelete('Sent');
