@@ -267,7 +267,7 @@ function registerDomainServices(c: DependencyContainer, services: ServerServices
     c.register(GENERATION_SERVICE, { useToken: RepositoryBackups });
     c.register(BACKUP_RUNNER, { useToken: RepositoryBackups });
     c.register(RESTORE_BACKEND, {
-      useFactory: instanceCachingFactory((d) => settingsBackend(d.resolve(SettingsService), d.resolve(HOST_PORT), inst.mailer)),
+      useFactory: instanceCachingFactory((d) => settingsBackend(d.resolve(SettingsService), d.resolve(HOST_PORT), inst.mailer, agents)),
     });
     c.registerSingleton(RESTORE_SERVICE, EntityRestores);
   } else {

@@ -3,8 +3,10 @@
 
 import type { PartRecord } from '../dataprotect/generation/format.js';
 import { failedPart } from '../dataprotect/generation/part-backup.js';
-import type { PartAgent, PartAgentCall, PartRequest, TreeRestoreCall, TreeRestoreDone, TreeRestoreRequest } from '../dataprotect/generation/part-agents.js';
-import { BACKUP_PATH, RESTORE_PATH, type BackupLine, type RestoreLine } from './protocol.js';
+import type {
+  EntityRestoreCall, EntityRestoreRequest, PartAgent, PartAgentCall, PartRequest, TreeRestoreCall, TreeRestoreDone, TreeRestoreRequest,
+} from '../dataprotect/generation/part-agents.js';
+import { BACKUP_PATH, ENTITY_RESTORE_PATH, RESTORE_PATH, type BackupLine, type EntityRestoreLine, type RestoreLine } from './protocol.js';
 
 /** How long an agent may stay silent (it sends a line at least every 10 s while it works) before it counts as gone. */
 export const DEFAULT_IDLE_MS = 120_000;
@@ -64,7 +66,63 @@ export function httpPartAgent(endpoint: string, secret: () => Promise<string | u
         guard.done();
       }
     },
+
+    async restoreEntity(req: EntityRestoreRequest, call: EntityRestoreCall): Promise<Record<string, unknown>> {
+      const where = `the agent of ${req.server} at ${base}`;
+      const s = await secret();
+      if (!s) throw new Error(`${req.operation} runs on ${where}, but no agent secret is configured on the coordinator: set DP_AGENT_SECRET_FILE to the file the agents use`);
+      const guard = idleGuard(idleMs, call.signal);
+      try {
+        return await entityGuarded(req, call, s, guard, where);
+      } finally {
+        guard.done();
+      }
+    },
   };
+
+  async function entityGuarded(req: EntityRestoreRequest, call: EntityRestoreCall, s: string, guard: ReturnType<typeof idleGuard>, where: string): Promise<Record<string, unknown>> {
+    let res: Response;
+    try {
+      res = await fetch(`${base}${ENTITY_RESTORE_PATH}`, {
+        method: 'POST', headers: { authorization: `Bearer ${s}`, 'content-type': 'application/json' }, body: JSON.stringify(req), signal: guard.signal,
+      });
+    } catch (err) {
+      if (call.signal?.aborted) throw call.signal.reason instanceof Error ? call.signal.reason : new Error('cancelled');
+      throw new Error(`${where} is unreachable (${causeOf(err)}); nothing was restored: start the agent on ${req.server} ('bm-dataprotect agent'), or check DP_AGENTS, then run the restore again`);
+    }
+    if (res.status !== 200 || !res.body) {
+      const text = await res.text().catch(() => '');
+      let reason = text.slice(0, 300);
+      try {
+        reason = (JSON.parse(text) as { error?: string }).error ?? reason;
+      } catch {
+        /* not JSON */
+      }
+      if (res.status === 401) reason = "it refused the coordinator's secret: give the coordinator and every agent the same DP_AGENT_SECRET_FILE";
+      throw new Error(`${where} refused the restore (HTTP ${res.status}): ${reason}`);
+    }
+    let result: Record<string, unknown> | null = null;
+    let failed: string | null = null;
+    try {
+      for await (const line of lines(res.body)) {
+        guard.touch();
+        const l = JSON.parse(line) as EntityRestoreLine;
+        if (l.type === 'progress') {
+          const { type: _t, ...p } = l;
+          if (Object.keys(p).length) call.progress(p);
+        } else if (l.type === 'log') call.log(l.level, l.message, l.phrase);
+        else if (l.type === 'result') result = l.result;
+        else if (l.type === 'failed') failed = l.message;
+      }
+    } catch (err) {
+      if (call.signal?.aborted) throw call.signal.reason instanceof Error ? call.signal.reason : new Error('cancelled');
+      const why = guard.idle() ? `it ${reasonOf(guard.signal)}` : causeOf(err);
+      throw new Error(`${where} stopped answering during the restore (${why}); check the agent, then run the restore again`);
+    }
+    if (failed !== null) throw new Error(`${where}: ${failed}`);
+    if (!result) throw new Error(`${where} ended its answer without the outcome; check the agent's log`);
+    return result;
+  }
 
   async function backupGuarded(req: PartRequest, call: PartAgentCall, s: string, guard: ReturnType<typeof idleGuard>, fail: (m: string) => PartRecord): Promise<PartRecord> {
     let res: Response;

@@ -199,7 +199,9 @@ export function register(program: Command): void {
       const { repo, inst, catalog } = await open(opts, generationId);
       try {
         const entry = entryOf(catalog, opts.entity);
-        const env = inst.restoreEnv(repo, { send: opts.op.startsWith('send.'), smtp: opts.smtp });
+        // With node agents (DP_AGENTS, or the reference host's running ones), mail and file-hosting restores run on
+        // the agent of the server that holds the data.
+        const env = { ...inst.restoreEnv(repo, { send: opts.op.startsWith('send.'), smtp: opts.smtp }), agents: await inst.agents() };
         let into: DirectoryEntity | undefined;
         if (opts.into !== undefined) {
           const [login, domain = entry.domainUid] = opts.into.split('@');

@@ -2,7 +2,7 @@
 // up its own server in-process. In a multi-server installation each server runs a node agent, and the
 // coordinator asks it for that server's parts (server/agent implements this over HTTP).
 
-import type { HostServer, Tag } from '../../host/port.js';
+import type { HostServer, MailboxLocation, Tag } from '../../host/port.js';
 import type { PartRecord } from './format.js';
 
 /** What the coordinator asks an agent for: one part of a generation, into the repository at `repository`. */
@@ -51,6 +51,33 @@ export interface TreeRestoreDone {
   detail: string;
 }
 
+/**
+ * A single-entity restore whose disk work happens on the server holding the entity's mail or file hosting: the
+ * coordinator plans it (directory, checks), the agent reads the repository and writes its own server's data.
+ */
+export interface EntityRestoreRequest {
+  repository: string;
+  generation: string;
+  /** The agent's own server. */
+  server: string;
+  operation: string;
+  /** The entity as the generation saved it (a directory entity, without its containers). */
+  entry: { kind: string; uid: string; domainUid: string; displayName: string; deleted: boolean; entity: Record<string, unknown> };
+  /** Where the entity's mailbox lives now, as the coordinator's directory says (mail operations). */
+  mailbox?: MailboxLocation;
+  folder?: string;
+  messageIds?: string[];
+  /** undelete.mail's period (ISO 8601). */
+  from?: string;
+  to?: string;
+}
+
+export interface EntityRestoreCall {
+  progress(p: { done?: number; total?: number | null; unit?: string | null; bytes?: number | null; message?: string | null }): void;
+  log(level: 'info' | 'warn', message: string, phrase?: { key: string; params: Record<string, string | number> }): void;
+  signal?: AbortSignal;
+}
+
 export interface PartAgent {
   /** Where the agent answers, for messages (no secret in it). */
   readonly endpoint: string;
@@ -58,6 +85,8 @@ export interface PartAgent {
   backup(req: PartRequest, call: PartAgentCall): Promise<PartRecord>;
   /** Restores a file part on the agent's server; throws with the reason (the global restore stops, resumable). */
   restoreTree?(req: TreeRestoreRequest, call: TreeRestoreCall): Promise<TreeRestoreDone>;
+  /** Runs a single-entity restore's disk work on the agent's server; throws with the reason; answers the result. */
+  restoreEntity?(req: EntityRestoreRequest, call: EntityRestoreCall): Promise<Record<string, unknown>>;
 }
 
 /** The agent serving a server, or null when the coordinator serves it itself. */

@@ -16,6 +16,7 @@ import type { EntityQuery, ItemQuery, MessageQuery, RestoreRequest, RestoreServi
 import { loadCatalog, publicEntry, type Catalog, type CatalogEntry } from './catalog.js';
 import { savedContainers, savedItems } from './saved-content.js';
 import type { GenerationParts } from './generation-parts.js';
+import type { PartAgents } from '../generation/part-agents.js';
 import { describeMessage, parseHeaders, type SavedMailbox, type SavedMessage } from './mailbox-reader.js';
 import { openSavedMailbox } from './operations/mail.js';
 import type { Mailer } from './mailer.js';
@@ -33,6 +34,10 @@ export interface RestoreBackend {
   generations: GenerationParts;
   host: HostPort;
   mailer: Mailer | null;
+  /** The node agents: restores that write a server's disks run on that server's agent (none: in this process). */
+  agents?: PartAgents;
+  /** The repository's location as the agents reach it. */
+  repositoryLocation?(): Promise<string>;
 }
 
 export const RESTORE_BACKEND: InjectionToken<RestoreBackend> = Symbol('dp.RestoreBackend');
@@ -206,7 +211,10 @@ export class EntityRestores implements RestoreService {
       if (running) throw new ConflictError(`a restore of ${entry.displayName} is already running`, running.id);
       const generationId = catalog.generation.id;
       const own = this.backend.openRepository ? await this.backend.openRepository() : null;
-      const taskEnv: RestoreEnv = own ? { ...env, repo: own } : env;
+      const taskEnv: RestoreEnv = {
+        ...env, ...(own ? { repo: own } : {}),
+        ...(this.backend.agents ? { agents: this.backend.agents, repositoryLocation: await this.backend.repositoryLocation?.() } : {}),
+      };
       const container = request.container ? entry.containers.find((c) => c.uid === request.container) : undefined;
       const detail = {
         operation: request.operation, kind: entry.kind, entity: entry.uid, domainUid: entry.domainUid, displayName: entry.displayName, folder: request.folder ?? null,

@@ -8,6 +8,7 @@ import { openLocation } from '../generation/repository.js';
 import type { SettingsService } from '../settings.js';
 import { RepositoryGenerationParts } from './generation-parts.js';
 import type { Mailer } from './mailer.js';
+import type { PartAgents } from '../generation/part-agents.js';
 import type { RestoreBackend } from './service.js';
 
 /** Browsing reuses one opened repository for a little while (opening loads the index). */
@@ -17,7 +18,7 @@ const SHARED_TTL_MS = 20_000;
  * The restore backend of the plugin: the repository is the one the settings name (opened again when they change),
  * over the given host, with the SMTP relay for send.* exports (none: send.* is not offered).
  */
-export function settingsBackend(settings: SettingsService, host: HostPort, mailer: Mailer | null): RestoreBackend {
+export function settingsBackend(settings: SettingsService, host: HostPort, mailer: Mailer | null, agents?: PartAgents): RestoreBackend {
   let shared: { location: string; at: number; repo: Promise<Repository> } | null = null;
   const open = async (location: string): Promise<Repository> => {
     const repo = await openLocation(location);
@@ -27,6 +28,10 @@ export function settingsBackend(settings: SettingsService, host: HostPort, maile
   const backend: RestoreBackend = {
     host,
     mailer,
+    agents,
+    async repositoryLocation() {
+      return (await settings.get()).repositoryLocation;
+    },
     async repository() {
       const location = (await settings.get()).repositoryLocation;
       if (!shared || shared.location !== location || Date.now() - shared.at > SHARED_TTL_MS) {

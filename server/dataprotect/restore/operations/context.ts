@@ -2,6 +2,7 @@
 // a context to report to (a task's, or the CLI's).
 
 import type { Repository } from '../../../engine/index.js';
+import type { PartAgents } from '../../generation/part-agents.js';
 import type { DirectoryEntity, HostPort } from '../../../host/port.js';
 import type { RestoreOperationId } from '../../restore-capabilities.js';
 import type { Catalog, CatalogEntry } from '../catalog.js';
@@ -27,6 +28,13 @@ export interface RestoreEnv {
   host: HostPort;
   /** The SMTP relay send.* operations use; null when none is configured. */
   mailer: Mailer | null;
+  /**
+   * The node agents of a multi-server installation: a restore that writes a server's disks runs on that server's
+   * agent (none: here).
+   */
+  agents?: PartAgents;
+  /** The repository's location as the agents reach it (default: the repository's own). */
+  repositoryLocation?: string;
 }
 
 export interface PlannedRestore {

@@ -11,11 +11,13 @@ import { completeUser, replaceOrgUnit } from './directory.js';
 import { restoreFileHosting } from './file-hosting.js';
 import { restoreIntoAccount } from './into-account.js';
 import { appendMail, replaceMailbox, savedMailbox } from './mail.js';
+import { agentFor, runOnAgent } from './on-agent.js';
 import { generationsInPeriod, undeleteMail } from './undelete.js';
 
 export { FILEHOSTING_TAG, MAIL_TAG, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
 export { restoredFolderName } from './mail.js';
 export { restoredIntoFolderName } from './into-account.js';
+export { AGENT_OPERATIONS, plannedOnAgent } from './on-agent.js';
 export { sendRecipient } from './containers.js';
 
 const RUNNERS: Record<RestoreOperationId, OperationRunner> = {
@@ -110,5 +112,14 @@ export async function runRestore(env: RestoreEnv, p: PlannedRestore, ctx: Restor
   ctx.info(`${p.operation} of ${p.entry.kind} ${p.entry.displayName} (${p.entry.uid}) from generation ${p.catalog.generation.id}`);
   const run = RUNNERS[p.operation];
   if (!run) throw new InvalidInputError('operation', `unknown restore operation ${p.operation}`);
+  const agent = await agentFor(env, p);
+  if (agent) return runOnAgent(env, p, ctx, agent);
   return run(env, p, ctx);
+}
+
+/** What an agent runs for the coordinator: the operation alone, on this server (no further delegation). */
+export async function runRestoreHere(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext): Promise<Record<string, unknown>> {
+  const run = RUNNERS[p.operation];
+  if (!run) throw new InvalidInputError('operation', `unknown restore operation ${p.operation}`);
+  return run({ ...env, agents: undefined }, p, ctx);
 }
