@@ -215,7 +215,7 @@ describe('backups through the plugin', () => {
         let waiting = false;
         for (const end = Date.now() + 120_000; !waiting && Date.now() < end; ) {
           await c.query('SELECT pg_stat_clear_snapshot()');
-          waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'`)).rowCount);
+          waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock' AND datname = current_database()`)).rowCount);
           if (!waiting) await new Promise((res) => setTimeout(res, 50));
         }
         expect(waiting).toBe(true);
@@ -245,9 +245,9 @@ describe('backups through the plugin', () => {
       try {
         const task = (await api(app, 'POST', '/backups')).json().task as { id: string };
         let waiting = false;
-        for (let i = 0; i < 200 && !waiting; i++) {
+        for (const end = Date.now() + 120_000; !waiting && Date.now() < end; ) {
           await c.query('SELECT pg_stat_clear_snapshot()');
-          waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'`)).rowCount);
+          waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock' AND datname = current_database()`)).rowCount);
           if (!waiting) await new Promise((res) => setTimeout(res, 50));
         }
         expect(waiting).toBe(true);

@@ -84,7 +84,7 @@ describe('bm-dataprotect generation (processes)', () => {
         let waited = false;
         for (const end = Date.now() + 120_000; !waited && Date.now() < end; ) {
           await c.query('SELECT pg_stat_clear_snapshot()'); // activity is a snapshot inside a transaction
-          const waiting = await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'`);
+          const waiting = await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock' AND datname = current_database()`);
           waited = Boolean(waiting.rowCount);
           if (!waited) await new Promise((r) => setTimeout(r, 100));
         }
