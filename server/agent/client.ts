@@ -91,13 +91,7 @@ export function httpPartAgent(endpoint: string, secret: () => Promise<string | u
       throw new Error(`${where} is unreachable (${causeOf(err)}); nothing was restored: start the agent on ${req.server} ('bm-dataprotect agent'), or check DP_AGENTS, then run the restore again`);
     }
     if (res.status !== 200 || !res.body) {
-      const text = await res.text().catch(() => '');
-      let reason = text.slice(0, 300);
-      try {
-        reason = (JSON.parse(text) as { error?: string }).error ?? reason;
-      } catch {
-        /* not JSON */
-      }
+      let reason = await refusalReason(res);
       if (res.status === 401) reason = "it refused the coordinator's secret: give the coordinator and every agent the same DP_AGENT_SECRET_FILE";
       throw new Error(`${where} refused the restore (HTTP ${res.status}): ${reason}`);
     }
@@ -141,14 +135,7 @@ export function httpPartAgent(endpoint: string, secret: () => Promise<string | u
       return fail(`the agent at ${base} refused the coordinator's secret: give the coordinator and every agent the same DP_AGENT_SECRET_FILE`);
     }
     if (res.status !== 200 || !res.body) {
-      const text = await res.text().catch(() => '');
-      let reason = text.slice(0, 300);
-      try {
-        reason = (JSON.parse(text) as { error?: string }).error ?? reason;
-      } catch {
-        /* not JSON: the text as it is */
-      }
-      return fail(`the agent at ${base} refused the part (HTTP ${res.status}): ${reason}`);
+      return fail(`the agent at ${base} refused the part (HTTP ${res.status}): ${await refusalReason(res)}`);
     }
     let part: PartRecord | null = null;
     try {
@@ -185,14 +172,7 @@ export function httpPartAgent(endpoint: string, secret: () => Promise<string | u
       throw new Error(`${where} is unreachable (${causeOf(err)}): start it on that server, then run the restore again (it resumes)`);
     }
     if (res.status !== 200 || !res.body) {
-      const text = await res.text().catch(() => '');
-      let reason = text.slice(0, 300);
-      try {
-        reason = (JSON.parse(text) as { error?: string }).error ?? reason;
-      } catch {
-        /* not JSON */
-      }
-      throw new Error(`${where} refused the restore (HTTP ${res.status}): ${reason}`);
+      throw new Error(`${where} refused the restore (HTTP ${res.status}): ${await refusalReason(res)}`);
     }
     let done: TreeRestoreDone | null = null;
     let failed: string | null = null;
@@ -212,6 +192,16 @@ export function httpPartAgent(endpoint: string, secret: () => Promise<string | u
     if (failed !== null) throw new Error(`${where}: ${failed}`);
     if (!done) throw new Error(`${where} ended its answer without the outcome; check the agent's log`);
     return done;
+  }
+}
+
+/** What an agent said when it refused a call: its JSON `error`, else the start of its answer. */
+async function refusalReason(res: Response): Promise<string> {
+  const text = await res.text().catch(() => '');
+  try {
+    return (JSON.parse(text) as { error?: string }).error ?? text.slice(0, 300);
+  } catch {
+    return text.slice(0, 300); // not JSON: the text as it is
   }
 }
 
