@@ -287,11 +287,17 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       await this.rebuild(location);
       return;
     }
-    // While a backup runs, its part snapshots change the fingerprint all along, and its generation is not listed
-    // before it ends (the run then adds it to the cache): reading the whole repository at every request meanwhile
-    // would slow the API for nothing. The first read after the run sees the new fingerprint and syncs.
-    if (await this.tasks.findRunning('backup')) return;
+    // While a run writes (a backup or a recovery point), its part snapshots change the fingerprint all along, and
+    // its generation is not listed before it ends (the run then adds it to the cache): reading the whole repository
+    // at every request meanwhile would slow the API for nothing. The first read after the run sees the new
+    // fingerprint and syncs.
+    if (await this.runWriting()) return;
     if (stored !== (await snapshotFingerprint(location))) await this.rebuild(location);
+  }
+
+  /** The run writing a generation now, if any: a backup or a mail recovery point. */
+  private async runWriting() {
+    return (await this.tasks.findRunning('backup')) ?? (await this.tasks.findRunning('recovery-point'));
   }
 
   async get(id: string): Promise<Generation> {
@@ -388,7 +394,7 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
       }
     }
     // A generation being written right now reads as interrupted: leave it out while a backup runs.
-    const running = (await this.tasks.findRunning('backup')) ?? (await this.tasks.findRunning('recovery-point'));
+    const running = await this.runWriting();
     const records = gens.filter((g) => !(g.interrupted && running)).map((g) => g.record);
     // While a run writes, the fingerprint is not kept: the next read looks again.
     await this.cache.replace(location, records, running ? null : fingerprint);
