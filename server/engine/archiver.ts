@@ -302,15 +302,15 @@ export class Archiver {
   private async readContent(fsPath: string, node: TreeNode): Promise<string[]> {
     this.current = fsPath;
     const params = this.repo.chunker('file');
-    if (node.size < params.min) {
-      // Read, hashed and compressed on a codec worker: the main thread only walks the tree.
-      const r = await this.saver.saveFile(fsPath, node.size, params.max);
+    if (node.size < params.max) {
+      // Read whole, cut, hashed and compressed on a codec worker: the main thread only walks the tree.
+      const r = await this.saver.saveFile(fsPath, node.size, params);
       if (!r.tooBig) {
         node.size = r.size;
         this.summary.bytesRead += r.size;
-        return r.id ? [toHex(r.id)] : [];
+        return r.ids.map(toHex);
       }
-      // It grew past a single blob since its stat: read and cut it here like any large file.
+      // It grew past the maximum since its stat: read it window by window like any large file.
     }
     // Read, cut, hashed and compressed on the codec workers too, a window at a time; two large files at once.
     await this.largeFiles.acquire();

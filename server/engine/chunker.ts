@@ -1,4 +1,5 @@
 import type { ChunkerParams } from './format.js';
+import { mimeCuts } from './mime-cuts.js';
 
 /** FastCDC gear table from a seed (the repository's `gearSeed`): fixed forever, it defines dedup identity. */
 export function gearTable(seed: number): Int32Array {
@@ -55,6 +56,20 @@ export function cutsInto(gear: Int32Array, src: Uint8Array, p: ChunkerParams, ou
     out.push(cut);
     start = cut;
   }
+}
+
+/**
+ * Where a file read whole (one below `p.max`) is cut: at its MIME bodies when it is a message with base64
+ * parts (mime-cuts.ts), else as one blob below `p.min` and by FastCDC above, as a file read window by window
+ * is. `mime: false` gives the cuts of versions that did not know MIME (a generation written by them).
+ */
+export function fileCuts(gear: Int32Array, data: Uint8Array, p: ChunkerParams, mime = true): number[] {
+  if (data.length === 0) return [];
+  const cuts = mime ? mimeCuts(data) : [data.length];
+  if (cuts.length > 1 || data.length < p.min) return cuts;
+  const out: number[] = [];
+  cutsInto(gear, data, p, out);
+  return out;
 }
 
 /**

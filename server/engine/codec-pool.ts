@@ -45,13 +45,19 @@ export interface RestoreWrite {
 }
 
 export interface FilesResult {
-  /** Per file: stored bytes (view into one buffer), id, raw size, zstd or raw, error, too big. */
+  /** Per blob: stored bytes (views into one buffer), id, raw size, zstd or raw; per file: error, too big. */
   outputs: Buffer[];
   ids: Buffer;
   raws: number[];
   compressed: boolean[];
   errors: (string | null)[];
   tooBig: boolean[];
+}
+
+/** Small files read on a worker: per file, the bytes read and how many of the result's blobs are its pieces, in order. */
+export interface SmallFilesResult extends FilesResult {
+  sizes: number[];
+  pieces: number[];
 }
 
 export interface RestoreResult {
@@ -124,17 +130,17 @@ export class CodecPool {
    * writes (open, write, owner, mode, times, close: most of a restore of small files) use every core.
    * `data` is transferred: the caller must not use it afterwards.
    */
-  /**
-   * Reads, hashes and compresses small files on a worker: the main thread only sends their paths.
-   * `max` bounds what is taken as one blob (a file that grew past it since its stat is flagged).
-   */
   /** One window of a large file, cut, hashed and compressed on a worker (see the worker's `window`). */
   fileWindow(path: string, start: number, window: number, params: ChunkerParams): Promise<FilesResult & { next: number; eof: boolean }> {
     return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'window', path, start, window, params })) as Promise<FilesResult & { next: number; eof: boolean }>;
   }
 
-  files(paths: string[], expectedBytes: number, max: number): Promise<FilesResult> {
-    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, max })) as Promise<FilesResult>;
+  /**
+   * Reads, cuts, hashes and compresses files below `params.max` on a worker: the main thread only sends their
+   * paths. A file that grew past `params.max` since its stat is flagged (tooBig).
+   */
+  files(paths: string[], expectedBytes: number, params: ChunkerParams): Promise<SmallFilesResult> {
+    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, params })) as Promise<SmallFilesResult>;
   }
 
   /** `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there. */
@@ -166,7 +172,7 @@ export class CodecPool {
     });
   }
 
-  private done(m: { id: number; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; error?: string }): void {
+  private done(m: { id: number; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; sizes?: number[]; pieces?: number[]; next?: number; eof?: boolean; error?: string }): void {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
@@ -178,7 +184,7 @@ export class CodecPool {
     }
     if (m.tooBig) {
       const outputs = split(m.data, m.lengths);
-      (p.resolve as (r: FilesResult & { next?: number; eof?: boolean }) => void)({ outputs, ids: Buffer.from(m.ids!), raws: m.raws!, compressed: m.flags.map((f) => f === 1), errors: m.errors, tooBig: m.tooBig, next: m.next, eof: m.eof });
+      (p.resolve as (r: FilesResult & Partial<SmallFilesResult> & { next?: number; eof?: boolean }) => void)({ outputs, ids: Buffer.from(m.ids!), raws: m.raws!, compressed: m.flags.map((f) => f === 1), errors: m.errors, tooBig: m.tooBig, sizes: m.sizes, pieces: m.pieces, next: m.next, eof: m.eof });
       return;
     }
     if (m.blobErrors) {

@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
-import { cutsInto } from './chunker.js';
+import { cutsInto, fileCuts } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
 import { blobIdOf, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
 import type { ChunkerParams } from './format.js';
@@ -226,50 +226,53 @@ function restore(job: Job): void {
 }
 
 /**
- * Small files read here, so that the main thread only walks the tree: read, hash, compress each one.
- * A file that grew past job.max since it was stat'ed is left to the main thread (tooBig).
+ * Files below the chunker's maximum read here whole, so that the main thread only walks the tree: read, cut
+ * (chunker.ts fileCuts: a mail message's base64 bodies are blobs of their own), hash and compress each piece.
+ * A file that grew past the maximum since it was stat'ed is left to the window path (tooBig). Per file: bytes
+ * read and number of pieces; per piece: stored bytes, raw length, flags and id.
  */
 function files(job: Job): void {
   const parts: Buffer[] = [];
   const lengths: number[] = [];
   const raws: number[] = [];
   const flags: number[] = [];
+  const idList: Buffer[] = [];
   const errors: (string | null)[] = [];
   const tooBig: boolean[] = [];
-  const ids = Buffer.allocUnsafeSlow(32 * job.paths.length);
-  job.paths.forEach((p, i) => {
+  const sizes: number[] = [];
+  const pieces: number[] = [];
+  for (const p of job.paths) {
     let data: Buffer;
     try {
       data = fs.readFileSync(p);
     } catch (e) {
       errors.push(withCode(e));
       tooBig.push(false);
-      lengths.push(0);
-      raws.push(0);
-      flags.push(0);
-      return;
+      sizes.push(0);
+      pieces.push(0);
+      continue;
     }
     errors.push(null);
-    if (data.length > job.max) {
-      tooBig.push(true);
-      lengths.push(0);
-      raws.push(data.length);
-      flags.push(0);
-      return;
+    sizes.push(data.length);
+    tooBig.push(data.length > job.params.max);
+    if (data.length > job.params.max) {
+      pieces.push(0);
+      continue;
     }
-    tooBig.push(false);
-    raws.push(data.length);
-    blobId(data).copy(ids, 32 * i);
-    if (data.length === 0) {
-      lengths.push(0);
-      flags.push(0);
-      return;
+    let start = 0;
+    const cuts = fileCuts(gear, data, job.params);
+    for (const cut of cuts) {
+      const piece = data.subarray(start, cut);
+      idList.push(blobId(piece));
+      raws.push(piece.length);
+      store(piece, parts, lengths, flags, true);
+      start = cut;
     }
-    store(data, parts, lengths, flags, true);
-  });
+    pieces.push(cuts.length);
+  }
   const ab = transferable(Buffer.concat(parts));
-  const idsAb = ids.buffer as ArrayBuffer;
-  port.postMessage({ id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors, tooBig }, [ab, idsAb]);
+  const idsAb = transferable(Buffer.concat(idList));
+  port.postMessage({ id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors, tooBig, sizes, pieces }, [ab, idsAb]);
 }
 
 /**

@@ -7,7 +7,7 @@ export { type ForgetPolicy, type PolicyDecision } from './forget-policy.js';
 export { forgetSnapshots, type ForgetResult } from './forget-snapshots.js';
 export { FORMAT_VERSION, type ChunkerParams, type RepositoryConfig } from './format.js';
 export { sha256, toHex } from './hash.js';
-export { StreamChunker } from './chunker.js';
+export { fileCuts, StreamChunker } from './chunker.js';
 export { processAlive, type LockInfo, type RepositoryLock } from './lock.js';
 export { prune, type PruneOptions, type PruneSummary } from './prune.js';
 export { findNode, openFile, readDir, walkTree } from './reader.js';

@@ -23,8 +23,8 @@ const PACKS_PER_INDEX = 32;
 const BLOBS_PER_INDEX = 150_000;
 
 export interface SavedFile {
-  /** Blob id, null for an empty file or one too big to be a single blob. */
-  id: Buffer | null;
+  /** Blob ids of its content, in order: none for an empty file or one that grew too big to be read here. */
+  ids: Buffer[];
   /** Bytes read. */
   size: number;
   tooBig: boolean;
@@ -45,7 +45,7 @@ export class BlobSaver {
   readonly stats: SaverStats = { blobsNew: 0, bytesAdded: 0 };
   private readonly pending = new Set<string>();
   private batch: { data: Uint8Array; used: number; ids: Buffer[]; types: BlobType[]; lengths: number[] } | undefined;
-  private fileBatch: { paths: string[]; bytes: number; max: number; waiters: { resolve: (r: SavedFile) => void; reject: (e: Error) => void }[] } | undefined;
+  private fileBatch: { paths: string[]; bytes: number; params: ChunkerParams; waiters: { resolve: (r: SavedFile) => void; reject: (e: Error) => void }[] } | undefined;
   private fileTimer: NodeJS.Immediate | undefined;
   private readonly builders: Record<BlobType, PackBuilder>;
   private readonly work = new Set<Promise<void>>();
@@ -94,12 +94,12 @@ export class BlobSaver {
 
   /**
    * Stores a small file (below the file chunker's minimum) read on a worker; resolves with its id and
-   * size as read. `tooBig` when it grew past `max` since it was stat'ed: the caller reads it itself.
+   * size as read. `tooBig` when it grew past `params.max` since it was stat'ed: the caller reads it window by window.
    */
-  async saveFile(path: string, expectedSize: number, max: number): Promise<SavedFile> {
+  async saveFile(path: string, expectedSize: number, params: ChunkerParams): Promise<SavedFile> {
     await this.room();
     this.queued += expectedSize;
-    const b = (this.fileBatch ??= { paths: [], bytes: 0, max, waiters: [] });
+    const b = (this.fileBatch ??= { paths: [], bytes: 0, params, waiters: [] });
     b.paths.push(path);
     b.bytes += expectedSize;
     const result = new Promise<SavedFile>((resolve, reject) => b.waiters.push({ resolve, reject }));
@@ -116,27 +116,24 @@ export class BlobSaver {
     this.fileBatch = undefined;
     const job = this.repo
       .codec()
-      .files(b.paths, b.bytes, b.max)
+      .files(b.paths, b.bytes, b.params)
       .then((r) => {
         this.queued -= b.bytes;
         this.wake();
+        let piece = 0;
         for (let i = 0; i < b.paths.length; i++) {
           const w = b.waiters[i];
+          const first = piece;
+          piece += r.pieces[i];
           if (r.errors[i]) {
             const err = new Error(`reading ${b.paths[i]}: ${r.errors[i]}`) as NodeJS.ErrnoException;
             err.code = r.errors[i]!.split(':')[0];
             w.reject(err);
             continue;
           }
-          if (r.tooBig[i]) {
-            w.resolve({ id: null, size: r.raws[i], tooBig: true });
-            continue;
-          }
-          if (r.raws[i] === 0) {
-            w.resolve({ id: null, size: 0, tooBig: false });
-            continue;
-          }
-          w.resolve({ id: this.keepHashed(r, i), size: r.raws[i], tooBig: false });
+          const ids: Buffer[] = [];
+          for (let k = first; k < piece; k++) ids.push(this.keepHashed(r, k));
+          w.resolve({ ids, size: r.sizes[i], tooBig: r.tooBig[i] });
         }
       });
     this.track(

@@ -3,14 +3,23 @@
 // once and never the repository.
 
 import { createReadStream, promises as fs } from 'node:fs';
-import { StreamChunker, toHex, type Repository } from '../../engine/index.js';
+import { fileCuts, StreamChunker, toHex, type Repository } from '../../engine/index.js';
 
-/** The data blob ids `file` would have in `repo` (a file below the chunker's minimum is one blob). */
-export async function fileBlobIds(repo: Repository, file: string): Promise<string[]> {
+/**
+ * The data blob ids `file` would have in `repo`, given its content in the generation (`recorded`): a file below
+ * the chunker's maximum is read whole and cut as the backup cuts it (chunker.ts fileCuts), or as versions that did
+ * not cut mail messages at their bodies did, when that is what the generation holds.
+ */
+export async function fileBlobIds(repo: Repository, file: string, recorded: readonly string[]): Promise<string[]> {
   const params = repo.chunker('file');
   const { size } = await fs.stat(file);
   if (size === 0) return [];
-  if (size < params.min) return [toHex(repo.blobId(await fs.readFile(file)))];
+  if (size < params.max) {
+    const data = await fs.readFile(file);
+    const idsOf = (cuts: number[]) => cuts.map((end, i) => toHex(repo.blobId(data.subarray(i ? cuts[i - 1] : 0, end))));
+    const ids = idsOf(fileCuts(repo.gear, data, params));
+    return sameContent(ids, recorded) ? ids : idsOf(fileCuts(repo.gear, data, params, false));
+  }
   const chunker = new StreamChunker(repo.gear, params);
   const ids: string[] = [];
   for await (const piece of createReadStream(file, { highWaterMark: 1 << 20 })) {

@@ -158,6 +158,6 @@ async function compareNode(repo: Repository, node: TreeNode, file: string, shown
   // Restored times are exact to the microsecond (utimes' resolution).
   if (type === 'file' && st.mtimeNs / 1000n !== BigInt(node.mtime) / 1000n) out.push(`${shown}: modified at ${st.mtimeNs} ns, the generation has ${node.mtime}`);
   if (type === 'symlink' && (await fs.readlink(file)) !== node.target) out.push(`${shown}: points elsewhere than in the generation`);
-  if (type === 'file' && !out.length && !sameContent(await fileBlobIds(repo, file), node.content ?? [])) out.push(`${shown}: content differs from the generation (blob digests)`);
+  if (type === 'file' && !out.length && !sameContent(await fileBlobIds(repo, file, node.content ?? []), node.content ?? [])) out.push(`${shown}: content differs from the generation (blob digests)`);
   return out;
 }

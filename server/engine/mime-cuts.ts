@@ -1,0 +1,98 @@
+/**
+ * Cut points of a MIME message: where its base64 part bodies begin and end. The file chunker makes a small
+ * file one blob; a message is cut here instead, so that an attachment sent in several messages (forwarded,
+ * sent to several users with other headers, answered with its attachment) is one blob stored once: the
+ * same file base64-encoded by the same mailer is the same bytes whatever the headers around it.
+ *
+ * The cuts depend on the bytes alone, so they are as deterministic as content-defined ones; a restore
+ * concatenates the blobs and never needs them.
+ */
+
+/** Bodies shorter than this stay with the text around them: a blob costs index and tree space. */
+export const MIN_MIME_BODY = 4096;
+
+const HEADER = Buffer.from('content-transfer-encoding:', 'latin1');
+const BASE64 = Buffer.from('base64', 'latin1');
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * End offsets of the pieces of `src` (the last one is `src.length`), or `[src.length]` when it holds no
+ * base64 body of at least `minBody` bytes. A body runs from the line after its part's blank line to the
+ * start of the next line that begins with "--" (the boundary), or to the end of the file.
+ */
+export function mimeCuts(src: Uint8Array, minBody = MIN_MIME_BODY): number[] {
+  const buf = Buffer.from(src.buffer, src.byteOffset, src.byteLength);
+  const cuts: number[] = [];
+  let last = 0;
+  let from = 0;
+  for (;;) {
+    const at = findHeader(buf, from);
+    if (at < 0) break;
+    from = at + HEADER.length;
+    if (!isBase64Value(buf, from)) continue;
+    const body = bodyStart(buf, from);
+    if (body < 0) break;
+    const end = bodyEnd(buf, body);
+    from = end;
+    if (end - body < minBody) continue;
+    if (body > last) cuts.push(body);
+    cuts.push(end);
+    last = end;
+  }
+  if (cuts.at(-1) !== buf.length) cuts.push(buf.length);
+  return cuts;
+}
+
+/** The next "Content-Transfer-Encoding:" at a line start, in any case (a header name is case-insensitive). */
+function findHeader(buf: Buffer, from: number): number {
+  for (let i = from; i < buf.length; ) {
+    // Searching for the lower-case tail and the upper-case tail covers the spellings mailers use.
+    const a = buf.indexOf('ransfer-encoding:', i, 'latin1');
+    const b = buf.indexOf('RANSFER-ENCODING:', i, 'latin1');
+    const c = buf.indexOf('ransfer-Encoding:', i, 'latin1');
+    const hits = [a, b, c].filter((x) => x >= 0);
+    if (hits.length === 0) return -1;
+    const hit = Math.min(...hits) - 'content-t'.length;
+    i = hit + HEADER.length;
+    if (hit < 0 || (hit > 0 && buf[hit - 1] !== LF)) continue;
+    if (equalsIgnoreCase(buf, hit, HEADER)) return hit;
+  }
+  return -1;
+}
+
+function equalsIgnoreCase(buf: Buffer, at: number, word: Buffer): boolean {
+  if (at + word.length > buf.length) return false;
+  for (let k = 0; k < word.length; k++) {
+    let ch = buf[at + k];
+    if (ch >= 0x41 && ch <= 0x5a) ch += 0x20;
+    if (ch !== word[k]) return false;
+  }
+  return true;
+}
+
+/** After the header name: optional blanks, "base64" in any case, then the end of the line (or a blank). */
+function isBase64Value(buf: Buffer, at: number): boolean {
+  let i = at;
+  while (i < buf.length && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+  if (!equalsIgnoreCase(buf, i, BASE64)) return false;
+  const next = buf[i + BASE64.length];
+  return next === undefined || next === CR || next === LF || next === 0x20 || next === 0x09 || next === 0x3b;
+}
+
+/** The offset just after the blank line that ends the part's headers, or -1. */
+function bodyStart(buf: Buffer, from: number): number {
+  for (let i = buf.indexOf(LF, from); i >= 0 && i < buf.length; i = buf.indexOf(LF, i + 1)) {
+    const next = i + 1;
+    if (buf[next] === LF) return next + 1;
+    if (buf[next] === CR && buf[next + 1] === LF) return next + 2;
+  }
+  return -1;
+}
+
+/** The start of the first line from `body` on that begins with "--", or the end of the file. */
+function bodyEnd(buf: Buffer, body: number): number {
+  if (buf[body] === 0x2d && buf[body + 1] === 0x2d) return body;
+  const i = buf.indexOf('\n--', body, 'latin1');
+  return i < 0 ? buf.length : i + 1;
+}
