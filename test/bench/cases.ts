@@ -5,7 +5,7 @@
 
 import { join } from 'node:path';
 import { runDatabaseBench } from './database.js';
-import { runEntityScaleBench } from './entity-scale.js';
+import { HOST_MESSAGES, runEntityScaleBench, SPOOL_MESSAGES } from './entity-scale.js';
 import { runGlobalRestoreBench } from './global-restore.js';
 import { runIndexSizeBench } from './index-size.js';
 import { runLatencyBench } from './latency.js';
@@ -99,7 +99,7 @@ const entity: BenchCase = {
     const [a, b] = s.entityUsers;
     const spool = (u: number) => `${r.mailbox[u].spoolMiB.toFixed(0)} MiB`;
     return {
-      heading: `single-entity restores: spools of ${n(a)} and ${n(b)} users x 10 messages (${spool(a)}, ${spool(b)}), reference hosts of ${n(a)} and ${n(b)} users; median of 3`,
+      heading: `single-entity restores: spools of ${n(a)} and ${n(b)} users x ${SPOOL_MESSAGES} messages (${spool(a)}, ${spool(b)}), reference hosts of ${n(a)} and ${n(b)} users x ${HOST_MESSAGES} messages; median of 3 runs`,
       rows: r.rows,
       figures: r,
     };

@@ -29,8 +29,8 @@ import { measure, treeStats } from './tools.js';
 const CLI = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
 const RUNS = 3;
 /** Messages per user of the generated spool, and of the reference hosts' mailboxes. */
-const SPOOL_MESSAGES = 10;
-const HOST_MESSAGES = 5;
+export const SPOOL_MESSAGES = 10;
+export const HOST_MESSAGES = 5;
 
 export interface EntityScaleOptions {
   workDir: string;
@@ -62,9 +62,9 @@ export async function runEntityScaleBench(o: EntityScaleOptions): Promise<Entity
   const [small, large] = o.users;
   const n = (x: number) => x.toLocaleString('en-US');
   out.rows.push(
-    { metric: `restore one mailbox, ${n(small)}-user spool`, unit: 's', values: { ours: median(out.mailbox[small].seconds) }, targets: [informative] },
+    { metric: `restore one mailbox (${out.mailbox[small].files} files), ${n(small)}-user spool`, unit: 's', values: { ours: median(out.mailbox[small].seconds) }, targets: [informative] },
     {
-      metric: `restore one mailbox, ${n(large)}-user spool (ref: ${n(small)} users)`, unit: 's',
+      metric: `restore one mailbox (${out.mailbox[large].files} files), ${n(large)}-user spool (ref: ${n(small)} users)`, unit: 's',
       values: { ours: median(out.mailbox[large].seconds), ref: median(out.mailbox[small].seconds) }, targets: [vs('ref', 1.2)],
     },
     { metric: `complete.restore.user, ${n(small)}-user host`, unit: 's', values: { ours: median(out.completeUser[small].seconds) }, targets: [informative] },

@@ -66,6 +66,7 @@ async function main(): Promise<void> {
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   const failed: string[] = [];
+  const durations: Record<string, number> = {};
   for (const c of CASES.filter((x) => !only || only.includes(x.name))) {
     const t = Date.now();
     try {
@@ -74,7 +75,8 @@ async function main(): Promise<void> {
       rows.push(...r.rows);
       notes.push(...(r.notes ?? []));
       report[c.name] = r.figures;
-      log(`${c.name}: done in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+      durations[c.name] = Math.round((Date.now() - t) / 1000);
+      log(`${c.name}: done in ${durations[c.name]} s`);
     } catch (err) {
       // One case failing leaves the others' figures standing; the run still fails.
       const message = err instanceof Error ? err.message : String(err);
@@ -84,16 +86,23 @@ async function main(): Promise<void> {
     }
   }
   report.rows = rows;
+  report.secondsPerCase = durations;
   await writeFile(join(work, 'results.json'), JSON.stringify(report, null, 2));
   const { met, checked } = tally(rows);
-  console.log(`\nBenchmark, ${availableParallelism()} cores, Node ${process.version}; ratios to the peers measured in the same run:`);
-  for (const h of headings) console.log(`  - ${h}`);
-  console.log('');
-  console.log(renderTable(rows, columnsOf(rows, ['ours', 'encrypted', 'restic', 'borg', 'rsync', 's3', 'idle', 'ref'])));
-  console.log(`\ntargets met: ${met} of ${checked}`);
-  for (const line of notes) console.log(line);
-  for (const f of failed) console.log(`case failed: ${f}`);
-  console.log(`\nfigures saved in ${join(work, 'results.json')}`);
+  const printed = [
+    `Benchmark, ${availableParallelism()} cores, Node ${process.version}; ratios to the peers measured in the same run:`,
+    ...headings.map((h) => `  - ${h}`),
+    '',
+    renderTable(rows, columnsOf(rows, ['ours', 'encrypted', 'restic', 'borg', 'rsync', 's3', 'idle', 'ref'])),
+    '',
+    `targets met: ${met} of ${checked}`,
+    ...notes,
+    ...failed.map((f) => `case failed: ${f}`),
+  ].join('\n');
+  // The table again in a file, as printed, to quote.
+  await writeFile(join(work, 'table.md'), printed + '\n');
+  console.log(`\n${printed}`);
+  console.log(`\nfigures saved in ${join(work, 'results.json')}, the table in ${join(work, 'table.md')}`);
   if (failed.length) process.exitCode = 1;
 }
 

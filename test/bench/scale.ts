@@ -87,7 +87,9 @@ export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBench> {
   const rng = new Prng(4242, 'xorshift32');
   const pool = wordPool(rng);
   o.log(`scale: writing ${o.files} small files in ${spool} ...`);
+  const t = Date.now();
   const bytes = await writeFiles(spool, rng, pool, o.files, 'm');
+  o.log(`scale: ${o.files} files, ${(bytes / 2 ** 20).toFixed(0)} MiB written in ${((Date.now() - t) / 1000).toFixed(0)} s`);
   const env = { RESTIC_PASSWORD: 'bench-only', RESTIC_CACHE_DIR: join(work, 'restic-cache'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
   const all: Tool[] = [
     {
