@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { churn, generateSpool, userName } from '../../server/demo/mail-spool.js';
 import { startS3, TEST_BUCKET } from '../storage/s3-server.js';
+import { informative, vs, type BenchRow, type Target } from './table.js';
 import { diskBytes, measure, treeStats, type Measure } from './tools.js';
 
 /**
@@ -18,6 +19,8 @@ interface Peer {
   backup(day: number): Promise<Measure>;
   restoreOne(user: string, target: string): Promise<Measure>;
   restoreAll(target: string): Promise<Measure>;
+  /** Reads back every byte of the repository and verifies it (none for rsync). */
+  checkData?(): Promise<Measure>;
   /** Where the restored spool lands below the target. */
   restoredSpool(target: string): string;
   repo: string;
@@ -33,17 +36,7 @@ export interface MailBenchOptions {
   peers?: string[];
 }
 
-export interface MailBenchRow {
-  metric: string;
-  unit: string;
-  values: Record<string, number>;
-  /** Lower is better for every metric here. */
-  target?: string;
-  /** A target as a number (e.g. a latency bound): met when `ours` is at most this. */
-  limit?: number;
-}
-
-export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBenchRow[]; corpus: Record<string, number> }> {
+export async function runMailBench(o: MailBenchOptions): Promise<{ rows: BenchRow[]; corpus: Record<string, number> }> {
   const work = resolve(o.workDir);
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
@@ -74,6 +67,9 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
       restoreAll(target) {
         return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json']);
       },
+      checkData() {
+        return measure(process.execPath, [CLI, 'check', '--read-data', '--repo', this.repo, '--json']);
+      },
       restoredSpool: (t) => join(t, spool),
     },
     {
@@ -92,6 +88,9 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
       restoreAll(target) {
         return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json'], { env: encrypted });
       },
+      checkData() {
+        return measure(process.execPath, [CLI, 'check', '--read-data', '--repo', this.repo, '--json'], { env: encrypted });
+      },
       restoredSpool: (t) => join(t, spool),
     },
     {
@@ -109,6 +108,9 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
       restoreAll(target) {
         return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', s3Repo, '--target', target, '--json'], { env: s3!.env });
       },
+      checkData() {
+        return measure(process.execPath, [CLI, 'check', '--read-data', '--repo', s3Repo, '--json'], { env: s3!.env });
+      },
       restoredSpool: (t) => join(t, spool),
     },
     {
@@ -125,6 +127,9 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
       },
       restoreAll(target) {
         return measure('restic', ['-r', this.repo, 'restore', 'latest', '-q', '--target', target], { env });
+      },
+      checkData() {
+        return measure('restic', ['-r', this.repo, 'check', '--read-data', '-q'], { env });
       },
       restoredSpool: (t) => join(t, spool),
     },
@@ -144,6 +149,9 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
       async restoreAll(target) {
         await mkdir(target, { recursive: true });
         return measure('borg', ['extract', `${this.repo}::day${o.days}`], { env, cwd: target });
+      },
+      checkData() {
+        return measure('borg', ['check', '--verify-data', this.repo], { env });
       },
       restoredSpool: (t) => join(t, 'spool'),
     },
@@ -177,62 +185,76 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: MailBen
   }
 }
 
-async function runPeers(o: MailBenchOptions, work: string, spool: string, messages: number, corpus: { files: number; bytes: number }, peers: Peer[]): Promise<{ rows: MailBenchRow[]; corpus: Record<string, number> }> {
-  const rows: MailBenchRow[] = [];
-  const rss: Record<string, number> = {};
-  const record = (name: string, m: Measure) => (rss[name] = Math.max(rss[name] ?? 0, m.maxRssMiB));
-  const row = (metric: string, unit: string, target?: string): MailBenchRow => {
-    const r: MailBenchRow = { metric, unit, values: {}, target };
+async function runPeers(o: MailBenchOptions, work: string, spool: string, messages: number, corpus: { files: number; bytes: number }, peers: Peer[]): Promise<{ rows: BenchRow[]; corpus: Record<string, number> }> {
+  const rows: BenchRow[] = [];
+  const row = (metric: string, unit: string, ...targets: Target[]): BenchRow => {
+    const r: BenchRow = { metric, unit, values: {}, targets: targets.length ? targets : undefined };
     rows.push(r);
     return r;
   };
+  // Peak memory of each step, each its own row (GNU time's maximum resident set of the command).
+  const memory = {
+    first: { metric: 'peak memory, first backup', unit: 'MiB', values: {}, targets: [vs('restic', 1.5)] } as BenchRow,
+    incremental: { metric: 'peak memory, daily incremental', unit: 'MiB', values: {}, targets: [vs('restic', 1.5)] } as BenchRow,
+    one: { metric: 'peak memory, restore one mailbox', unit: 'MiB', values: {}, targets: [vs('restic', 1.5)] } as BenchRow,
+    all: { metric: 'peak memory, restore everything', unit: 'MiB', values: {}, targets: [vs('restic', 1.5)] } as BenchRow,
+    check: { metric: 'peak memory, check --read-data', unit: 'MiB', values: {}, targets: [vs('restic', 1.5)] } as BenchRow,
+  };
+  const record = (step: keyof typeof memory, name: string, m: Measure) => (memory[step].values[name] = Math.max(memory[step].values[name] ?? 0, m.maxRssMiB));
 
   for (const p of peers) await p.init();
-  const first = row('first backup', 's', 'no slower than restic');
-  const firstCpu = row('first backup, CPU (user + system)', 's');
+  const first = row('first backup', 's', vs('borg', 0.8), vs('restic', 1));
+  const firstCpu = row('first backup, CPU (user + system)', 's', informative);
   for (const p of peers) {
     o.log(`first backup: ${p.name} ...`);
     const m = await p.backup(0);
     first.values[p.name] = m.seconds;
     firstCpu.values[p.name] = m.cpuSeconds;
-    record(p.name, m);
+    record('first', p.name, m);
   }
-  const incr = row(`daily incremental (mean of ${o.days})`, 's', 'no slower than rsync');
+  const incr = row(`daily incremental (mean of ${o.days})`, 's', vs('rsync', 0.5));
   for (let day = 1; day <= o.days; day++) {
     const c = await churn(spool, { day });
     o.log(`day ${day}: ${c.added} new, ${c.deleted} deleted, ${c.flagged} flag changes, ${c.moved} moved`);
     for (const p of peers) {
       const m = await p.backup(day);
       incr.values[p.name] = (incr.values[p.name] ?? 0) + m.seconds / o.days;
-      record(p.name, m);
+      record('incremental', p.name, m);
     }
   }
   const finalState = treeStats(spool);
-  const size = row(`repository size after ${o.days} increments`, 'MiB', 'no larger than restic');
+  const size = row(`repository size after ${o.days} increments`, 'MiB', vs('restic', 0.85));
   for (const p of peers) size.values[p.name] = diskBytes(p.repo) / 2 ** 20;
 
   const user = userName(7);
   const oneState = treeStats(join(spool, user));
-  const one = row(`restore one mailbox (${oneState.files} files)`, 's', 'no slower than borg');
-  const all = row('restore everything', 's', 'no slower than restic');
+  const one = row(`restore one mailbox (${oneState.files} files)`, 's', vs('borg', 0.5));
+  const all = row('restore everything', 's', vs('restic', 1));
   for (const p of peers) {
     const t1 = join(work, `restore-one-${p.name}`);
     const m1 = await p.restoreOne(user, t1);
     one.values[p.name] = m1.seconds;
-    record(p.name, m1);
+    record('one', p.name, m1);
     const got1 = treeStats(join(p.restoredSpool(t1), user));
     if (got1.files !== oneState.files || got1.bytes !== oneState.bytes) throw new Error(`${p.name}: one-mailbox restore gave ${got1.files} files / ${got1.bytes} bytes, expected ${oneState.files} / ${oneState.bytes}`);
     await rm(t1, { recursive: true, force: true });
     const t2 = join(work, `restore-all-${p.name}`);
     const m2 = await p.restoreAll(t2);
     all.values[p.name] = m2.seconds;
-    record(p.name, m2);
+    record('all', p.name, m2);
     const got2 = treeStats(p.restoredSpool(t2));
     if (got2.files !== finalState.files || got2.bytes !== finalState.bytes) throw new Error(`${p.name}: full restore gave ${got2.files} files / ${got2.bytes} bytes, expected ${finalState.files} / ${finalState.bytes}`);
     await rm(t2, { recursive: true, force: true });
     o.log(`restores: ${p.name} done`);
   }
-  const mem = row('peak memory (any step)', 'MiB');
-  mem.values = rss;
+  const check = row('check --read-data (borg: check --verify-data)', 's', vs('restic', 0.8));
+  for (const p of peers) {
+    if (!p.checkData) continue;
+    o.log(`check --read-data: ${p.name} ...`);
+    const m = await p.checkData();
+    check.values[p.name] = m.seconds;
+    record('check', p.name, m);
+  }
+  rows.push(...Object.values(memory));
   return { rows, corpus: { messages, files: corpus.files, mib: corpus.bytes / 2 ** 20, finalFiles: finalState.files } };
 }

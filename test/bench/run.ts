@@ -1,14 +1,14 @@
-import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runLatencyBench } from './latency.js';
-import { runMailBench, type MailBenchRow } from './mail.js';
+import { CASES, type BenchSettings } from './cases.js';
+import { columnsOf, renderTable, tally, type BenchRow } from './table.js';
 import { ensureTools } from './tools.js';
 
 /**
- * `npm run bench`: the mail-spool case against restic, borg and rsync --link-dest, then the database
- * case when its module is present, then the global restore against its floor. Prints a table with every figure and our ratio to each peer.
+ * `npm run bench`: every case (`--only mail,scale,...` for some), then one table with every figure, ours beside
+ * each peer measured in the same run, the ratio, the target and whether it is met. Figures in var/bench/results.json.
  */
 const { values } = parseArgs({
   options: {
@@ -21,82 +21,89 @@ const { values } = parseArgs({
     // The service-latency case: the reference host it backs up through the plugin's server.
     'host-users': { type: 'string', default: '200' },
     'host-messages': { type: 'string', default: '10' },
+    // Single-entity restores: the small and the large installation.
+    'entity-users': { type: 'string', default: '200,2000' },
+    'scale-files': { type: 'string', default: '200000' },
+    'index-blobs': { type: 'string', default: '10000000' },
   },
 });
 const log = (s: string) => process.stderr.write(s + '\n');
 
-function table(rows: MailBenchRow[], peers: string[]): string {
-  const fmt = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '-' : n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-  const head = ['metric', 'unit', ...peers, ...peers.slice(1).map((p) => `ours/${p}`), 'target', 'met'];
-  const body = rows.map((r) => {
-    const ratios = peers.slice(1).map((p) => (r.values.ours && r.values[p] ? `${(r.values.ours / r.values[p]).toFixed(2)}x` : '-'));
-    const peer = r.target?.match(/than (\w+)/)?.[1];
-    const met =
-      r.limit !== undefined ? (r.values.ours <= r.limit ? 'met' : 'not met') : peer && r.values[peer] !== undefined ? (r.values.ours <= r.values[peer] ? 'met' : 'not met') : '';
-    return [r.metric, r.unit, ...peers.map((p) => fmt(r.values[p])), ...ratios, r.target ?? '', met];
-  });
-  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
-  return [line(head), '|' + w.map((n) => '-'.repeat(n + 2)).join('|') + '|', ...body.map(line)].join('\n');
+function count(name: string, value: string | undefined): number {
+  const x = Number(value);
+  if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} takes a positive whole number, not '${value}'`);
+  return x;
 }
 
-/** The `encrypted` line: what encryption costs over the same local repository (target: under 10% on the first backup). */
-function encryptionCost(rows: MailBenchRow[]): string | null {
-  const pick = (prefix: string) => rows.find((r) => r.metric.startsWith(prefix))?.values;
-  const parts: string[] = [];
-  for (const [label, prefix] of [['first backup', 'first backup'], ['first backup CPU', 'first backup, CPU'], ['one-mailbox restore', 'restore one mailbox']] as const) {
-    const v = pick(prefix);
-    if (!v?.ours || !v.encrypted) continue;
-    parts.push(`${label} ${v.encrypted.toFixed(2)} s vs ${v.ours.toFixed(2)} s (${v.encrypted >= v.ours ? '+' : ''}${(((v.encrypted - v.ours) / v.ours) * 100).toFixed(1)}%)`);
-  }
-  return parts.length ? `encrypted (AES-256-GCM, keyed ids) beside local: ${parts.join('; ')}; target under 10% on the first backup` : null;
+function settings(work: string): BenchSettings {
+  const entity = (values['entity-users'] ?? '').split(',').map((v) => count('entity-users', v));
+  if (entity.length !== 2) throw new Error(`--entity-users takes two sizes, small and large (e.g. 200,2000), not '${values['entity-users']}'`);
+  return {
+    work,
+    users: count('users', values.users),
+    messages: count('messages', values.messages),
+    days: count('days', values.days),
+    peers: values.peers?.split(','),
+    hostUsers: count('host-users', values['host-users']),
+    hostMessages: count('host-messages', values['host-messages']),
+    entityUsers: [entity[0], entity[1]],
+    scaleFiles: count('scale-files', values['scale-files']),
+    indexBlobs: count('index-blobs', values['index-blobs']),
+    log,
+  };
 }
 
 async function main(): Promise<void> {
-  ensureTools(log);
   const work = resolve(values.work!);
+  const s = settings(work);
+  const only = values.only?.split(',').map((x) => x.trim());
+  const unknown = only?.filter((x) => !CASES.some((c) => c.name === x)) ?? [];
+  if (unknown.length) throw new Error(`--only: no case ${unknown.join(', ')} (cases: ${CASES.map((c) => c.name).join(', ')})`);
+  ensureTools(log);
   await mkdir(work, { recursive: true });
-  const report: Record<string, unknown> = { machine: { cores: (await import('node:os')).availableParallelism(), node: process.version } };
-  // One table: the mail case's rows, then the service-latency rows (column `idle`: the same probe with the server idle).
-  const rows: MailBenchRow[] = [];
-  const peers = ['ours', 'encrypted', 'restic', 'borg', 'rsync', 's3'].filter((p) => !values.peers || values.peers.split(',').includes(p));
-  let heading = '';
-  if (!values.only || values.only === 'mail') {
-    const mail = await runMailBench({ workDir: join(work, 'mail'), users: Number(values.users), messagesPerUser: Number(values.messages), days: Number(values.days), log, peers: values.peers?.split(',') });
-    report.mail = mail;
-    rows.push(...mail.rows);
-    heading = `Mail spool: ${mail.corpus.messages} messages, ${mail.corpus.mib.toFixed(0)} MiB, ${values.days} daily increments, ${report.machine && (report.machine as { cores: number }).cores} cores`;
+  const report: Record<string, unknown> = { machine: { cores: availableParallelism(), node: process.version }, started: new Date().toISOString() };
+  const headings: string[] = [];
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  const failed: string[] = [];
+  const durations: Record<string, number> = {};
+  for (const c of CASES.filter((x) => !only || only.includes(x.name))) {
+    const t = Date.now();
+    try {
+      const r = await c.run(s);
+      headings.push(r.heading);
+      rows.push(...r.rows);
+      notes.push(...(r.notes ?? []));
+      report[c.name] = r.figures;
+      durations[c.name] = Math.round((Date.now() - t) / 1000);
+      log(`${c.name}: done in ${durations[c.name]} s`);
+    } catch (err) {
+      // One case failing leaves the others' figures standing; the run still fails.
+      const message = err instanceof Error ? err.message : String(err);
+      failed.push(`${c.name}: ${message}`);
+      report[c.name] = { failed: message };
+      log(`${c.name}: FAILED after ${((Date.now() - t) / 1000).toFixed(0)} s: ${message}`);
+    }
   }
-  if (!values.only || values.only === 'latency') {
-    const users = Number(values['host-users']);
-    const lat = await runLatencyBench({ workDir: join(work, 'latency'), users, messagesPerUser: Number(values['host-messages']), log });
-    report.latency = lat;
-    rows.push(...lat.rows);
-    if (!peers.includes('idle')) peers.push('idle');
-    heading += `${heading ? '; ' : ''}service latency during backups of a ${users}-user reference host through the plugin's server (first ${lat.first.seconds.toFixed(1)} s, incremental ${lat.incremental.seconds.toFixed(1)} s)`;
-  }
-  if (rows.length) {
-    console.log(`\n${heading}\n`);
-    console.log(table(rows, values.only === 'latency' ? ['ours', 'idle'] : peers));
-    const cost = encryptionCost(rows);
-    if (cost) console.log(`\n${cost}`);
-  }
-  const dbModule = new URL('./database.js', import.meta.url);
-  if ((!values.only || values.only === 'database') && existsSync(dbModule)) {
-    const { runDatabaseBench } = (await import(dbModule.href)) as { runDatabaseBench: (o: { workDir: string; log: (s: string) => void }) => Promise<Record<string, number | string>> };
-    const db = await runDatabaseBench({ workDir: join(work, 'database'), log });
-    report.database = db;
-    console.log('\nDatabase part:\n');
-    for (const [k, v] of Object.entries(db)) console.log(`  ${k}: ${v}`);
-  }
-  if (!values.only || values.only === 'global-restore') {
-    const { runGlobalRestoreBench, printGlobalRestoreBench } = await import('./global-restore.js');
-    const gr = await runGlobalRestoreBench({ workDir: join(work, 'global-restore'), log });
-    report.globalRestore = gr;
-    printGlobalRestoreBench(gr);
-  }
+  report.rows = rows;
+  report.secondsPerCase = durations;
   await writeFile(join(work, 'results.json'), JSON.stringify(report, null, 2));
-  console.log(`\nfigures saved in ${join(work, 'results.json')}`);
+  const { met, checked } = tally(rows);
+  const printed = [
+    `Benchmark, ${availableParallelism()} cores, Node ${process.version}; ratios to the peers measured in the same run:`,
+    ...headings.map((h) => `  - ${h}`),
+    '',
+    renderTable(rows, columnsOf(rows, ['ours', 'encrypted', 'restic', 'borg', 'rsync', 's3', 'idle', 'ref'])),
+    '',
+    `targets met: ${met} of ${checked}`,
+    ...notes,
+    ...failed.map((f) => `case failed: ${f}`),
+  ].join('\n');
+  // The table again in a file, as printed, to quote.
+  await writeFile(join(work, 'table.md'), printed + '\n');
+  console.log(`\n${printed}`);
+  console.log(`\nfigures saved in ${join(work, 'results.json')}, the table in ${join(work, 'table.md')}`);
+  if (failed.length) process.exitCode = 1;
 }
 
 main().catch((err) => {
