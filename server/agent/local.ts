@@ -270,7 +270,8 @@ export async function serveBackupProcess(o: ServeOptions): Promise<void> {
   );
   output.write(JSON.stringify({ agents: Object.fromEntries(servers.map((s, i) => [s.uid, running[i].url])) } satisfies Announcement) + '\n');
   await end;
-  await Promise.all(running.map((a) => a.close()));
+  // A part waiting on storage that never answers must not keep the process: the close is bounded.
+  await Promise.race([Promise.all(running.map((a) => a.close())), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
 }
 
 function lines(stream: Readable, each: (line: string) => void): void {
