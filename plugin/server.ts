@@ -12,6 +12,7 @@ import { RepositoryBackups } from '../server/dataprotect/generation/runner.js';
 import { BACKUP_CONFIG, HOST_PORT, OWN_PARTS, PART_AGENTS } from '../server/dataprotect/generation/tokens.js';
 import { agentsFromEnvironment } from '../server/agent/config.js';
 import { backupProcess, type BackupProcess, type BackupProcessCommand } from '../server/agent/local.js';
+import type { PartAgents } from '../server/dataprotect/generation/part-agents.js';
 import { GlobalRestores, RECOVERY_INSTALLATION } from '../server/dataprotect/global-restore/service.js';
 import { REHEARSAL_DIR, Rehearsals } from '../server/dataprotect/global-restore/rehearsals.js';
 import { ProtectionStatus } from '../server/dataprotect/protection-status.js';
@@ -260,6 +261,11 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   };
 }
 
+/** Each server's node agent, else the backup process. */
+function withOwn(agents: PartAgents | undefined, own: BackupProcess | null): PartAgents | undefined {
+  return own ? (s) => agents?.(s) ?? own.agents(s) : agents;
+}
+
 /** The domain services over the installation, each replaced by the one given, else by its 501 stand-in. */
 function registerDomainServices(c: DependencyContainer, services: ServerServices, log: SchedulerLog): BackupProcess | null {
   const inst = services.installation;
@@ -280,7 +286,8 @@ function registerDomainServices(c: DependencyContainer, services: ServerServices
     c.register(GENERATION_SERVICE, { useToken: RepositoryBackups });
     c.register(BACKUP_RUNNER, { useToken: RepositoryBackups });
     c.register(RESTORE_BACKEND, {
-      useFactory: instanceCachingFactory((d) => settingsBackend(d.resolve(SettingsService), d.resolve(HOST_PORT), inst.mailer, agents)),
+      // A restore's disk work (a mailbox, a file hosting) runs on the server's agent, else in the backup process.
+      useFactory: instanceCachingFactory((d) => settingsBackend(d.resolve(SettingsService), d.resolve(HOST_PORT), inst.mailer, withOwn(agents, own))),
     });
     c.registerSingleton(RESTORE_SERVICE, EntityRestores);
   } else {

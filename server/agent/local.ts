@@ -176,41 +176,49 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
   const endedDuring = async (r: Running): Promise<string | null> =>
     r.ended ?? (await Promise.race([r.exited, new Promise<null>((res) => setTimeout(() => res(null), 1000).unref())]));
 
-  const agentOf = (server: string): PartAgent => ({
-    endpoint: 'the backup process',
-    local: true,
-    backup: (req, call) =>
+  const agentOf = (server: string): PartAgent => {
+    /** A restore's disk work on the process; its death fails the restore saying so. */
+    const restoring = <T>(work: (agent: PartAgent) => Promise<T> | undefined): Promise<T> =>
       using(async () => {
-        const begin = new Date();
-        let r: Running;
+        const r = await ensure().catch((err: Error) => {
+          throw new Error(`the backup process did not start: ${err.message}`);
+        });
+        const agent = r.agents.get(server);
+        const call = agent && work(agent);
+        if (!call) throw new Error(`the backup process serves no server ${server}`);
         try {
-          r = await ensure();
+          return await call;
         } catch (err) {
-          return failedPart(req, begin, `the backup process did not start: ${(err as Error).message}`);
+          const how = await endedDuring(r);
+          if (!how) throw err;
+          throw new Error(`the backup process (pid ${r.pid}) ended during the restore (${how}); run the restore again`);
         }
-        const agent = r.agents.get(server);
-        if (!agent) return failedPart(req, begin, `the backup process serves no server ${server}`);
-        const part = await agent.backup(req, call);
-        if (part.status !== 'INVALID' || call.signal?.aborted) return part;
-        const how = await endedDuring(r);
-        if (!how) return part;
-        return { ...part, messages: [`the backup process (pid ${r.pid}) ended while backing up the part (${how}); nothing of it is in this generation`] };
-      }),
-    restoreTree: (req, call) =>
-      using(async () => {
-        const r = await ensure();
-        const agent = r.agents.get(server);
-        if (!agent?.restoreTree) throw new Error(`the backup process serves no server ${server}`);
-        return agent.restoreTree(req, call);
-      }),
-    restoreEntity: (req, call) =>
-      using(async () => {
-        const r = await ensure();
-        const agent = r.agents.get(server);
-        if (!agent?.restoreEntity) throw new Error(`the backup process serves no server ${server}`);
-        return agent.restoreEntity(req, call);
-      }),
-  });
+      });
+
+    return {
+      endpoint: 'the backup process',
+      local: true,
+      backup: (req, call) =>
+        using(async () => {
+          const begin = new Date();
+          let r: Running;
+          try {
+            r = await ensure();
+          } catch (err) {
+            return failedPart(req, begin, `the backup process did not start: ${(err as Error).message}`);
+          }
+          const agent = r.agents.get(server);
+          if (!agent) return failedPart(req, begin, `the backup process serves no server ${server}`);
+          const part = await agent.backup(req, call);
+          if (part.status !== 'INVALID' || call.signal?.aborted) return part;
+          const how = await endedDuring(r);
+          if (!how) return part;
+          return { ...part, messages: [`the backup process (pid ${r.pid}) ended while backing up the part (${how}); nothing of it is in this generation`] };
+        }),
+      restoreTree: (req, call) => restoring((a) => a.restoreTree?.(req, call)),
+      restoreEntity: (req, call) => restoring((a) => a.restoreEntity?.(req, call)),
+    };
+  };
   const agents = new Map<string, PartAgent>();
 
   return {

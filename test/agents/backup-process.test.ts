@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
@@ -16,6 +16,7 @@ import { TaskRegistry } from '../../server/jobs/task-registry.js';
 import { withClient } from '../../server/pg/client.js';
 import { dropDatabase } from '../../server/pg/databases.js';
 import { databaseUrlOf } from '../../server/pg/settings.js';
+import { hostLayout } from '../../server/host/reference/layout.js';
 import { CLI } from '../engine/cli-helpers.js';
 import { KEYS, PG_BASE, testAuth } from '../http/harness.js';
 import { ALL_ON, seededHost, type BackupFixture } from '../backup/helpers.js';
@@ -41,6 +42,14 @@ afterAll(async () => {
 async function niceOf(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+async function hashTree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) out[path.relative(dir, path.join(e.parentPath, e.name))] = createHash('sha256').update(await readFile(path.join(e.parentPath, e.name))).digest('hex');
+  }
+  return out;
 }
 
 const generation = (bp: BackupProcess): Promise<GenerationRunResult> =>
@@ -122,7 +131,7 @@ describe('the backup process', () => {
     for (const p of r.generation.parts) expect(p.messages[0]).toMatch(/^the backup process did not start: it ended at once \(exit code 3\)/);
   });
 
-  it("the plugin's server with the installation's backup process: Backup now backs up every part there", async () => {
+  it("the plugin's server with the installation's backup process: Backup now backs up every part there, and a restore's disk work runs there", async () => {
     const work = await mkdtemp(path.join(tmpdir(), 'dp-bproc-'));
     const databaseUrl = `${PG_BASE}/dp_test_bproc_${randomBytes(5).toString('hex')}`;
     const app = Fastify();
@@ -145,6 +154,22 @@ describe('the backup process', () => {
       } finally {
         await repo.close();
       }
+
+      // A restore's disk work runs there too: a domain's file hosting, removed, comes back exactly.
+      const layout = hostLayout(f.sb.root);
+      const domain = (await readdir(layout.filehosting)).sort()[0];
+      const before = await hashTree(path.join(layout.filehosting, domain));
+      expect(Object.keys(before).length).toBeGreaterThan(0);
+      await rm(path.join(layout.filehosting, domain), { recursive: true });
+      const restore = await app.inject({
+        method: 'POST', url: '/api/dataprotect/restores', headers: { 'x-bm-apikey': KEYS.admin, 'content-type': 'application/json' },
+        payload: JSON.stringify({ operation: 'restore.filehosting', generationId: done!.result!.generationId, entity: { kind: 'DOMAIN', uid: domain, domainUid: domain } }),
+      });
+      expect(restore.statusCode, restore.body).toBe(202);
+      const restored = await reg.container.resolve(TaskRegistry).whenDone(restore.json().task.id);
+      expect(restored?.status, restored?.error ?? '').toBe('SUCCEEDED');
+      expect(restored?.result).toMatchObject({ domain, agent: '127.0.0.1' });
+      expect(await hashTree(path.join(layout.filehosting, domain))).toEqual(before);
     } finally {
       await app.close();
       await reg.close();
