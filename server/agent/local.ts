@@ -10,8 +10,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
+import type { Repository } from '../engine/index.js';
 import { failedPart } from '../dataprotect/generation/part-backup.js';
 import type { PartAgent, PartAgents } from '../dataprotect/generation/part-agents.js';
+import { openLocation } from '../dataprotect/generation/repository.js';
 import type { TreeHost } from '../dataprotect/global-restore/tree-part.js';
 import type { HostPort } from '../host/port.js';
 import { httpPartAgent } from './client.js';
@@ -273,13 +275,86 @@ export async function serveBackupProcess(o: ServeOptions): Promise<void> {
   input.resume(); // drained, so that its end is seen
   if (secret.length < 16) throw new Error('the secret on the input is shorter than 16 characters');
   const servers = await o.host.servers();
+  const repositories = generationRepositories();
   const running = await Promise.all(
-    servers.map((server) => startAgent({ server, host: o.host, installation: o.installation, secret, listen: { address: '127.0.0.1', port: 0 }, log: o.log })),
+    servers.map((server) =>
+      startAgent({
+        server, host: o.host, installation: o.installation, secret, listen: { address: '127.0.0.1', port: 0 }, log: o.log, openRepository: repositories.open,
+      }),
+    ),
   );
   output.write(JSON.stringify({ agents: Object.fromEntries(servers.map((s, i) => [s.uid, running[i].url])) } satisfies Announcement) + '\n');
   await end;
   // A part waiting on storage that never answers must not keep the process: the close is bounded.
-  await Promise.race([Promise.all(running.map((a) => a.close())), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+  await Promise.race([Promise.all(running.map((a) => a.close())).then(() => repositories.close()), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+}
+
+/**
+ * The parts of one generation share one opened repository (its index read once), as they do in the coordinator's
+ * process; another generation, or a restore, opens it anew: a prune may have run since. The shared one is closed
+ * when a part of another generation comes, or a while after its last part.
+ */
+export function generationRepositories(idleMs = 30_000) {
+  let shared: { key: string; repo: Promise<Repository | null>; users: number; timer?: NodeJS.Timeout } | null = null;
+  const release = (s: NonNullable<typeof shared>) => {
+    if (--s.users > 0) return;
+    s.timer = setTimeout(() => {
+      if (shared === s) shared = null;
+      void s.repo.then((r) => r?.close()).catch(() => {});
+    }, idleMs);
+    s.timer.unref();
+  };
+  return {
+    async open(location: string, signal: AbortSignal, generation?: string): Promise<Repository | null> {
+      if (!generation) return openLocation(location, { signal });
+      const key = `${generation} ${location}`;
+      if (shared?.key !== key) {
+        const old = shared;
+        if (old && old.users === 0) {
+          clearTimeout(old.timer);
+          void old.repo.then((r) => r?.close()).catch(() => {});
+        }
+        shared = { key, repo: openLocation(location, {}), users: 0 };
+      }
+      const s = shared;
+      s.users++;
+      clearTimeout(s.timer);
+      let repo: Repository | null;
+      try {
+        // Shared, its opening is not cancelled with one part; the part stops waiting for it when cancelled.
+        repo = await Promise.race([s.repo, new Promise<never>((_, reject) => {
+          if (signal.aborted) reject(signal.reason);
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        })]);
+      } catch (err) {
+        if (shared === s) shared = null;
+        release(s);
+        throw err;
+      }
+      if (!repo) {
+        release(s);
+        return null;
+      }
+      let closed = false;
+      // The part's own close gives the shared repository back instead of closing it.
+      return new Proxy(repo, {
+        get(target, key) {
+          if (key === 'close') {
+            return async () => {
+              if (!closed) (closed = true), release(s);
+            };
+          }
+          const v = Reflect.get(target, key, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    },
+    async close() {
+      const s = shared;
+      shared = null;
+      if (s) await s.repo.then((r) => r?.close()).catch(() => {});
+    },
+  };
 }
 
 function lines(stream: Readable, each: (line: string) => void): void {

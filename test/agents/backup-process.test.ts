@@ -8,7 +8,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerServer } from '../../plugin/server.js';
-import { backupProcess, type BackupProcess, type BackupProcessCommand } from '../../server/agent/local.js';
+import { backupProcess, generationRepositories, type BackupProcess, type BackupProcessCommand } from '../../server/agent/local.js';
 import { prioritized, processPriority } from '../../server/agent/priority.js';
 import { runGeneration, type GenerationRunResult } from '../../server/dataprotect/generation/run.js';
 import { openLocation } from '../../server/dataprotect/generation/repository.js';
@@ -176,6 +176,30 @@ describe('the backup process', () => {
       await dropDatabase(databaseUrl).catch(() => {});
       await rm(work, { recursive: true, force: true });
     }
+  });
+});
+
+describe('its repository', () => {
+  it("the parts of one generation share one opened repository (its index read once); another generation or a restore opens it anew", async () => {
+    const repos = generationRepositories(100);
+    const signal = new AbortController().signal;
+    const a = (await repos.open(f.repoDir, signal, 'g1'))!;
+    const b = (await repos.open(f.repoDir, signal, 'g1'))!;
+    expect(a.config).toBe(b.config);
+    await a.close();
+    const c = (await repos.open(f.repoDir, signal, 'g1'))!;
+    expect(c.config).toBe(b.config);
+    await b.close();
+    await c.close();
+    const d = (await repos.open(f.repoDir, signal, 'g2'))!;
+    expect(d.config).not.toBe(b.config);
+    const restore = (await repos.open(f.repoDir, signal))!;
+    expect(restore.config).not.toBe(d.config);
+    await restore.close();
+    // Still usable by its part after the others closed theirs.
+    expect(Array.isArray(await d.listSnapshots())).toBe(true);
+    await d.close();
+    await repos.close();
   });
 });
 
