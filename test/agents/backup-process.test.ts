@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -37,6 +37,15 @@ afterAll(async () => {
   for (const p of processes) await p.close();
   await f?.cleanup();
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The nice value of a process (field 19 of /proc/PID/stat, after the command's parenthesis). */
 async function niceOf(pid: number): Promise<number> {
@@ -110,17 +119,27 @@ describe('the backup process', () => {
     }
     // Idle, it stops.
     const last = bp.pid()!;
-    const alive = () => {
-      try {
-        process.kill(last, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    for (const end = Date.now() + 10_000; alive() && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
-    expect(alive()).toBe(false);
+    for (const end = Date.now() + 10_000; alive(last) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
+    expect(alive(last)).toBe(false);
     expect(bp.pid()).toBeNull();
+  });
+
+  it('the server killed (kill -9), the backup process ends too: its input ended', async () => {
+    // A server of its own that starts the backup process, says its pid, and is killed.
+    const local = new URL('../../dist/server/agent/local.js', import.meta.url).href;
+    const script = `import { backupProcess } from ${JSON.stringify(local)};
+      const bp = backupProcess(${JSON.stringify(cmd)}, { priority: { nice: 10, io: 'low' } });
+      await bp.agents({ uid: 'bm-master', address: '127.0.0.1', tags: [] }).backup(
+        { generation: 'g', server: 'bm-master', tag: 'bm/conf', time: new Date().toISOString(), repository: '/nonexistent' }, { bytes: () => {} });
+      console.log(bp.pid());
+      setInterval(() => {}, 1000);`;
+    const server = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = Number(await new Promise<string>((resolve) => server.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+    expect(pid).toBeGreaterThan(0);
+    expect(alive(pid)).toBe(true);
+    server.kill('SIGKILL');
+    for (const end = Date.now() + 15_000; alive(pid) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
+    expect(alive(pid)).toBe(false);
   });
 
   it('a process that cannot start makes each part INVALID with the reason', async () => {
