@@ -9,8 +9,10 @@ import { AuditLog } from '../server/dataprotect/audit.js';
 import { HOST_AUTHENTICATOR, type HostAuthenticator } from '../server/dataprotect/auth.js';
 import { GenerationCache } from '../server/dataprotect/generation/cache.js';
 import { RepositoryBackups } from '../server/dataprotect/generation/runner.js';
-import { BACKUP_CONFIG, HOST_PORT, PART_AGENTS } from '../server/dataprotect/generation/tokens.js';
+import { BACKUP_CONFIG, HOST_PORT, OWN_PARTS, PART_AGENTS } from '../server/dataprotect/generation/tokens.js';
 import { agentsFromEnvironment } from '../server/agent/config.js';
+import { backupProcess, type BackupProcess, type BackupProcessCommand } from '../server/agent/local.js';
+import type { PartAgents } from '../server/dataprotect/generation/part-agents.js';
 import { GlobalRestores, RECOVERY_INSTALLATION } from '../server/dataprotect/global-restore/service.js';
 import { REHEARSAL_DIR, Rehearsals } from '../server/dataprotect/global-restore/rehearsals.js';
 import { ProtectionStatus } from '../server/dataprotect/protection-status.js';
@@ -113,6 +115,12 @@ export interface ProtectedInstallation {
   mailer: Mailer | null;
   /** What a global restore needs to rebuild it (state, mail server resync, addresses); absent: no global restore. */
   recovery?: InstallationPort;
+  /**
+   * How to start the backup process over this installation (`bm-dataprotect agent --local` for the reference
+   * host): the parts of a backup run there, at low CPU and I/O priority (DP_BACKUP_NICE, DP_BACKUP_IO), and the
+   * API keeps its event loop. Absent: they run in this process.
+   */
+  backupProcess?: BackupProcessCommand;
 }
 
 /**
@@ -164,7 +172,8 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   c.register(SCHEDULE_VIEW, { useValue: { nextBackup: () => schedules.backup?.nextRun() ?? null, nextRehearsal: () => schedules.rehearsal?.nextRun() ?? null } });
   c.registerSingleton(SUMMARY_SERVICE, ProtectionSummaries);
   c.registerSingleton(REPOSITORY_CHECK_SERVICE, RepositoryChecks);
-  registerDomainServices(c, services);
+  const log = host.log ?? { info: (m: string) => host.fastify.log.info(m), error: (m: string) => host.fastify.log.error(m) };
+  const own = registerDomainServices(c, services, log);
 
   const tasks = c.resolve(TaskRegistry);
   await tasks.open();
@@ -211,7 +220,6 @@ export async function registerServer(host: ServerHost, services: ServerServices 
   let recoveryPoints: RecoveryPointScheduler | null = null;
   let alerts: AlertMonitor | null = null;
   if (services.installation || services.backups) {
-    const log = host.log ?? { info: (m: string) => host.fastify.log.info(m), error: (m: string) => host.fastify.log.error(m) };
     scheduler = new BackupScheduler(settings, deps.backups, c.resolve(ClusterCoordinator), log);
     await scheduler.start();
     schedules.backup = scheduler;
@@ -247,27 +255,39 @@ export async function registerServer(host: ServerHost, services: ServerServices 
       await alerts?.stop();
       await metrics.close();
       await tasks.close();
+      await own?.close();
       await pool.end();
     },
   };
 }
 
+/** Each server's node agent, else the backup process. */
+function withOwn(agents: PartAgents | undefined, own: BackupProcess | null): PartAgents | undefined {
+  return own ? (s) => agents?.(s) ?? own.agents(s) : agents;
+}
+
 /** The domain services over the installation, each replaced by the one given, else by its 501 stand-in. */
-function registerDomainServices(c: DependencyContainer, services: ServerServices): void {
+function registerDomainServices(c: DependencyContainer, services: ServerServices, log: SchedulerLog): BackupProcess | null {
   const inst = services.installation;
+  let own: BackupProcess | null = null;
   if (inst) {
     c.register(HOST_PORT, { useValue: inst.port });
     c.register(BACKUP_CONFIG, { useValue: { productVersion: inst.productVersion } });
     // Multi-server installations: DP_AGENTS names each server's node agent; unset, every part is backed up here.
     const agents = agentsFromEnvironment(process.env);
     if (agents) c.register(PART_AGENTS, { useValue: agents });
+    if (inst.backupProcess) {
+      own = backupProcess(inst.backupProcess, { log: (l) => log.info(l) });
+      c.register(OWN_PARTS, { useValue: own.agents });
+    }
     c.registerSingleton(GenerationCache);
     // One RepositoryBackups serves both the runner and the generations.
     c.registerSingleton(RepositoryBackups);
     c.register(GENERATION_SERVICE, { useToken: RepositoryBackups });
     c.register(BACKUP_RUNNER, { useToken: RepositoryBackups });
     c.register(RESTORE_BACKEND, {
-      useFactory: instanceCachingFactory((d) => settingsBackend(d.resolve(SettingsService), d.resolve(HOST_PORT), inst.mailer, agents)),
+      // A restore's disk work (a mailbox, a file hosting) runs on the server's agent, else in the backup process.
+      useFactory: instanceCachingFactory((d) => settingsBackend(d.resolve(SettingsService), d.resolve(HOST_PORT), inst.mailer, withOwn(agents, own))),
     });
     c.registerSingleton(RESTORE_SERVICE, EntityRestores);
   } else {
@@ -286,4 +306,5 @@ function registerDomainServices(c: DependencyContainer, services: ServerServices
     c.register(GLOBAL_RESTORE_SERVICE, { useValue: new UnavailableGlobalRestoreService() });
     c.register(REHEARSAL_SERVICE, { useValue: new UnavailableRehearsalService() });
   }
+  return own;
 }

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseSmtpUrl, smtpMailer } from '../../server/dataprotect/restore/mailer.js';
-import { parseDatabaseUrl, withDatabase, type ConnectionSettings } from '../../server/pg/settings.js';
+import { databaseUrlOf, parseDatabaseUrl, withDatabase, type ConnectionSettings } from '../../server/pg/settings.js';
 import { databaseExists, dropDatabase } from '../../server/pg/databases.js';
 import { referenceInstallation } from '../../server/host/reference/installation.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
@@ -13,7 +14,11 @@ import type { ServerServices } from '../server.js';
 
 // The reference console's choice of host: the installation it backs up and restores into is the BlueMind
 // reference host, seeded on first start (its database beside the plugin's on the same PostgreSQL, its files under
-// var/host), with the SMTP relay of DP_SMTP_URL for send.* exports (not offered without it).
+// var/host), with the SMTP relay of DP_SMTP_URL for send.* exports (not offered without it). Its backups run in
+// the backup process, `bm-dataprotect agent --local` over the same host.
+
+/** The command line's entry: beside this module once built; run from the sources (tests), the built one. */
+const CLI = ['../../server/cli/main.js', '../../dist/server/cli/main.js'].map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
 
 export interface ReferenceHostOptions {
   /** The plugin's database URL: the host's database goes on the same server. */
@@ -61,6 +66,9 @@ export async function referenceHostServices(o: ReferenceHostOptions): Promise<St
         productVersion: SCHEMA_VERSION,
         mailer: process.env.DP_SMTP_URL ? smtpMailer(parseSmtpUrl(process.env.DP_SMTP_URL)) : null,
         recovery: referenceInstallation(host),
+        ...(CLI
+          ? { backupProcess: { command: process.execPath, args: [CLI, 'agent', '--local', '--host-root', path.resolve(o.hostRoot)], env: { DATABASE_URL: databaseUrlOf(db) } } }
+          : {}),
       },
     },
     seeded: !seededBefore,

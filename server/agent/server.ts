@@ -28,8 +28,11 @@ export interface AgentOptions {
   /** Where to listen: the server's own address; port 0 takes a free one. */
   listen: { address: string; port: number };
   log?: (line: string) => void;
-  /** How a repository location opens here (default: openLocation, with this process's password and S3 settings). */
-  openRepository?: (location: string, signal: AbortSignal) => Promise<Repository | null>;
+  /**
+   * How a repository location opens here (default: openLocation, with this process's password and S3 settings);
+   * `generation` is given for a part of that generation. The repository is closed after each call.
+   */
+  openRepository?: (location: string, signal: AbortSignal, generation?: string) => Promise<Repository | null>;
 }
 
 export interface RunningAgent {
@@ -118,7 +121,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     let part;
     let repo: Repository | null = null;
     try {
-      repo = await open(p.repository, cancel.signal);
+      repo = await open(p.repository, cancel.signal, p.generation);
       if (!repo) part = failedPart(p, begin, `the agent on ${o.server.address} sees no repository at ${p.repository}: it must reach the same folder or bucket as the coordinator`);
     } catch (err) {
       part = failedPart(p, begin, `the agent on ${o.server.address} cannot open the repository ${p.repository}: ${(err as Error).message}`);

@@ -40,6 +40,17 @@ export function siblingDatabaseUrl(url: string, database: string): string {
   return u.toString();
 }
 
+/** The postgres:// URL of settings, password included: for a child process's environment, never for a log. */
+export function databaseUrlOf(s: ConnectionSettings): string {
+  const u = new URL('postgres://localhost');
+  u.hostname = s.host.includes(':') ? `[${s.host}]` : s.host;
+  u.port = String(s.port);
+  u.username = encodeURIComponent(s.user);
+  if (s.password) u.password = encodeURIComponent(s.password);
+  u.pathname = '/' + encodeURIComponent(s.database);
+  return u.toString();
+}
+
 /** The settings of a target; a URL without a database gives `database: ''` (the server's default for the user). */
 export function settingsOf(target: DatabaseTarget): ConnectionSettings {
   return typeof target === 'string' ? parseDatabaseUrl(target, '') : target;

@@ -1,6 +1,7 @@
 // Which process backs up a server's parts. A single-server installation has none to ask: the coordinator backs
 // up its own server in-process. In a multi-server installation each server runs a node agent, and the
-// coordinator asks it for that server's parts (server/agent implements this over HTTP).
+// coordinator asks it for that server's parts (server/agent implements this over HTTP). The coordinator may also
+// run its own servers' parts in a low-priority process of its own, through the same protocol (a local agent).
 
 import type { HostServer, MailboxLocation, Tag } from '../../host/port.js';
 import type { PartRecord } from './format.js';
@@ -81,6 +82,11 @@ export interface EntityRestoreCall {
 export interface PartAgent {
   /** Where the agent answers, for messages (no secret in it). */
   readonly endpoint: string;
+  /**
+   * The coordinator's own backup process (server/agent/local.ts), serving the servers it backs up itself: its
+   * parts keep the coordinator's order (one after the other, mail last) instead of running per server at once.
+   */
+  readonly local?: boolean;
   /** Never throws: an unreachable or failing agent gives the part INVALID with the reason. */
   backup(req: PartRequest, call: PartAgentCall): Promise<PartRecord>;
   /** Restores a file part on the agent's server; throws with the reason (the global restore stops, resumable). */

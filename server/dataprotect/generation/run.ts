@@ -63,7 +63,8 @@ export interface GenerationRunOptions extends RunOptions {
   onStarted?: (generationId: string) => void;
   /**
    * The node agent serving each server (multi-server installations); a server without one is backed up here.
-   * With agents, the servers' parts run in parallel, each server's in order.
+   * With agents of other servers, the servers' parts run in parallel, each server's in order; the coordinator's own
+   * backup process (a `local` agent) keeps the order of parts backed up here.
    */
   agents?: PartAgents;
   /** The repository's location as the agents reach it (default: the repository's own location). */
@@ -166,7 +167,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
           { bytes, log, signal: o.signal },
         )
       : await backupPart({ repo: o.repo, host: o.host, part: p, generation: id, time, bytes, log, signal: o.signal });
-    if (agent) log.info(`part ${key}: backed up by the agent at ${agent.endpoint}`);
+    if (agent && !agent.local) log.info(`part ${key}: backed up by the agent at ${agent.endpoint}`);
     running.delete(key);
     progress.partsDone++;
     progress.bytes += part.sizeRead;
@@ -179,7 +180,7 @@ export async function runGeneration(o: GenerationRunOptions): Promise<Generation
   };
 
   try {
-  if ([...agentOf.values()].some(Boolean)) {
+  if ([...agentOf.values()].some((a) => a && !a.local)) {
     // Each agent reads its own server's disks: every server's parts at once, each server's in the plan's order.
     const perServer = new Map<string, PartPlan[]>();
     for (const p of plan) perServer.set(p.server, [...(perServer.get(p.server) ?? []), p]);

@@ -22,7 +22,7 @@ import { setProtection } from './protection.js';
 import { openLocation, snapshotFingerprint } from './repository.js';
 import { applyRetention, checkRetentionPolicy } from './retention.js';
 import { runGeneration } from './run.js';
-import { BACKUP_CONFIG, HOST_PORT, PART_AGENTS, type BackupConfig } from './tokens.js';
+import { BACKUP_CONFIG, HOST_PORT, OWN_PARTS, PART_AGENTS, type BackupConfig } from './tokens.js';
 import type { PartAgents } from './part-agents.js';
 import { taskTitle } from '../task-titles.js';
 
@@ -55,8 +55,15 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
     @inject(AuditLog) private readonly audit: AuditLog,
     @inject(HOST_PORT) private readonly host: HostPort,
     @inject(BACKUP_CONFIG) private readonly config: BackupConfig,
-    @inject(PART_AGENTS, { isOptional: true }) private readonly agents?: PartAgents,
+    @inject(PART_AGENTS, { isOptional: true }) private readonly remote?: PartAgents,
+    @inject(OWN_PARTS, { isOptional: true }) private readonly own?: PartAgents,
   ) {}
+
+  /** Each server's agent, else the backup process of this server when there is one (else: in-process). */
+  private get agents(): PartAgents | undefined {
+    const { remote, own } = this;
+    return own ? (s) => remote?.(s) ?? own(s) : remote;
+  }
 
   /**
    * Starts `body` as a task while holding the cluster lock for the whole task. Resolves once the task exists, or

@@ -16,3 +16,9 @@ export const BACKUP_CONFIG: InjectionToken<BackupConfig> = Symbol('dp.BackupConf
 
 /** The node agents of a multi-server installation (absent: the coordinator backs up every part itself). */
 export const PART_AGENTS: InjectionToken<PartAgents> = Symbol('dp.PartAgents');
+
+/**
+ * The coordinator's own backup process (server/agent/local.ts): the parts of the servers without an agent of their
+ * own run there, at low priority, instead of in the process that answers the API. Absent: they run in-process.
+ */
+export const OWN_PARTS: InjectionToken<PartAgents> = Symbol('dp.OwnParts');

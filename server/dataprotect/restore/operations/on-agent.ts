@@ -60,7 +60,8 @@ export function entityRequest(env: RestoreEnv, p: PlannedRestore, t: AgentTarget
 
 /** The coordinator's side: the restore runs on the agent; its progress and log lines become the task's. */
 export async function runOnAgent(env: RestoreEnv, p: PlannedRestore, ctx: RestoreContext, t: AgentTarget): Promise<Record<string, unknown>> {
-  ctx.info(`run by the agent of ${t.server.uid} at ${t.agent.endpoint}`, { key: 'task.line.restore.agent', params: { server: t.server.uid, url: t.agent.endpoint } });
+  // The coordinator's own backup process is no other server's agent: nothing to tell.
+  if (!t.agent.local) ctx.info(`run by the agent of ${t.server.uid} at ${t.agent.endpoint}`, { key: 'task.line.restore.agent', params: { server: t.server.uid, url: t.agent.endpoint } });
   return t.agent.restoreEntity!(entityRequest(env, p, t), {
     progress: (x) => ctx.progress(x),
     log: (level, message, phrase) => (level === 'warn' ? ctx.warn(message, phrase) : ctx.info(message, phrase)),
