@@ -11,20 +11,25 @@ import { parentPort, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
-import { blobIdOf, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
+import { blobIdOf, RepositoryCipher, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
 import type { ChunkerParams } from './format.js';
+import { PackFile, packFindings, packInMemory } from './pack-check.js';
+import type { PackEntry } from './pack.js';
 import { RestoreTarget } from './restore-target.js';
-import { decompressBounded } from './validate.js';
+import { decompressBounded, type BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verify' | 'files' | 'window' | 'restore';
+  op: 'compress' | 'verifyPack' | 'files' | 'window' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
   flags: number[];
   raws: number[];
-  ids: string[];
+  indexedBlobs: number | null;
+  name: string;
+  file: string | null;
+  limits: BlobLimits;
   paths: string[];
   max: number;
   path: string;
@@ -51,6 +56,7 @@ if (nice && process.platform === 'linux') {
 }
 const encryptKey = key ? Buffer.from(key.encrypt) : null;
 const idKey = key ? Buffer.from(key.id) : null;
+const cipher = encryptKey && idKey ? new RepositoryCipher({ encrypt: encryptKey, id: idKey }) : null;
 const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);
 /** Stored bytes once decrypted, or null when they do not authenticate (plain repository: as they are). */
 const unseal = (stored: Buffer): Buffer | null => (encryptKey ? tryOpen(encryptKey, stored) : stored);
@@ -60,6 +66,8 @@ const NOT_DECRYPTED = 'cannot be decrypted (damaged or altered: its authenticati
 const cctx = new binding.CCtx();
 const dctx = new binding.DCtx();
 let scratch = Buffer.allocUnsafe(1 << 20);
+/** How much of a local pack `check --read-data` reads at once. */
+const PACK_WINDOW = 1 << 20;
 
 // Buffers are external memory, which V8 collects late: on a restore (packs in, files out) tens of MiB
 // per worker pile up between collections, so restores collect every 32 MiB. Backups do not: there the
@@ -67,9 +75,9 @@ let scratch = Buffer.allocUnsafe(1 << 20);
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 let sinceGc = 0;
-function maybeGc(bytes: number): void {
+function maybeGc(bytes: number, every = 32 * 1024 * 1024): void {
   sinceGc += bytes;
-  if (sinceGc > 32 * 1024 * 1024) {
+  if (sinceGc > every) {
     sinceGc = 0;
     collect();
   }
@@ -145,32 +153,52 @@ function compress(job: Job): void {
   port.postMessage({ id: job.id, data: ab, lengths, flags, errors: job.lengths.map(() => null) }, [ab]);
 }
 
-/** Decompresses (into the scratch buffer, no further than the declared size) and hashes each blob: verdicts only. */
-function verify(job: Job): void {
-  const input = Buffer.from(job.data);
-  const errors: (string | null)[] = [];
-  let off = 0;
-  for (let i = 0; i < job.lengths.length; i++) {
-    const sealed = input.subarray(off, off + job.lengths[i]);
-    off += job.lengths[i];
-    const stored = unseal(sealed);
-    if (!stored) {
-      errors.push(NOT_DECRYPTED);
-      continue;
+/** A stored blob's verdict: opened, decompressed (into the scratch buffer, no further than its declared size) and hashed against its id. */
+function blobVerdict(sealed: Buffer, zstd: boolean, rawLength: number, id: Uint8Array): string | null {
+  const stored = unseal(sealed);
+  if (!stored) return NOT_DECRYPTED;
+  let raw: Buffer = stored;
+  if (zstd) {
+    if (scratch.length < rawLength) scratch = Buffer.allocUnsafe(rawLength);
+    try {
+      raw = decompressBounded(dctx, stored, rawLength, scratch);
+    } catch (e) {
+      return `cannot decompress (${message(e)})`;
     }
-    let raw: Buffer = stored;
-    if (job.flags[i] === 1) {
-      if (scratch.length < job.raws[i]) scratch = Buffer.allocUnsafe(job.raws[i]);
-      try {
-        raw = decompressBounded(dctx, stored, job.raws[i], scratch);
-      } catch (e) {
-        errors.push(`cannot decompress (${message(e)})`);
-        continue;
-      }
-    }
-    errors.push(blobId(raw).toString('hex') === job.ids[i] ? null : 'content does not match its id');
   }
-  port.postMessage({ id: job.id, data: new ArrayBuffer(0), lengths: [], flags: [], errors });
+  return blobId(raw).equals(id) ? null : 'content does not match its id';
+}
+
+/**
+ * One pack for `check --read-data`: its hash, header and every blob verified here; only the findings go
+ * back. A pack on a local disk is read here through a window kept from pack to pack, never whole; one
+ * from elsewhere comes whole, transferred.
+ */
+let packWindow: Buffer = Buffer.allocUnsafe(0);
+function verifyPack(job: Job): void {
+  const verdict = (stored: Buffer, e: PackEntry) => blobVerdict(stored, e.zstd, e.rawLength, e.id);
+  if (!job.file) {
+    port.postMessage({ id: job.id, found: packFindings(job.name, packInMemory(Buffer.from(job.data)), job.indexedBlobs, job.limits, cipher, verdict) });
+    return;
+  }
+  if (packWindow.length === 0) packWindow = Buffer.allocUnsafe(PACK_WINDOW);
+  let source: PackFile;
+  try {
+    source = new PackFile(job.file, packWindow);
+  } catch (e) {
+    port.postMessage({ id: job.id, error: withCode(e) });
+    return;
+  }
+  try {
+    const found = packFindings(job.name, source, job.indexedBlobs, job.limits, cipher, verdict);
+    port.postMessage({ id: job.id, found });
+  } catch (e) {
+    port.postMessage({ id: job.id, error: withCode(e) });
+  } finally {
+    source.close();
+    // A window grown for a large blob is not kept: the next pack starts small again.
+    packWindow = source.window.length > PACK_WINDOW ? Buffer.allocUnsafe(0) : source.window;
+  }
 }
 
 /**
@@ -331,7 +359,10 @@ port.on('message', (job: Job) => {
     maybeGc(job.bytes || 0);
   } else if (job.op === 'compress') compress(job);
   else {
-    verify(job);
-    maybeGc(job.bytes || 0);
+    verifyPack(job);
+    // A pack that came whole is collected at once (the job let go of first): a worker holds one pack, not a pile.
+    const bytes = job.data.byteLength;
+    job.data = new ArrayBuffer(0);
+    maybeGc(bytes, 8 * 1024 * 1024);
   }
 });

@@ -262,12 +262,14 @@ export class Repository {
     return this.verifyBlob(id, loc, stored);
   }
 
-  async loadTree(id: string): Promise<Tree> {
+  /** `cache`: false for a walk that reads each tree once (check), so that it does not fill the cache for nothing. */
+  async loadTree(id: string, cache = true): Promise<Tree> {
     const cached = this.treeCache.get(id);
     if (cached) return cached;
     const loc = this.blobLocation(id);
     const pack = await this.treePack(loc.pack, loc.offset + loc.length);
     const tree = decodeTree(pack ? this.verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
+    if (!cache) return tree;
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;
