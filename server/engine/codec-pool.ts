@@ -58,6 +58,8 @@ export interface FilesResult {
 export interface RestoreResult {
   blobErrors: (string | null)[];
   writeErrors: (string | null)[];
+  /** The worker could not read the range it was given (nothing was written). */
+  readError?: string;
 }
 
 interface Pending {
@@ -137,9 +139,14 @@ export class CodecPool {
     return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, max })) as Promise<FilesResult>;
   }
 
-  /** `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there. */
-  restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
+  /**
+   * `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there.
+   * `from`: the stored bytes, transferred (the caller must not use them afterwards), or a range of a pack on a
+   * local disk that the worker reads itself into a buffer it keeps; a range it cannot read comes back as `readError`.
+   */
+  restore(from: Buffer | { file: string; start: number; length: number }, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
+    if (Buffer.isBuffer(from)) return this.post(from, from.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
+    return this.post(new Uint8Array(0), from.length, (id) => ({ id, op: 'restore', file: from.file, start: from.start, length: from.length, blobs, writes, target, asRoot })) as Promise<RestoreResult>;
   }
 
   private run(op: 'compress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {
@@ -166,7 +173,7 @@ export class CodecPool {
     });
   }
 
-  private done(m: { id: number; found?: string[]; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; error?: string }): void {
+  private done(m: { id: number; found?: string[]; readError?: string; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; error?: string }): void {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
@@ -183,6 +190,10 @@ export class CodecPool {
     }
     if (m.found) {
       (p.resolve as (r: string[]) => void)(m.found);
+      return;
+    }
+    if (m.readError !== undefined) {
+      (p.resolve as (r: RestoreResult) => void)({ blobErrors: [], writeErrors: [], readError: m.readError });
       return;
     }
     if (m.blobErrors) {

@@ -34,6 +34,7 @@ interface Job {
   max: number;
   path: string;
   start: number;
+  length: number;
   window: number;
   params: ChunkerParams;
   blobs: RestoreBlob[];
@@ -106,6 +107,20 @@ function store(data: Buffer, parts: Buffer[], lengths: number[], flags: number[]
   parts.push(stored);
   lengths.push(stored.length);
   flags.push(zstd ? 1 : 0);
+}
+
+/** Fills `into` from `path` at `position`; a file shorter than that is an error, as the storage's read says. */
+function readRange(path: string, into: Buffer, position: number): void {
+  const fd = fs.openSync(path, 'r');
+  try {
+    for (let done = 0; done < into.length; ) {
+      const n = fs.readSync(fd, into, done, into.length - done, position + done);
+      if (n === 0) throw new Error(`reading data ${path.split('/').pop()!.slice(0, 12)}: truncated (wanted ${position}+${into.length})`);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function writeAll(fd: number, buf: Buffer, at: number): void {
@@ -186,14 +201,14 @@ function verifyPack(job: Job): void {
   try {
     source = new PackFile(job.file, packWindow);
   } catch (e) {
-    port.postMessage({ id: job.id, error: withCode(e) });
+    port.postMessage({ id: job.id, error: message(e) });
     return;
   }
   try {
     const found = packFindings(job.name, source, job.indexedBlobs, job.limits, cipher, verdict);
     port.postMessage({ id: job.id, found });
   } catch (e) {
-    port.postMessage({ id: job.id, error: withCode(e) });
+    port.postMessage({ id: job.id, error: message(e) });
   } finally {
     source.close();
     // A window grown for a large blob is not kept: the next pack starts small again.
@@ -206,9 +221,21 @@ function verifyPack(job: Job): void {
  * the blob. Files are created and opened through RestoreTarget, as in the main thread: no symlink on
  * the way is followed.
  */
+let segment: Buffer = Buffer.allocUnsafe(0);
 function restore(job: Job): void {
   const target = RestoreTarget.at(job.target);
-  const input = Buffer.from(job.data);
+  let input: Buffer;
+  if (job.file) {
+    // A range of a local pack, read here into a buffer kept from job to job: nothing crosses threads.
+    if (segment.length < job.length) segment = Buffer.allocUnsafe(job.length);
+    input = segment.subarray(0, job.length);
+    try {
+      readRange(job.file, input, job.start);
+    } catch (e) {
+      port.postMessage({ id: job.id, readError: message(e) });
+      return;
+    }
+  } else input = Buffer.from(job.data);
   const byBlob: number[][] = job.blobs.map(() => []);
   job.writes.forEach((w, i) => byBlob[w.blob].push(i));
   const blobErrors: (string | null)[] = [];
@@ -356,7 +383,10 @@ port.on('message', (job: Job) => {
   else if (job.op === 'files') files(job);
   else if (job.op === 'restore') {
     restore(job);
-    maybeGc(job.bytes || 0);
+    // What came transferred is let go of first, so that the collection frees it.
+    const bytes = job.data.byteLength;
+    job.data = new ArrayBuffer(0);
+    maybeGc(bytes, 8 * 1024 * 1024);
   } else if (job.op === 'compress') compress(job);
   else {
     verifyPack(job);
