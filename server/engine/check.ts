@@ -80,6 +80,44 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     if (!packBlobs.has(name)) r.warnings.push(`pack ${name.slice(0, 12)}: not referenced by any index (left by an interrupted backup; the next backup indexes it, prune removes it)`);
   }
 
+  // Data, all or a sample, verified on the codec workers while this thread checks the snapshots and trees
+  // below (both cores busy). As many packs in flight as there are workers, each verified whole on one: a pack
+  // on a local disk is read by the worker itself through a small window; one elsewhere is read here (through
+  // the storage) and handed over without a copy.
+  const data = (async (): Promise<string[]> => {
+    const errors: string[] = [];
+    const percent = opts.readData ? 100 : (opts.readDataSubset ?? 0);
+    if (percent <= 0) return errors;
+    // Packs no index lists are read too: one left by a write that failed half-way must not pass unseen.
+    let packs = [...packBlobs.keys()].filter((k) => stored.has(k)).concat([...stored.keys()].filter((k) => !packBlobs.has(k)));
+    if (percent < 100) {
+      const want = Math.max(1, Math.ceil((packs.length * percent) / 100));
+      for (let i = packs.length - 1; i > 0; i--) {
+        const j = randomInt(i + 1);
+        [packs[i], packs[j]] = [packs[j], packs[i]];
+      }
+      packs = packs.slice(0, want);
+    }
+    let read = 0;
+    const codec = repo.codec();
+    const local = repo.storage.localPath?.bind(repo.storage);
+    await mapLimit(packs, codec.size, async (pack) => {
+      let found: string[];
+      try {
+        found = await codec.verifyPack(pack, local ? { file: local('data', pack) } : { data: await repo.storage.read('data', pack) }, packBlobs.get(pack)?.blobs ?? null, repo.limits);
+      } catch (err) {
+        errors.push(`pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
+        return;
+      }
+      r.packsRead++;
+      errors.push(...found);
+      p?.update?.('data', ++read, packs.length);
+    });
+    return errors;
+  })();
+  // Never left unhandled while the structure is checked: awaited at the end.
+  data.catch(() => {});
+
   // Access: the repository holds every secret of what it protects (passwords in configuration files).
   const loose = (await repo.storage.accessProblems?.()) ?? [];
   if (loose.length) {
@@ -140,37 +178,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     p?.update?.('snapshots', ++done, snapshotNames.length);
   }
 
-  // Data, all or a sample.
-  const percent = opts.readData ? 100 : (opts.readDataSubset ?? 0);
-  if (percent > 0) {
-    // Packs no index lists are read too: one left by a write that failed half-way must not pass unseen.
-    let packs = [...packBlobs.keys()].filter((k) => stored.has(k)).concat([...stored.keys()].filter((k) => !packBlobs.has(k)));
-    if (percent < 100) {
-      const want = Math.max(1, Math.ceil((packs.length * percent) / 100));
-      for (let i = packs.length - 1; i > 0; i--) {
-        const j = randomInt(i + 1);
-        [packs[i], packs[j]] = [packs[j], packs[i]];
-      }
-      packs = packs.slice(0, want);
-    }
-    done = 0;
-    // As many packs in flight as there are workers, each verified whole on one: a pack on a local disk is
-    // read by the worker itself through a small window; one elsewhere is read here (through the storage)
-    // and handed over without a copy.
-    const codec = repo.codec();
-    const local = repo.storage.localPath?.bind(repo.storage);
-    await mapLimit(packs, codec.size, async (pack) => {
-      let found: string[];
-      try {
-        found = await codec.verifyPack(pack, local ? { file: local('data', pack) } : { data: await repo.storage.read('data', pack) }, packBlobs.get(pack)?.blobs ?? null, repo.limits);
-      } catch (err) {
-        r.errors.push(`pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
-        return;
-      }
-      r.packsRead++;
-      r.errors.push(...found);
-      p?.update?.('data', ++done, packs.length);
-    });
-  }
+  // The data's findings come after the structure's, whatever finished first.
+  r.errors.push(...(await data));
   return r;
 }

@@ -76,6 +76,16 @@ const PACK_WINDOW = 1 << 20;
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 let sinceGc = 0;
+/**
+ * Bytes of buffers that a restore or a check let go of for bigger ones since the last collection: as
+ * garbage as a transferred pack, and counted with them.
+ */
+let dropped = 0;
+function replaced(old: Buffer, size: number): ReturnType<typeof Buffer.allocUnsafe> {
+  dropped += old.length;
+  return Buffer.allocUnsafe(size);
+}
+
 function maybeGc(bytes: number, every = 32 * 1024 * 1024): void {
   sinceGc += bytes;
   if (sinceGc > every) {
@@ -174,7 +184,7 @@ function blobVerdict(sealed: Buffer, zstd: boolean, rawLength: number, id: Uint8
   if (!stored) return NOT_DECRYPTED;
   let raw: Buffer = stored;
   if (zstd) {
-    if (scratch.length < rawLength) scratch = Buffer.allocUnsafe(rawLength);
+    if (scratch.length < rawLength) scratch = replaced(scratch, rawLength);
     try {
       raw = decompressBounded(dctx, stored, rawLength, scratch);
     } catch (e) {
@@ -212,6 +222,7 @@ function verifyPack(job: Job): void {
   } finally {
     source.close();
     // A window grown for a large blob is not kept: the next pack starts small again.
+    if (source.window.length > PACK_WINDOW) dropped += source.window.length;
     packWindow = source.window.length > PACK_WINDOW ? Buffer.allocUnsafe(0) : source.window;
   }
 }
@@ -227,7 +238,7 @@ function restore(job: Job): void {
   let input: Buffer;
   if (job.file) {
     // A range of a local pack, read here into a buffer kept from job to job: nothing crosses threads.
-    if (segment.length < job.length) segment = Buffer.allocUnsafe(job.length);
+    if (segment.length < job.length) segment = replaced(segment, job.length);
     input = segment.subarray(0, job.length);
     try {
       readRange(job.file, input, job.start);
@@ -246,7 +257,7 @@ function restore(job: Job): void {
     let err: string | null = stored ? null : NOT_DECRYPTED;
     if (stored && b.zstd) {
       // b.raw was bounded by blobProblem before the job was sent.
-      if (scratch.length < b.raw) scratch = Buffer.allocUnsafe(b.raw);
+      if (scratch.length < b.raw) scratch = replaced(scratch, b.raw);
       try {
         raw = decompressBounded(dctx, stored, b.raw, scratch);
       } catch (e) {
@@ -384,15 +395,17 @@ port.on('message', (job: Job) => {
   else if (job.op === 'restore') {
     restore(job);
     // What came transferred is let go of first, so that the collection frees it.
-    const bytes = job.data.byteLength;
+    const bytes = job.data.byteLength + dropped;
     job.data = new ArrayBuffer(0);
+    dropped = 0;
     maybeGc(bytes, 8 * 1024 * 1024);
   } else if (job.op === 'compress') compress(job);
   else {
     verifyPack(job);
     // A pack that came whole is collected at once (the job let go of first): a worker holds one pack, not a pile.
-    const bytes = job.data.byteLength;
+    const bytes = job.data.byteLength + dropped;
     job.data = new ArrayBuffer(0);
+    dropped = 0;
     maybeGc(bytes, 8 * 1024 * 1024);
   }
 });
