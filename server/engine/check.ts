@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { BlobIdSet } from './blob-index.js';
 import { fromHex, toHex } from './hash.js';
-import type { IndexFile } from './index-file.js';
+import { walkIndex } from './index-file.js';
 import { packBytes } from './pack.js';
 import { mapLimit, type Repository } from './repository.js';
 import type { SnapshotInfo } from './snapshot.js';
@@ -42,24 +42,38 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
   const packBlobs = new Map<string, { blobs: number; stored: number }>();
   let done = 0;
   await mapLimit(indexNames, 4, async (name) => {
-    let idx: IndexFile;
+    let file: Buffer;
     try {
-      idx = await repo.readIndexFile(name);
+      file = await repo.readIndexBytes(name);
     } catch (err) {
       r.errors.push(`index ${name.slice(0, 12)}: ${(err as Error).message}`);
       return;
     }
-    if (!repo.indexFiles.has(name)) repo.addIndexFile(name, idx);
-    for (const pk of idx.packs) {
-      if (packBlobs.has(pk.id)) continue;
-      let stored = 0;
-      for (const b of pk.blobs) stored += b.length;
-      packBlobs.set(pk.id, { blobs: pk.blobs.length, stored });
-      for (const b of pk.blobs) {
-        const problem = blobProblem(b, repo.limits);
-        if (problem) r.errors.push(`index ${name.slice(0, 12)}: blob ${toHex(b.id).slice(0, 12)} in pack ${pk.id.slice(0, 12)}: ${problem}`);
-      }
+    // A file the repository had not loaded (written since it was opened) is indexed on the way.
+    const add = !repo.indexFiles.has(name);
+    const found: string[] = [];
+    let pack: { blobs: number; stored: number } | null = null;
+    try {
+      walkIndex(name, file, repo.cipher, {
+        pack: (id) => {
+          pack = packBlobs.has(id) ? null : { blobs: 0, stored: 0 };
+          if (pack) packBlobs.set(id, pack);
+        },
+        blob: (b) => {
+          if (add) repo.indexBlob(b.id, b);
+          if (!pack) return;
+          pack.blobs++;
+          pack.stored += b.length;
+          const problem = blobProblem(b, repo.limits);
+          if (problem) found.push(`index ${name.slice(0, 12)}: blob ${toHex(b.id).slice(0, 12)} in pack ${b.pack.slice(0, 12)}: ${problem}`);
+        },
+      });
+    } catch (err) {
+      r.errors.push(`index ${name.slice(0, 12)}: ${(err as Error).message}`);
+      return;
     }
+    if (add) repo.indexFiles.add(name);
+    r.errors.push(...found);
     p?.update?.('index', ++done, indexNames.length);
   });
 
