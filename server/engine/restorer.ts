@@ -216,7 +216,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${err instanceof Error ? err.message : String(err)}`);
       for (const j of segment.jobs) for (const t of j.targets) if (!t.file.failed) ((t.file.failed = true), fail(t.file.path, e));
     };
-    for (const segment of segments(jobs)) {
+    for (const segment of segments(jobs, local ? LOCAL_SEGMENT : REMOTE_SEGMENT)) {
       const length = segment.end - segment.start;
       let from: Buffer | { file: string; start: number; length: number };
       if (local) from = { file: local('data', pack), start: segment.start, length };
@@ -320,13 +320,20 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   return s;
 }
 
-/** Groups blobs (sorted by offset) into ranges read at once: neighbours closer than 256 KiB, up to 8 MiB. */
-function segments(jobs: BlobJob[]): { start: number; end: number; jobs: BlobJob[] }[] {
+/**
+ * The most one read takes: from a local disk, what each worker keeps as its read buffer (small reads cost
+ * little there); from elsewhere (S3), fewer and larger requests.
+ */
+const LOCAL_SEGMENT = 2 * 1024 * 1024;
+const REMOTE_SEGMENT = 8 * 1024 * 1024;
+
+/** Groups blobs (sorted by offset) into ranges read at once: neighbours closer than 256 KiB, up to `max` bytes (a larger blob alone). */
+function segments(jobs: BlobJob[], max: number): { start: number; end: number; jobs: BlobJob[] }[] {
   const out: { start: number; end: number; jobs: BlobJob[] }[] = [];
   for (const j of jobs) {
     const last = out.at(-1);
     const end = j.loc.offset + j.loc.length;
-    if (last && j.loc.offset - last.end < 256 * 1024 && end - last.start <= 8 * 1024 * 1024) {
+    if (last && j.loc.offset - last.end < 256 * 1024 && end - last.start <= max) {
       last.jobs.push(j);
       last.end = Math.max(last.end, end);
     } else out.push({ start: j.loc.offset, end, jobs: [j] });
