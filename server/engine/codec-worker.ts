@@ -233,6 +233,8 @@ function verifyPack(job: Job): void {
  * the way is followed.
  */
 let segment: Buffer = Buffer.allocUnsafe(0);
+/** The most a worker keeps between restore jobs: a restore from a local disk reads at most 2 MiB at once. */
+const SEGMENT_KEPT = 2 * 1024 * 1024;
 function restore(job: Job): void {
   const target = RestoreTarget.at(job.target);
   let input: Buffer;
@@ -289,6 +291,8 @@ function restore(job: Job): void {
     }
   });
   port.postMessage({ id: job.id, blobErrors, writeErrors });
+  // A buffer grown for one large blob is not kept: the next ranges are small again.
+  if (segment.length > SEGMENT_KEPT) segment = replaced(segment, 0);
 }
 
 /**
