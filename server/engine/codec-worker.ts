@@ -70,8 +70,8 @@ let scratch = Buffer.allocUnsafe(1 << 20);
 /** How much of a local pack `check --read-data` reads at once. */
 const PACK_WINDOW = 1 << 20;
 
-// Buffers are external memory, which V8 collects late: on a restore (packs in, files out) tens of MiB
-// per worker pile up between collections, so restores collect every 32 MiB. Backups do not: there the
+// Buffers are external memory, which V8 collects late: on a restore or a check (packs in) tens of MiB
+// per worker pile up between collections, so these collect every 8 MiB let go of. Backups do not: there the
 // collections cost more time than the memory is worth.
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
