@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { BlobIdSet } from './blob-index.js';
-import { fromHex, sha256, toHex } from './hash.js';
-import type { IndexFile } from './index-file.js';
-import { packBytes, parsePackHeader, type PackEntry } from './pack.js';
+import { fromHex, toHex } from './hash.js';
+import { walkIndex } from './index-file.js';
+import { packBytes } from './pack.js';
 import { mapLimit, type Repository } from './repository.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { blobProblem, contentSizeProblem } from './validate.js';
@@ -37,25 +37,43 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
   // Index files, one by one, so that one bad file is reported and the others still count.
   const indexNames: string[] = [];
   for await (const f of repo.storage.list('index')) indexNames.push(f.name);
-  const packBlobs = new Map<string, PackEntry[]>();
+  // Per pack only what is checked against the pack itself (its blob count and stored bytes): the blobs' own
+  // entries are checked as each index file is read, and the index table already holds their locations.
+  const packBlobs = new Map<string, { blobs: number; stored: number }>();
   let done = 0;
   await mapLimit(indexNames, 4, async (name) => {
-    let idx: IndexFile;
+    let file: Buffer;
     try {
-      idx = await repo.readIndexFile(name);
+      file = await repo.readIndexBytes(name);
     } catch (err) {
       r.errors.push(`index ${name.slice(0, 12)}: ${(err as Error).message}`);
       return;
     }
-    if (!repo.indexFiles.has(name)) repo.addIndexFile(name, idx);
-    for (const pk of idx.packs) {
-      if (packBlobs.has(pk.id)) continue;
-      packBlobs.set(pk.id, pk.blobs);
-      for (const b of pk.blobs) {
-        const problem = blobProblem(b, repo.limits);
-        if (problem) r.errors.push(`index ${name.slice(0, 12)}: blob ${toHex(b.id).slice(0, 12)} in pack ${pk.id.slice(0, 12)}: ${problem}`);
-      }
+    // A file the repository had not loaded (written since it was opened) is indexed on the way.
+    const add = !repo.indexFiles.has(name);
+    const found: string[] = [];
+    let pack: { blobs: number; stored: number } | null = null;
+    try {
+      walkIndex(name, file, repo.cipher, {
+        pack: (id) => {
+          pack = packBlobs.has(id) ? null : { blobs: 0, stored: 0 };
+          if (pack) packBlobs.set(id, pack);
+        },
+        blob: (b) => {
+          if (add) repo.indexBlob(b.id, b);
+          if (!pack) return;
+          pack.blobs++;
+          pack.stored += b.length;
+          const problem = blobProblem(b, repo.limits);
+          if (problem) found.push(`index ${name.slice(0, 12)}: blob ${toHex(b.id).slice(0, 12)} in pack ${b.pack.slice(0, 12)}: ${problem}`);
+        },
+      });
+    } catch (err) {
+      r.errors.push(`index ${name.slice(0, 12)}: ${(err as Error).message}`);
+      return;
     }
+    if (add) repo.indexFiles.add(name);
+    r.errors.push(...found);
     p?.update?.('index', ++done, indexNames.length);
   });
 
@@ -66,15 +84,53 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
   for (const [pack, blobs] of packBlobs) {
     const size = stored.get(pack);
     if (size === undefined) {
-      r.errors.push(`pack ${pack.slice(0, 12)}: missing (${blobs.length} blobs indexed in it)`);
+      r.errors.push(`pack ${pack.slice(0, 12)}: missing (${blobs.blobs} blobs indexed in it)`);
       continue;
     }
-    const expected = packBytes(blobs, repo.encrypted);
+    const expected = packBytes(blobs.blobs, blobs.stored, repo.encrypted);
     if (size !== expected) r.errors.push(`pack ${pack.slice(0, 12)}: size ${size}, index says ${expected} (truncated or damaged)`);
   }
   for (const name of stored.keys()) {
     if (!packBlobs.has(name)) r.warnings.push(`pack ${name.slice(0, 12)}: not referenced by any index (left by an interrupted backup; the next backup indexes it, prune removes it)`);
   }
+
+  // Data, all or a sample, verified on the codec workers while this thread checks the snapshots and trees
+  // below (both cores busy). As many packs in flight as there are workers, each verified whole on one: a pack
+  // on a local disk is read by the worker itself through a small window; one elsewhere is read here (through
+  // the storage) and handed over without a copy.
+  const data = (async (): Promise<string[]> => {
+    const errors: string[] = [];
+    const percent = opts.readData ? 100 : (opts.readDataSubset ?? 0);
+    if (percent <= 0) return errors;
+    // Packs no index lists are read too: one left by a write that failed half-way must not pass unseen.
+    let packs = [...packBlobs.keys()].filter((k) => stored.has(k)).concat([...stored.keys()].filter((k) => !packBlobs.has(k)));
+    if (percent < 100) {
+      const want = Math.max(1, Math.ceil((packs.length * percent) / 100));
+      for (let i = packs.length - 1; i > 0; i--) {
+        const j = randomInt(i + 1);
+        [packs[i], packs[j]] = [packs[j], packs[i]];
+      }
+      packs = packs.slice(0, want);
+    }
+    let read = 0;
+    const codec = repo.codec();
+    const local = repo.storage.localPath?.bind(repo.storage);
+    await mapLimit(packs, codec.size, async (pack) => {
+      let found: string[];
+      try {
+        found = await codec.verifyPack(pack, local ? { file: local('data', pack) } : { data: await repo.storage.read('data', pack) }, packBlobs.get(pack)?.blobs ?? null, repo.limits);
+      } catch (err) {
+        errors.push(`pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
+        return;
+      }
+      r.packsRead++;
+      errors.push(...found);
+      p?.update?.('data', ++read, packs.length);
+    });
+    return errors;
+  })();
+  // Never left unhandled while the structure is checked: awaited at the end.
+  data.catch(() => {});
 
   // Access: the repository holds every secret of what it protects (passwords in configuration files).
   const loose = (await repo.storage.accessProblems?.()) ?? [];
@@ -105,7 +161,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
       r.trees++;
       let nodes;
       try {
-        nodes = (await repo.loadTree(treeId)).nodes;
+        nodes = (await repo.loadTree(treeId, false)).nodes;
       } catch (err) {
         r.errors.push(`snapshot ${name.slice(0, 8)} tree ${path}: ${(err as Error).message}`);
         continue;
@@ -136,54 +192,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     p?.update?.('snapshots', ++done, snapshotNames.length);
   }
 
-  // Data, all or a sample.
-  const percent = opts.readData ? 100 : (opts.readDataSubset ?? 0);
-  if (percent > 0) {
-    // Packs no index lists are read too: one left by a write that failed half-way must not pass unseen.
-    let packs = [...packBlobs.keys()].filter((k) => stored.has(k)).concat([...stored.keys()].filter((k) => !packBlobs.has(k)));
-    if (percent < 100) {
-      const want = Math.max(1, Math.ceil((packs.length * percent) / 100));
-      for (let i = packs.length - 1; i > 0; i--) {
-        const j = randomInt(i + 1);
-        [packs[i], packs[j]] = [packs[j], packs[i]];
-      }
-      packs = packs.slice(0, want);
-    }
-    done = 0;
-    const codec = repo.codec();
-    await mapLimit(packs, 2, async (pack) => {
-      const what = `pack ${pack.slice(0, 12)}`;
-      let data: Buffer;
-      try {
-        data = await repo.storage.read('data', pack);
-      } catch (err) {
-        r.errors.push(`${what}: ${(err as Error).message}`);
-        return;
-      }
-      r.packsRead++;
-      if (toHex(sha256(data)) !== pack) r.errors.push(`${what}: content does not match its name (damaged${packBlobs.has(pack) ? '' : ', and no index lists it: prune removes it'})`);
-      if (!packBlobs.has(pack)) return;
-      let entries: PackEntry[];
-      try {
-        entries = parsePackHeader(pack, data.length, data, repo.cipher);
-      } catch (err) {
-        r.errors.push((err as Error).message);
-        return;
-      }
-      const indexed = packBlobs.get(pack) ?? [];
-      if (indexed.length !== entries.length) r.errors.push(`${what}: header lists ${entries.length} blobs, index ${indexed.length}`);
-      // The header's own declarations are checked as the index's are, before anything is decompressed.
-      const sane = entries.filter((e) => {
-        const problem = blobProblem(e, repo.limits);
-        if (problem) r.errors.push(`${what}: blob ${toHex(e.id).slice(0, 12)} at ${e.offset}: ${problem}`);
-        return !problem;
-      });
-      const verdicts = await codec.verify(sane.map((e) => ({ stored: data.subarray(e.offset, e.offset + e.length), zstd: e.zstd, raw: e.rawLength, id: toHex(e.id) })));
-      sane.forEach((e, i) => {
-        if (verdicts[i]) r.errors.push(`${what}: blob ${toHex(e.id).slice(0, 12)} at ${e.offset}: ${verdicts[i]}`);
-      });
-      p?.update?.('data', ++done, packs.length);
-    });
-  }
+  // The data's findings come after the structure's, whatever finished first.
+  r.errors.push(...(await data));
   return r;
 }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
+import type { BlobLimits } from './validate.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
 
 /**
@@ -63,12 +64,17 @@ export interface SmallFilesResult extends FilesResult {
 export interface RestoreResult {
   blobErrors: (string | null)[];
   writeErrors: (string | null)[];
+  /** The worker could not read the range it was given (nothing was written). */
+  readError?: string;
 }
 
 interface Pending {
   resolve: (r: never) => void;
   reject: (e: Error) => void;
 }
+
+/** What a worker's load counts for a pack it reads itself (its window), so that such packs spread evenly. */
+const PACK_WINDOW_COST = 1 << 20;
 
 export class CodecPool {
   private readonly workers: Worker[] = [];
@@ -100,20 +106,16 @@ export class CodecPool {
   }
 
   /**
-   * Verifies stored blobs (`check --read-data`): each is decompressed, no further than its declared raw
-   * size (already checked by blobProblem), and hashed against its id, one at a time on a worker; only the
-   * verdicts come back, so memory stays at one blob per worker whatever the pack holds.
+   * Verifies one pack (`check --read-data`) on a worker: its hash against its name, its header against the
+   * index's blob count (null: no index lists it, only the hash is checked), then every blob decompressed (no
+   * further than its declared size) and hashed. A pack on a local disk (`file`) is read by the worker
+   * through a small window; one read whole (`data`) is transferred, not copied: the caller must not use it
+   * afterwards. Only the findings come back, in check's words.
    */
-  async verify(blobs: readonly { stored: Uint8Array; zstd: boolean; raw: number; id: string }[]): Promise<(string | null)[]> {
-    const r = await this.post(concat(blobs.map((b) => b.stored)), blobs.reduce((a, b) => a + b.stored.byteLength, 0), (id) => ({
-      id,
-      op: 'verify',
-      lengths: blobs.map((b) => b.stored.byteLength),
-      flags: blobs.map((b) => (b.zstd ? 1 : 0)),
-      raws: blobs.map((b) => b.raw),
-      ids: blobs.map((b) => b.id),
-    }));
-    return (r as CodecResult).errors;
+  verifyPack(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits): Promise<string[]> {
+    const data = 'data' in from ? from.data : new Uint8Array(0);
+    const file = 'file' in from ? from.file : null;
+    return this.post(data, 'data' in from ? data.byteLength : PACK_WINDOW_COST, (id) => ({ id, op: 'verifyPack', name, file, indexedBlobs, limits })) as Promise<string[]>;
   }
 
   get size(): number {
@@ -143,9 +145,14 @@ export class CodecPool {
     return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, params })) as Promise<SmallFilesResult>;
   }
 
-  /** `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there. */
-  restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
+  /**
+   * `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there.
+   * `from`: the stored bytes, transferred (the caller must not use them afterwards), or a range of a pack on a
+   * local disk that the worker reads itself into a buffer it keeps; a range it cannot read comes back as `readError`.
+   */
+  restore(from: Buffer | { file: string; start: number; length: number }, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
+    if (Buffer.isBuffer(from)) return this.post(from, from.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
+    return this.post(new Uint8Array(0), from.length, (id) => ({ id, op: 'restore', file: from.file, start: from.start, length: from.length, blobs, writes, target, asRoot })) as Promise<RestoreResult>;
   }
 
   private run(op: 'compress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {
@@ -172,7 +179,7 @@ export class CodecPool {
     });
   }
 
-  private done(m: { id: number; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; sizes?: number[]; pieces?: number[]; next?: number; eof?: boolean; error?: string }): void {
+  private done(m: { id: number; found?: string[]; readError?: string; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; sizes?: number[]; pieces?: number[]; next?: number; eof?: boolean; error?: string }): void {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
@@ -185,6 +192,14 @@ export class CodecPool {
     if (m.tooBig) {
       const outputs = split(m.data, m.lengths);
       (p.resolve as (r: FilesResult & Partial<SmallFilesResult> & { next?: number; eof?: boolean }) => void)({ outputs, ids: Buffer.from(m.ids!), raws: m.raws!, compressed: m.flags.map((f) => f === 1), errors: m.errors, tooBig: m.tooBig, sizes: m.sizes, pieces: m.pieces, next: m.next, eof: m.eof });
+      return;
+    }
+    if (m.found) {
+      (p.resolve as (r: string[]) => void)(m.found);
+      return;
+    }
+    if (m.readError !== undefined) {
+      (p.resolve as (r: RestoreResult) => void)({ blobErrors: [], writeErrors: [], readError: m.readError });
       return;
     }
     if (m.blobErrors) {
@@ -225,16 +240,4 @@ function split(data: ArrayBuffer, lengths: number[]): Buffer[] {
     off += len;
   }
   return outputs;
-}
-
-function concat(blobs: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const b of blobs) total += b.byteLength;
-  const data = new Uint8Array(total);
-  let off = 0;
-  for (const b of blobs) {
-    data.set(b, off);
-    off += b.byteLength;
-  }
-  return data;
 }

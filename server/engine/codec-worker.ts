@@ -11,24 +11,30 @@ import { parentPort, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto, fileCuts } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
-import { blobIdOf, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
+import { blobIdOf, RepositoryCipher, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
 import type { ChunkerParams } from './format.js';
+import { PackFile, packFindings, packInMemory } from './pack-check.js';
+import type { PackEntry } from './pack.js';
 import { RestoreTarget } from './restore-target.js';
-import { decompressBounded } from './validate.js';
+import { decompressBounded, type BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verify' | 'files' | 'window' | 'restore';
+  op: 'compress' | 'verifyPack' | 'files' | 'window' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
   flags: number[];
   raws: number[];
-  ids: string[];
+  indexedBlobs: number | null;
+  name: string;
+  file: string | null;
+  limits: BlobLimits;
   paths: string[];
   max: number;
   path: string;
   start: number;
+  length: number;
   window: number;
   params: ChunkerParams;
   blobs: RestoreBlob[];
@@ -51,6 +57,7 @@ if (nice && process.platform === 'linux') {
 }
 const encryptKey = key ? Buffer.from(key.encrypt) : null;
 const idKey = key ? Buffer.from(key.id) : null;
+const cipher = encryptKey && idKey ? new RepositoryCipher({ encrypt: encryptKey, id: idKey }) : null;
 const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);
 /** Stored bytes once decrypted, or null when they do not authenticate (plain repository: as they are). */
 const unseal = (stored: Buffer): Buffer | null => (encryptKey ? tryOpen(encryptKey, stored) : stored);
@@ -60,16 +67,28 @@ const NOT_DECRYPTED = 'cannot be decrypted (damaged or altered: its authenticati
 const cctx = new binding.CCtx();
 const dctx = new binding.DCtx();
 let scratch = Buffer.allocUnsafe(1 << 20);
+/** How much of a local pack `check --read-data` reads at once. */
+const PACK_WINDOW = 1 << 20;
 
-// Buffers are external memory, which V8 collects late: on a restore (packs in, files out) tens of MiB
-// per worker pile up between collections, so restores collect every 32 MiB. Backups do not: there the
+// Buffers are external memory, which V8 collects late: on a restore or a check (packs in) tens of MiB
+// per worker pile up between collections, so these collect every 8 MiB let go of. Backups do not: there the
 // collections cost more time than the memory is worth.
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 let sinceGc = 0;
-function maybeGc(bytes: number): void {
+/**
+ * Bytes of buffers that a restore or a check let go of for bigger ones since the last collection: as
+ * garbage as a transferred pack, and counted with them.
+ */
+let dropped = 0;
+function replaced(old: Buffer, size: number): ReturnType<typeof Buffer.allocUnsafe> {
+  dropped += old.length;
+  return Buffer.allocUnsafe(size);
+}
+
+function maybeGc(bytes: number, every = 32 * 1024 * 1024): void {
   sinceGc += bytes;
-  if (sinceGc > 32 * 1024 * 1024) {
+  if (sinceGc > every) {
     sinceGc = 0;
     collect();
   }
@@ -98,6 +117,20 @@ function store(data: Buffer, parts: Buffer[], lengths: number[], flags: number[]
   parts.push(stored);
   lengths.push(stored.length);
   flags.push(zstd ? 1 : 0);
+}
+
+/** Fills `into` from `path` at `position`; a file shorter than that is an error, as the storage's read says. */
+function readRange(path: string, into: Buffer, position: number): void {
+  const fd = fs.openSync(path, 'r');
+  try {
+    for (let done = 0; done < into.length; ) {
+      const n = fs.readSync(fd, into, done, into.length - done, position + done);
+      if (n === 0) throw new Error(`reading data ${path.split('/').pop()!.slice(0, 12)}: truncated (wanted ${position}+${into.length})`);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function writeAll(fd: number, buf: Buffer, at: number): void {
@@ -145,32 +178,53 @@ function compress(job: Job): void {
   port.postMessage({ id: job.id, data: ab, lengths, flags, errors: job.lengths.map(() => null) }, [ab]);
 }
 
-/** Decompresses (into the scratch buffer, no further than the declared size) and hashes each blob: verdicts only. */
-function verify(job: Job): void {
-  const input = Buffer.from(job.data);
-  const errors: (string | null)[] = [];
-  let off = 0;
-  for (let i = 0; i < job.lengths.length; i++) {
-    const sealed = input.subarray(off, off + job.lengths[i]);
-    off += job.lengths[i];
-    const stored = unseal(sealed);
-    if (!stored) {
-      errors.push(NOT_DECRYPTED);
-      continue;
+/** A stored blob's verdict: opened, decompressed (into the scratch buffer, no further than its declared size) and hashed against its id. */
+function blobVerdict(sealed: Buffer, zstd: boolean, rawLength: number, id: Uint8Array): string | null {
+  const stored = unseal(sealed);
+  if (!stored) return NOT_DECRYPTED;
+  let raw: Buffer = stored;
+  if (zstd) {
+    if (scratch.length < rawLength) scratch = replaced(scratch, rawLength);
+    try {
+      raw = decompressBounded(dctx, stored, rawLength, scratch);
+    } catch (e) {
+      return `cannot decompress (${message(e)})`;
     }
-    let raw: Buffer = stored;
-    if (job.flags[i] === 1) {
-      if (scratch.length < job.raws[i]) scratch = Buffer.allocUnsafe(job.raws[i]);
-      try {
-        raw = decompressBounded(dctx, stored, job.raws[i], scratch);
-      } catch (e) {
-        errors.push(`cannot decompress (${message(e)})`);
-        continue;
-      }
-    }
-    errors.push(blobId(raw).toString('hex') === job.ids[i] ? null : 'content does not match its id');
   }
-  port.postMessage({ id: job.id, data: new ArrayBuffer(0), lengths: [], flags: [], errors });
+  return blobId(raw).equals(id) ? null : 'content does not match its id';
+}
+
+/**
+ * One pack for `check --read-data`: its hash, header and every blob verified here; only the findings go
+ * back. A pack on a local disk is read here through a window kept from pack to pack, never whole; one
+ * from elsewhere comes whole, transferred.
+ */
+let packWindow: Buffer = Buffer.allocUnsafe(0);
+function verifyPack(job: Job): void {
+  const verdict = (stored: Buffer, e: PackEntry) => blobVerdict(stored, e.zstd, e.rawLength, e.id);
+  if (!job.file) {
+    port.postMessage({ id: job.id, found: packFindings(job.name, packInMemory(Buffer.from(job.data)), job.indexedBlobs, job.limits, cipher, verdict) });
+    return;
+  }
+  if (packWindow.length === 0) packWindow = Buffer.allocUnsafe(PACK_WINDOW);
+  let source: PackFile;
+  try {
+    source = new PackFile(job.file, packWindow);
+  } catch (e) {
+    port.postMessage({ id: job.id, error: message(e) });
+    return;
+  }
+  try {
+    const found = packFindings(job.name, source, job.indexedBlobs, job.limits, cipher, verdict);
+    port.postMessage({ id: job.id, found });
+  } catch (e) {
+    port.postMessage({ id: job.id, error: message(e) });
+  } finally {
+    source.close();
+    // A window grown for a large blob is not kept: the next pack starts small again.
+    if (source.window.length > PACK_WINDOW) dropped += source.window.length;
+    packWindow = source.window.length > PACK_WINDOW ? Buffer.allocUnsafe(0) : source.window;
+  }
 }
 
 /**
@@ -178,9 +232,23 @@ function verify(job: Job): void {
  * the blob. Files are created and opened through RestoreTarget, as in the main thread: no symlink on
  * the way is followed.
  */
+let segment: Buffer = Buffer.allocUnsafe(0);
+/** The most a worker keeps between restore jobs: a restore from a local disk reads at most 2 MiB at once. */
+const SEGMENT_KEPT = 2 * 1024 * 1024;
 function restore(job: Job): void {
   const target = RestoreTarget.at(job.target);
-  const input = Buffer.from(job.data);
+  let input: Buffer;
+  if (job.file) {
+    // A range of a local pack, read here into a buffer kept from job to job: nothing crosses threads.
+    if (segment.length < job.length) segment = replaced(segment, job.length);
+    input = segment.subarray(0, job.length);
+    try {
+      readRange(job.file, input, job.start);
+    } catch (e) {
+      port.postMessage({ id: job.id, readError: message(e) });
+      return;
+    }
+  } else input = Buffer.from(job.data);
   const byBlob: number[][] = job.blobs.map(() => []);
   job.writes.forEach((w, i) => byBlob[w.blob].push(i));
   const blobErrors: (string | null)[] = [];
@@ -191,7 +259,7 @@ function restore(job: Job): void {
     let err: string | null = stored ? null : NOT_DECRYPTED;
     if (stored && b.zstd) {
       // b.raw was bounded by blobProblem before the job was sent.
-      if (scratch.length < b.raw) scratch = Buffer.allocUnsafe(b.raw);
+      if (scratch.length < b.raw) scratch = replaced(scratch, b.raw);
       try {
         raw = decompressBounded(dctx, stored, b.raw, scratch);
       } catch (e) {
@@ -223,6 +291,8 @@ function restore(job: Job): void {
     }
   });
   port.postMessage({ id: job.id, blobErrors, writeErrors });
+  // A buffer grown for one large blob is not kept: the next ranges are small again.
+  if (segment.length > SEGMENT_KEPT) segment = replaced(segment, 0);
 }
 
 /**
@@ -331,10 +401,18 @@ port.on('message', (job: Job) => {
   else if (job.op === 'files') files(job);
   else if (job.op === 'restore') {
     restore(job);
-    maybeGc(job.bytes || 0);
+    // What came transferred is let go of first, so that the collection frees it.
+    const bytes = job.data.byteLength + dropped;
+    job.data = new ArrayBuffer(0);
+    dropped = 0;
+    maybeGc(bytes, 8 * 1024 * 1024);
   } else if (job.op === 'compress') compress(job);
   else {
-    verify(job);
-    maybeGc(job.bytes || 0);
+    verifyPack(job);
+    // A pack that came whole is collected at once (the job let go of first): a worker holds one pack, not a pile.
+    const bytes = job.data.byteLength + dropped;
+    job.data = new ArrayBuffer(0);
+    dropped = 0;
+    maybeGc(bytes, 8 * 1024 * 1024);
   }
 });

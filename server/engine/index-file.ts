@@ -41,6 +41,26 @@ export function encodeIndex(index: IndexFile, cipher: RepositoryCipher | null = 
 }
 
 export function decodeIndex(name: string, file: Buffer, cipher: RepositoryCipher | null = null): IndexFile {
+  const packs: IndexFile['packs'] = [];
+  const supersedes = walkIndex(name, file, cipher, {
+    pack: (id) => void packs.push({ id, blobs: [] }),
+    blob: (b) => void packs[packs.length - 1].blobs.push({ id: Buffer.from(b.id), type: b.type, zstd: b.zstd, offset: b.offset, length: b.length, rawLength: b.rawLength }),
+  });
+  return { supersedes, packs };
+}
+
+/** A blob of an index file as walkIndex hands it over: one object reused from blob to blob, its id a view. */
+export interface IndexedBlob extends PackEntry {
+  pack: string;
+}
+
+/**
+ * Every pack and blob of an index file in order, without building the file's objects (loading the index of a
+ * large repository allocates next to nothing per blob); returns the ids of the index files it supersedes.
+ * The whole file is checked first: a damaged one throws before anything is handed over. `blob` gets one
+ * object reused for every blob: copy what is kept.
+ */
+export function walkIndex(name: string, file: Buffer, cipher: RepositoryCipher | null, visit: { pack?(id: string, blobs: number): void; blob(b: IndexedBlob): void }): string[] {
   const what = `index ${name.slice(0, 12)}`;
   const b = decodeMetadata(file, what, cipher, 'index');
   const need = (o: number, n: number) => {
@@ -55,27 +75,31 @@ export function decodeIndex(name: string, file: Buffer, cipher: RepositoryCipher
   for (let i = 0; i < nSup; i++, o += ID_BYTES) supersedes.push(toHex(b.subarray(o, o + ID_BYTES)));
   const nPacks = b.readUInt32LE(o);
   o += 4;
-  const packs: IndexFile['packs'] = [];
+  const first = o;
   for (let p = 0; p < nPacks; p++) {
     need(o, ID_BYTES + 4);
-    const id = toHex(b.subarray(o, o + ID_BYTES));
-    o += ID_BYTES;
-    const n = b.readUInt32LE(o);
-    o += 4;
+    const n = b.readUInt32LE(o + ID_BYTES);
+    o += ID_BYTES + 4;
     need(o, n * BLOB_BYTES);
-    const blobs: PackEntry[] = [];
-    for (let i = 0; i < n; i++) {
-      blobs.push({
-        id: Buffer.from(b.subarray(o, o + ID_BYTES)),
-        type: b[o + ID_BYTES] === 1 ? BlobType.Tree : BlobType.Data,
-        zstd: b[o + ID_BYTES + 1] === 1,
-        offset: b.readUInt32LE(o + ID_BYTES + 2),
-        length: b.readUInt32LE(o + ID_BYTES + 6),
-        rawLength: b.readUInt32LE(o + ID_BYTES + 10),
-      });
-      o += BLOB_BYTES;
-    }
-    packs.push({ id, blobs });
+    o += n * BLOB_BYTES;
   }
-  return { supersedes, packs };
+  o = first;
+  const blob: IndexedBlob = { pack: '', id: b.subarray(0, 0), type: BlobType.Data, zstd: false, offset: 0, length: 0, rawLength: 0 };
+  for (let p = 0; p < nPacks; p++) {
+    const id = toHex(b.subarray(o, o + ID_BYTES));
+    const n = b.readUInt32LE(o + ID_BYTES);
+    o += ID_BYTES + 4;
+    visit.pack?.(id, n);
+    blob.pack = id;
+    for (let i = 0; i < n; i++, o += BLOB_BYTES) {
+      blob.id = b.subarray(o, o + ID_BYTES);
+      blob.type = b[o + ID_BYTES] === 1 ? BlobType.Tree : BlobType.Data;
+      blob.zstd = b[o + ID_BYTES + 1] === 1;
+      blob.offset = b.readUInt32LE(o + ID_BYTES + 2);
+      blob.length = b.readUInt32LE(o + ID_BYTES + 6);
+      blob.rawLength = b.readUInt32LE(o + ID_BYTES + 10);
+      visit.blob(blob);
+    }
+  }
+  return supersedes;
 }

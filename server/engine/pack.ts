@@ -15,9 +15,9 @@ import { ID_BYTES } from './hash.js';
 export const PACK_ENTRY_BYTES = 2 + 4 + 4 + ID_BYTES;
 const HEADER_AAD = Buffer.from('pack header');
 
-/** The size a pack of these blobs has: what `check` expects without reading it. */
-export function packBytes(blobs: readonly { length: number }[], encrypted: boolean): number {
-  return 1 + blobs.reduce((a, b) => a + b.length, 0) + blobs.length * PACK_ENTRY_BYTES + 4 + (encrypted ? SEAL_OVERHEAD : 0);
+/** The size a pack of `blobs` blobs taking `stored` bytes has: what `check` expects without reading it. */
+export function packBytes(blobs: number, stored: number, encrypted: boolean): number {
+  return 1 + stored + blobs * PACK_ENTRY_BYTES + 4 + (encrypted ? SEAL_OVERHEAD : 0);
 }
 
 /** How many bytes at the end of a pack hold its header, from its last 4 bytes. */

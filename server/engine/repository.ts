@@ -9,7 +9,7 @@ import {
   DEFAULT_CONFIG, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
 } from './format.js';
 import { fromHex, sha256, toHex } from './hash.js';
-import { decodeIndex, encodeIndex, type IndexFile } from './index-file.js';
+import { decodeIndex, encodeIndex, walkIndex, type IndexFile } from './index-file.js';
 import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
 import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from './pack.js';
@@ -166,9 +166,15 @@ export class Repository {
     const names: string[] = [];
     for await (const f of this.storage.list('index')) if (!this.indexFiles.has(f.name)) names.push(f.name);
     await mapLimit(names, 4, async (name) => {
-      const idx = await this.readIndexFile(name);
-      this.addIndexFile(name, idx);
-      each?.(name, idx);
+      if (each) {
+        const idx = await this.readIndexFile(name);
+        this.addIndexFile(name, idx);
+        each(name, idx);
+        return;
+      }
+      // Straight into the table: no object per blob, however large the repository.
+      walkIndex(name, await this.readIndexBytes(name), this.cipher, { blob: (b) => this.indexBlob(b.id, b) });
+      this.indexFiles.add(name);
     });
   }
 
@@ -195,9 +201,14 @@ export class Repository {
   }
 
   async readIndexFile(name: string): Promise<IndexFile> {
+    return decodeIndex(name, await this.readIndexBytes(name), this.cipher);
+  }
+
+  /** An index file's bytes, checked against its name (walkIndex or decodeIndex reads them). */
+  async readIndexBytes(name: string): Promise<Buffer> {
     const file = await this.storage.read('index', name);
     if (toHex(sha256(file)) !== name) throw new RepositoryDamagedError(`index ${name.slice(0, 12)}: content does not match its name`);
-    return decodeIndex(name, file, this.cipher);
+    return file;
   }
 
   addIndexFile(name: string, idx: IndexFile): void {
@@ -262,12 +273,14 @@ export class Repository {
     return this.verifyBlob(id, loc, stored);
   }
 
-  async loadTree(id: string): Promise<Tree> {
+  /** `cache`: false for a walk that reads each tree once (check), so that it does not fill the cache for nothing. */
+  async loadTree(id: string, cache = true): Promise<Tree> {
     const cached = this.treeCache.get(id);
     if (cached) return cached;
     const loc = this.blobLocation(id);
     const pack = await this.treePack(loc.pack, loc.offset + loc.length);
     const tree = decodeTree(pack ? this.verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
+    if (!cache) return tree;
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;

@@ -81,7 +81,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   const firstByInode = new Map<string, FileJob>();
 
   const walk = async (treeId: string, fsDir: string): Promise<void> => {
-    const tree = await repo.loadTree(treeId);
+    const tree = await repo.loadTree(treeId, false);
     for (const node of tree.nodes) {
       const path = join(fsDir, node.name);
       if (node.type === 'dir') {
@@ -205,21 +205,29 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   }
 
   // 4. Pack by pack, a few at a time: read the ranges needed; a worker decompresses, verifies and
-  //    writes them into the files; files of several blobs get their metadata once complete.
+  //    writes them into the files; files of several blobs get their metadata once complete. A pack on a
+  //    local disk is read by the worker itself, into a buffer it keeps: no range crosses threads.
   const codec = repo.codec();
+  const local = repo.storage.localPath?.bind(repo.storage);
   await mapLimit([...byPack.entries()], 4, async ([pack, blobs]) => {
     const jobs = [...blobs.values()].filter((j) => j.targets.some((t) => !t.file.failed)).sort((a, b) => a.loc.offset - b.loc.offset);
     if (jobs.length === 0) return;
-    for (const segment of segments(jobs)) {
-      let data: Buffer;
-      try {
-        data = await repo.storage.read('data', pack, segment.start, segment.end - segment.start);
-      } catch (err) {
-        const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
-        for (const j of segment.jobs) for (const t of j.targets) if (!t.file.failed) ((t.file.failed = true), fail(t.file.path, e));
-        continue;
+    const unreadable = (segment: { jobs: BlobJob[] }, err: unknown) => {
+      const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${err instanceof Error ? err.message : String(err)}`);
+      for (const j of segment.jobs) for (const t of j.targets) if (!t.file.failed) ((t.file.failed = true), fail(t.file.path, e));
+    };
+    for (const segment of segments(jobs, local ? LOCAL_SEGMENT : REMOTE_SEGMENT)) {
+      const length = segment.end - segment.start;
+      let from: Buffer | { file: string; start: number; length: number };
+      if (local) from = { file: local('data', pack), start: segment.start, length };
+      else {
+        try {
+          from = await repo.storage.read('data', pack, segment.start, length);
+        } catch (err) {
+          unreadable(segment, err);
+          continue;
+        }
       }
-      s.bytesFetched += data.length;
       const writes: RestoreWrite[] = [];
       const targets: BlobJob['targets'] = [];
       segment.jobs.forEach((j, bi) => {
@@ -231,7 +239,12 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
         }
       });
       const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, id: j.id }));
-      const r = await codec.restore(data, blobList, writes, target.root, AS_ROOT);
+      const r = await codec.restore(from, blobList, writes, target.root, AS_ROOT);
+      if (r.readError !== undefined) {
+        unreadable(segment, new Error(r.readError));
+        continue;
+      }
+      s.bytesFetched += length;
       writes.forEach((w, i) => {
         const t = targets[i];
         const f = t.file;
@@ -307,13 +320,20 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   return s;
 }
 
-/** Groups blobs (sorted by offset) into ranges read at once: neighbours closer than 256 KiB, up to 8 MiB. */
-function segments(jobs: BlobJob[]): { start: number; end: number; jobs: BlobJob[] }[] {
+/**
+ * The most one read takes: from a local disk, what each worker keeps as its read buffer (small reads cost
+ * little there); from elsewhere (S3), fewer and larger requests.
+ */
+const LOCAL_SEGMENT = 2 * 1024 * 1024;
+const REMOTE_SEGMENT = 8 * 1024 * 1024;
+
+/** Groups blobs (sorted by offset) into ranges read at once: neighbours closer than 256 KiB, up to `max` bytes (a larger blob alone). */
+function segments(jobs: BlobJob[], max: number): { start: number; end: number; jobs: BlobJob[] }[] {
   const out: { start: number; end: number; jobs: BlobJob[] }[] = [];
   for (const j of jobs) {
     const last = out.at(-1);
     const end = j.loc.offset + j.loc.length;
-    if (last && j.loc.offset - last.end < 256 * 1024 && end - last.start <= 8 * 1024 * 1024) {
+    if (last && j.loc.offset - last.end < 256 * 1024 && end - last.start <= max) {
       last.jobs.push(j);
       last.end = Math.max(last.end, end);
     } else out.push({ start: j.loc.offset, end, jobs: [j] });

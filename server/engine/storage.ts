@@ -55,4 +55,9 @@ export interface Storage {
   restrictAccess?(): Promise<number>;
   /** Repository files or folders that others than their owner can read or write, for `check` to warn about. */
   accessProblems?(): Promise<string[]>;
+  /**
+   * Where a file is on a local file system, for a worker thread that reads it itself (`check --read-data`
+   * streams packs through a small window). Optional: a backend without local files reads through `read`.
+   */
+  localPath?(type: FileType, name: string): string;
 }

@@ -29,6 +29,8 @@ export function storageTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): num
  */
 export class GuardedStorage implements Storage {
   readonly removeStaleTempFiles?: () => Promise<number>;
+  /** The backend's own: a worker reading a local file is not under this wrapper's timeout (a local disk answers). */
+  readonly localPath?: (type: FileType, name: string) => string;
   private readonly timeoutMs: number;
   private readonly graceMs: number;
 
@@ -40,6 +42,7 @@ export class GuardedStorage implements Storage {
     this.graceMs = opts.graceMs ?? CANCEL_GRACE_MS;
     const clean = inner.removeStaleTempFiles?.bind(inner);
     if (clean) this.removeStaleTempFiles = () => this.guard('removing stale temp files', clean);
+    this.localPath = inner.localPath?.bind(inner);
   }
 
   get listingLagMs(): number | undefined {

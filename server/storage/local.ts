@@ -36,6 +36,10 @@ export class LocalStorage implements Storage {
     return join(this.root, DIRS[type], name);
   }
 
+  localPath(type: FileType, name: string): string {
+    return this.path(type, name);
+  }
+
   async *list(type: FileType): AsyncIterable<FileInfo> {
     if (type === 'config') {
       const s = await this.stat('config', 'config');

@@ -1,4 +1,16 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { createRequire } from 'node:module';
+import type { S3Client } from '@aws-sdk/client-s3';
+
+let loaded: typeof import('@aws-sdk/client-s3') | undefined;
+
+/**
+ * The AWS SDK, loaded the first time an S3 repository is opened: it weighs some 15 MB of memory that a
+ * process working on a local repository (a check, a restore) has no use for.
+ */
+export function s3Sdk(): typeof import('@aws-sdk/client-s3') {
+  loaded ??= createRequire(import.meta.url)('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
+  return loaded;
+}
 
 /** Knobs of the S3 connection; every one has a default fit for a backup over a WAN. */
 export interface S3ConnectionOptions {
@@ -54,7 +66,7 @@ export function connectS3(opts: S3ConnectionOptions = {}): S3Connection {
   // warning tells an administrator nothing they can act on.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const agent = { keepAlive: true, maxSockets: parallelism };
-  const client = new S3Client({
+  const client = new (s3Sdk().S3Client)({
     region,
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     ...(keyId && secret ? { credentials: { accessKeyId: keyId, secretAccessKey: secret, sessionToken: nonEmpty(env.AWS_SESSION_TOKEN) } } : {}),
