@@ -14,7 +14,7 @@ import { redactPassword } from '../pg/redact.js';
 import { describe, type ConnectionSettings } from '../pg/settings.js';
 import { DumpRowOrder } from './pgdump-order.js';
 import {
-  dumpPath, entityExportPath, PG_MANIFEST_FORMAT, PG_MANIFEST_PATH, tableFingerprints,
+  dumpPath, entityExportPath, PG_MANIFEST_FORMAT, PG_MANIFEST_PATH, tableFingerprints, userRecordLine, userRecordsPath,
   type ExportedContainer, type ExportedEntity, type PgManifest,
 } from './pgsql-manifest.js';
 import { pgTool, ToolError, toolVersion } from './pgsql-tool.js';
@@ -114,6 +114,22 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
         entities.push({ ...owner, containers });
       }
     }
+    // Each user's directory record, a file per domain: what complete.restore.user reads instead of the dump.
+    // After the exports: they share the second connection.
+    const users: NonNullable<PgManifest['users']> = [];
+    if (opts.entities && c2) {
+      const byDomain = new Map<string, string[]>();
+      for await (const r of opts.entities.userRecords(clientQuery(c2))) {
+        let lines = byDomain.get(r.domainUid);
+        if (!lines) byDomain.set(r.domainUid, (lines = []));
+        lines.push(userRecordLine(r.uid, r.record));
+      }
+      for (const [domainUid, lines] of [...byDomain].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        const path = userRecordsPath(domainUid);
+        await archiver.addStream(path, Readable.from([Buffer.from(lines.join('\n') + '\n')]), { chunker: 'stream' });
+        users.push({ domainUid, users: lines.length, path });
+      }
+    }
     const manifest: PgManifest = {
       format: PG_MANIFEST_FORMAT,
       kind: 'pgsql',
@@ -126,6 +142,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       },
       tables,
       entities,
+      ...(opts.entities ? { users } : {}),
     };
     // One entity per line, after the fields that change every time: the stream chunker then stores only the
     // lines of entities that changed, not the whole list again (it is megabytes on a large directory).

@@ -5,6 +5,7 @@
 //   /manifest.json                                      what is in the part (see PgManifest)
 //   /dump/<database>.pgdump                             the custom-format dump
 //   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container
+//   /users/<domainUid>.jsonl                            each user's directory record, one line per user
 
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
@@ -44,6 +45,11 @@ export interface PgManifest {
   dump: { path: string; bytes: number; tool: string; rowOrder: { tables: number; rows: number; passthrough?: string } };
   tables: Record<string, TableFingerprint>;
   entities: ExportedEntity[];
+  /**
+   * Per domain, the file of its users' directory records (what complete.restore.user reads); absent in
+   * generations written before them, whose users come back from a scratch copy of the whole dump.
+   */
+  users?: { domainUid: string; users: number; path: string }[];
 }
 
 /** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
@@ -53,6 +59,15 @@ function pathSegment(s: string): string {
 
 export function entityExportPath(domainUid: string, entityUid: string, containerUid: string): string {
   return `/entities/${pathSegment(domainUid)}/${pathSegment(entityUid)}/${pathSegment(containerUid)}.jsonl`;
+}
+
+export function userRecordsPath(domainUid: string): string {
+  return `/users/${pathSegment(domainUid)}.jsonl`;
+}
+
+/** One line of a users file: the uid first, so that a reader finds a user without parsing the others. */
+export function userRecordLine(uid: string, record: string): string {
+  return `{"uid":${JSON.stringify(uid)},"record":${record}}`;
 }
 
 export function dumpPath(database: string): string {
@@ -100,6 +115,15 @@ export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Pr
   if (m.kind !== 'pgsql' || typeof m.format !== 'number') throw new Error(`snapshot ${snapshot.id.slice(0, 8)} is not a database part`);
   if (m.format > PG_MANIFEST_FORMAT) throw new Error(`database part format ${m.format} is newer than this program reads (${PG_MANIFEST_FORMAT})`);
   return m;
+}
+
+/** One user's directory record from its domain's users file (reads only that file), or null when it is not there. */
+export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, path: string, uid: string): Promise<string | null> {
+  const prefix = `{"uid":${JSON.stringify(uid)},`;
+  for await (const line of readEntityExport(repo, snapshot, path)) {
+    if (line.startsWith(prefix)) return JSON.stringify((JSON.parse(line) as { record: unknown }).record);
+  }
+  return null;
 }
 
 /** The lines of one container export of a generation (reads only that stream). */

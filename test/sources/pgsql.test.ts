@@ -11,7 +11,8 @@ import { decodeItem } from '../../server/host/reference/entities.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
 import { backupDatabase } from '../../server/sources/pgsql-backup.js';
-import { readEntityExport, readManifest, tableFingerprints, type TableFingerprint } from '../../server/sources/pgsql-manifest.js';
+import { readEntityExport, readManifest, readUserRecord, tableFingerprints, type TableFingerprint } from '../../server/sources/pgsql-manifest.js';
+import { clientQuery } from '../../server/host/query.js';
 import { restoreDatabase } from '../../server/sources/pgsql-restore.js';
 import { sandbox, type Sandbox } from '../host/helpers.js';
 
@@ -114,6 +115,20 @@ describe('bm/pgsql part', () => {
     const entity = manifest.entities.find((e) => e.uid === u1)!;
     expect(entity.kind).toBe('USER');
     expect(entity.containers.map((c) => c.uid).sort()).toEqual(containersBefore.map((c) => c.uid));
+    // Each user's directory record, in its domain's users file: the one complete.restore.user reads.
+    const live = async (domainUid: string, uid: string) => withClient(sb.db, async (c) => {
+      const out: string[] = [];
+      for await (const r of host.entityData.userRecords(clientQuery(c), { domainUid, uid })) out.push(r.record);
+      return out;
+    });
+    const usersOfDomain = manifest.entities.filter((e) => e.kind === 'USER' && e.domainUid === entity.domainUid).length;
+    const file = manifest.users!.find((f) => f.domainUid === entity.domainUid)!;
+    expect(file.users).toBe(usersOfDomain);
+    const saved = await readUserRecord(repo, g1.snapshot, file.path, u1);
+    expect(JSON.parse(saved!)).toEqual(JSON.parse((await live(entity.domainUid, u1))[0]));
+    expect(JSON.parse(saved!).groups.length).toBeGreaterThan(0);
+    expect(await readUserRecord(repo, g1.snapshot, file.path, 'no-such-user')).toBeNull();
+
     const calExport = entity.containers.find((c) => c.uid === cal1)!;
     const lines: any[] = [];
     for await (const l of readEntityExport(repo, g1.snapshot, calExport.path)) lines.push(JSON.parse(l));

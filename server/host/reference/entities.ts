@@ -133,6 +133,30 @@ function itemLine(type: ContainerType, r: Record<string, unknown>): string {
   return `{"item":${r.item as string},"${ITEM_TABLES[type].key}":${(r.rows as string | null) ?? 'null'}${series}}`;
 }
 
+/**
+ * A user's directory rows, as directory-writer.ts puts them back: rows as `row_to_json` renders them (what
+ * json_populate_record reads back exactly), groups and unit by uid (their ids differ in another database).
+ * Every user, or ($1, $2) one entry of any kind.
+ */
+const USER_RECORD_SQL = `SELECT c.uid AS domain_uid, i.uid, json_build_object(
+    'item', row_to_json(i),
+    'entry', (SELECT row_to_json(e) FROM t_directory_entry e WHERE e.item_id = i.id),
+    'user', (SELECT row_to_json(u) FROM t_domain_user u WHERE u.item_id = i.id),
+    'mailbox', COALESCE((SELECT json_agg(row_to_json(m)) FROM t_mailbox m WHERE m.item_id = i.id), '[]'),
+    'emails', COALESCE((SELECT json_agg(row_to_json(m)) FROM t_mailbox_email m WHERE m.item_id = i.id), '[]'),
+    'groups', COALESCE((SELECT json_agg(gi.uid ORDER BY gi.uid) FROM t_group_usermember gm JOIN t_container_item gi ON gi.id = gm.group_id
+                         WHERE gm.user_id = i.id), '[]'),
+    'ou', (SELECT oi.uid FROM t_directory_entry e JOIN t_container_item oi ON oi.id = e.orgunit_item_id WHERE e.item_id = i.id),
+    'aclContainers', COALESCE((SELECT json_agg(json_build_object('container', row_to_json(ac), 'acl',
+                       COALESCE((SELECT json_agg(json_build_object('subject', a.subject, 'verb', a.verb, 'position', a.position)
+                                          ORDER BY a.position, a.subject, a.verb)
+                                   FROM t_container_acl a WHERE a.container_id = ac.id), '[]')) ORDER BY ac.uid)
+                       FROM t_container ac WHERE ac.owner = i.uid AND ac.domain_uid = c.uid AND ac.container_type = 'mailboxacl'), '[]')
+  )::text AS record
+  FROM t_container_item i JOIN t_container c ON c.id = i.container_id AND c.container_type = 'dir'
+ WHERE CASE WHEN $1::text IS NULL THEN EXISTS (SELECT 1 FROM t_directory_entry e WHERE e.item_id = i.id AND e.kind = 'USER')
+            ELSE c.uid = $1 AND i.uid = $2 END`;
+
 type Row = Record<string, unknown>;
 
 /** The first line of an export. `columns` is absent in exports whose rows are objects. */
@@ -201,6 +225,11 @@ export const referenceEntityData: EntityDataReader = {
       [containerUid],
     );
     return rows.map((r) => r.uid);
+  },
+
+  async *userRecords(q, only) {
+    const rows = q.stream(`${USER_RECORD_SQL} ORDER BY c.uid, i.uid`, [only?.domainUid ?? null, only?.uid ?? null]);
+    for await (const r of rows) yield { domainUid: r.domain_uid as string, uid: r.uid as string, record: r.record as string };
   },
 
   async *exportContainer(q, container) {
