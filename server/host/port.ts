@@ -157,6 +157,27 @@ export interface EntityDataReader {
    * record and not the whole database; DirectoryWriter.restoreUser writes one back.
    */
   userRecords(q: SnapshotQuery, only?: { domainUid: string; uid: string }): AsyncIterable<SavedUserRecord>;
+  /** Optional: exports derived from the dump's own rows, so that the backup stores no second copy of them. */
+  rowExport?: RowExport;
+}
+
+/** How the exports of a host are derived from the rows of its database dump (tables named `schema.table`). */
+export interface RowExport {
+  /**
+   * Inside the snapshot: the exported containers with their database ids, how each table's rows belong to a
+   * container (the column holding the container id, or `byItem`: the column holding an item id, whose container
+   * `itemContainer` gives).
+   */
+  layout(q: SnapshotQuery): Promise<{
+    containers: { container: EntityContainer; id: string }[];
+    tables: Record<string, { column: string; byItem?: boolean }>;
+    itemContainer: Map<string, string>;
+  }>;
+  /**
+   * One container's export lines, as exportContainer gives them, from its rows: per layout table, its columns and
+   * the container's rows, each value as JSON text (as PostgreSQL renders it in JSON).
+   */
+  lines(type: ContainerType, tables: Record<string, { columns: string[]; rows: string[][] }>): string[];
 }
 
 /** One user's directory rows as a generation saved them (EntityDataReader.userRecords). */

@@ -42,6 +42,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
   const c = await connect(s);
   let c2: pg.Client | undefined;
   let exports: Prefetch<ContainerExport> | undefined;
+  let layout: Awaited<ReturnType<NonNullable<EntityDataReader['rowExport']>['layout']>> | undefined;
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snap = (await c.query<{ id: string; v: string }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v`)).rows[0];
@@ -61,7 +62,9 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       const reader = opts.entities;
       owners = reader.owners(q2);
       owners.catch(() => {});
-      exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
+      // Exports derived from the dump's own rows when the host can: they are then not stored a second time.
+      if (reader.rowExport) layout = await reader.rowExport.layout(q2);
+      else exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
     }
 
     // The dump: pg_dump's stdout goes straight into the archiver; the stream ends only on success.
@@ -72,7 +75,8 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     // The archiver may not be reading yet when pg_dump fails; the error reaches it through the stream's state.
     out.on('error', () => {});
     // Rows in key order rather than heap order (see pgdump-order.ts): a few changed rows cost a few chunks.
-    const order = new DumpRowOrder();
+    const groups = layout && new Map(Object.entries(layout.tables).map(([t, g]) => [t, { column: g.column, via: g.byItem ? layout!.itemContainer : undefined }]));
+    const order = new DumpRowOrder(undefined, groups);
     child.stdout!.pipe(order).pipe(out, { end: false });
     let bytes = 0;
     child.stdout!.on('data', (b: Buffer) => (bytes += b.length));
@@ -97,17 +101,37 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
 
     const tables = await fingerprints;
     const entities: ExportedEntity[] = [];
-    if (exports) {
+    let rowExport: PgManifest['rowExport'];
+    if (layout && (order.stats.passthrough || order.ungrouped.length)) {
+      // The dump was not rewritten as expected: no ranges to derive the exports from; export them as before
+      // (still inside the snapshot).
+      opts.progress?.notice?.(`database ${describe(s)}: exports stored as files (${order.stats.passthrough ?? `rows of ${order.ungrouped.join(', ')} left as dumped`})`);
+      exports = new Prefetch(produceExports(opts.entities!, clientQuery(c2!), owners), (x) => x.data.length, 64 * 1024 * 1024);
+      layout = undefined;
+    }
+    if (opts.entities) {
       const all = await owners;
       const key = (domainUid: string, uid: string) => `${domainUid}\0${uid}`;
       const byOwner = new Map<string, ExportedContainer[]>(all.map((o) => [key(o.domainUid, o.uid), []]));
-      for await (const { owner, container: cont, data, items } of exports) {
-        const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
-        // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
-        // changed items cost a few chunks, not the whole export.
-        if (data.length > (opts.exportStreamThreshold ?? 16 * 1024)) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
-        else await archiver.addBytes(p, data);
-        byOwner.get(key(owner.domainUid, owner.uid))!.push({ uid: cont.uid, type: cont.type, name: cont.name, items, path: p });
+      if (layout) {
+        rowExport = { intSize: order.integerSize, columns: await tableColumns(c2!, Object.keys(layout.tables)) };
+        for (const { container: cont, id } of layout.containers) {
+          const rows: Record<string, [number, number]> = {};
+          for (const table of Object.keys(layout.tables)) {
+            const r = order.ranges.get(table)?.get(id);
+            if (r) rows[table] = r;
+          }
+          byOwner.get(key(cont.domainUid, cont.owner))?.push({ uid: cont.uid, type: cont.type, name: cont.name, items: cont.itemCount, path, rows });
+        }
+      } else {
+        for await (const { owner, container: cont, data, items } of exports!) {
+          const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
+          // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
+          // changed items cost a few chunks, not the whole export.
+          if (data.length > (opts.exportStreamThreshold ?? 16 * 1024)) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
+          else await archiver.addBytes(p, data);
+          byOwner.get(key(owner.domainUid, owner.uid))!.push({ uid: cont.uid, type: cont.type, name: cont.name, items, path: p });
+        }
       }
       for (const owner of all) {
         const containers = byOwner.get(key(owner.domainUid, owner.uid))!.sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
@@ -143,6 +167,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       tables,
       entities,
       ...(opts.entities ? { users } : {}),
+      ...(rowExport ? { rowExport } : {}),
     };
     // One entity per line, after the fields that change every time: the stream chunker then stores only the
     // lines of entities that changed, not the whole list again (it is megabytes on a large directory).
@@ -157,6 +182,20 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     if (c2) await c2.end().catch(() => {});
     await c.end().catch(() => {});
   }
+}
+
+/** Columns of tables (`schema.table`) in attribute order, which is pg_dump's COPY order, with their types. */
+async function tableColumns(c: pg.Client, tables: string[]): Promise<Record<string, { name: string; type: string }[]>> {
+  const out: Record<string, { name: string; type: string }[]> = {};
+  for (const t of tables) {
+    const r = await c.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+        WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`,
+      [t],
+    );
+    out[t] = r.rows;
+  }
+  return out;
 }
 
 interface ContainerExport {

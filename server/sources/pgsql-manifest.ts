@@ -12,9 +12,12 @@ import type pg from 'pg';
 import { openFile, type Repository, type SnapshotInfo } from '../engine/index.js';
 import type { DirectoryEntity, EntityContainer } from '../host/port.js';
 import { quoteIdent } from '../pg/ident.js';
+import type { EntityDataReader } from '../host/port.js';
+import { copyFields, jsonValue } from './copy-rows.js';
 
 export const PG_MANIFEST_PATH = '/manifest.json';
-export const PG_MANIFEST_FORMAT = 1;
+/** 2: exports derived from the dump's rows (`rowExport`, containers' `rows`); 1: export files only. */
+export const PG_MANIFEST_FORMAT = 2;
 
 export interface TableFingerprint {
   rows: number;
@@ -27,7 +30,10 @@ export interface ExportedContainer {
   type: EntityContainer['type'];
   name: string;
   items: number;
+  /** The export file; in format 2 with `rows`, the dump the export is derived from. */
   path: string;
+  /** Format 2: per table (`schema.table`), where the container's rows lie in the dump: [offset, length]. */
+  rows?: Record<string, [number, number]>;
 }
 
 export interface ExportedEntity extends DirectoryEntity {
@@ -50,6 +56,11 @@ export interface PgManifest {
    * generations written before them, whose users come back from a scratch copy of the whole dump.
    */
   users?: { domainUid: string; users: number; path: string }[];
+  /**
+   * Format 2, when the exports are derived from the dump: the size of the dump's integers (its row framing) and
+   * the columns of every table a container's rows come from, in COPY order, with their types.
+   */
+  rowExport?: { intSize: number; columns: Record<string, { name: string; type: string }[]> };
 }
 
 /** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
@@ -124,6 +135,41 @@ export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, p
     if (line.startsWith(prefix)) return JSON.stringify((JSON.parse(line) as { record: unknown }).record);
   }
   return null;
+}
+
+/**
+ * The export lines of one container of a generation: derived from its rows in the dump (format 2; reads only
+ * those bytes of the dump), else read from its export file.
+ */
+export async function* containerExport(repo: Repository, snapshot: SnapshotInfo, manifest: PgManifest, c: ExportedContainer, host: EntityDataReader): AsyncGenerator<string> {
+  if (!c.rows || !manifest.rowExport) {
+    yield* readEntityExport(repo, snapshot, c.path);
+    return;
+  }
+  if (!host.rowExport) throw new Error(`this host cannot read the exports of generation ${snapshot.id.slice(0, 8)}: they are derived from the dump`);
+  const { intSize, columns } = manifest.rowExport;
+  const tables: Record<string, { columns: string[]; rows: string[][] }> = {};
+  for (const [table, cols] of Object.entries(columns)) {
+    const range = c.rows[table];
+    const rows: string[][] = [];
+    if (range) {
+      const data = await readAll(openFile(repo, snapshot, c.path, { start: range[0], end: range[0] + range[1] }));
+      // pg_dump's framing: a sign byte and an intSize little-endian length before each row.
+      for (let at = 0; at < data.length; ) {
+        if (at + 1 + intSize > data.length) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);
+        let len = 0;
+        for (let i = 0; i < intSize; i++) len += data[at + 1 + i] * 2 ** (8 * i);
+        at += 1 + intSize;
+        if (data[at + len - 1] !== 10 || at + len > data.length) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);
+        const values = copyFields(data.toString('utf8', at, at + len - 1));
+        if (values.length !== cols.length) throw new Error(`a row of ${c.uid} in ${table} has ${values.length} values for ${cols.length} columns`);
+        rows.push(values.map((v, i) => jsonValue(v, cols[i].type)));
+        at += len;
+      }
+    }
+    tables[table] = { columns: cols.map((x) => x.name), rows };
+  }
+  yield* host.rowExport.lines(c.type, tables);
 }
 
 /** The lines of one container export of a generation (reads only that stream). */
