@@ -1,8 +1,10 @@
 // The `bm/pgsql` part: `pg_dump --format=custom --compress=0` streamed straight into the engine (no temp file, so
 // the stream chunker deduplicates unchanged tables between generations; each table's rows are put in key order on
 // the way, see pgdump-order.ts), and, from the very same snapshot
-// (pg_export_snapshot + pg_dump --snapshot), the per-entity exports single restores read, plus a manifest
-// with per-table fingerprints that a database restore checks against (layout in pgsql-manifest.ts).
+// (pg_export_snapshot + pg_dump --snapshot), what single restores read, plus a manifest with per-table
+// fingerprints that a database restore checks against (layout in pgsql-manifest.ts). When the host can
+// (EntityDataReader.rowExport), a container's export is not stored: the dump's rows are grouped by container
+// and the manifest says where each container's rows lie, so the export is derived from those bytes of the dump.
 
 import { PassThrough, Readable } from 'node:stream';
 import type pg from 'pg';

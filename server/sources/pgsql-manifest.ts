@@ -4,7 +4,8 @@
 // Part layout:
 //   /manifest.json                                      what is in the part (see PgManifest)
 //   /dump/<database>.pgdump                             the custom-format dump
-//   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container
+//   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container (format 1, or a host
+//                                                       without rowExport; format 2 derives them from the dump)
 //   /users/<domainUid>.jsonl                            each user's directory record, one line per user
 
 import type { Readable } from 'node:stream';
