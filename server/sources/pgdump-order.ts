@@ -189,7 +189,10 @@ export class DumpRowOrder extends Transform {
   private intSize = 4;
   private toc = new Map<number, TocEntry>();
 
-  /** Per grouped table (`schema.table`), per group, where its rows lie in the output: [offset, length]. */
+  /**
+   * Per grouped table (`schema.table`), per group in output order, where its rows lie in the output:
+   * [offset, length]; rows of no group are the group ''.
+   */
   readonly ranges = new Map<string, Map<string, [number, number]>>();
   /** Grouped tables whose rows were left as dumped (no ranges for them). */
   readonly ungrouped: string[] = [];
@@ -365,11 +368,10 @@ export class DumpRowOrder extends Transform {
         for (const row of rows) {
           const g = groupOf.get(row)!;
           const n = 1 + this.intSize + row.length;
-          if (g) {
-            const r = ranges.get(g);
-            if (r) r[1] += n;
-            else ranges.set(g, [at, n]);
-          }
+          // Rows of no group ('') too: the ranges, in output order, cover the whole table.
+          const r = ranges.get(g);
+          if (r) r[1] += n;
+          else ranges.set(g, [at, n]);
           at += n;
         }
       } else rows.sort(compareRows(keyColumn(b.entry.copyStmt)));

@@ -116,14 +116,18 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       const key = (domainUid: string, uid: string) => `${domainUid}\0${uid}`;
       const byOwner = new Map<string, ExportedContainer[]>(all.map((o) => [key(o.domainUid, o.uid), []]));
       if (layout) {
-        rowExport = { intSize: order.integerSize, columns: await tableColumns(c2!, Object.keys(layout.tables)) };
+        const blocks: NonNullable<PgManifest['rowExport']>['tables'] = {};
+        for (const [table, ranges] of order.ranges) {
+          const groups = [...ranges];
+          if (!groups.length) continue;
+          groups.forEach(([, r], i) => {
+            if (i && r[0] !== groups[i - 1][1][0] + groups[i - 1][1][1]) throw new Error(`the rows of ${table} are not contiguous in the dump`);
+          });
+          blocks[table] = { start: groups[0][1][0], groups: groups.map(([g, r]) => [g, r[1]]) };
+        }
+        rowExport = { intSize: order.integerSize, columns: await tableColumns(c2!, Object.keys(layout.tables)), tables: blocks };
         for (const { container: cont, id } of layout.containers) {
-          const rows: Record<string, [number, number]> = {};
-          for (const table of Object.keys(layout.tables)) {
-            const r = order.ranges.get(table)?.get(id);
-            if (r) rows[table] = r;
-          }
-          byOwner.get(key(cont.domainUid, cont.owner))?.push({ uid: cont.uid, type: cont.type, name: cont.name, items: cont.itemCount, path, rows });
+          byOwner.get(key(cont.domainUid, cont.owner))?.push({ uid: cont.uid, type: cont.type, name: cont.name, items: cont.itemCount, path, id });
         }
       } else {
         for await (const { owner, container: cont, data, items } of exports!) {

@@ -33,8 +33,8 @@ export interface ExportedContainer {
   items: number;
   /** The export file; in format 2 with `rows`, the dump the export is derived from. */
   path: string;
-  /** Format 2: per table (`schema.table`), where the container's rows lie in the dump: [offset, length]. */
-  rows?: Record<string, [number, number]>;
+  /** Format 2 with derived exports: the container's database id, its rows' group in `rowExport.tables`. */
+  id?: string;
 }
 
 export interface ExportedEntity extends DirectoryEntity {
@@ -61,7 +61,16 @@ export interface PgManifest {
    * Format 2, when the exports are derived from the dump: the size of the dump's integers (its row framing) and
    * the columns of every table a container's rows come from, in COPY order, with their types.
    */
-  rowExport?: { intSize: number; columns: Record<string, { name: string; type: string }[]> };
+  rowExport?: {
+    intSize: number;
+    columns: Record<string, { name: string; type: string }[]>;
+    /**
+     * Per table, where its rows start in the dump and its groups (container ids) in dump order with the length
+     * of their rows: a group's rows start where the lengths before it end. Lengths, not offsets, so that a
+     * generation where a few containers changed has a manifest that differs in those few numbers only.
+     */
+    tables: Record<string, { start: number; groups: [string, number][] }>;
+  };
 }
 
 /** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
@@ -143,25 +152,26 @@ export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, p
  * those bytes of the dump), else read from its export file.
  */
 export async function* containerExport(repo: Repository, snapshot: SnapshotInfo, manifest: PgManifest, c: ExportedContainer, host: EntityDataReader): AsyncGenerator<string> {
-  if (!c.rows || !manifest.rowExport) {
+  if (c.id === undefined || !manifest.rowExport) {
     yield* readEntityExport(repo, snapshot, c.path);
     return;
   }
   if (!host.rowExport) throw new Error(`this host cannot read the exports of generation ${snapshot.id.slice(0, 8)}: they are derived from the dump`);
   const { intSize, columns } = manifest.rowExport;
+  const ranges = groupRanges(manifest);
   const tables: Record<string, { columns: string[]; rows: string[][] }> = {};
   for (const [table, cols] of Object.entries(columns)) {
-    const range = c.rows[table];
+    const range = ranges.get(table)?.get(c.id);
     const rows: string[][] = [];
     if (range) {
-      const data = await readAll(openFile(repo, snapshot, c.path, { start: range[0], end: range[0] + range[1] }));
+      const data = await readAll(openFile(repo, snapshot, manifest.dump.path, { start: range[0], end: range[0] + range[1] }));
       // pg_dump's framing: a sign byte and an intSize little-endian length before each row.
       for (let at = 0; at < data.length; ) {
         if (at + 1 + intSize > data.length) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);
         let len = 0;
         for (let i = 0; i < intSize; i++) len += data[at + 1 + i] * 2 ** (8 * i);
         at += 1 + intSize;
-        if (data[at + len - 1] !== 10 || at + len > data.length) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);
+        if (at + len > data.length || data[at + len - 1] !== 10) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);
         const values = copyFields(data.toString('utf8', at, at + len - 1));
         if (values.length !== cols.length) throw new Error(`a row of ${c.uid} in ${table} has ${values.length} values for ${cols.length} columns`);
         rows.push(values.map((v, i) => jsonValue(v, cols[i].type)));
@@ -171,6 +181,26 @@ export async function* containerExport(repo: Repository, snapshot: SnapshotInfo,
     tables[table] = { columns: cols.map((x) => x.name), rows };
   }
   yield* host.rowExport.lines(c.type, tables);
+}
+
+/** Per table, per group, [offset, length] in the dump (from the lengths in dump order); computed once per manifest. */
+const rangesOf = new WeakMap<PgManifest, Map<string, Map<string, [number, number]>>>();
+function groupRanges(manifest: PgManifest): Map<string, Map<string, [number, number]>> {
+  let out = rangesOf.get(manifest);
+  if (!out) {
+    out = new Map();
+    for (const [table, { start, groups }] of Object.entries(manifest.rowExport?.tables ?? {})) {
+      const m = new Map<string, [number, number]>();
+      let at = start;
+      for (const [g, len] of groups) {
+        m.set(g, [at, len]);
+        at += len;
+      }
+      out.set(table, m);
+    }
+    rangesOf.set(manifest, out);
+  }
+  return out;
 }
 
 /** The lines of one container export of a generation (reads only that stream). */
