@@ -166,9 +166,10 @@ export interface RowExport {
   /**
    * Inside the snapshot: the exported containers with their database ids, how each table's rows belong to a
    * container (the column holding the container id, or `byItem`: the column holding an item id, whose container
-   * `itemContainer` gives).
+   * `itemContainer` gives). Null when the installation is too large to hold that map in memory: the exports are
+   * then stored as files.
    */
-  layout(q: SnapshotQuery): Promise<{
+  layout(q: SnapshotQuery): Promise<null | {
     containers: { container: EntityContainer; id: string }[];
     tables: Record<string, { column: string; byItem?: boolean }>;
     itemContainer: Map<string, string>;

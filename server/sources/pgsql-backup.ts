@@ -30,6 +30,8 @@ export interface DatabasePartOptions {
   /** Called once the snapshot is exported, before anything is read from it (tests write concurrently here). */
   afterSnapshot?: (snapshotId: string) => Promise<void>;
   pgDump?: string;
+  /** A table whose rows are more than this is left as dumped (default 256 MiB; exports are then stored as files). */
+  maxTableBytes?: number;
   /** Exports larger than this go through the stream chunker, smaller ones are one blob (default 16 KiB). */
   exportStreamThreshold?: number;
 }
@@ -44,7 +46,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
   const c = await connect(s);
   let c2: pg.Client | undefined;
   let exports: Prefetch<ContainerExport> | undefined;
-  let layout: Awaited<ReturnType<NonNullable<EntityDataReader['rowExport']>['layout']>> | undefined;
+  let layout: NonNullable<Awaited<ReturnType<NonNullable<EntityDataReader['rowExport']>['layout']>>> | undefined;
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snap = (await c.query<{ id: string; v: string }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v`)).rows[0];
@@ -65,8 +67,8 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       owners = reader.owners(q2);
       owners.catch(() => {});
       // Exports derived from the dump's own rows when the host can: they are then not stored a second time.
-      if (reader.rowExport) layout = await reader.rowExport.layout(q2);
-      else exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
+      if (reader.rowExport) layout = (await reader.rowExport.layout(q2)) ?? undefined;
+      if (!layout) exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
     }
 
     // The dump: pg_dump's stdout goes straight into the archiver; the stream ends only on success.
@@ -78,7 +80,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     out.on('error', () => {});
     // Rows in key order rather than heap order (see pgdump-order.ts): a few changed rows cost a few chunks.
     const groups = layout && new Map(Object.entries(layout.tables).map(([t, g]) => [t, { column: g.column, via: g.byItem ? layout!.itemContainer : undefined }]));
-    const order = new DumpRowOrder(undefined, groups);
+    const order = new DumpRowOrder(opts.maxTableBytes, groups);
     child.stdout!.pipe(order).pipe(out, { end: false });
     let bytes = 0;
     child.stdout!.on('data', (b: Buffer) => (bytes += b.length));

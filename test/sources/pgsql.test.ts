@@ -262,7 +262,7 @@ describe('bm/pgsql part', () => {
 });
 
 describe('exports derived from the dump', () => {
-  it("give every container's lines as the host exports them, reading only that container's rows; a host without rowExport stores export files", async () => {
+  it("give every container's lines as the host exports them, reading only that container's rows; without rowExport, or with a table over the limit, export files with the same lines", async () => {
     const fresh = await Repository.init(new LocalStorage(await mkdtemp(path.join(tmpdir(), 'dp-repo-derived-'))));
     try {
       const { snapshot, manifest } = await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: host.entityData });
@@ -271,7 +271,7 @@ describe('exports derived from the dump', () => {
       const { clientQuery } = await import('../../server/host/query.js');
       await withClient(sb.db, async (c) => {
         const q = clientQuery(c);
-        const { containers } = await host.entityData.rowExport!.layout(q);
+        const { containers } = (await host.entityData.rowExport!.layout(q))!;
         const live = new Map(containers.map((x) => [x.container.uid, x.container]));
         let compared = 0;
         for (const e of manifest.entities) {
@@ -293,13 +293,22 @@ describe('exports derived from the dump', () => {
       const top = (await readDir(fresh, snapshot, '/')).map((n) => n.name).sort();
       expect(top).toEqual(['dump', 'manifest.json', 'users']);
 
-      const { snapshot: s2, manifest: m2 } = await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: { ...host.entityData, rowExport: undefined } });
-      expect(m2.rowExport).toBeUndefined();
-      const ct = m2.entities.find((e) => e.containers.length)!.containers[0];
-      expect(ct.path).toMatch(/^\/entities\//);
-      const lines: string[] = [];
-      for await (const l of containerExport(fresh, s2, m2, ct, host.entityData)) lines.push(l);
-      expect(lines.length - 1).toBe(ct.items);
+      // A host without rowExport, and a dump that could not be rewritten (a table over the limit), store files.
+      const noRows = await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: { ...host.entityData, rowExport: undefined } });
+      const tooLarge = await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: host.entityData, maxTableBytes: 4096 });
+      expect(tooLarge.manifest.dump.rowOrder.passthrough).toMatch(/larger than 4096/);
+      for (const { snapshot: s2, manifest: m2 } of [noRows, tooLarge]) {
+        expect(m2.rowExport).toBeUndefined();
+        const ct = m2.entities.find((e) => e.containers.some((c) => c.items > 3))!.containers.find((c) => c.items > 3)!;
+        expect(ct.path).toMatch(/^\/entities\//);
+        const lines: unknown[] = [];
+        for await (const l of containerExport(fresh, s2, m2, ct, host.entityData)) lines.push(JSON.parse(l));
+        expect(lines.length - 1).toBe(ct.items);
+        const derived = manifest.entities.flatMap((e) => e.containers).find((c) => c.uid === ct.uid)!;
+        const want: unknown[] = [];
+        for await (const l of containerExport(fresh, snapshot, manifest, derived, host.entityData)) want.push(JSON.parse(l));
+        expect(lines).toEqual(want);
+      }
     } finally {
       await fresh.close();
     }

@@ -4,8 +4,15 @@
 import type { ContainerType, RowExport } from '../port.js';
 import { exportColumns, ITEM_TABLES, TYPES_SQL, type Columns } from './entities.js';
 
+/** Items beyond which the item → container map (about 100 bytes an item) is not built: exports are stored. */
+export const MAX_DERIVED_ITEMS = 1_000_000;
+
 export const referenceRowExport: RowExport = {
   async layout(q) {
+    const [{ n }] = await q.query<{ n: string }>(
+      `SELECT count(*) AS n FROM t_container_item i JOIN t_container c ON c.id = i.container_id WHERE c.container_type IN (${TYPES_SQL})`,
+    );
+    if (Number(n) > MAX_DERIVED_ITEMS) return null;
     const cols = await exportColumns(q);
     const tables: Record<string, { column: string; byItem?: boolean }> = {
       'public.t_container': { column: 'id' },
