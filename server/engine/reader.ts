@@ -24,12 +24,38 @@ export async function readDir(repo: Repository, snapshot: SnapshotInfo, path: st
   return node.subtree ? (await repo.loadTree(node.subtree)).nodes : [];
 }
 
-/** Streams one file of a snapshot (a database dump to pg_restore, an entity export), blob by blob, verified. */
-export function openFile(repo: Repository, snapshot: SnapshotInfo, path: string): Readable {
+/**
+ * Streams one file of a snapshot (a database dump to pg_restore, an entity export), blob by blob, verified.
+ * With `range`, only the bytes [start, end) of the file, reading only the blobs that hold them.
+ */
+export function openFile(repo: Repository, snapshot: SnapshotInfo, path: string, range?: { start: number; end: number }): Readable {
   async function* blobs(): AsyncGenerator<Buffer> {
     const node = await findNode(repo, snapshot, path);
     if (node.type !== 'file') throw new NotFoundError(`${path}: not a file in snapshot ${snapshot.id.slice(0, 8)}`);
-    const ids = node.content ?? [];
+    let ids = node.content ?? [];
+    // The blobs over the range, and where the first one starts in the file (sizes from the index).
+    let skip = 0;
+    let want = Infinity;
+    if (range) {
+      if (range.start < 0 || range.end < range.start || range.end > node.size) throw new NotFoundError(`${path}: bytes ${range.start}-${range.end} are not in the file (${node.size} bytes)`);
+      let at = 0;
+      let first = ids.length;
+      let last = ids.length;
+      for (let i = 0; i < ids.length; i++) {
+        const n = repo.blobLocation(ids[i]).rawLength;
+        if (first === ids.length && at + n > range.start) {
+          first = i;
+          skip = range.start - at;
+        }
+        at += n;
+        if (at >= range.end) {
+          last = i + 1;
+          break;
+        }
+      }
+      ids = range.end > range.start ? ids.slice(first, last) : [];
+      want = range.end - range.start;
+    }
     // Read a few blobs ahead so that storage latency overlaps with the consumer.
     const ahead: Promise<Buffer>[] = [];
     let next = 0;
@@ -39,7 +65,14 @@ export function openFile(repo: Repository, snapshot: SnapshotInfo, path: string)
         p.catch(() => {});
         ahead.push(p);
       }
-      yield await ahead.shift()!;
+      let b = await ahead.shift()!;
+      if (skip) {
+        b = b.subarray(skip);
+        skip = 0;
+      }
+      if (b.length > want) b = b.subarray(0, want);
+      want -= b.length;
+      if (b.length) yield b;
     }
   }
   return Readable.from(blobs(), { objectMode: false });

@@ -150,6 +150,43 @@ export interface EntityDataReader {
   exportAll?(q: SnapshotQuery): AsyncIterable<{ container: EntityContainer; lines: string[] }>;
   /** The uids of a container's items (empty when the container does not exist): what still exists, live. */
   itemUids(q: SnapshotQuery, containerUid: string): Promise<string[]>;
+  /**
+   * What restoring a deleted user needs of the directory (its entry, account, mailbox rows, group and unit
+   * memberships…), one JSON text per user in the host's own shape, by domain then uid; `only` reads one user
+   * (whatever its kind). The backup saves them beside the exports, so that complete.restore.user reads one user's
+   * record and not the whole database; DirectoryWriter.restoreUser writes one back.
+   */
+  userRecords(q: SnapshotQuery, only?: { domainUid: string; uid: string }): AsyncIterable<SavedUserRecord>;
+  /** Optional: exports derived from the dump's own rows, so that the backup stores no second copy of them. */
+  rowExport?: RowExport;
+}
+
+/** How the exports of a host are derived from the rows of its database dump (tables named `schema.table`). */
+export interface RowExport {
+  /**
+   * Inside the snapshot: the exported containers with their database ids, how each table's rows belong to a
+   * container (the column holding the container id, or `byItem`: the column holding an item id, whose container
+   * `itemContainer` gives). Null when the installation is too large to hold that map in memory: the exports are
+   * then stored as files.
+   */
+  layout(q: SnapshotQuery): Promise<null | {
+    containers: { container: EntityContainer; id: string }[];
+    tables: Record<string, { column: string; byItem?: boolean }>;
+    itemContainer: Map<string, string>;
+  }>;
+  /**
+   * One container's export lines, as exportContainer gives them, from its rows: per layout table, its columns and
+   * the container's rows, each value as JSON text (as PostgreSQL renders it in JSON).
+   */
+  lines(type: ContainerType, tables: Record<string, { columns: string[]; rows: string[][] }>): string[];
+}
+
+/** One user's directory rows as a generation saved them (EntityDataReader.userRecords). */
+export interface SavedUserRecord {
+  domainUid: string;
+  uid: string;
+  /** JSON text, read only by the host that wrote it. */
+  record: string;
 }
 
 /**
@@ -246,10 +283,10 @@ export interface TreeReplacer {
 /** Writes directory entries back (complete.restore.user, replace.ou). */
 export interface DirectoryWriter {
   /**
-   * Recreates (or overwrites) a user's directory rows from `from`, a copy of the database as the generation saved
-   * it; group memberships are restored for the groups that still exist.
+   * Recreates (or overwrites) a user's directory rows from its saved record (EntityDataReader.userRecords); group
+   * memberships are restored for the groups that still exist.
    */
-  restoreUser(from: ConnectionSettings, domainUid: string, uid: string): Promise<{ groups: number; groupsGone: number }>;
+  restoreUser(record: string, domainUid: string, uid: string): Promise<{ groups: number; groupsGone: number }>;
   /** Renames an organisational unit back, or recreates it (and missing parents, by name) when it is gone. */
   restoreOrgUnit(domainUid: string, uid: string, ouPath: string[]): Promise<'renamed' | 'recreated' | 'unchanged'>;
 }

@@ -7,7 +7,11 @@
 // Everything but the rows passes through byte for byte (header, table of contents, block framing: one chunk per
 // row as pg_dump writes them, so data offsets in the TOC stay valid). Anything unexpected (another archive
 // version, compressed data, large objects, a table larger than the memory limit) is passed through unchanged
-// from that point on. Format: PostgreSQL's pg_backup_archiver.c / pg_backup_custom.c, archive versions 1.14–1.15.
+// from that point on.
+//
+// With `groups`, the rows of the tables it names are ordered by group first (e.g. an item's container), and
+// where each group's rows lie in the output is recorded (`ranges`): a container's rows can then be read back from
+// the stored dump alone. Format: PostgreSQL's pg_backup_archiver.c / pg_backup_custom.c, archive versions 1.14–1.15.
 
 import { Transform, type TransformCallback } from 'node:stream';
 
@@ -118,6 +122,33 @@ function field(line: Buffer, index: number): string | null {
   return line.toString('latin1', start, tab < 0 ? line.length - 1 : tab);
 }
 
+/** Integers compare numerically (as text, so any size), everything else after them as text. */
+function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const ia = /^-?\d+$/.test(a);
+  const ib = /^-?\d+$/.test(b);
+  if (ia !== ib) return ia ? -1 : 1;
+  if (!ia) return a < b ? -1 : 1;
+  const na = a.startsWith('-');
+  const nb = b.startsWith('-');
+  if (na !== nb) return na ? -1 : 1;
+  const c = a.length !== b.length ? a.length - b.length : a < b ? -1 : 1;
+  return na ? -c : c;
+}
+
+/** Where a table's rows are grouped: the column naming a row's group, through `via` when given (item → container). */
+export interface RowGroup {
+  column: string;
+  via?: Map<string, string>;
+}
+
+/** The columns of a `COPY tbl (a, b, …) FROM stdin;` statement, and its table as `schema.table`. */
+export function copyTarget(copyStmt: string | null): { table: string; columns: string[] } | null {
+  const m = copyStmt ? /^COPY\s+(\S+)\s+\(([^)]*)\)\s+FROM\s+stdin/i.exec(copyStmt) : null;
+  if (!m) return null;
+  return { table: m[1].replace(/"/g, ''), columns: m[2].split(',').map((c) => c.trim().replace(/^"|"$/g, '')) };
+}
+
 /** Integers compare numerically (as text, so any size), everything else after them, then whole rows bytewise. */
 function compareRows(key: number) {
   const keys = new Map<Buffer, string | null>();
@@ -158,14 +189,36 @@ export class DumpRowOrder extends Transform {
   private intSize = 4;
   private toc = new Map<number, TocEntry>();
 
-  constructor(private readonly maxTableBytes = 256 * 1024 * 1024) {
+  /**
+   * Per grouped table (`schema.table`), per group in output order, where its rows lie in the output:
+   * [offset, length]; rows of no group are the group ''.
+   */
+  readonly ranges = new Map<string, Map<string, [number, number]>>();
+  /** Grouped tables whose rows were left as dumped (no ranges for them). */
+  readonly ungrouped: string[] = [];
+
+  /** The archive's integer size (row framing), known once the header is read. */
+  get integerSize(): number {
+    return this.intSize;
+  }
+  private outBytes = 0;
+
+  constructor(
+    private readonly maxTableBytes = 256 * 1024 * 1024,
+    private readonly groups?: Map<string, RowGroup>,
+  ) {
     super();
+  }
+
+  private out(b: Buffer): void {
+    this.outBytes += b.length;
+    this.push(b);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
       if (this.state === 'through') {
-        this.push(chunk);
+        this.out(chunk);
         return done();
       }
       this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
@@ -183,9 +236,9 @@ export class DumpRowOrder extends Transform {
       this.blk = null;
       const out: Buffer[] = [b.header];
       for (const c of b.chunks) out.push(this.intBytes(c.length), c);
-      this.push(Buffer.concat(out));
+      this.out(Buffer.concat(out));
     }
-    if (this.pending.length) this.push(this.pending);
+    if (this.pending.length) this.out(this.pending);
     this.pending = Buffer.alloc(0);
     done();
   }
@@ -193,7 +246,7 @@ export class DumpRowOrder extends Transform {
   private through(reason: string): void {
     this.stats.passthrough = reason;
     this.state = 'through';
-    if (this.pending.length) this.push(this.pending);
+    if (this.pending.length) this.out(this.pending);
     this.pending = Buffer.alloc(0);
   }
 
@@ -206,7 +259,7 @@ export class DumpRowOrder extends Transform {
         const h = parseHead(this.pending);
         this.intSize = h.intSize;
         this.toc = h.toc;
-        this.push(this.pending.subarray(0, h.end));
+        this.out(this.pending.subarray(0, h.end));
         this.pending = this.pending.subarray(h.end);
         this.state = 'data';
       } catch (e) {
@@ -270,7 +323,7 @@ export class DumpRowOrder extends Transform {
     this.blk = null;
     const out: Buffer[] = [b.header];
     for (const c of b.chunks) out.push(this.intBytes(c.length), c);
-    this.push(Buffer.concat(out));
+    this.out(Buffer.concat(out));
     this.through(reason);
   }
 
@@ -293,16 +346,42 @@ export class DumpRowOrder extends Transform {
     const out: Buffer[] = [b.header];
     if (!ok) {
       // Not the shape pg_dump writes for COPY data: leave this block as it was.
+      const target = copyTarget(b.entry.copyStmt);
+      if (target && this.groups?.has(target.table)) this.ungrouped.push(target.table);
       for (const c of b.chunks) out.push(this.intBytes(c.length), c);
     } else {
-      rows.sort(compareRows(keyColumn(b.entry.copyStmt)));
+      const target = copyTarget(b.entry.copyStmt);
+      const grouping = target && this.groups?.get(target.table);
+      const gcol = grouping ? target.columns.indexOf(grouping.column) : -1;
+      if (grouping && gcol >= 0) {
+        // Rows by group, then by key; each group's rows recorded where they land.
+        const groupOf = new Map<Buffer, string>();
+        for (const row of rows) {
+          const v = field(row, gcol);
+          groupOf.set(row, (v !== null && (grouping.via ? grouping.via.get(v) : v)) || '');
+        }
+        const byKey = compareRows(keyColumn(b.entry.copyStmt));
+        rows.sort((x, y) => compareKeys(groupOf.get(x)!, groupOf.get(y)!) || byKey(x, y));
+        const ranges = new Map<string, [number, number]>();
+        this.ranges.set(target.table, ranges);
+        let at = this.outBytes + b.header.length;
+        for (const row of rows) {
+          const g = groupOf.get(row)!;
+          const n = 1 + this.intSize + row.length;
+          // Rows of no group ('') too: the ranges, in output order, cover the whole table.
+          const r = ranges.get(g);
+          if (r) r[1] += n;
+          else ranges.set(g, [at, n]);
+          at += n;
+        }
+      } else rows.sort(compareRows(keyColumn(b.entry.copyStmt)));
       for (const row of rows) out.push(this.intBytes(row.length), row);
       out.push(this.intBytes(TERMINATOR.length), TERMINATOR);
       this.stats.tablesSorted++;
       this.stats.rowsSorted += rows.length;
     }
     out.push(this.intBytes(0));
-    this.push(Buffer.concat(out));
+    this.out(Buffer.concat(out));
   }
 
   private intBytes(v: number): Buffer {

@@ -1,8 +1,10 @@
 // The `bm/pgsql` part: `pg_dump --format=custom --compress=0` streamed straight into the engine (no temp file, so
 // the stream chunker deduplicates unchanged tables between generations; each table's rows are put in key order on
 // the way, see pgdump-order.ts), and, from the very same snapshot
-// (pg_export_snapshot + pg_dump --snapshot), the per-entity exports single restores read, plus a manifest
-// with per-table fingerprints that a database restore checks against (layout in pgsql-manifest.ts).
+// (pg_export_snapshot + pg_dump --snapshot), what single restores read, plus a manifest with per-table
+// fingerprints that a database restore checks against (layout in pgsql-manifest.ts). When the host can
+// (EntityDataReader.rowExport), a container's export is not stored: the dump's rows are grouped by container
+// and the manifest says where each container's rows lie, so the export is derived from those bytes of the dump.
 
 import { PassThrough, Readable } from 'node:stream';
 import type pg from 'pg';
@@ -14,7 +16,7 @@ import { redactPassword } from '../pg/redact.js';
 import { describe, type ConnectionSettings } from '../pg/settings.js';
 import { DumpRowOrder } from './pgdump-order.js';
 import {
-  dumpPath, entityExportPath, PG_MANIFEST_FORMAT, PG_MANIFEST_PATH, tableFingerprints,
+  dumpPath, entityExportPath, PG_MANIFEST_FORMAT, PG_MANIFEST_PATH, tableFingerprints, userRecordLine, userRecordsPath,
   type ExportedContainer, type ExportedEntity, type PgManifest,
 } from './pgsql-manifest.js';
 import { pgTool, ToolError, toolVersion } from './pgsql-tool.js';
@@ -28,6 +30,8 @@ export interface DatabasePartOptions {
   /** Called once the snapshot is exported, before anything is read from it (tests write concurrently here). */
   afterSnapshot?: (snapshotId: string) => Promise<void>;
   pgDump?: string;
+  /** A table whose rows are more than this is left as dumped (default 256 MiB; exports are then stored as files). */
+  maxTableBytes?: number;
   /** Exports larger than this go through the stream chunker, smaller ones are one blob (default 16 KiB). */
   exportStreamThreshold?: number;
 }
@@ -42,6 +46,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
   const c = await connect(s);
   let c2: pg.Client | undefined;
   let exports: Prefetch<ContainerExport> | undefined;
+  let layout: NonNullable<Awaited<ReturnType<NonNullable<EntityDataReader['rowExport']>['layout']>>> | undefined;
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snap = (await c.query<{ id: string; v: string }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v`)).rows[0];
@@ -61,7 +66,9 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       const reader = opts.entities;
       owners = reader.owners(q2);
       owners.catch(() => {});
-      exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
+      // Exports derived from the dump's own rows when the host can: they are then not stored a second time.
+      if (reader.rowExport) layout = (await reader.rowExport.layout(q2)) ?? undefined;
+      if (!layout) exports = new Prefetch(produceExports(reader, q2, owners), (x) => x.data.length, 64 * 1024 * 1024);
     }
 
     // The dump: pg_dump's stdout goes straight into the archiver; the stream ends only on success.
@@ -72,7 +79,8 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     // The archiver may not be reading yet when pg_dump fails; the error reaches it through the stream's state.
     out.on('error', () => {});
     // Rows in key order rather than heap order (see pgdump-order.ts): a few changed rows cost a few chunks.
-    const order = new DumpRowOrder();
+    const groups = layout && new Map(Object.entries(layout.tables).map(([t, g]) => [t, { column: g.column, via: g.byItem ? layout!.itemContainer : undefined }]));
+    const order = new DumpRowOrder(opts.maxTableBytes, groups);
     child.stdout!.pipe(order).pipe(out, { end: false });
     let bytes = 0;
     child.stdout!.on('data', (b: Buffer) => (bytes += b.length));
@@ -97,21 +105,61 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
 
     const tables = await fingerprints;
     const entities: ExportedEntity[] = [];
-    if (exports) {
+    let rowExport: PgManifest['rowExport'];
+    if (layout && (order.stats.passthrough || order.ungrouped.length)) {
+      // The dump was not rewritten as expected: no ranges to derive the exports from; export them as before
+      // (still inside the snapshot).
+      opts.progress?.notice?.(`database ${describe(s)}: exports stored as files (${order.stats.passthrough ?? `rows of ${order.ungrouped.join(', ')} left as dumped`})`);
+      exports = new Prefetch(produceExports(opts.entities!, clientQuery(c2!), owners), (x) => x.data.length, 64 * 1024 * 1024);
+      layout = undefined;
+    }
+    if (opts.entities) {
       const all = await owners;
       const key = (domainUid: string, uid: string) => `${domainUid}\0${uid}`;
       const byOwner = new Map<string, ExportedContainer[]>(all.map((o) => [key(o.domainUid, o.uid), []]));
-      for await (const { owner, container: cont, data, items } of exports) {
-        const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
-        // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
-        // changed items cost a few chunks, not the whole export.
-        if (data.length > (opts.exportStreamThreshold ?? 16 * 1024)) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
-        else await archiver.addBytes(p, data);
-        byOwner.get(key(owner.domainUid, owner.uid))!.push({ uid: cont.uid, type: cont.type, name: cont.name, items, path: p });
+      if (layout) {
+        const blocks: NonNullable<PgManifest['rowExport']>['tables'] = {};
+        for (const [table, ranges] of order.ranges) {
+          const groups = [...ranges];
+          if (!groups.length) continue;
+          groups.forEach(([, r], i) => {
+            if (i && r[0] !== groups[i - 1][1][0] + groups[i - 1][1][1]) throw new Error(`the rows of ${table} are not contiguous in the dump`);
+          });
+          blocks[table] = { start: groups[0][1][0], groups: groups.map(([g, r]) => [g, r[1]]) };
+        }
+        rowExport = { intSize: order.integerSize, columns: await tableColumns(c2!, Object.keys(layout.tables)), tables: blocks };
+        for (const { container: cont, id } of layout.containers) {
+          byOwner.get(key(cont.domainUid, cont.owner))?.push({ uid: cont.uid, type: cont.type, name: cont.name, items: cont.itemCount, path, id });
+        }
+      } else {
+        for await (const { owner, container: cont, data, items } of exports!) {
+          const p = entityExportPath(owner.domainUid, owner.uid, cont.uid);
+          // Containers beyond a few items go through the stream chunker (items in uid order), so that a few
+          // changed items cost a few chunks, not the whole export.
+          if (data.length > (opts.exportStreamThreshold ?? 16 * 1024)) await archiver.addStream(p, Readable.from([data]), { chunker: 'stream' });
+          else await archiver.addBytes(p, data);
+          byOwner.get(key(owner.domainUid, owner.uid))!.push({ uid: cont.uid, type: cont.type, name: cont.name, items, path: p });
+        }
       }
       for (const owner of all) {
         const containers = byOwner.get(key(owner.domainUid, owner.uid))!.sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
         entities.push({ ...owner, containers });
+      }
+    }
+    // Each user's directory record, a file per domain: what complete.restore.user reads instead of the dump.
+    // After the exports: they share the second connection.
+    const users: NonNullable<PgManifest['users']> = [];
+    if (opts.entities && c2) {
+      const byDomain = new Map<string, string[]>();
+      for await (const r of opts.entities.userRecords(clientQuery(c2))) {
+        let lines = byDomain.get(r.domainUid);
+        if (!lines) byDomain.set(r.domainUid, (lines = []));
+        lines.push(userRecordLine(r.uid, r.record));
+      }
+      for (const [domainUid, lines] of [...byDomain].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        const path = userRecordsPath(domainUid);
+        await archiver.addStream(path, Readable.from([Buffer.from(lines.join('\n') + '\n')]), { chunker: 'stream' });
+        users.push({ domainUid, users: lines.length, path });
       }
     }
     const manifest: PgManifest = {
@@ -126,6 +174,8 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       },
       tables,
       entities,
+      ...(opts.entities ? { users } : {}),
+      ...(rowExport ? { rowExport } : {}),
     };
     // One entity per line, after the fields that change every time: the stream chunker then stores only the
     // lines of entities that changed, not the whole list again (it is megabytes on a large directory).
@@ -140,6 +190,20 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     if (c2) await c2.end().catch(() => {});
     await c.end().catch(() => {});
   }
+}
+
+/** Columns of tables (`schema.table`) in attribute order, which is pg_dump's COPY order, with their types. */
+async function tableColumns(c: pg.Client, tables: string[]): Promise<Record<string, { name: string; type: string }[]>> {
+  const out: Record<string, { name: string; type: string }[]> = {};
+  for (const t of tables) {
+    const r = await c.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+        WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`,
+      [t],
+    );
+    out[t] = r.rows;
+  }
+  return out;
 }
 
 interface ContainerExport {

@@ -4,16 +4,21 @@
 // Part layout:
 //   /manifest.json                                      what is in the part (see PgManifest)
 //   /dump/<database>.pgdump                             the custom-format dump
-//   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container
+//   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container (format 1, or a host
+//                                                       without rowExport; format 2 derives them from the dump)
+//   /users/<domainUid>.jsonl                            each user's directory record, one line per user
 
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { openFile, type Repository, type SnapshotInfo } from '../engine/index.js';
 import type { DirectoryEntity, EntityContainer } from '../host/port.js';
 import { quoteIdent } from '../pg/ident.js';
+import type { EntityDataReader } from '../host/port.js';
+import { copyFields, jsonValue } from './copy-rows.js';
 
 export const PG_MANIFEST_PATH = '/manifest.json';
-export const PG_MANIFEST_FORMAT = 1;
+/** 2: exports derived from the dump's rows (`rowExport`, containers' `rows`); 1: export files only. */
+export const PG_MANIFEST_FORMAT = 2;
 
 export interface TableFingerprint {
   rows: number;
@@ -26,7 +31,10 @@ export interface ExportedContainer {
   type: EntityContainer['type'];
   name: string;
   items: number;
+  /** The export file; in format 2 with `rows`, the dump the export is derived from. */
   path: string;
+  /** Format 2 with derived exports: the container's database id, its rows' group in `rowExport.tables`. */
+  id?: string;
 }
 
 export interface ExportedEntity extends DirectoryEntity {
@@ -44,6 +52,25 @@ export interface PgManifest {
   dump: { path: string; bytes: number; tool: string; rowOrder: { tables: number; rows: number; passthrough?: string } };
   tables: Record<string, TableFingerprint>;
   entities: ExportedEntity[];
+  /**
+   * Per domain, the file of its users' directory records (what complete.restore.user reads); absent in
+   * generations written before them, whose users come back from a scratch copy of the whole dump.
+   */
+  users?: { domainUid: string; users: number; path: string }[];
+  /**
+   * Format 2, when the exports are derived from the dump: the size of the dump's integers (its row framing) and
+   * the columns of every table a container's rows come from, in COPY order, with their types.
+   */
+  rowExport?: {
+    intSize: number;
+    columns: Record<string, { name: string; type: string }[]>;
+    /**
+     * Per table, where its rows start in the dump and its groups (container ids) in dump order with the length
+     * of their rows: a group's rows start where the lengths before it end. Lengths, not offsets, so that a
+     * generation where a few containers changed has a manifest that differs in those few numbers only.
+     */
+    tables: Record<string, { start: number; groups: [string, number][] }>;
+  };
 }
 
 /** File-name-safe form of a uid (container uids hold `:`; a `/` would make a directory). */
@@ -53,6 +80,15 @@ function pathSegment(s: string): string {
 
 export function entityExportPath(domainUid: string, entityUid: string, containerUid: string): string {
   return `/entities/${pathSegment(domainUid)}/${pathSegment(entityUid)}/${pathSegment(containerUid)}.jsonl`;
+}
+
+export function userRecordsPath(domainUid: string): string {
+  return `/users/${pathSegment(domainUid)}.jsonl`;
+}
+
+/** One line of a users file: the uid first, so that a reader finds a user without parsing the others. */
+export function userRecordLine(uid: string, record: string): string {
+  return `{"uid":${JSON.stringify(uid)},"record":${record}}`;
 }
 
 export function dumpPath(database: string): string {
@@ -100,6 +136,71 @@ export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Pr
   if (m.kind !== 'pgsql' || typeof m.format !== 'number') throw new Error(`snapshot ${snapshot.id.slice(0, 8)} is not a database part`);
   if (m.format > PG_MANIFEST_FORMAT) throw new Error(`database part format ${m.format} is newer than this program reads (${PG_MANIFEST_FORMAT})`);
   return m;
+}
+
+/** One user's directory record from its domain's users file (reads only that file), or null when it is not there. */
+export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, path: string, uid: string): Promise<string | null> {
+  const prefix = `{"uid":${JSON.stringify(uid)},`;
+  for await (const line of readEntityExport(repo, snapshot, path)) {
+    if (line.startsWith(prefix)) return JSON.stringify((JSON.parse(line) as { record: unknown }).record);
+  }
+  return null;
+}
+
+/**
+ * The export lines of one container of a generation: derived from its rows in the dump (format 2; reads only
+ * those bytes of the dump), else read from its export file.
+ */
+export async function* containerExport(repo: Repository, snapshot: SnapshotInfo, manifest: PgManifest, c: ExportedContainer, host: EntityDataReader): AsyncGenerator<string> {
+  if (c.id === undefined || !manifest.rowExport) {
+    yield* readEntityExport(repo, snapshot, c.path);
+    return;
+  }
+  if (!host.rowExport) throw new Error(`this host cannot read the exports of generation ${snapshot.id.slice(0, 8)}: they are derived from the dump`);
+  const { intSize, columns } = manifest.rowExport;
+  const ranges = groupRanges(manifest);
+  const tables: Record<string, { columns: string[]; rows: string[][] }> = {};
+  for (const [table, cols] of Object.entries(columns)) {
+    const range = ranges.get(table)?.get(c.id);
+    const rows: string[][] = [];
+    if (range) {
+      const data = await readAll(openFile(repo, snapshot, manifest.dump.path, { start: range[0], end: range[0] + range[1] }));
+      // pg_dump's framing: a sign byte and an intSize little-endian length before each row.
+      for (let at = 0; at < data.length; ) {
+        if (at + 1 + intSize > data.length) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);
+        let len = 0;
+        for (let i = 0; i < intSize; i++) len += data[at + 1 + i] * 2 ** (8 * i);
+        at += 1 + intSize;
+        if (at + len > data.length || data[at + len - 1] !== 10) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);
+        const values = copyFields(data.toString('utf8', at, at + len - 1));
+        if (values.length !== cols.length) throw new Error(`a row of ${c.uid} in ${table} has ${values.length} values for ${cols.length} columns`);
+        rows.push(values.map((v, i) => jsonValue(v, cols[i].type)));
+        at += len;
+      }
+    }
+    tables[table] = { columns: cols.map((x) => x.name), rows };
+  }
+  yield* host.rowExport.lines(c.type, tables);
+}
+
+/** Per table, per group, [offset, length] in the dump (from the lengths in dump order); computed once per manifest. */
+const rangesOf = new WeakMap<PgManifest, Map<string, Map<string, [number, number]>>>();
+function groupRanges(manifest: PgManifest): Map<string, Map<string, [number, number]>> {
+  let out = rangesOf.get(manifest);
+  if (!out) {
+    out = new Map();
+    for (const [table, { start, groups }] of Object.entries(manifest.rowExport?.tables ?? {})) {
+      const m = new Map<string, [number, number]>();
+      let at = start;
+      for (const [g, len] of groups) {
+        m.set(g, [at, len]);
+        at += len;
+      }
+      out.set(table, m);
+    }
+    rangesOf.set(manifest, out);
+  }
+  return out;
 }
 
 /** The lines of one container export of a generation (reads only that stream). */

@@ -119,6 +119,31 @@ describe('backup and restore round trip', () => {
   });
 });
 
+describe('reading part of a file', () => {
+  test('gives exactly the bytes of a range, across blob boundaries, reading only the blobs over it', async () => {
+    const data = bytesOf(5, 300_000, true);
+    const a = new Archiver(repo, { server: 'core', tag: 'bm/pgsql' });
+    const node = await a.addStream('/dump', [data]);
+    const snap = await a.commit();
+    expect(node.content!.length).toBeGreaterThan(10);
+    const read = async (start: number, end: number) => {
+      const parts: Buffer[] = [];
+      for await (const b of openFile(repo, snap, '/dump', { start, end })) parts.push(b as Buffer);
+      return Buffer.concat(parts);
+    };
+    for (const [start, end] of [[0, 1], [0, 300_000], [12_345, 98_765], [299_999, 300_000], [50_000, 50_000], [8191, 8193]]) {
+      expect((await read(start, end)).equals(data.subarray(start, end))).toBe(true);
+    }
+    // Only the blobs over the range are read.
+    const reads: string[] = [];
+    const readBlob = repo.readBlob.bind(repo);
+    repo.readBlob = async (id: string) => (reads.push(id), readBlob(id));
+    await read(150_000, 150_100);
+    expect(reads.length).toBeLessThanOrEqual(2);
+    await expect(read(0, 300_001)).rejects.toThrow(/not in the file/);
+  });
+});
+
 describe('streams and generated files across backups', () => {
   test('an unchanged stream and the folders around it add no data and reuse their trees', async () => {
     const d = await tempDir('dp-streams-');

@@ -169,7 +169,13 @@ describe('directory', () => {
     const p = await f.plan(g1, 'complete.restore.user', u.uid);
     expect(p.entry.deleted).toBe(true);
     await validate(f.env(), p);
-    const r = await runRestore(f.env(), p, recordingContext().ctx);
+    // The user's directory rows come from the generation's users file, not from a copy of the whole dump: the
+    // operation runs without ever asking the host for its database.
+    expect(p.catalog.manifest.users?.map((x) => x.domainUid)).toContain(u.domain);
+    const noScratch = Object.assign(Object.create(f.host) as typeof f.host, {
+      databases: async () => { throw new Error('complete.restore.user asked for the database'); },
+    });
+    const r = await runRestore({ ...f.env(), host: noScratch }, p, recordingContext().ctx);
     expect(r.groups).toBe(before.groups.length);
 
     expect(await entry()).toEqual(before.entry);

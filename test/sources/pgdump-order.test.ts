@@ -71,6 +71,45 @@ describe('pg_dump row order', () => {
     expect(await withClient(target, tableFingerprints)).toEqual(await withClient(sb.db, tableFingerprints));
   });
 
+  it('with groups, orders rows by group and says where each group lies; the archive still restores', async () => {
+    // rows_of_items by its item's group (item_id % 7, as an item's container); items by their own id's last digit.
+    const via = new Map(Array.from({ length: 500 }, (_, i) => [String(i), String(i % 7)]));
+    const groups = new Map([['public.rows_of_items', { column: 'item_id', via }], ['public.items', { column: 'id' }]]);
+    const t = new DumpRowOrder(undefined, groups);
+    const parts: Buffer[] = [];
+    for await (const b of Readable.from([dump]).pipe(t)) parts.push(b as Buffer);
+    const out = Buffer.concat(parts);
+    expect(out.length).toBe(dump.length);
+    expect(t.ungrouped).toEqual([]);
+    const rowsAt = ([start, length]: [number, number]) => {
+      const rows: string[] = [];
+      for (let at = start; at < start + length; ) {
+        const len = out.readUInt32LE(at + 1);
+        rows.push(out.toString('utf8', at + 1 + t.integerSize, at + 1 + t.integerSize + len - 1));
+        at += 1 + t.integerSize + len;
+      }
+      return rows;
+    };
+    const ranges = t.ranges.get('public.rows_of_items')!;
+    expect([...ranges.keys()].sort()).toEqual(['0', '1', '2', '3', '4', '5', '6']);
+    let total = 0;
+    for (const [g, range] of ranges) {
+      const rows = rowsAt(range);
+      total += rows.length;
+      expect(rows.every((r) => String(Number(r.split('\t')[1]) % 7) === g)).toBe(true);
+      const keys = rows.map((r) => Number(r.split('\t')[1]));
+      expect(keys).toEqual([...keys].sort((a, b) => a - b));
+    }
+    expect(total).toBe(3000);
+    expect(rowsAt(t.ranges.get('public.items')!.get('42')!).map((r) => r.split('\t')[0])).toEqual(['42']);
+
+    const target = sb.extraDb('grouped_restored');
+    await createDatabase(target, target.database);
+    const r = spawnSync('pg_restore', ['--exit-on-error', '--single-transaction', `--dbname=${target.database}`], { input: out, env: pgToolEnv(target) });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(await withClient(target, tableFingerprints)).toEqual(await withClient(sb.db, tableFingerprints));
+  });
+
   it('gives the same bytes whatever the input pieces', async () => {
     const whole = (await transform(dump, dump.length)).out;
     expect((await transform(dump, 7)).out.equals(whole)).toBe(true);

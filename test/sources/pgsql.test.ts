@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ICAL from 'ical.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Repository } from '../../server/engine/index.js';
+import { readDir, Repository } from '../../server/engine/index.js';
 import { LocalStorage } from '../../server/storage/index.js';
 import type { ConnectionSettings } from '../../server/pg/settings.js';
 import { withClient } from '../../server/pg/client.js';
@@ -11,7 +11,8 @@ import { decodeItem } from '../../server/host/reference/entities.js';
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
 import { backupDatabase } from '../../server/sources/pgsql-backup.js';
-import { readEntityExport, readManifest, tableFingerprints, type TableFingerprint } from '../../server/sources/pgsql-manifest.js';
+import { containerExport, readManifest, readUserRecord, tableFingerprints, type TableFingerprint } from '../../server/sources/pgsql-manifest.js';
+import { clientQuery } from '../../server/host/query.js';
 import { restoreDatabase } from '../../server/sources/pgsql-restore.js';
 import { sandbox, type Sandbox } from '../host/helpers.js';
 
@@ -114,9 +115,23 @@ describe('bm/pgsql part', () => {
     const entity = manifest.entities.find((e) => e.uid === u1)!;
     expect(entity.kind).toBe('USER');
     expect(entity.containers.map((c) => c.uid).sort()).toEqual(containersBefore.map((c) => c.uid));
+    // Each user's directory record, in its domain's users file: the one complete.restore.user reads.
+    const live = async (domainUid: string, uid: string) => withClient(sb.db, async (c) => {
+      const out: string[] = [];
+      for await (const r of host.entityData.userRecords(clientQuery(c), { domainUid, uid })) out.push(r.record);
+      return out;
+    });
+    const usersOfDomain = manifest.entities.filter((e) => e.kind === 'USER' && e.domainUid === entity.domainUid).length;
+    const file = manifest.users!.find((f) => f.domainUid === entity.domainUid)!;
+    expect(file.users).toBe(usersOfDomain);
+    const saved = await readUserRecord(repo, g1.snapshot, file.path, u1);
+    expect(JSON.parse(saved!)).toEqual(JSON.parse((await live(entity.domainUid, u1))[0]));
+    expect(JSON.parse(saved!).groups.length).toBeGreaterThan(0);
+    expect(await readUserRecord(repo, g1.snapshot, file.path, 'no-such-user')).toBeNull();
+
     const calExport = entity.containers.find((c) => c.uid === cal1)!;
     const lines: any[] = [];
-    for await (const l of readEntityExport(repo, g1.snapshot, calExport.path)) lines.push(JSON.parse(l));
+    for await (const l of containerExport(repo, g1.snapshot, manifest, calExport, host.entityData)) lines.push(JSON.parse(l));
     expect(lines[0].container.uid).toBe(cal1);
     expect(lines.slice(1).map((l) => decodeItem(lines[0], 'calendar', l).item.uid)).toEqual(calBefore.map((r) => r.uid));
     // Rows are arrays in the order of the columns the first line lists.
@@ -125,28 +140,28 @@ describe('bm/pgsql part', () => {
     expect(calExport.items).toBe(calBefore.length);
 
     // Lossless: putting generation 1's export back gives the rows as they were (ids aside).
-    const w = await host.writers.database.replaceContainer(readEntityExport(repo, g1.snapshot, calExport.path));
+    const w = await host.writers.database.replaceContainer(containerExport(repo, g1.snapshot, manifest, calExport, host.entityData));
     expect(w.items).toBe(calBefore.length);
     expect(await containerState(sb.db, cal1)).toEqual(calBefore);
     const bookExport = entity.containers.find((c) => c.uid === `book:Contacts_${u1}`)!;
-    await host.writers.database.replaceContainer(readEntityExport(repo, g1.snapshot, bookExport.path));
+    await host.writers.database.replaceContainer(containerExport(repo, g1.snapshot, manifest, bookExport, host.entityData));
     expect(await containerState(sb.db, `book:Contacts_${u1}`, 't_addressbook_vcard')).toEqual(bookBefore);
 
     // ICS and VCF renderings parse with ical.js.
-    const ics = await host.renderer.render('calendar', readEntityExport(repo, g1.snapshot, calExport.path));
+    const ics = await host.renderer.render('calendar', containerExport(repo, g1.snapshot, manifest, calExport, host.entityData));
     const cal = new ICAL.Component(ICAL.parse(ics));
     const uids = new Set(cal.getAllSubcomponents('vevent').map((v) => v.getFirstPropertyValue('uid')));
     expect([...uids].sort()).toEqual(calBefore.map((r) => r.uid).sort());
     const recurring = cal.getAllSubcomponents('vevent').find((v) => v.hasProperty('rrule'));
     expect(recurring).toBeDefined();
-    const vcf = await host.renderer.render('addressbook', readEntityExport(repo, g1.snapshot, bookExport.path));
+    const vcf = await host.renderer.render('addressbook', containerExport(repo, g1.snapshot, manifest, bookExport, host.entityData));
     const cards = ICAL.parse(vcf) as unknown[];
     const list = (Array.isArray(cards[0]) ? cards : [cards]) as unknown[];
     expect(list.length).toBe(bookBefore.length);
     const names = list.map((c) => new ICAL.Component(c as any).getFirstPropertyValue('fn'));
     expect(names.every((n) => typeof n === 'string' && n.length > 0)).toBe(true);
     const todo = entity.containers.find((c) => c.type === 'todolist')!;
-    const todoIcs = new ICAL.Component(ICAL.parse(await host.renderer.render('todolist', readEntityExport(repo, g1.snapshot, todo.path))));
+    const todoIcs = new ICAL.Component(ICAL.parse(await host.renderer.render('todolist', containerExport(repo, g1.snapshot, manifest, todo, host.entityData))));
     expect(todoIcs.getAllSubcomponents('vtodo').length).toBe(todo.items);
   });
 
@@ -187,7 +202,7 @@ describe('bm/pgsql part', () => {
     const exp = result.manifest.entities.find((e) => e.uid === owner)!.containers.find((c) => c.uid === calUid)!;
     const inExport: string[] = [];
     let head;
-    for await (const l of readEntityExport(repo, result.snapshot, exp.path)) {
+    for await (const l of containerExport(repo, result.snapshot, result.manifest, exp, host.entityData)) {
       const row = JSON.parse(l);
       if (row.container) head = row;
       else inExport.push(decodeItem(head, 'calendar', row).item.uid as string);
@@ -229,14 +244,74 @@ describe('bm/pgsql part', () => {
     // An export that fails after the dump went well fails the part too.
     const broken = {
       ...host.entityData,
+      rowExport: undefined,
       async *exportAll() {
         yield* [];
         throw new Error('export exploded');
       },
     };
     await expect(backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: broken })).rejects.toThrow(/export exploded/);
+    const brokenLayout = {
+      ...host.entityData,
+      rowExport: { ...host.entityData.rowExport!, layout: async () => { throw new Error('layout exploded'); } },
+    };
+    await expect(backupDatabase({ repo, server: 'bm-master', connection: sb.db, entities: brokenLayout })).rejects.toThrow(/layout exploded/);
     // No snapshot was written by any of them.
     expect((await repo.listSnapshots()).length).toBe(before);
+  });
+});
+
+describe('exports derived from the dump', () => {
+  it("give every container's lines as the host exports them, reading only that container's rows; without rowExport, or with a table over the limit, export files with the same lines", async () => {
+    const fresh = await Repository.init(new LocalStorage(await mkdtemp(path.join(tmpdir(), 'dp-repo-derived-'))));
+    try {
+      const { snapshot, manifest } = await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: host.entityData });
+      expect(manifest.format).toBe(2);
+      expect(manifest.rowExport?.columns['public.t_calendar_vevent'].map((c) => c.name)).toContain('summary');
+      const { clientQuery } = await import('../../server/host/query.js');
+      await withClient(sb.db, async (c) => {
+        const q = clientQuery(c);
+        const { containers } = (await host.entityData.rowExport!.layout(q))!;
+        const live = new Map(containers.map((x) => [x.container.uid, x.container]));
+        let compared = 0;
+        for (const e of manifest.entities) {
+          for (const ct of e.containers) {
+            expect(ct.path).toBe(manifest.dump.path);
+            expect(manifest.rowExport!.tables['public.t_container'].groups.map(([g]) => g)).toContain(ct.id);
+            const got: unknown[] = [];
+            for await (const l of containerExport(fresh, snapshot, manifest, ct, host.entityData)) got.push(JSON.parse(l));
+            const want: unknown[] = [];
+            for await (const l of host.entityData.exportContainer(q, live.get(ct.uid)!)) want.push(JSON.parse(l));
+            expect(got).toEqual(want);
+            expect(got.length - 1).toBe(ct.items);
+            compared++;
+          }
+        }
+        expect(compared).toBe(containers.length);
+      });
+      // No export files: the part holds the dump, the users files and the manifest.
+      const top = (await readDir(fresh, snapshot, '/')).map((n) => n.name).sort();
+      expect(top).toEqual(['dump', 'manifest.json', 'users']);
+
+      // A host without rowExport, and a dump that could not be rewritten (a table over the limit), store files.
+      const noRows = await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: { ...host.entityData, rowExport: undefined } });
+      const tooLarge = await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: host.entityData, maxTableBytes: 4096 });
+      expect(tooLarge.manifest.dump.rowOrder.passthrough).toMatch(/larger than 4096/);
+      for (const { snapshot: s2, manifest: m2 } of [noRows, tooLarge]) {
+        expect(m2.rowExport).toBeUndefined();
+        const ct = m2.entities.find((e) => e.containers.some((c) => c.items > 3))!.containers.find((c) => c.items > 3)!;
+        expect(ct.path).toMatch(/^\/entities\//);
+        const lines: unknown[] = [];
+        for await (const l of containerExport(fresh, s2, m2, ct, host.entityData)) lines.push(JSON.parse(l));
+        expect(lines.length - 1).toBe(ct.items);
+        const derived = manifest.entities.flatMap((e) => e.containers).find((c) => c.uid === ct.uid)!;
+        const want: unknown[] = [];
+        for await (const l of containerExport(fresh, snapshot, manifest, derived, host.entityData)) want.push(JSON.parse(l));
+        expect(lines).toEqual(want);
+      }
+    } finally {
+      await fresh.close();
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import { ReferenceHost } from '../../host/reference/host.js';
 import { RENDERED_TYPES } from '../../host/port.js';
 import { CORE_SERVER, DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
 import { backupDatabase } from '../../sources/pgsql-backup.js';
-import { readEntityExport, readManifest } from '../../sources/pgsql-manifest.js';
+import { containerExport, readManifest } from '../../sources/pgsql-manifest.js';
 import { restoreDatabase } from '../../sources/pgsql-restore.js';
 import { hostDatabase, installation } from '../compose.js';
 import { openRepo, output, UsageError, type RepoOptions } from '../context.js';
@@ -126,10 +126,10 @@ export function register(program: Command): void {
           if (e.code === 'EPIPE') process.exit(0);
         });
         const sink = opts.output ? createWriteStream(opts.output, { mode: 0o600 }) : process.stdout;
-        const { renderer } = installation(opts).host;
+        const { renderer, entityData } = installation(opts).host;
         for (const c of containers) {
-          if (opts.format === 'jsonl') for await (const line of readEntityExport(repo, snapshot, c.path)) sink.write(line + '\n');
-          else sink.write(await renderer.render(c.type, readEntityExport(repo, snapshot, c.path)));
+          if (opts.format === 'jsonl') for await (const line of containerExport(repo, snapshot, manifest, c, entityData)) sink.write(line + '\n');
+          else sink.write(await renderer.render(c.type, containerExport(repo, snapshot, manifest, c, entityData)));
         }
         if (sink !== process.stdout) {
           const file = sink as WriteStream;

@@ -6,7 +6,7 @@ import type { HostPort, ItemSummary, SnapshotQuery } from '../../host/port.js';
 import { clientQuery } from '../../host/query.js';
 import type { Repository } from '../../engine/index.js';
 import { withClient } from '../../pg/client.js';
-import { readEntityExport } from '../../sources/pgsql-manifest.js';
+import { containerExport } from '../../sources/pgsql-manifest.js';
 import { NotFoundError } from '../errors.js';
 import type { SavedContainer, SavedItem } from '../model.js';
 import { DATABASE_TAG, type Catalog, type CatalogEntry } from './catalog.js';
@@ -32,10 +32,10 @@ export async function savedContainers(host: HostPort, entry: CatalogEntry): Prom
 export async function savedItems(env: { repo: Repository; host: HostPort }, catalog: Catalog, entry: CatalogEntry, containerUid: string): Promise<SavedItem[]> {
   const c = entry.containers.find((x) => x.uid === containerUid);
   if (!c) throw new NotFoundError(`${entry.displayName} has no container ${containerUid} in generation ${catalog.generation.id}`);
-  const key = `${catalog.database.id}:${c.path}`;
+  const key = `${catalog.database.id}:${c.uid}`;
   let saved = itemCache.get(key);
   if (!saved) {
-    saved = await env.host.renderer.summarize(c.type, readEntityExport(env.repo, catalog.database, c.path));
+    saved = await env.host.renderer.summarize(c.type, containerExport(env.repo, catalog.database, catalog.manifest, c, env.host.entityData));
     if (itemCache.size >= ITEM_CACHE_MAX) itemCache.delete(itemCache.keys().next().value!);
     itemCache.set(key, saved);
   }

@@ -1,5 +1,5 @@
-// Directory entries put back into the reference host's database: a deleted user's rows copied from a database
-// restored as it was (and the user added back to Dovecot's user list), an organisational unit renamed or recreated.
+// Directory entries put back into the reference host's database: a deleted user's rows from the record the
+// generation saved (entities.ts, userRecords) (and the user added back to Dovecot's user list), an organisational unit renamed or recreated.
 
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -22,33 +22,31 @@ function strip(r: Row, ...keys: string[]): Row {
   return out;
 }
 
-/** Row values as JSON the way json_populate_record reads them back (timestamps as PostgreSQL prints them). */
-async function asJsonRows(c: pg.ClientBase, sql: string, params: unknown[]): Promise<Row[]> {
-  return (await c.query<{ r: Row }>(`SELECT row_to_json(t) AS r FROM (${sql}) t`, params)).rows.map((x) => x.r);
+/** A user's directory rows as entities.ts saves them (rows as row_to_json renders them, groups and unit by uid). */
+interface SavedUser {
+  item: Row | null;
+  entry: Row | null;
+  user: Row | null;
+  mailbox: Row[];
+  emails: Row[];
+  groups: string[];
+  ou: string | null;
+  aclContainers: { container: Row; acl: Row[] }[];
 }
 
 export function directoryWriter(layout: HostLayout, live: ConnectionSettings): DirectoryWriter {
   return {
-    async restoreUser(from: ConnectionSettings, domainUid: string, uid: string) {
-      const src = await connect(from);
+    async restoreUser(record: string, domainUid: string, uid: string) {
+      let saved: SavedUser;
+      try {
+        saved = JSON.parse(record) as SavedUser;
+      } catch (e) {
+        throw new Error(`the saved directory record of user ${uid} is not readable: ${(e as Error).message}`);
+      }
+      const { item, entry, user, mailbox, emails, groups, ou, aclContainers } = saved;
+      if (!item) throw new Error(`user ${uid} is not in the directory of ${domainUid} in the generation`);
       const dst = await connect(live);
       try {
-        const dirItem = `SELECT i.* FROM t_container_item i JOIN t_container c ON c.id = i.container_id
-                          WHERE c.uid = $1 AND c.container_type = 'dir' AND i.uid = $2`;
-        const [item] = await asJsonRows(src, dirItem, [domainUid, uid]);
-        if (!item) throw new Error(`user ${uid} is not in the directory of ${domainUid} in the generation`);
-        const oldId = item.id;
-        const entry = (await asJsonRows(src, 'SELECT * FROM t_directory_entry WHERE item_id = $1', [oldId]))[0];
-        const user = (await asJsonRows(src, 'SELECT * FROM t_domain_user WHERE item_id = $1', [oldId]))[0];
-        const mailbox = await asJsonRows(src, 'SELECT * FROM t_mailbox WHERE item_id = $1', [oldId]);
-        const emails = await asJsonRows(src, 'SELECT * FROM t_mailbox_email WHERE item_id = $1', [oldId]);
-        const groups = await rows(src, `SELECT gi.uid FROM t_group_usermember m JOIN t_container_item gi ON gi.id = m.group_id WHERE m.user_id = $1`, [oldId]);
-        const ou = entry?.orgunit_item_id
-          ? (await rows(src, 'SELECT uid FROM t_container_item WHERE id = $1', [entry.orgunit_item_id]))[0]?.uid
-          : null;
-        // Containers that are the user's own but not per-entity exports (mailbox ACLs).
-        const aclContainers = await asJsonRows(src, `SELECT * FROM t_container WHERE owner = $1 AND domain_uid = $2 AND container_type = 'mailboxacl'`, [uid, domainUid]);
-
         await dst.query('BEGIN');
         try {
           const dir = (await rows(dst, `SELECT id FROM t_container WHERE uid = $1 AND container_type = 'dir' FOR UPDATE`, [domainUid]))[0];
@@ -70,13 +68,12 @@ export function directoryWriter(layout: HostLayout, live: ConnectionSettings): D
           if (emails.length) await insertRows(dst, 't_mailbox_email', emails.map((m) => ({ ...strip(m, 'item_id'), item_id: itemId })));
           let restoredGroups = 0;
           for (const g of groups) {
-            const now = (await rows(dst, 'SELECT i.id FROM t_container_item i JOIN t_group gr ON gr.item_id = i.id WHERE i.container_id = $1 AND i.uid = $2', [dir.id, g.uid]))[0];
+            const now = (await rows(dst, 'SELECT i.id FROM t_container_item i JOIN t_group gr ON gr.item_id = i.id WHERE i.container_id = $1 AND i.uid = $2', [dir.id, g]))[0];
             if (!now) continue;
             await dst.query('INSERT INTO t_group_usermember (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [now.id, itemId]);
             restoredGroups++;
           }
-          for (const ac of aclContainers) {
-            const acl = await asJsonRows(src, 'SELECT subject, verb, position FROM t_container_acl WHERE container_id = $1', [ac.id]);
+          for (const { container: ac, acl } of aclContainers) {
             await dst.query('DELETE FROM t_container WHERE uid = $1', [ac.uid]);
             const cid = (await dst.query<{ id: number }>(
               `INSERT INTO t_container (uid, container_type, name, owner, createdby, updatedby, created, updated, defaultcontainer, domain_uid, readonly)
@@ -95,7 +92,6 @@ export function directoryWriter(layout: HostLayout, live: ConnectionSettings): D
           throw e;
         }
       } finally {
-        await src.end().catch(() => {});
         await dst.end().catch(() => {});
       }
     },

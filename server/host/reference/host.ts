@@ -2,10 +2,11 @@
 // Dovecot, and archive / file-hosting / configuration directories, on two servers of one machine.
 
 import type { ConnectionSettings } from '../../pg/settings.js';
-import type { DataLocation, DirectoryEntity, HostDatabase, HostDirectory, HostPort, MailboxLocation, Tag } from '../port.js';
+import type { DataLocation, DirectoryEntity, EntityDataReader, HostDatabase, HostDirectory, HostPort, MailboxLocation, Tag } from '../port.js';
 import { clientQuery } from '../query.js';
 import { withClient } from '../../pg/client.js';
 import { readDirectory, referenceEntityData } from './entities.js';
+import { referenceRowExport } from './row-export.js';
 import { CORE_SERVER, MAIL_SERVER, TOPOLOGY, archiveLocation, fileLocations, hostLayout, type HostLayout } from './layout.js';
 import { referenceRenderer } from './render.js';
 import { databaseWriter } from './container-writer.js';
@@ -16,7 +17,7 @@ import path from 'node:path';
 
 export class ReferenceHost implements HostPort {
   readonly layout: HostLayout;
-  readonly entityData = referenceEntityData;
+  readonly entityData: EntityDataReader = { ...referenceEntityData, rowExport: referenceRowExport };
   readonly renderer = referenceRenderer;
   readonly writers;
   readonly directory: HostDirectory;

@@ -2,7 +2,7 @@
 // entity's of a type, one container, or chosen items, each replacing or adding what is missing), or sent as ICS / VCF.
 
 import type { ContainerRestoreOptions, ContainerType } from '../../../host/port.js';
-import { readEntityExport, type ExportedContainer } from '../../../sources/pgsql-manifest.js';
+import { containerExport, type ExportedContainer } from '../../../sources/pgsql-manifest.js';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { checkCancel, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
 
@@ -23,7 +23,7 @@ export async function restoreChosen(env: RestoreEnv, p: PlannedRestore, ctx: Res
   const items = scope === 'items' ? p.itemUids ?? [] : undefined;
   ctx.progress({ done: 0, total: items ? items.length : c.items, unit: 'items' });
   checkCancel(ctx);
-  const r = await env.host.writers.database.restoreContainer(readEntityExport(env.repo, p.catalog.database, c.path), { mode, items });
+  const r = await env.host.writers.database.restoreContainer(containerExport(env.repo, p.catalog.database, p.catalog.manifest, c, env.host.entityData), { mode, items });
   ctx.progress({ done: r.items + r.skipped, total: items ? items.length : c.items, unit: 'items' });
   // Counts say what happened: how many came back, how many still existed and were left as they are now.
   const name = c.name || c.uid;
@@ -46,7 +46,7 @@ export async function replaceContainers(env: RestoreEnv, p: PlannedRestore, ctx:
   const restored: { uid: string; items: number }[] = [];
   for (const c of list) {
     checkCancel(ctx);
-    const r = await env.host.writers.database.replaceContainer(readEntityExport(env.repo, p.catalog.database, c.path));
+    const r = await env.host.writers.database.replaceContainer(containerExport(env.repo, p.catalog.database, p.catalog.manifest, c, env.host.entityData));
     done += r.items;
     restored.push({ uid: c.uid, items: r.items });
     ctx.info(`${c.uid} (${c.name}): ${r.items} items`);
@@ -82,7 +82,7 @@ export async function sendExports(env: RestoreEnv, p: PlannedRestore, ctx: Resto
   const attachments: { filename: string; content: string; contentType: string }[] = [];
   for (const [i, c] of list.entries()) {
     checkCancel(ctx);
-    const text = await env.host.renderer.render(type, readEntityExport(env.repo, p.catalog.database, c.path));
+    const text = await env.host.renderer.render(type, containerExport(env.repo, p.catalog.database, p.catalog.manifest, c, env.host.entityData));
     const filename = fileName(c.name || c.uid, ext, used);
     attachments.push({ filename, content: text, contentType });
     await ctx.attach(filename, text, contentType);

@@ -4,7 +4,7 @@
 // source's own data is not touched. Run twice, it appends no message twice and replaces the copies it made.
 
 import type { ContainerType } from '../../../host/port.js';
-import { readEntityExport } from '../../../sources/pgsql-manifest.js';
+import { containerExport } from '../../../sources/pgsql-manifest.js';
 import { InvalidInputError } from '../../errors.js';
 import { partSnapshot } from '../generation-parts.js';
 import { checkCancel, MAIL_TAG, type PlannedRestore, type RestoreContext, type RestoreEnv } from './context.js';
@@ -54,7 +54,7 @@ export async function restoreIntoAccount(env: RestoreEnv, p: PlannedRestore, ctx
     checkCancel(ctx);
     const uid = `${c.uid}:restored:${day}:${into.uid}`;
     const name = `${c.name} (${source.name}, ${day})`;
-    const r = await env.host.writers.database.replaceContainer(readEntityExport(env.repo, p.catalog.database, c.path), { uid, name, owner: into.uid, domainUid: into.domainUid });
+    const r = await env.host.writers.database.replaceContainer(containerExport(env.repo, p.catalog.database, p.catalog.manifest, c, env.host.entityData), { uid, name, owner: into.uid, domainUid: into.domainUid });
     done += r.items;
     copies.push({ uid, from: c.uid, type: c.type, items: r.items });
     ctx.info(`${name}: ${r.items} items`);
