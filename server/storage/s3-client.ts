@@ -1,4 +1,5 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from './s3-sdk.js';
 
 /** Knobs of the S3 connection; every one has a default fit for a backup over a WAN. */
 export interface S3ConnectionOptions {
@@ -54,7 +55,7 @@ export function connectS3(opts: S3ConnectionOptions = {}): S3Connection {
   // warning tells an administrator nothing they can act on.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const agent = { keepAlive: true, maxSockets: parallelism };
-  const client = new S3Client({
+  const client = new (s3Sdk().S3Client)({
     region,
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     ...(keyId && secret ? { credentials: { accessKeyId: keyId, secretAccessKey: secret, sessionToken: nonEmpty(env.AWS_SESSION_TOKEN) } } : {}),
