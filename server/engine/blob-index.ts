@@ -17,42 +17,47 @@ export interface BlobLocation {
   rawLength: number;
 }
 
-const EMPTY = 0;
-const FLAG_USED = 1;
-const FLAG_TREE = 2;
-const FLAG_ZSTD = 4;
+const FLAG_TREE = 1;
+const FLAG_ZSTD = 2;
+
+/** Entries per chunk of the entry arrays (a power of two: entry i is at chunk i >> CHUNK_BITS). */
+const CHUNK_BITS = 14;
+const CHUNK = 1 << CHUNK_BITS;
+/** Words per entry in a chunk's `meta`: pack ordinal, offset, stored length, raw length. */
+const META = 4;
+
+/** One chunk of entries: ids, flags and locations of up to CHUNK blobs, in the order they were added. */
+interface Chunk {
+  ids: Uint8Array;
+  flags: Uint8Array;
+  meta: Uint32Array;
+}
 
 /**
- * Blob id -> location, for every blob of the repository. Open addressing with linear probing over
- * typed arrays: ids live in one flat byte array, never as strings, so a mail spool of tens of millions
- * of messages fits (see README, "bytes per blob"). Ids are SHA-256, so their first 4 bytes are a
- * uniform hash already.
+ * Blob id -> location, for every blob of the repository, over typed arrays only (ids never become strings),
+ * so that a spool of tens of millions of messages fits (see README, "bytes per blob").
+ *
+ * Entries are dense, in the order blobs were added: 32 bytes of id, 1 of flags and 16 of location
+ * (49 bytes a blob), in chunks of 16,384 so that growing never copies them. The hash table beside them
+ * holds only a 4-byte entry number per slot (open addressing, linear probing, load at most 0.8), so that
+ * its empty slots cost 4 bytes each instead of a whole entry: about 56 bytes a blob at 10 million.
+ * Ids are SHA-256 (or an HMAC of it), so their first 4 bytes are a uniform hash already.
  */
 export class BlobIndex {
-  private capacity: number;
   private mask: number;
-  private ids: Uint8Array;
-  private flags: Uint8Array;
-  private pack: Uint32Array;
-  private offset: Uint32Array;
-  private length: Uint32Array;
-  private rawLength: Uint32Array;
+  /** Entry number + 1 per slot; 0 is an empty slot. */
+  private slots: Uint32Array;
+  private readonly chunks: Chunk[] = [];
   private count = 0;
-  /** Pack ids by ordinal; the table stores ordinals. */
+  /** Pack ids by ordinal; the entries store ordinals. */
   readonly packs: string[] = [];
   private readonly packOrdinal = new Map<string, number>();
 
   constructor(expected = 1024) {
     let cap = 1024;
     while (cap * 0.8 < expected) cap *= 2;
-    this.capacity = cap;
     this.mask = cap - 1;
-    this.ids = new Uint8Array(cap * ID_BYTES);
-    this.flags = new Uint8Array(cap);
-    this.pack = new Uint32Array(cap);
-    this.offset = new Uint32Array(cap);
-    this.length = new Uint32Array(cap);
-    this.rawLength = new Uint32Array(cap);
+    this.slots = new Uint32Array(cap);
   }
 
   get size(): number {
@@ -61,74 +66,113 @@ export class BlobIndex {
 
   /** Memory held by the table, for the README's measured bytes-per-blob figure. */
   get byteSize(): number {
-    return this.ids.byteLength + this.flags.byteLength + 4 * 4 * this.capacity;
+    let bytes = this.slots.byteLength;
+    for (const c of this.chunks) bytes += c.ids.byteLength + c.flags.byteLength + c.meta.byteLength;
+    return bytes;
   }
 
   has(id: Uint8Array): boolean {
-    return this.slot(id) >= 0;
+    return this.find(id, 0) >= 0;
   }
 
   get(id: Uint8Array): BlobLocation | undefined {
-    const s = this.slot(id);
-    if (s < 0) return undefined;
-    const f = this.flags[s];
-    return {
-      pack: this.packs[this.pack[s]],
-      type: f & FLAG_TREE ? BlobType.Tree : BlobType.Data,
-      zstd: (f & FLAG_ZSTD) !== 0,
-      offset: this.offset[s],
-      length: this.length[s],
-      rawLength: this.rawLength[s],
-    };
+    const e = this.find(id, 0);
+    return e < 0 ? undefined : this.location(e);
   }
 
   /** Adds a blob; a blob already present keeps its first location (duplicates are the prune's business). */
   add(id: Uint8Array, loc: BlobLocation): boolean {
-    if (this.count + 1 > this.capacity * 0.8) this.grow();
-    let s = this.hash(id);
+    return this.addAt(id, 0, this.ordinalOf(loc.pack), loc.type, loc.zstd, loc.offset, loc.length, loc.rawLength);
+  }
+
+  /**
+   * Adds a blob whose id is the 32 bytes of `ids` at `at` (an index file's bytes, read in place: loading
+   * an index allocates nothing per blob). `pack` is an ordinal from `packNumber`.
+   */
+  addAt(ids: Uint8Array, at: number, pack: number, type: BlobType, zstd: boolean, offset: number, length: number, rawLength: number): boolean {
+    if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
+    let s = hashAt(ids, at) & this.mask;
     for (;;) {
-      if (this.flags[s] === EMPTY) break;
-      if (this.equals(s, id)) return false;
+      const e = this.slots[s];
+      if (e === 0) break;
+      if (this.equals(e - 1, ids, at)) return false;
       s = (s + 1) & this.mask;
     }
-    this.ids.set(id.subarray(0, ID_BYTES), s * ID_BYTES);
-    this.flags[s] = FLAG_USED | (loc.type === BlobType.Tree ? FLAG_TREE : 0) | (loc.zstd ? FLAG_ZSTD : 0);
-    this.pack[s] = this.ordinalOf(loc.pack);
-    this.offset[s] = loc.offset;
-    this.length[s] = loc.length;
-    this.rawLength[s] = loc.rawLength;
-    this.count++;
+    const e = this.count++;
+    if ((e & (CHUNK - 1)) === 0 && e >>> CHUNK_BITS === this.chunks.length) this.chunks.push(newChunk(Math.min(CHUNK, Math.max(1024, this.mask + 1))));
+    let c = this.chunks[e >>> CHUNK_BITS];
+    const i = e & (CHUNK - 1);
+    // The first chunk starts small (a small repository) and doubles until it is whole.
+    if (i >= c.flags.length) c = this.widenFirstChunk();
+    c.ids.set(ids.subarray(at, at + ID_BYTES), i * ID_BYTES);
+    this.setLocation(c, i, pack, type, zstd, offset, length, rawLength);
+    this.slots[s] = e + 1;
     return true;
+  }
+
+  /** The ordinal of a pack id, for `addAt` (assigned on first use). */
+  packNumber(pack: string): number {
+    return this.ordinalOf(pack);
   }
 
   /** The pack a blob is located in, without building a whole location. */
   packOf(id: Uint8Array): string | undefined {
-    const s = this.slot(id);
-    return s < 0 ? undefined : this.packs[this.pack[s]];
+    const e = this.find(id, 0);
+    return e < 0 ? undefined : this.packs[this.chunks[e >>> CHUNK_BITS].meta[(e & (CHUNK - 1)) * META]];
   }
 
   /** Moves a blob already present to another location. */
   replace(id: Uint8Array, loc: BlobLocation): void {
-    const s = this.slot(id);
-    if (s < 0) throw new Error('replace: blob not in the index');
-    this.flags[s] = FLAG_USED | (loc.type === BlobType.Tree ? FLAG_TREE : 0) | (loc.zstd ? FLAG_ZSTD : 0);
-    this.pack[s] = this.ordinalOf(loc.pack);
-    this.offset[s] = loc.offset;
-    this.length[s] = loc.length;
-    this.rawLength[s] = loc.rawLength;
+    const e = this.find(id, 0);
+    if (e < 0) throw new Error('replace: blob not in the index');
+    this.setLocation(this.chunks[e >>> CHUNK_BITS], e & (CHUNK - 1), this.ordinalOf(loc.pack), loc.type, loc.zstd, loc.offset, loc.length, loc.rawLength);
   }
 
   hasPack(pack: string): boolean {
     return this.packOrdinal.has(pack);
   }
 
-  /** Every blob, in table order. */
+  /** Every blob, in the order they were added. */
   *entries(): IterableIterator<[Buffer, BlobLocation]> {
-    for (let s = 0; s < this.capacity; s++) {
-      if (this.flags[s] === EMPTY) continue;
-      const id = Buffer.from(this.ids.subarray(s * ID_BYTES, (s + 1) * ID_BYTES));
-      yield [id, this.get(id)!];
+    for (let e = 0; e < this.count; e++) {
+      const i = e & (CHUNK - 1);
+      const id = Buffer.from(this.chunks[e >>> CHUNK_BITS].ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
+      yield [id, this.location(e)];
     }
+  }
+
+  private location(e: number): BlobLocation {
+    const c = this.chunks[e >>> CHUNK_BITS];
+    const i = e & (CHUNK - 1);
+    const f = c.flags[i];
+    const m = i * META;
+    return {
+      pack: this.packs[c.meta[m]],
+      type: f & FLAG_TREE ? BlobType.Tree : BlobType.Data,
+      zstd: (f & FLAG_ZSTD) !== 0,
+      offset: c.meta[m + 1],
+      length: c.meta[m + 2],
+      rawLength: c.meta[m + 3],
+    };
+  }
+
+  private setLocation(c: Chunk, i: number, pack: number, type: BlobType, zstd: boolean, offset: number, length: number, rawLength: number): void {
+    c.flags[i] = (type === BlobType.Tree ? FLAG_TREE : 0) | (zstd ? FLAG_ZSTD : 0);
+    const m = i * META;
+    c.meta[m] = pack;
+    c.meta[m + 1] = offset;
+    c.meta[m + 2] = length;
+    c.meta[m + 3] = rawLength;
+  }
+
+  private widenFirstChunk(): Chunk {
+    const old = this.chunks[0];
+    const c = newChunk(Math.min(CHUNK, old.flags.length * 2));
+    c.ids.set(old.ids);
+    c.flags.set(old.flags);
+    c.meta.set(old.meta);
+    this.chunks[0] = c;
+    return c;
   }
 
   private ordinalOf(pack: string): number {
@@ -141,49 +185,43 @@ export class BlobIndex {
     return o;
   }
 
-  private hash(id: Uint8Array): number {
-    return ((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) & this.mask;
-  }
-
-  private equals(s: number, id: Uint8Array): boolean {
-    const base = s * ID_BYTES;
-    const ids = this.ids;
-    for (let i = 0; i < ID_BYTES; i++) if (ids[base + i] !== id[i]) return false;
+  /** Whether entry `e` has the id at `ids[at..]`. */
+  private equals(e: number, ids: Uint8Array, at: number): boolean {
+    const stored = this.chunks[e >>> CHUNK_BITS].ids;
+    const base = (e & (CHUNK - 1)) * ID_BYTES;
+    for (let i = 0; i < ID_BYTES; i++) if (stored[base + i] !== ids[at + i]) return false;
     return true;
   }
 
-  private slot(id: Uint8Array): number {
-    let s = this.hash(id);
+  /** The entry number of an id, or -1. */
+  private find(ids: Uint8Array, at: number): number {
+    let s = hashAt(ids, at) & this.mask;
     for (;;) {
-      if (this.flags[s] === EMPTY) return -1;
-      if (this.equals(s, id)) return s;
+      const e = this.slots[s];
+      if (e === 0) return -1;
+      if (this.equals(e - 1, ids, at)) return e - 1;
       s = (s + 1) & this.mask;
     }
   }
 
   private grow(): void {
-    const old = { ids: this.ids, flags: this.flags, pack: this.pack, offset: this.offset, length: this.length, rawLength: this.rawLength, cap: this.capacity };
-    this.capacity *= 2;
-    this.mask = this.capacity - 1;
-    this.ids = new Uint8Array(this.capacity * ID_BYTES);
-    this.flags = new Uint8Array(this.capacity);
-    this.pack = new Uint32Array(this.capacity);
-    this.offset = new Uint32Array(this.capacity);
-    this.length = new Uint32Array(this.capacity);
-    this.rawLength = new Uint32Array(this.capacity);
-    for (let o = 0; o < old.cap; o++) {
-      if (old.flags[o] === EMPTY) continue;
-      const id = old.ids.subarray(o * ID_BYTES, (o + 1) * ID_BYTES);
-      let s = this.hash(id);
-      while (this.flags[s] !== EMPTY) s = (s + 1) & this.mask;
-      this.ids.set(id, s * ID_BYTES);
-      this.flags[s] = old.flags[o];
-      this.pack[s] = old.pack[o];
-      this.offset[s] = old.offset[o];
-      this.length[s] = old.length[o];
-      this.rawLength[s] = old.rawLength[o];
+    const cap = (this.mask + 1) * 2;
+    this.mask = cap - 1;
+    this.slots = new Uint32Array(cap);
+    for (let e = 0; e < this.count; e++) {
+      let s = hashAt(this.chunks[e >>> CHUNK_BITS].ids, (e & (CHUNK - 1)) * ID_BYTES) & this.mask;
+      while (this.slots[s] !== 0) s = (s + 1) & this.mask;
+      this.slots[s] = e + 1;
     }
   }
+}
+
+function newChunk(entries: number): Chunk {
+  return { ids: new Uint8Array(entries * ID_BYTES), flags: new Uint8Array(entries), meta: new Uint32Array(entries * META) };
+}
+
+function hashAt(ids: Uint8Array, at: number): number {
+  return (ids[at] << 24) | (ids[at + 1] << 16) | (ids[at + 2] << 8) | ids[at + 3];
 }
 
 /** A set of blob ids over one flat typed array (prune's "used" set, check's "seen" set). */

@@ -41,6 +41,33 @@ export function encodeIndex(index: IndexFile, cipher: RepositoryCipher | null = 
 }
 
 export function decodeIndex(name: string, file: Buffer, cipher: RepositoryCipher | null = null): IndexFile {
+  const view = readIndexView(name, file, cipher);
+  const b = view.bytes;
+  const packs: IndexFile['packs'] = view.packs.map((p) => {
+    const blobs: PackEntry[] = [];
+    for (let i = 0, o = p.at; i < p.count; i++, o += BLOB_BYTES) {
+      blobs.push({
+        id: Buffer.from(b.subarray(o, o + ID_BYTES)),
+        type: b[o + ID_BYTES] === 1 ? BlobType.Tree : BlobType.Data,
+        zstd: b[o + ID_BYTES + 1] === 1,
+        offset: b.readUInt32LE(o + ID_BYTES + 2),
+        length: b.readUInt32LE(o + ID_BYTES + 6),
+        rawLength: b.readUInt32LE(o + ID_BYTES + 10),
+      });
+    }
+    return { id: p.id, blobs };
+  });
+  return { supersedes: view.supersedes, packs };
+}
+
+/** An index file checked for its bounds but not turned into objects: where each pack's blob records are. */
+export interface IndexView {
+  supersedes: string[];
+  packs: { id: string; count: number; at: number }[];
+  bytes: Buffer;
+}
+
+export function readIndexView(name: string, file: Buffer, cipher: RepositoryCipher | null = null): IndexView {
   const what = `index ${name.slice(0, 12)}`;
   const b = decodeMetadata(file, what, cipher, 'index');
   const need = (o: number, n: number) => {
@@ -55,27 +82,33 @@ export function decodeIndex(name: string, file: Buffer, cipher: RepositoryCipher
   for (let i = 0; i < nSup; i++, o += ID_BYTES) supersedes.push(toHex(b.subarray(o, o + ID_BYTES)));
   const nPacks = b.readUInt32LE(o);
   o += 4;
-  const packs: IndexFile['packs'] = [];
+  const packs: IndexView['packs'] = [];
   for (let p = 0; p < nPacks; p++) {
     need(o, ID_BYTES + 4);
     const id = toHex(b.subarray(o, o + ID_BYTES));
     o += ID_BYTES;
-    const n = b.readUInt32LE(o);
+    const count = b.readUInt32LE(o);
     o += 4;
-    need(o, n * BLOB_BYTES);
-    const blobs: PackEntry[] = [];
-    for (let i = 0; i < n; i++) {
-      blobs.push({
-        id: Buffer.from(b.subarray(o, o + ID_BYTES)),
-        type: b[o + ID_BYTES] === 1 ? BlobType.Tree : BlobType.Data,
-        zstd: b[o + ID_BYTES + 1] === 1,
-        offset: b.readUInt32LE(o + ID_BYTES + 2),
-        length: b.readUInt32LE(o + ID_BYTES + 6),
-        rawLength: b.readUInt32LE(o + ID_BYTES + 10),
-      });
-      o += BLOB_BYTES;
-    }
-    packs.push({ id, blobs });
+    need(o, count * BLOB_BYTES);
+    packs.push({ id, count, at: o });
+    o += count * BLOB_BYTES;
   }
-  return { supersedes, packs };
+  return { supersedes, packs, bytes: b };
+}
+
+/**
+ * Calls `add` for every blob of an index, with the id left in place in the index's bytes (at `idAt`): how a
+ * repository loads its index without an object per blob.
+ */
+export function eachIndexBlob(
+  view: IndexView,
+  add: (pack: number, ids: Uint8Array, idAt: number, type: BlobType, zstd: boolean, offset: number, length: number, rawLength: number) => void,
+): void {
+  const b = view.bytes;
+  view.packs.forEach((p, pack) => {
+    for (let i = 0, o = p.at; i < p.count; i++, o += BLOB_BYTES) {
+      const t = o + ID_BYTES;
+      add(pack, b, o, b[t] === 1 ? BlobType.Tree : BlobType.Data, b[t + 1] === 1, b.readUInt32LE(t + 2), b.readUInt32LE(t + 6), b.readUInt32LE(t + 10));
+    }
+  });
 }

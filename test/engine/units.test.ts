@@ -4,6 +4,7 @@ import { BlobIndex, BlobType } from '../../server/engine/blob-index.js';
 import { cutsInto, gearTable, StreamChunker } from '../../server/engine/chunker.js';
 import { sha256 } from '../../server/engine/index.js';
 import { DEFAULT_CONFIG } from '../../server/engine/format.js';
+import { decodeIndex, eachIndexBlob, encodeIndex, readIndexView } from '../../server/engine/index-file.js';
 import { bytesOf } from './helpers.js';
 
 const gear = gearTable(DEFAULT_CONFIG.gearSeed);
@@ -77,7 +78,7 @@ describe('FastCDC chunker', () => {
 const CUTS_V1 = [310, 474, 866, 1069, 1572];
 
 describe('compact blob index', () => {
-  test('finds every blob after growing, and costs at most 125 bytes per blob even right after growing', () => {
+  test('finds every blob after growing, and costs at most 64 bytes per blob even right after growing', () => {
     const idx = new BlobIndex();
     const n = 200_000;
     for (let i = 0; i < n; i++) {
@@ -90,6 +91,40 @@ describe('compact blob index', () => {
       expect(loc).toEqual({ pack: `pack${i % 50}`, type: i % 7 === 0 ? BlobType.Tree : BlobType.Data, zstd: i % 2 === 0, offset: i, length: i + 1, rawLength: i + 2 });
     }
     expect(idx.has(sha256(Buffer.from('absent')))).toBe(false);
-    expect(idx.byteSize / n).toBeLessThanOrEqual(125);
+    expect(idx.byteSize / n).toBeLessThanOrEqual(64);
+  });
+
+  test('keeps the first location of a duplicate, moves a blob on replace, and lists blobs in the order added', () => {
+    const idx = new BlobIndex();
+    const a = sha256(Buffer.from('a'));
+    const b = sha256(Buffer.from('b'));
+    const at = (pack: string, offset: number) => ({ pack, type: BlobType.Data, zstd: true, offset, length: 10, rawLength: 20 });
+    expect(idx.add(a, at('p1', 1))).toBe(true);
+    expect(idx.add(b, at('p2', 2))).toBe(true);
+    expect(idx.add(a, at('p3', 3))).toBe(false);
+    expect(idx.size).toBe(2);
+    expect(idx.packOf(a)).toBe('p1');
+    idx.replace(a, at('p4', 4));
+    expect(idx.get(a)).toEqual(at('p4', 4));
+    expect(idx.hasPack('p4')).toBe(true);
+    expect(idx.hasPack('nowhere')).toBe(false);
+    expect([...idx.entries()].map(([id, loc]) => [id.equals(a) ? 'a' : 'b', loc.pack])).toEqual([['a', 'p4'], ['b', 'p2']]);
+    expect(() => idx.replace(sha256(Buffer.from('c')), at('p1', 0))).toThrow(/not in the index/);
+  });
+
+  test('loads an index file from its bytes in place with the same locations as decoding it', () => {
+    const blobs = Array.from({ length: 3000 }, (_, i) => ({ id: sha256(Buffer.from(`x${i}`)), type: i % 3 === 0 ? BlobType.Tree : BlobType.Data, zstd: i % 2 === 0, offset: i * 7, length: i + 1, rawLength: 2 * i + 1 }));
+    const packs = [{ id: 'a'.repeat(64), blobs: blobs.slice(0, 1000) }, { id: 'b'.repeat(64), blobs: blobs.slice(1000) }];
+    const file = encodeIndex({ supersedes: ['c'.repeat(64)], packs });
+    const view = readIndexView('test', file);
+    expect(view.supersedes).toEqual(['c'.repeat(64)]);
+    const fast = new BlobIndex();
+    const ordinals = view.packs.map((p) => fast.packNumber(p.id));
+    eachIndexBlob(view, (pack, ids, idAt, type, zstd, offset, length, rawLength) => fast.addAt(ids, idAt, ordinals[pack], type, zstd, offset, length, rawLength));
+    const slow = new BlobIndex();
+    for (const p of decodeIndex('test', file).packs) for (const e of p.blobs) slow.add(e.id, { ...e, pack: p.id });
+    expect(fast.size).toBe(3000);
+    for (const e of blobs) expect(fast.get(e.id)).toEqual(slow.get(e.id));
+    expect(() => readIndexView('test', file.subarray(0, file.length - 5))).toThrow(/truncated/);
   });
 });
