@@ -39,14 +39,16 @@ interface Chunk {
  *
  * Entries are dense, in the order blobs were added: 32 bytes of id, 1 of flags and 16 of location
  * (49 bytes a blob), in chunks of 16,384 so that growing never copies them. The hash table beside them
- * holds only a 4-byte entry number per slot (open addressing, linear probing, load at most 0.8), so that
- * its empty slots cost 4 bytes each instead of a whole entry: about 56 bytes a blob at 10 million.
+ * holds only a 4-byte entry number and a 1-byte tag per slot (open addressing, linear probing, load at most
+ * 0.8), so that its empty slots cost 5 bytes each instead of a whole entry: about 57 bytes a blob at 10 million.
  * Ids are SHA-256 (or an HMAC of it), so their first 4 bytes are a uniform hash already.
  */
 export class BlobIndex {
   private mask: number;
   /** Entry number + 1 per slot; 0 is an empty slot. */
   private slots: Uint32Array;
+  /** Byte 4 of each slot's id: most probes that miss are told apart here, without a read of the entry. */
+  private tags: Uint8Array;
   private readonly chunks: Chunk[] = [];
   private count = 0;
   /** Pack ids by ordinal; the entries store ordinals. */
@@ -58,6 +60,7 @@ export class BlobIndex {
     while (cap * 0.8 < expected) cap *= 2;
     this.mask = cap - 1;
     this.slots = new Uint32Array(cap);
+    this.tags = new Uint8Array(cap);
   }
 
   get size(): number {
@@ -66,7 +69,7 @@ export class BlobIndex {
 
   /** Memory held by the table, for the README's measured bytes-per-blob figure. */
   get byteSize(): number {
-    let bytes = this.slots.byteLength;
+    let bytes = this.slots.byteLength + this.tags.byteLength;
     for (const c of this.chunks) bytes += c.ids.byteLength + c.flags.byteLength + c.meta.byteLength;
     return bytes;
   }
@@ -92,10 +95,11 @@ export class BlobIndex {
   addAt(ids: Uint8Array, at: number, pack: number, type: BlobType, zstd: boolean, offset: number, length: number, rawLength: number): boolean {
     if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
     let s = hashAt(ids, at) & this.mask;
+    const tag = ids[at + 4];
     for (;;) {
       const e = this.slots[s];
       if (e === 0) break;
-      if (this.equals(e - 1, ids, at)) return false;
+      if (this.tags[s] === tag && this.equals(e - 1, ids, at)) return false;
       s = (s + 1) & this.mask;
     }
     const e = this.count++;
@@ -104,9 +108,12 @@ export class BlobIndex {
     const i = e & (CHUNK - 1);
     // The first chunk starts small (a small repository) and doubles until it is whole.
     if (i >= c.flags.length) c = this.widenFirstChunk();
-    c.ids.set(ids.subarray(at, at + ID_BYTES), i * ID_BYTES);
+    // Byte by byte: a subarray per blob would cost more than the copy.
+    const to = c.ids;
+    for (let k = 0, d = i * ID_BYTES; k < ID_BYTES; k++) to[d + k] = ids[at + k];
     this.setLocation(c, i, pack, type, zstd, offset, length, rawLength);
     this.slots[s] = e + 1;
+    this.tags[s] = tag;
     return true;
   }
 
@@ -196,10 +203,11 @@ export class BlobIndex {
   /** The entry number of an id, or -1. */
   private find(ids: Uint8Array, at: number): number {
     let s = hashAt(ids, at) & this.mask;
+    const tag = ids[at + 4];
     for (;;) {
       const e = this.slots[s];
       if (e === 0) return -1;
-      if (this.equals(e - 1, ids, at)) return e - 1;
+      if (this.tags[s] === tag && this.equals(e - 1, ids, at)) return e - 1;
       s = (s + 1) & this.mask;
     }
   }
@@ -208,10 +216,14 @@ export class BlobIndex {
     const cap = (this.mask + 1) * 2;
     this.mask = cap - 1;
     this.slots = new Uint32Array(cap);
+    this.tags = new Uint8Array(cap);
     for (let e = 0; e < this.count; e++) {
-      let s = hashAt(this.chunks[e >>> CHUNK_BITS].ids, (e & (CHUNK - 1)) * ID_BYTES) & this.mask;
+      const ids = this.chunks[e >>> CHUNK_BITS].ids;
+      const at = (e & (CHUNK - 1)) * ID_BYTES;
+      let s = hashAt(ids, at) & this.mask;
       while (this.slots[s] !== 0) s = (s + 1) & this.mask;
       this.slots[s] = e + 1;
+      this.tags[s] = ids[at + 4];
     }
   }
 }

@@ -16,7 +16,9 @@ export interface IndexFile {
   packs: { id: string; blobs: PackEntry[] }[];
 }
 
-const BLOB_BYTES = ID_BYTES + 2 + 12;
+/** Bytes of one blob's record. */
+export const INDEX_BLOB_BYTES = ID_BYTES + 2 + 12;
+const BLOB_BYTES = INDEX_BLOB_BYTES;
 
 export function encodeIndex(index: IndexFile, cipher: RepositoryCipher | null = null): Buffer {
   let size = 4 + index.supersedes.length * ID_BYTES + 4;
@@ -108,7 +110,12 @@ export function eachIndexBlob(
   view.packs.forEach((p, pack) => {
     for (let i = 0, o = p.at; i < p.count; i++, o += BLOB_BYTES) {
       const t = o + ID_BYTES;
-      add(pack, b, o, b[t] === 1 ? BlobType.Tree : BlobType.Data, b[t + 1] === 1, b.readUInt32LE(t + 2), b.readUInt32LE(t + 6), b.readUInt32LE(t + 10));
+      add(pack, b, o, b[t] === 1 ? BlobType.Tree : BlobType.Data, b[t + 1] === 1, u32(b, t + 2), u32(b, t + 6), u32(b, t + 10));
     }
   });
+}
+
+/** A little-endian u32 of bytes known to be in bounds (cheaper than Buffer#readUInt32LE's checks). */
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 }

@@ -9,7 +9,7 @@ import {
   DEFAULT_CONFIG, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
 } from './format.js';
 import { fromHex, ID_BYTES, sha256, toHex } from './hash.js';
-import { decodeIndex, eachIndexBlob, encodeIndex, readIndexView, type IndexFile, type IndexView } from './index-file.js';
+import { decodeIndex, eachIndexBlob, encodeIndex, INDEX_BLOB_BYTES, readIndexView, type IndexFile, type IndexView } from './index-file.js';
 import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
 import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from './pack.js';
@@ -17,6 +17,7 @@ import { readPruneMarks } from './prune-marks.js';
 import type { Snapshot, SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
 import { decodeTree, type Tree } from './tree.js';
+import { TreeWindows } from './tree-windows.js';
 import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
 
 export const PROGRAM = 'bm-dataprotect 0.1.0';
@@ -58,9 +59,8 @@ export class Repository {
   /** What a blob of this repository may declare (see validate.ts). */
   readonly limits: BlobLimits;
   private readonly treeCache = new Map<string, Tree>();
-  private readonly treePacks = new Map<string, Promise<Buffer | null>>();
-  private readonly treePackSizes = new Map<string, number>();
-  private treePackBytes = 0;
+  /** Tree packs read a window at a time (see tree-windows.ts). */
+  private readonly treeWindows = new TreeWindows((pack, offset, length) => this.storage.read('data', pack, offset, length));
   private pool: CodecPool | undefined;
 
   private constructor(
@@ -164,7 +164,14 @@ export class Repository {
   async loadIndex(each?: (name: string, idx: IndexFile) => void): Promise<void> {
     await this.loadPruneMarks();
     const names: string[] = [];
-    for await (const f of this.storage.list('index')) if (!this.indexFiles.has(f.name)) names.push(f.name);
+    let bytes = 0;
+    for await (const f of this.storage.list('index')) {
+      if (this.indexFiles.has(f.name)) continue;
+      names.push(f.name);
+      bytes += f.size;
+    }
+    // Sized once from the files' sizes (46 bytes a blob), instead of growing and rehashing on the way.
+    if (this.index.size === 0) this.index = new BlobIndex(bytes / INDEX_BLOB_BYTES);
     await mapLimit(names, 4, async (name) => {
       if (!each) return this.addIndexView(name, await this.readIndexView(name));
       const idx = await this.readIndexFile(name);
@@ -287,37 +294,11 @@ export class Repository {
     const cached = this.treeCache.get(id);
     if (cached) return cached;
     const loc = this.blobLocation(id);
-    const pack = await this.treePack(loc.pack, loc.offset + loc.length);
-    const tree = decodeTree(pack ? this.verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
+    const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
+    const tree = decodeTree(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id);
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;
-  }
-
-  /**
-   * A tree pack read whole (a walk of a snapshot wants most of its trees, which sit together in a few
-   * packs): one read instead of one per directory. At most 32 MiB of tree packs are kept.
-   */
-  private treePack(pack: string, atLeast: number): Promise<Buffer | null> {
-    const LIMIT = 32 * 1024 * 1024;
-    let p = this.treePacks.get(pack);
-    if (!p) {
-      p = this.storage.stat('data', pack).then((st) => {
-        if (!st || st.size > LIMIT / 2 || st.size < atLeast) return null;
-        for (const [k, size] of this.treePackSizes) {
-          if (this.treePackBytes + st.size <= LIMIT) break;
-          this.treePacks.delete(k);
-          this.treePackSizes.delete(k);
-          this.treePackBytes -= size;
-        }
-        this.treePackSizes.set(pack, st.size);
-        this.treePackBytes += st.size;
-        return this.storage.read('data', pack);
-      });
-      this.treePacks.set(pack, p);
-    }
-    // A pack that cannot be read whole is read blob by blob, which reports the damage precisely.
-    return p.catch(() => null);
   }
 
   async saveSnapshot(s: Snapshot): Promise<string> {
