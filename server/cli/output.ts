@@ -1,4 +1,8 @@
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+
+/** The progress bar's library, loaded when a bar is first drawn (a command run with --json or in a script never draws one). */
+const progressBars = (): typeof cliProgress => createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
 
 /** How a command talks to its user: JSON lines with --json, a progress bar on a terminal, plain lines otherwise. */
 export class Output {
@@ -21,6 +25,7 @@ export class Output {
     }
     if (!this.tty || !bar) return;
     if (!this.bar) {
+      const cliProgress = progressBars();
       this.bar = new cliProgress.SingleBar(
         { format: '{bar} {percentage}% | {line}', stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5, barsize: 24 },
         cliProgress.Presets.shades_classic,

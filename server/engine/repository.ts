@@ -17,6 +17,7 @@ import { readPruneMarks } from './prune-marks.js';
 import type { Snapshot, SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
 import { decodeTree, type Tree } from './tree.js';
+import { workerSettings } from './worker-settings.js';
 import { TreeWindows } from './tree-windows.js';
 import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
 
@@ -38,7 +39,18 @@ export type PasswordSource = string | (() => string | undefined | Promise<string
 export interface OpenOptions {
   loadIndex?: boolean;
   password?: PasswordSource;
+  /**
+   * Starts the codec workers at once, for a command that will need them (a restore): a worker takes tens of
+   * milliseconds to start, which then overlaps the reading of the index instead of following it.
+   */
+  codec?: CodecUse;
 }
+
+/**
+ * What the codec workers are for: a backup's run at low priority (DP_BACKUP_NICE) beside the services it
+ * backs up; a restore's, which someone is waiting for, at normal priority.
+ */
+export type CodecUse = 'backup' | 'restore';
 
 export interface SnapshotFilter {
   server?: string;
@@ -156,6 +168,7 @@ export class Repository {
     }
     if ((config.version === ENCRYPTED_FORMAT) !== (cipher !== null)) throw new RepositoryDamagedError(`config: format version ${config.version} does not match its ${cipher ? '' : 'lack of '}encryption`);
     const repo = new Repository(storage, config, master, keyId);
+    if (opts.codec) repo.codec(opts.codec);
     if (opts.loadIndex !== false) await repo.loadIndex();
     return repo;
   }
@@ -255,8 +268,9 @@ export class Repository {
     this.indexFiles.delete(name);
   }
 
-  codec(): CodecPool {
-    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null);
+  /** The codec workers, started on first use (`use` sets their priority then). */
+  codec(use: CodecUse = 'backup'): CodecPool {
+    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null, use === 'restore' ? { ...workerSettings(), nice: 0 } : workerSettings());
     return this.pool;
   }
 

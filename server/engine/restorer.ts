@@ -206,7 +206,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
 
   // 4. Pack by pack, a few at a time: read the ranges needed; a worker decompresses, verifies and
   //    writes them into the files; files of several blobs get their metadata once complete.
-  const codec = repo.codec();
+  const codec = repo.codec('restore');
   await mapLimit([...byPack.entries()], 4, async ([pack, blobs]) => {
     const jobs = [...blobs.values()].filter((j) => j.targets.some((t) => !t.file.failed)).sort((a, b) => a.loc.offset - b.loc.offset);
     if (jobs.length === 0) return;
