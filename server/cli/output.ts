@@ -8,10 +8,23 @@ const progressBars = (): typeof cliProgress => createRequire(import.meta.url)('c
 export class Output {
   private bar: cliProgress.SingleBar | undefined;
   private lastJson = 0;
+  private lastBar = 0;
   readonly tty: boolean;
 
   constructor(readonly json: boolean) {
     this.tty = !json && Boolean(process.stderr.isTTY);
+  }
+
+  /**
+   * Whether a progress event given now would show (a JSON line at most every 200 ms, a bar redrawn at most
+   * every 100 ms; nothing otherwise): a command told of every file builds its event only then.
+   */
+  progressDue(): boolean {
+    const now = Date.now();
+    if (this.json) return now - this.lastJson >= 200;
+    if (!this.tty || now - this.lastBar < 100) return false;
+    this.lastBar = now;
+    return true;
   }
 
   /** A progress event; JSON lines are throttled to 5 per second, the bar redraws itself. */

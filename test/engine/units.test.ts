@@ -5,6 +5,8 @@ import { cutsInto, gearTable, StreamChunker } from '../../server/engine/chunker.
 import { sha256 } from '../../server/engine/index.js';
 import { DEFAULT_CONFIG } from '../../server/engine/format.js';
 import { decodeIndex, eachIndexBlob, encodeIndex, readIndexView } from '../../server/engine/index-file.js';
+import { fromHex, isHexId } from '../../server/engine/hash.js';
+import { nodeProblem } from '../../server/engine/validate.js';
 import { bytesOf } from './helpers.js';
 
 const gear = gearTable(DEFAULT_CONFIG.gearSeed);
@@ -126,5 +128,20 @@ describe('compact blob index', () => {
     expect(fast.size).toBe(3000);
     for (const e of blobs) expect(fast.get(e.id)).toEqual(slow.get(e.id));
     expect(() => readIndexView('test', file.subarray(0, file.length - 5))).toThrow(/truncated/);
+  });
+});
+
+describe('tree node checks (without regular expressions)', () => {
+  const file = { name: 'm', type: 'file' as const, mode: 0o600, uid: 1, gid: 1, size: 0, mtime: '1700000000123456789', ctime: '-5', inode: '12', device: '2049', links: 1, content: ['a'.repeat(64)] };
+  test('accepts what a backup writes, refuses what the patterns refused', () => {
+    expect(nodeProblem(file)).toBeNull();
+    expect(nodeProblem({ ...file, mtime: '1'.repeat(20) })).toBeNull();
+    for (const mtime of ['', '-', '1'.repeat(21), '12a', '+1', ' 1', '1.5', '٣']) expect(nodeProblem({ ...file, mtime })).toMatch(/bad mtime/);
+    for (const inode of ['-1', '', 'x']) expect(nodeProblem({ ...file, inode })).toMatch(/bad inode/);
+    for (const id of ['A'.repeat(64), 'a'.repeat(63), 'a'.repeat(65), 'g'.repeat(64)]) expect(nodeProblem({ ...file, content: [id] })).toMatch(/not a list of blob ids/);
+    expect(nodeProblem({ ...file, type: 'dir', content: undefined, subtree: 'f'.repeat(64) })).toBeNull();
+    expect(nodeProblem({ ...file, type: 'dir', content: undefined, subtree: 'F'.repeat(64) })).toMatch(/subtree is not a tree id/);
+    expect(isHexId('0123456789abcdef'.repeat(4))).toBe(true);
+    expect(() => fromHex('0123456789ABCDEF'.repeat(4))).toThrow(/not a 64-digit hex id/);
   });
 });
