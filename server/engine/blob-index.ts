@@ -17,31 +17,37 @@ export interface BlobLocation {
   rawLength: number;
 }
 
-const FLAG_TREE = 1;
-const FLAG_ZSTD = 2;
-
 /** Entries per chunk of the entry arrays (a power of two: entry i is at chunk i >> CHUNK_BITS). */
 const CHUNK_BITS = 14;
 const CHUNK = 1 << CHUNK_BITS;
-/** Words per entry in a chunk's `meta`: pack ordinal, offset, stored length, raw length. */
-const META = 4;
 
-/** One chunk of entries: ids, flags and locations of up to CHUNK blobs, in the order they were added. */
+/**
+ * Bytes of one blob's record, the same as in an index file (FORMAT.md): id (32), type u8, compression u8
+ * (1: zstd), offset, stored length and raw length (u32 LE). An index file's records are copied in whole.
+ */
+export const RECORD_BYTES = ID_BYTES + 2 + 12;
+const TYPE_AT = ID_BYTES;
+const ZSTD_AT = ID_BYTES + 1;
+const OFFSET_AT = ID_BYTES + 2;
+const LENGTH_AT = ID_BYTES + 6;
+const RAW_AT = ID_BYTES + 10;
+
+/** One chunk of entries, in the order they were added: their records, and the ordinal of each one's pack. */
 interface Chunk {
-  ids: Uint8Array;
-  flags: Uint8Array;
-  meta: Uint32Array;
+  records: Uint8Array;
+  packs: Uint32Array;
 }
 
 /**
  * Blob id -> location, for every blob of the repository, over typed arrays only (ids never become strings),
  * so that a spool of tens of millions of messages fits (see README, "bytes per blob").
  *
- * Entries are dense, in the order blobs were added: 32 bytes of id, 1 of flags and 16 of location
- * (49 bytes a blob), in chunks of 16,384 so that growing never copies them. The hash table beside them
- * holds only a 4-byte entry number and a 1-byte tag per slot (open addressing, linear probing, load at most
- * 0.8), so that its empty slots cost 5 bytes each instead of a whole entry: about 57 bytes a blob at 10 million.
- * Ids are SHA-256 (or an HMAC of it), so their first 4 bytes are a uniform hash already.
+ * Entries are dense, in the order blobs were added: the blob's 46-byte record as an index file holds it and
+ * a 4-byte pack ordinal (50 bytes a blob), in chunks of 16,384 so that growing never copies them; loading
+ * an index file copies its records in whole. The hash table beside them holds only a 4-byte entry number
+ * and a 1-byte tag per slot (open addressing, linear probing, load at most 0.8), so that its empty slots
+ * cost 5 bytes each instead of a whole entry: about 58 bytes a blob at 10 million. Ids are SHA-256 (or an
+ * HMAC of it), so their first 4 bytes are a uniform hash already.
  */
 export class BlobIndex {
   private mask: number;
@@ -70,7 +76,7 @@ export class BlobIndex {
   /** Memory held by the table, for the README's measured bytes-per-blob figure. */
   get byteSize(): number {
     let bytes = this.slots.byteLength + this.tags.byteLength;
-    for (const c of this.chunks) bytes += c.ids.byteLength + c.flags.byteLength + c.meta.byteLength;
+    for (const c of this.chunks) bytes += c.records.byteLength + c.packs.byteLength;
     return bytes;
   }
 
@@ -85,54 +91,57 @@ export class BlobIndex {
 
   /** Adds a blob; a blob already present keeps its first location (duplicates are the prune's business). */
   add(id: Uint8Array, loc: BlobLocation): boolean {
-    return this.addAt(id, 0, this.ordinalOf(loc.pack), loc.type, loc.zstd, loc.offset, loc.length, loc.rawLength);
-  }
-
-  /**
-   * Adds a blob whose id is the 32 bytes of `ids` at `at` (an index file's bytes, read in place: loading
-   * an index allocates nothing per blob). `pack` is an ordinal from `packNumber`.
-   */
-  addAt(ids: Uint8Array, at: number, pack: number, type: BlobType, zstd: boolean, offset: number, length: number, rawLength: number): boolean {
-    if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
-    let s = hashAt(ids, at) & this.mask;
-    const tag = ids[at + 4];
-    for (;;) {
-      const e = this.slots[s];
-      if (e === 0) break;
-      if (this.tags[s] === tag && this.equals(e - 1, ids, at)) return false;
-      s = (s + 1) & this.mask;
-    }
-    const e = this.count++;
-    if ((e & (CHUNK - 1)) === 0 && e >>> CHUNK_BITS === this.chunks.length) this.chunks.push(newChunk(Math.min(CHUNK, Math.max(1024, this.mask + 1))));
-    let c = this.chunks[e >>> CHUNK_BITS];
-    const i = e & (CHUNK - 1);
-    // The first chunk starts small (a small repository) and doubles until it is whole.
-    if (i >= c.flags.length) c = this.widenFirstChunk();
-    // Byte by byte: a subarray per blob would cost more than the copy.
-    const to = c.ids;
-    for (let k = 0, d = i * ID_BYTES; k < ID_BYTES; k++) to[d + k] = ids[at + k];
-    this.setLocation(c, i, pack, type, zstd, offset, length, rawLength);
-    this.slots[s] = e + 1;
-    this.tags[s] = tag;
+    if (this.find(id, 0) >= 0) return false;
+    const c = this.room(1);
+    const i = this.count & (CHUNK - 1);
+    c.records.set(id.subarray(0, ID_BYTES), i * RECORD_BYTES);
+    this.setLocation(c, i, this.ordinalOf(loc.pack), loc);
+    this.append();
     return true;
   }
 
-  /** The ordinal of a pack id, for `addAt` (assigned on first use). */
-  packNumber(pack: string): number {
-    return this.ordinalOf(pack);
+  /**
+   * Adds the `count` blobs of `pack` whose records start at `at` in `bytes`, laid out as in an index file
+   * (RECORD_BYTES each): copied a chunk's worth at a time, nothing allocated per blob. A blob already
+   * present keeps its first location. Returns how many were new.
+   */
+  addRecords(bytes: Uint8Array, at: number, count: number, pack: string): number {
+    const ordinal = this.ordinalOf(pack);
+    let added = 0;
+    for (let done = 0; done < count; ) {
+      const c = this.room(count - done);
+      const i = this.count & (CHUNK - 1);
+      const n = Math.min(count - done, c.packs.length - i);
+      const from = at + done * RECORD_BYTES;
+      c.records.set(bytes.subarray(from, from + n * RECORD_BYTES), i * RECORD_BYTES);
+      c.packs.fill(ordinal, i, i + n);
+      // Each copied record is kept (moved down over the duplicates dropped before it) unless already indexed.
+      let w = i;
+      for (let r = i; r < i + n; r++) {
+        if (r !== w) c.records.copyWithin(w * RECORD_BYTES, r * RECORD_BYTES, (r + 1) * RECORD_BYTES);
+        if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
+        // One probe both looks for the id and, when it is new, takes the empty slot it ends on.
+        if (!this.insertNew(c.records, w * RECORD_BYTES, this.count)) continue;
+        this.count++;
+        w++;
+      }
+      added += w - i;
+      done += n;
+    }
+    return added;
   }
 
   /** The pack a blob is located in, without building a whole location. */
   packOf(id: Uint8Array): string | undefined {
     const e = this.find(id, 0);
-    return e < 0 ? undefined : this.packs[this.chunks[e >>> CHUNK_BITS].meta[(e & (CHUNK - 1)) * META]];
+    return e < 0 ? undefined : this.packs[this.chunks[e >>> CHUNK_BITS].packs[e & (CHUNK - 1)]];
   }
 
   /** Moves a blob already present to another location. */
   replace(id: Uint8Array, loc: BlobLocation): void {
     const e = this.find(id, 0);
     if (e < 0) throw new Error('replace: blob not in the index');
-    this.setLocation(this.chunks[e >>> CHUNK_BITS], e & (CHUNK - 1), this.ordinalOf(loc.pack), loc.type, loc.zstd, loc.offset, loc.length, loc.rawLength);
+    this.setLocation(this.chunks[e >>> CHUNK_BITS], e & (CHUNK - 1), this.ordinalOf(loc.pack), loc);
   }
 
   hasPack(pack: string): boolean {
@@ -142,8 +151,8 @@ export class BlobIndex {
   /** Every blob, in the order they were added. */
   *entries(): IterableIterator<[Buffer, BlobLocation]> {
     for (let e = 0; e < this.count; e++) {
-      const i = e & (CHUNK - 1);
-      const id = Buffer.from(this.chunks[e >>> CHUNK_BITS].ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
+      const at = (e & (CHUNK - 1)) * RECORD_BYTES;
+      const id = Buffer.from(this.chunks[e >>> CHUNK_BITS].records.subarray(at, at + ID_BYTES));
       yield [id, this.location(e)];
     }
   }
@@ -151,35 +160,85 @@ export class BlobIndex {
   private location(e: number): BlobLocation {
     const c = this.chunks[e >>> CHUNK_BITS];
     const i = e & (CHUNK - 1);
-    const f = c.flags[i];
-    const m = i * META;
+    const r = c.records;
+    const at = i * RECORD_BYTES;
     return {
-      pack: this.packs[c.meta[m]],
-      type: f & FLAG_TREE ? BlobType.Tree : BlobType.Data,
-      zstd: (f & FLAG_ZSTD) !== 0,
-      offset: c.meta[m + 1],
-      length: c.meta[m + 2],
-      rawLength: c.meta[m + 3],
+      pack: this.packs[c.packs[i]],
+      type: r[at + TYPE_AT] === 1 ? BlobType.Tree : BlobType.Data,
+      zstd: r[at + ZSTD_AT] === 1,
+      offset: u32(r, at + OFFSET_AT),
+      length: u32(r, at + LENGTH_AT),
+      rawLength: u32(r, at + RAW_AT),
     };
   }
 
-  private setLocation(c: Chunk, i: number, pack: number, type: BlobType, zstd: boolean, offset: number, length: number, rawLength: number): void {
-    c.flags[i] = (type === BlobType.Tree ? FLAG_TREE : 0) | (zstd ? FLAG_ZSTD : 0);
-    const m = i * META;
-    c.meta[m] = pack;
-    c.meta[m + 1] = offset;
-    c.meta[m + 2] = length;
-    c.meta[m + 3] = rawLength;
+  private setLocation(c: Chunk, i: number, pack: number, loc: BlobLocation): void {
+    const r = c.records;
+    const at = i * RECORD_BYTES;
+    r[at + TYPE_AT] = loc.type === BlobType.Tree ? 1 : 0;
+    r[at + ZSTD_AT] = loc.zstd ? 1 : 0;
+    putU32(r, at + OFFSET_AT, loc.offset);
+    putU32(r, at + LENGTH_AT, loc.length);
+    putU32(r, at + RAW_AT, loc.rawLength);
+    c.packs[i] = pack;
   }
 
-  private widenFirstChunk(): Chunk {
-    const old = this.chunks[0];
-    const c = newChunk(Math.min(CHUNK, old.flags.length * 2));
-    c.ids.set(old.ids);
-    c.flags.set(old.flags);
-    c.meta.set(old.meta);
-    this.chunks[0] = c;
-    return c;
+  /**
+   * The chunk where the next entry goes, allocated when needed; `wanted` entries sizes a first chunk, which
+   * starts small (a small repository) and doubles until it is whole.
+   */
+  private room(wanted: number): Chunk {
+    const ci = this.count >>> CHUNK_BITS;
+    const i = this.count & (CHUNK - 1);
+    if (ci === this.chunks.length) {
+      this.chunks.push(newChunk(ci === 0 ? Math.min(CHUNK, Math.max(1024, this.mask + 1, wanted)) : CHUNK));
+    } else if (i >= this.chunks[ci].packs.length) {
+      const old = this.chunks[ci];
+      const c = newChunk(Math.min(CHUNK, Math.max(old.packs.length * 2, i + wanted)));
+      c.records.set(old.records);
+      c.packs.set(old.packs);
+      this.chunks[ci] = c;
+    }
+    return this.chunks[ci];
+  }
+
+  /** Counts the entry whose record was just written at the end, and puts it in the hash table. */
+  private append(): void {
+    if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
+    this.insert(this.count++);
+  }
+
+  /** Puts entry `e` (its record written) in the hash table. */
+  private insert(e: number): void {
+    const r = this.chunks[e >>> CHUNK_BITS].records;
+    const at = (e & (CHUNK - 1)) * RECORD_BYTES;
+    let s = hashAt(r, at) & this.mask;
+    while (this.slots[s] !== 0) s = (s + 1) & this.mask;
+    this.slots[s] = e + 1;
+    this.tags[s] = r[at + 4];
+  }
+
+  /** Puts entry `e`, whose id is at `ids[at..]`, in the hash table unless an entry has that id already. */
+  private insertNew(ids: Uint8Array, at: number, e: number): boolean {
+    let s = hashAt(ids, at) & this.mask;
+    const tag = ids[at + 4];
+    for (;;) {
+      const x = this.slots[s];
+      if (x === 0) break;
+      if (this.tags[s] === tag && this.sameId(x - 1, ids, at)) return false;
+      s = (s + 1) & this.mask;
+    }
+    this.slots[s] = e + 1;
+    this.tags[s] = tag;
+    return true;
+  }
+
+  /** Whether entry `e` has the id at `ids[at..]`. */
+  private sameId(e: number, ids: Uint8Array, at: number): boolean {
+    const r = this.chunks[e >>> CHUNK_BITS].records;
+    const base = (e & (CHUNK - 1)) * RECORD_BYTES;
+    for (let k = 0; k < ID_BYTES; k++) if (r[base + k] !== ids[at + k]) return false;
+    return true;
   }
 
   private ordinalOf(pack: string): number {
@@ -192,22 +251,14 @@ export class BlobIndex {
     return o;
   }
 
-  /** Whether entry `e` has the id at `ids[at..]`. */
-  private equals(e: number, ids: Uint8Array, at: number): boolean {
-    const stored = this.chunks[e >>> CHUNK_BITS].ids;
-    const base = (e & (CHUNK - 1)) * ID_BYTES;
-    for (let i = 0; i < ID_BYTES; i++) if (stored[base + i] !== ids[at + i]) return false;
-    return true;
-  }
-
-  /** The entry number of an id, or -1. */
+  /** The entry number of the id at `ids[at..]`, or -1. */
   private find(ids: Uint8Array, at: number): number {
     let s = hashAt(ids, at) & this.mask;
     const tag = ids[at + 4];
     for (;;) {
       const e = this.slots[s];
       if (e === 0) return -1;
-      if (this.tags[s] === tag && this.equals(e - 1, ids, at)) return e - 1;
+      if (this.tags[s] === tag && this.sameId(e - 1, ids, at)) return e - 1;
       s = (s + 1) & this.mask;
     }
   }
@@ -217,19 +268,24 @@ export class BlobIndex {
     this.mask = cap - 1;
     this.slots = new Uint32Array(cap);
     this.tags = new Uint8Array(cap);
-    for (let e = 0; e < this.count; e++) {
-      const ids = this.chunks[e >>> CHUNK_BITS].ids;
-      const at = (e & (CHUNK - 1)) * ID_BYTES;
-      let s = hashAt(ids, at) & this.mask;
-      while (this.slots[s] !== 0) s = (s + 1) & this.mask;
-      this.slots[s] = e + 1;
-      this.tags[s] = ids[at + 4];
-    }
+    for (let e = 0; e < this.count; e++) this.insert(e);
   }
 }
 
 function newChunk(entries: number): Chunk {
-  return { ids: new Uint8Array(entries * ID_BYTES), flags: new Uint8Array(entries), meta: new Uint32Array(entries * META) };
+  return { records: new Uint8Array(entries * RECORD_BYTES), packs: new Uint32Array(entries) };
+}
+
+/** A little-endian u32 (cheaper than Buffer#readUInt32LE's checks, and for any Uint8Array). */
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
 }
 
 function hashAt(ids: Uint8Array, at: number): number {

@@ -1,4 +1,4 @@
-import { BlobType } from './blob-index.js';
+import { BlobType, RECORD_BYTES } from './blob-index.js';
 import type { RepositoryCipher } from './crypto.js';
 import { RepositoryDamagedError } from './errors.js';
 import { decodeMetadata, encodeMetadata } from './format.js';
@@ -16,8 +16,8 @@ export interface IndexFile {
   packs: { id: string; blobs: PackEntry[] }[];
 }
 
-/** Bytes of one blob's record. */
-export const INDEX_BLOB_BYTES = ID_BYTES + 2 + 12;
+/** Bytes of one blob's record (the layout BlobIndex keeps its entries in). */
+export const INDEX_BLOB_BYTES = RECORD_BYTES;
 const BLOB_BYTES = INDEX_BLOB_BYTES;
 
 export function encodeIndex(index: IndexFile, cipher: RepositoryCipher | null = null): Buffer {
@@ -96,26 +96,4 @@ export function readIndexView(name: string, file: Buffer, cipher: RepositoryCiph
     o += count * BLOB_BYTES;
   }
   return { supersedes, packs, bytes: b };
-}
-
-/**
- * Calls `add` for every blob of an index, with the id left in place in the index's bytes (at `idAt`): how a
- * repository loads its index without an object per blob.
- */
-export function eachIndexBlob(
-  view: IndexView,
-  add: (pack: number, ids: Uint8Array, idAt: number, type: BlobType, zstd: boolean, offset: number, length: number, rawLength: number) => void,
-): void {
-  const b = view.bytes;
-  view.packs.forEach((p, pack) => {
-    for (let i = 0, o = p.at; i < p.count; i++, o += BLOB_BYTES) {
-      const t = o + ID_BYTES;
-      add(pack, b, o, b[t] === 1 ? BlobType.Tree : BlobType.Data, b[t + 1] === 1, u32(b, t + 2), u32(b, t + 6), u32(b, t + 10));
-    }
-  });
-}
-
-/** A little-endian u32 of bytes known to be in bounds (cheaper than Buffer#readUInt32LE's checks). */
-function u32(b: Uint8Array, o: number): number {
-  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 }

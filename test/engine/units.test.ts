@@ -4,7 +4,7 @@ import { BlobIndex, BlobType } from '../../server/engine/blob-index.js';
 import { cutsInto, gearTable, StreamChunker } from '../../server/engine/chunker.js';
 import { sha256 } from '../../server/engine/index.js';
 import { DEFAULT_CONFIG } from '../../server/engine/format.js';
-import { decodeIndex, eachIndexBlob, encodeIndex, readIndexView } from '../../server/engine/index-file.js';
+import { decodeIndex, encodeIndex, readIndexView } from '../../server/engine/index-file.js';
 import { fromHex, isHexId } from '../../server/engine/hash.js';
 import { nodeProblem } from '../../server/engine/validate.js';
 import { bytesOf } from './helpers.js';
@@ -121,13 +121,24 @@ describe('compact blob index', () => {
     const view = readIndexView('test', file);
     expect(view.supersedes).toEqual(['c'.repeat(64)]);
     const fast = new BlobIndex();
-    const ordinals = view.packs.map((p) => fast.packNumber(p.id));
-    eachIndexBlob(view, (pack, ids, idAt, type, zstd, offset, length, rawLength) => fast.addAt(ids, idAt, ordinals[pack], type, zstd, offset, length, rawLength));
+    expect(view.packs.map((p) => fast.addRecords(view.bytes, p.at, p.count, p.id))).toEqual([1000, 2000]);
+    expect(fast.addRecords(view.bytes, view.packs[0].at, view.packs[0].count, 'c'.repeat(64))).toBe(0);
     const slow = new BlobIndex();
     for (const p of decodeIndex('test', file).packs) for (const e of p.blobs) slow.add(e.id, { ...e, pack: p.id });
     expect(fast.size).toBe(3000);
     for (const e of blobs) expect(fast.get(e.id)).toEqual(slow.get(e.id));
     expect(() => readIndexView('test', file.subarray(0, file.length - 5))).toThrow(/truncated/);
+  });
+
+  test('an index listing a blob twice keeps its first location, and the blobs after it keep theirs', () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => sha256(Buffer.from(x)));
+    const entry = (id: Buffer, offset: number) => ({ id, type: BlobType.Data, zstd: false, offset, length: 5, rawLength: 5 });
+    const view = readIndexView('dup', encodeIndex({ supersedes: [], packs: [{ id: 'd'.repeat(64), blobs: [entry(a, 1), entry(b, 6), entry(a, 11), entry(c, 16)] }] }));
+    const idx = new BlobIndex(2);
+    idx.add(b, { pack: 'e'.repeat(64), type: BlobType.Tree, zstd: true, offset: 99, length: 1, rawLength: 2 });
+    expect(idx.addRecords(view.bytes, view.packs[0].at, view.packs[0].count, view.packs[0].id)).toBe(2);
+    expect(idx.size).toBe(3);
+    expect([a, b, c].map((id) => [idx.packOf(id)!.slice(0, 1), idx.get(id)!.offset])).toEqual([['d', 1], ['e', 99], ['d', 16]]);
   });
 });
 
