@@ -8,7 +8,7 @@ import { EngineError, NotFoundError, RepositoryDamagedError, RepositoryNotFoundE
 import {
   DEFAULT_CONFIG, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
 } from './format.js';
-import { fromHex, ID_BYTES, sha256, toHex } from './hash.js';
+import { fromHex, sha256, toHex } from './hash.js';
 import { decodeIndex, encodeIndex, INDEX_BLOB_BYTES, readIndexView, type IndexFile, type IndexView } from './index-file.js';
 import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
@@ -17,9 +17,9 @@ import { readPruneMarks } from './prune-marks.js';
 import type { Snapshot, SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
 import { decodeTree, type Tree } from './tree.js';
-import { workerSettings } from './worker-settings.js';
 import { TreeWindows } from './tree-windows.js';
 import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
+import { workerSettings } from './worker-settings.js';
 
 export const PROGRAM = 'bm-dataprotect 0.1.0';
 
