@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { Repository } from '../engine/index.js';
+import { Repository, type OpenOptions } from '../engine/index.js';
 import { environmentPassword, openStorage } from '../storage/index.js';
 import { Output } from './output.js';
 
@@ -21,8 +21,8 @@ export function repoPath(opts: RepoOptions): string {
 }
 
 /** The repository of --repo; an encrypted one opens with the password of the environment (or --password-file). */
-export async function openRepo(opts: RepoOptions): Promise<Repository> {
-  return Repository.open(openStorage(repoPath(opts)), { password: environmentPassword });
+export async function openRepo(opts: RepoOptions, open: Omit<OpenOptions, 'password'> = {}): Promise<Repository> {
+  return Repository.open(openStorage(repoPath(opts)), { ...open, password: environmentPassword });
 }
 
 export function output(opts: RepoOptions): Output {

@@ -1,13 +1,30 @@
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+
+/** The progress bar's library, loaded when a bar is first drawn (a command run with --json or in a script never draws one). */
+const progressBars = (): typeof cliProgress => createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
 
 /** How a command talks to its user: JSON lines with --json, a progress bar on a terminal, plain lines otherwise. */
 export class Output {
   private bar: cliProgress.SingleBar | undefined;
   private lastJson = 0;
+  private lastBar = 0;
   readonly tty: boolean;
 
   constructor(readonly json: boolean) {
     this.tty = !json && Boolean(process.stderr.isTTY);
+  }
+
+  /**
+   * Whether a progress event given now would show (a JSON line at most every 200 ms, a bar redrawn at most
+   * every 100 ms; nothing otherwise): a command told of every file builds its event only then.
+   */
+  progressDue(): boolean {
+    const now = Date.now();
+    if (this.json) return now - this.lastJson >= 200;
+    if (!this.tty || now - this.lastBar < 100) return false;
+    this.lastBar = now;
+    return true;
   }
 
   /** A progress event; JSON lines are throttled to 5 per second, the bar redraws itself. */
@@ -21,6 +38,7 @@ export class Output {
     }
     if (!this.tty || !bar) return;
     if (!this.bar) {
+      const cliProgress = progressBars();
       this.bar = new cliProgress.SingleBar(
         { format: '{bar} {percentage}% | {line}', stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5, barsize: 24 },
         cliProgress.Presets.shades_classic,

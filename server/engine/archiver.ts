@@ -12,7 +12,7 @@ import { RenameTable } from './rename-table.js';
 import { PROGRAM, type Repository } from './repository.js';
 import { BlobSaver } from './saver.js';
 import type { BackupSummary, SnapshotInfo } from './snapshot.js';
-import { compareNames, encodeTree, splitPath, type NodeType, type Tree, type TreeNode } from './tree.js';
+import { compareNames, encodeTree, sameNode, splitPath, type NodeType, type Tree, type TreeNode } from './tree.js';
 
 export type FileStatus = 'new' | 'changed' | 'unmodified' | 'renamed';
 
@@ -267,7 +267,9 @@ export class Archiver {
     }
     await Promise.all(reads);
     const tree: Tree = { nodes: nodes.filter((n): n is TreeNode => n !== null) };
-    node.subtree = await this.saveTree(tree);
+    // Every entry as in the parent snapshot: its tree is the parent's, already stored (no encoding, no hashing).
+    const unchanged = parentTreeId !== undefined && parentNodes !== undefined && sameEntries(tree.nodes, parentNodes) && this.repo.reusable(fromHex(parentTreeId));
+    node.subtree = unchanged ? parentTreeId : await this.saveTree(tree);
     this.summary.dirs++;
     return node;
   }
@@ -490,6 +492,16 @@ async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Err
   };
   await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length) }, lane));
   return out;
+}
+
+/** Whether a directory's entries are exactly those of its tree in the parent snapshot. */
+function sameEntries(nodes: readonly TreeNode[], parent: ReadonlyMap<string, TreeNode>): boolean {
+  if (nodes.length !== parent.size) return false;
+  for (const n of nodes) {
+    const prev = parent.get(n.name);
+    if (!prev || !sameNode(n, prev)) return false;
+  }
+  return true;
 }
 
 function typeOf(st: BigIntStats): NodeType {

@@ -17,42 +17,56 @@ export interface BlobLocation {
   rawLength: number;
 }
 
-const EMPTY = 0;
-const FLAG_USED = 1;
-const FLAG_TREE = 2;
-const FLAG_ZSTD = 4;
+/** Entries per chunk of the entry arrays (a power of two: entry i is at chunk i >> CHUNK_BITS). */
+const CHUNK_BITS = 14;
+const CHUNK = 1 << CHUNK_BITS;
 
 /**
- * Blob id -> location, for every blob of the repository. Open addressing with linear probing over
- * typed arrays: ids live in one flat byte array, never as strings, so a mail spool of tens of millions
- * of messages fits (see README, "bytes per blob"). Ids are SHA-256, so their first 4 bytes are a
- * uniform hash already.
+ * Bytes of one blob's record, the same as in an index file (FORMAT.md): id (32), type u8, compression u8
+ * (1: zstd), offset, stored length and raw length (u32 LE). An index file's records are copied in whole.
+ */
+export const RECORD_BYTES = ID_BYTES + 2 + 12;
+const TYPE_AT = ID_BYTES;
+const ZSTD_AT = ID_BYTES + 1;
+const OFFSET_AT = ID_BYTES + 2;
+const LENGTH_AT = ID_BYTES + 6;
+const RAW_AT = ID_BYTES + 10;
+
+/** One chunk of entries, in the order they were added: their records, and the ordinal of each one's pack. */
+interface Chunk {
+  records: Uint8Array;
+  packs: Uint32Array;
+}
+
+/**
+ * Blob id -> location, for every blob of the repository, over typed arrays only (ids never become strings),
+ * so that a spool of tens of millions of messages fits (see README, "bytes per blob").
+ *
+ * Entries are dense, in the order blobs were added: the blob's 46-byte record as an index file holds it and
+ * a 4-byte pack ordinal (50 bytes a blob), in chunks of 16,384 so that growing never copies them; loading
+ * an index file copies its records in whole. The hash table beside them holds only a 4-byte entry number
+ * and a 1-byte tag per slot (open addressing, linear probing, load at most 0.8), so that its empty slots
+ * cost 5 bytes each instead of a whole entry: about 58 bytes a blob at 10 million. Ids are SHA-256 (or an
+ * HMAC of it), so their first 4 bytes are a uniform hash already.
  */
 export class BlobIndex {
-  private capacity: number;
   private mask: number;
-  private ids: Uint8Array;
-  private flags: Uint8Array;
-  private pack: Uint32Array;
-  private offset: Uint32Array;
-  private length: Uint32Array;
-  private rawLength: Uint32Array;
+  /** Entry number + 1 per slot; 0 is an empty slot. */
+  private slots: Uint32Array;
+  /** Byte 4 of each slot's id: most probes that miss are told apart here, without a read of the entry. */
+  private tags: Uint8Array;
+  private readonly chunks: Chunk[] = [];
   private count = 0;
-  /** Pack ids by ordinal; the table stores ordinals. */
+  /** Pack ids by ordinal; the entries store ordinals. */
   readonly packs: string[] = [];
   private readonly packOrdinal = new Map<string, number>();
 
   constructor(expected = 1024) {
     let cap = 1024;
     while (cap * 0.8 < expected) cap *= 2;
-    this.capacity = cap;
     this.mask = cap - 1;
-    this.ids = new Uint8Array(cap * ID_BYTES);
-    this.flags = new Uint8Array(cap);
-    this.pack = new Uint32Array(cap);
-    this.offset = new Uint32Array(cap);
-    this.length = new Uint32Array(cap);
-    this.rawLength = new Uint32Array(cap);
+    this.slots = new Uint32Array(cap);
+    this.tags = new Uint8Array(cap);
   }
 
   get size(): number {
@@ -61,74 +75,170 @@ export class BlobIndex {
 
   /** Memory held by the table, for the README's measured bytes-per-blob figure. */
   get byteSize(): number {
-    return this.ids.byteLength + this.flags.byteLength + 4 * 4 * this.capacity;
+    let bytes = this.slots.byteLength + this.tags.byteLength;
+    for (const c of this.chunks) bytes += c.records.byteLength + c.packs.byteLength;
+    return bytes;
   }
 
   has(id: Uint8Array): boolean {
-    return this.slot(id) >= 0;
+    return this.find(id, 0) >= 0;
   }
 
   get(id: Uint8Array): BlobLocation | undefined {
-    const s = this.slot(id);
-    if (s < 0) return undefined;
-    const f = this.flags[s];
-    return {
-      pack: this.packs[this.pack[s]],
-      type: f & FLAG_TREE ? BlobType.Tree : BlobType.Data,
-      zstd: (f & FLAG_ZSTD) !== 0,
-      offset: this.offset[s],
-      length: this.length[s],
-      rawLength: this.rawLength[s],
-    };
+    const e = this.find(id, 0);
+    return e < 0 ? undefined : this.location(e);
   }
 
   /** Adds a blob; a blob already present keeps its first location (duplicates are the prune's business). */
   add(id: Uint8Array, loc: BlobLocation): boolean {
-    if (this.count + 1 > this.capacity * 0.8) this.grow();
-    let s = this.hash(id);
-    for (;;) {
-      if (this.flags[s] === EMPTY) break;
-      if (this.equals(s, id)) return false;
-      s = (s + 1) & this.mask;
-    }
-    this.ids.set(id.subarray(0, ID_BYTES), s * ID_BYTES);
-    this.flags[s] = FLAG_USED | (loc.type === BlobType.Tree ? FLAG_TREE : 0) | (loc.zstd ? FLAG_ZSTD : 0);
-    this.pack[s] = this.ordinalOf(loc.pack);
-    this.offset[s] = loc.offset;
-    this.length[s] = loc.length;
-    this.rawLength[s] = loc.rawLength;
-    this.count++;
+    if (this.find(id, 0) >= 0) return false;
+    const c = this.room(1);
+    const i = this.count & (CHUNK - 1);
+    c.records.set(id.subarray(0, ID_BYTES), i * RECORD_BYTES);
+    this.setLocation(c, i, this.ordinalOf(loc.pack), loc);
+    this.append();
     return true;
+  }
+
+  /**
+   * Adds the `count` blobs of `pack` whose records start at `at` in `bytes`, laid out as in an index file
+   * (RECORD_BYTES each): copied a chunk's worth at a time, nothing allocated per blob. A blob already
+   * present keeps its first location. Returns how many were new.
+   */
+  addRecords(bytes: Uint8Array, at: number, count: number, pack: string): number {
+    const ordinal = this.ordinalOf(pack);
+    let added = 0;
+    for (let done = 0; done < count; ) {
+      const c = this.room(count - done);
+      const i = this.count & (CHUNK - 1);
+      const n = Math.min(count - done, c.packs.length - i);
+      const from = at + done * RECORD_BYTES;
+      c.records.set(bytes.subarray(from, from + n * RECORD_BYTES), i * RECORD_BYTES);
+      c.packs.fill(ordinal, i, i + n);
+      // Each copied record is kept (moved down over the duplicates dropped before it) unless already indexed.
+      let w = i;
+      for (let r = i; r < i + n; r++) {
+        if (r !== w) c.records.copyWithin(w * RECORD_BYTES, r * RECORD_BYTES, (r + 1) * RECORD_BYTES);
+        if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
+        // One probe both looks for the id and, when it is new, takes the empty slot it ends on.
+        if (!this.insertNew(c.records, w * RECORD_BYTES, this.count)) continue;
+        this.count++;
+        w++;
+      }
+      added += w - i;
+      done += n;
+    }
+    return added;
   }
 
   /** The pack a blob is located in, without building a whole location. */
   packOf(id: Uint8Array): string | undefined {
-    const s = this.slot(id);
-    return s < 0 ? undefined : this.packs[this.pack[s]];
+    const e = this.find(id, 0);
+    return e < 0 ? undefined : this.packs[this.chunks[e >>> CHUNK_BITS].packs[e & (CHUNK - 1)]];
   }
 
   /** Moves a blob already present to another location. */
   replace(id: Uint8Array, loc: BlobLocation): void {
-    const s = this.slot(id);
-    if (s < 0) throw new Error('replace: blob not in the index');
-    this.flags[s] = FLAG_USED | (loc.type === BlobType.Tree ? FLAG_TREE : 0) | (loc.zstd ? FLAG_ZSTD : 0);
-    this.pack[s] = this.ordinalOf(loc.pack);
-    this.offset[s] = loc.offset;
-    this.length[s] = loc.length;
-    this.rawLength[s] = loc.rawLength;
+    const e = this.find(id, 0);
+    if (e < 0) throw new Error('replace: blob not in the index');
+    this.setLocation(this.chunks[e >>> CHUNK_BITS], e & (CHUNK - 1), this.ordinalOf(loc.pack), loc);
   }
 
   hasPack(pack: string): boolean {
     return this.packOrdinal.has(pack);
   }
 
-  /** Every blob, in table order. */
+  /** Every blob, in the order they were added. */
   *entries(): IterableIterator<[Buffer, BlobLocation]> {
-    for (let s = 0; s < this.capacity; s++) {
-      if (this.flags[s] === EMPTY) continue;
-      const id = Buffer.from(this.ids.subarray(s * ID_BYTES, (s + 1) * ID_BYTES));
-      yield [id, this.get(id)!];
+    for (let e = 0; e < this.count; e++) {
+      const at = (e & (CHUNK - 1)) * RECORD_BYTES;
+      const id = Buffer.from(this.chunks[e >>> CHUNK_BITS].records.subarray(at, at + ID_BYTES));
+      yield [id, this.location(e)];
     }
+  }
+
+  private location(e: number): BlobLocation {
+    const c = this.chunks[e >>> CHUNK_BITS];
+    const i = e & (CHUNK - 1);
+    const r = c.records;
+    const at = i * RECORD_BYTES;
+    return {
+      pack: this.packs[c.packs[i]],
+      type: r[at + TYPE_AT] === 1 ? BlobType.Tree : BlobType.Data,
+      zstd: r[at + ZSTD_AT] === 1,
+      offset: u32(r, at + OFFSET_AT),
+      length: u32(r, at + LENGTH_AT),
+      rawLength: u32(r, at + RAW_AT),
+    };
+  }
+
+  private setLocation(c: Chunk, i: number, pack: number, loc: BlobLocation): void {
+    const r = c.records;
+    const at = i * RECORD_BYTES;
+    r[at + TYPE_AT] = loc.type === BlobType.Tree ? 1 : 0;
+    r[at + ZSTD_AT] = loc.zstd ? 1 : 0;
+    putU32(r, at + OFFSET_AT, loc.offset);
+    putU32(r, at + LENGTH_AT, loc.length);
+    putU32(r, at + RAW_AT, loc.rawLength);
+    c.packs[i] = pack;
+  }
+
+  /**
+   * The chunk where the next entry goes, allocated when needed; `wanted` entries sizes a first chunk, which
+   * starts small (a small repository) and doubles until it is whole.
+   */
+  private room(wanted: number): Chunk {
+    const ci = this.count >>> CHUNK_BITS;
+    const i = this.count & (CHUNK - 1);
+    if (ci === this.chunks.length) {
+      this.chunks.push(newChunk(ci === 0 ? Math.min(CHUNK, Math.max(1024, this.mask + 1, wanted)) : CHUNK));
+    } else if (i >= this.chunks[ci].packs.length) {
+      const old = this.chunks[ci];
+      const c = newChunk(Math.min(CHUNK, Math.max(old.packs.length * 2, i + wanted)));
+      c.records.set(old.records);
+      c.packs.set(old.packs);
+      this.chunks[ci] = c;
+    }
+    return this.chunks[ci];
+  }
+
+  /** Counts the entry whose record was just written at the end, and puts it in the hash table. */
+  private append(): void {
+    if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
+    this.insert(this.count++);
+  }
+
+  /** Puts entry `e` (its record written) in the hash table. */
+  private insert(e: number): void {
+    const r = this.chunks[e >>> CHUNK_BITS].records;
+    const at = (e & (CHUNK - 1)) * RECORD_BYTES;
+    let s = hashAt(r, at) & this.mask;
+    while (this.slots[s] !== 0) s = (s + 1) & this.mask;
+    this.slots[s] = e + 1;
+    this.tags[s] = r[at + 4];
+  }
+
+  /** Puts entry `e`, whose id is at `ids[at..]`, in the hash table unless an entry has that id already. */
+  private insertNew(ids: Uint8Array, at: number, e: number): boolean {
+    let s = hashAt(ids, at) & this.mask;
+    const tag = ids[at + 4];
+    for (;;) {
+      const x = this.slots[s];
+      if (x === 0) break;
+      if (this.tags[s] === tag && this.sameId(x - 1, ids, at)) return false;
+      s = (s + 1) & this.mask;
+    }
+    this.slots[s] = e + 1;
+    this.tags[s] = tag;
+    return true;
+  }
+
+  /** Whether entry `e` has the id at `ids[at..]`. */
+  private sameId(e: number, ids: Uint8Array, at: number): boolean {
+    const r = this.chunks[e >>> CHUNK_BITS].records;
+    const base = (e & (CHUNK - 1)) * RECORD_BYTES;
+    for (let k = 0; k < ID_BYTES; k++) if (r[base + k] !== ids[at + k]) return false;
+    return true;
   }
 
   private ordinalOf(pack: string): number {
@@ -141,49 +251,45 @@ export class BlobIndex {
     return o;
   }
 
-  private hash(id: Uint8Array): number {
-    return ((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) & this.mask;
-  }
-
-  private equals(s: number, id: Uint8Array): boolean {
-    const base = s * ID_BYTES;
-    const ids = this.ids;
-    for (let i = 0; i < ID_BYTES; i++) if (ids[base + i] !== id[i]) return false;
-    return true;
-  }
-
-  private slot(id: Uint8Array): number {
-    let s = this.hash(id);
+  /** The entry number of the id at `ids[at..]`, or -1. */
+  private find(ids: Uint8Array, at: number): number {
+    let s = hashAt(ids, at) & this.mask;
+    const tag = ids[at + 4];
     for (;;) {
-      if (this.flags[s] === EMPTY) return -1;
-      if (this.equals(s, id)) return s;
+      const e = this.slots[s];
+      if (e === 0) return -1;
+      if (this.tags[s] === tag && this.sameId(e - 1, ids, at)) return e - 1;
       s = (s + 1) & this.mask;
     }
   }
 
   private grow(): void {
-    const old = { ids: this.ids, flags: this.flags, pack: this.pack, offset: this.offset, length: this.length, rawLength: this.rawLength, cap: this.capacity };
-    this.capacity *= 2;
-    this.mask = this.capacity - 1;
-    this.ids = new Uint8Array(this.capacity * ID_BYTES);
-    this.flags = new Uint8Array(this.capacity);
-    this.pack = new Uint32Array(this.capacity);
-    this.offset = new Uint32Array(this.capacity);
-    this.length = new Uint32Array(this.capacity);
-    this.rawLength = new Uint32Array(this.capacity);
-    for (let o = 0; o < old.cap; o++) {
-      if (old.flags[o] === EMPTY) continue;
-      const id = old.ids.subarray(o * ID_BYTES, (o + 1) * ID_BYTES);
-      let s = this.hash(id);
-      while (this.flags[s] !== EMPTY) s = (s + 1) & this.mask;
-      this.ids.set(id, s * ID_BYTES);
-      this.flags[s] = old.flags[o];
-      this.pack[s] = old.pack[o];
-      this.offset[s] = old.offset[o];
-      this.length[s] = old.length[o];
-      this.rawLength[s] = old.rawLength[o];
-    }
+    const cap = (this.mask + 1) * 2;
+    this.mask = cap - 1;
+    this.slots = new Uint32Array(cap);
+    this.tags = new Uint8Array(cap);
+    for (let e = 0; e < this.count; e++) this.insert(e);
   }
+}
+
+function newChunk(entries: number): Chunk {
+  return { records: new Uint8Array(entries * RECORD_BYTES), packs: new Uint32Array(entries) };
+}
+
+/** A little-endian u32 (cheaper than Buffer#readUInt32LE's checks, and for any Uint8Array). */
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
+}
+
+function hashAt(ids: Uint8Array, at: number): number {
+  return (ids[at] << 24) | (ids[at + 1] << 16) | (ids[at + 2] << 8) | ids[at + 3];
 }
 
 /** A set of blob ids over one flat typed array (prune's "used" set, check's "seen" set). */

@@ -15,6 +15,16 @@ export function toHex(id: Uint8Array): string {
 }
 
 export function fromHex(hex: string): Buffer {
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`not a 64-digit hex id: ${JSON.stringify(hex.slice(0, 80))}`);
+  if (!isHexId(hex)) throw new Error(`not a 64-digit hex id: ${JSON.stringify(String(hex).slice(0, 80))}`);
   return Buffer.from(hex, 'hex');
+}
+
+/** Whether `s` is an id as written: 64 lower-case hex digits (a loop: called for every blob of every tree read). */
+export function isHexId(s: unknown): s is string {
+  if (typeof s !== 'string' || s.length !== 2 * ID_BYTES) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
 }

@@ -1,4 +1,4 @@
-import { BlobType } from './blob-index.js';
+import { BlobType, RECORD_BYTES } from './blob-index.js';
 import type { RepositoryCipher } from './crypto.js';
 import { RepositoryDamagedError } from './errors.js';
 import { decodeMetadata, encodeMetadata } from './format.js';
@@ -16,7 +16,9 @@ export interface IndexFile {
   packs: { id: string; blobs: PackEntry[] }[];
 }
 
-const BLOB_BYTES = ID_BYTES + 2 + 12;
+/** Bytes of one blob's record (the layout BlobIndex keeps its entries in). */
+export const INDEX_BLOB_BYTES = RECORD_BYTES;
+const BLOB_BYTES = INDEX_BLOB_BYTES;
 
 export function encodeIndex(index: IndexFile, cipher: RepositoryCipher | null = null): Buffer {
   let size = 4 + index.supersedes.length * ID_BYTES + 4;
@@ -41,12 +43,23 @@ export function encodeIndex(index: IndexFile, cipher: RepositoryCipher | null = 
 }
 
 export function decodeIndex(name: string, file: Buffer, cipher: RepositoryCipher | null = null): IndexFile {
-  const packs: IndexFile['packs'] = [];
-  const supersedes = walkIndex(name, file, cipher, {
-    pack: (id) => void packs.push({ id, blobs: [] }),
-    blob: (b) => void packs[packs.length - 1].blobs.push({ id: Buffer.from(b.id), type: b.type, zstd: b.zstd, offset: b.offset, length: b.length, rawLength: b.rawLength }),
+  const view = readIndexView(name, file, cipher);
+  const b = view.bytes;
+  const packs: IndexFile['packs'] = view.packs.map((p) => {
+    const blobs: PackEntry[] = [];
+    for (let i = 0, o = p.at; i < p.count; i++, o += BLOB_BYTES) {
+      blobs.push({
+        id: Buffer.from(b.subarray(o, o + ID_BYTES)),
+        type: b[o + ID_BYTES] === 1 ? BlobType.Tree : BlobType.Data,
+        zstd: b[o + ID_BYTES + 1] === 1,
+        offset: b.readUInt32LE(o + ID_BYTES + 2),
+        length: b.readUInt32LE(o + ID_BYTES + 6),
+        rawLength: b.readUInt32LE(o + ID_BYTES + 10),
+      });
+    }
+    return { id: p.id, blobs };
   });
-  return { supersedes, packs };
+  return { supersedes: view.supersedes, packs };
 }
 
 /** A blob of an index file as walkIndex hands it over: one object reused from blob to blob, its id a view. */
@@ -55,12 +68,38 @@ export interface IndexedBlob extends PackEntry {
 }
 
 /**
- * Every pack and blob of an index file in order, without building the file's objects (loading the index of a
- * large repository allocates next to nothing per blob); returns the ids of the index files it supersedes.
- * The whole file is checked first: a damaged one throws before anything is handed over. `blob` gets one
- * object reused for every blob: copy what is kept.
+ * Every pack and blob of an index file in order, without building the file's objects; returns the ids of the
+ * index files it supersedes. The whole file is checked first (readIndexView): a damaged one throws before
+ * anything is handed over. `blob` gets one object reused for every blob: copy what is kept.
  */
 export function walkIndex(name: string, file: Buffer, cipher: RepositoryCipher | null, visit: { pack?(id: string, blobs: number): void; blob(b: IndexedBlob): void }): string[] {
+  const view = readIndexView(name, file, cipher);
+  const b = view.bytes;
+  const blob: IndexedBlob = { pack: '', id: b.subarray(0, 0), type: BlobType.Data, zstd: false, offset: 0, length: 0, rawLength: 0 };
+  for (const p of view.packs) {
+    visit.pack?.(p.id, p.count);
+    blob.pack = p.id;
+    for (let i = 0, o = p.at; i < p.count; i++, o += BLOB_BYTES) {
+      blob.id = b.subarray(o, o + ID_BYTES);
+      blob.type = b[o + ID_BYTES] === 1 ? BlobType.Tree : BlobType.Data;
+      blob.zstd = b[o + ID_BYTES + 1] === 1;
+      blob.offset = b.readUInt32LE(o + ID_BYTES + 2);
+      blob.length = b.readUInt32LE(o + ID_BYTES + 6);
+      blob.rawLength = b.readUInt32LE(o + ID_BYTES + 10);
+      visit.blob(blob);
+    }
+  }
+  return view.supersedes;
+}
+
+/** An index file checked for its bounds but not turned into objects: where each pack's blob records are. */
+export interface IndexView {
+  supersedes: string[];
+  packs: { id: string; count: number; at: number }[];
+  bytes: Buffer;
+}
+
+export function readIndexView(name: string, file: Buffer, cipher: RepositoryCipher | null = null): IndexView {
   const what = `index ${name.slice(0, 12)}`;
   const b = decodeMetadata(file, what, cipher, 'index');
   const need = (o: number, n: number) => {
@@ -75,31 +114,16 @@ export function walkIndex(name: string, file: Buffer, cipher: RepositoryCipher |
   for (let i = 0; i < nSup; i++, o += ID_BYTES) supersedes.push(toHex(b.subarray(o, o + ID_BYTES)));
   const nPacks = b.readUInt32LE(o);
   o += 4;
-  const first = o;
+  const packs: IndexView['packs'] = [];
   for (let p = 0; p < nPacks; p++) {
     need(o, ID_BYTES + 4);
-    const n = b.readUInt32LE(o + ID_BYTES);
-    o += ID_BYTES + 4;
-    need(o, n * BLOB_BYTES);
-    o += n * BLOB_BYTES;
-  }
-  o = first;
-  const blob: IndexedBlob = { pack: '', id: b.subarray(0, 0), type: BlobType.Data, zstd: false, offset: 0, length: 0, rawLength: 0 };
-  for (let p = 0; p < nPacks; p++) {
     const id = toHex(b.subarray(o, o + ID_BYTES));
-    const n = b.readUInt32LE(o + ID_BYTES);
-    o += ID_BYTES + 4;
-    visit.pack?.(id, n);
-    blob.pack = id;
-    for (let i = 0; i < n; i++, o += BLOB_BYTES) {
-      blob.id = b.subarray(o, o + ID_BYTES);
-      blob.type = b[o + ID_BYTES] === 1 ? BlobType.Tree : BlobType.Data;
-      blob.zstd = b[o + ID_BYTES + 1] === 1;
-      blob.offset = b.readUInt32LE(o + ID_BYTES + 2);
-      blob.length = b.readUInt32LE(o + ID_BYTES + 6);
-      blob.rawLength = b.readUInt32LE(o + ID_BYTES + 10);
-      visit.blob(blob);
-    }
+    o += ID_BYTES;
+    const count = b.readUInt32LE(o);
+    o += 4;
+    need(o, count * BLOB_BYTES);
+    packs.push({ id, count, at: o });
+    o += count * BLOB_BYTES;
   }
-  return supersedes;
+  return { supersedes, packs, bytes: b };
 }

@@ -12,7 +12,7 @@ export { processAlive, type LockInfo, type RepositoryLock } from './lock.js';
 export { prune, type PruneOptions, type PruneSummary } from './prune.js';
 export { findNode, openFile, readDir, walkTree } from './reader.js';
 export { contentDigest, openContent } from './content.js';
-export { PROGRAM, Repository, type InitOptions, type OpenOptions, type PasswordSource, type SnapshotFilter } from './repository.js';
+export { PROGRAM, Repository, type CodecUse, type InitOptions, type OpenOptions, type PasswordSource, type SnapshotFilter } from './repository.js';
 export { DEFAULT_SCRYPT, type KeyInfo, type ScryptParams } from './keys.js';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreSummary } from './restorer.js';
 export { filesSeen, type BackupSummary, type Snapshot, type SnapshotInfo } from './snapshot.js';

@@ -9,7 +9,7 @@ import {
   DEFAULT_CONFIG, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
 } from './format.js';
 import { fromHex, sha256, toHex } from './hash.js';
-import { decodeIndex, encodeIndex, walkIndex, type IndexFile } from './index-file.js';
+import { decodeIndex, encodeIndex, INDEX_BLOB_BYTES, readIndexView, type IndexFile, type IndexView } from './index-file.js';
 import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
 import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from './pack.js';
@@ -17,7 +17,9 @@ import { readPruneMarks } from './prune-marks.js';
 import type { Snapshot, SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
 import { decodeTree, type Tree } from './tree.js';
+import { TreeWindows } from './tree-windows.js';
 import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
+import { workerSettings } from './worker-settings.js';
 
 export const PROGRAM = 'bm-dataprotect 0.1.0';
 
@@ -37,7 +39,18 @@ export type PasswordSource = string | (() => string | undefined | Promise<string
 export interface OpenOptions {
   loadIndex?: boolean;
   password?: PasswordSource;
+  /**
+   * Starts the codec workers at once, for a command that will need them (a restore): a worker takes tens of
+   * milliseconds to start, which then overlaps the reading of the index instead of following it.
+   */
+  codec?: CodecUse;
 }
+
+/**
+ * What the codec workers are for: a backup's run at low priority (DP_BACKUP_NICE) beside the services it
+ * backs up; a restore's, which someone is waiting for, at normal priority.
+ */
+export type CodecUse = 'backup' | 'restore';
 
 export interface SnapshotFilter {
   server?: string;
@@ -58,9 +71,8 @@ export class Repository {
   /** What a blob of this repository may declare (see validate.ts). */
   readonly limits: BlobLimits;
   private readonly treeCache = new Map<string, Tree>();
-  private readonly treePacks = new Map<string, Promise<Buffer | null>>();
-  private readonly treePackSizes = new Map<string, number>();
-  private treePackBytes = 0;
+  /** Tree packs read a window at a time (see tree-windows.ts). */
+  private readonly treeWindows = new TreeWindows((pack, offset, length) => this.storage.read('data', pack, offset, length));
   private pool: CodecPool | undefined;
 
   private constructor(
@@ -156,6 +168,7 @@ export class Repository {
     }
     if ((config.version === ENCRYPTED_FORMAT) !== (cipher !== null)) throw new RepositoryDamagedError(`config: format version ${config.version} does not match its ${cipher ? '' : 'lack of '}encryption`);
     const repo = new Repository(storage, config, master, keyId);
+    if (opts.codec) repo.codec(opts.codec);
     if (opts.loadIndex !== false) await repo.loadIndex();
     return repo;
   }
@@ -164,17 +177,20 @@ export class Repository {
   async loadIndex(each?: (name: string, idx: IndexFile) => void): Promise<void> {
     await this.loadPruneMarks();
     const names: string[] = [];
-    for await (const f of this.storage.list('index')) if (!this.indexFiles.has(f.name)) names.push(f.name);
+    let bytes = 0;
+    for await (const f of this.storage.list('index')) {
+      if (this.indexFiles.has(f.name)) continue;
+      names.push(f.name);
+      bytes += f.size;
+    }
+    // Sized once from the files' sizes (46 bytes a blob), instead of growing and rehashing on the way.
+    if (this.index.size === 0) this.index = new BlobIndex(bytes / INDEX_BLOB_BYTES);
     await mapLimit(names, 4, async (name) => {
-      if (each) {
-        const idx = await this.readIndexFile(name);
-        this.addIndexFile(name, idx);
-        each(name, idx);
-        return;
-      }
-      // Straight into the table: no object per blob, however large the repository.
-      walkIndex(name, await this.readIndexBytes(name), this.cipher, { blob: (b) => this.indexBlob(b.id, b) });
-      this.indexFiles.add(name);
+      // With prune marks (rare: between a prune's two phases) a duplicate may have to move: blob by blob.
+      if (!each && this.pruneMarks.size === 0) return this.addIndexView(name, await this.readIndexView(name));
+      const idx = await this.readIndexFile(name);
+      this.addIndexFile(name, idx);
+      each?.(name, idx);
     });
   }
 
@@ -204,16 +220,31 @@ export class Repository {
     return decodeIndex(name, await this.readIndexBytes(name), this.cipher);
   }
 
-  /** An index file's bytes, checked against its name (walkIndex or decodeIndex reads them). */
+  /** An index file's bytes, checked against its name (walkIndex, readIndexView or decodeIndex reads them). */
   async readIndexBytes(name: string): Promise<Buffer> {
-    const file = await this.storage.read('index', name);
-    if (toHex(sha256(file)) !== name) throw new RepositoryDamagedError(`index ${name.slice(0, 12)}: content does not match its name`);
-    return file;
+    return this.readVerified('index', name);
   }
 
   addIndexFile(name: string, idx: IndexFile): void {
     for (const p of idx.packs) for (const b of p.blobs) this.indexBlob(b.id, { ...b, pack: p.id });
     this.indexFiles.add(name);
+  }
+
+  private async readIndexView(name: string): Promise<IndexView> {
+    return readIndexView(name, await this.readIndexBytes(name), this.cipher);
+  }
+
+  /** Adds an index file's blobs straight from its bytes (no object per blob: a large index loads in milliseconds). */
+  private addIndexView(name: string, view: IndexView): void {
+    for (const p of view.packs) this.index.addRecords(view.bytes, p.at, p.count, p.id);
+    this.indexFiles.add(name);
+  }
+
+  /** A metadata file named by the SHA-256 of its bytes, checked against its name. */
+  private async readVerified(type: 'index', name: string): Promise<Buffer> {
+    const file = await this.storage.read(type, name);
+    if (toHex(sha256(file)) !== name) throw new RepositoryDamagedError(`${type} ${name.slice(0, 12)}: content does not match its name`);
+    return file;
   }
 
   /** Adds a blob's location; a blob both in a marked pack and in another (a repack's copy) is located in the other. */
@@ -238,8 +269,9 @@ export class Repository {
     this.indexFiles.delete(name);
   }
 
-  codec(): CodecPool {
-    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null);
+  /** The codec workers, started on first use (`use` sets their priority then). */
+  codec(use: CodecUse = 'backup'): CodecPool {
+    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null, use === 'restore' ? { ...workerSettings(), nice: 0 } : workerSettings());
     return this.pool;
   }
 
@@ -278,38 +310,12 @@ export class Repository {
     const cached = this.treeCache.get(id);
     if (cached) return cached;
     const loc = this.blobLocation(id);
-    const pack = await this.treePack(loc.pack, loc.offset + loc.length);
-    const tree = decodeTree(pack ? this.verifyBlob(id, loc, pack.subarray(loc.offset, loc.offset + loc.length)) : await this.readBlob(id), id);
+    const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
+    const tree = decodeTree(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id);
     if (!cache) return tree;
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;
-  }
-
-  /**
-   * A tree pack read whole (a walk of a snapshot wants most of its trees, which sit together in a few
-   * packs): one read instead of one per directory. At most 32 MiB of tree packs are kept.
-   */
-  private treePack(pack: string, atLeast: number): Promise<Buffer | null> {
-    const LIMIT = 32 * 1024 * 1024;
-    let p = this.treePacks.get(pack);
-    if (!p) {
-      p = this.storage.stat('data', pack).then((st) => {
-        if (!st || st.size > LIMIT / 2 || st.size < atLeast) return null;
-        for (const [k, size] of this.treePackSizes) {
-          if (this.treePackBytes + st.size <= LIMIT) break;
-          this.treePacks.delete(k);
-          this.treePackSizes.delete(k);
-          this.treePackBytes -= size;
-        }
-        this.treePackSizes.set(pack, st.size);
-        this.treePackBytes += st.size;
-        return this.storage.read('data', pack);
-      });
-      this.treePacks.set(pack, p);
-    }
-    // A pack that cannot be read whole is read blob by blob, which reports the damage precisely.
-    return p.catch(() => null);
   }
 
   async saveSnapshot(s: Snapshot): Promise<string> {

@@ -207,7 +207,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   // 4. Pack by pack, a few at a time: read the ranges needed; a worker decompresses, verifies and
   //    writes them into the files; files of several blobs get their metadata once complete. A pack on a
   //    local disk is read by the worker itself, into a buffer it keeps: no range crosses threads.
-  const codec = repo.codec();
+  const codec = repo.codec('restore');
   const local = repo.storage.localPath?.bind(repo.storage);
   await mapLimit([...byPack.entries()], 4, async ([pack, blobs]) => {
     const jobs = [...blobs.values()].filter((j) => j.targets.some((t) => !t.file.failed)).sort((a, b) => a.loc.offset - b.loc.offset);

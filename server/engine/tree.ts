@@ -75,6 +75,20 @@ function assertSafeName(name: unknown, treeId: string): asserts name is string {
   }
 }
 
+/** Whether two nodes hold the same fields with the same values (a directory's entry unchanged since the parent snapshot). */
+export function sameNode(a: TreeNode, b: TreeNode): boolean {
+  const keys = Object.keys(a) as (keyof TreeNode)[];
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    const x = a[k];
+    const y = b[k];
+    if (x === y) continue;
+    if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  return true;
+}
+
 export function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

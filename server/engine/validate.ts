@@ -2,6 +2,7 @@ import binding from 'zstd-napi/binding.js';
 import { BlobType, type BlobLocation } from './blob-index.js';
 import { SEAL_OVERHEAD } from './crypto.js';
 import type { RepositoryConfig } from './format.js';
+import { isHexId } from './hash.js';
 import type { TreeNode } from './tree.js';
 
 /**
@@ -75,9 +76,18 @@ export function decompressBounded(dctx: InstanceType<typeof binding.DCtx>, store
 }
 
 const TYPES: ReadonlySet<string> = new Set(['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev']);
-const ID = /^[0-9a-f]{64}$/;
-const NS = /^-?\d{1,20}$/;
-const UNSIGNED = /^\d{1,20}$/;
+/** 1 to 20 decimal digits, after a minus sign when `signed` allows one (/^-?\d{1,20}$/, without a regular expression: called for every node read). */
+function isDecimal(s: unknown, signed: boolean): boolean {
+  if (typeof s !== 'string') return false;
+  const from = signed && s.charCodeAt(0) === 45 ? 1 : 0;
+  const digits = s.length - from;
+  if (digits < 1 || digits > 20) return false;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 const isUint32 = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
 
 /** Why a tree node cannot be restored as it is (wrong types, out-of-range fields), or null. The name is checked apart. */
@@ -86,14 +96,14 @@ export function nodeProblem(n: TreeNode): string | null {
   if (!Number.isInteger(n.mode) || n.mode < 0 || n.mode > 0o7777) return `bad mode ${JSON.stringify(n.mode)}`;
   if (!isUint32(n.uid) || !isUint32(n.gid)) return `bad owner ${JSON.stringify(n.uid)}:${JSON.stringify(n.gid)}`;
   if (!Number.isSafeInteger(n.size) || n.size < 0) return `bad size ${JSON.stringify(n.size)}`;
-  if (typeof n.mtime !== 'string' || !NS.test(n.mtime)) return `bad mtime ${JSON.stringify(n.mtime)}`;
-  if (typeof n.ctime !== 'string' || !NS.test(n.ctime)) return `bad ctime ${JSON.stringify(n.ctime)}`;
-  if (typeof n.inode !== 'string' || !UNSIGNED.test(n.inode) || typeof n.device !== 'string' || !UNSIGNED.test(n.device)) return `bad inode or device`;
+  if (!isDecimal(n.mtime, true)) return `bad mtime ${JSON.stringify(n.mtime)}`;
+  if (!isDecimal(n.ctime, true)) return `bad ctime ${JSON.stringify(n.ctime)}`;
+  if (!isDecimal(n.inode, false) || !isDecimal(n.device, false)) return `bad inode or device`;
   if (!isUint32(n.links)) return `bad link count ${JSON.stringify(n.links)}`;
-  if (n.content !== undefined && (n.type !== 'file' || !Array.isArray(n.content) || !n.content.every((c) => typeof c === 'string' && ID.test(c)))) {
+  if (n.content !== undefined && (n.type !== 'file' || !Array.isArray(n.content) || !n.content.every(isHexId))) {
     return n.type === 'file' ? 'content is not a list of blob ids' : `a ${n.type} with content`;
   }
-  if (n.subtree !== undefined && (n.type !== 'dir' || typeof n.subtree !== 'string' || !ID.test(n.subtree))) return n.type === 'dir' ? 'subtree is not a tree id' : `a ${n.type} with a subtree`;
+  if (n.subtree !== undefined && (n.type !== 'dir' || !isHexId(n.subtree))) return n.type === 'dir' ? 'subtree is not a tree id' : `a ${n.type} with a subtree`;
   if (n.type === 'symlink' && (typeof n.target !== 'string' || n.target.includes('\0'))) return 'symlink without a valid target';
   return null;
 }

@@ -1,16 +1,5 @@
-import { createRequire } from 'node:module';
 import type { S3Client } from '@aws-sdk/client-s3';
-
-let loaded: typeof import('@aws-sdk/client-s3') | undefined;
-
-/**
- * The AWS SDK, loaded the first time an S3 repository is opened: it weighs some 15 MB of memory that a
- * process working on a local repository (a check, a restore) has no use for.
- */
-export function s3Sdk(): typeof import('@aws-sdk/client-s3') {
-  loaded ??= createRequire(import.meta.url)('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
-  return loaded;
-}
+import { s3Sdk } from './s3-sdk.js';
 
 /** Knobs of the S3 connection; every one has a default fit for a backup over a WAN. */
 export interface S3ConnectionOptions {

@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
-import { connectS3, s3Sdk, type S3ConnectionOptions } from './s3-client.js';
+import { connectS3, type S3ConnectionOptions } from './s3-client.js';
 import { describeS3Error, S3StorageError } from './s3-errors.js';
+import { s3Sdk } from './s3-sdk.js';
 import { RequestLimit } from './s3-limit.js';
 import { formatS3Location, parseS3Location, type S3Location } from './s3-location.js';
 
@@ -38,6 +39,7 @@ export class S3Storage implements Storage {
   readonly bucket: string;
   readonly prefix: string;
   private readonly client: S3Client;
+  private readonly sdk = s3Sdk();
   private readonly endpoint: string | undefined;
   private readonly maxAttempts: number;
   private readonly limit: RequestLimit;
@@ -88,7 +90,7 @@ export class S3Storage implements Storage {
     let token: string | undefined;
     do {
       const page = await this.call('listing', folder, () =>
-        this.client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix: folder, ContinuationToken: token, ...(fanned ? {} : { Delimiter: '/' }) })),
+        this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: folder, ContinuationToken: token, ...(fanned ? {} : { Delimiter: '/' }) })),
       );
       for (const o of page.Contents ?? []) {
         const rel = (o.Key ?? '').slice(folder.length);
@@ -122,7 +124,7 @@ export class S3Storage implements Storage {
       let bodyFailed = false;
       try {
         return await this.call('reading', key, async () => {
-          const res = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: key, Range: range }));
+          const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }));
           let body: Buffer;
           try {
             const bytes = await res.Body!.transformToByteArray();
@@ -159,14 +161,14 @@ export class S3Storage implements Storage {
     // Content-MD5 makes the server refuse a body damaged on the way instead of storing it.
     const md5 = createHash('md5').update(body).digest('base64');
     await this.call('writing', key, () =>
-      this.client.send(new (s3Sdk().PutObjectCommand)({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: md5 })),
+      this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: md5 })),
     );
   }
 
   async delete(type: FileType, name: string): Promise<void> {
     const key = this.key(type, name);
     try {
-      await this.call('deleting', key, () => this.client.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key: key })));
+      await this.call('deleting', key, () => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
     } catch (err) {
       if ((err as S3StorageError).code !== 'ENOENT') throw err;
     }
@@ -175,7 +177,7 @@ export class S3Storage implements Storage {
   async stat(type: FileType, name: string): Promise<FileInfo | null> {
     const key = this.key(type, name);
     try {
-      const head = await this.call('checking', key, () => this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: key })));
+      const head = await this.call('checking', key, () => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key })));
       return { name, size: head.ContentLength ?? 0 };
     } catch (err) {
       if ((err as S3StorageError).code !== 'ENOENT') throw err;
@@ -189,7 +191,7 @@ export class S3Storage implements Storage {
   async someKeys(max = 3): Promise<string[]> {
     await this.bucketExists();
     const page = await this.call('listing', this.base(), () =>
-      this.client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix: this.base(), MaxKeys: max })),
+      this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base(), MaxKeys: max })),
     );
     return (page.Contents ?? []).map((o) => (o.Key ?? '').slice(this.base().length)).filter(Boolean);
   }
@@ -198,8 +200,8 @@ export class S3Storage implements Storage {
   async probeWrite(): Promise<void> {
     const key = `${this.base()}.dp-write-check-${randomBytes(6).toString('hex')}`;
     const body = Buffer.from('bm-dataprotect write check\n');
-    await this.call('writing', key, () => this.client.send(new (s3Sdk().PutObjectCommand)({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length })));
-    await this.call('deleting', key, () => this.client.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key: key })));
+    await this.call('writing', key, () => this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length })));
+    await this.call('deleting', key, () => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
   }
 
   /** Closes the connections (sockets kept alive would hold a short-lived process open). */
@@ -212,7 +214,7 @@ export class S3Storage implements Storage {
   }
 
   private bucketExists(): Promise<void> {
-    this.bucketSeen ??= this.call('opening', undefined, () => this.client.send(new (s3Sdk().HeadBucketCommand)({ Bucket: this.bucket }))).then(
+    this.bucketSeen ??= this.call('opening', undefined, () => this.client.send(new this.sdk.HeadBucketCommand({ Bucket: this.bucket }))).then(
       () => {},
       (err: S3StorageError) => {
         this.bucketSeen = undefined;

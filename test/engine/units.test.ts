@@ -4,6 +4,9 @@ import { BlobIndex, BlobType } from '../../server/engine/blob-index.js';
 import { cutsInto, gearTable, StreamChunker } from '../../server/engine/chunker.js';
 import { sha256 } from '../../server/engine/index.js';
 import { DEFAULT_CONFIG } from '../../server/engine/format.js';
+import { decodeIndex, encodeIndex, readIndexView } from '../../server/engine/index-file.js';
+import { fromHex, isHexId } from '../../server/engine/hash.js';
+import { nodeProblem } from '../../server/engine/validate.js';
 import { bytesOf } from './helpers.js';
 
 const gear = gearTable(DEFAULT_CONFIG.gearSeed);
@@ -77,7 +80,7 @@ describe('FastCDC chunker', () => {
 const CUTS_V1 = [310, 474, 866, 1069, 1572];
 
 describe('compact blob index', () => {
-  test('finds every blob after growing, and costs at most 125 bytes per blob even right after growing', () => {
+  test('finds every blob after growing, and costs at most 64 bytes per blob even right after growing', () => {
     const idx = new BlobIndex();
     const n = 200_000;
     for (let i = 0; i < n; i++) {
@@ -90,6 +93,66 @@ describe('compact blob index', () => {
       expect(loc).toEqual({ pack: `pack${i % 50}`, type: i % 7 === 0 ? BlobType.Tree : BlobType.Data, zstd: i % 2 === 0, offset: i, length: i + 1, rawLength: i + 2 });
     }
     expect(idx.has(sha256(Buffer.from('absent')))).toBe(false);
-    expect(idx.byteSize / n).toBeLessThanOrEqual(125);
+    expect(idx.byteSize / n).toBeLessThanOrEqual(64);
+  });
+
+  test('keeps the first location of a duplicate, moves a blob on replace, and lists blobs in the order added', () => {
+    const idx = new BlobIndex();
+    const a = sha256(Buffer.from('a'));
+    const b = sha256(Buffer.from('b'));
+    const at = (pack: string, offset: number) => ({ pack, type: BlobType.Data, zstd: true, offset, length: 10, rawLength: 20 });
+    expect(idx.add(a, at('p1', 1))).toBe(true);
+    expect(idx.add(b, at('p2', 2))).toBe(true);
+    expect(idx.add(a, at('p3', 3))).toBe(false);
+    expect(idx.size).toBe(2);
+    expect(idx.packOf(a)).toBe('p1');
+    idx.replace(a, at('p4', 4));
+    expect(idx.get(a)).toEqual(at('p4', 4));
+    expect(idx.hasPack('p4')).toBe(true);
+    expect(idx.hasPack('nowhere')).toBe(false);
+    expect([...idx.entries()].map(([id, loc]) => [id.equals(a) ? 'a' : 'b', loc.pack])).toEqual([['a', 'p4'], ['b', 'p2']]);
+    expect(() => idx.replace(sha256(Buffer.from('c')), at('p1', 0))).toThrow(/not in the index/);
+  });
+
+  test('loads an index file from its bytes in place with the same locations as decoding it', () => {
+    const blobs = Array.from({ length: 3000 }, (_, i) => ({ id: sha256(Buffer.from(`x${i}`)), type: i % 3 === 0 ? BlobType.Tree : BlobType.Data, zstd: i % 2 === 0, offset: i * 7, length: i + 1, rawLength: 2 * i + 1 }));
+    const packs = [{ id: 'a'.repeat(64), blobs: blobs.slice(0, 1000) }, { id: 'b'.repeat(64), blobs: blobs.slice(1000) }];
+    const file = encodeIndex({ supersedes: ['c'.repeat(64)], packs });
+    const view = readIndexView('test', file);
+    expect(view.supersedes).toEqual(['c'.repeat(64)]);
+    const fast = new BlobIndex();
+    expect(view.packs.map((p) => fast.addRecords(view.bytes, p.at, p.count, p.id))).toEqual([1000, 2000]);
+    expect(fast.addRecords(view.bytes, view.packs[0].at, view.packs[0].count, 'c'.repeat(64))).toBe(0);
+    const slow = new BlobIndex();
+    for (const p of decodeIndex('test', file).packs) for (const e of p.blobs) slow.add(e.id, { ...e, pack: p.id });
+    expect(fast.size).toBe(3000);
+    for (const e of blobs) expect(fast.get(e.id)).toEqual(slow.get(e.id));
+    expect(() => readIndexView('test', file.subarray(0, file.length - 5))).toThrow(/truncated/);
+  });
+
+  test('an index listing a blob twice keeps its first location, and the blobs after it keep theirs', () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => sha256(Buffer.from(x)));
+    const entry = (id: Buffer, offset: number) => ({ id, type: BlobType.Data, zstd: false, offset, length: 5, rawLength: 5 });
+    const view = readIndexView('dup', encodeIndex({ supersedes: [], packs: [{ id: 'd'.repeat(64), blobs: [entry(a, 1), entry(b, 6), entry(a, 11), entry(c, 16)] }] }));
+    const idx = new BlobIndex(2);
+    idx.add(b, { pack: 'e'.repeat(64), type: BlobType.Tree, zstd: true, offset: 99, length: 1, rawLength: 2 });
+    expect(idx.addRecords(view.bytes, view.packs[0].at, view.packs[0].count, view.packs[0].id)).toBe(2);
+    expect(idx.size).toBe(3);
+    expect([a, b, c].map((id) => [idx.packOf(id)!.slice(0, 1), idx.get(id)!.offset])).toEqual([['d', 1], ['e', 99], ['d', 16]]);
+  });
+});
+
+describe('tree node checks (without regular expressions)', () => {
+  const file = { name: 'm', type: 'file' as const, mode: 0o600, uid: 1, gid: 1, size: 0, mtime: '1700000000123456789', ctime: '-5', inode: '12', device: '2049', links: 1, content: ['a'.repeat(64)] };
+  test('accepts what a backup writes, refuses what the patterns refused', () => {
+    expect(nodeProblem(file)).toBeNull();
+    expect(nodeProblem({ ...file, mtime: '1'.repeat(20) })).toBeNull();
+    for (const mtime of ['', '-', '1'.repeat(21), '12a', '+1', ' 1', '1.5', '٣']) expect(nodeProblem({ ...file, mtime })).toMatch(/bad mtime/);
+    for (const inode of ['-1', '', 'x']) expect(nodeProblem({ ...file, inode })).toMatch(/bad inode/);
+    for (const id of ['A'.repeat(64), 'a'.repeat(63), 'a'.repeat(65), 'g'.repeat(64)]) expect(nodeProblem({ ...file, content: [id] })).toMatch(/not a list of blob ids/);
+    expect(nodeProblem({ ...file, type: 'dir', content: undefined, subtree: 'f'.repeat(64) })).toBeNull();
+    expect(nodeProblem({ ...file, type: 'dir', content: undefined, subtree: 'F'.repeat(64) })).toMatch(/subtree is not a tree id/);
+    expect(isHexId('0123456789abcdef'.repeat(4))).toBe(true);
+    expect(() => fromHex('0123456789ABCDEF'.repeat(4))).toThrow(/not a 64-digit hex id/);
   });
 });

@@ -4,7 +4,9 @@ import { describe, expect, test } from 'vitest';
 import { gearTable } from '../../server/engine/chunker.js';
 import { CodecPool } from '../../server/engine/codec-pool.js';
 import { EngineError } from '../../server/engine/errors.js';
+import { Repository } from '../../server/engine/repository.js';
 import { defaultWorkers, workerSettings } from '../../server/engine/worker-settings.js';
+import { MemoryStorage } from '../../server/storage/memory.js';
 
 describe('backup worker settings (DP_BACKUP_NICE, DP_BACKUP_WORKERS)', () => {
   test('defaults: nice 10; all cores but one from 4 cores, every core below, at most 8', () => {
@@ -52,6 +54,23 @@ describe.runIf(process.platform === 'linux')('effect on the codec workers (Linux
       expect(getPriority()).toBe(own);
     } finally {
       await pool.close();
+    }
+  });
+
+  test("a restore's workers run at the process priority, a backup's at DP_BACKUP_NICE", async () => {
+    const own = getPriority();
+    const storage = new MemoryStorage();
+    await (await Repository.init(storage)).close();
+    for (const [use, nice] of [['restore', own], ['backup', Math.min(19, own + workerSettings().nice)]] as const) {
+      const before = threadNices().filter((n) => n === nice).length;
+      const repo = await Repository.open(storage, { codec: use });
+      try {
+        const pool = repo.codec();
+        await Promise.all(Array.from({ length: pool.size }, (_, i) => pool.compressPacked(Buffer.alloc(1000, i), [1000])));
+        expect(threadNices().filter((n) => n === nice).length - before).toBe(pool.size);
+      } finally {
+        await repo.close();
+      }
     }
   });
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -58,4 +59,17 @@ test('the command line works on an S3 repository named by its location alone (re
     await d.cleanup();
     await s3.stop();
   }
+});
+
+test('the AWS SDK loads only when an S3 repository is opened (a local restore does not pay for it)', () => {
+  const script = `
+    import { createRequire } from 'node:module';
+    const { openStorage } = await import(${JSON.stringify(new URL('../../dist/server/storage/index.js', import.meta.url).href)});
+    const sdk = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('@aws-sdk'));
+    openStorage('/tmp/dp-local-repository');
+    const local = sdk();
+    openStorage('s3://backups/bluemind');
+    console.log(JSON.stringify({ local, s3: sdk() }));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  expect(JSON.parse(out)).toEqual({ local: false, s3: true });
 });

@@ -47,6 +47,7 @@ export function register(program: Command): void {
         renameDetection: opts.renameDetection,
         progress: {
           update: (s, current) =>
+            out.progressDue() &&
             out.progress(
               { filesDone: filesSeen(s), bytesRead: s.bytesRead, bytesAdded: s.bytesAdded, current, totalFiles, totalBytes },
               { value: totalBytes ? s.bytesTotal : filesSeen(s), total: totalBytes || totalFiles, line: `${filesSeen(s)}/${totalFiles || '?'} files, ${bytes(s.bytesTotal)}, ${rate(s.bytesTotal, Date.now() - started)}, ETA ${totalBytes ? eta(s.bytesTotal, totalBytes, Date.now() - started) : '?'}` },
