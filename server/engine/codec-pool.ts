@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
+import type { FinishedPack } from './pack-assembly.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
 
 /**
@@ -44,12 +45,16 @@ export interface RestoreWrite {
   mtime: number;
 }
 
-export interface FilesResult {
-  /** Per file: stored bytes (view into one buffer), id, raw size, zstd or raw, error, too big. */
-  outputs: Buffer[];
+/**
+ * Blobs read and hashed on a worker (files, or a window of a large file), held there until `store` says
+ * which to compress into the session's pack. Per blob: id, raw size, error, too big.
+ */
+export interface HashedBatch {
+  /** The worker that holds the blobs, and its job. */
+  worker: number;
+  job: number;
   ids: Buffer;
   raws: number[];
-  compressed: boolean[];
   errors: (string | null)[];
   tooBig: boolean[];
 }
@@ -70,6 +75,8 @@ export class CodecPool {
   private readonly pending = new Map<number, Pending & { worker: number }>();
   private nextId = 1;
   private closed = false;
+  private readonly sessions = new Map<number, (pack: FinishedPack, worker: number) => void>();
+  private nextSession = 1;
 
   /** `key`: an encrypted repository's, so that the workers seal, open and key blob ids. */
   /** `settings`: how many workers and their nice value (DP_BACKUP_WORKERS, DP_BACKUP_NICE by default). */
@@ -78,7 +85,7 @@ export class CodecPool {
     for (let i = 0; i < settings.workers; i++) {
       const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice } });
       w.unref();
-      w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m));
+      w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m, i));
       w.on('error', (err) => this.failAll(err));
       this.workers.push(w);
       this.load.push(0);
@@ -120,23 +127,59 @@ export class CodecPool {
   }
 
   /**
+   * A saver's session: the workers assemble its data packs apart from any other saver's, and hand each
+   * finished one to `sink` (its bytes transferred) with the worker it came from, for `recycle`.
+   */
+  openSession(sink: (pack: FinishedPack, worker: number) => void): number {
+    const session = this.nextSession++;
+    this.sessions.set(session, sink);
+    return session;
+  }
+
+  closeSession(session: number): void {
+    this.sessions.delete(session);
+  }
+
+  /**
+   * Reads and hashes small files on a worker: the main thread only sends their paths and gets their ids.
+   * `max` bounds what is taken as one blob (a file that grew past it since its stat is flagged).
+   */
+  hashFiles(paths: string[], expectedBytes: number, max: number): Promise<HashedBatch> {
+    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'hashFiles', paths, max, bytes: expectedBytes })) as Promise<HashedBatch>;
+  }
+
+  /** One window of a large file, cut and hashed on a worker (see the worker's `hashWindow`). */
+  hashWindow(path: string, start: number, window: number, params: ChunkerParams): Promise<HashedBatch & { next: number; eof: boolean }> {
+    return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'hashWindow', path, start, window, params })) as Promise<HashedBatch & { next: number; eof: boolean }>;
+  }
+
+  /**
+   * Compresses the blobs of a hashed batch that `keep` marks (1) into the session's data pack, on the worker
+   * that holds them; every batch is stored once, even with nothing to keep (that frees its bytes there).
+   * Packs it finishes reach the session's sink before this resolves.
+   */
+  store(batch: HashedBatch, keep: Uint8Array, session: number, packSize: number): Promise<void> {
+    let bytes = 0;
+    for (let i = 0; i < keep.length; i++) if (keep[i] === 1) bytes += batch.raws[i];
+    return this.post(new Uint8Array(0), bytes, (id) => ({ id, op: 'store', batch: batch.job, keep, session, packSize }), batch.worker) as Promise<void>;
+  }
+
+  /** Every worker finishes the session's open pack; the packs reach its sink before this resolves. */
+  async finishPacks(session: number): Promise<void> {
+    await Promise.all(this.workers.map((_, w) => this.post(new Uint8Array(0), 0, (id) => ({ id, op: 'finish', session }), w)));
+  }
+
+  /** A finished pack's buffer, once written, back to the worker that filled it: its next pack reuses it. */
+  recycle(worker: number, body: ArrayBuffer): void {
+    if (this.closed || body.byteLength === 0) return;
+    this.workers[worker].postMessage({ op: 'recycle', data: body }, [body]);
+  }
+
+  /**
    * Decompresses, verifies and writes blobs straight into the restored files on a worker, so that file
    * writes (open, write, owner, mode, times, close: most of a restore of small files) use every core.
    * `data` is transferred: the caller must not use it afterwards.
    */
-  /**
-   * Reads, hashes and compresses small files on a worker: the main thread only sends their paths.
-   * `max` bounds what is taken as one blob (a file that grew past it since its stat is flagged).
-   */
-  /** One window of a large file, cut, hashed and compressed on a worker (see the worker's `window`). */
-  fileWindow(path: string, start: number, window: number, params: ChunkerParams): Promise<FilesResult & { next: number; eof: boolean }> {
-    return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'window', path, start, window, params })) as Promise<FilesResult & { next: number; eof: boolean }>;
-  }
-
-  files(paths: string[], expectedBytes: number, max: number): Promise<FilesResult> {
-    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, max })) as Promise<FilesResult>;
-  }
-
   /** `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there. */
   restore(data: Buffer, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
     return this.post(data, data.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
@@ -146,10 +189,11 @@ export class CodecPool {
     return this.post(data, data.byteLength, (id) => ({ id, op, lengths, flags })) as Promise<CodecResult>;
   }
 
-  private post(data: Uint8Array, total: number, message: (id: number) => Record<string, unknown>): Promise<unknown> {
+  /** `worker`: the one that must take the job (it holds what the job needs); else the least loaded. */
+  private post(data: Uint8Array, total: number, message: (id: number) => Record<string, unknown>, worker?: number): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('codec pool is closed'));
-    let w = 0;
-    for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
+    let w = worker ?? 0;
+    if (worker === undefined) for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
     const id = this.nextId++;
     this.load[w] += total + 1;
     return new Promise<unknown>((resolve, reject) => {
@@ -166,7 +210,14 @@ export class CodecPool {
     });
   }
 
-  private done(m: { id: number; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; error?: string }): void {
+  private done(m: { id: number; op?: string; data: ArrayBuffer; ids?: Uint8Array; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; hashed?: boolean; stored?: boolean; error?: string }, worker: number): void {
+    if (m.op === 'pack') {
+      const pack = m as unknown as FinishedPack;
+      const sink = this.sessions.get(pack.session);
+      if (sink) sink(pack, worker);
+      else this.recycle(worker, pack.body);
+      return;
+    }
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
@@ -176,9 +227,13 @@ export class CodecPool {
       p.reject(err);
       return;
     }
-    if (m.tooBig) {
-      const outputs = split(m.data, m.lengths);
-      (p.resolve as (r: FilesResult & { next?: number; eof?: boolean }) => void)({ outputs, ids: Buffer.from(m.ids!), raws: m.raws!, compressed: m.flags.map((f) => f === 1), errors: m.errors, tooBig: m.tooBig, next: m.next, eof: m.eof });
+    if (m.stored) {
+      (p.resolve as (r: void) => void)();
+      return;
+    }
+    if (m.hashed) {
+      const ids = Buffer.from(m.ids!.buffer, m.ids!.byteOffset, m.ids!.byteLength);
+      (p.resolve as (r: HashedBatch & { next?: number; eof?: boolean }) => void)({ worker, job: m.id, ids, raws: m.raws!, errors: m.errors, tooBig: m.tooBig!, next: m.next, eof: m.eof });
       return;
     }
     if (m.blobErrors) {

@@ -11,14 +11,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
-import { blobIdOf, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
+import { blobIdOf, SEAL_OVERHEAD, sealInto, tryOpen } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import { RestoreTarget } from './restore-target.js';
+import { PackAssembly } from './pack-assembly.js';
 import { decompressBounded } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verify' | 'files' | 'window' | 'restore';
+  op: 'compress' | 'verify' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'recycle' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -35,6 +36,11 @@ interface Job {
   writes: RestoreWrite[];
   target: string;
   asRoot: boolean;
+  /** store: the hash job whose blobs to store, which of them (1: store), the saver's session and pack size. */
+  batch: number;
+  keep: Uint8Array;
+  session: number;
+  packSize: number;
 }
 
 const port = parentPort!;
@@ -77,28 +83,6 @@ function maybeGc(bytes: number): void {
 
 const message = (e: unknown): string => String((e as Error | undefined)?.message || e);
 const withCode = (e: unknown): string => ((e as NodeJS.ErrnoException)?.code ? `${(e as NodeJS.ErrnoException).code}: ` : '') + message(e);
-
-/** The memory of a buffer, to transfer: the buffer's own ArrayBuffer when it has one to itself, else a copy. */
-function transferable(buf: Buffer): ArrayBuffer {
-  const ab = buf.buffer as ArrayBuffer;
-  return buf.byteOffset === 0 && buf.byteLength === ab.byteLength ? ab : ab.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-}
-
-/**
- * Compresses one blob for a pack: zstd when it shrinks, else the raw bytes (copied unless the caller
- * owns `data`: a window's chunks are views into a buffer the next window reuses).
- */
-function store(data: Buffer, parts: Buffer[], lengths: number[], flags: number[], owned: boolean): void {
-  const bound = binding.compressBound(data.length);
-  if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
-  const n = cctx.compress(scratch, data, level);
-  const zstd = n < data.length;
-  const payload = zstd ? scratch.subarray(0, n) : data;
-  const stored = encryptKey ? seal(encryptKey, payload) : zstd ? Buffer.from(payload) : owned ? data : Buffer.from(data);
-  parts.push(stored);
-  lengths.push(stored.length);
-  flags.push(zstd ? 1 : 0);
-}
 
 function writeAll(fd: number, buf: Buffer, at: number): void {
   let done = 0;
@@ -226,106 +210,166 @@ function restore(job: Job): void {
 }
 
 /**
- * Small files read here, so that the main thread only walks the tree: read, hash, compress each one.
- * A file that grew past job.max since it was stat'ed is left to the main thread (tooBig).
+ * Blobs read and hashed by `hashFiles` or `hashWindow`, waiting for the main thread to say which to store
+ * (`store`): the others the repository or this backup already has. Their bytes stay here, in an arena.
  */
-function files(job: Job): void {
-  const parts: Buffer[] = [];
-  const lengths: number[] = [];
+const held = new Map<number, { arena: Buffer; ids: Buffer; offs: number[]; lens: number[] }>();
+/** Arenas kept for the next jobs (most jobs are a batch of small files, at most a few MiB). */
+let arenas: Buffer[] = [];
+const KEEP_ARENA_BYTES = 16 * 1024 * 1024;
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p, [p.body]));
+
+function takeArena(min: number): Buffer {
+  const i = arenas.findIndex((a) => a.length >= min);
+  if (i >= 0) return arenas.splice(i, 1)[0];
+  return Buffer.allocUnsafeSlow(Math.max(min, 1 << 20));
+}
+
+function releaseArena(arena: Buffer): void {
+  if (arena.length <= KEEP_ARENA_BYTES && arenas.length < 2) arenas.push(arena);
+}
+
+/** Reads [at, at + len) of an open file into `into` at `to`; fewer bytes when the file is shorter now. */
+function readInto(fd: number, into: Buffer, to: number, len: number, at: number): number {
+  let got = 0;
+  while (got < len) {
+    const r = fs.readSync(fd, into, to + got, len - got, at + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return got;
+}
+
+/**
+ * Small files read here, so that the main thread only walks the tree: read (into an arena, no buffer per
+ * file) and hashed; only their ids go back. A file that grew past job.max since it was stat'ed is left to
+ * the main thread (tooBig).
+ */
+function hashFiles(job: Job): void {
+  let arena = takeArena(job.bytes);
+  let used = 0;
+  const n = job.paths.length;
+  const ids = Buffer.alloc(32 * n);
   const raws: number[] = [];
-  const flags: number[] = [];
   const errors: (string | null)[] = [];
   const tooBig: boolean[] = [];
-  const ids = Buffer.allocUnsafeSlow(32 * job.paths.length);
-  job.paths.forEach((p, i) => {
-    let data: Buffer;
+  const offs: number[] = [];
+  const lens: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let fd = -1;
+    let size = 0;
+    let big = false;
+    let error: string | null = null;
     try {
-      data = fs.readFileSync(p);
+      fd = fs.openSync(job.paths[i], 'r');
+      const st = fs.fstatSync(fd);
+      if (st.size > job.max) {
+        big = true;
+        size = st.size;
+      } else {
+        if (used + st.size > arena.length) {
+          // Files larger than their stat said: a bigger arena, this job only.
+          const bigger = Buffer.allocUnsafeSlow(Math.max(2 * arena.length, used + st.size));
+          arena.copy(bigger, 0, 0, used);
+          arena = bigger;
+        }
+        size = readInto(fd, arena, used, st.size, 0);
+      }
     } catch (e) {
-      errors.push(withCode(e));
-      tooBig.push(false);
-      lengths.push(0);
-      raws.push(0);
-      flags.push(0);
-      return;
+      error = withCode(e);
+      size = 0;
+    } finally {
+      if (fd >= 0) fs.closeSync(fd);
     }
-    errors.push(null);
-    if (data.length > job.max) {
-      tooBig.push(true);
-      lengths.push(0);
-      raws.push(data.length);
-      flags.push(0);
-      return;
+    errors.push(error);
+    tooBig.push(big);
+    raws.push(size);
+    if (error || big || size === 0) {
+      offs.push(0);
+      lens.push(0);
+      continue;
     }
-    tooBig.push(false);
-    raws.push(data.length);
-    blobId(data).copy(ids, 32 * i);
-    if (data.length === 0) {
-      lengths.push(0);
-      flags.push(0);
-      return;
-    }
-    store(data, parts, lengths, flags, true);
-  });
-  const ab = transferable(Buffer.concat(parts));
-  const idsAb = ids.buffer as ArrayBuffer;
-  port.postMessage({ id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors, tooBig }, [ab, idsAb]);
+    blobId(arena.subarray(used, used + size)).copy(ids, 32 * i);
+    offs.push(used);
+    lens.push(size);
+    used += size;
+  }
+  held.set(job.id, { arena, ids, offs, lens });
+  port.postMessage({ id: job.id, hashed: true, ids, raws, errors, tooBig });
 }
 
 /**
  * A window of a large file: read [start, start + window + max), cut it (the same FastCDC as the main
  * thread), and take the chunks that start inside the window; each has its whole lookahead, so its cut
- * is final. The next window starts after them.
+ * is final. The next window starts after them. The chunks are hashed and held for `store`.
  */
-let windowBuf = Buffer.allocUnsafe(0);
-function window(job: Job): void {
+function hashWindow(job: Job): void {
   const want = job.window + job.params.max;
-  if (windowBuf.length < want) windowBuf = Buffer.allocUnsafe(want);
   let fd = -1;
   let n = 0;
+  let arena: Buffer;
   try {
     fd = fs.openSync(job.path, 'r');
-    for (;;) {
-      const r = fs.readSync(fd, windowBuf, n, want - n, job.start + n);
-      if (r === 0) break;
-      n += r;
-      if (n === want) break;
-    }
+    const len = Math.max(0, Math.min(want, fs.fstatSync(fd).size - job.start));
+    arena = takeArena(len);
+    n = readInto(fd, arena, 0, len, job.start);
   } catch (e) {
-    if (fd >= 0) fs.closeSync(fd);
     port.postMessage({ id: job.id, error: withCode(e) });
     return;
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
   }
-  fs.closeSync(fd);
   const eof = n < want;
-  const data = windowBuf.subarray(0, n);
+  const data = arena.subarray(0, n);
   const cuts: number[] = [];
   cutsInto(gear, data, job.params, cuts);
-  const parts: Buffer[] = [];
-  const lengths: number[] = [];
-  const raws: number[] = [];
-  const flags: number[] = [];
   const idList: Buffer[] = [];
+  const raws: number[] = [];
+  const offs: number[] = [];
   let start = 0;
   for (const cut of cuts) {
     if (!eof && start >= job.window) break;
-    const chunk = data.subarray(start, cut);
-    idList.push(blobId(chunk));
-    raws.push(chunk.length);
-    store(chunk, parts, lengths, flags, false);
+    idList.push(blobId(data.subarray(start, cut)));
+    offs.push(start);
+    raws.push(cut - start);
     start = cut;
   }
-  const ab = transferable(Buffer.concat(parts));
-  const idsAb = transferable(Buffer.concat(idList));
-  port.postMessage(
-    { id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n },
-    [ab, idsAb],
-  );
+  const ids = Buffer.alloc(32 * idList.length);
+  idList.forEach((id, i) => id.copy(ids, 32 * i));
+  held.set(job.id, { arena, ids, offs, lens: raws });
+  port.postMessage({ id: job.id, hashed: true, ids, raws, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n });
+}
+
+/** Compresses the held blobs the main thread wants (job.keep) into this session's data pack. */
+function storeHeld(job: Job): void {
+  const h = held.get(job.batch);
+  if (!h) {
+    port.postMessage({ id: job.id, error: `no blobs held for job ${job.batch}` });
+    return;
+  }
+  held.delete(job.batch);
+  try {
+    for (let i = 0; i < h.lens.length; i++) {
+      if (job.keep[i] !== 1) continue;
+      packs.add(job.session, job.packSize, h.ids.subarray(32 * i, 32 * (i + 1)), h.arena.subarray(h.offs[i], h.offs[i] + h.lens[i]));
+    }
+  } catch (e) {
+    port.postMessage({ id: job.id, error: withCode(e) });
+    return;
+  } finally {
+    releaseArena(h.arena);
+  }
+  port.postMessage({ id: job.id, stored: true });
 }
 
 port.on('message', (job: Job) => {
-  if (job.op === 'window') window(job);
-  else if (job.op === 'files') files(job);
+  if (job.op === 'hashWindow') hashWindow(job);
+  else if (job.op === 'hashFiles') hashFiles(job);
+  else if (job.op === 'store') storeHeld(job);
+  else if (job.op === 'finish') {
+    packs.finish(job.session);
+    port.postMessage({ id: job.id, stored: true });
+  } else if (job.op === 'recycle') packs.recycle(job.data);
   else if (job.op === 'restore') {
     restore(job);
     maybeGc(job.bytes || 0);

@@ -1,9 +1,10 @@
 import { BlobType } from './blob-index.js';
 import { webcrypto } from 'node:crypto';
-import { toHex } from './hash.js';
-import type { FilesResult } from './codec-pool.js';
+import { sha256, toHex } from './hash.js';
+import type { CodecPool } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
+import type { FinishedPack } from './pack-assembly.js';
 import type { PackBuilder, PackEntry } from './pack.js';
 import type { Repository } from './repository.js';
 
@@ -56,6 +57,7 @@ export class BlobSaver {
   private packWrites = 0;
   private waiters: (() => void)[] = [];
   private failure: Error | undefined;
+  private session: number | undefined;
 
   constructor(private readonly repo: Repository) {
     this.builders = { [BlobType.Data]: repo.packBuilder(), [BlobType.Tree]: repo.packBuilder() };
@@ -114,45 +116,49 @@ export class BlobSaver {
     const b = this.fileBatch;
     if (!b || b.paths.length === 0) return;
     this.fileBatch = undefined;
-    const job = this.repo
-      .codec()
-      .files(b.paths, b.bytes, b.max)
-      .then((r) => {
-        this.queued -= b.bytes;
-        this.wake();
-        for (let i = 0; i < b.paths.length; i++) {
-          const w = b.waiters[i];
-          if (r.errors[i]) {
-            const err = new Error(`reading ${b.paths[i]}: ${r.errors[i]}`) as NodeJS.ErrnoException;
-            err.code = r.errors[i]!.split(':')[0];
-            w.reject(err);
-            continue;
-          }
-          if (r.tooBig[i]) {
-            w.resolve({ id: null, size: r.raws[i], tooBig: true });
-            continue;
-          }
-          if (r.raws[i] === 0) {
-            w.resolve({ id: null, size: 0, tooBig: false });
-            continue;
-          }
-          w.resolve({ id: this.keepHashed(r, i), size: r.raws[i], tooBig: false });
+    const pool = this.repo.codec();
+    const session = this.sessionOn(pool);
+    let answered = false;
+    const job = pool.hashFiles(b.paths, b.bytes, b.max).then((r) => {
+      const keep = new Uint8Array(b.paths.length);
+      for (let i = 0; i < b.paths.length; i++) {
+        const w = b.waiters[i];
+        if (r.errors[i]) {
+          const err = new Error(`reading ${b.paths[i]}: ${r.errors[i]}`) as NodeJS.ErrnoException;
+          err.code = r.errors[i]!.split(':')[0];
+          w.reject(err);
+        } else if (r.tooBig[i]) w.resolve({ id: null, size: r.raws[i], tooBig: true });
+        else if (r.raws[i] === 0) w.resolve({ id: null, size: 0, tooBig: false });
+        else {
+          const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+          keep[i] = this.claim(id) ? 1 : 0;
+          w.resolve({ id, size: r.raws[i], tooBig: false });
         }
-      });
+      }
+      answered = true;
+      return pool.store(r, keep, session, this.repo.config.packSize);
+    });
     this.track(
-      job.catch((err: unknown) => {
-        for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
-        throw err;
-      }),
+      job
+        .catch((err: unknown) => {
+          if (!answered) for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
+          throw err;
+        })
+        .finally(() => {
+          this.queued -= b.bytes;
+          this.wake();
+        }),
     );
   }
 
   /**
-   * Stores a large file window by window on the codec workers (read, cut, hash, compress there);
-   * resolves with its data blob ids in order and the bytes read.
+   * Stores a large file window by window on the codec workers (read, cut and hashed there, then the new
+   * chunks compressed there); resolves with its data blob ids in order and the bytes read.
    */
   async saveLargeFile(path: string, params: ChunkerParams, onBytes: (n: number) => void): Promise<{ ids: Buffer[]; size: number }> {
     const WINDOW = 4 * 1024 * 1024;
+    const pool = this.repo.codec();
+    const session = this.sessionOn(pool);
     const ids: Buffer[] = [];
     let pos = 0;
     for (;;) {
@@ -160,29 +166,80 @@ export class BlobSaver {
       this.queued += WINDOW;
       let r;
       try {
-        r = await this.repo.codec().fileWindow(path, pos, WINDOW, params);
-      } finally {
+        r = await pool.hashWindow(path, pos, WINDOW, params);
+      } catch (err) {
         this.queued -= WINDOW;
         this.wake();
+        throw err;
       }
-      for (let i = 0; i < r.raws.length; i++) ids.push(this.keepHashed(r, i));
+      const keep = new Uint8Array(r.raws.length);
+      for (let i = 0; i < r.raws.length; i++) {
+        const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+        keep[i] = this.claim(id) ? 1 : 0;
+        ids.push(id);
+      }
+      this.track(
+        pool.store(r, keep, session, this.repo.config.packSize).finally(() => {
+          this.queued -= WINDOW;
+          this.wake();
+        }),
+      );
       onBytes(r.next - pos);
       pos = r.next;
       if (r.eof) return { ids, size: pos };
     }
   }
 
-  /** Blob i of a worker's result, hashed there: packed unless the repository or this backup has it. */
-  private keepHashed(r: FilesResult, i: number): Buffer {
-    const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+  /** Whether this backup is to store the blob: neither the repository nor this backup has it yet. */
+  private claim(id: Buffer): boolean {
+    if (this.repo.reusable(id)) return false;
     const hex = toHex(id);
-    if (!this.repo.reusable(id) && !this.pending.has(hex)) {
-      this.pending.add(hex);
-      const builder = this.builders[BlobType.Data];
-      builder.add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
-      if (builder.size >= this.repo.config.packSize) this.track(this.writePack(BlobType.Data));
+    if (this.pending.has(hex)) return false;
+    this.pending.add(hex);
+    return true;
+  }
+
+  /** This saver's session on the codec pool, where the workers assemble its data packs. */
+  private sessionOn(pool: CodecPool): number {
+    this.session ??= pool.openSession((pack, worker) => this.track(this.writeWorkerPack(pack, worker, pool)));
+    return this.session;
+  }
+
+  /** A data pack a codec worker assembled (and hashed): written, indexed, and its buffer handed back. */
+  private async writeWorkerPack(p: FinishedPack, worker: number, pool: CodecPool): Promise<void> {
+    const body = Buffer.from(p.body, 0, p.bodyBytes);
+    const ids = Buffer.from(p.ids.buffer, p.ids.byteOffset, p.ids.byteLength);
+    let entries: PackEntry[] = [];
+    let offset = 1;
+    for (let i = 0; i < p.lengths.length; i++) {
+      entries.push({ id: Buffer.from(ids.subarray(32 * i, 32 * (i + 1))), type: BlobType.Data, zstd: p.zstd[i] === 1, offset, length: p.lengths[i], rawLength: p.raws[i] });
+      offset += p.lengths[i];
     }
-    return id;
+    let id = p.id;
+    let data: Buffer[] = [body, Buffer.from(p.header.buffer, p.header.byteOffset, p.header.byteLength)];
+    let size = 0;
+    this.packWrites++;
+    try {
+      if (this.failure) return;
+      if (this.repo.pruneMarks.has(id)) {
+        // See writePack: the same bytes as a pack a prune marked for deletion; its first blob again makes it another file.
+        const builder = this.repo.packBuilder();
+        for (const e of entries) builder.add(e.id, e.type, body.subarray(e.offset, e.offset + e.length), e.zstd, e.rawLength);
+        const first = entries[0];
+        builder.add(first.id, first.type, Buffer.from(body.subarray(first.offset, first.offset + first.length)), first.zstd, first.rawLength);
+        data = builder.finish();
+        id = toHex(sha256(data));
+        entries = builder.entries;
+      }
+      size = data.reduce((a, d) => a + d.length, 0);
+      await this.repo.writePack(id, data);
+    } finally {
+      this.packWrites--;
+      this.wake();
+      // Detaches `body` here: nothing reads it after the write.
+      pool.recycle(worker, p.body);
+    }
+    this.indexWritten(id, entries, size);
   }
 
   /** Everything saved so far is in written packs and indexed once this resolves. */
@@ -190,6 +247,15 @@ export class BlobSaver {
     this.dispatchFiles();
     this.dispatch();
     while (this.work.size > 0) await Promise.all([...this.work]);
+    if (this.session !== undefined) {
+      // The workers' open packs, finished whatever happened (a failed backup must not leave them there).
+      const pool = this.repo.codec();
+      const session = this.session;
+      this.session = undefined;
+      this.track(pool.finishPacks(session));
+      while (this.work.size > 0) await Promise.all([...this.work]);
+      pool.closeSession(session);
+    }
     if (this.failure) throw this.failure;
     for (const type of [BlobType.Data, BlobType.Tree]) if (this.builders[type].blobCount > 0) this.track(this.writePack(type));
     while (this.work.size > 0) await Promise.all([...this.work]);
@@ -255,7 +321,11 @@ export class BlobSaver {
       this.packWrites--;
       this.wake();
     }
-    const entries: PackEntry[] = builder.entries;
+    this.indexWritten(id, builder.entries, size);
+  }
+
+  /** A pack just written: its blobs indexed in memory, and in the next index file. */
+  private indexWritten(id: string, entries: PackEntry[], size: number): void {
     for (const e of entries) {
       this.repo.indexBlob(e.id, { ...e, pack: id });
       this.pending.delete(toHex(e.id));
