@@ -83,7 +83,7 @@ export class CodecPool {
   constructor(level: number, gear: Int32Array, key: MasterKey | null = null, settings: WorkerSettings = workerSettings()) {
     const url = workerUrl();
     for (let i = 0; i < settings.workers; i++) {
-      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice } });
+      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       w.unref();
       w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m, i));
       w.on('error', (err) => this.failAll(err));

@@ -214,19 +214,39 @@ function restore(job: Job): void {
  * (`store`): the others the repository or this backup already has. Their bytes stay here, in an arena.
  */
 const held = new Map<number, { arena: Buffer; ids: Buffer; offs: number[]; lens: number[] }>();
-/** Arenas kept for the next jobs (most jobs are a batch of small files, at most a few MiB). */
+/**
+ * Arenas kept for the next jobs. Sizes are whole steps (a batch of small files is about 1 MiB, a window of a
+ * mail attachment a few), so that one freed arena fits the next job: a worker allocates a few, then none.
+ */
 let arenas: Buffer[] = [];
+const ARENA_STEP = 2 * 1024 * 1024;
+const KEEP_ARENAS = 4;
 const KEEP_ARENA_BYTES = 16 * 1024 * 1024;
-const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p, [p.body]));
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p, [p.body]), dropped);
 
 function takeArena(min: number): Buffer {
-  const i = arenas.findIndex((a) => a.length >= min);
-  if (i >= 0) return arenas.splice(i, 1)[0];
-  return Buffer.allocUnsafeSlow(Math.max(min, 1 << 20));
+  let best = -1;
+  for (let i = 0; i < arenas.length; i++) if (arenas[i].length >= min && (best < 0 || arenas[i].length < arenas[best].length)) best = i;
+  if (best >= 0) return arenas.splice(best, 1)[0];
+  return Buffer.allocUnsafeSlow(Math.max(ARENA_STEP, Math.ceil(min / ARENA_STEP) * ARENA_STEP));
 }
 
 function releaseArena(arena: Buffer): void {
-  if (arena.length <= KEEP_ARENA_BYTES && arenas.length < 2) arenas.push(arena);
+  if (arena.length <= KEEP_ARENA_BYTES && arenas.length < KEEP_ARENAS) arenas.push(arena);
+  else dropped(arena.length);
+}
+
+/**
+ * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else
+ * seldom runs: it runs once this many bytes were let go, so that they do not pile up.
+ */
+const DROPPED_GC_BYTES = 32 * 1024 * 1024;
+let droppedBytes = 0;
+function dropped(bytes: number): void {
+  droppedBytes += bytes;
+  if (droppedBytes < DROPPED_GC_BYTES) return;
+  droppedBytes = 0;
+  collect();
 }
 
 /** Reads [at, at + len) of an open file into `into` at `to`; fewer bytes when the file is shorter now. */

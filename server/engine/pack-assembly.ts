@@ -54,6 +54,8 @@ export class PackAssembly {
     /** An encrypted repository's blob key: blobs and headers are sealed with it. */
     private readonly encryptKey: Buffer | null,
     private readonly emit: (pack: FinishedPack) => void,
+    /** Told of each buffer let go of (its size), for the worker to collect them in time. */
+    private readonly dropped: (bytes: number) => void = () => {},
   ) {}
 
   /** Compresses `raw` into the session's data pack; a pack that reaches `packSize` is finished and emitted. */
@@ -122,6 +124,7 @@ export class PackAssembly {
   /** A pack buffer back from the main thread once its pack is written. */
   recycle(body: ArrayBuffer): void {
     if (this.spares.length < SPARE_BUFFERS) this.spares.push(Buffer.from(body));
+    else this.dropped(body.byteLength);
   }
 
   private start(capacity: number): OpenPack {

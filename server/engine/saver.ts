@@ -10,13 +10,15 @@ import type { Repository } from './repository.js';
 
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_BLOBS = 512;
+/** A large file is read, cut and hashed this many bytes at a time (plus the chunker's lookahead). */
+const WINDOW = 4 * 1024 * 1024;
 /**
  * Memory stays bounded whatever the size of the source: at most this many raw bytes wait for or sit
  * in the codec pool, each pack builder holds at most one pack, and at most MAX_PACK_WRITES packs are
  * being written. Each limit frees itself (the codec always answers, writes always end), so a wait
  * can never deadlock, whatever the compression ratio.
  */
-const MAX_QUEUED = 16 * 1024 * 1024;
+const MAX_QUEUED = 8 * 1024 * 1024;
 const MAX_PACK_WRITES = 2;
 /** An index file is written every this many packs, so an interrupted backup keeps most of its work indexed. */
 const PACKS_PER_INDEX = 32;
@@ -155,20 +157,21 @@ export class BlobSaver {
    * Stores a large file window by window on the codec workers (read, cut and hashed there, then the new
    * chunks compressed there); resolves with its data blob ids in order and the bytes read.
    */
-  async saveLargeFile(path: string, params: ChunkerParams, onBytes: (n: number) => void): Promise<{ ids: Buffer[]; size: number }> {
-    const WINDOW = 4 * 1024 * 1024;
+  async saveLargeFile(path: string, params: ChunkerParams, onBytes: (n: number) => void, expectedSize = Infinity): Promise<{ ids: Buffer[]; size: number }> {
     const pool = this.repo.codec();
     const session = this.sessionOn(pool);
     const ids: Buffer[] = [];
     let pos = 0;
     for (;;) {
       await this.room();
-      this.queued += WINDOW;
+      // What the worker holds for this window: the window and its lookahead, or the rest of the file.
+      const held = Math.max(0, Math.min(WINDOW + params.max, expectedSize - pos));
+      this.queued += held;
       let r;
       try {
         r = await pool.hashWindow(path, pos, WINDOW, params);
       } catch (err) {
-        this.queued -= WINDOW;
+        this.queued -= held;
         this.wake();
         throw err;
       }
@@ -180,7 +183,7 @@ export class BlobSaver {
       }
       this.track(
         pool.store(r, keep, session, this.repo.config.packSize).finally(() => {
-          this.queued -= WINDOW;
+          this.queued -= held;
           this.wake();
         }),
       );
