@@ -14,6 +14,7 @@ import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
 import { blobIdOf, SEAL_OVERHEAD, sealInto, tryOpen } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import { RestoreTarget } from './restore-target.js';
+import { ArenaRing, type ArenaPiece } from './arena-ring.js';
 import { PackAssembly } from './pack-assembly.js';
 import { decompressBounded } from './validate.js';
 
@@ -213,28 +214,11 @@ function restore(job: Job): void {
  * Blobs read and hashed by `hashFiles` or `hashWindow`, waiting for the main thread to say which to store
  * (`store`): the others the repository or this backup already has. Their bytes stay here, in an arena.
  */
-const held = new Map<number, { arena: Buffer; ids: Buffer; offs: number[]; lens: number[] }>();
-/**
- * Arenas kept for the next jobs. Sizes are whole steps (a batch of small files is about 1 MiB, a window of a
- * mail attachment a few), so that one freed arena fits the next job: a worker allocates a few, then none.
- */
-let arenas: Buffer[] = [];
-const ARENA_STEP = 2 * 1024 * 1024;
-const KEEP_ARENAS = 4;
-const KEEP_ARENA_BYTES = 16 * 1024 * 1024;
+const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; lens: number[] }>();
+/** Held blobs live in one ring per worker (a few batches of small files, or a window or two of a large file). */
+const RING_BYTES = 6 * 1024 * 1024;
+const ring = new ArenaRing(RING_BYTES, dropped);
 const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p, [p.body]), dropped);
-
-function takeArena(min: number): Buffer {
-  let best = -1;
-  for (let i = 0; i < arenas.length; i++) if (arenas[i].length >= min && (best < 0 || arenas[i].length < arenas[best].length)) best = i;
-  if (best >= 0) return arenas.splice(best, 1)[0];
-  return Buffer.allocUnsafeSlow(Math.max(ARENA_STEP, Math.ceil(min / ARENA_STEP) * ARENA_STEP));
-}
-
-function releaseArena(arena: Buffer): void {
-  if (arena.length <= KEEP_ARENA_BYTES && arenas.length < KEEP_ARENAS) arenas.push(arena);
-  else dropped(arena.length);
-}
 
 /**
  * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else
@@ -266,7 +250,8 @@ function readInto(fd: number, into: Buffer, to: number, len: number, at: number)
  * the main thread (tooBig).
  */
 function hashFiles(job: Job): void {
-  let arena = takeArena(job.bytes);
+  let piece = ring.take(job.bytes);
+  let arena = piece.buf;
   let used = 0;
   const n = job.paths.length;
   const ids = Buffer.alloc(32 * n);
@@ -289,9 +274,11 @@ function hashFiles(job: Job): void {
       } else {
         if (used + st.size > arena.length) {
           // Files larger than their stat said: a bigger arena, this job only.
-          const bigger = Buffer.allocUnsafeSlow(Math.max(2 * arena.length, used + st.size));
-          arena.copy(bigger, 0, 0, used);
-          arena = bigger;
+          const bigger = ring.take(Math.max(2 * arena.length, used + st.size));
+          arena.copy(bigger.buf, 0, 0, used);
+          ring.release(piece);
+          piece = bigger;
+          arena = piece.buf;
         }
         size = readInto(fd, arena, used, st.size, 0);
       }
@@ -314,7 +301,7 @@ function hashFiles(job: Job): void {
     lens.push(size);
     used += size;
   }
-  held.set(job.id, { arena, ids, offs, lens });
+  held.set(job.id, { piece, ids, offs, lens });
   port.postMessage({ id: job.id, hashed: true, ids, raws, errors, tooBig });
 }
 
@@ -327,18 +314,20 @@ function hashWindow(job: Job): void {
   const want = job.window + job.params.max;
   let fd = -1;
   let n = 0;
-  let arena: Buffer;
+  let piece: ArenaPiece | undefined;
   try {
     fd = fs.openSync(job.path, 'r');
     const len = Math.max(0, Math.min(want, fs.fstatSync(fd).size - job.start));
-    arena = takeArena(len);
-    n = readInto(fd, arena, 0, len, job.start);
+    piece = ring.take(len);
+    n = readInto(fd, piece.buf, 0, len, job.start);
   } catch (e) {
+    if (piece) ring.release(piece);
     port.postMessage({ id: job.id, error: withCode(e) });
     return;
   } finally {
     if (fd >= 0) fs.closeSync(fd);
   }
+  const arena = piece.buf;
   const eof = n < want;
   const data = arena.subarray(0, n);
   const cuts: number[] = [];
@@ -356,7 +345,7 @@ function hashWindow(job: Job): void {
   }
   const ids = Buffer.alloc(32 * idList.length);
   idList.forEach((id, i) => id.copy(ids, 32 * i));
-  held.set(job.id, { arena, ids, offs, lens: raws });
+  held.set(job.id, { piece, ids, offs, lens: raws });
   port.postMessage({ id: job.id, hashed: true, ids, raws, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n });
 }
 
@@ -371,13 +360,13 @@ function storeHeld(job: Job): void {
   try {
     for (let i = 0; i < h.lens.length; i++) {
       if (job.keep[i] !== 1) continue;
-      packs.add(job.session, job.packSize, h.ids.subarray(32 * i, 32 * (i + 1)), h.arena.subarray(h.offs[i], h.offs[i] + h.lens[i]));
+      packs.add(job.session, job.packSize, h.ids.subarray(32 * i, 32 * (i + 1)), h.piece.buf.subarray(h.offs[i], h.offs[i] + h.lens[i]));
     }
   } catch (e) {
     port.postMessage({ id: job.id, error: withCode(e) });
     return;
   } finally {
-    releaseArena(h.arena);
+    ring.release(h.piece);
   }
   port.postMessage({ id: job.id, stored: true });
 }
