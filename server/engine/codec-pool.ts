@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
-import type { FinishedPack } from './pack-assembly.js';
+import { releasePack, type FinishedPack } from './pack-assembly.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
 
 /**
@@ -143,7 +143,8 @@ export class CodecPool {
 
   /**
    * A saver's session: the workers assemble its data packs apart from any other saver's, and hand each
-   * finished one to `sink` (its bytes transferred) with the worker it came from, for `recycle`.
+   * finished one to `sink` (its bytes in shared memory) with the worker it came from; the sink calls
+   * releasePack once it is written.
    */
   openSession(sink: (pack: FinishedPack, worker: number) => void): number {
     const session = this.nextSession++;
@@ -189,12 +190,6 @@ export class CodecPool {
     await Promise.all(this.workers.map((_, w) => this.post(new Uint8Array(0), 0, (id) => ({ id, op: 'finish', session }), w)));
   }
 
-  /** A finished pack's buffer, once written, back to the worker that filled it: its next pack reuses it. */
-  recycle(worker: number, body: ArrayBuffer): void {
-    if (this.closed || body.byteLength === 0) return;
-    this.workers[worker].postMessage({ op: 'recycle', data: body }, [body]);
-  }
-
   /**
    * Decompresses, verifies and writes blobs straight into the restored files on a worker, so that file
    * writes (open, write, owner, mode, times, close: most of a restore of small files) use every core.
@@ -235,7 +230,7 @@ export class CodecPool {
       const pack = m as unknown as FinishedPack;
       const sink = this.sessions.get(pack.session);
       if (sink) sink(pack, worker);
-      else this.recycle(worker, pack.body);
+      else releasePack(pack);
       return;
     }
     const p = this.pending.get(m.id);

@@ -20,7 +20,7 @@ import { decompressBounded } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verify' | 'scan' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'recycle' | 'restore';
+  op: 'compress' | 'verify' | 'scan' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -263,7 +263,8 @@ const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; l
 /** Held blobs live in one ring per worker (a few batches of small files, or a window or two of a large file). */
 const RING_BYTES = 6 * 1024 * 1024;
 const ring = new ArenaRing(RING_BYTES, dropped);
-const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p, [p.body]), dropped);
+// The pack's slot is shared memory: posted, not transferred.
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), dropped);
 
 /**
  * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else
@@ -424,7 +425,7 @@ port.on('message', (job: Job) => {
   else if (job.op === 'finish') {
     packs.finish(job.session);
     port.postMessage({ id: job.id, stored: true });
-  } else if (job.op === 'recycle') packs.recycle(job.data);
+  }
   else if (job.op === 'restore') {
     restore(job);
     maybeGc(job.bytes || 0);

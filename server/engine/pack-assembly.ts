@@ -8,20 +8,28 @@ import { PACK_HEADER_AAD, packHeader } from './pack.js';
 /**
  * Data packs assembled on a codec worker (codec-worker.ts): each blob is compressed (and sealed) straight
  * into the pack's buffer and fed to the pack's hash while it is still in the cache, so a file's bytes are
- * read, hashed, compressed and hashed again on one thread and never cross to the main thread but once, in
- * a finished pack (transferred, not copied). The main thread writes it, indexes it and hands the buffer
- * back for the next pack: a worker's memory stays at a pack or two whatever the size of the backup.
+ * read, hashed, compressed and hashed again on one thread and never copied to the main thread: a pack is
+ * filled in one of the worker's two pack slots, memory shared with the main thread (SharedArrayBuffer), which
+ * writes the finished pack from there, indexes it and frees the slot (an atomic flag). Nothing is transferred
+ * or allocated per pack, so neither thread's garbage collector runs for them, and a worker's memory for packs
+ * is two slots whatever the size of the backup: a worker that finds both slots still being written waits.
  * Packs are kept apart per session (one backup's saver), so that concurrent backups never share a pack.
  */
 
-/** A finished pack as posted to the main thread: `body` (transferred) holds the version byte and the blobs. */
+/**
+ * A finished pack as posted to the main thread: `body` (the slot, shared) holds the version byte and the
+ * blobs; `release(pack)` once it is written hands the slot back.
+ */
 export interface FinishedPack {
   op: 'pack';
   session: number;
   /** SHA-256 of body[0, bodyBytes) then header, hex: the pack's name. */
   id: string;
-  body: ArrayBuffer;
+  body: SharedArrayBuffer;
   bodyBytes: number;
+  /** The worker's slot flags (1: being written) and this pack's slot. */
+  flags: SharedArrayBuffer;
+  slot: number;
   header: Uint8Array;
   /** Per blob, in order: id (32 bytes each), zstd or raw (1/0), stored length, raw length. */
   ids: Uint8Array;
@@ -31,6 +39,7 @@ export interface FinishedPack {
 }
 
 interface OpenPack {
+  slot: number;
   buf: Buffer;
   used: number;
   hash: Hash;
@@ -40,12 +49,25 @@ interface OpenPack {
   raws: number[];
 }
 
-/** Spare pack buffers a worker keeps for its next packs (handed back by the main thread after a write). */
-const SPARE_BUFFERS = 1;
+/** Pack slots of a worker: one filling while the other is written (one more per other open session). */
+const SLOTS = 2;
+const MAX_SLOTS = 16;
+const FREE = 0;
+const WRITING = 1;
+
+/** The main thread's side: a written pack's slot back to its worker (which may be waiting for it). */
+export function releasePack(pack: Pick<FinishedPack, 'flags' | 'slot'>): void {
+  const flags = new Int32Array(pack.flags);
+  Atomics.store(flags, pack.slot, FREE);
+  Atomics.notify(flags, pack.slot);
+}
 
 export class PackAssembly {
   private readonly open = new Map<number, OpenPack>();
-  private spares: Buffer[] = [];
+  private readonly slots: { sab: SharedArrayBuffer; buf: Buffer; inUse: boolean }[] = [];
+  private readonly flags = new Int32Array(new SharedArrayBuffer(4 * MAX_SLOTS));
+  /** Slots handed to the main thread, oldest first: the one to wait for when none is free. */
+  private readonly writing: number[] = [];
   private scratch = Buffer.allocUnsafe(0);
 
   constructor(
@@ -100,19 +122,24 @@ export class PackAssembly {
     const p = this.open.get(session);
     this.open.delete(session);
     if (!p || p.ids.length === 0) {
-      if (p) this.recycle(p.buf.buffer as ArrayBuffer);
+      if (p) this.slots[p.slot].inUse = false;
       return;
     }
     const entries = p.ids.map((id, i) => ({ id, type: BlobType.Data, zstd: p.zstd[i] === 1, length: p.lengths[i], rawLength: p.raws[i] }));
     const key = this.encryptKey;
     const header = Buffer.concat(packHeader(entries, key ? (h) => seal(key, h, PACK_HEADER_AAD) : null));
     p.hash.update(header);
+    Atomics.store(this.flags, p.slot, WRITING);
+    this.slots[p.slot].inUse = false;
+    this.writing.push(p.slot);
     this.emit({
       op: 'pack',
       session,
       id: p.hash.digest('hex'),
-      body: p.buf.buffer as ArrayBuffer,
+      body: this.slots[p.slot].sab,
       bodyBytes: p.used,
+      flags: this.flags.buffer as SharedArrayBuffer,
+      slot: p.slot,
       header,
       ids: Buffer.concat(p.ids),
       zstd: Uint8Array.from(p.zstd),
@@ -121,18 +148,33 @@ export class PackAssembly {
     });
   }
 
-  /** A pack buffer back from the main thread once its pack is written. */
-  recycle(body: ArrayBuffer): void {
-    if (this.spares.length < SPARE_BUFFERS) this.spares.push(Buffer.from(body));
-    else this.dropped(body.byteLength);
-  }
-
   private start(capacity: number): OpenPack {
-    const i = this.spares.findIndex((b) => b.length >= capacity);
-    // A buffer that owns its whole ArrayBuffer, so that it can be transferred.
-    const buf = i >= 0 ? this.spares.splice(i, 1)[0] : Buffer.allocUnsafeSlow(capacity);
+    const slot = this.freeSlot();
+    let s = this.slots[slot];
+    if (!s || s.buf.length < capacity) {
+      // A first pack, or a blob larger than a pack: a slot of that size (memory shared with the main thread).
+      if (s) this.dropped(s.buf.length);
+      const sab = new SharedArrayBuffer(capacity);
+      s = this.slots[slot] = { sab, buf: Buffer.from(sab), inUse: false };
+    }
+    s.inUse = true;
+    const buf = s.buf;
     buf[0] = this.encryptKey ? ENCRYPTED_FORMAT : PLAIN_FORMAT;
     const hash = createHash('sha256').update(buf.subarray(0, 1));
-    return { buf, used: 1, hash, ids: [], zstd: [], lengths: [], raws: [] };
+    return { slot, buf, used: 1, hash, ids: [], zstd: [], lengths: [], raws: [] };
+  }
+
+  /** A slot neither filling nor being written; waits for the oldest write when there is none. */
+  private freeSlot(): number {
+    for (;;) {
+      for (let i = this.writing.length - 1; i >= 0; i--) if (Atomics.load(this.flags, this.writing[i]) === FREE) this.writing.splice(i, 1);
+      const slots = Math.min(MAX_SLOTS, Math.max(SLOTS, this.open.size + 1));
+      for (let k = 0; k < slots; k++) if (!this.slots[k]?.inUse && !this.writing.includes(k)) return k;
+      // Both slots taken: the other session's open pack, or packs being written. Wait for the oldest write,
+      // a while at a time so that a worker being terminated is not stuck here.
+      const oldest = this.writing[0];
+      if (oldest === undefined) throw new Error(`no pack slot free and none being written: more than ${MAX_SLOTS - 1} backups at once`);
+      Atomics.wait(this.flags, oldest, WRITING, 100);
+    }
   }
 }

@@ -4,7 +4,7 @@ import { sha256, toHex } from './hash.js';
 import type { CodecPool } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
-import type { FinishedPack } from './pack-assembly.js';
+import { releasePack, type FinishedPack } from './pack-assembly.js';
 import type { PackBuilder, PackEntry } from './pack.js';
 import type { Repository } from './repository.js';
 
@@ -204,12 +204,12 @@ export class BlobSaver {
 
   /** This saver's session on the codec pool, where the workers assemble its data packs. */
   private sessionOn(pool: CodecPool): number {
-    this.session ??= pool.openSession((pack, worker) => this.track(this.writeWorkerPack(pack, worker, pool)));
+    this.session ??= pool.openSession((pack) => this.track(this.writeWorkerPack(pack)));
     return this.session;
   }
 
-  /** A data pack a codec worker assembled (and hashed): written, indexed, and its buffer handed back. */
-  private async writeWorkerPack(p: FinishedPack, worker: number, pool: CodecPool): Promise<void> {
+  /** A data pack a codec worker assembled (and hashed): written from its slot, indexed, and the slot freed. */
+  private async writeWorkerPack(p: FinishedPack): Promise<void> {
     const body = Buffer.from(p.body, 0, p.bodyBytes);
     const ids = Buffer.from(p.ids.buffer, p.ids.byteOffset, p.ids.byteLength);
     let entries: PackEntry[] = [];
@@ -239,8 +239,8 @@ export class BlobSaver {
     } finally {
       this.packWrites--;
       this.wake();
-      // Detaches `body` here: nothing reads it after the write.
-      pool.recycle(worker, p.body);
+      // The slot goes back to the worker, which refills it: nothing reads `body` after the write.
+      releasePack(p);
     }
     this.indexWritten(id, entries, size);
   }
