@@ -1,10 +1,9 @@
 import { hostname as osHostname } from 'node:os';
 import type { BigIntStats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
-import type { DirScan } from './codec-pool.js';
 import { StreamChunker } from './chunker.js';
 import { EngineError, RepositoryFullError } from './errors.js';
 import { fromHex, toHex } from './hash.js';
@@ -224,16 +223,14 @@ export class Archiver {
    * wait for a directory to be finished; files in flight are bounded (fileSlot), and so is the memory of the walk.
    */
   private async walkDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<{ done: Promise<TreeNode | null> }> {
-    // Listed and stat'ed on a codec worker: no stat call, and no object per entry, on this thread.
-    let scan: DirScan;
+    let names: string[];
     try {
-      scan = await this.repo.codec().scan(fsPath);
+      names = await readdir(fsPath);
     } catch (err) {
       this.fail(vpath, err);
       return { done: Promise.resolve(null) };
     }
-    const order = scan.names.map((_, i) => i).sort((a, b) => compareNames(scan.names[a], scan.names[b]));
-    const names = order.map((i) => scan.names[i]);
+    names.sort(compareNames);
     let parentNodes: Map<string, TreeNode> | undefined;
     if (parentTreeId) {
       try {
@@ -242,6 +239,7 @@ export class Archiver {
         this.opts.progress?.notice?.(`parent tree of ${vpath} unreadable, reading its files again: ${(err as Error).message}`);
       }
     }
+    const stats = await statAll(fsPath, names);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const pending: Promise<void>[] = [];
     // Settled by Promise.all below once the walk of this directory is done; handled at once so that a
@@ -254,15 +252,14 @@ export class Archiver {
       this.opts.signal?.throwIfAborted();
       const turn = this.turn.entry();
       if (turn) await turn;
+      const st = stats[i];
       const childPath = join(fsPath, names[i]);
       const childV = vpath === '/' ? `/${names[i]}` : `${vpath}/${names[i]}`;
-      const error = scan.errors[order[i]];
-      if (error) {
-        // Gone since the listing: not an error, it is just not in this snapshot.
-        if (!error.startsWith('ENOENT')) this.fail(childV, scanError(error));
+      if (st instanceof Error) {
+        if ((st as NodeJS.ErrnoException).code !== 'ENOENT') this.fail(childV, st);
         continue;
       }
-      const child = nodeOfScan(scan, order[i]);
+      const child = nodeFromStat(names[i], st);
       const prev = parentNodes?.get(names[i]);
       if (child.type === 'dir') {
         const { done } = await this.walkDir(childPath, childV, child, prev?.type === 'dir' ? prev.subtree : undefined, [...vparts, names[i]]);
@@ -501,6 +498,30 @@ export class Archiver {
   }
 }
 
+/** lstat calls in flight at once for one directory: enough to keep libuv's pool busy, few enough to bound memory. */
+const STAT_CONCURRENCY = 32;
+
+/**
+ * lstat of every entry, asynchronously on libuv's pool, a bounded number at a time: the walk shares
+ * the server's event loop, and a synchronous run of thousands of stat calls would hold off every
+ * request (the API, the task's event stream) until the directory is done.
+ */
+async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
+  const out: (BigIntStats | Error)[] = new Array(names.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < names.length; i = next++) {
+      try {
+        out[i] = await lstat(join(dir, names[i]), { bigint: true });
+      } catch (err) {
+        out[i] = err as Error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length) }, lane));
+  return out;
+}
+
 function typeOf(st: BigIntStats): NodeType {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
@@ -526,33 +547,6 @@ function nodeFromStat(name: string, st: BigIntStats): TreeNode {
     device: st.dev.toString(),
     links: Number(st.nlink),
   };
-}
-
-/** Entry i of a worker's scan as a node (the same fields as nodeFromStat). */
-function nodeOfScan(scan: DirScan, i: number): TreeNode {
-  const type = scan.types[scan.kinds[i]] as NodeType;
-  const n = scan.nums;
-  return {
-    name: scan.names[i],
-    type,
-    mode: n[5 * i],
-    uid: n[5 * i + 1],
-    gid: n[5 * i + 2],
-    size: type === 'file' ? n[5 * i + 3] : 0,
-    mtime: scan.times[2 * i].toString(),
-    ctime: scan.times[2 * i + 1].toString(),
-    inode: scan.inodes[2 * i].toString(),
-    device: scan.inodes[2 * i + 1].toString(),
-    links: n[5 * i + 4],
-  };
-}
-
-/** A scan's error message as an error with its code (the message starts with it, as Node's do). */
-function scanError(message: string): NodeJS.ErrnoException {
-  const err = new Error(message) as NodeJS.ErrnoException;
-  const code = /^([A-Z][A-Z0-9_]+):/.exec(message)?.[1];
-  if (code) err.code = code;
-  return err;
 }
 
 function nsOf(d: Date): string {

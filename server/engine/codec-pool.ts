@@ -59,21 +59,6 @@ export interface HashedBatch {
   tooBig: boolean[];
 }
 
-/**
- * A directory's entries and their lstat, read on a worker (the walk's `scan`): entry i is `names[i]`, of type
- * `types[kinds[i]]`; `nums` holds mode, uid, gid, size and links (5 a entry), `times` mtime and ctime (ns),
- * `inodes` inode and device; `errors[i]` is the lstat's error (its message starts with its code).
- */
-export interface DirScan {
-  names: string[];
-  types: string[];
-  kinds: Uint8Array;
-  nums: Float64Array;
-  times: BigInt64Array;
-  inodes: BigUint64Array;
-  errors: (string | null)[];
-}
-
 export interface RestoreResult {
   blobErrors: (string | null)[];
   writeErrors: (string | null)[];
@@ -156,11 +141,6 @@ export class CodecPool {
     this.sessions.delete(session);
   }
 
-  /** Lists a directory and lstats its entries on a worker (see DirScan); rejects with the listing's error. */
-  scan(path: string): Promise<DirScan> {
-    return this.post(new Uint8Array(0), 0, (id) => ({ id, op: 'scan', path })) as Promise<DirScan>;
-  }
-
   /**
    * Reads and hashes small files on a worker: the main thread only sends their paths and gets their ids.
    * `max` bounds what is taken as one blob (a file that grew past it since its stat is flagged).
@@ -225,7 +205,7 @@ export class CodecPool {
     });
   }
 
-  private done(m: { id: number; op?: string; data: ArrayBuffer; ids?: Uint8Array; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; hashed?: boolean; stored?: boolean; scanned?: boolean; error?: string }, worker: number): void {
+  private done(m: { id: number; op?: string; data: ArrayBuffer; ids?: Uint8Array; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; next?: number; eof?: boolean; hashed?: boolean; stored?: boolean; error?: string }, worker: number): void {
     if (m.op === 'pack') {
       const pack = m as unknown as FinishedPack;
       const sink = this.sessions.get(pack.session);
@@ -240,10 +220,6 @@ export class CodecPool {
       const err = new Error(m.error) as NodeJS.ErrnoException;
       err.code = m.error.split(':')[0];
       p.reject(err);
-      return;
-    }
-    if (m.scanned) {
-      (p.resolve as (r: DirScan) => void)(m as unknown as DirScan);
       return;
     }
     if (m.stored) {

@@ -20,7 +20,7 @@ import { decompressBounded } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verify' | 'scan' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'restore';
+  op: 'compress' | 'verify' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -210,51 +210,6 @@ function restore(job: Job): void {
   port.postMessage({ id: job.id, blobErrors, writeErrors });
 }
 
-/** Entry types of a scan, as nodeOfScan (archiver.ts) reads them. */
-const SCAN_TYPES = ['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev'];
-
-/**
- * The entries of a directory and their lstat, for the walk (the main thread only decides what to read):
- * per entry a type (index in SCAN_TYPES), mode, uid, gid, size, links, mtime and ctime (ns), inode and
- * device, or the error of its lstat. Typed arrays, transferred: no object per entry crosses.
- */
-function scan(job: Job): void {
-  let names: string[];
-  try {
-    names = fs.readdirSync(job.path);
-  } catch (e) {
-    port.postMessage({ id: job.id, error: message(e) });
-    return;
-  }
-  const n = names.length;
-  const types = new Uint8Array(n);
-  const nums = new Float64Array(5 * n);
-  const times = new BigInt64Array(2 * n);
-  const inodes = new BigUint64Array(2 * n);
-  const errors: (string | null)[] = new Array(n).fill(null);
-  const dir = job.path.endsWith('/') ? job.path : job.path + '/';
-  for (let i = 0; i < n; i++) {
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(dir + names[i], { bigint: true });
-    } catch (e) {
-      errors[i] = message(e);
-      continue;
-    }
-    types[i] = st.isFile() ? 0 : st.isDirectory() ? 1 : st.isSymbolicLink() ? 2 : st.isFIFO() ? 3 : st.isSocket() ? 4 : st.isCharacterDevice() ? 5 : 6;
-    nums[5 * i] = Number(st.mode & 0o7777n);
-    nums[5 * i + 1] = Number(st.uid);
-    nums[5 * i + 2] = Number(st.gid);
-    nums[5 * i + 3] = Number(st.size);
-    nums[5 * i + 4] = Number(st.nlink);
-    times[2 * i] = st.mtimeNs;
-    times[2 * i + 1] = st.ctimeNs;
-    inodes[2 * i] = st.ino;
-    inodes[2 * i + 1] = st.dev;
-  }
-  port.postMessage({ id: job.id, scanned: true, names, types: SCAN_TYPES, kinds: types, nums, times, inodes, errors }, [types.buffer, nums.buffer, times.buffer, inodes.buffer]);
-}
-
 /**
  * Blobs read and hashed by `hashFiles` or `hashWindow`, waiting for the main thread to say which to store
  * (`store`): the others the repository or this backup already has. Their bytes stay here, in an arena.
@@ -418,8 +373,7 @@ function storeHeld(job: Job): void {
 }
 
 port.on('message', (job: Job) => {
-  if (job.op === 'scan') scan(job);
-  else if (job.op === 'hashWindow') hashWindow(job);
+  if (job.op === 'hashWindow') hashWindow(job);
   else if (job.op === 'hashFiles') hashFiles(job);
   else if (job.op === 'store') storeHeld(job);
   else if (job.op === 'finish') {
