@@ -42,6 +42,9 @@ export interface SaverStats {
 /**
  * Takes blobs (already hashed by the caller), drops the ones the repository has, compresses the
  * others on the codec pool, packs them (data and tree blobs apart) and writes packs, then indexes.
+ * Files (saveFile, saveLargeFile) go further: a codec worker reads and hashes them, this thread only
+ * says which blobs are new, and the worker packs those itself (pack-assembly.ts); its finished packs
+ * are written and indexed here like the others.
  * Write order is pack, then index; the caller writes the snapshot after `flush()`.
  */
 export class BlobSaver {
