@@ -65,6 +65,7 @@ export class Archiver {
   private readonly renameTables = new Map<string, Promise<RenameTable | null>>();
   private readonly hardlinks = new Map<string, string[]>();
   private readonly largeFiles = new Semaphore(2);
+  private readonly filesInFlight = new Semaphore(FILES_IN_FLIGHT);
   private readonly turn = new EventLoopTurn(YIELD_EVERY);
   private current = '';
 
@@ -212,12 +213,22 @@ export class Archiver {
   }
 
   private async archiveDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<TreeNode | null> {
+    return (await this.walkDir(fsPath, vpath, node, parentTreeId, vparts)).done;
+  }
+
+  /**
+   * Walks a directory: resolves once every entry below it is on its way (its files queued for the codec
+   * workers, its subdirectories walked the same way), with a promise of its node, settled once its files are
+   * stored and its tree saved. The walk goes on into the next directory meanwhile, so that the workers never
+   * wait for a directory to be finished; files in flight are bounded (fileSlot), and so is the memory of the walk.
+   */
+  private async walkDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<{ done: Promise<TreeNode | null> }> {
     let names: string[];
     try {
       names = await readdir(fsPath);
     } catch (err) {
       this.fail(vpath, err);
-      return null;
+      return { done: Promise.resolve(null) };
     }
     names.sort(compareNames);
     let parentNodes: Map<string, TreeNode> | undefined;
@@ -230,7 +241,13 @@ export class Archiver {
     }
     const stats = await statAll(fsPath, names);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
-    const reads: Promise<void>[] = [];
+    const pending: Promise<void>[] = [];
+    // Settled by Promise.all below once the walk of this directory is done; handled at once so that a
+    // failure meanwhile is not reported as unhandled (the walk goes on until it reaches it).
+    const wait = (p: Promise<void>) => {
+      p.catch(() => {});
+      pending.push(p);
+    };
     for (let i = 0; i < names.length; i++) {
       this.opts.signal?.throwIfAborted();
       const turn = this.turn.entry();
@@ -245,7 +262,8 @@ export class Archiver {
       const child = nodeFromStat(names[i], st);
       const prev = parentNodes?.get(names[i]);
       if (child.type === 'dir') {
-        nodes[i] = await this.archiveDir(childPath, childV, child, prev?.type === 'dir' ? prev.subtree : undefined, [...vparts, names[i]]);
+        const { done } = await this.walkDir(childPath, childV, child, prev?.type === 'dir' ? prev.subtree : undefined, [...vparts, names[i]]);
+        wait(done.then((n) => void (nodes[i] = n)));
       } else if (child.type === 'symlink') {
         try {
           child.target = await readlink(childPath);
@@ -255,23 +273,29 @@ export class Archiver {
         }
       } else if (child.type === 'file') {
         nodes[i] = child;
-        reads.push(
-          this.archiveFile(childPath, childV, child, prev, vparts).catch((err) => {
-            nodes[i] = null;
-            this.fail(childV, err);
-          }),
+        const slot = this.filesInFlight.acquire();
+        if (slot) await slot;
+        wait(
+          this.archiveFile(childPath, childV, child, prev, vparts)
+            .catch((err) => {
+              nodes[i] = null;
+              this.fail(childV, err);
+            })
+            .finally(() => this.filesInFlight.release()),
         );
       } else {
         nodes[i] = child;
       }
     }
-    await Promise.all(reads);
-    const tree: Tree = { nodes: nodes.filter((n): n is TreeNode => n !== null) };
-    // Every entry as in the parent snapshot: its tree is the parent's, already stored (no encoding, no hashing).
-    const unchanged = parentTreeId !== undefined && parentNodes !== undefined && sameEntries(tree.nodes, parentNodes) && this.repo.reusable(fromHex(parentTreeId));
-    node.subtree = unchanged ? parentTreeId : await this.saveTree(tree);
-    this.summary.dirs++;
-    return node;
+    const done = Promise.all(pending).then(async () => {
+      const tree: Tree = { nodes: nodes.filter((n): n is TreeNode => n !== null) };
+      // Every entry as in the parent snapshot: its tree is the parent's, already stored (no encoding, no hashing).
+      const unchanged = parentTreeId !== undefined && parentNodes !== undefined && sameEntries(tree.nodes, parentNodes) && this.repo.reusable(fromHex(parentTreeId));
+      node.subtree = unchanged ? parentTreeId : await this.saveTree(tree);
+      this.summary.dirs++;
+      return node;
+    });
+    return { done };
   }
 
   private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[]): Promise<void> {
@@ -315,12 +339,18 @@ export class Archiver {
       // It grew past the maximum since its stat: read it window by window like any large file.
     }
     // Read, cut, hashed and compressed on the codec workers too, a window at a time; two large files at once.
-    await this.largeFiles.acquire();
+    const slot = this.largeFiles.acquire();
+    if (slot) await slot;
     try {
-      const r = await this.saver.saveLargeFile(fsPath, params, (n) => {
-        this.summary.bytesRead += n;
-        this.report();
-      });
+      const r = await this.saver.saveLargeFile(
+        fsPath,
+        params,
+        (n) => {
+          this.summary.bytesRead += n;
+          this.report();
+        },
+        node.size,
+      );
       node.size = r.size;
       return r.ids.map(toHex);
     } finally {
@@ -563,17 +593,29 @@ export class EventLoopTurn {
   }
 }
 
+/**
+ * Files of the walk being stored at once (across directories): enough to keep the codec workers busy
+ * with small files, few enough that the walk's memory stays small however large the tree.
+ */
+const FILES_IN_FLIGHT = 512;
+
 class Semaphore {
   private active = 0;
   private readonly queue: (() => void)[] = [];
   constructor(private readonly limit: number) {}
-  async acquire(): Promise<void> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-    this.active++;
+  /** Nothing to wait for when a place is free: the caller goes on without an await. */
+  acquire(): Promise<void> | void {
+    if (this.active < this.limit) {
+      this.active++;
+      return;
+    }
+    // The place is handed over by release(): active stays counted for the waiter.
+    return new Promise<void>((r) => this.queue.push(r));
   }
   release(): void {
-    this.active--;
-    this.queue.shift()?.();
+    const next = this.queue.shift();
+    if (next) next();
+    else this.active--;
   }
 }
 

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import type { BlobLimits } from './validate.js';
+import { releasePack, type FinishedPack } from './pack-assembly.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
 
 /**
@@ -45,18 +46,22 @@ export interface RestoreWrite {
   mtime: number;
 }
 
-export interface FilesResult {
-  /** Per blob: stored bytes (views into one buffer), id, raw size, zstd or raw; per file: error, too big. */
-  outputs: Buffer[];
+/**
+ * Blobs read and hashed on a worker (files, or a window of a large file), held there until `store` says
+ * which to compress into the session's pack. Per blob: id, raw size; per file: error, too big.
+ */
+export interface HashedBatch {
+  /** The worker that holds the blobs, and its job. */
+  worker: number;
+  job: number;
   ids: Buffer;
   raws: number[];
-  compressed: boolean[];
   errors: (string | null)[];
   tooBig: boolean[];
 }
 
-/** Small files read on a worker: per file, the bytes read and how many of the result's blobs are its pieces, in order. */
-export interface SmallFilesResult extends FilesResult {
+/** Files read whole on a worker: per file, the bytes read and how many of the batch's blobs are its pieces, in order. */
+export interface HashedFiles extends HashedBatch {
   sizes: number[];
   pieces: number[];
 }
@@ -82,15 +87,17 @@ export class CodecPool {
   private readonly pending = new Map<number, Pending & { worker: number }>();
   private nextId = 1;
   private closed = false;
+  private readonly sessions = new Map<number, (pack: FinishedPack, worker: number) => void>();
+  private nextSession = 1;
 
   /** `key`: an encrypted repository's, so that the workers seal, open and key blob ids. */
   /** `settings`: how many workers and their nice value (DP_BACKUP_WORKERS, DP_BACKUP_NICE by default). */
   constructor(level: number, gear: Int32Array, key: MasterKey | null = null, settings: WorkerSettings = workerSettings()) {
     const url = workerUrl();
     for (let i = 0; i < settings.workers; i++) {
-      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice } });
+      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       w.unref();
-      w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m));
+      w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m, i));
       w.on('error', (err) => this.failAll(err));
       this.workers.push(w);
       this.load.push(0);
@@ -128,23 +135,54 @@ export class CodecPool {
   }
 
   /**
+   * A saver's session: the workers assemble its data packs apart from any other saver's, and hand each
+   * finished one to `sink` (its bytes in shared memory) with the worker it came from; the sink calls
+   * releasePack once it is written.
+   */
+  openSession(sink: (pack: FinishedPack, worker: number) => void): number {
+    const session = this.nextSession++;
+    this.sessions.set(session, sink);
+    return session;
+  }
+
+  closeSession(session: number): void {
+    this.sessions.delete(session);
+  }
+
+  /**
+   * Reads, cuts (chunker.ts fileCuts) and hashes files below `params.max` on a worker: the main thread only sends
+   * their paths and gets their pieces' ids. A file that grew past `params.max` since its stat is flagged (tooBig).
+   */
+  hashFiles(paths: string[], expectedBytes: number, params: ChunkerParams): Promise<HashedFiles> {
+    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'hashFiles', paths, params, bytes: expectedBytes })) as Promise<HashedFiles>;
+  }
+
+  /** One window of a large file, cut and hashed on a worker (see the worker's `hashWindow`). */
+  hashWindow(path: string, start: number, window: number, params: ChunkerParams): Promise<HashedBatch & { next: number; eof: boolean }> {
+    return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'hashWindow', path, start, window, params })) as Promise<HashedBatch & { next: number; eof: boolean }>;
+  }
+
+  /**
+   * Compresses the blobs of a hashed batch that `keep` marks (1) into the session's data pack, on the worker
+   * that holds them; every batch is stored once, even with nothing to keep (that frees its bytes there).
+   * Packs it finishes reach the session's sink before this resolves.
+   */
+  store(batch: HashedBatch, keep: Uint8Array, session: number, packSize: number): Promise<void> {
+    let bytes = 0;
+    for (let i = 0; i < keep.length; i++) if (keep[i] === 1) bytes += batch.raws[i];
+    return this.post(new Uint8Array(0), bytes, (id) => ({ id, op: 'store', batch: batch.job, keep, session, packSize }), batch.worker) as Promise<void>;
+  }
+
+  /** Every worker finishes the session's open pack; the packs reach its sink before this resolves. */
+  async finishPacks(session: number): Promise<void> {
+    await Promise.all(this.workers.map((_, w) => this.post(new Uint8Array(0), 0, (id) => ({ id, op: 'finish', session }), w)));
+  }
+
+  /**
    * Decompresses, verifies and writes blobs straight into the restored files on a worker, so that file
    * writes (open, write, owner, mode, times, close: most of a restore of small files) use every core.
    * `data` is transferred: the caller must not use it afterwards.
    */
-  /** One window of a large file, cut, hashed and compressed on a worker (see the worker's `window`). */
-  fileWindow(path: string, start: number, window: number, params: ChunkerParams): Promise<FilesResult & { next: number; eof: boolean }> {
-    return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'window', path, start, window, params })) as Promise<FilesResult & { next: number; eof: boolean }>;
-  }
-
-  /**
-   * Reads, cuts, hashes and compresses files below `params.max` on a worker: the main thread only sends their
-   * paths. A file that grew past `params.max` since its stat is flagged (tooBig).
-   */
-  files(paths: string[], expectedBytes: number, params: ChunkerParams): Promise<SmallFilesResult> {
-    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'files', paths, params })) as Promise<SmallFilesResult>;
-  }
-
   /**
    * `target`: the restore target's real path (RestoreTarget.root); every write goes through a RestoreTarget there.
    * `from`: the stored bytes, transferred (the caller must not use them afterwards), or a range of a pack on a
@@ -159,10 +197,11 @@ export class CodecPool {
     return this.post(data, data.byteLength, (id) => ({ id, op, lengths, flags })) as Promise<CodecResult>;
   }
 
-  private post(data: Uint8Array, total: number, message: (id: number) => Record<string, unknown>): Promise<unknown> {
+  /** `worker`: the one that must take the job (it holds what the job needs); else the least loaded. */
+  private post(data: Uint8Array, total: number, message: (id: number) => Record<string, unknown>, worker?: number): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('codec pool is closed'));
-    let w = 0;
-    for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
+    let w = worker ?? 0;
+    if (worker === undefined) for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
     const id = this.nextId++;
     this.load[w] += total + 1;
     return new Promise<unknown>((resolve, reject) => {
@@ -179,7 +218,14 @@ export class CodecPool {
     });
   }
 
-  private done(m: { id: number; found?: string[]; readError?: string; data: ArrayBuffer; ids?: ArrayBuffer | null; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; sizes?: number[]; pieces?: number[]; next?: number; eof?: boolean; error?: string }): void {
+  private done(m: { id: number; op?: string; found?: string[]; readError?: string; data: ArrayBuffer; ids?: Uint8Array; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; sizes?: number[]; pieces?: number[]; next?: number; eof?: boolean; hashed?: boolean; stored?: boolean; error?: string }, worker: number): void {
+    if (m.op === 'pack') {
+      const pack = m as unknown as FinishedPack;
+      const sink = this.sessions.get(pack.session);
+      if (sink) sink(pack, worker);
+      else releasePack(pack);
+      return;
+    }
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
@@ -189,9 +235,8 @@ export class CodecPool {
       p.reject(err);
       return;
     }
-    if (m.tooBig) {
-      const outputs = split(m.data, m.lengths);
-      (p.resolve as (r: FilesResult & Partial<SmallFilesResult> & { next?: number; eof?: boolean }) => void)({ outputs, ids: Buffer.from(m.ids!), raws: m.raws!, compressed: m.flags.map((f) => f === 1), errors: m.errors, tooBig: m.tooBig, sizes: m.sizes, pieces: m.pieces, next: m.next, eof: m.eof });
+    if (m.stored) {
+      (p.resolve as (r: void) => void)();
       return;
     }
     if (m.found) {
@@ -200,6 +245,11 @@ export class CodecPool {
     }
     if (m.readError !== undefined) {
       (p.resolve as (r: RestoreResult) => void)({ blobErrors: [], writeErrors: [], readError: m.readError });
+      return;
+    }
+    if (m.hashed) {
+      const ids = Buffer.from(m.ids!.buffer, m.ids!.byteOffset, m.ids!.byteLength);
+      (p.resolve as (r: HashedBatch & Partial<HashedFiles> & { next?: number; eof?: boolean }) => void)({ worker, job: m.id, ids, raws: m.raws!, errors: m.errors, tooBig: m.tooBig!, sizes: m.sizes, pieces: m.pieces, next: m.next, eof: m.eof });
       return;
     }
     if (m.blobErrors) {

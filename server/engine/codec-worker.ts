@@ -11,16 +11,18 @@ import { parentPort, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto, fileCuts } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
-import { blobIdOf, RepositoryCipher, SEAL_OVERHEAD, seal, sealInto, tryOpen } from './crypto.js';
+import { blobIdOf, RepositoryCipher, SEAL_OVERHEAD, sealInto, tryOpen } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import { PackFile, packFindings, packInMemory } from './pack-check.js';
 import type { PackEntry } from './pack.js';
 import { RestoreTarget } from './restore-target.js';
+import { ArenaRing, type ArenaPiece } from './arena-ring.js';
+import { PackAssembly } from './pack-assembly.js';
 import { decompressBounded, type BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verifyPack' | 'files' | 'window' | 'restore';
+  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -41,6 +43,11 @@ interface Job {
   writes: RestoreWrite[];
   target: string;
   asRoot: boolean;
+  /** store: the hash job whose blobs to store, which of them (1: store), the saver's session and pack size. */
+  batch: number;
+  keep: Uint8Array;
+  session: number;
+  packSize: number;
 }
 
 const port = parentPort!;
@@ -96,28 +103,6 @@ function maybeGc(bytes: number, every = 32 * 1024 * 1024): void {
 
 const message = (e: unknown): string => String((e as Error | undefined)?.message || e);
 const withCode = (e: unknown): string => ((e as NodeJS.ErrnoException)?.code ? `${(e as NodeJS.ErrnoException).code}: ` : '') + message(e);
-
-/** The memory of a buffer, to transfer: the buffer's own ArrayBuffer when it has one to itself, else a copy. */
-function transferable(buf: Buffer): ArrayBuffer {
-  const ab = buf.buffer as ArrayBuffer;
-  return buf.byteOffset === 0 && buf.byteLength === ab.byteLength ? ab : ab.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-}
-
-/**
- * Compresses one blob for a pack: zstd when it shrinks, else the raw bytes (copied unless the caller
- * owns `data`: a window's chunks are views into a buffer the next window reuses).
- */
-function store(data: Buffer, parts: Buffer[], lengths: number[], flags: number[], owned: boolean): void {
-  const bound = binding.compressBound(data.length);
-  if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
-  const n = cctx.compress(scratch, data, level);
-  const zstd = n < data.length;
-  const payload = zstd ? scratch.subarray(0, n) : data;
-  const stored = encryptKey ? seal(encryptKey, payload) : zstd ? Buffer.from(payload) : owned ? data : Buffer.from(data);
-  parts.push(stored);
-  lengths.push(stored.length);
-  flags.push(zstd ? 1 : 0);
-}
 
 /** Fills `into` from `path` at `position`; a file shorter than that is an error, as the storage's read says. */
 function readRange(path: string, into: Buffer, position: number): void {
@@ -296,109 +281,185 @@ function restore(job: Job): void {
 }
 
 /**
- * Files below the chunker's maximum read here whole, so that the main thread only walks the tree: read, cut
- * (chunker.ts fileCuts: a mail message's base64 bodies are blobs of their own), hash and compress each piece.
- * A file that grew past the maximum since it was stat'ed is left to the window path (tooBig). Per file: bytes
- * read and number of pieces; per piece: stored bytes, raw length, flags and id.
+ * Blobs read and hashed by `hashFiles` or `hashWindow`, waiting for the main thread to say which to store
+ * (`store`): the others the repository or this backup already has. Their bytes stay here, in an arena.
  */
-function files(job: Job): void {
-  const parts: Buffer[] = [];
-  const lengths: number[] = [];
-  const raws: number[] = [];
-  const flags: number[] = [];
+const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; lens: number[] }>();
+/** Held blobs live in one ring per worker (a few batches of small files, or a window or two of a large file). */
+const RING_BYTES = 6 * 1024 * 1024;
+const ring = new ArenaRing(RING_BYTES, letGo);
+// The pack's slot is shared memory: posted, not transferred.
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo);
+
+/**
+ * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else
+ * seldom runs: it runs once this many bytes were let go, so that they do not pile up.
+ */
+const DROPPED_GC_BYTES = 32 * 1024 * 1024;
+let letGoBytes = 0;
+function letGo(bytes: number): void {
+  letGoBytes += bytes;
+  if (letGoBytes < DROPPED_GC_BYTES) return;
+  letGoBytes = 0;
+  collect();
+}
+
+/** Reads [at, at + len) of an open file into `into` at `to`; fewer bytes when the file is shorter now. */
+function readInto(fd: number, into: Buffer, to: number, len: number, at: number): number {
+  let got = 0;
+  while (got < len) {
+    const r = fs.readSync(fd, into, to + got, len - got, at + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return got;
+}
+
+/**
+ * Files below the chunker's maximum read here whole, so that the main thread only walks the tree: read (into
+ * an arena, no buffer per file), cut (chunker.ts fileCuts: a mail message's base64 bodies are blobs of their
+ * own) and hashed; only the pieces' ids go back, and the pieces are held for `store`. A file that grew past the
+ * maximum since it was stat'ed is left to the window path (tooBig). Per file: bytes read and number of pieces;
+ * per piece: id and raw length.
+ */
+function hashFiles(job: Job): void {
+  let piece = ring.take(job.bytes);
+  let arena = piece.buf;
+  let used = 0;
+  const n = job.paths.length;
   const idList: Buffer[] = [];
-  const errors: (string | null)[] = [];
-  const tooBig: boolean[] = [];
+  const raws: number[] = [];
   const sizes: number[] = [];
   const pieces: number[] = [];
-  for (const p of job.paths) {
-    let data: Buffer;
+  const errors: (string | null)[] = [];
+  const tooBig: boolean[] = [];
+  const offs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let fd = -1;
+    let size = 0;
+    let big = false;
+    let error: string | null = null;
     try {
-      data = fs.readFileSync(p);
+      fd = fs.openSync(job.paths[i], 'r');
+      const st = fs.fstatSync(fd);
+      if (st.size > job.params.max) {
+        big = true;
+        size = st.size;
+      } else {
+        if (used + st.size > arena.length) {
+          // Files larger than their stat said: a bigger arena, this job only.
+          const bigger = ring.take(Math.max(2 * arena.length, used + st.size));
+          arena.copy(bigger.buf, 0, 0, used);
+          ring.release(piece);
+          piece = bigger;
+          arena = piece.buf;
+        }
+        size = readInto(fd, arena, used, st.size, 0);
+      }
     } catch (e) {
-      errors.push(withCode(e));
-      tooBig.push(false);
-      sizes.push(0);
+      error = withCode(e);
+      size = 0;
+    } finally {
+      if (fd >= 0) fs.closeSync(fd);
+    }
+    errors.push(error);
+    tooBig.push(big);
+    sizes.push(size);
+    if (error || big || size === 0) {
       pieces.push(0);
       continue;
     }
-    errors.push(null);
-    sizes.push(data.length);
-    tooBig.push(data.length > job.params.max);
-    if (data.length > job.params.max) {
-      pieces.push(0);
-      continue;
-    }
-    let start = 0;
+    const data = arena.subarray(used, used + size);
     const cuts = fileCuts(gear, data, job.params);
+    let start = 0;
     for (const cut of cuts) {
-      const piece = data.subarray(start, cut);
-      idList.push(blobId(piece));
-      raws.push(piece.length);
-      store(piece, parts, lengths, flags, true);
+      idList.push(blobId(data.subarray(start, cut)));
+      offs.push(used + start);
+      raws.push(cut - start);
       start = cut;
     }
     pieces.push(cuts.length);
+    used += size;
   }
-  const ab = transferable(Buffer.concat(parts));
-  const idsAb = transferable(Buffer.concat(idList));
-  port.postMessage({ id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors, tooBig, sizes, pieces }, [ab, idsAb]);
+  const ids = Buffer.concat(idList);
+  held.set(job.id, { piece, ids, offs, lens: raws });
+  port.postMessage({ id: job.id, hashed: true, ids, raws, errors, tooBig, sizes, pieces });
 }
 
 /**
  * A window of a large file: read [start, start + window + max), cut it (the same FastCDC as the main
  * thread), and take the chunks that start inside the window; each has its whole lookahead, so its cut
- * is final. The next window starts after them.
+ * is final. The next window starts after them. The chunks are hashed and held for `store`.
  */
-let windowBuf = Buffer.allocUnsafe(0);
-function window(job: Job): void {
+function hashWindow(job: Job): void {
   const want = job.window + job.params.max;
-  if (windowBuf.length < want) windowBuf = Buffer.allocUnsafe(want);
   let fd = -1;
   let n = 0;
+  let piece: ArenaPiece | undefined;
   try {
     fd = fs.openSync(job.path, 'r');
-    for (;;) {
-      const r = fs.readSync(fd, windowBuf, n, want - n, job.start + n);
-      if (r === 0) break;
-      n += r;
-      if (n === want) break;
-    }
+    const len = Math.max(0, Math.min(want, fs.fstatSync(fd).size - job.start));
+    piece = ring.take(len);
+    n = readInto(fd, piece.buf, 0, len, job.start);
   } catch (e) {
-    if (fd >= 0) fs.closeSync(fd);
+    if (piece) ring.release(piece);
     port.postMessage({ id: job.id, error: withCode(e) });
     return;
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
   }
-  fs.closeSync(fd);
+  const arena = piece.buf;
   const eof = n < want;
-  const data = windowBuf.subarray(0, n);
+  const data = arena.subarray(0, n);
   const cuts: number[] = [];
   cutsInto(gear, data, job.params, cuts);
-  const parts: Buffer[] = [];
-  const lengths: number[] = [];
-  const raws: number[] = [];
-  const flags: number[] = [];
   const idList: Buffer[] = [];
+  const raws: number[] = [];
+  const offs: number[] = [];
   let start = 0;
   for (const cut of cuts) {
     if (!eof && start >= job.window) break;
-    const chunk = data.subarray(start, cut);
-    idList.push(blobId(chunk));
-    raws.push(chunk.length);
-    store(chunk, parts, lengths, flags, false);
+    idList.push(blobId(data.subarray(start, cut)));
+    offs.push(start);
+    raws.push(cut - start);
     start = cut;
   }
-  const ab = transferable(Buffer.concat(parts));
-  const idsAb = transferable(Buffer.concat(idList));
-  port.postMessage(
-    { id: job.id, data: ab, ids: idsAb, lengths, raws, flags, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n },
-    [ab, idsAb],
-  );
+  const ids = Buffer.alloc(32 * idList.length);
+  idList.forEach((id, i) => id.copy(ids, 32 * i));
+  held.set(job.id, { piece, ids, offs, lens: raws });
+  port.postMessage({ id: job.id, hashed: true, ids, raws, errors: [], tooBig: [], next: job.start + start, eof: eof && start >= n });
+}
+
+/** Compresses the held blobs the main thread wants (job.keep) into this session's data pack. */
+function storeHeld(job: Job): void {
+  const h = held.get(job.batch);
+  if (!h) {
+    port.postMessage({ id: job.id, error: `no blobs held for job ${job.batch}` });
+    return;
+  }
+  held.delete(job.batch);
+  try {
+    for (let i = 0; i < h.lens.length; i++) {
+      if (job.keep[i] !== 1) continue;
+      packs.add(job.session, job.packSize, h.ids.subarray(32 * i, 32 * (i + 1)), h.piece.buf.subarray(h.offs[i], h.offs[i] + h.lens[i]));
+    }
+  } catch (e) {
+    port.postMessage({ id: job.id, error: withCode(e) });
+    return;
+  } finally {
+    ring.release(h.piece);
+  }
+  port.postMessage({ id: job.id, stored: true });
 }
 
 port.on('message', (job: Job) => {
-  if (job.op === 'window') window(job);
-  else if (job.op === 'files') files(job);
+  if (job.op === 'hashWindow') hashWindow(job);
+  else if (job.op === 'hashFiles') hashFiles(job);
+  else if (job.op === 'store') storeHeld(job);
+  else if (job.op === 'finish') {
+    packs.finish(job.session);
+    port.postMessage({ id: job.id, stored: true });
+  }
   else if (job.op === 'restore') {
     restore(job);
     // What came transferred is let go of first, so that the collection frees it.

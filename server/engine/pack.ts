@@ -13,7 +13,8 @@ import { ID_BYTES } from './hash.js';
  * entries; the last 4 bytes are then the length of the sealed header.
  */
 export const PACK_ENTRY_BYTES = 2 + 4 + 4 + ID_BYTES;
-const HEADER_AAD = Buffer.from('pack header');
+/** Associated data of an encrypted pack's sealed header. */
+export const PACK_HEADER_AAD = Buffer.from('pack header');
 
 /** The size a pack of `blobs` blobs taking `stored` bytes has: what `check` expects without reading it. */
 export function packBytes(blobs: number, stored: number, encrypted: boolean): number {
@@ -57,25 +58,34 @@ export class PackBuilder {
 
   /** The pack's bytes, header last. */
   finish(): Buffer[] {
-    const header = Buffer.alloc(this.entries.length * PACK_ENTRY_BYTES + 4);
-    let o = 0;
-    for (const e of this.entries) {
-      header[o] = e.type;
-      header[o + 1] = e.zstd ? 1 : 0;
-      header.writeUInt32LE(e.length, o + 2);
-      header.writeUInt32LE(e.rawLength, o + 6);
-      e.id.copy(header, o + 10);
-      o += PACK_ENTRY_BYTES;
-    }
-    if (this.cipher) {
-      const sealed = this.cipher.seal(header.subarray(0, o), HEADER_AAD);
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(sealed.length);
-      return [...this.parts, sealed, length];
-    }
-    header.writeUInt32LE(this.entries.length, o);
-    return [...this.parts, header];
+    return [...this.parts, ...packHeader(this.entries, this.cipher ? (h) => this.cipher!.seal(h, PACK_HEADER_AAD) : null)];
   }
+}
+
+/**
+ * The header that ends a pack, as the pieces to write after the blobs: the entries and their count, or
+ * (encrypted) the sealed entries and their sealed length. `seal` seals with the pack header's associated
+ * data (PACK_HEADER_AAD); null in a plain repository.
+ */
+export function packHeader(entries: readonly Omit<PackEntry, 'offset'>[], seal: ((header: Buffer) => Buffer) | null): Buffer[] {
+  const header = Buffer.alloc(entries.length * PACK_ENTRY_BYTES + 4);
+  let o = 0;
+  for (const e of entries) {
+    header[o] = e.type;
+    header[o + 1] = e.zstd ? 1 : 0;
+    header.writeUInt32LE(e.length, o + 2);
+    header.writeUInt32LE(e.rawLength, o + 6);
+    e.id.copy(header, o + 10);
+    o += PACK_ENTRY_BYTES;
+  }
+  if (seal) {
+    const sealed = seal(header.subarray(0, o));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(sealed.length);
+    return [sealed, length];
+  }
+  header.writeUInt32LE(entries.length, o);
+  return [header];
 }
 
 /** Reads the header at the end of a pack. `tail` holds the last bytes of the pack (at least the header). */
@@ -88,7 +98,7 @@ export function parsePackHeader(name: string, packSize: number, tail: Buffer, ci
   if (headerBytes + 4 > tail.length) throw new RepositoryDamagedError(`${what}: need ${headerBytes + 4} header bytes, have ${tail.length}`);
   let header = tail.subarray(tail.length - 4 - headerBytes, tail.length - 4);
   if (cipher) {
-    header = cipher.open(header, `${what} header`, HEADER_AAD);
+    header = cipher.open(header, `${what} header`, PACK_HEADER_AAD);
     if (header.length % PACK_ENTRY_BYTES !== 0) throw new RepositoryDamagedError(`${what}: header of ${header.length} bytes is not whole entries`);
   }
   const count = header.length / PACK_ENTRY_BYTES;

@@ -1,21 +1,24 @@
 import { BlobType } from './blob-index.js';
 import { webcrypto } from 'node:crypto';
-import { toHex } from './hash.js';
-import type { FilesResult } from './codec-pool.js';
+import { sha256, toHex } from './hash.js';
+import type { CodecPool } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
+import { releasePack, type FinishedPack } from './pack-assembly.js';
 import type { PackBuilder, PackEntry } from './pack.js';
 import type { Repository } from './repository.js';
 
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_BLOBS = 512;
+/** A large file is read, cut and hashed this many bytes at a time (plus the chunker's lookahead). */
+const WINDOW = 4 * 1024 * 1024;
 /**
  * Memory stays bounded whatever the size of the source: at most this many raw bytes wait for or sit
  * in the codec pool, each pack builder holds at most one pack, and at most MAX_PACK_WRITES packs are
  * being written. Each limit frees itself (the codec always answers, writes always end), so a wait
  * can never deadlock, whatever the compression ratio.
  */
-const MAX_QUEUED = 16 * 1024 * 1024;
+const MAX_QUEUED = 8 * 1024 * 1024;
 const MAX_PACK_WRITES = 2;
 /** An index file is written every this many packs, so an interrupted backup keeps most of its work indexed. */
 const PACKS_PER_INDEX = 32;
@@ -39,6 +42,9 @@ export interface SaverStats {
 /**
  * Takes blobs (already hashed by the caller), drops the ones the repository has, compresses the
  * others on the codec pool, packs them (data and tree blobs apart) and writes packs, then indexes.
+ * Files (saveFile, saveLargeFile) go further: a codec worker reads and hashes them, this thread only
+ * says which blobs are new, and the worker packs those itself (pack-assembly.ts); its finished packs
+ * are written and indexed here like the others.
  * Write order is pack, then index; the caller writes the snapshot after `flush()`.
  */
 export class BlobSaver {
@@ -56,6 +62,7 @@ export class BlobSaver {
   private packWrites = 0;
   private waiters: (() => void)[] = [];
   private failure: Error | undefined;
+  private session: number | undefined;
 
   constructor(private readonly repo: Repository) {
     this.builders = { [BlobType.Data]: repo.packBuilder(), [BlobType.Tree]: repo.packBuilder() };
@@ -93,7 +100,7 @@ export class BlobSaver {
   }
 
   /**
-   * Stores a small file (below the file chunker's minimum) read on a worker; resolves with its id and
+   * Stores a file below the file chunker's maximum, read and cut on a worker; resolves with its blob ids and
    * size as read. `tooBig` when it grew past `params.max` since it was stat'ed: the caller reads it window by window.
    */
   async saveFile(path: string, expectedSize: number, params: ChunkerParams): Promise<SavedFile> {
@@ -114,72 +121,136 @@ export class BlobSaver {
     const b = this.fileBatch;
     if (!b || b.paths.length === 0) return;
     this.fileBatch = undefined;
-    const job = this.repo
-      .codec()
-      .files(b.paths, b.bytes, b.params)
-      .then((r) => {
-        this.queued -= b.bytes;
-        this.wake();
-        let piece = 0;
-        for (let i = 0; i < b.paths.length; i++) {
-          const w = b.waiters[i];
-          const first = piece;
-          piece += r.pieces[i];
-          if (r.errors[i]) {
-            const err = new Error(`reading ${b.paths[i]}: ${r.errors[i]}`) as NodeJS.ErrnoException;
-            err.code = r.errors[i]!.split(':')[0];
-            w.reject(err);
-            continue;
-          }
+    const pool = this.repo.codec();
+    const session = this.sessionOn(pool);
+    let answered = false;
+    const job = pool.hashFiles(b.paths, b.bytes, b.params).then((r) => {
+      const keep = new Uint8Array(r.raws.length);
+      let piece = 0;
+      for (let i = 0; i < b.paths.length; i++) {
+        const w = b.waiters[i];
+        const first = piece;
+        piece += r.pieces[i];
+        if (r.errors[i]) {
+          const err = new Error(`reading ${b.paths[i]}: ${r.errors[i]}`) as NodeJS.ErrnoException;
+          err.code = r.errors[i]!.split(':')[0];
+          w.reject(err);
+        } else {
           const ids: Buffer[] = [];
-          for (let k = first; k < piece; k++) ids.push(this.keepHashed(r, k));
+          for (let k = first; k < piece; k++) {
+            const id = Buffer.from(r.ids.subarray(32 * k, 32 * (k + 1)));
+            keep[k] = this.claim(id) ? 1 : 0;
+            ids.push(id);
+          }
           w.resolve({ ids, size: r.sizes[i], tooBig: r.tooBig[i] });
         }
-      });
+      }
+      answered = true;
+      return pool.store(r, keep, session, this.repo.config.packSize);
+    });
     this.track(
-      job.catch((err: unknown) => {
-        for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
-        throw err;
-      }),
+      job
+        .catch((err: unknown) => {
+          if (!answered) for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
+          throw err;
+        })
+        .finally(() => {
+          this.queued -= b.bytes;
+          this.wake();
+        }),
     );
   }
 
   /**
-   * Stores a large file window by window on the codec workers (read, cut, hash, compress there);
-   * resolves with its data blob ids in order and the bytes read.
+   * Stores a large file window by window on the codec workers (read, cut and hashed there, then the new
+   * chunks compressed there); resolves with its data blob ids in order and the bytes read.
    */
-  async saveLargeFile(path: string, params: ChunkerParams, onBytes: (n: number) => void): Promise<{ ids: Buffer[]; size: number }> {
-    const WINDOW = 4 * 1024 * 1024;
+  async saveLargeFile(path: string, params: ChunkerParams, onBytes: (n: number) => void, expectedSize = Infinity): Promise<{ ids: Buffer[]; size: number }> {
+    const pool = this.repo.codec();
+    const session = this.sessionOn(pool);
     const ids: Buffer[] = [];
     let pos = 0;
     for (;;) {
       await this.room();
-      this.queued += WINDOW;
+      // What the worker holds for this window: the window and its lookahead, or the rest of the file.
+      const held = Math.max(0, Math.min(WINDOW + params.max, expectedSize - pos));
+      this.queued += held;
       let r;
       try {
-        r = await this.repo.codec().fileWindow(path, pos, WINDOW, params);
-      } finally {
-        this.queued -= WINDOW;
+        r = await pool.hashWindow(path, pos, WINDOW, params);
+      } catch (err) {
+        this.queued -= held;
         this.wake();
+        throw err;
       }
-      for (let i = 0; i < r.raws.length; i++) ids.push(this.keepHashed(r, i));
+      const keep = new Uint8Array(r.raws.length);
+      for (let i = 0; i < r.raws.length; i++) {
+        const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+        keep[i] = this.claim(id) ? 1 : 0;
+        ids.push(id);
+      }
+      this.track(
+        pool.store(r, keep, session, this.repo.config.packSize).finally(() => {
+          this.queued -= held;
+          this.wake();
+        }),
+      );
       onBytes(r.next - pos);
       pos = r.next;
       if (r.eof) return { ids, size: pos };
     }
   }
 
-  /** Blob i of a worker's result, hashed there: packed unless the repository or this backup has it. */
-  private keepHashed(r: FilesResult, i: number): Buffer {
-    const id = Buffer.from(r.ids.subarray(32 * i, 32 * (i + 1)));
+  /** Whether this backup is to store the blob: neither the repository nor this backup has it yet. */
+  private claim(id: Buffer): boolean {
+    if (this.repo.reusable(id)) return false;
     const hex = toHex(id);
-    if (!this.repo.reusable(id) && !this.pending.has(hex)) {
-      this.pending.add(hex);
-      const builder = this.builders[BlobType.Data];
-      builder.add(id, BlobType.Data, r.outputs[i], r.compressed[i], r.raws[i]);
-      if (builder.size >= this.repo.config.packSize) this.track(this.writePack(BlobType.Data));
+    if (this.pending.has(hex)) return false;
+    this.pending.add(hex);
+    return true;
+  }
+
+  /** This saver's session on the codec pool, where the workers assemble its data packs. */
+  private sessionOn(pool: CodecPool): number {
+    this.session ??= pool.openSession((pack) => this.track(this.writeWorkerPack(pack)));
+    return this.session;
+  }
+
+  /** A data pack a codec worker assembled (and hashed): written from its slot, indexed, and the slot freed. */
+  private async writeWorkerPack(p: FinishedPack): Promise<void> {
+    const body = Buffer.from(p.body, 0, p.bodyBytes);
+    const ids = Buffer.from(p.ids.buffer, p.ids.byteOffset, p.ids.byteLength);
+    let entries: PackEntry[] = [];
+    let offset = 1;
+    for (let i = 0; i < p.lengths.length; i++) {
+      entries.push({ id: Buffer.from(ids.subarray(32 * i, 32 * (i + 1))), type: BlobType.Data, zstd: p.zstd[i] === 1, offset, length: p.lengths[i], rawLength: p.raws[i] });
+      offset += p.lengths[i];
     }
-    return id;
+    let id = p.id;
+    let data: Buffer[] = [body, Buffer.from(p.header.buffer, p.header.byteOffset, p.header.byteLength)];
+    let size = 0;
+    this.packWrites++;
+    try {
+      if (this.failure) return;
+      if (this.repo.pruneMarks.has(id)) {
+        // See writePack: the same bytes as a pack a prune marked for deletion; its first blob again makes it another file.
+        const builder = this.repo.packBuilder();
+        for (const e of entries) builder.add(e.id, e.type, body.subarray(e.offset, e.offset + e.length), e.zstd, e.rawLength);
+        const first = entries[0];
+        builder.add(first.id, first.type, Buffer.from(body.subarray(first.offset, first.offset + first.length)), first.zstd, first.rawLength);
+        data = builder.finish();
+        id = toHex(sha256(data));
+        entries = builder.entries;
+      }
+      size = data.reduce((a, d) => a + d.length, 0);
+      await this.repo.writePack(id, data);
+    } finally {
+      this.packWrites--;
+      this.wake();
+      // The slot goes back to the worker, which refills it: nothing reads `body` after the write.
+      releasePack(p);
+    }
+    this.indexWritten(id, entries, size);
   }
 
   /** Everything saved so far is in written packs and indexed once this resolves. */
@@ -187,6 +258,15 @@ export class BlobSaver {
     this.dispatchFiles();
     this.dispatch();
     while (this.work.size > 0) await Promise.all([...this.work]);
+    if (this.session !== undefined) {
+      // The workers' open packs, finished whatever happened (a failed backup must not leave them there).
+      const pool = this.repo.codec();
+      const session = this.session;
+      this.session = undefined;
+      this.track(pool.finishPacks(session));
+      while (this.work.size > 0) await Promise.all([...this.work]);
+      pool.closeSession(session);
+    }
     if (this.failure) throw this.failure;
     for (const type of [BlobType.Data, BlobType.Tree]) if (this.builders[type].blobCount > 0) this.track(this.writePack(type));
     while (this.work.size > 0) await Promise.all([...this.work]);
@@ -252,7 +332,11 @@ export class BlobSaver {
       this.packWrites--;
       this.wake();
     }
-    const entries: PackEntry[] = builder.entries;
+    this.indexWritten(id, builder.entries, size);
+  }
+
+  /** A pack just written: its blobs indexed in memory, and in the next index file. */
+  private indexWritten(id: string, entries: PackEntry[], size: number): void {
     for (const e of entries) {
       this.repo.indexBlob(e.id, { ...e, pack: id });
       this.pending.delete(toHex(e.id));

@@ -61,6 +61,20 @@ describe('a full repository disk', () => {
   });
 
   test('prune frees space on a full disk: unused packs go before anything is rewritten', async () => {
+    // One codec worker, so that the two files of the second backup share a pack (each worker fills its own).
+    await repo.close();
+    const workers = process.env.DP_BACKUP_WORKERS;
+    process.env.DP_BACKUP_WORKERS = '1';
+    repo = await Repository.open(storage);
+    try {
+      await pruneOnAFullDisk();
+    } finally {
+      if (workers === undefined) delete process.env.DP_BACKUP_WORKERS;
+      else process.env.DP_BACKUP_WORKERS = workers;
+    }
+  });
+
+  async function pruneOnAFullDisk(): Promise<void> {
     const s1 = await backup('one', { gone: bytesOf(1, 1_000_000) });
     const s2 = await backup('two', { gone2: bytesOf(2, 1_000_000), stays: bytesOf(3, 1_000_000) });
     const s3 = await backup('three', { stays: bytesOf(3, 1_000_000) });
@@ -78,7 +92,7 @@ describe('a full repository disk', () => {
     const r = await restore(repo, s3, { target });
     expect(r.errors).toBe(0);
     expect(await manifest(join(target, 'data'))).toEqual(before);
-  });
+  }
 
   test('check --read-data reports a pack whose bytes do not match its name, even one no index lists', async () => {
     await backup('one', { f: bytesOf(1, 10_000) });
