@@ -9,6 +9,7 @@ import { mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_SECRET_ENV, AGENT_SECRET_FILE_ENV } from '../agent/secret.js';
+import { processAlive } from '../engine/index.js';
 import { TOPOLOGY, type HostLayout } from '../host/reference/layout.js';
 
 export interface AgentState {
@@ -28,14 +29,6 @@ export function referenceAgentSecretFile(layout: HostLayout): string {
   return path.join(layout.secrets, 'agent.key');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function readState(file: string): Promise<AgentState | null> {
   try {
@@ -51,7 +44,7 @@ export async function runningAgents(layout: HostLayout): Promise<AgentState[]> {
   const out: AgentState[] = [];
   for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
     const s = await readState(path.join(agentsDir(layout), n));
-    if (s && alive(s.pid)) out.push(s);
+    if (s && processAlive(s.pid)) out.push(s);
   }
   return out;
 }
@@ -124,8 +117,8 @@ export async function stopAgents(layout: HostLayout): Promise<string[]> {
   const stopped: string[] = [];
   for (const s of await runningAgents(layout)) {
     process.kill(s.pid, 'SIGTERM');
-    for (let i = 0; i < 100 && alive(s.pid); i++) await new Promise((r) => setTimeout(r, 50));
-    if (alive(s.pid)) process.kill(s.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && processAlive(s.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    if (processAlive(s.pid)) process.kill(s.pid, 'SIGKILL');
     stopped.push(s.server);
   }
   for (const n of await readdir(agentsDir(layout)).catch(() => [] as string[])) {
