@@ -153,7 +153,9 @@ it('deletes a generation after confirmation, with the keyboard, and follows the 
   await page.locator('dp-task-progress [data-status="SUCCEEDED"]').waitFor();
   await page.locator('dp-task-progress li', { hasText: 'generation g-23 forgotten' }).waitFor();
   await page.locator('tr[data-generation="g-23"]').waitFor({ state: 'detached' });
-  expect(await page.locator('tr[data-generation]').count()).toBe(1);
+  // The list is fetched again once the task ends: polled, as a row may be redrawn meanwhile.
+  await expect.poll(() => page.locator('tr[data-generation]').count(), { timeout: 60_000 }).toBe(1);
+  await page.locator('tr[data-generation="g-24"]').waitFor();
   await page.screenshot({ path: path.join(SCREENSHOTS, '11-generations-after-delete.png'), fullPage: true });
   await page.context().close();
 });
