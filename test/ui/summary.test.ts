@@ -222,7 +222,12 @@ describe('the navigator answers "am I protected?"', () => {
       copyId = (await tasks.list({ kind: 'copy', offset: 0, limit: 1 })).items[0]?.id;
       if (!copyId) await new Promise((r) => setTimeout(r, 100));
     }
-    const copied = await tasks.whenDone(copyId!);
+    // Listed as soon as its row is written, perhaps before it runs here: waited for until it has ended.
+    let copied = await tasks.whenDone(copyId!);
+    for (const end = Date.now() + 240_000; copied?.status === 'RUNNING' && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      copied = await tasks.whenDone(copyId!);
+    }
     expect(copied?.status, copied?.error ?? '').toBe('SUCCEEDED');
     const generation = ran!.result!.generationId as string;
 
