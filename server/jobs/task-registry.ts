@@ -214,7 +214,6 @@ export class TaskRegistry {
       result: null,
       cancelRequested: false,
     };
-    await this.store.insert(task, this.node);
     const controller = new AbortController();
     let resolveDone!: (t: Task) => void;
     const run: Running = {
@@ -241,7 +240,14 @@ export class TaskRegistry {
       if (!ended) this.appendLog(run, 'warn', `${error}: the task is recorded ${status} and its work abandoned`);
       end({ status, error, errorPhrase: null, result: null });
     };
+    // Known here before its row exists: whoever finds the row (a list, a test) can wait for it with whenDone.
     this.running.set(task.id, run);
+    try {
+      await this.store.insert(task, this.node);
+    } catch (err) {
+      this.running.delete(task.id);
+      throw err;
+    }
     const ctx = this.context(run);
     setImmediate(() => void this.execute(run, ctx, body).then(end));
     return { ...task };
