@@ -8,6 +8,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerServer } from '../../plugin/server.js';
+import { processAlive } from '../../server/engine/index.js';
 import { backupProcess, generationRepositories, type BackupProcess, type BackupProcessCommand } from '../../server/agent/local.js';
 import { prioritized, processPriority } from '../../server/agent/priority.js';
 import { runGeneration, type GenerationRunResult } from '../../server/dataprotect/generation/run.js';
@@ -37,15 +38,6 @@ afterAll(async () => {
   for (const p of processes) await p.close();
   await f?.cleanup();
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The nice value of a process (field 19 of /proc/PID/stat, after the command's parenthesis). */
 async function niceOf(pid: number): Promise<number> {
@@ -119,8 +111,8 @@ describe('the backup process', () => {
     }
     // Idle, it stops.
     const last = bp.pid()!;
-    for (const end = Date.now() + 10_000; alive(last) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
-    expect(alive(last)).toBe(false);
+    for (const end = Date.now() + 10_000; processAlive(last) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
+    expect(processAlive(last)).toBe(false);
     expect(bp.pid()).toBeNull();
   });
 
@@ -136,10 +128,10 @@ describe('the backup process', () => {
     const server = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const pid = Number(await new Promise<string>((resolve) => server.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
     expect(pid).toBeGreaterThan(0);
-    expect(alive(pid)).toBe(true);
+    expect(processAlive(pid)).toBe(true);
     server.kill('SIGKILL');
-    for (const end = Date.now() + 15_000; alive(pid) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
-    expect(alive(pid)).toBe(false);
+    for (const end = Date.now() + 15_000; processAlive(pid) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
+    expect(processAlive(pid)).toBe(false);
   });
 
   it('a process that cannot start makes each part INVALID with the reason', async () => {
