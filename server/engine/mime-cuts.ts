@@ -13,6 +13,7 @@ export const MIN_MIME_BODY = 4096;
 
 const HEADER = Buffer.from('content-transfer-encoding:', 'latin1');
 const BASE64 = Buffer.from('base64', 'latin1');
+const SPELLINGS = ['ransfer-encoding:', 'RANSFER-ENCODING:', 'ransfer-Encoding:'];
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -26,8 +27,9 @@ export function mimeCuts(src: Uint8Array, minBody = MIN_MIME_BODY): number[] {
   const cuts: number[] = [];
   let last = 0;
   let from = 0;
+  const next = SPELLINGS.map(() => -2);
   for (;;) {
-    const at = findHeader(buf, from);
+    const at = findHeader(buf, from, next);
     if (at < 0) break;
     from = at + HEADER.length;
     if (!isBase64Value(buf, from)) continue;
@@ -45,13 +47,12 @@ export function mimeCuts(src: Uint8Array, minBody = MIN_MIME_BODY): number[] {
 }
 
 /** The next "Content-Transfer-Encoding:" at a line start, in any case (a header name is case-insensitive). */
-function findHeader(buf: Buffer, from: number): number {
+function findHeader(buf: Buffer, from: number, next: number[]): number {
   for (let i = from; i < buf.length; ) {
-    // Searching for the lower-case tail and the upper-case tail covers the spellings mailers use.
-    const a = buf.indexOf('ransfer-encoding:', i, 'latin1');
-    const b = buf.indexOf('RANSFER-ENCODING:', i, 'latin1');
-    const c = buf.indexOf('ransfer-Encoding:', i, 'latin1');
-    const hits = [a, b, c].filter((x) => x >= 0);
+    // Searching for the lower-case tail and the upper-case tail covers the spellings mailers use. Each
+    // spelling's next place is kept between calls (`next`, -1: none left), so the file is scanned once per spelling.
+    for (let k = 0; k < SPELLINGS.length; k++) if (next[k] !== -1 && next[k] < i) next[k] = buf.indexOf(SPELLINGS[k], i, 'latin1');
+    const hits = next.filter((x) => x >= 0);
     if (hits.length === 0) return -1;
     const hit = Math.min(...hits) - 'content-t'.length;
     i = hit + HEADER.length;
