@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { type HostLayout, TOPOLOGY, MAIL_SERVER } from './layout.js';
 import { ssha256 } from './mail.js';
+import { processAlive } from '../../engine/index.js';
 import { IMAP_ADMIN_USER, imapAdminPassword } from './credentials.js';
 
 const run = promisify(execFile);
@@ -197,19 +198,10 @@ function portFree(host: string, port: number): Promise<boolean> {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function readPid(layout: HostLayout): Promise<number | null> {
   try {
     const pid = Number((await fs.readFile(files(layout).pid, 'utf8')).trim());
-    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+    return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
   } catch {
     return null;
   }
@@ -341,8 +333,8 @@ export async function stopDovecot(layout: HostLayout): Promise<{ wasRunning: boo
   if (pid === null) return { wasRunning: false };
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   return { wasRunning: true };
 }
 
