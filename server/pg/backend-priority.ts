@@ -6,7 +6,7 @@
 // the backup goes on.
 
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { getPriority, setPriority } from 'node:os';
 import type pg from 'pg';
 import { connect } from './client.js';
@@ -17,10 +17,10 @@ export interface BackupSessions {
   /** Backends of sessions held by the backup (`pg_backend_pid()` of its connections). */
   pids: number[];
   /**
-   * The backend of a `pg_dump --snapshot` that imports the snapshot exported by that session: the only pg_dump
-   * on the database whose transaction holds the same xmin.
+   * Processes of this machine connected to the database (pg_dump): their backends are those whose client port is
+   * one of theirs (over TCP; a client on a Unix socket is not found).
    */
-  dumpOf?: number;
+  clients?: number[];
 }
 
 export interface LoweredBackends {
@@ -48,8 +48,9 @@ export async function lowerBackupBackends(
   const nice = o.nice ?? ownNice();
   // At normal priority there is nothing to lower; a remote server's processes are not ours to see.
   if (nice <= 0 || process.platform !== 'linux' || !isLocalHost(s.host)) return { lowered: [] };
-  const want = sessions.pids.length + (sessions.dumpOf === undefined ? 0 : 1);
-  const io = await ownIoClass();
+  const want = sessions.pids.length + (sessions.clients?.length ?? 0);
+  const proc = o.proc ?? '/proc';
+  const io = ownIoClass();
   const lowered: number[] = [];
   const refused: string[] = [];
   const seen = new Set<number>();
@@ -58,23 +59,25 @@ export async function lowerBackupBackends(
     c = await connect(s);
     await c.query(`SET application_name = 'bm-dataprotect backup priority'`);
     for (const end = Date.now() + (o.withinMs ?? 10_000); seen.size < want && Date.now() < end && !o.stop?.aborted; ) {
+      const ports = (await Promise.all((sessions.clients ?? []).map((pid) => tcpPorts(pid, proc)))).flat();
       await c.query('SELECT pg_stat_clear_snapshot()');
       const found = await c.query<{ pid: number; port: number | null }>(
-        `SELECT a.pid, a.client_port AS port FROM pg_stat_activity a
-          WHERE a.datname = current_database() AND (a.pid = ANY($1::int[])
-             OR (a.application_name = 'pg_dump' AND a.backend_xmin = (SELECT o.backend_xmin FROM pg_stat_activity o WHERE o.pid = $2::int)))`,
-        [sessions.pids, sessions.dumpOf ?? null],
+        `SELECT pid, client_port AS port FROM pg_stat_activity
+          WHERE datname = current_database()
+            AND (pid = ANY($1::int[]) OR (client_port = ANY($2::int[]) AND (client_addr <<= '127.0.0.0/8' OR client_addr = '::1')))`,
+        [sessions.pids, ports],
       );
       for (const b of found.rows) {
         if (seen.has(b.pid)) continue;
         seen.add(b.pid);
-        const why = await lowerOne(b.pid, b.port, s.database, nice, o.proc ?? '/proc');
+        const why = await lowerOne(b.pid, b.port, s.database, nice, proc);
         if (why) refused.push(`${b.pid}: ${why}`);
         else lowered.push(b.pid);
       }
       if (seen.size < want) await new Promise((r) => setTimeout(r, 100));
     }
-    if (lowered.length && io) await new Promise<void>((r) => execFile('ionice', [...io, '-p', ...lowered.map(String)], () => r()));
+    const ioClass = await io;
+    if (lowered.length && ioClass) await new Promise<void>((r) => execFile('ionice', [...ioClass, '-p', ...lowered.map(String)], () => r()));
   } catch (err) {
     refused.push((err as Error).message);
   } finally {
@@ -100,6 +103,27 @@ async function lowerOne(pid: number, port: number | null, database: string, nice
   } catch (err) {
     return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
   }
+}
+
+/** The local ports of a process's TCP sockets (its descriptors' socket inodes, looked up in its /proc/PID/net/tcp and tcp6). */
+async function tcpPorts(pid: number, proc: string): Promise<number[]> {
+  const inodes = new Set<string>();
+  const fds = await readdir(`${proc}/${pid}/fd`).catch(() => [] as string[]);
+  for (const fd of fds) {
+    const m = /^socket:\[(\d+)\]$/.exec(await readlink(`${proc}/${pid}/fd/${fd}`).catch(() => ''));
+    if (m) inodes.add(m[1]);
+  }
+  if (!inodes.size) return [];
+  const ports: number[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    const text = await readFile(`${proc}/${pid}/net/${table}`, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && inodes.has(f[9])) ports.push(parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16));
+    }
+  }
+  return ports;
 }
 
 /** This thread's nice value (the main thread's, where the backup's work is asked for). */
