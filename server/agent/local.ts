@@ -17,7 +17,7 @@ import { openLocation } from '../dataprotect/generation/repository.js';
 import type { TreeHost } from '../dataprotect/global-restore/tree-part.js';
 import type { HostPort } from '../host/port.js';
 import { httpPartAgent } from './client.js';
-import { prioritized, processPriority, type ProcessPriority } from './priority.js';
+import { lowerAutogroup, prioritized, processPriority, type ProcessPriority } from './priority.js';
 import { startAgent } from './server.js';
 
 /** How to start the backup process for an installation: a command that ends in `serveBackupProcess`. */
@@ -80,7 +80,9 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
   const start = async (): Promise<Running> => {
     const secret = randomBytes(32).toString('hex');
     const p = prioritized(cmd.command, cmd.args, priority);
-    const child = spawn(p.command, p.args, { env: { ...process.env, ...cmd.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A session of its own: where the kernel groups processes by session, its nice value then weighs against the
+    // machine's services, not only against this server (see lowerAutogroup). Its input still ends with this process.
+    const child = spawn(p.command, p.args, { env: { ...process.env, ...cmd.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const pid = child.pid;
     if (pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));
@@ -93,6 +95,7 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
         // not allowed here: it runs at the server's priority
       }
     }
+    const group = lowerAutogroup(pid, priority.nice);
     const r: Running = { child, pid, secret, agents: new Map(), ended: null, exited: null as never };
     r.exited = new Promise<string>((resolve) => {
       child.once('exit', (code, signal) => {
@@ -133,7 +136,7 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
       throw err;
     });
     for (const [server, url] of Object.entries(announced.agents)) r.agents.set(server, httpPartAgent(url, async () => secret));
-    log(`backup process ${pid} started (nice ${priority.nice}, I/O ${p.io})`);
+    log(`backup process ${pid} started (nice ${priority.nice}, ${await group}, I/O ${p.io})`);
     return r;
   };
 

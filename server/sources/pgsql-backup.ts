@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { Archiver, type BackupProgress, type Repository, type SnapshotInfo } from '../engine/index.js';
 import type { DirectoryEntity, EntityContainer, EntityDataReader, SnapshotQuery } from '../host/port.js';
 import { clientQuery } from '../host/query.js';
+import { lowerBackupBackends, type LoweredBackends } from '../pg/backend-priority.js';
 import { connect } from '../pg/client.js';
 import { redactPassword } from '../pg/redact.js';
 import { describe, type ConnectionSettings } from '../pg/settings.js';
@@ -47,9 +48,12 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
   let c2: pg.Client | undefined;
   let exports: Prefetch<ContainerExport> | undefined;
   let layout: NonNullable<Awaited<ReturnType<NonNullable<EntityDataReader['rowExport']>['layout']>>> | undefined;
+  const dumped = new AbortController();
+  let lowering: Promise<LoweredBackends> | undefined;
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const snap = (await c.query<{ id: string; v: string }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v`)).rows[0];
+    const snap = (await c.query<{ id: string; v: string; pid: number }>(`SELECT pg_export_snapshot() AS id, current_setting('server_version') AS v, pg_backend_pid() AS pid`)).rows[0];
+    const pids = [snap.pid];
     opts.progress?.notice?.(`database ${describe(s)}: snapshot ${snap.id}`);
     await opts.afterSnapshot?.(snap.id);
 
@@ -62,6 +66,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       c2 = await connect(s);
       await c2.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await c2.query(`SET TRANSACTION SNAPSHOT '${snap.id.replace(/'/g, "''")}'`);
+      pids.push((await c2.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid);
       const q2 = clientQuery(c2);
       const reader = opts.entities;
       owners = reader.owners(q2);
@@ -75,6 +80,9 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     const path = dumpPath(s.database);
     const { child, done } = pgTool(bin, ['--format=custom', '--compress=0', `--snapshot=${snap.id}`, '--no-password'], s);
     child.stdin!.end();
+    // The work this asks of PostgreSQL at the backup's own priority, where the database is on this machine.
+    lowering = lowerBackupBackends(s, { pids, clients: child.pid ? [child.pid] : [] }, { stop: dumped.signal });
+    void done.finally(() => dumped.abort()).catch(() => {});
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     // The archiver may not be reading yet when pg_dump fails; the error reaches it through the stream's state.
     out.on('error', () => {});
@@ -184,8 +192,13 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     await archiver.addStream(PG_MANIFEST_PATH, Readable.from([Buffer.from(text)]), { chunker: 'stream' });
     if (c2) await c2.query('COMMIT');
     await c.query('COMMIT');
+    const lowered = await lowering;
+    if (lowered?.lowered.length) opts.progress?.notice?.(`database ${describe(s)}: its backends ${lowered.lowered.join(', ')} at the backup's priority`);
+    if (lowered?.note) opts.progress?.notice?.(`database ${describe(s)}: backends' priority: ${lowered.note}`);
     return manifest;
   } finally {
+    dumped.abort();
+    await lowering;
     exports?.stop();
     if (c2) await c2.end().catch(() => {});
     await c.end().catch(() => {});

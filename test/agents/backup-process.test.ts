@@ -45,6 +45,12 @@ async function niceOf(pid: number): Promise<number> {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }
 
+/** The session id of a process (field 6 of /proc/PID/stat). */
+async function sessionOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+}
+
 async function hashTree(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -80,7 +86,7 @@ async function whileDumpWaits<T>(run: () => Promise<T>, during: () => Promise<vo
 }
 
 describe('the backup process', () => {
-  it('runs every part at the configured priority (nice, ionice) while this process keeps its own; killed mid-part, that part is INVALID with the reason, the next parts run in a new one', async () => {
+  it('runs every part at the configured priority (nice, ionice, its own session and scheduling group, its database backends too) while this process keeps its own; killed mid-part, that part is INVALID with the reason, the next parts run in a new one', async () => {
     const bp = backupProcess(cmd, { priority: { nice: 13, io: 'idle' }, idleStopMs: 300 });
     processes.push(bp);
     let killed = 0;
@@ -90,6 +96,17 @@ describe('the backup process', () => {
       expect(await niceOf(pid)).toBe(13);
       expect(await niceOf(process.pid)).toBe(0);
       expect(execFileSync('ionice', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/^idle/);
+      // Its own session, so its own scheduling group where the kernel groups by session, at its nice value.
+      expect(await sessionOf(pid)).not.toBe(await sessionOf(process.pid));
+      if ((await readFile('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').catch(() => '0')).trim() === '1') {
+        expect(await readFile(`/proc/${pid}/autogroup`, 'utf8')).toMatch(/ nice 13\n$/);
+        expect(await readFile(`/proc/${process.pid}/autogroup`, 'utf8')).toMatch(/ nice 0\n$/);
+      }
+      // The waiting pg_dump's backend, a process of the database server, at the backup's nice value too.
+      const backend = await withClient(f.sb.db, async (c) =>
+        (await c.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = current_database()`)).rows[0].pid);
+      for (const end = Date.now() + 10_000; (await niceOf(backend)) !== 13 && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
+      expect(await niceOf(backend)).toBe(13);
       process.kill(pid, 'SIGKILL');
       killed = pid;
     });

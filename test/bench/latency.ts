@@ -7,12 +7,16 @@
  *   - the API: GET /api/dataprotect/generations/_detailed (what the console polls), and the running task's event
  *     stream (time to its first event); GET /session beside them (no repository work: what it waits for is the
  *     server's event loop);
- *   - IMAP on the host's Dovecot, for one user: login, select INBOX, fetch every message's flags, fetch one
- *     message whole, logout (one sample is the whole round);
- *   - PostgreSQL: one simple query on the host's database (the first rows of its largest table).
+ *   - IMAP on the host's Dovecot, for three users at once, each in its own loop: login, select INBOX, fetch every
+ *     message's flags, fetch one message whole, logout (one sample is the whole round);
+ *   - PostgreSQL: one simple query on the host's database (the first rows of its largest table), from two
+ *     connections at once.
  *
  * The same probes run beforehand with the server idle. Rows: p50 and p99 of each beside idle, with the targets
  * (API p99 <= 50 ms; IMAP and PostgreSQL p99 <= 1.5x idle during the first backup, <= 1.3x during the incremental).
+ * A p99 needs a few hundred samples to be more than the single slowest one: hence several IMAP users and
+ * PostgreSQL connections (the same during the idle phase), and the incremental run INCREMENTAL_RUNS times, its
+ * samples pooled (each run is a nightly incremental of the unchanged host; its time is their mean).
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -54,7 +58,8 @@ export interface LatencyBench {
   users: number;
   idle: Samples;
   first: Samples & { seconds: number };
-  incremental: Samples & { seconds: number };
+  /** The incremental runs pooled: their samples together, their mean time. */
+  incremental: Samples & { seconds: number; runs: number };
   rows: BenchRow[];
 }
 
@@ -63,6 +68,11 @@ export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
+
+/** Concurrent IMAP users and PostgreSQL connections probing, and incremental runs pooled: see above. */
+const IMAP_USERS = 3;
+const PG_CONNECTIONS = 2;
+const INCREMENTAL_RUNS = 3;
 
 const ms = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e6;
 const pause = (n: number) => new Promise((r) => setTimeout(r, n));
@@ -91,9 +101,11 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
     const layout = hostLayout(hostRoot);
     const endpoint = await dovecotEndpoint(layout);
     const domain = (await readdir(layout.spool)).sort()[0];
-    const mailbox = (await readdir(join(layout.spool, domain))).filter((n) => n.includes('.')).sort()[0];
-    const imapAuth = { user: `${mailbox}@${domain}*${IMAP_ADMIN_USER}`, pass: await imapAdminPassword(layout) };
-    const pg = await connect(hostDb);
+    const mailboxes = (await readdir(join(layout.spool, domain))).filter((n) => n.includes('.')).sort().slice(0, IMAP_USERS);
+    if (mailboxes.length < IMAP_USERS) throw new Error(`the host has ${mailboxes.length} mailboxes in ${domain}, the bench probes ${IMAP_USERS}`);
+    const pass = await imapAdminPassword(layout);
+    const pgs = await Promise.all(Array.from({ length: PG_CONNECTIONS }, () => connect(hostDb)));
+    const pg = pgs[0];
     const table = (await pg.query<{ t: string }>(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY c.reltuples DESC, c.relname LIMIT 1`)).rows[0].t;
 
@@ -124,9 +136,10 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
         await reader.cancel().catch(() => {});
         return elapsed;
       },
-      async imap(): Promise<number> {
+      async imap(mailbox: string): Promise<number> {
         const t = process.hrtime.bigint();
-        const c = new ImapFlow({ host: endpoint.host, port: endpoint.port, secure: false, logger: false, auth: imapAuth });
+        const auth = { user: `${mailbox}@${domain}*${IMAP_ADMIN_USER}`, pass };
+        const c = new ImapFlow({ host: endpoint.host, port: endpoint.port, secure: false, logger: false, auth });
         await c.connect();
         try {
           const box = await c.mailboxOpen('INBOX');
@@ -142,9 +155,9 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
         }
         return ms(t);
       },
-      async pg(): Promise<number> {
+      async pg(client: typeof pg): Promise<number> {
         const t = process.hrtime.bigint();
-        await pg.query(`SELECT * FROM ${table} LIMIT 20`);
+        await client.query(`SELECT * FROM ${table} LIMIT 20`);
         return ms(t);
       },
     };
@@ -159,7 +172,11 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
           await pause(gap);
         }
       };
-      const loops = [loop(probes.api, s.api, 20), loop(probes.session, s.session, 20), loop(probes.imap, s.imap, 50), loop(probes.pg, s.pg, 20)];
+      const loops = [
+        loop(probes.api, s.api, 20), loop(probes.session, s.session, 20),
+        ...mailboxes.map((m) => loop(() => probes.imap(m), s.imap, 50)),
+        ...pgs.map((c) => loop(() => probes.pg(c), s.pg, 20)),
+      ];
       if (taskId) loops.push(loop(() => probes.events(taskId), s.events, 50));
       const watch = (async () => {
         while (!(await until(s))) await pause(100);
@@ -189,12 +206,15 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
 
     o.log('latency: idle probes');
     // Warm-up (connections, Dovecot's indexes, the query plan), then the idle figures.
-    await sample((s) => s.imap.length >= 5 && s.api.length >= 20);
-    const idle = await sample((s) => s.imap.length >= 60 && s.api.length >= 300 && s.pg.length >= 300);
+    await sample((s) => s.imap.length >= 5 * IMAP_USERS && s.api.length >= 20);
+    const idle = await sample((s) => s.imap.length >= 400 && s.api.length >= 400 && s.pg.length >= 1000);
+    o.log(`latency: idle: ${idle.api.length} API, ${idle.imap.length} IMAP, ${idle.pg.length} PostgreSQL samples`);
     const first = await backup('first');
-    const incremental = await backup('incremental');
-    await pg.end();
-    return { users: o.users, idle, first, incremental, rows: rows(o.users, idle, first, incremental) };
+    const runs: (Samples & { seconds: number })[] = [];
+    for (let i = 1; i <= INCREMENTAL_RUNS; i++) runs.push(await backup(`incremental ${i}/${INCREMENTAL_RUNS}`));
+    const incremental = pooled(runs);
+    await Promise.all(pgs.map((c) => c.end()));
+    return { users: o.users, idle, first, incremental: { ...incremental, runs: runs.length }, rows: rows(o.users, idle, first, incremental) };
   } finally {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child!.once('exit', r));
@@ -205,6 +225,15 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
     await dropDatabase(hostDb, hostDb.database).catch(() => {});
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Samples of several runs as one, with their mean time. */
+function pooled(runs: (Samples & { seconds: number })[]): Samples & { seconds: number } {
+  const all = (k: keyof Samples) => runs.flatMap((r) => r[k]);
+  return {
+    api: all('api'), session: all('session'), events: all('events'), imap: all('imap'), pg: all('pg'),
+    seconds: runs.reduce((t, r) => t + r.seconds, 0) / runs.length,
+  };
 }
 
 function rows(users: number, idle: Samples, first: Samples, incremental: Samples): BenchRow[] {
