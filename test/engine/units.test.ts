@@ -156,3 +156,37 @@ describe('tree node checks (without regular expressions)', () => {
     expect(() => fromHex('0123456789ABCDEF'.repeat(4))).toThrow(/not a 64-digit hex id/);
   });
 });
+
+describe('worker packs: the faster level for base64 bodies', () => {
+  test('a base64 body is told from text and binary, and packed at level 1 it reads back the same', async () => {
+    const { looksBase64, PackAssembly, releasePack } = await import('../../server/engine/pack-assembly.js');
+    const { default: binding } = await import('zstd-napi/binding.js');
+    const bytes = Buffer.alloc(30_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+    const body = Buffer.from(bytes.toString('base64').replace(/(.{76})/g, '$1\r\n'));
+    expect(looksBase64(body)).toBe(true);
+    expect(looksBase64(body.subarray(0, 4000))).toBe(false);
+    expect(looksBase64(Buffer.concat([Buffer.from('Subject: hello\r\n\r\n'), body]))).toBe(false);
+    expect(looksBase64(bytes)).toBe(false);
+    const text = Buffer.from('Please find the figures attached. '.repeat(400));
+    const packs: { body: SharedArrayBuffer; lengths: Uint32Array; zstd: Uint8Array }[] = [];
+    const assembly = new PackAssembly(new binding.CCtx(), 3, null, (p) => {
+      packs.push({ body: p.body.slice(0, p.bodyBytes), lengths: p.lengths, zstd: p.zstd });
+      releasePack(p);
+    });
+    assembly.add(1, 1 << 20, Buffer.alloc(32, 1), body);
+    assembly.add(1, 1 << 20, Buffer.alloc(32, 2), text);
+    assembly.finish(1);
+    expect(packs).toHaveLength(1);
+    const dctx = new binding.DCtx();
+    let off = 1;
+    for (const [i, raw] of [body, text].entries()) {
+      const stored = Buffer.from(packs[0].body, off, packs[0].lengths[i]);
+      off += packs[0].lengths[i];
+      expect(packs[0].zstd[i]).toBe(1);
+      const out = Buffer.alloc(raw.length);
+      expect(dctx.decompress(out, stored)).toBe(raw.length);
+      expect(out.equals(raw)).toBe(true);
+    }
+  });
+});
