@@ -17,12 +17,12 @@ import { PackFile, packFindings, packInMemory } from './pack-check.js';
 import type { PackEntry } from './pack.js';
 import { RestoreTarget } from './restore-target.js';
 import { ArenaRing, type ArenaPiece } from './arena-ring.js';
-import { PackAssembly } from './pack-assembly.js';
+import { PackAssembly, type SessionSlots } from './pack-assembly.js';
 import { decompressBounded, type BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'restore';
+  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'session' | 'finish' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -48,6 +48,8 @@ interface Job {
   keep: Uint8Array;
   session: number;
   packSize: number;
+  /** session: its pack slots, shared by the workers. */
+  shared: SessionSlots;
 }
 
 const port = parentPort!;
@@ -288,7 +290,7 @@ const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; l
 /** Held blobs live in one ring per worker (a few batches of small files, or a window or two of a large file). */
 const RING_BYTES = 6 * 1024 * 1024;
 const ring = new ArenaRing(RING_BYTES, letGo);
-// The pack's slot is shared memory: posted, not transferred.
+// A pack's slot is shared memory (the session's, shared by the workers): posted, not transferred.
 const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo);
 
 /**
@@ -456,8 +458,9 @@ port.on('message', (job: Job) => {
   if (job.op === 'hashWindow') hashWindow(job);
   else if (job.op === 'hashFiles') hashFiles(job);
   else if (job.op === 'store') storeHeld(job);
+  else if (job.op === 'session') packs.join(job.session, job.shared);
   else if (job.op === 'finish') {
-    packs.finish(job.session);
+    packs.end(job.session);
     port.postMessage({ id: job.id, stored: true });
   }
   else if (job.op === 'restore') {

@@ -209,7 +209,7 @@ export class BlobSaver {
 
   /** This saver's session on the codec pool, where the workers assemble its data packs. */
   private sessionOn(pool: CodecPool): number {
-    this.session ??= pool.openSession((pack) => this.track(this.writeWorkerPack(pack)));
+    this.session ??= pool.openSession((pack) => this.track(this.writeWorkerPack(pack)), this.repo.config.packSize);
     return this.session;
   }
 
