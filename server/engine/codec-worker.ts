@@ -291,7 +291,7 @@ const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; l
 const RING_BYTES = 6 * 1024 * 1024;
 const ring = new ArenaRing(RING_BYTES, letGo);
 // A pack's slot is shared memory (the session's, shared by the workers): posted, not transferred.
-const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo);
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo, sealedPieces);
 
 /**
  * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else
@@ -304,6 +304,17 @@ function letGo(bytes: number): void {
   if (letGoBytes < DROPPED_GC_BYTES) return;
   letGoBytes = 0;
   collect();
+}
+
+/** Ciphertext pieces (crypto.ts sealInto) are collected with the young generation every this many bytes sealed. */
+const SEALED_GC_BYTES = 4 * 1024 * 1024;
+let sealedBytes = 0;
+const collectYoung = (): void => (collect as (o: { type: 'minor' }) => void)({ type: 'minor' });
+function sealedPieces(bytes: number): void {
+  sealedBytes += bytes;
+  if (sealedBytes < SEALED_GC_BYTES) return;
+  sealedBytes = 0;
+  collectYoung();
 }
 
 /** Reads [at, at + len) of an open file into `into` at `to`; fewer bytes when the file is shorter now. */

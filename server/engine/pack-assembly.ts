@@ -122,6 +122,12 @@ export class PackAssembly {
     private readonly emit: (pack: FinishedPack) => void,
     /** Told of each buffer let go of (its size), for the worker to collect them in time. */
     private readonly dropped: (bytes: number) => void = () => {},
+    /**
+     * Told of the bytes each blob sealed: the cipher hands its output in buffers of its own, copied into the
+     * pack and garbage at once, which the worker collects often and cheaply (a young-generation collection)
+     * rather than let them pile up to the engine's external-memory limit.
+     */
+    private readonly sealed: (bytes: number) => void = () => {},
   ) {}
 
   /** The session's slots (sessionSlots), before any of its blobs. */
@@ -158,6 +164,7 @@ export class PackAssembly {
       const n = raw.length > 0 ? this.cctx.compress(this.scratch, raw, level) : 0;
       zstd = n < raw.length;
       stored = sealInto(this.encryptKey, zstd ? this.scratch.subarray(0, n) : raw, p.buf, p.used);
+      this.sealed(stored);
     } else {
       const n = raw.length > 0 ? this.cctx.compress(p.buf.subarray(p.used), raw, level) : 0;
       zstd = n < raw.length;
