@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import type { BlobLimits } from './validate.js';
-import { releasePack, type FinishedPack } from './pack-assembly.js';
+import { releasePack, sessionSlots, type FinishedPack } from './pack-assembly.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
 
 /**
@@ -135,13 +135,16 @@ export class CodecPool {
   }
 
   /**
-   * A saver's session: the workers assemble its data packs apart from any other saver's, and hand each
-   * finished one to `sink` (its bytes in shared memory) with the worker it came from; the sink calls
-   * releasePack once it is written.
+   * A saver's session: the workers assemble its data packs apart from any other saver's, in slots of
+   * `packSize` bytes shared by all of them (one more than there are workers), and hand each finished one to
+   * `sink` (its bytes in shared memory) with the worker it came from; the sink calls releasePack once it is written.
    */
-  openSession(sink: (pack: FinishedPack, worker: number) => void): number {
+  openSession(sink: (pack: FinishedPack, worker: number) => void, packSize: number): number {
     const session = this.nextSession++;
     this.sessions.set(session, sink);
+    const shared = sessionSlots(this.workers.length, packSize);
+    // Messages to a worker are taken in order: each knows the slots before the session's first blob.
+    for (const w of this.workers) w.postMessage({ op: 'session', session, shared });
     return session;
   }
 
@@ -173,7 +176,7 @@ export class CodecPool {
     return this.post(new Uint8Array(0), bytes, (id) => ({ id, op: 'store', batch: batch.job, keep, session, packSize }), batch.worker) as Promise<void>;
   }
 
-  /** Every worker finishes the session's open pack; the packs reach its sink before this resolves. */
+  /** Every worker finishes the session's open pack and forgets the session; the packs reach its sink before this resolves. */
   async finishPacks(session: number): Promise<void> {
     await Promise.all(this.workers.map((_, w) => this.post(new Uint8Array(0), 0, (id) => ({ id, op: 'finish', session }), w)));
   }

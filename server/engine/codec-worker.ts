@@ -17,12 +17,12 @@ import { PackFile, packFindings, packInMemory } from './pack-check.js';
 import type { PackEntry } from './pack.js';
 import { RestoreTarget } from './restore-target.js';
 import { ArenaRing, type ArenaPiece } from './arena-ring.js';
-import { PackAssembly } from './pack-assembly.js';
+import { PackAssembly, type SessionSlots } from './pack-assembly.js';
 import { decompressBounded, type BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'finish' | 'restore';
+  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'session' | 'finish' | 'restore';
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -48,6 +48,8 @@ interface Job {
   keep: Uint8Array;
   session: number;
   packSize: number;
+  /** session: its pack slots, shared by the workers. */
+  shared: SessionSlots;
 }
 
 const port = parentPort!;
@@ -288,8 +290,8 @@ const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; l
 /** Held blobs live in one ring per worker (a few batches of small files, or a window or two of a large file). */
 const RING_BYTES = 6 * 1024 * 1024;
 const ring = new ArenaRing(RING_BYTES, letGo);
-// The pack's slot is shared memory: posted, not transferred.
-const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo);
+// A pack's slot is shared memory (the session's, shared by the workers): posted, not transferred.
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo, sealedPieces);
 
 /**
  * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else
@@ -302,6 +304,17 @@ function letGo(bytes: number): void {
   if (letGoBytes < DROPPED_GC_BYTES) return;
   letGoBytes = 0;
   collect();
+}
+
+/** Ciphertext pieces (crypto.ts sealInto) are collected with the young generation every this many bytes sealed. */
+const SEALED_GC_BYTES = 4 * 1024 * 1024;
+let sealedBytes = 0;
+const collectYoung = (): void => (collect as (o: { type: 'minor' }) => void)({ type: 'minor' });
+function sealedPieces(bytes: number): void {
+  sealedBytes += bytes;
+  if (sealedBytes < SEALED_GC_BYTES) return;
+  sealedBytes = 0;
+  collectYoung();
 }
 
 /** Reads [at, at + len) of an open file into `into` at `to`; fewer bytes when the file is shorter now. */
@@ -456,8 +469,9 @@ port.on('message', (job: Job) => {
   if (job.op === 'hashWindow') hashWindow(job);
   else if (job.op === 'hashFiles') hashFiles(job);
   else if (job.op === 'store') storeHeld(job);
+  else if (job.op === 'session') packs.join(job.session, job.shared);
   else if (job.op === 'finish') {
-    packs.finish(job.session);
+    packs.end(job.session);
     port.postMessage({ id: job.id, stored: true });
   }
   else if (job.op === 'restore') {

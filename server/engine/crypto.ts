@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hash, randomBytes, randomFillSync } from 'node:crypto';
 import { RepositoryDamagedError } from './errors.js';
 
 /**
@@ -24,12 +24,34 @@ export function splitMasterKey(bytes: Buffer): MasterKey {
   return { encrypt: Buffer.from(bytes.subarray(0, 32)), id: Buffer.from(bytes.subarray(32)) };
 }
 
+/**
+ * Random nonces drawn from the system's generator a few hundred at a time: one call per seal cost as much
+ * as sealing a small blob. Each nonce is still 12 random bytes used once.
+ */
+const NONCES_AT_ONCE = 256;
+let nonces = Buffer.alloc(0);
+let nextNonce = 0;
+function nonce(): Buffer {
+  if (nextNonce === nonces.length) {
+    nonces = randomFillSync(Buffer.allocUnsafeSlow(12 * NONCES_AT_ONCE));
+    nextNonce = 0;
+  }
+  nextNonce += 12;
+  return nonces.subarray(nextNonce - 12, nextNonce);
+}
+
+/**
+ * sealInto encrypts this much at a time: each piece's ciphertext (a buffer the cipher allocates) is copied
+ * into place while in the cache, and a large blob never needs a ciphertext buffer of its size.
+ */
+const SEAL_PIECE = 64 * 1024;
+
 /** nonce (12, random) || AES-256-GCM ciphertext || tag (16). `aad` binds the piece to what it is. */
 export function seal(key: Buffer, plain: Uint8Array | readonly Uint8Array[], aad?: Uint8Array): Buffer {
-  const nonce = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', key, nonce);
+  const iv = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, iv);
   if (aad) c.setAAD(aad);
-  const parts: Buffer[] = [nonce];
+  const parts: Buffer[] = [iv];
   if (plain instanceof Uint8Array) parts.push(c.update(plain));
   else for (const p of plain) parts.push(c.update(p));
   parts.push(c.final(), c.getAuthTag());
@@ -38,11 +60,11 @@ export function seal(key: Buffer, plain: Uint8Array | readonly Uint8Array[], aad
 
 /** Writes the sealed form of `plain` into `out` at `at` (plain.length + SEAL_OVERHEAD bytes); returns that length. */
 export function sealInto(key: Buffer, plain: Uint8Array, out: Buffer, at: number): number {
-  const nonce = randomBytes(12);
-  nonce.copy(out, at);
-  const c = createCipheriv('aes-256-gcm', key, nonce);
+  const iv = nonce();
+  iv.copy(out, at);
+  const c = createCipheriv('aes-256-gcm', key, iv);
   let o = at + 12;
-  o += c.update(plain).copy(out, o);
+  for (let p = 0; p < plain.length; p += SEAL_PIECE) o += c.update(plain.subarray(p, p + SEAL_PIECE)).copy(out, o);
   o += c.final().copy(out, o);
   o += c.getAuthTag().copy(out, o);
   return o - at;
@@ -70,7 +92,8 @@ export function open(key: Buffer, sealed: Uint8Array, what: string, aad?: Uint8A
 
 /** A blob's id: SHA-256 of its content in a plain repository, HMAC-SHA256 with the id key in an encrypted one. */
 export function blobIdOf(idKey: Buffer | null, data: Uint8Array): Buffer {
-  return (idKey ? createHmac('sha256', idKey) : createHash('sha256')).update(data).digest();
+  // (One-shot SHA-256: no hash object per blob.)
+  return idKey ? createHmac('sha256', idKey).update(data).digest() : hash('sha256', data, 'buffer');
 }
 
 /** The encryption of an open repository: its master key, with what the rest of the engine needs from it. */

@@ -13,7 +13,12 @@ export const MIN_MIME_BODY = 4096;
 
 const HEADER = Buffer.from('content-transfer-encoding:', 'latin1');
 const BASE64 = Buffer.from('base64', 'latin1');
-const SPELLINGS = ['ransfer-encoding:', 'RANSFER-ENCODING:', 'ransfer-Encoding:'];
+const SPELLINGS = ['ransfer-encoding:', 'RANSFER-ENCODING:', 'ransfer-Encoding:'].map((w) => Buffer.from(w, 'latin1'));
+/**
+ * Spellings are searched this many bytes ahead at a time: a spelling a message does not use is then not
+ * searched through its base64 bodies, which are skipped (most of a message with an attachment).
+ */
+const SEARCH_AHEAD = 16 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -27,7 +32,7 @@ export function mimeCuts(src: Uint8Array, minBody = MIN_MIME_BODY): number[] {
   const cuts: number[] = [];
   let last = 0;
   let from = 0;
-  const next = SPELLINGS.map(() => -2);
+  const next: Search = { at: SPELLINGS.map(() => -1), upTo: SPELLINGS.map(() => 0) };
   for (;;) {
     const at = findHeader(buf, from, next);
     if (at < 0) break;
@@ -46,18 +51,49 @@ export function mimeCuts(src: Uint8Array, minBody = MIN_MIME_BODY): number[] {
   return cuts;
 }
 
+/**
+ * Per spelling, what is known of its next place: `at[k]` where it is (from some offset up to the one asked
+ * for), or -1 when it does not start before `upTo[k]`. Kept between headers, so that no byte is searched
+ * twice for the same spelling.
+ */
+interface Search {
+  at: number[];
+  upTo: number[];
+}
+
 /** The next "Content-Transfer-Encoding:" at a line start, in any case (a header name is case-insensitive). */
-function findHeader(buf: Buffer, from: number, next: number[]): number {
+function findHeader(buf: Buffer, from: number, next: Search): number {
   for (let i = from; i < buf.length; ) {
-    // Searching for the lower-case tail and the upper-case tail covers the spellings mailers use. Each
-    // spelling's next place is kept between calls (`next`, -1: none left), so the file is scanned once per spelling.
-    for (let k = 0; k < SPELLINGS.length; k++) if (next[k] !== -1 && next[k] < i) next[k] = buf.indexOf(SPELLINGS[k], i, 'latin1');
-    const hits = next.filter((x) => x >= 0);
-    if (hits.length === 0) return -1;
-    const hit = Math.min(...hits) - 'content-t'.length;
+    // Searching for the lower-case tail and the upper-case tail covers the spellings mailers use.
+    const hit = nextSpelling(buf, i, next) - 'content-t'.length;
+    if (hit < -'content-t'.length) return -1;
     i = hit + HEADER.length;
     if (hit < 0 || (hit > 0 && buf[hit - 1] !== LF)) continue;
     if (equalsIgnoreCase(buf, hit, HEADER)) return hit;
+  }
+  return -1;
+}
+
+/** The first place at or after `i` where any spelling starts, or -1; searched SEARCH_AHEAD bytes at a time. */
+function nextSpelling(buf: Buffer, i: number, s: Search): number {
+  for (let limit = i; limit < buf.length; ) {
+    limit = Math.min(buf.length, limit + SEARCH_AHEAD);
+    let best = -1;
+    for (let k = 0; k < SPELLINGS.length; k++) {
+      if (s.at[k] >= 0 && s.at[k] < i) {
+        s.at[k] = -1;
+        s.upTo[k] = i;
+      }
+      if (s.at[k] < 0 && s.upTo[k] < limit) {
+        // Only places that start before `limit`: the search ends there, the word included.
+        const end = Math.min(buf.length, limit + SPELLINGS[k].length - 1);
+        const at = buf.subarray(0, end).indexOf(SPELLINGS[k], Math.max(i, s.upTo[k]));
+        if (at >= 0) s.at[k] = at;
+        else s.upTo[k] = limit;
+      }
+      if (s.at[k] >= 0 && s.at[k] < limit && (best < 0 || s.at[k] < best)) best = s.at[k];
+    }
+    if (best >= 0) return best;
   }
   return -1;
 }

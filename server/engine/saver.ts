@@ -80,8 +80,7 @@ export class BlobSaver {
     const hex = toHex(id);
     if (this.pending.has(hex)) return false;
     this.pending.add(hex);
-    await this.room();
-    this.queued += raw.byteLength;
+    await this.room(raw.byteLength);
     let b = this.batch;
     if (b && b.used + raw.byteLength > b.data.byteLength) {
       this.dispatch();
@@ -104,8 +103,7 @@ export class BlobSaver {
    * size as read. `tooBig` when it grew past `params.max` since it was stat'ed: the caller reads it window by window.
    */
   async saveFile(path: string, expectedSize: number, params: ChunkerParams): Promise<SavedFile> {
-    await this.room();
-    this.queued += expectedSize;
+    await this.room(expectedSize);
     const b = (this.fileBatch ??= { paths: [], bytes: 0, params, waiters: [] });
     b.paths.push(path);
     b.bytes += expectedSize;
@@ -171,10 +169,9 @@ export class BlobSaver {
     const ids: Buffer[] = [];
     let pos = 0;
     for (;;) {
-      await this.room();
       // What the worker holds for this window: the window and its lookahead, or the rest of the file.
       const held = Math.max(0, Math.min(WINDOW + params.max, expectedSize - pos));
-      this.queued += held;
+      await this.room(held);
       let r;
       try {
         r = await pool.hashWindow(path, pos, WINDOW, params);
@@ -212,7 +209,7 @@ export class BlobSaver {
 
   /** This saver's session on the codec pool, where the workers assemble its data packs. */
   private sessionOn(pool: CodecPool): number {
-    this.session ??= pool.openSession((pack) => this.track(this.writeWorkerPack(pack)));
+    this.session ??= pool.openSession((pack) => this.track(this.writeWorkerPack(pack)), this.repo.config.packSize);
     return this.session;
   }
 
@@ -363,11 +360,15 @@ export class BlobSaver {
     });
   }
 
-  /** Waits until the queue and the pack writes have room (see MAX_QUEUED); throws a write failure. */
-  private async room(): Promise<void> {
+  /**
+   * Waits until the queue and the pack writes have room (see MAX_QUEUED), then counts `bytes` as queued before
+   * it returns: callers let through at once cannot all take the same room. Throws a write failure.
+   */
+  private async room(bytes: number): Promise<void> {
     if (this.failure) throw this.failure;
     while ((this.queued > MAX_QUEUED || this.packWrites >= MAX_PACK_WRITES) && !this.failure) await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure) throw this.failure;
+    this.queued += bytes;
   }
 
   private wake(): void {

@@ -240,3 +240,29 @@ describe('keys: several passwords per repository', () => {
     await repo.close();
   });
 });
+
+describe('sealing a blob in place', () => {
+  test('sealInto gives what open reads back, at any size around its piece size, each with a nonce of its own', async () => {
+    const { SEAL_OVERHEAD, sealInto, tryOpen } = await import('../../server/engine/crypto.js');
+    const key = Buffer.alloc(32, 7);
+    const nonces = new Set<string>();
+    for (const size of [0, 1, 4095, 65535, 65536, 65537, 3 * 65536 + 5, 1_000_003]) {
+      const plain = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) plain[i] = (i * 31 + size) & 0xff;
+      const out = Buffer.alloc(size + SEAL_OVERHEAD + 10, 0xee);
+      const n = sealInto(key, plain, out, 5);
+      expect(n).toBe(size + SEAL_OVERHEAD);
+      expect(out[4]).toBe(0xee);
+      expect(out[5 + n]).toBe(0xee);
+      expect(tryOpen(key, out.subarray(5, 5 + n))?.equals(plain)).toBe(true);
+      nonces.add(out.subarray(5, 17).toString('hex'));
+    }
+    // Past one batch of nonces: every seal still has its own.
+    const out = Buffer.alloc(64);
+    for (let i = 0; i < 600; i++) {
+      sealInto(key, Buffer.from([i & 0xff]), out, 0);
+      nonces.add(out.subarray(0, 12).toString('hex'));
+    }
+    expect(nonces.size).toBe(608);
+  });
+});

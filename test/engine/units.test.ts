@@ -156,3 +156,69 @@ describe('tree node checks (without regular expressions)', () => {
     expect(() => fromHex('0123456789ABCDEF'.repeat(4))).toThrow(/not a 64-digit hex id/);
   });
 });
+
+describe('worker packs: the faster level for base64 bodies', () => {
+  test('a base64 body is told from text and binary, and packed at level 1 it reads back the same', async () => {
+    const { looksBase64, PackAssembly, releasePack, sessionSlots } = await import('../../server/engine/pack-assembly.js');
+    const { default: binding } = await import('zstd-napi/binding.js');
+    const bytes = Buffer.alloc(30_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+    const body = Buffer.from(bytes.toString('base64').replace(/(.{76})/g, '$1\r\n'));
+    expect(looksBase64(body)).toBe(true);
+    expect(looksBase64(body.subarray(0, 4000))).toBe(false);
+    expect(looksBase64(Buffer.concat([Buffer.from('Subject: hello\r\n\r\n'), body]))).toBe(false);
+    expect(looksBase64(bytes)).toBe(false);
+    const text = Buffer.from('Please find the figures attached. '.repeat(400));
+    const packs: { body: SharedArrayBuffer; lengths: Uint32Array; zstd: Uint8Array }[] = [];
+    const assembly = new PackAssembly(new binding.CCtx(), 3, null, (p) => {
+      packs.push({ body: p.body.slice(0, p.bodyBytes), lengths: p.lengths, zstd: p.zstd });
+      releasePack(p);
+    });
+    assembly.join(1, sessionSlots(1, 1 << 20));
+    assembly.add(1, 1 << 20, Buffer.alloc(32, 1), body);
+    assembly.add(1, 1 << 20, Buffer.alloc(32, 2), text);
+    assembly.finish(1);
+    expect(packs).toHaveLength(1);
+    const dctx = new binding.DCtx();
+    let off = 1;
+    for (const [i, raw] of [body, text].entries()) {
+      const stored = Buffer.from(packs[0].body, off, packs[0].lengths[i]);
+      off += packs[0].lengths[i];
+      expect(packs[0].zstd[i]).toBe(1);
+      const out = Buffer.alloc(raw.length);
+      expect(dctx.decompress(out, stored)).toBe(raw.length);
+      expect(out.equals(raw)).toBe(true);
+    }
+  });
+});
+
+describe('worker packs: a session\'s slots shared by its workers', () => {
+  test('workers + 1 slots, each pack in a slot no other unwritten pack holds, a freed slot taken again, a blob larger than a slot in a pack of its own', async () => {
+    const { PackAssembly, releasePack, sessionSlots } = await import('../../server/engine/pack-assembly.js');
+    const { default: binding } = await import('zstd-napi/binding.js');
+    const shared = sessionSlots(2, 4096);
+    expect(shared.slots).toHaveLength(3);
+    type Emitted = Parameters<typeof releasePack>[0] & { body: SharedArrayBuffer; bodyBytes: number };
+    const emitted: Emitted[] = [];
+    const workers = [0, 1].map(() => new PackAssembly(new binding.CCtx(), 3, null, (p) => emitted.push(p)));
+    for (const w of workers) w.join(7, shared);
+    // Random bytes do not compress: each 3,000-byte blob fills a 2,048-byte pack, which is finished at once.
+    const blob = (k: number) => {
+      let x = 2463534242 + k;
+      return Buffer.from(Array.from({ length: 3000 }, () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x & 0xff)));
+    };
+    workers[0].add(7, 2048, Buffer.alloc(32, 1), blob(1));
+    workers[1].add(7, 2048, Buffer.alloc(32, 2), blob(2));
+    workers[0].add(7, 2048, Buffer.alloc(32, 3), blob(3));
+    expect(new Set(emitted.map((p) => p.slot)).size).toBe(3);
+    expect(emitted.every((p) => shared.slots.includes(p.body))).toBe(true);
+    releasePack(emitted[1]);
+    workers[1].add(7, 2048, Buffer.alloc(32, 4), blob(4));
+    expect(emitted[3].slot).toBe(emitted[1].slot);
+    releasePack(emitted[0]);
+    workers[0].add(7, 2048, Buffer.alloc(32, 5), Buffer.concat([blob(5), blob(6)]));
+    expect(emitted[4].body.byteLength).toBeGreaterThan(6000);
+    expect(shared.slots.includes(emitted[4].body)).toBe(false);
+    expect(emitted[4].slot).toBe(emitted[0].slot);
+  });
+});
