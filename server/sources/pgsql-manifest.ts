@@ -130,21 +130,96 @@ export function generationEntities(manifest: PgManifest, live: Pick<DirectoryEnt
   return manifest.entities.map((e) => ({ ...e, deleted: !alive.has(`${e.domainUid}\0${e.uid}`) }));
 }
 
+/** How the manifest's first line ends: the other fields are before it, one entity per line after it. */
+const ENTITIES_OPEN = ',"entities":[';
+
+/**
+ * The manifest as stored: its fields on the first line, then one entity per line. The stream chunker then
+ * stores only the lines of entities that changed, not the whole list again (it is megabytes on a large
+ * directory), and a restore of one entity parses only its line (`readManifestFor`).
+ */
+export function manifestText(manifest: PgManifest): string {
+  const { entities, ...top } = manifest;
+  return JSON.stringify(top).slice(0, -1) + ENTITIES_OPEN + '\n' + entities.map((e) => JSON.stringify(e)).join(',\n') + '\n]}\n';
+}
+
 export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Promise<PgManifest> {
-  const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
-  const m = JSON.parse(raw.toString('utf8')) as PgManifest;
+  return checkedManifest(JSON.parse((await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH))).toString('utf8')) as PgManifest, snapshot);
+}
+
+function checkedManifest(m: PgManifest, snapshot: SnapshotInfo): PgManifest {
   if (m.kind !== 'pgsql' || typeof m.format !== 'number') throw new Error(`snapshot ${snapshot.id.slice(0, 8)} is not a database part`);
   if (m.format > PG_MANIFEST_FORMAT) throw new Error(`database part format ${m.format} is newer than this program reads (${PG_MANIFEST_FORMAT})`);
   return m;
 }
 
-/** One user's directory record from its domain's users file (reads only that file), or null when it is not there. */
-export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, path: string, uid: string): Promise<string | null> {
-  const prefix = `{"uid":${JSON.stringify(uid)},`;
-  for await (const line of readEntityExport(repo, snapshot, path)) {
-    if (line.startsWith(prefix)) return JSON.stringify((JSON.parse(line) as { record: unknown }).record);
+
+/**
+ * The manifest with, of its entities, only those a restore of entity `uid` needs: the entity itself (or the
+ * domain whose calendar or address book `uid` is), and the domains and organisational units (few, for the
+ * entry's unit path). A restore of one user on a large installation then parses a few lines of the
+ * entity list, not thousands (it is megabytes). A manifest not laid out one entity per line is read whole.
+ */
+export async function readManifestFor(repo: Repository, snapshot: SnapshotInfo, uid: string): Promise<PgManifest> {
+  const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
+  const firstEnd = raw.indexOf(10);
+  const head = raw.toString('utf8', 0, firstEnd < 0 ? 0 : firstEnd);
+  if (firstEnd < 0 || !head.endsWith(ENTITIES_OPEN)) return checkedManifest(JSON.parse(raw.toString('utf8')) as PgManifest, snapshot);
+  const m = checkedManifest(JSON.parse(head.slice(0, -ENTITIES_OPEN.length) + '}') as PgManifest, snapshot);
+  // Candidate lines: those holding the uid as a JSON string, and those of domains and units; each is then
+  // parsed and checked, so a display name that happens to hold one of these strings costs a parse, nothing more.
+  const lineAt = new Set<number>();
+  for (const needle of [JSON.stringify(uid), '"kind":"DOMAIN"', '"kind":"ORG_UNIT"']) {
+    const n = Buffer.from(needle);
+    for (let at = raw.indexOf(n, firstEnd); at >= 0; at = raw.indexOf(n, at + n.length)) lineAt.add(raw.lastIndexOf(10, at) + 1);
   }
-  return null;
+  const entities: ExportedEntity[] = [];
+  for (const start of [...lineAt].sort((a, b) => a - b)) {
+    let end = raw.indexOf(10, start);
+    if (end < 0) end = raw.length;
+    let text = raw.toString('utf8', start, end);
+    if (text.endsWith(',')) text = text.slice(0, -1);
+    if (!text.startsWith('{')) continue;
+    const e = JSON.parse(text) as ExportedEntity;
+    if (e.uid === uid || e.kind === 'DOMAIN' || e.kind === 'ORG_UNIT') entities.push(e);
+  }
+  m.entities = entities;
+  return m;
+}
+
+/**
+ * One user's directory record from its domain's users file (reads only that file, up to that user's line,
+ * and parses only that line), or null when it is not there.
+ */
+export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, path: string, uid: string): Promise<string | null> {
+  const prefix = Buffer.from(`{"uid":${JSON.stringify(uid)},`);
+  let carry: Buffer = Buffer.alloc(0);
+  let found = -1;
+  for await (const chunk of openFile(repo, snapshot, path)) {
+    const buf: Buffer = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+    if (found < 0) {
+      for (let at = buf.indexOf(prefix); at >= 0; at = buf.indexOf(prefix, at + 1)) {
+        if (at === 0 || buf[at - 1] === 10) {
+          found = at;
+          break;
+        }
+      }
+    }
+    if (found >= 0) {
+      const end = buf.indexOf(10, found);
+      if (end >= 0) return lineRecord(buf.toString('utf8', found, end));
+      carry = buf.subarray(found);
+      found = 0;
+    } else {
+      // Keep the last (partial) line: the user's may start there.
+      carry = buf.subarray(buf.lastIndexOf(10) + 1);
+    }
+  }
+  return found >= 0 && carry.length ? lineRecord(carry.toString('utf8')) : null;
+}
+
+function lineRecord(line: string): string {
+  return JSON.stringify((JSON.parse(line) as { record: unknown }).record);
 }
 
 /**
@@ -161,7 +236,7 @@ export async function* containerExport(repo: Repository, snapshot: SnapshotInfo,
   const ranges = groupRanges(manifest);
   const tables: Record<string, { columns: string[]; rows: string[][] }> = {};
   for (const [table, cols] of Object.entries(columns)) {
-    const range = ranges.get(table)?.get(c.id);
+    const range = ranges(table, c.id);
     const rows: string[][] = [];
     if (range) {
       const data = await readAll(openFile(repo, snapshot, manifest.dump.path, { start: range[0], end: range[0] + range[1] }));
@@ -183,24 +258,44 @@ export async function* containerExport(repo: Repository, snapshot: SnapshotInfo,
   yield* host.rowExport.lines(c.type, tables);
 }
 
-/** Per table, per group, [offset, length] in the dump (from the lengths in dump order); computed once per manifest. */
-const rangesOf = new WeakMap<PgManifest, Map<string, Map<string, [number, number]>>>();
-function groupRanges(manifest: PgManifest): Map<string, Map<string, [number, number]>> {
-  let out = rangesOf.get(manifest);
-  if (!out) {
-    out = new Map();
-    for (const [table, { start, groups }] of Object.entries(manifest.rowExport?.tables ?? {})) {
-      const m = new Map<string, [number, number]>();
-      let at = start;
-      for (const [g, len] of groups) {
-        m.set(g, [at, len]);
+/**
+ * Where a group's rows lie in the dump ([offset, length]; from the lengths in dump order), per manifest. The
+ * first lookups add up the lengths up to the group (a restore of one entity reads a few containers: a scan
+ * of the lists costs far less than indexing the 100,000 groups of a large installation); past a few dozen
+ * (a whole part exported), each table's groups are indexed once.
+ */
+const rangesOf = new WeakMap<PgManifest, (table: string, group: string) => [number, number] | undefined>();
+const SCANS_BEFORE_INDEX = 32;
+function groupRanges(manifest: PgManifest): (table: string, group: string) => [number, number] | undefined {
+  let lookup = rangesOf.get(manifest);
+  if (!lookup) {
+    const tables = manifest.rowExport?.tables ?? {};
+    const indexed = new Map<string, Map<string, [number, number]>>();
+    let scans = 0;
+    lookup = (table, group) => {
+      const t = tables[table];
+      if (!t) return undefined;
+      let index = indexed.get(table);
+      if (!index && ++scans > SCANS_BEFORE_INDEX) {
+        index = new Map();
+        let at = t.start;
+        for (const [g, len] of t.groups) {
+          index.set(g, [at, len]);
+          at += len;
+        }
+        indexed.set(table, index);
+      }
+      if (index) return index.get(group);
+      let at = t.start;
+      for (const [g, len] of t.groups) {
+        if (g === group) return [at, len];
         at += len;
       }
-      out.set(table, m);
-    }
-    rangesOf.set(manifest, out);
+      return undefined;
+    };
+    rangesOf.set(manifest, lookup);
   }
-  return out;
+  return lookup;
 }
 
 /** The lines of one container export of a generation (reads only that stream). */
