@@ -24,6 +24,9 @@ export async function readDir(repo: Repository, snapshot: SnapshotInfo, path: st
   return node.subtree ? (await repo.loadTree(node.subtree)).nodes : [];
 }
 
+/** Stored bytes read at once from one pack by `openFile` (blobs that follow each other there). */
+const RUN_BYTES = 1 << 20;
+
 /** Per content list (trees are cached, so one list per file node), the offset in the file where each blob starts. */
 const startsOf = new WeakMap<string[], Float64Array>();
 function blobStarts(repo: Repository, ids: string[]): Float64Array {
@@ -66,23 +69,35 @@ export function openFile(repo: Repository, snapshot: SnapshotInfo, path: string,
       ids = range.end > range.start ? ids.slice(lo, last) : [];
       want = range.end - range.start;
     }
-    // Read a few blobs ahead so that storage latency overlaps with the consumer.
-    const ahead: Promise<Buffer>[] = [];
+    // Blobs adjacent in a pack are read together (up to RUN_BYTES); a few runs ahead, so that storage latency
+    // overlaps with the consumer.
+    const ahead: Promise<Buffer[]>[] = [];
     let next = 0;
     while (next < ids.length || ahead.length) {
       while (ahead.length < 4 && next < ids.length) {
-        const p = repo.readBlob(ids[next++]);
+        const run = [ids[next++]];
+        let loc = repo.blobLocation(run[0]);
+        let bytes = loc.length;
+        while (next < ids.length) {
+          const l = repo.blobLocation(ids[next]);
+          if (l.pack !== loc.pack || l.offset !== loc.offset + loc.length || bytes + l.length > RUN_BYTES) break;
+          run.push(ids[next++]);
+          bytes += l.length;
+          loc = l;
+        }
+        const p = repo.readBlobRun(run);
         p.catch(() => {});
         ahead.push(p);
       }
-      let b = await ahead.shift()!;
-      if (skip) {
-        b = b.subarray(skip);
-        skip = 0;
+      for (let b of await ahead.shift()!) {
+        if (skip) {
+          b = b.subarray(skip);
+          skip = 0;
+        }
+        if (b.length > want) b = b.subarray(0, want);
+        want -= b.length;
+        if (b.length) yield b;
       }
-      if (b.length > want) b = b.subarray(0, want);
-      want -= b.length;
-      if (b.length) yield b;
     }
   }
   return Readable.from(blobs(), { objectMode: false });

@@ -15,6 +15,9 @@ import type { DirectoryEntity, EntityContainer } from '../host/port.js';
 import { quoteIdent } from '../pg/ident.js';
 import type { EntityDataReader } from '../host/port.js';
 import { copyFields, jsonValue } from './copy-rows.js';
+import { manifestFor } from './manifest-text.js';
+
+export { manifestText } from './manifest-text.js';
 
 export const PG_MANIFEST_PATH = '/manifest.json';
 /** 2: exports derived from the dump's rows (`rowExport`, containers' `rows`); 1: export files only. */
@@ -130,19 +133,6 @@ export function generationEntities(manifest: PgManifest, live: Pick<DirectoryEnt
   return manifest.entities.map((e) => ({ ...e, deleted: !alive.has(`${e.domainUid}\0${e.uid}`) }));
 }
 
-/** How the manifest's first line ends: the other fields are before it, one entity per line after it. */
-const ENTITIES_OPEN = ',"entities":[';
-
-/**
- * The manifest as stored: its fields on the first line, then one entity per line. The stream chunker then
- * stores only the lines of entities that changed, not the whole list again (it is megabytes on a large
- * directory), and a restore of one entity parses only its line (`readManifestFor`).
- */
-export function manifestText(manifest: PgManifest): string {
-  const { entities, ...top } = manifest;
-  return JSON.stringify(top).slice(0, -1) + ENTITIES_OPEN + '\n' + entities.map((e) => JSON.stringify(e)).join(',\n') + '\n]}\n';
-}
-
 export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Promise<PgManifest> {
   return checkedManifest(JSON.parse((await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH))).toString('utf8')) as PgManifest, snapshot);
 }
@@ -153,38 +143,15 @@ function checkedManifest(m: PgManifest, snapshot: SnapshotInfo): PgManifest {
   return m;
 }
 
-
 /**
  * The manifest with, of its entities, only those a restore of entity `uid` needs: the entity itself (or the
  * domain whose calendar or address book `uid` is), and the domains and organisational units (few, for the
- * entry's unit path). A restore of one user on a large installation then parses a few lines of the
- * entity list, not thousands (it is megabytes). A manifest not laid out one entity per line is read whole.
+ * entry's unit path); of the row groups, only those of its containers (see manifest-text.ts). A restore of
+ * one user on a large installation then parses a few lines of a manifest of megabytes.
  */
 export async function readManifestFor(repo: Repository, snapshot: SnapshotInfo, uid: string): Promise<PgManifest> {
   const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
-  const firstEnd = raw.indexOf(10);
-  const head = raw.toString('utf8', 0, firstEnd < 0 ? 0 : firstEnd);
-  if (firstEnd < 0 || !head.endsWith(ENTITIES_OPEN)) return checkedManifest(JSON.parse(raw.toString('utf8')) as PgManifest, snapshot);
-  const m = checkedManifest(JSON.parse(head.slice(0, -ENTITIES_OPEN.length) + '}') as PgManifest, snapshot);
-  // Candidate lines: those holding the uid as a JSON string, and those of domains and units; each is then
-  // parsed and checked, so a display name that happens to hold one of these strings costs a parse, nothing more.
-  const lineAt = new Set<number>();
-  for (const needle of [JSON.stringify(uid), '"kind":"DOMAIN"', '"kind":"ORG_UNIT"']) {
-    const n = Buffer.from(needle);
-    for (let at = raw.indexOf(n, firstEnd); at >= 0; at = raw.indexOf(n, at + n.length)) lineAt.add(raw.lastIndexOf(10, at) + 1);
-  }
-  const entities: ExportedEntity[] = [];
-  for (const start of [...lineAt].sort((a, b) => a - b)) {
-    let end = raw.indexOf(10, start);
-    if (end < 0) end = raw.length;
-    let text = raw.toString('utf8', start, end);
-    if (text.endsWith(',')) text = text.slice(0, -1);
-    if (!text.startsWith('{')) continue;
-    const e = JSON.parse(text) as ExportedEntity;
-    if (e.uid === uid || e.kind === 'DOMAIN' || e.kind === 'ORG_UNIT') entities.push(e);
-  }
-  m.entities = entities;
-  return m;
+  return checkedManifest(manifestFor(raw, uid, (head) => checkedManifest(head, snapshot)) ?? (JSON.parse(raw.toString('utf8')) as PgManifest), snapshot);
 }
 
 /**

@@ -55,33 +55,75 @@ describe('readManifestFor', () => {
     uid, domainUid: 'acme.lan', kind, name: uid.toLowerCase(), displayName: `Entity ${uid}`, email: null, ouPath: [], archived: false, deleted: false,
     containers: [], ...extra,
   });
-  const manifest = (entities: ExportedEntity[]): PgManifest => ({
-    format: PG_MANIFEST_FORMAT, kind: 'pgsql', database: 'bj', serverVersion: '16', snapshot: 's',
-    dump: { path: '/dump/bj.pgdump', bytes: 10, tool: 'pg_dump', rowOrder: { tables: 1, rows: 2 } },
-    tables: { 'public.t': { rows: 2, hash: '3' } }, entities, users: [{ domainUid: 'acme.lan', users: 1, path: '/users/acme.lan.jsonl' }],
-    rowExport: { intSize: 4, columns: { 't': [{ name: 'id', type: 'bigint' }] }, tables: { t: { start: 5, groups: [['1', 3], ['2', 2]] } } },
-  });
-  const cal = { uid: 'calendar:domain-cal', type: 'calendar' as const, name: 'Rooms', items: 3, path: '/dump/bj.pgdump', id: '1' };
+  const cal = { uid: 'calendar:domain-cal', type: 'calendar' as const, name: 'Rooms', items: 3, path: '/dump/bj.pgdump', id: '5000' };
   const users = Array.from({ length: 2000 }, (_, i) => entity(`U${i}`, 'USER', { ouPath: ['Sales'], containers: [{ ...cal, uid: `calendar:Default:U${i}`, id: String(i) }] }));
   const others = [
     entity('acme.lan', 'DOMAIN', { containers: [cal] }),
     entity('OU1', 'ORG_UNIT', { name: 'Sales' }),
     // Lines that hold the strings looked for elsewhere: read, then left out.
-    entity('M1', 'MAILSHARE', { displayName: 'about U17 and "kind":"DOMAIN"', containers: [{ ...cal, uid: 'mailshare-cal', name: 'U17' }] }),
+    entity('M1', 'MAILSHARE', { displayName: 'about U17 and "kind":"DOMAIN"', containers: [{ ...cal, uid: 'mailshare-cal', name: 'U17', id: '6000' }] }),
   ];
-  const full = manifest([...users.slice(0, 1000), ...others, ...users.slice(1000)]);
+  const groups = (ids: string[]): [string, number][] => ids.map((id, i) => [id, 10 + (i % 7)]);
+  const full: PgManifest = {
+    format: PG_MANIFEST_FORMAT, kind: 'pgsql', database: 'bj', serverVersion: '16', snapshot: 's',
+    dump: { path: '/dump/bj.pgdump', bytes: 10, tool: 'pg_dump', rowOrder: { tables: 1, rows: 2 } },
+    tables: { 'public.t': { rows: 2, hash: '3' } },
+    entities: [...users.slice(0, 1000), ...others, ...users.slice(1000)],
+    users: [{ domainUid: 'acme.lan', users: 1, path: '/users/acme.lan.jsonl' }],
+    rowExport: {
+      intSize: 4, columns: { 'public.t_a': [{ name: 'id', type: 'bigint' }] },
+      tables: {
+        'public.t_a': { start: 5, groups: groups(['5000', ...users.map((_, i) => String(i)), '6000']) },
+        'public.t_b': { start: 90_000, groups: groups(users.map((_, i) => String(i)).reverse()) },
+        'public.t_c': { start: 200_000, groups: [] },
+      },
+    },
+  };
+  /** Where a group's rows lie, from a manifest's groups. */
+  const rangeOf = (m: PgManifest, table: string, id: string) => {
+    let at = m.rowExport!.tables[table].start;
+    for (const [g, len] of m.rowExport!.tables[table].groups) {
+      if (g === id) return [at, len];
+      at += len;
+    }
+    return null;
+  };
+  const byPlace = (list: ExportedEntity[]) => list.map((e) => e.uid);
 
-  it('gives the manifest with the entity, the domains and the units only, read from its line', async () => {
+  it('gives the manifest with the entity, the domains and the units, and the row groups of its containers only', async () => {
     const s = await snapshotOf({ [PG_MANIFEST_PATH]: manifestText(full) });
-    expect(await readManifest(repo, s)).toEqual(full);
-    const { entities, ...rest } = full;
-    const got = await readManifestFor(repo, s, 'U17');
-    expect(got).toEqual({ ...rest, entities: [users[17], others[0], others[1]] });
-    expect((await readManifestFor(repo, s, 'U1999')).entities).toEqual([others[0], others[1], users[1999]]);
-    // A domain's own calendar: its domain's line.
-    expect((await readManifestFor(repo, s, cal.uid)).entities).toEqual([others[0], others[1]]);
-    expect((await readManifestFor(repo, s, 'nobody')).entities).toEqual([others[0], others[1]]);
+    // Read whole, the same manifest (domains and units first in the list).
+    const whole = await readManifest(repo, s);
+    expect({ ...whole, entities: [] }).toEqual({ ...full, entities: [] });
+    expect(byPlace(whole.entities)).toEqual(['acme.lan', 'OU1', ...full.entities.map((e) => e.uid).filter((u) => u !== 'acme.lan' && u !== 'OU1')]);
+    const { entities, rowExport, ...rest } = full;
+    for (const [uid, want] of [['U17', [others[0], others[1], users[17]]], ['U1999', [others[0], others[1], users[1999]]], [cal.uid, [others[0], others[1]]], ['nobody', [others[0], others[1]]]] as const) {
+      const got = await readManifestFor(repo, s, uid);
+      expect({ ...got, entities: [], rowExport: undefined }).toEqual({ ...rest, entities: [], rowExport: undefined });
+      expect(got.entities).toEqual(want);
+      expect(got.rowExport!.intSize).toBe(4);
+      expect(got.rowExport!.columns).toEqual(rowExport!.columns);
+      const ids = uid === cal.uid ? ['5000'] : uid === 'nobody' ? [] : [uid.slice(1)];
+      for (const table of Object.keys(rowExport!.tables)) {
+        const named = got.rowExport!.tables[table].groups.filter(([g]) => g !== '');
+        expect(named.map(([g]) => g)).toEqual(ids.filter((id) => rangeOf(full, table, id)));
+        for (const id of ids) expect(rangeOf(got, table, id)).toEqual(rangeOf(full, table, id));
+        if (table === 'public.t_b' && ids[0] !== '5000') expect(named.length).toBe(ids.length);
+        // The groups still cover the table's bytes.
+        const total = (m: PgManifest) => m.rowExport!.tables[table].groups.reduce((n, [, len]) => n + len, 0);
+        expect(total(got)).toBe(total(full));
+      }
+    }
     expect(entities.length).toBe(2003);
+  });
+
+  it('finds the domains and units anywhere in a manifest written with them in directory order', async () => {
+    const { entities, ...top } = full;
+    const s = await snapshotOf({ [PG_MANIFEST_PATH]: JSON.stringify(top).slice(0, -1) + ',"entities":[\n' + entities.map((e) => JSON.stringify(e)).join(',\n') + '\n]}\n' });
+    const got = await readManifestFor(repo, s, 'U1999');
+    expect(got.entities).toEqual([others[0], others[1], users[1999]]);
+    expect(got.rowExport).toEqual(full.rowExport);
+    expect((await readManifestFor(repo, s, 'U17')).entities).toEqual([users[17], others[0], others[1]]);
   });
 
   it('reads a manifest not laid out one entity per line whole', async () => {
