@@ -121,35 +121,67 @@ function entityAt(raw: Buffer, start: number, end: number): ExportedEntity | nul
 /**
  * One table's line, `"<table>":{"start":…,"groups":[["<id>",<length>],…]}`, with only the groups in `wanted`
  * named and the bytes before, between and after them as unnamed groups. Scanned, not parsed: the line of a
- * large table holds 100,000 groups, and JSON.parse would make an array of each.
+ * large table holds 100,000 groups, and JSON.parse would make an array of each (a line the scan does not
+ * expect, an id with escapes, is parsed).
  */
 function tableGroups(line: string, wanted: Set<string>): [string, { start: number; groups: [string, number][] }] {
   if (line.endsWith(',')) line = line.slice(0, -1);
+  try {
+    return scanTable(line, wanted);
+  } catch {
+    let parsed: Record<string, { start: number; groups: [string, number][] }>;
+    try {
+      parsed = JSON.parse(`{${line}}`) as typeof parsed;
+    } catch {
+      throw new Error('the database part manifest is damaged (a table of rowExport)');
+    }
+    const [[name, { start, groups }]] = Object.entries(parsed);
+    const out: [string, number][] = [];
+    let gap = 0;
+    for (const [g, len] of groups) {
+      if (!wanted.has(g)) gap += len;
+      else (gap && out.push(['', gap]), out.push([g, len]), (gap = 0));
+    }
+    if (gap) out.push(['', gap]);
+    return [name, { start, groups: out }];
+  }
+}
+
+function scanTable(line: string, wanted: Set<string>): [string, { start: number; groups: [string, number][] }] {
   const open = line.indexOf(':{"start":');
   const groupsAt = line.indexOf(',"groups":[', open);
-  if (open < 0 || groupsAt < 0 || !line.endsWith(']}')) throw new Error('the database part manifest is damaged (a table of rowExport)');
+  if (open < 0 || groupsAt < 0 || !line.endsWith(']}')) throw new Error('unexpected');
   const name = JSON.parse(line.slice(0, open)) as string;
   const start = Number(line.slice(open + 10, groupsAt));
+  // Where the wanted groups start (a native search each), so that the scan compares no id.
+  const marks = new Map<number, string>();
+  for (const id of wanted) {
+    const at = line.indexOf(`[${JSON.stringify(id)},`, groupsAt);
+    if (at >= 0) marks.set(at, id);
+  }
   const groups: [string, number][] = [];
   let gap = 0;
   let i = groupsAt + 11;
   const stop = line.length - 2;
   while (i < stop) {
-    // `["<id>",<length>]` then `,` or the end; ids are database ids (no escapes: checked).
-    if (line.charCodeAt(i) !== 91 || line.charCodeAt(i + 1) !== 34) throw new Error(`the database part manifest is damaged (the groups of ${name})`);
+    // `["<id>",<length>]`, then `,` or the end.
+    if (line.charCodeAt(i) !== 91 || line.charCodeAt(i + 1) !== 34) throw new Error('unexpected');
     const idEnd = line.indexOf('"', i + 2);
-    const lenEnd = line.indexOf(']', idEnd);
-    const id = line.slice(i + 2, idEnd);
-    const len = Number(line.slice(idEnd + 2, lenEnd));
-    if (idEnd < 0 || lenEnd < 0 || id.includes('\\') || !Number.isSafeInteger(len)) throw new Error(`the database part manifest is damaged (the groups of ${name})`);
-    if (wanted.has(id)) {
+    if (idEnd < 0 || line.charCodeAt(idEnd - 1) === 92 || line.charCodeAt(idEnd + 1) !== 44) throw new Error('unexpected');
+    let j = idEnd + 2;
+    let len = 0;
+    let c = line.charCodeAt(j);
+    for (; c >= 48 && c <= 57; c = line.charCodeAt(++j)) len = len * 10 + (c - 48);
+    if (c !== 93 || j === idEnd + 2) throw new Error('unexpected');
+    const id = marks.get(i);
+    if (id !== undefined) {
       if (gap) groups.push(['', gap]);
       groups.push([id, len]);
       gap = 0;
     } else {
       gap += len;
     }
-    i = lenEnd + 1;
+    i = j + 1;
     if (line.charCodeAt(i) === 44) i++;
   }
   if (gap) groups.push(['', gap]);

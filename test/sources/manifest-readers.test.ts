@@ -126,6 +126,15 @@ describe('readManifestFor', () => {
     expect((await readManifestFor(repo, s, 'U17')).entities).toEqual([users[17], others[0], others[1]]);
   });
 
+  it('reads the groups of a table whose ids need escapes', async () => {
+    const odd = entity('Q1', 'USER', { containers: [{ ...cal, uid: 'q-cal', id: 'a"b\\c' }] });
+    const m: PgManifest = { ...full, entities: [others[0], odd], rowExport: { ...full.rowExport!, tables: { 'public.t_q': { start: 7, groups: [['x', 3], ['a"b\\c', 4], ['y', 5]] } } } };
+    const s = await snapshotOf({ [PG_MANIFEST_PATH]: manifestText(m) });
+    const got = await readManifestFor(repo, s, 'Q1');
+    expect(got.entities).toEqual([others[0], odd]);
+    expect(got.rowExport!.tables).toEqual({ 'public.t_q': { start: 7, groups: [['', 3], ['a"b\\c', 4], ['', 5]] } });
+  });
+
   it('reads a manifest not laid out one entity per line whole', async () => {
     const s = await snapshotOf({ [PG_MANIFEST_PATH]: JSON.stringify(full) });
     expect(await readManifestFor(repo, s, 'U17')).toEqual(full);
