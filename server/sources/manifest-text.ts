@@ -37,7 +37,7 @@ export function manifestText(manifest: PgManifest): string {
 /**
  * The manifest with, of its entities, the domains, the organisational units and those holding `uid` (the
  * entity, or the domain whose calendar or address book it is); and, of the row groups, only those of these
- * entities' containers, the bytes between them as groups without a name (`''`). Null when `raw` is not laid
+ * entities' containers, the bytes before and between them as groups without a name (`''`). Null when `raw` is not laid
  * out line by line (read it whole). `check` sees the fields first (a newer format is refused before its lines
  * are read).
  */
@@ -120,7 +120,7 @@ function entityAt(raw: Buffer, start: number, end: number): ExportedEntity | nul
 
 /**
  * One table's line, `"<table>":{"start":…,"groups":[["<id>",<length>],…]}`, with only the groups in `wanted`
- * named and the bytes before, between and after them as unnamed groups. Scanned, not parsed: the line of a
+ * named and the bytes before and between them as unnamed groups. Scanned, not parsed: the line of a
  * large table holds 100,000 groups, and JSON.parse would make an array of each (a line the scan does not
  * expect, an id with escapes, is parsed).
  */
@@ -142,7 +142,6 @@ function tableGroups(line: string, wanted: Set<string>): [string, { start: numbe
       if (!wanted.has(g)) gap += len;
       else (gap && out.push(['', gap]), out.push([g, len]), (gap = 0));
     }
-    if (gap) out.push(['', gap]);
     return [name, { start, groups: out }];
   }
 }
@@ -153,37 +152,38 @@ function scanTable(line: string, wanted: Set<string>): [string, { start: number;
   if (open < 0 || groupsAt < 0 || !line.endsWith(']}')) throw new Error('unexpected');
   const name = JSON.parse(line.slice(0, open)) as string;
   const start = Number(line.slice(open + 10, groupsAt));
-  // Where the wanted groups start (a native search each), so that the scan compares no id.
-  const marks = new Map<number, string>();
+  // Where the wanted groups start (a native search each), in order: the scan compares no id, and stops after
+  // the last of them (the bytes after it are no group's that this read needs).
+  const marks: [number, string][] = [];
   for (const id of wanted) {
     const at = line.indexOf(`[${JSON.stringify(id)},`, groupsAt);
-    if (at >= 0) marks.set(at, id);
+    if (at >= 0) marks.push([at, id]);
   }
+  marks.sort((a, b) => a[0] - b[0]);
   const groups: [string, number][] = [];
   let gap = 0;
   let i = groupsAt + 11;
-  const stop = line.length - 2;
-  while (i < stop) {
-    // `["<id>",<length>]`, then `,` or the end.
-    if (line.charCodeAt(i) !== 91 || line.charCodeAt(i + 1) !== 34) throw new Error('unexpected');
-    const idEnd = line.indexOf('"', i + 2);
-    if (idEnd < 0 || line.charCodeAt(idEnd - 1) === 92 || line.charCodeAt(idEnd + 1) !== 44) throw new Error('unexpected');
-    let j = idEnd + 2;
-    let len = 0;
-    let c = line.charCodeAt(j);
-    for (; c >= 48 && c <= 57; c = line.charCodeAt(++j)) len = len * 10 + (c - 48);
-    if (c !== 93 || j === idEnd + 2) throw new Error('unexpected');
-    const id = marks.get(i);
-    if (id !== undefined) {
-      if (gap) groups.push(['', gap]);
-      groups.push([id, len]);
-      gap = 0;
-    } else {
+  for (const [at, id] of marks) {
+    // `["<id>",<length>]` then `,`: from each group's start, past its id, to its length.
+    for (;;) {
+      if (line.charCodeAt(i) !== 91) throw new Error('unexpected');
+      const lenAt = line.indexOf('",', i + 2) + 2;
+      let j = lenAt;
+      let len = 0;
+      let c = line.charCodeAt(j);
+      for (; c >= 48 && c <= 57; c = line.charCodeAt(++j)) len = len * 10 + (c - 48);
+      if (lenAt < 2 || c !== 93 || j === lenAt) throw new Error('unexpected');
+      const here = i;
+      i = j + 2;
+      if (here === at) {
+        if (gap) groups.push(['', gap]);
+        groups.push([id, len]);
+        gap = 0;
+        break;
+      }
+      if (here > at) throw new Error('unexpected');
       gap += len;
     }
-    i = j + 1;
-    if (line.charCodeAt(i) === 44) i++;
   }
-  if (gap) groups.push(['', gap]);
   return [name, { start, groups }];
 }
