@@ -37,9 +37,9 @@ export function manifestText(manifest: PgManifest): string {
 /**
  * The manifest with, of its entities, the domains, the organisational units and those holding `uid` (the
  * entity, or the domain whose calendar or address book it is); and, of the row groups, only those of these
- * entities' containers, the bytes before and between them as groups without a name (`''`). Null when `raw` is not laid
- * out line by line (read it whole). `check` sees the fields first (a newer format is refused before its lines
- * are read).
+ * entities' containers, the bytes before and between them as groups without a name (`''`). Null when `raw`
+ * is not laid out line by line (read it whole). `check` sees the fields first (a newer format is refused
+ * before its lines are read).
  */
 export function manifestFor(raw: Buffer, uid: string, check: (head: PgManifest) => void): PgManifest | null {
   const firstEnd = raw.indexOf(10);
