@@ -24,6 +24,21 @@ export async function readDir(repo: Repository, snapshot: SnapshotInfo, path: st
   return node.subtree ? (await repo.loadTree(node.subtree)).nodes : [];
 }
 
+/** Stored bytes read at once from one pack by `openFile` (blobs that follow each other there). */
+const RUN_BYTES = 1 << 20;
+
+/** Per content list (trees are cached, so one list per file node), the offset in the file where each blob starts. */
+const startsOf = new WeakMap<string[], Float64Array>();
+function blobStarts(repo: Repository, ids: string[]): Float64Array {
+  let starts = startsOf.get(ids);
+  if (!starts) {
+    starts = new Float64Array(ids.length + 1);
+    for (let i = 0; i < ids.length; i++) starts[i + 1] = starts[i] + repo.blobLocation(ids[i]).rawLength;
+    startsOf.set(ids, starts);
+  }
+  return starts;
+}
+
 /**
  * Streams one file of a snapshot (a database dump to pg_restore, an entity export), blob by blob, verified.
  * With `range`, only the bytes [start, end) of the file, reading only the blobs that hold them.
@@ -38,41 +53,51 @@ export function openFile(repo: Repository, snapshot: SnapshotInfo, path: string,
     let want = Infinity;
     if (range) {
       if (range.start < 0 || range.end < range.start || range.end > node.size) throw new NotFoundError(`${path}: bytes ${range.start}-${range.end} are not in the file (${node.size} bytes)`);
-      let at = 0;
-      let first = ids.length;
-      let last = ids.length;
-      for (let i = 0; i < ids.length; i++) {
-        const n = repo.blobLocation(ids[i]).rawLength;
-        if (first === ids.length && at + n > range.start) {
-          first = i;
-          skip = range.start - at;
-        }
-        at += n;
-        if (at >= range.end) {
-          last = i + 1;
-          break;
-        }
+      // Where each blob starts, found by halving: a file of thousands of blobs read range by range (the
+      // containers of one user in a large dump) looks up a few blobs per range, not every blob before it.
+      const starts = blobStarts(repo, ids);
+      let lo = 0;
+      let hi = ids.length;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >>> 1;
+        if (starts[mid] <= range.start) lo = mid;
+        else hi = mid;
       }
-      ids = range.end > range.start ? ids.slice(first, last) : [];
+      let last = lo;
+      while (last < ids.length && starts[last] < range.end) last++;
+      skip = range.start - starts[lo];
+      ids = range.end > range.start ? ids.slice(lo, last) : [];
       want = range.end - range.start;
     }
-    // Read a few blobs ahead so that storage latency overlaps with the consumer.
-    const ahead: Promise<Buffer>[] = [];
+    // Blobs adjacent in a pack are read together (up to RUN_BYTES); a few runs ahead, so that storage latency
+    // overlaps with the consumer.
+    const ahead: Promise<Buffer[]>[] = [];
     let next = 0;
     while (next < ids.length || ahead.length) {
       while (ahead.length < 4 && next < ids.length) {
-        const p = repo.readBlob(ids[next++]);
+        const run = [ids[next++]];
+        let loc = repo.blobLocation(run[0]);
+        let bytes = loc.length;
+        while (next < ids.length) {
+          const l = repo.blobLocation(ids[next]);
+          if (l.pack !== loc.pack || l.offset !== loc.offset + loc.length || bytes + l.length > RUN_BYTES) break;
+          run.push(ids[next++]);
+          bytes += l.length;
+          loc = l;
+        }
+        const p = repo.readBlobRun(run);
         p.catch(() => {});
         ahead.push(p);
       }
-      let b = await ahead.shift()!;
-      if (skip) {
-        b = b.subarray(skip);
-        skip = 0;
+      for (let b of await ahead.shift()!) {
+        if (skip) {
+          b = b.subarray(skip);
+          skip = 0;
+        }
+        if (b.length > want) b = b.subarray(0, want);
+        want -= b.length;
+        if (b.length) yield b;
       }
-      if (b.length > want) b = b.subarray(0, want);
-      want -= b.length;
-      if (b.length) yield b;
     }
   }
   return Readable.from(blobs(), { objectMode: false });

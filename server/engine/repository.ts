@@ -305,6 +305,26 @@ export class Repository {
     return this.verifyBlob(id, loc, stored);
   }
 
+  /**
+   * Blobs that lie one after the other in one pack (a stream's chunks as a backup stored them), read with one
+   * storage read and each checked against its id: a file of hundreds of small chunks costs a few reads, not
+   * one per chunk. Blobs that do not follow each other are read one by one.
+   */
+  async readBlobRun(ids: string[]): Promise<Buffer[]> {
+    const locs = ids.map((id) => this.blobLocation(id));
+    const first = locs[0];
+    const adjacent = locs.every((l, i) => i === 0 || (l.pack === first.pack && l.offset === locs[i - 1].offset + locs[i - 1].length));
+    if (locs.length < 2 || !adjacent) return Promise.all(ids.map((id) => this.readBlob(id)));
+    const last = locs[locs.length - 1];
+    let stored: Buffer;
+    try {
+      stored = await this.storage.read('data', first.pack, first.offset, last.offset + last.length - first.offset);
+    } catch (err) {
+      throw new RepositoryDamagedError(`reading blobs ${ids[0].slice(0, 12)}… from pack ${first.pack.slice(0, 12)}: ${(err as Error).message}`);
+    }
+    return ids.map((id, i) => this.verifyBlob(id, locs[i], stored.subarray(locs[i].offset - first.offset, locs[i].offset - first.offset + locs[i].length)));
+  }
+
   /** `cache`: false for a walk that reads each tree once (check), so that it does not fill the cache for nothing. */
   async loadTree(id: string, cache = true): Promise<Tree> {
     const cached = this.treeCache.get(id);

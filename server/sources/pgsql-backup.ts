@@ -17,7 +17,7 @@ import { redactPassword } from '../pg/redact.js';
 import { describe, type ConnectionSettings } from '../pg/settings.js';
 import { DumpRowOrder } from './pgdump-order.js';
 import {
-  dumpPath, entityExportPath, PG_MANIFEST_FORMAT, PG_MANIFEST_PATH, tableFingerprints, userRecordLine, userRecordsPath,
+  dumpPath, entityExportPath, manifestText, PG_MANIFEST_FORMAT, PG_MANIFEST_PATH, tableFingerprints, userRecordLine, userRecordsPath,
   type ExportedContainer, type ExportedEntity, type PgManifest,
 } from './pgsql-manifest.js';
 import { pgTool, ToolError, toolVersion } from './pgsql-tool.js';
@@ -185,11 +185,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
       ...(opts.entities ? { users } : {}),
       ...(rowExport ? { rowExport } : {}),
     };
-    // One entity per line, after the fields that change every time: the stream chunker then stores only the
-    // lines of entities that changed, not the whole list again (it is megabytes on a large directory).
-    const { entities: list, ...top } = manifest;
-    const text = JSON.stringify(top).slice(0, -1) + ',"entities":[\n' + list.map((e) => JSON.stringify(e)).join(',\n') + '\n]}\n';
-    await archiver.addStream(PG_MANIFEST_PATH, Readable.from([Buffer.from(text)]), { chunker: 'stream' });
+    await archiver.addStream(PG_MANIFEST_PATH, Readable.from([Buffer.from(manifestText(manifest))]), { chunker: 'stream' });
     if (c2) await c2.query('COMMIT');
     await c.query('COMMIT');
     const lowered = await lowering;

@@ -15,6 +15,9 @@ import type { DirectoryEntity, EntityContainer } from '../host/port.js';
 import { quoteIdent } from '../pg/ident.js';
 import type { EntityDataReader } from '../host/port.js';
 import { copyFields, jsonValue } from './copy-rows.js';
+import { manifestFor } from './manifest-text.js';
+
+export { manifestText } from './manifest-text.js';
 
 export const PG_MANIFEST_PATH = '/manifest.json';
 /** 2: exports derived from the dump's rows (`rowExport`, containers' `rows`); 1: export files only. */
@@ -131,20 +134,59 @@ export function generationEntities(manifest: PgManifest, live: Pick<DirectoryEnt
 }
 
 export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Promise<PgManifest> {
-  const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
-  const m = JSON.parse(raw.toString('utf8')) as PgManifest;
+  return checkedManifest(JSON.parse((await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH))).toString('utf8')) as PgManifest, snapshot);
+}
+
+function checkedManifest(m: PgManifest, snapshot: SnapshotInfo): PgManifest {
   if (m.kind !== 'pgsql' || typeof m.format !== 'number') throw new Error(`snapshot ${snapshot.id.slice(0, 8)} is not a database part`);
   if (m.format > PG_MANIFEST_FORMAT) throw new Error(`database part format ${m.format} is newer than this program reads (${PG_MANIFEST_FORMAT})`);
   return m;
 }
 
-/** One user's directory record from its domain's users file (reads only that file), or null when it is not there. */
+/**
+ * The manifest with, of its entities, only those a restore of entity `uid` needs: the entity itself (or the
+ * domain whose calendar or address book `uid` is), and the domains and organisational units (few, for the
+ * entry's unit path); of the row groups, only those of its containers (see manifest-text.ts). A restore of
+ * one user on a large installation then parses a few lines of a manifest of megabytes.
+ */
+export async function readManifestFor(repo: Repository, snapshot: SnapshotInfo, uid: string): Promise<PgManifest> {
+  const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
+  return checkedManifest(manifestFor(raw, uid, (head) => checkedManifest(head, snapshot)) ?? (JSON.parse(raw.toString('utf8')) as PgManifest), snapshot);
+}
+
+/**
+ * One user's directory record from its domain's users file (reads only that file, up to that user's line,
+ * and parses only that line), or null when it is not there.
+ */
 export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, path: string, uid: string): Promise<string | null> {
-  const prefix = `{"uid":${JSON.stringify(uid)},`;
-  for await (const line of readEntityExport(repo, snapshot, path)) {
-    if (line.startsWith(prefix)) return JSON.stringify((JSON.parse(line) as { record: unknown }).record);
+  const prefix = Buffer.from(`{"uid":${JSON.stringify(uid)},`);
+  let carry: Buffer = Buffer.alloc(0);
+  let found = -1;
+  for await (const chunk of openFile(repo, snapshot, path)) {
+    const buf: Buffer = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+    if (found < 0) {
+      for (let at = buf.indexOf(prefix); at >= 0; at = buf.indexOf(prefix, at + 1)) {
+        if (at === 0 || buf[at - 1] === 10) {
+          found = at;
+          break;
+        }
+      }
+    }
+    if (found >= 0) {
+      const end = buf.indexOf(10, found);
+      if (end >= 0) return lineRecord(buf.toString('utf8', found, end));
+      carry = buf.subarray(found);
+      found = 0;
+    } else {
+      // Keep the last (partial) line: the user's may start there.
+      carry = buf.subarray(buf.lastIndexOf(10) + 1);
+    }
   }
-  return null;
+  return found >= 0 && carry.length ? lineRecord(carry.toString('utf8')) : null;
+}
+
+function lineRecord(line: string): string {
+  return JSON.stringify((JSON.parse(line) as { record: unknown }).record);
 }
 
 /**
@@ -161,7 +203,7 @@ export async function* containerExport(repo: Repository, snapshot: SnapshotInfo,
   const ranges = groupRanges(manifest);
   const tables: Record<string, { columns: string[]; rows: string[][] }> = {};
   for (const [table, cols] of Object.entries(columns)) {
-    const range = ranges.get(table)?.get(c.id);
+    const range = ranges(table, c.id);
     const rows: string[][] = [];
     if (range) {
       const data = await readAll(openFile(repo, snapshot, manifest.dump.path, { start: range[0], end: range[0] + range[1] }));
@@ -183,24 +225,44 @@ export async function* containerExport(repo: Repository, snapshot: SnapshotInfo,
   yield* host.rowExport.lines(c.type, tables);
 }
 
-/** Per table, per group, [offset, length] in the dump (from the lengths in dump order); computed once per manifest. */
-const rangesOf = new WeakMap<PgManifest, Map<string, Map<string, [number, number]>>>();
-function groupRanges(manifest: PgManifest): Map<string, Map<string, [number, number]>> {
-  let out = rangesOf.get(manifest);
-  if (!out) {
-    out = new Map();
-    for (const [table, { start, groups }] of Object.entries(manifest.rowExport?.tables ?? {})) {
-      const m = new Map<string, [number, number]>();
-      let at = start;
-      for (const [g, len] of groups) {
-        m.set(g, [at, len]);
+/**
+ * Where a group's rows lie in the dump ([offset, length]; from the lengths in dump order), per manifest. The
+ * first lookups add up the lengths up to the group (a restore of one entity reads a few containers: a scan
+ * of the lists costs far less than indexing the 100,000 groups of a large installation); past a few dozen
+ * (a whole part exported), each table's groups are indexed once.
+ */
+const rangesOf = new WeakMap<PgManifest, (table: string, group: string) => [number, number] | undefined>();
+const SCANS_BEFORE_INDEX = 32;
+function groupRanges(manifest: PgManifest): (table: string, group: string) => [number, number] | undefined {
+  let lookup = rangesOf.get(manifest);
+  if (!lookup) {
+    const tables = manifest.rowExport?.tables ?? {};
+    const indexed = new Map<string, Map<string, [number, number]>>();
+    let scans = 0;
+    lookup = (table, group) => {
+      const t = tables[table];
+      if (!t) return undefined;
+      let index = indexed.get(table);
+      if (!index && ++scans > SCANS_BEFORE_INDEX) {
+        index = new Map();
+        let at = t.start;
+        for (const [g, len] of t.groups) {
+          index.set(g, [at, len]);
+          at += len;
+        }
+        indexed.set(table, index);
+      }
+      if (index) return index.get(group);
+      let at = t.start;
+      for (const [g, len] of t.groups) {
+        if (g === group) return [at, len];
         at += len;
       }
-      out.set(table, m);
-    }
-    rangesOf.set(manifest, out);
+      return undefined;
+    };
+    rangesOf.set(manifest, lookup);
   }
-  return out;
+  return lookup;
 }
 
 /** The lines of one container export of a generation (reads only that stream). */

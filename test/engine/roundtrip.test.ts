@@ -136,11 +136,39 @@ describe('reading part of a file', () => {
     }
     // Only the blobs over the range are read.
     const reads: string[] = [];
-    const readBlob = repo.readBlob.bind(repo);
-    repo.readBlob = async (id: string) => (reads.push(id), readBlob(id));
+    const readBlobRun = repo.readBlobRun.bind(repo);
+    repo.readBlobRun = async (ids: string[]) => (reads.push(...ids), readBlobRun(ids));
     await read(150_000, 150_100);
+    expect(reads.length).toBeGreaterThan(0);
     expect(reads.length).toBeLessThanOrEqual(2);
     await expect(read(0, 300_001)).rejects.toThrow(/not in the file/);
+  });
+
+  test('reads the chunks a stream left one after the other in a pack with one storage read, each still checked', async () => {
+    const data = bytesOf(7, 400_000, true);
+    const a = new Archiver(repo, { server: 'core', tag: 'bm/pgsql' });
+    const node = await a.addStream('/dump', [data]);
+    const snap = await a.commit();
+    expect(node.content!.length).toBeGreaterThan(20);
+    const storage = repo.storage;
+    const storageRead = storage.read.bind(storage);
+    let reads = 0;
+    storage.read = async (...args) => (reads++, storageRead(...args));
+    const whole = async () => {
+      const parts: Buffer[] = [];
+      for await (const b of openFile(repo, snap, '/dump')) parts.push(b as Buffer);
+      return Buffer.concat(parts);
+    };
+    expect((await whole()).equals(data)).toBe(true);
+    expect(reads).toBeLessThanOrEqual(2);
+    // A damaged chunk in the middle of a run is found.
+    const loc = repo.blobLocation(node.content![5]);
+    storage.read = async (type, name, offset = 0, length) => {
+      const b = Buffer.from(await storageRead(type, name, offset, length));
+      if (name === loc.pack && loc.offset >= offset && loc.offset < offset + b.length) b[loc.offset - offset + 3] ^= 0xff;
+      return b;
+    };
+    await expect(whole()).rejects.toThrow(/blob .* (cannot decompress|content does not match)/);
   });
 });
 

@@ -44,6 +44,9 @@ describe('reference host port', () => {
     const user = all.find((e) => e.kind === 'USER' && e.ouPath.length > 0)!;
     expect(await host.directory.entities('acme.lan', { search: user.email!.toUpperCase() })).toEqual([user]);
     expect(await host.directory.entity('acme.lan', user.uid)).toEqual(user);
+    expect(await host.directory.entity('acme.lan', emea.uid)).toEqual(emea);
+    expect(await host.directory.entity('globex.lan', user.uid)).toBeNull();
+    expect(await host.directory.entity('acme.lan', 'no-such-uid')).toBeNull();
     const shares = await host.directory.entities('acme.lan', { kinds: ['MAILSHARE'] });
     expect(shares.map((s) => s.name).sort()).toEqual(['contact', 'support']);
     expect(await host.mailboxLocation(shares[0])).toMatchObject({ server: 'bm-mail', imapLogin: `${shares[0].name}@acme.lan` });

@@ -8,7 +8,9 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerationView } from '../../server/dataprotect/restore/generation-parts.js';
+import { forgetCatalogs, loadCatalog, loadEntityCatalog } from '../../server/dataprotect/restore/catalog.js';
 import { smtpMailer } from '../../server/dataprotect/restore/mailer.js';
+import { containerExport } from '../../server/sources/pgsql-manifest.js';
 import { runRestore, validate } from '../../server/dataprotect/restore/operations/index.js';
 import { hostLayout } from '../../server/host/reference/layout.js';
 import { fixture, mailboxOverImap, recordingContext, type Fixture } from './fixture.js';
@@ -227,5 +229,39 @@ describe('directory', () => {
     await runRestore(f.env(), await f.plan(g1, 'restore.filehosting', target), recordingContext().ctx);
     expect(await hashTree(path.join(layout.filehosting, target))).toEqual(before);
     if (other) expect(await hashTree(path.join(layout.filehosting, other))).toEqual(otherBefore);
+  });
+});
+
+describe('catalog', () => {
+  it('of one entity holds the very entry the whole catalog holds, deleted or not, and nothing for an unknown uid', async () => {
+    // The last test of the file: the user's directory rows go for good (deleted as an administrator would).
+    const victim = users[users.length - 1];
+    const domainCal = (await f.sql<{ uid: string }>(`SELECT c.uid FROM t_container c WHERE c.owner = c.domain_uid AND c.container_type = 'calendar' LIMIT 1`))[0];
+    await f.sql(`DELETE FROM t_container_item WHERE id = (SELECT item_id FROM t_directory_entry WHERE entry_uid = $1)`, [victim.uid]);
+    forgetCatalogs();
+    const all = await loadCatalog(f.repo, f.host, g1);
+    expect(all.byUid.get(victim.uid)!.deleted).toBe(true);
+    const kinds = new Set<string>();
+    for (const entry of all.entries) {
+      const one = await loadEntityCatalog(f.repo, f.host, g1, entry.uid);
+      expect(one.entries).toEqual([entry]);
+      expect(one.byUid.get(entry.uid)).toEqual(entry);
+      expect(one.manifest.users).toEqual(all.manifest.users);
+      // Its containers' exports, derived from the rows the one-entity manifest still locates.
+      for (const c of entry.containers) {
+        const lines = async (catalog: typeof all) => {
+          const out: string[] = [];
+          for await (const l of containerExport(f.repo, catalog.database, catalog.manifest, c, f.host.entityData)) out.push(l);
+          return out;
+        };
+        const want = await lines(all);
+        expect(want.length).toBeGreaterThan(0);
+        expect(await lines(one)).toEqual(want);
+      }
+      kinds.add(`${entry.kind}${entry.deleted ? ' deleted' : ''}${entry.orgUnitPath?.length ? ' in a unit' : ''}`);
+    }
+    expect([...kinds]).toEqual(expect.arrayContaining(['DOMAIN', 'CALENDAR', 'ADDRESSBOOK', 'USER deleted in a unit', 'USER in a unit', 'OU in a unit', 'MAILSHARE in a unit']));
+    expect(all.byUid.get(domainCal.uid)!.kind).toBe('CALENDAR');
+    expect((await loadEntityCatalog(f.repo, f.host, g1, 'no-such-uid')).entries).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
-import { loadCatalog } from '../../dataprotect/restore/catalog.js';
+import { loadCatalog, loadEntityCatalog } from '../../dataprotect/restore/catalog.js';
 import { RepositoryGenerationParts } from '../../dataprotect/restore/generation-parts.js';
 import { savedContainers, savedItems } from '../../dataprotect/restore/saved-content.js';
 import { runRestore, validate, type PlannedRestore, type RestoreContext } from '../../dataprotect/restore/operations/index.js';
@@ -69,11 +69,12 @@ function operation(value: string): RestoreOperationId {
   return value as RestoreOperationId;
 }
 
-async function open(opts: Common, generationId: string) {
+/** The repository, the installation and the generation's catalog: of every entity, or of `entity` alone. */
+async function open(opts: Common, generationId: string, entity?: string) {
   const repo = await openRepo(opts);
   const inst = installation(opts);
   const generation = await new RepositoryGenerationParts(async () => repo).get(generationId);
-  const catalog = await loadCatalog(repo, inst.host, generation);
+  const catalog = entity === undefined ? await loadCatalog(repo, inst.host, generation) : await loadEntityCatalog(repo, inst.host, generation, entity);
   return { repo, inst, catalog };
 }
 
@@ -129,7 +130,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON object per container, then a summary')
     .action(async (generationId: string, opts: EntityOpts) => {
       const out = output(opts);
-      const { repo, inst, catalog } = await open(opts, generationId);
+      const { repo, inst, catalog } = await open(opts, generationId, opts.entity);
       try {
         const entry = entryOf(catalog, opts.entity);
         const list = await savedContainers(inst.host, entry);
@@ -158,7 +159,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON object per item, then a summary')
     .action(async (generationId: string, opts: ItemOpts) => {
       const out = output(opts);
-      const { repo, inst, catalog } = await open(opts, generationId);
+      const { repo, inst, catalog } = await open(opts, generationId, opts.entity);
       try {
         const entry = entryOf(catalog, opts.entity);
         const needle = opts.search?.toLowerCase();
@@ -196,7 +197,7 @@ export function register(program: Command): void {
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (generationId: string, opts: RestoreOpts) => {
       const out = output(opts);
-      const { repo, inst, catalog } = await open(opts, generationId);
+      const { repo, inst, catalog } = await open(opts, generationId, opts.entity);
       try {
         const entry = entryOf(catalog, opts.entity);
         // With node agents (DP_AGENTS, or the reference host's running ones), mail and file-hosting restores run on

@@ -6,7 +6,7 @@ import type { Repository, SnapshotInfo } from '../../engine/index.js';
 import { withClient } from '../../pg/client.js';
 import type { DirectoryEntity, HostPort } from '../../host/port.js';
 import { clientQuery } from '../../host/query.js';
-import { readManifest, type ExportedContainer, type ExportedEntity, type PgManifest } from '../../sources/pgsql-manifest.js';
+import { readManifest, readManifestFor, type ExportedContainer, type ExportedEntity, type PgManifest } from '../../sources/pgsql-manifest.js';
 import { NotFoundError } from '../errors.js';
 import { restorableKindOf, type Restorable } from '../model.js';
 import { partSnapshot, type GenerationView } from './generation-parts.js';
@@ -24,7 +24,9 @@ export interface CatalogEntry extends Restorable {
 export interface Catalog {
   generation: GenerationView;
   database: SnapshotInfo;
+  /** The part's manifest; in a catalog of one entity (`loadEntityCatalog`), with only the entities it needs. */
   manifest: PgManifest;
+  /** Every restorable entity of the generation, or the one asked for (`loadEntityCatalog`). */
   entries: CatalogEntry[];
   byUid: Map<string, CatalogEntry>;
 }
@@ -48,20 +50,35 @@ export async function loadCatalog(repo: Repository, host: HostPort, g: Generatio
   return catalog;
 }
 
-async function buildCatalog(repo: Repository, host: HostPort, g: GenerationView): Promise<Catalog> {
+/**
+ * The catalog of one entity (an empty one when the generation does not hold it): what a restore of that entity
+ * needs, read without going through the whole directory, so that it takes as long on a large installation
+ * as on a small one (only the entity's line of the manifest is parsed, only its own live state is asked).
+ */
+export async function loadEntityCatalog(repo: Repository, host: HostPort, g: GenerationView, uid: string): Promise<Catalog> {
+  return buildCatalog(repo, host, g, uid);
+}
+
+async function buildCatalog(repo: Repository, host: HostPort, g: GenerationView, only?: string): Promise<Catalog> {
   const database = partSnapshot(g, DATABASE_TAG);
   if (!database) throw new NotFoundError(`generation ${g.id} has no ${DATABASE_TAG} part: it holds no entities to restore`);
-  const manifest = await readManifest(repo, database);
+  const manifest = only === undefined ? await readManifest(repo, database) : await readManifestFor(repo, database, only);
+  const wanted = (uid: string) => only === undefined || uid === only;
 
-  // The live directory and containers, once per call (not once per row).
+  // The live directory and containers, once per call (not once per row); for one entity, only its own.
   const liveUids = new Set<string>();
   const liveContainers = new Set<string>();
   const db = (await host.databases()).find((d) => d.tag === DATABASE_TAG);
-  for (const d of await host.directory.domains()) for (const e of await host.directory.entities(d.uid)) liveUids.add(`${e.domainUid}/${e.uid}`);
-  if (db) {
+  if (only === undefined) {
+    for (const d of await host.directory.domains()) for (const e of await host.directory.entities(d.uid)) liveUids.add(`${e.domainUid}/${e.uid}`);
+  } else {
+    for (const e of manifest.entities) if (e.uid === only && (await host.directory.entity(e.domainUid, e.uid))) liveUids.add(`${e.domainUid}/${e.uid}`);
+  }
+  const domainsWanted = manifest.entities.filter((e) => e.kind === 'DOMAIN' && (only === undefined || e.containers.some((c) => c.uid === only)));
+  if (db && domainsWanted.length) {
     await withClient(db.connection, async (c) => {
       const q = clientQuery(c);
-      for (const owner of manifest.entities.filter((e) => e.kind === 'DOMAIN')) {
+      for (const owner of domainsWanted) {
         for (const cont of await host.entityData.containers(q, owner)) liveContainers.add(cont.uid);
       }
     });
@@ -76,7 +93,7 @@ async function buildCatalog(repo: Repository, host: HostPort, g: GenerationView)
   const entries: CatalogEntry[] = [];
   for (const e of manifest.entities) {
     const kind = restorableKindOf(e.kind);
-    if (kind) {
+    if (kind && wanted(e.uid)) {
       entries.push({
         kind, uid: e.uid, domainUid: e.domainUid, displayName: e.displayName, email: e.email,
         orgUnitPath: kind === 'OU' ? ouUids(e.domainUid, [...e.ouPath, e.name]) : ouUids(e.domainUid, e.ouPath),
@@ -87,7 +104,7 @@ async function buildCatalog(repo: Repository, host: HostPort, g: GenerationView)
     // A domain's own calendars and address books are entities of their own (BlueMind's CALENDAR / ADDRESSBOOK).
     if (e.kind === 'DOMAIN') {
       for (const c of e.containers) {
-        if (c.type !== 'calendar' && c.type !== 'addressbook') continue;
+        if ((c.type !== 'calendar' && c.type !== 'addressbook') || !wanted(c.uid)) continue;
         entries.push({
           kind: c.type === 'calendar' ? 'CALENDAR' : 'ADDRESSBOOK', uid: c.uid, domainUid: e.domainUid, displayName: c.name, email: null,
           orgUnitPath: [], deleted: !liveContainers.has(c.uid), entity: e, containers: [c],

@@ -30,8 +30,11 @@ interface EntryRow extends Record<string, unknown> {
   ou: string | null;
 }
 
-/** Directory entities of every domain (or one), with their OU paths. Works on the live database too. */
-export async function readDirectory(q: SnapshotQuery, domainUid?: string): Promise<DirectoryEntity[]> {
+/**
+ * Directory entities of every domain (or one; or one entity of it, by uid, read alone: looking one up on a
+ * large directory must not read the others), with their OU paths. Works on the live database too.
+ */
+export async function readDirectory(q: SnapshotQuery, domainUid?: string, entityUid?: string): Promise<DirectoryEntity[]> {
   const ous = await q.query<{ item_id: string; name: string; parent_item_id: string | null }>('SELECT item_id::text, name, parent_item_id::text FROM t_directory_ou');
   const byId = new Map(ous.map((o) => [o.item_id, o]));
   const ouPath = (id: string | null): string[] => {
@@ -51,9 +54,9 @@ export async function readDirectory(q: SnapshotQuery, domainUid?: string): Promi
        LEFT JOIN t_mailbox m ON m.item_id = e.item_id
        LEFT JOIN t_group g ON g.item_id = e.item_id
        LEFT JOIN t_directory_ou o ON o.item_id = e.item_id
-      WHERE ($1::text IS NULL OR c.uid = $1)
+      WHERE ($1::text IS NULL OR c.uid = $1) AND ($2::text IS NULL OR e.entry_uid = $2)
       ORDER BY c.uid, e.kind, e.entry_uid`,
-    [domainUid ?? null],
+    [domainUid ?? null, entityUid ?? null],
   );
   return rows
     .filter((r) => (ENTITY_KINDS as string[]).includes(r.kind))

@@ -51,7 +51,7 @@ export class ReferenceHost implements HostPort {
               (!needle || [e.name, e.displayName, e.email ?? ''].some((s) => s.toLowerCase().includes(needle))),
           );
         }),
-      entity: async (domainUid, uid) => (await this.directory.entities(domainUid)).find((e) => e.uid === uid) ?? null,
+      entity: (domainUid, uid) => live(async (q) => (await readDirectory(q, domainUid, uid))[0] ?? null),
     };
   }
 
