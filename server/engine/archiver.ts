@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
 import { StreamChunker } from './chunker.js';
 import { EngineError, RepositoryFullError } from './errors.js';
+import { FilesCache, FilesCacheWriter, filesCachePath, pathHash } from './files-cache.js';
 import { fromHex, toHex } from './hash.js';
 import type { RepositoryLock } from './lock.js';
 import { RenameTable } from './rename-table.js';
@@ -37,6 +38,11 @@ export interface BackupOptions {
   time?: Date;
   /** Cancels the backup between files (and between pieces of a stream): the next step throws. */
   signal?: AbortSignal;
+  /**
+   * Directory of the local caches (see files-cache.ts; `defaultCacheDir()`): the files cache of this (server,
+   * tag) is read from and written there. None: change detection reads the parent snapshot's trees.
+   */
+  cacheDir?: string;
 }
 
 interface VDir {
@@ -68,6 +74,10 @@ export class Archiver {
   private readonly filesInFlight = new Semaphore(FILES_IN_FLIGHT);
   private readonly turn = new EventLoopTurn(YIELD_EVERY);
   private current = '';
+  /** What the backup that made the parent snapshot found in each file (null: none usable). */
+  private cache: FilesCache | null = null;
+  private cacheOut: FilesCacheWriter | null = null;
+  private cachePath = '';
 
   constructor(
     private readonly repo: Repository,
@@ -90,6 +100,11 @@ export class Archiver {
         const all = await this.repo.listSnapshots({ server: this.opts.server, tag: this.opts.tag });
         this.parent = all.at(-1) ?? null;
       } else this.parent = await this.repo.findSnapshot(p);
+      if (this.opts.cacheDir) {
+        this.cachePath = filesCachePath(this.opts.cacheDir, this.repo.config.id, this.opts.server, this.opts.tag);
+        this.cacheOut = new FilesCacheWriter();
+        if (this.parent) this.cache = await FilesCache.load(this.cachePath, this.parent.id, (m) => this.opts.progress?.notice?.(m));
+      }
     } catch (err) {
       await this.lock.release();
       this.lock = undefined;
@@ -109,9 +124,10 @@ export class Archiver {
     const dir = await this.vdir(parts.slice(0, -1), opts.statParents ? fsPath : undefined);
     const name = parts.at(-1)!;
     const parentNode = await this.parentNodeAt(parts);
+    const statAt = Date.now();
     const st = await lstat(fsPath, { bigint: true });
     this.paths.push('/' + parts.join('/'));
-    const node = await this.archiveEntry(fsPath, '/' + parts.join('/'), name, st, parentNode, parts);
+    const node = await this.archiveEntry(fsPath, '/' + parts.join('/'), name, st, statAt, parentNode, parts);
     if (node) dir.children.set(name, node);
   }
 
@@ -184,10 +200,21 @@ export class Archiver {
         summary: { ...this.summary },
       };
       const id = await this.repo.saveSnapshot(snapshot);
+      await this.saveCache(id);
       return { ...snapshot, id };
     } finally {
       await this.lock?.release();
       this.lock = undefined;
+    }
+  }
+
+  /** The next backup's files cache; failing to write it costs only speed. */
+  private async saveCache(snapshotId: string): Promise<void> {
+    if (!this.cacheOut) return;
+    try {
+      await this.cacheOut.save(this.cachePath, snapshotId);
+    } catch (err) {
+      this.opts.progress?.notice?.(`files cache not written (the next backup reads the snapshot's trees instead): ${(err as Error).message}`);
     }
   }
 
@@ -200,7 +227,7 @@ export class Archiver {
 
   // --- directory trees -------------------------------------------------------------------------
 
-  private async archiveEntry(fsPath: string, vpath: string, name: string, st: BigIntStats, parentNode: TreeNode | undefined, vparts: string[]): Promise<TreeNode | null> {
+  private async archiveEntry(fsPath: string, vpath: string, name: string, st: BigIntStats, statAt: number, parentNode: TreeNode | undefined, vparts: string[]): Promise<TreeNode | null> {
     const node = nodeFromStat(name, st);
     if (node.type === 'dir') return this.archiveDir(fsPath, vpath, node, parentNode?.type === 'dir' ? parentNode.subtree : undefined, vparts);
     if (node.type === 'symlink') {
@@ -208,7 +235,7 @@ export class Archiver {
       return node;
     }
     if (node.type !== 'file') return node;
-    await this.archiveFile(fsPath, vpath, node, parentNode, vparts);
+    await this.archiveFile(fsPath, vpath, node, parentNode, vparts, st, statAt);
     return node;
   }
 
@@ -232,13 +259,15 @@ export class Archiver {
     }
     names.sort(compareNames);
     let parentNodes: Map<string, TreeNode> | undefined;
-    if (parentTreeId) {
+    // With a files cache, each file is found there: the parent's tree is not decoded at all.
+    if (parentTreeId && !this.cache) {
       try {
         parentNodes = new Map((await this.repo.loadTree(parentTreeId)).nodes.map((n) => [n.name, n]));
       } catch (err) {
         this.opts.progress?.notice?.(`parent tree of ${vpath} unreadable, reading its files again: ${(err as Error).message}`);
       }
     }
+    const statAt = Date.now();
     const stats = await statAll(fsPath, names);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const pending: Promise<void>[] = [];
@@ -276,7 +305,7 @@ export class Archiver {
         const slot = this.filesInFlight.acquire();
         if (slot) await slot;
         wait(
-          this.archiveFile(childPath, childV, child, prev, vparts)
+          this.archiveFile(childPath, childV, child, prev, vparts, st, statAt)
             .catch((err) => {
               nodes[i] = null;
               this.fail(childV, err);
@@ -298,10 +327,13 @@ export class Archiver {
     return { done };
   }
 
-  private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[]): Promise<void> {
+  private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[], st: BigIntStats, statAt: number): Promise<void> {
     this.summary.bytesTotal += node.size;
+    const where = this.cacheOut ? pathHash(vpath) : 0;
+    if (this.cache) return this.archiveCachedFile(fsPath, vpath, node, st, statAt, where);
     if (prev && prev.type === 'file' && prev.size === node.size && prev.mtime === node.mtime && prev.ctime === node.ctime && prev.inode === node.inode && this.allIndexed(prev.content)) {
       node.content = prev.content ?? [];
+      this.cacheOut?.add(st, statAt, where, node.content);
       this.count(vpath, 'unmodified');
       return;
     }
@@ -309,20 +341,52 @@ export class Archiver {
     const linked = hardlinkKey ? this.hardlinks.get(hardlinkKey) : undefined;
     if (linked) {
       node.content = linked;
+      this.cacheOut?.add(st, statAt, where, linked);
       this.count(vpath, prev ? 'changed' : 'new');
       return;
     }
     if (this.opts.renameDetection !== false && this.parent) {
-      const moved = await this.findRenamed(node, vparts);
+      const moved = await this.findRenamed(node, vparts, prev);
       if (moved) {
         node.content = moved;
+        this.cacheOut?.add(st, statAt, where, moved);
         this.count(vpath, 'renamed');
         return;
       }
     }
-    node.content = await this.readContent(fsPath, node);
-    if (hardlinkKey) this.hardlinks.set(hardlinkKey, node.content);
+    await this.read(fsPath, node, st, statAt, where);
     this.count(vpath, prev ? 'changed' : 'new');
+  }
+
+  /**
+   * A file of a backup whose files cache is the parent's: unchanged (same inode, size, mtime, ctime) or moved
+   * here (same inode, size and mtime, elsewhere before) by the cache; otherwise read. A file the cache does
+   * not know was in no file of the parent snapshot (or was too recent to be trusted): it is read.
+   */
+  private async archiveCachedFile(fsPath: string, vpath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): Promise<void> {
+    const hit = this.cache!.lookup(st, where);
+    const moves = this.opts.renameDetection !== false;
+    // Unchanged elsewhere: in a folder renamed since (its files keep their ctime).
+    if (hit && ((hit.unchanged && (hit.samePath || moves)) || (hit.sameData && !hit.samePath && moves)) && this.allIndexed(hit.content)) {
+      node.content = hit.content;
+      this.cacheOut!.add(st, statAt, where, hit.content);
+      this.count(vpath, hit.unchanged && hit.samePath ? 'unmodified' : 'renamed');
+      return;
+    }
+    const linked = node.links > 1 ? this.hardlinks.get(`${node.device}:${node.inode}`) : undefined;
+    if (linked) {
+      node.content = linked;
+      this.cacheOut!.add(st, statAt, where, linked);
+    } else await this.read(fsPath, node, st, statAt, where);
+    this.count(vpath, this.cache!.hadPath(where) ? 'changed' : 'new');
+  }
+
+  /** Reads a file's content into its node, and records it for the next backup when it is still as stat'ed. */
+  private async read(fsPath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): Promise<void> {
+    const statSize = node.size;
+    node.content = await this.readContent(fsPath, node);
+    if (node.links > 1) this.hardlinks.set(`${node.device}:${node.inode}`, node.content);
+    if (node.size === statSize) this.cacheOut?.add(st, statAt, where, node.content);
   }
 
   private async readContent(fsPath: string, node: TreeNode): Promise<string[]> {
@@ -365,12 +429,17 @@ export class Archiver {
     return true;
   }
 
-  /** The parent's file with the same (device, inode, size, mtime) anywhere under the same source. */
-  private async findRenamed(node: TreeNode, vparts: string[]): Promise<string[] | undefined> {
+  /**
+   * The parent's file with the same (device, inode, size, mtime) elsewhere under the same source. Not the
+   * file at the same path: with another ctime, it was written since (its mtime set back), and is read again.
+   */
+  private async findRenamed(node: TreeNode, vparts: string[], prev: TreeNode | undefined): Promise<string[] | undefined> {
     const table = await this.renameTable(vparts);
     if (!table) return undefined;
     for (const [t, n] of table.find(node.device, node.inode, node.size, node.mtime)) {
       const cand = (await this.repo.loadTree(table.trees[t])).nodes[n];
+      // The file at this same path (or a hard link of it with the same name and times): see above.
+      if (prev && sameNode(cand, prev)) continue;
       if (cand && cand.type === 'file' && cand.device === node.device && cand.inode === node.inode && cand.size === node.size && cand.mtime === node.mtime && this.allIndexed(cand.content)) {
         return cand.content ?? [];
       }
