@@ -1,5 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import type { BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -73,6 +74,7 @@ export class Archiver {
   private readonly largeFiles = new Semaphore(2);
   private readonly filesInFlight = new Semaphore(FILES_IN_FLIGHT);
   private readonly turn = new EventLoopTurn(YIELD_EVERY);
+  private readonly lister = new DirectoryLister();
   private current = '';
   /** What the backup that made the parent snapshot found in each file (null: none usable). */
   private cache: FilesCache | null = null;
@@ -252,7 +254,7 @@ export class Archiver {
   private async walkDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<{ done: Promise<TreeNode | null> }> {
     let names: string[];
     try {
-      names = await readdir(fsPath);
+      names = await this.lister.names(fsPath);
     } catch (err) {
       this.fail(vpath, err);
       return { done: Promise.resolve(null) };
@@ -268,7 +270,7 @@ export class Archiver {
       }
     }
     const statAt = Date.now();
-    const stats = await statAll(fsPath, names);
+    const stats = await this.lister.stats(fsPath, names);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const pending: Promise<void>[] = [];
     // Settled by Promise.all below once the walk of this directory is done; handled at once so that a
@@ -364,21 +366,26 @@ export class Archiver {
    * not know was in no file of the parent snapshot (or was too recent to be trusted): it is read.
    */
   private async archiveCachedFile(fsPath: string, vpath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): Promise<void> {
-    const hit = this.cache!.lookup(st, where);
-    const moves = this.opts.renameDetection !== false;
-    // Unchanged elsewhere: in a folder renamed since (its files keep their ctime).
-    if (hit && ((hit.unchanged && (hit.samePath || moves)) || (hit.sameData && !hit.samePath && moves)) && this.allIndexed(hit.content)) {
-      node.content = hit.content;
-      this.cacheOut!.add(st, statAt, where, hit.content);
-      this.count(vpath, hit.unchanged && hit.samePath ? 'unmodified' : 'renamed');
-      return;
+    const cache = this.cache!;
+    const e = cache.find(st, (id) => this.repo.reusable(id));
+    if (e >= 0) {
+      const moves = this.opts.renameDetection !== false;
+      const samePath = cache.samePath(e, where);
+      const unchanged = cache.unchanged(e, st);
+      // Unchanged elsewhere: in a folder renamed since (its files keep their ctime).
+      if ((unchanged && (samePath || moves)) || (moves && !samePath && cache.sameData(e, st))) {
+        node.content = cache.content(e);
+        this.cacheOut!.add(st, statAt, where, cache.blobIds(e));
+        this.count(vpath, unchanged && samePath ? 'unmodified' : 'renamed');
+        return;
+      }
     }
     const linked = node.links > 1 ? this.hardlinks.get(`${node.device}:${node.inode}`) : undefined;
     if (linked) {
       node.content = linked;
       this.cacheOut!.add(st, statAt, where, linked);
     } else await this.read(fsPath, node, st, statAt, where);
-    this.count(vpath, this.cache!.hadPath(where) ? 'changed' : 'new');
+    this.count(vpath, cache.hadPath(where) ? 'changed' : 'new');
   }
 
   /** Reads a file's content into its node, and records it for the next backup when it is still as stat'ed. */
@@ -571,15 +578,84 @@ export class Archiver {
 
 /** lstat calls in flight at once for one directory: enough to keep libuv's pool busy, few enough to bound memory. */
 const STAT_CONCURRENCY = 32;
+/**
+ * Synchronous calls slower than SLOW_CALL_MS (a cold disk, NFS), at least SLOW_CALLS of them and more than one in
+ * eight, send the rest of the walk to libuv's pool; not a few: a page-cache miss, or the process preempted on a
+ * busy machine, makes one call slow now and then.
+ */
+const SLOW_CALL_MS = 2;
+const SLOW_CALLS = 8;
+/** Synchronous calls in a row before the event loop gets a turn, and the longest such a run may hold it. */
+const SYNC_RUN = 256;
+const SYNC_RUN_MS = 4;
 
 /**
- * lstat of every entry, asynchronously on libuv's pool, a bounded number at a time: the walk shares
- * the server's event loop, and a synchronous run of thousands of stat calls would hold off every
- * request (the API, the task's event stream) until the directory is done.
+ * Lists directories and stats their entries. From the page cache (the usual case: a mail spool's inodes stay
+ * cached) a synchronous lstat costs a few microseconds, where a call through libuv's pool costs several times
+ * that in handing over and promise resolution alone: the walk calls synchronously, in runs of at most SYNC_RUN
+ * calls or SYNC_RUN_MS with an event-loop turn between runs (it shares the server's loop). Calls that take
+ * longer than SLOW_CALL_MS show a storage that waits: from then on the walk's calls go to libuv's pool,
+ * a bounded number in flight, and never hold the loop.
  */
-async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
-  const out: (BigIntStats | Error)[] = new Array(names.length);
-  let next = 0;
+class DirectoryLister {
+  private sync = true;
+  private slow = 0;
+  private total = 0;
+  private calls = 0;
+  private runStart = performance.now();
+
+  async names(dir: string): Promise<string[]> {
+    if (!this.sync) return readdir(dir);
+    const turn = this.turn();
+    if (turn) await turn;
+    const t = performance.now();
+    const names = readdirSync(dir);
+    this.timed(t);
+    return names;
+  }
+
+  async stats(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
+    const out: (BigIntStats | Error)[] = new Array(names.length);
+    let i = 0;
+    for (; i < names.length && this.sync; i++) {
+      const turn = this.turn();
+      if (turn) await turn;
+      const t = performance.now();
+      try {
+        out[i] = lstatSync(join(dir, names[i]), { bigint: true });
+      } catch (err) {
+        out[i] = err as Error;
+      }
+      this.timed(t);
+    }
+    if (i < names.length) await statAll(dir, names, out, i);
+    return out;
+  }
+
+  private timed(started: number): void {
+    this.total++;
+    if (performance.now() - started > SLOW_CALL_MS && ++this.slow >= SLOW_CALLS && this.slow * 8 > this.total) this.sync = false;
+  }
+
+  /** An event-loop turn once the current run of synchronous calls is long enough. */
+  private turn(): Promise<void> | void {
+    if (++this.calls < SYNC_RUN && performance.now() - this.runStart < SYNC_RUN_MS) return;
+    return new Promise<void>((r) =>
+      setImmediate(() => {
+        this.calls = 0;
+        this.runStart = performance.now();
+        r();
+      }),
+    );
+  }
+}
+
+/**
+ * lstat of the entries from `from` on, asynchronously on libuv's pool, a bounded number at a time: a
+ * synchronous run of slow stat calls would hold off every request (the API, the task's event stream).
+ */
+async function statAll(dir: string, names: string[], out: (BigIntStats | Error)[], from: number): Promise<void> {
+  let next = from;
   const lane = async () => {
     for (let i = next++; i < names.length; i = next++) {
       try {
@@ -589,8 +665,7 @@ async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Err
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length) }, lane));
-  return out;
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length - from) }, lane));
 }
 
 /** Whether a directory's entries are exactly those of its tree in the parent snapshot. */

@@ -20,12 +20,12 @@ import { ID_BYTES, fromHex, isHexId, toHex } from './hash.js';
  * would leave its ctime as it was (a tick is a few milliseconds; the margin also covers an NFS server's clock
  * a little behind this one). Anything wrong with the cache makes the backup read the files.
  *
- * File: MAGIC, SHA-256 of the body, body = snapshot id (32 bytes), entry count (u32 LE), the entries (RECORD
- * bytes each: device, inode, size as u64 LE, mtime and ctime as i64 LE nanoseconds, path hash u32 LE, blob
- * count u32 LE), then every entry's blob ids (32 bytes each) in entry order.
+ * File (little-endian): MAGIC, SHA-256 of the body, body = snapshot id (32 bytes), entry count N (u32), N × 5
+ * i64 (device, inode, size, mtime and ctime in nanoseconds), N × 2 u32 (path hash, number of blob ids), then
+ * every entry's blob ids (32 bytes each) in entry order. Host byte order would do as well (a cache never
+ * leaves its machine); little-endian is what every platform Node runs the engine on has.
  */
 const MAGIC = Buffer.from('bm-dataprotect files cache 1\n');
-const RECORD = 48;
 const HEADER = MAGIC.length + ID_BYTES;
 /** Timestamps are coarse (a clock tick, up to 10 ms): a file changed less than this before its stat is not recorded. */
 const RACY_MS = 1000;
@@ -50,22 +50,16 @@ export function pathHash(path: string): number {
   return h >>> 0;
 }
 
-export interface CachedFile {
-  /** Data blob ids (hex). */
-  content: string[];
-  /** Same size, mtime and ctime: the file is as it was read. */
-  unchanged: boolean;
-  /** Same size and mtime (a rename changes only the ctime). */
-  sameData: boolean;
-  /** It was at the same path. */
-  samePath: boolean;
-}
-
 function slotOf(dev: number, ino: number): number {
   return Math.imul((ino ^ Math.imul(dev, 0x9e3779b1)) | 0, 0x85ebca6b) >>> 0;
 }
 
-/** A files cache as read: lookups by (device, inode) over the file's bytes, nothing allocated per entry. */
+/** Per entry: device, inode, size, mtime, ctime (i64 words; a value past 2^63 compares unequal: read again). */
+const WORDS = 5;
+/** Per entry: path hash, number of blob ids (u32). */
+const META = 2;
+
+/** A files cache as read: lookups by (device, inode) over typed arrays, nothing allocated per entry. */
 export class FilesCache {
   private readonly mask: number;
   /** Entry number + 1 per slot (0: empty). */
@@ -75,7 +69,8 @@ export class FilesCache {
   private readonly firstId: Uint32Array;
 
   private constructor(
-    private readonly records: Buffer,
+    private readonly words: BigInt64Array,
+    private readonly meta: Uint32Array,
     private readonly ids: Buffer,
     readonly count: number,
   ) {
@@ -86,13 +81,12 @@ export class FilesCache {
     this.paths = new Uint32Array(cap);
     this.firstId = new Uint32Array(count + 1);
     for (let e = 0; e < count; e++) {
-      const at = e * RECORD;
-      this.firstId[e + 1] = this.firstId[e] + records.readUInt32LE(at + 44);
-      let s = slotOf(Number(records.readBigUInt64LE(at)), Number(records.readBigUInt64LE(at + 8))) & this.mask;
+      this.firstId[e + 1] = this.firstId[e] + meta[e * META + 1];
+      let s = slotOf(Number(words[e * WORDS]), Number(words[e * WORDS + 1])) & this.mask;
       while (this.slots[s] !== 0) s = (s + 1) & this.mask;
       this.slots[s] = e + 1;
       // Path hashes in a set of their own (0 stands for an empty place: hash 0 is stored as 1).
-      const p = records.readUInt32LE(at + 40) || 1;
+      const p = meta[e * META] || 1;
       let q = p & this.mask;
       while (this.paths[q] !== 0 && this.paths[q] !== p) q = (q + 1) & this.mask;
       this.paths[q] = p;
@@ -129,31 +123,62 @@ export class FilesCache {
       if (!createHash('sha256').update(body).digest().equals(file.subarray(MAGIC.length, HEADER))) throw new Error('checksum does not match (damaged)');
       if (toHex(body.subarray(0, ID_BYTES)) !== snapshotId) return null;
       const count = body.readUInt32LE(ID_BYTES);
-      const start = ID_BYTES + 4;
-      if (start + count * RECORD > body.length) throw new Error('truncated');
-      return new FilesCache(body.subarray(start, start + count * RECORD), body.subarray(start + count * RECORD), count);
+      let at = ID_BYTES + 4;
+      if (at + count * (WORDS * 8 + META * 4) > body.length) throw new Error('truncated');
+      // Copied into arrays of their own: aligned, whatever the file's buffer.
+      const words = new BigInt64Array(count * WORDS);
+      new Uint8Array(words.buffer).set(body.subarray(at, (at += words.byteLength)));
+      const meta = new Uint32Array(count * META);
+      new Uint8Array(meta.buffer).set(body.subarray(at, (at += meta.byteLength)));
+      return new FilesCache(words, meta, body.subarray(at), count);
     } catch (err) {
       notice(`files cache ${path} not used: ${(err as Error).message}`);
       return null;
     }
   }
 
-  /** What the cache knows of the file with this stat, found at `path` (its pathHash) now. */
-  lookup(st: BigIntStats, path: number): CachedFile | undefined {
-    const r = this.records;
+  /**
+   * The entry of the file with this stat (same device and inode), or -1. `reusable` says whether a blob may
+   * be referenced (is in the index): an entry naming one that is not is of no use, and is not found.
+   */
+  find(st: BigIntStats, reusable: (id: Uint8Array) => boolean): number {
+    const w = this.words;
     let s = slotOf(Number(st.dev), Number(st.ino)) & this.mask;
     for (;;) {
       const e = this.slots[s] - 1;
-      if (e < 0) return undefined;
-      const at = e * RECORD;
-      if (r.readBigUInt64LE(at + 8) === st.ino && r.readBigUInt64LE(at) === st.dev) {
-        const sameData = r.readBigUInt64LE(at + 16) === st.size && r.readBigInt64LE(at + 24) === st.mtimeNs;
-        const content: string[] = [];
-        for (let i = this.firstId[e]; i < this.firstId[e + 1]; i++) content.push(this.ids.toString('hex', i * ID_BYTES, (i + 1) * ID_BYTES));
-        return { content, sameData, unchanged: sameData && r.readBigInt64LE(at + 32) === st.ctimeNs, samePath: r.readUInt32LE(at + 40) === path };
+      if (e < 0) return -1;
+      if (w[e * WORDS + 1] === st.ino && w[e * WORDS] === st.dev) {
+        for (let i = this.firstId[e]; i < this.firstId[e + 1]; i++) if (!reusable(this.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES))) return -1;
+        return e;
       }
       s = (s + 1) & this.mask;
     }
+  }
+
+  /** Same size and mtime as when it was read. */
+  sameData(e: number, st: BigIntStats): boolean {
+    return this.words[e * WORDS + 2] === st.size && this.words[e * WORDS + 3] === st.mtimeNs;
+  }
+
+  /** Same size, mtime and ctime: as it was read. */
+  unchanged(e: number, st: BigIntStats): boolean {
+    return this.sameData(e, st) && this.words[e * WORDS + 4] === st.ctimeNs;
+  }
+
+  samePath(e: number, path: number): boolean {
+    return this.meta[e * META] === path;
+  }
+
+  /** The entry's blob ids (hex). */
+  content(e: number): string[] {
+    const out: string[] = [];
+    for (let i = this.firstId[e]; i < this.firstId[e + 1]; i++) out.push(this.ids.toString('hex', i * ID_BYTES, (i + 1) * ID_BYTES));
+    return out;
+  }
+
+  /** The entry's blob ids, in the cache's own bytes. */
+  blobIds(e: number): Buffer {
+    return this.ids.subarray(this.firstId[e] * ID_BYTES, this.firstId[e + 1] * ID_BYTES);
   }
 
   /** Whether a file was at this path (its pathHash): for the summary, a file read again is "changed", not "new". */
@@ -166,26 +191,46 @@ export class FilesCache {
 
 /** The cache the running backup writes for the next one, entry by entry as files are done. */
 export class FilesCacheWriter {
-  private records: Buffer = Buffer.alloc(64 * RECORD);
-  private ids: Buffer = Buffer.alloc(64 * ID_BYTES);
+  private words = new BigInt64Array(1024 * WORDS);
+  private meta = new Uint32Array(1024 * META);
+  private ids: Buffer = Buffer.alloc(1024 * ID_BYTES);
   private count = 0;
-  private idCount = 0;
-  /** Records that the file with this stat, taken at `statAt` (ms, at or before the stat), at `path` (its pathHash), holds these blobs. */
-  add(st: BigIntStats, statAt: number, path: number, content: readonly string[]): void {
+  private idBytes = 0;
+
+  /**
+   * Records that the file with this stat, taken at `statAt` (ms, at or before the stat), at `path` (its
+   * pathHash), holds these blobs: hex ids, or their bytes one after the other.
+   */
+  add(st: BigIntStats, statAt: number, path: number, content: readonly string[] | Uint8Array): void {
     if (st.ctimeNs >= BigInt(statAt - RACY_MS) * 1_000_000n) return;
-    for (const id of content) if (!isHexId(id)) return;
-    if ((this.count + 1) * RECORD > this.records.length) this.records = grown(this.records, (this.count + 1) * RECORD);
-    if ((this.idCount + content.length) * ID_BYTES > this.ids.length) this.ids = grown(this.ids, (this.idCount + content.length) * ID_BYTES);
-    const at = this.count++ * RECORD;
-    const r = this.records;
-    r.writeBigUInt64LE(st.dev, at);
-    r.writeBigUInt64LE(st.ino, at + 8);
-    r.writeBigUInt64LE(st.size, at + 16);
-    r.writeBigInt64LE(st.mtimeNs, at + 24);
-    r.writeBigInt64LE(st.ctimeNs, at + 32);
-    r.writeUInt32LE(path, at + 40);
-    r.writeUInt32LE(content.length, at + 44);
-    for (const id of content) this.ids.write(id, this.idCount++ * ID_BYTES, 'hex');
+    const bytes = content instanceof Uint8Array ? content.length : content.length * ID_BYTES;
+    if (!(content instanceof Uint8Array)) for (const id of content) if (!isHexId(id)) return;
+    if (this.count * WORDS === this.words.length) {
+      const w = new BigInt64Array(this.words.length * 2);
+      w.set(this.words);
+      this.words = w;
+      const m = new Uint32Array(this.meta.length * 2);
+      m.set(this.meta);
+      this.meta = m;
+    }
+    if (this.idBytes + bytes > this.ids.length) {
+      const b = Buffer.alloc(Math.max(this.idBytes + bytes, this.ids.length * 2));
+      this.ids.copy(b, 0, 0, this.idBytes);
+      this.ids = b;
+    }
+    const w = this.words;
+    const at = this.count * WORDS;
+    w[at] = st.dev;
+    w[at + 1] = st.ino;
+    w[at + 2] = st.size;
+    w[at + 3] = st.mtimeNs;
+    w[at + 4] = st.ctimeNs;
+    this.meta[this.count * META] = path;
+    this.meta[this.count * META + 1] = bytes / ID_BYTES;
+    this.count++;
+    if (content instanceof Uint8Array) this.ids.set(content, this.idBytes);
+    else for (let i = 0; i < content.length; i++) this.ids.write(content[i], this.idBytes + i * ID_BYTES, 'hex');
+    this.idBytes += bytes;
   }
 
   get size(): number {
@@ -197,7 +242,8 @@ export class FilesCacheWriter {
     const head = Buffer.alloc(ID_BYTES + 4);
     fromHex(snapshotId).copy(head);
     head.writeUInt32LE(this.count, ID_BYTES);
-    const parts = [head, this.records.subarray(0, this.count * RECORD), this.ids.subarray(0, this.idCount * ID_BYTES)];
+    const view = (a: BigInt64Array | Uint32Array, n: number) => new Uint8Array(a.buffer, 0, n * a.BYTES_PER_ELEMENT);
+    const parts = [head, view(this.words, this.count * WORDS), view(this.meta, this.count * META), this.ids.subarray(0, this.idBytes)];
     const digest = createHash('sha256');
     for (const p of parts) digest.update(p);
     const dir = dirname(path);
@@ -219,10 +265,4 @@ export class FilesCacheWriter {
       throw err;
     }
   }
-}
-
-function grown(b: Buffer, need: number): Buffer<ArrayBuffer> {
-  const n = Buffer.alloc(Math.max(need, b.length * 2));
-  b.copy(n);
-  return n;
 }
