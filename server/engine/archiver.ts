@@ -11,6 +11,7 @@ import { FilesCache, FilesCacheWriter, filesCachePath, pathHash } from './files-
 import { fromHex, toHex } from './hash.js';
 import type { RepositoryLock } from './lock.js';
 import { RenameTable } from './rename-table.js';
+import { latestSnapshot, rememberSnapshot } from './snapshot-index.js';
 import { PROGRAM, type Repository } from './repository.js';
 import { BlobSaver } from './saver.js';
 import type { BackupSummary, SnapshotInfo } from './snapshot.js';
@@ -40,8 +41,9 @@ export interface BackupOptions {
   /** Cancels the backup between files (and between pieces of a stream): the next step throws. */
   signal?: AbortSignal;
   /**
-   * Directory of the local caches (see files-cache.ts; `defaultCacheDir()`): the files cache of this (server,
-   * tag) is read from and written there. None: change detection reads the parent snapshot's trees.
+   * Directory of the local caches (`defaultCacheDir()`): the files cache of this (server, tag) is read from and
+   * written there (files-cache.ts), and the server, tag and time of each snapshot (snapshot-index.ts). None:
+   * change detection reads the parent snapshot's trees, and the parent is found by reading every snapshot.
    */
   cacheDir?: string;
 }
@@ -99,8 +101,9 @@ export class Archiver {
       const p = this.opts.parent ?? 'auto';
       if (p === 'none') this.parent = null;
       else if (p === 'auto') {
-        const all = await this.repo.listSnapshots({ server: this.opts.server, tag: this.opts.tag });
-        this.parent = all.at(-1) ?? null;
+        const filter = { server: this.opts.server, tag: this.opts.tag };
+        if (this.opts.cacheDir) this.parent = await latestSnapshot(this.repo, filter, this.opts.cacheDir);
+        else this.parent = (await this.repo.listSnapshots(filter)).at(-1) ?? null;
       } else this.parent = await this.repo.findSnapshot(p);
       if (this.opts.cacheDir) {
         this.cachePath = filesCachePath(this.opts.cacheDir, this.repo.config.id, this.opts.server, this.opts.tag);
@@ -202,7 +205,7 @@ export class Archiver {
         summary: { ...this.summary },
       };
       const id = await this.repo.saveSnapshot(snapshot);
-      await this.saveCache(id);
+      await this.saveCache({ ...snapshot, id });
       return { ...snapshot, id };
     } finally {
       await this.lock?.release();
@@ -211,10 +214,11 @@ export class Archiver {
   }
 
   /** The next backup's files cache; failing to write it costs only speed. */
-  private async saveCache(snapshotId: string): Promise<void> {
-    if (!this.cacheOut) return;
+  private async saveCache(snapshot: SnapshotInfo): Promise<void> {
+    if (!this.cacheOut || !this.opts.cacheDir) return;
     try {
-      await this.cacheOut.save(this.cachePath, snapshotId);
+      await this.cacheOut.save(this.cachePath, snapshot.id);
+      await rememberSnapshot(this.repo, snapshot, this.opts.cacheDir);
     } catch (err) {
       this.opts.progress?.notice?.(`files cache not written (the next backup reads the snapshot's trees instead): ${(err as Error).message}`);
     }

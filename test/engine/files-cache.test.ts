@@ -11,6 +11,7 @@ let src: string;
 let cacheDir: string;
 let notices: string[];
 let treesLoaded: number;
+let snapshotsRead: number;
 
 const messages = (user: string) => join(src, user, 'Maildir/cur');
 
@@ -28,6 +29,12 @@ beforeEach(async () => {
   await new Promise((r) => setTimeout(r, 1100));
   notices = [];
   treesLoaded = 0;
+  snapshotsRead = 0;
+  const loadSnapshot = repo.loadSnapshot.bind(repo);
+  repo.loadSnapshot = (id) => {
+    snapshotsRead++;
+    return loadSnapshot(id);
+  };
   const load = repo.loadTree.bind(repo);
   repo.loadTree = (id, cache) => {
     treesLoaded++;
@@ -188,5 +195,29 @@ describe('the files cache', () => {
     const st = await lstat(path, { bigint: true });
     const e = c!.find(st, () => true);
     expect([c!.unchanged(e, st), c!.samePath(e, pathHash('/x')), c!.content(e)]).toEqual([true, true, []]);
+  });
+});
+
+describe('the local list of snapshots', () => {
+  test('finds the parent reading only the snapshot files it does not know, and follows other clients and forgets', async () => {
+    const first = await backup();
+    await backup({ cache: false });
+    await backup({ cache: false });
+    snapshotsRead = 0;
+    const fourth = await backup();
+    // The two written without it, then the parent chosen (read and verified).
+    expect(snapshotsRead).toBe(3);
+    snapshotsRead = 0;
+    const fifth = await backup();
+    expect(fifth.parent).toBe(fourth.id);
+    expect(snapshotsRead).toBe(1);
+    // Another (server, tag) and a newer snapshot from another client.
+    await new Archiver(repo, { server: 'mail2', tag: 'mail/imap', cacheDir }).commit();
+    const other = await backup({ cache: false });
+    expect((await backup()).parent).toBe(other.id);
+    // Forgotten snapshots are not chosen.
+    const all = await repo.listSnapshots({ server: 'mail1', tag: 'mail/imap' });
+    for (const s of all.slice(1)) await repo.deleteSnapshot(s.id);
+    expect((await backup()).parent).toBe(first.id);
   });
 });
