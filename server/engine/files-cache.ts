@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ID_BYTES, fromHex, isHexId, toHex } from './hash.js';
@@ -247,10 +247,8 @@ export class FilesCacheWriter {
     const digest = createHash('sha256');
     for (const p of parts) digest.update(p);
     const dir = dirname(path);
+    // Owner-only folders (what the cache says of the user's files is theirs alone); a folder that exists is left as it is.
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    // Folders made earlier by someone's umask are tightened: the cache says what the user's files hold.
-    await chmod(dir, 0o700);
-    await chmod(dirname(dir), 0o700);
     const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
     try {
       const fh = await open(tmp, 'wx', 0o600);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Repository, SnapshotFilter } from './repository.js';
 import type { SnapshotInfo } from './snapshot.js';
@@ -74,7 +74,6 @@ async function readKnown(path: string): Promise<Map<string, Entry>> {
 async function writeKnown(path: string, entries: Map<string, Entry>): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
   const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
   try {
     const fh = await open(tmp, 'wx', 0o600);

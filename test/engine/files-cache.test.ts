@@ -189,7 +189,11 @@ describe('the files cache', () => {
     w.add(await lstat(path, { bigint: true }), Date.now() + 1500, pathHash('/x'), []);
     expect(w.size).toBe(1);
     const file = join(dir.path, 'c');
+    const modes = async () => [(await stat(dir.path)).mode, (await stat(join(dir.path, '..'))).mode];
+    const before = await modes();
     await w.save(file, 'cd'.repeat(32));
+    // Folders it did not make are left as they are (never a chmod of the folders above).
+    expect(await modes()).toEqual(before);
     expect(await FilesCache.load(file, 'ef'.repeat(32))).toBeNull();
     const c = await FilesCache.load(file, 'cd'.repeat(32));
     const st = await lstat(path, { bigint: true });
