@@ -1,14 +1,17 @@
 import { hostname as osHostname } from 'node:os';
 import type { BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
 import { StreamChunker } from './chunker.js';
 import { EngineError, RepositoryFullError } from './errors.js';
+import { FilesCache, FilesCacheWriter, filesCachePath, pathHash } from './files-cache.js';
 import { fromHex, toHex } from './hash.js';
 import type { RepositoryLock } from './lock.js';
 import { RenameTable } from './rename-table.js';
+import { latestSnapshot, rememberSnapshot } from './snapshot-index.js';
 import { PROGRAM, type Repository } from './repository.js';
 import { BlobSaver } from './saver.js';
 import type { BackupSummary, SnapshotInfo } from './snapshot.js';
@@ -37,6 +40,12 @@ export interface BackupOptions {
   time?: Date;
   /** Cancels the backup between files (and between pieces of a stream): the next step throws. */
   signal?: AbortSignal;
+  /**
+   * Directory of the local caches (`defaultCacheDir()`): the files cache of this (server, tag) is read from and
+   * written there (files-cache.ts), and the server, tag and time of each snapshot (snapshot-index.ts). None:
+   * change detection reads the parent snapshot's trees, and the parent is found by reading every snapshot.
+   */
+  cacheDir?: string;
 }
 
 interface VDir {
@@ -67,7 +76,12 @@ export class Archiver {
   private readonly largeFiles = new Semaphore(2);
   private readonly filesInFlight = new Semaphore(FILES_IN_FLIGHT);
   private readonly turn = new EventLoopTurn(YIELD_EVERY);
+  private readonly lister = new DirectoryLister();
   private current = '';
+  /** What the backup that made the parent snapshot found in each file (null: none usable). */
+  private cache: FilesCache | null = null;
+  private cacheOut: FilesCacheWriter | null = null;
+  private cachePath = '';
 
   constructor(
     private readonly repo: Repository,
@@ -87,9 +101,15 @@ export class Archiver {
       const p = this.opts.parent ?? 'auto';
       if (p === 'none') this.parent = null;
       else if (p === 'auto') {
-        const all = await this.repo.listSnapshots({ server: this.opts.server, tag: this.opts.tag });
-        this.parent = all.at(-1) ?? null;
+        const filter = { server: this.opts.server, tag: this.opts.tag };
+        if (this.opts.cacheDir) this.parent = await latestSnapshot(this.repo, filter, this.opts.cacheDir);
+        else this.parent = (await this.repo.listSnapshots(filter)).at(-1) ?? null;
       } else this.parent = await this.repo.findSnapshot(p);
+      if (this.opts.cacheDir) {
+        this.cachePath = filesCachePath(this.opts.cacheDir, this.repo.config.id, this.opts.server, this.opts.tag);
+        this.cacheOut = new FilesCacheWriter();
+        if (this.parent) this.cache = await FilesCache.load(this.cachePath, this.parent.id, (m) => this.opts.progress?.notice?.(m));
+      }
     } catch (err) {
       await this.lock.release();
       this.lock = undefined;
@@ -109,9 +129,10 @@ export class Archiver {
     const dir = await this.vdir(parts.slice(0, -1), opts.statParents ? fsPath : undefined);
     const name = parts.at(-1)!;
     const parentNode = await this.parentNodeAt(parts);
+    const statAt = Date.now();
     const st = await lstat(fsPath, { bigint: true });
     this.paths.push('/' + parts.join('/'));
-    const node = await this.archiveEntry(fsPath, '/' + parts.join('/'), name, st, parentNode, parts);
+    const node = await this.archiveEntry(fsPath, '/' + parts.join('/'), name, st, statAt, parentNode, parts);
     if (node) dir.children.set(name, node);
   }
 
@@ -184,10 +205,22 @@ export class Archiver {
         summary: { ...this.summary },
       };
       const id = await this.repo.saveSnapshot(snapshot);
+      await this.saveCache({ ...snapshot, id });
       return { ...snapshot, id };
     } finally {
       await this.lock?.release();
       this.lock = undefined;
+    }
+  }
+
+  /** The next backup's files cache; failing to write it costs only speed. */
+  private async saveCache(snapshot: SnapshotInfo): Promise<void> {
+    if (!this.cacheOut || !this.opts.cacheDir) return;
+    try {
+      await this.cacheOut.save(this.cachePath, snapshot.id);
+      await rememberSnapshot(this.repo, snapshot, this.opts.cacheDir);
+    } catch (err) {
+      this.opts.progress?.notice?.(`files cache not written (the next backup reads the snapshot's trees instead): ${(err as Error).message}`);
     }
   }
 
@@ -200,7 +233,7 @@ export class Archiver {
 
   // --- directory trees -------------------------------------------------------------------------
 
-  private async archiveEntry(fsPath: string, vpath: string, name: string, st: BigIntStats, parentNode: TreeNode | undefined, vparts: string[]): Promise<TreeNode | null> {
+  private async archiveEntry(fsPath: string, vpath: string, name: string, st: BigIntStats, statAt: number, parentNode: TreeNode | undefined, vparts: string[]): Promise<TreeNode | null> {
     const node = nodeFromStat(name, st);
     if (node.type === 'dir') return this.archiveDir(fsPath, vpath, node, parentNode?.type === 'dir' ? parentNode.subtree : undefined, vparts);
     if (node.type === 'symlink') {
@@ -208,7 +241,7 @@ export class Archiver {
       return node;
     }
     if (node.type !== 'file') return node;
-    await this.archiveFile(fsPath, vpath, node, parentNode, vparts);
+    await this.archiveFile(fsPath, vpath, node, parentNode, vparts, st, statAt);
     return node;
   }
 
@@ -225,21 +258,23 @@ export class Archiver {
   private async walkDir(fsPath: string, vpath: string, node: TreeNode, parentTreeId: string | undefined, vparts: string[]): Promise<{ done: Promise<TreeNode | null> }> {
     let names: string[];
     try {
-      names = await readdir(fsPath);
+      names = await this.lister.names(fsPath);
     } catch (err) {
       this.fail(vpath, err);
       return { done: Promise.resolve(null) };
     }
     names.sort(compareNames);
     let parentNodes: Map<string, TreeNode> | undefined;
-    if (parentTreeId) {
+    // With a files cache, each file is found there: the parent's tree is not decoded at all.
+    if (parentTreeId && !this.cache) {
       try {
         parentNodes = new Map((await this.repo.loadTree(parentTreeId)).nodes.map((n) => [n.name, n]));
       } catch (err) {
         this.opts.progress?.notice?.(`parent tree of ${vpath} unreadable, reading its files again: ${(err as Error).message}`);
       }
     }
-    const stats = await statAll(fsPath, names);
+    const statAt = Date.now();
+    const stats = await this.lister.stats(fsPath, names);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const pending: Promise<void>[] = [];
     // Settled by Promise.all below once the walk of this directory is done; handled at once so that a
@@ -276,7 +311,7 @@ export class Archiver {
         const slot = this.filesInFlight.acquire();
         if (slot) await slot;
         wait(
-          this.archiveFile(childPath, childV, child, prev, vparts)
+          this.archiveFile(childPath, childV, child, prev, vparts, st, statAt)
             .catch((err) => {
               nodes[i] = null;
               this.fail(childV, err);
@@ -298,10 +333,13 @@ export class Archiver {
     return { done };
   }
 
-  private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[]): Promise<void> {
+  private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[], st: BigIntStats, statAt: number): Promise<void> {
     this.summary.bytesTotal += node.size;
+    const where = this.cacheOut ? pathHash(vpath) : 0;
+    if (this.cache) return this.archiveCachedFile(fsPath, vpath, node, st, statAt, where);
     if (prev && prev.type === 'file' && prev.size === node.size && prev.mtime === node.mtime && prev.ctime === node.ctime && prev.inode === node.inode && this.allIndexed(prev.content)) {
       node.content = prev.content ?? [];
+      this.cacheOut?.add(st, statAt, where, node.content);
       this.count(vpath, 'unmodified');
       return;
     }
@@ -309,20 +347,57 @@ export class Archiver {
     const linked = hardlinkKey ? this.hardlinks.get(hardlinkKey) : undefined;
     if (linked) {
       node.content = linked;
+      this.cacheOut?.add(st, statAt, where, linked);
       this.count(vpath, prev ? 'changed' : 'new');
       return;
     }
     if (this.opts.renameDetection !== false && this.parent) {
-      const moved = await this.findRenamed(node, vparts);
+      const moved = await this.findRenamed(node, vparts, prev);
       if (moved) {
         node.content = moved;
+        this.cacheOut?.add(st, statAt, where, moved);
         this.count(vpath, 'renamed');
         return;
       }
     }
-    node.content = await this.readContent(fsPath, node);
-    if (hardlinkKey) this.hardlinks.set(hardlinkKey, node.content);
+    await this.read(fsPath, node, st, statAt, where);
     this.count(vpath, prev ? 'changed' : 'new');
+  }
+
+  /**
+   * A file of a backup whose files cache is the parent's: unchanged (same inode, size, mtime, ctime) or moved
+   * here (same inode, size and mtime, elsewhere before) by the cache; otherwise read. A file the cache does
+   * not know was in no file of the parent snapshot (or was too recent to be trusted): it is read.
+   */
+  private async archiveCachedFile(fsPath: string, vpath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): Promise<void> {
+    const cache = this.cache!;
+    const e = cache.find(st, (id) => this.repo.reusable(id));
+    if (e >= 0) {
+      const moves = this.opts.renameDetection !== false;
+      const samePath = cache.samePath(e, where);
+      const unchanged = cache.unchanged(e, st);
+      // Unchanged elsewhere: in a folder renamed since (its files keep their ctime).
+      if ((unchanged && (samePath || moves)) || (moves && !samePath && cache.sameData(e, st))) {
+        node.content = cache.content(e);
+        this.cacheOut!.add(st, statAt, where, cache.blobIds(e));
+        this.count(vpath, unchanged && samePath ? 'unmodified' : 'renamed');
+        return;
+      }
+    }
+    const linked = node.links > 1 ? this.hardlinks.get(`${node.device}:${node.inode}`) : undefined;
+    if (linked) {
+      node.content = linked;
+      this.cacheOut!.add(st, statAt, where, linked);
+    } else await this.read(fsPath, node, st, statAt, where);
+    this.count(vpath, cache.hadPath(where) ? 'changed' : 'new');
+  }
+
+  /** Reads a file's content into its node, and records it for the next backup when it is still as stat'ed. */
+  private async read(fsPath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): Promise<void> {
+    const statSize = node.size;
+    node.content = await this.readContent(fsPath, node);
+    if (node.links > 1) this.hardlinks.set(`${node.device}:${node.inode}`, node.content);
+    if (node.size === statSize) this.cacheOut?.add(st, statAt, where, node.content);
   }
 
   private async readContent(fsPath: string, node: TreeNode): Promise<string[]> {
@@ -365,12 +440,17 @@ export class Archiver {
     return true;
   }
 
-  /** The parent's file with the same (device, inode, size, mtime) anywhere under the same source. */
-  private async findRenamed(node: TreeNode, vparts: string[]): Promise<string[] | undefined> {
+  /**
+   * The parent's file with the same (device, inode, size, mtime) elsewhere under the same source. Not the
+   * file at the same path: with another ctime, it was written since (its mtime set back), and is read again.
+   */
+  private async findRenamed(node: TreeNode, vparts: string[], prev: TreeNode | undefined): Promise<string[] | undefined> {
     const table = await this.renameTable(vparts);
     if (!table) return undefined;
     for (const [t, n] of table.find(node.device, node.inode, node.size, node.mtime)) {
       const cand = (await this.repo.loadTree(table.trees[t])).nodes[n];
+      // The file at this same path (or a hard link of it with the same name and times): see above.
+      if (prev && sameNode(cand, prev)) continue;
       if (cand && cand.type === 'file' && cand.device === node.device && cand.inode === node.inode && cand.size === node.size && cand.mtime === node.mtime && this.allIndexed(cand.content)) {
         return cand.content ?? [];
       }
@@ -502,15 +582,84 @@ export class Archiver {
 
 /** lstat calls in flight at once for one directory: enough to keep libuv's pool busy, few enough to bound memory. */
 const STAT_CONCURRENCY = 32;
+/**
+ * Synchronous calls slower than SLOW_CALL_MS (a cold disk, NFS), at least SLOW_CALLS of them and more than one in
+ * eight, send the rest of the walk to libuv's pool; not a few: a page-cache miss, or the process preempted on a
+ * busy machine, makes one call slow now and then.
+ */
+const SLOW_CALL_MS = 2;
+const SLOW_CALLS = 8;
+/** Synchronous calls in a row before the event loop gets a turn, and the longest such a run may hold it. */
+const SYNC_RUN = 256;
+const SYNC_RUN_MS = 4;
 
 /**
- * lstat of every entry, asynchronously on libuv's pool, a bounded number at a time: the walk shares
- * the server's event loop, and a synchronous run of thousands of stat calls would hold off every
- * request (the API, the task's event stream) until the directory is done.
+ * Lists directories and stats their entries. From the page cache (the usual case: a mail spool's inodes stay
+ * cached) a synchronous lstat costs a few microseconds, where a call through libuv's pool costs several times
+ * that in handing over and promise resolution alone: the walk calls synchronously, in runs of at most SYNC_RUN
+ * calls or SYNC_RUN_MS with an event-loop turn between runs (it shares the server's loop). Calls that take
+ * longer than SLOW_CALL_MS show a storage that waits: from then on the walk's calls go to libuv's pool,
+ * a bounded number in flight, and never hold the loop.
  */
-async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
-  const out: (BigIntStats | Error)[] = new Array(names.length);
-  let next = 0;
+class DirectoryLister {
+  private sync = true;
+  private slow = 0;
+  private total = 0;
+  private calls = 0;
+  private runStart = performance.now();
+
+  async names(dir: string): Promise<string[]> {
+    if (!this.sync) return readdir(dir);
+    const turn = this.turn();
+    if (turn) await turn;
+    const t = performance.now();
+    const names = readdirSync(dir);
+    this.timed(t);
+    return names;
+  }
+
+  async stats(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
+    const out: (BigIntStats | Error)[] = new Array(names.length);
+    let i = 0;
+    for (; i < names.length && this.sync; i++) {
+      const turn = this.turn();
+      if (turn) await turn;
+      const t = performance.now();
+      try {
+        out[i] = lstatSync(join(dir, names[i]), { bigint: true });
+      } catch (err) {
+        out[i] = err as Error;
+      }
+      this.timed(t);
+    }
+    if (i < names.length) await statAll(dir, names, out, i);
+    return out;
+  }
+
+  private timed(started: number): void {
+    this.total++;
+    if (performance.now() - started > SLOW_CALL_MS && ++this.slow >= SLOW_CALLS && this.slow * 8 > this.total) this.sync = false;
+  }
+
+  /** An event-loop turn once the current run of synchronous calls is long enough. */
+  private turn(): Promise<void> | void {
+    if (++this.calls < SYNC_RUN && performance.now() - this.runStart < SYNC_RUN_MS) return;
+    return new Promise<void>((r) =>
+      setImmediate(() => {
+        this.calls = 0;
+        this.runStart = performance.now();
+        r();
+      }),
+    );
+  }
+}
+
+/**
+ * lstat of the entries from `from` on, asynchronously on libuv's pool, a bounded number at a time: a
+ * synchronous run of slow stat calls would hold off every request (the API, the task's event stream).
+ */
+async function statAll(dir: string, names: string[], out: (BigIntStats | Error)[], from: number): Promise<void> {
+  let next = from;
   const lane = async () => {
     for (let i = next++; i < names.length; i = next++) {
       try {
@@ -520,8 +669,7 @@ async function statAll(dir: string, names: string[]): Promise<(BigIntStats | Err
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length) }, lane));
-  return out;
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length - from) }, lane));
 }
 
 /** Whether a directory's entries are exactly those of its tree in the parent snapshot. */

@@ -1,5 +1,6 @@
 /** The repository engine: a library with no knowledge of HTTP, BlueMind or SQL. See API.md and FORMAT.md. */
 export { Archiver, type BackupOptions, type BackupProgress, type FileStatus } from './archiver.js';
+export { defaultCacheDir } from './files-cache.js';
 export { check, type CheckOptions, type CheckResult } from './check.js';
 export { diffSnapshots, type Change, type ChangeKind } from './diff.js';
 export * from './errors.js';

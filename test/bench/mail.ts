@@ -49,7 +49,9 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: BenchRo
   // Ours again, into an S3 bucket (s3rver on loopback, in this process): what the S3 backend costs over a local disk.
   const s3 = o.peers && !o.peers.includes('s3') ? undefined : await startS3();
   const s3Repo = `s3://${TEST_BUCKET}/bench`;
-  const encrypted = { DP_REPOSITORY_PASSWORD: 'bench-only', DP_REPOSITORY_PASSWORD_FILE: '' };
+  // Our files cache (as restic's cache in the scale case) inside the work folder, not the user's ~/.cache.
+  const cache = { DP_CACHE_DIR: join(work, 'cache-ours') };
+  const encrypted = { DP_REPOSITORY_PASSWORD: 'bench-only', DP_REPOSITORY_PASSWORD_FILE: '', ...cache };
   const env = { RESTIC_PASSWORD: 'bench-only', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
   const peers: Peer[] = [
     {
@@ -59,7 +61,7 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: BenchRo
         await measure(process.execPath, [CLI, 'repo', 'init', '--repo', this.repo]);
       },
       backup() {
-        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json']);
+        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: cache });
       },
       restoreOne(user, target) {
         return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--include', join(spool, user), '--target', target, '--json']);
@@ -100,7 +102,7 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: BenchRo
         await measure(process.execPath, [CLI, 'repo', 'init', '--repo', s3Repo], { env: s3!.env });
       },
       backup() {
-        return measure(process.execPath, [CLI, 'backup', '--repo', s3Repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: s3!.env });
+        return measure(process.execPath, [CLI, 'backup', '--repo', s3Repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: { ...s3!.env, ...cache } });
       },
       restoreOne(user, target) {
         return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', s3Repo, '--include', join(spool, user), '--target', target, '--json'], { env: s3!.env });

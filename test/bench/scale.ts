@@ -99,7 +99,7 @@ export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBench> {
         return measure(process.execPath, [CLI, 'repo', 'init', '--repo', this.repo]);
       },
       backup() {
-        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json']);
+        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: { DP_CACHE_DIR: join(work, 'cache-ours') } });
       },
     },
     {

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { Archiver, filesSeen, type SnapshotInfo } from '../../engine/index.js';
+import { Archiver, defaultCacheDir, filesSeen, type SnapshotInfo } from '../../engine/index.js';
 import { openRepo, output, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration, eta, rate, type Output } from '../output.js';
 
@@ -15,6 +15,7 @@ interface BackupOpts extends RepoOptions {
   stdinFrom?: string;
   name?: string;
   renameDetection: boolean;
+  cache: boolean;
 }
 
 export function register(program: Command): void {
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .option('--stdin-from <command>', 'back up the standard output of this shell command (e.g. a pg_dump)')
     .option('--name <file>', 'file name of the --stdin-from stream in the snapshot')
     .option('--no-rename-detection', 'read renamed or moved files again instead of recognising them by inode')
+    .option('--no-cache', 'neither read nor write the local files cache (DP_CACHE_DIR, else ~/.cache/bm-dataprotect): find unchanged files in the parent snapshot instead')
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (paths: string[], opts: BackupOpts) => {
       if (opts.stdinFrom && paths.length) throw new UsageError('give either paths or --stdin-from, not both');
@@ -45,6 +47,7 @@ export function register(program: Command): void {
         tag: opts.tag,
         parent: opts.parent,
         renameDetection: opts.renameDetection,
+        cacheDir: opts.cache ? defaultCacheDir() : undefined,
         progress: {
           update: (s, current) =>
             out.progressDue() &&

@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Repository, SnapshotFilter } from './repository.js';
+import type { SnapshotInfo } from './snapshot.js';
+
+/** What choosing a parent needs of a snapshot. */
+interface Entry {
+  server: string;
+  tag: string;
+  time: string;
+}
+
+/**
+ * The latest snapshot of (server, tag) without reading every snapshot file at every backup: a snapshot file
+ * never changes (it is named by the SHA-256 of its bytes), so its server, tag and time are kept in a local file
+ * (`<cache dir>/<repository id>/snapshots`, owner-only) and only the files listed but not known yet are read.
+ * Ids no longer listed (forgotten) are dropped. The chosen snapshot itself is read and verified as usual; a
+ * wrong entry could only choose another parent, which costs speed, never correctness (a parent only says which
+ * files may be unchanged; each one is checked against its own stat).
+ */
+export async function latestSnapshot(repo: Repository, filter: Required<SnapshotFilter>, cacheDir: string): Promise<SnapshotInfo | null> {
+  const path = pathOf(repo, cacheDir);
+  const known = await readKnown(path);
+  const listed: string[] = [];
+  for await (const f of repo.storage.list('snapshot')) listed.push(f.name);
+  const entries = new Map<string, Entry>();
+  let changed = listed.length !== known.size;
+  for (const id of listed) {
+    let e = known.get(id);
+    if (!e) {
+      const s = await repo.loadSnapshot(id);
+      e = { server: s.server, tag: s.tag, time: s.time };
+      changed = true;
+    }
+    entries.set(id, e);
+  }
+  let best: [string, Entry] | undefined;
+  for (const [id, e] of entries) {
+    if (e.server !== filter.server || e.tag !== filter.tag) continue;
+    if (!best || e.time > best[1].time || (e.time === best[1].time && id > best[0])) best = [id, e];
+  }
+  if (changed) await writeKnown(path, entries).catch(() => {});
+  return best ? repo.loadSnapshot(best[0]) : null;
+}
+
+/** Adds a snapshot this process just wrote, so that the next backup need not read it to know it. */
+export async function rememberSnapshot(repo: Repository, s: SnapshotInfo, cacheDir: string): Promise<void> {
+  const path = pathOf(repo, cacheDir);
+  const known = await readKnown(path);
+  known.set(s.id, { server: s.server, tag: s.tag, time: s.time });
+  await writeKnown(path, known);
+}
+
+function pathOf(repo: Repository, cacheDir: string): string {
+  return join(cacheDir, repo.config.id.replace(/[^0-9a-f]/g, ''), 'snapshots');
+}
+
+async function readKnown(path: string): Promise<Map<string, Entry>> {
+  try {
+    const doc = JSON.parse(await readFile(path, 'utf8')) as { version?: number; snapshots?: Record<string, Entry> };
+    if (doc.version !== 1 || typeof doc.snapshots !== 'object' || doc.snapshots === null) return new Map();
+    const out = new Map<string, Entry>();
+    for (const [id, e] of Object.entries(doc.snapshots)) {
+      if (typeof e?.server === 'string' && typeof e.tag === 'string' && typeof e.time === 'string') out.set(id, e);
+    }
+    return out;
+  } catch {
+    // None yet, or unreadable: every snapshot file is read, and the file written again.
+    return new Map();
+  }
+}
+
+async function writeKnown(path: string, entries: Map<string, Entry>): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+  try {
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify({ version: 1, snapshots: Object.fromEntries(entries) }));
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
