@@ -1,7 +1,7 @@
 // One part of a generation, backed up in this process: its source (a database dump or directory trees) into one
 // snapshot. The coordinator runs it for the servers it serves itself; a node agent runs it for its own server.
 
-import { Archiver, type BackupSummary, type Repository, type SnapshotInfo } from '../../engine/index.js';
+import { Archiver, defaultCacheDir, type BackupSummary, type Repository, type SnapshotInfo } from '../../engine/index.js';
 import type { HostPort, Tag } from '../../host/port.js';
 import { backupDatabase } from '../../sources/pgsql-backup.js';
 import type { GenerationStatus } from '../model.js';
@@ -29,6 +29,8 @@ export interface PartBackupOptions {
   signal?: AbortSignal;
   /** Kept in the snapshot's metadata beside the generation (e.g. which agent made the part). */
   meta?: Record<string, unknown>;
+  /** Where the files cache lives (default: the user's cache folder); null: no cache, every file is compared with the parent's trees. */
+  cacheDir?: string | null;
 }
 
 export function failedPart(p: PartPlan, begin: Date, message: string): PartRecord {
@@ -68,7 +70,9 @@ export async function backupPart(o: PartBackupOptions): Promise<PartRecord> {
     } else {
       const locations = await o.host.dataLocations(p.server, p.tag);
       if (locations.length === 0) throw new Error(`the host has no data location for ${p.tag} on ${p.server}`);
-      const archiver = new Archiver(o.repo, { server: p.server, tag: p.tag, progress, time: o.time, signal: o.signal });
+      // The files cache lets a nightly run skip the parent's trees for unchanged mail (it lives on this server).
+      const cacheDir = o.cacheDir === null ? undefined : o.cacheDir ?? defaultCacheDir();
+      const archiver = new Archiver(o.repo, { server: p.server, tag: p.tag, progress, time: o.time, signal: o.signal, cacheDir });
       try {
         for (const l of locations) {
           try {
