@@ -8,7 +8,7 @@ import { BlobType } from './blob-index.js';
 import { StreamChunker } from './chunker.js';
 import { EngineError, RepositoryFullError } from './errors.js';
 import { FilesCache, FilesCacheWriter, filesCachePath, pathHash } from './files-cache.js';
-import { fromHex, toHex } from './hash.js';
+import { ID_BYTES, fromHex, toHex } from './hash.js';
 import type { RepositoryLock } from './lock.js';
 import { RenameTable } from './rename-table.js';
 import { latestSnapshot, rememberSnapshot } from './snapshot-index.js';
@@ -367,11 +367,18 @@ export class Archiver {
   /**
    * A file of a backup whose files cache is the parent's: unchanged (same inode, size, mtime, ctime) or moved
    * here (same inode, size and mtime, elsewhere before) by the cache; otherwise read. A file the cache does
-   * not know was in no file of the parent snapshot (or was too recent to be trusted): it is read.
+   * not know was in no file of the parent snapshot: it is read. One recorded as racy is read too.
    */
   private async archiveCachedFile(fsPath: string, vpath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): Promise<void> {
     const cache = this.cache!;
     const e = cache.find(st, (id) => this.repo.reusable(id));
+    if (e >= 0 && cache.racy(e)) {
+      // Changed just before the last backup stat'ed it: read again; as it was if its blobs are the same.
+      await this.read(fsPath, node, st, statAt, where);
+      const same = cache.samePath(e, where) && cache.unchanged(e, st) && sameIds(node.content, cache.blobIds(e));
+      this.count(vpath, same ? 'unmodified' : cache.hadPath(where) ? 'changed' : 'new');
+      return;
+    }
     if (e >= 0) {
       const moves = this.opts.renameDetection !== false;
       const samePath = cache.samePath(e, where);
@@ -673,6 +680,12 @@ async function statAll(dir: string, names: string[], out: (BigIntStats | Error)[
 }
 
 /** Whether a directory's entries are exactly those of its tree in the parent snapshot. */
+/** Whether hex blob ids are these ids' bytes, in order. */
+function sameIds(content: readonly string[] | undefined, ids: Buffer): boolean {
+  if (!content || content.length * ID_BYTES !== ids.length) return false;
+  return content.every((id, i) => ids.toString('hex', i * ID_BYTES, (i + 1) * ID_BYTES) === id);
+}
+
 function sameEntries(nodes: readonly TreeNode[], parent: ReadonlyMap<string, TreeNode>): boolean {
   if (nodes.length !== parent.size) return false;
   for (const n of nodes) {

@@ -16,18 +16,21 @@ import { ID_BYTES, fromHex, isHexId, toHex } from './hash.js';
  * user that no one else can write, and only when its checksum holds; a blob it names is reused only when the
  * index has it. A file is taken as unchanged only with the same device, inode, size, mtime **and ctime** (the
  * kernel sets ctime at every write, and no one can set it back, unlike mtime); a file whose ctime was within
- * RACY_MS of the moment it was stat'ed is not recorded, since a write in the same clock tick after its stat
- * would leave its ctime as it was (a tick is a few milliseconds; the margin also covers an NFS server's clock
- * a little behind this one). Anything wrong with the cache makes the backup read the files.
+ * RACY_MS of the moment it was stat'ed is recorded as racy, never trusted: a write in the same clock tick after
+ * its stat would leave its ctime as it was (a tick is a few milliseconds; the margin also covers an NFS
+ * server's clock a little behind this one). The next backup reads a racy file again, and counts it unmodified
+ * only when it finds the same blobs (as git does with its racily clean entries). Anything wrong with the cache
+ * makes the backup read the files.
  *
  * File (little-endian): MAGIC, SHA-256 of the body, body = snapshot id (32 bytes), entry count N (u32), N × 5
- * i64 (device, inode, size, mtime and ctime in nanoseconds), N × 2 u32 (path hash, number of blob ids), then
+ * i64 (device, inode, size, mtime and ctime in nanoseconds), N × 3 u32 (path hash, number of blob ids, flags:
+ * 1 = racy), then
  * every entry's blob ids (32 bytes each) in entry order. Host byte order would do as well (a cache never
  * leaves its machine); little-endian is what every platform Node runs the engine on has.
  */
-const MAGIC = Buffer.from('bm-dataprotect files cache 1\n');
+const MAGIC = Buffer.from('bm-dataprotect files cache 2\n');
 const HEADER = MAGIC.length + ID_BYTES;
-/** Timestamps are coarse (a clock tick, up to 10 ms): a file changed less than this before its stat is not recorded. */
+/** Timestamps are coarse (a clock tick, up to 10 ms): a file changed less than this before its stat is racy. */
 const RACY_MS = 1000;
 
 /** Where caches live: DP_CACHE_DIR, else $XDG_CACHE_HOME/bm-dataprotect, else ~/.cache/bm-dataprotect. */
@@ -56,8 +59,9 @@ function slotOf(dev: number, ino: number): number {
 
 /** Per entry: device, inode, size, mtime, ctime (i64 words; a value past 2^63 compares unequal: read again). */
 const WORDS = 5;
-/** Per entry: path hash, number of blob ids (u32). */
-const META = 2;
+/** Per entry: path hash, number of blob ids, flags (u32). */
+const META = 3;
+const RACY = 1;
 
 /** A files cache as read: lookups by (device, inode) over typed arrays, nothing allocated per entry. */
 export class FilesCache {
@@ -165,6 +169,11 @@ export class FilesCache {
     return this.sameData(e, st) && this.words[e * WORDS + 4] === st.ctimeNs;
   }
 
+  /** Recorded too soon after a change to be trusted: its stat says nothing, only reading it again does. */
+  racy(e: number): boolean {
+    return (this.meta[e * META + 2] & RACY) !== 0;
+  }
+
   samePath(e: number, path: number): boolean {
     return this.meta[e * META] === path;
   }
@@ -202,7 +211,6 @@ export class FilesCacheWriter {
    * pathHash), holds these blobs: hex ids, or their bytes one after the other.
    */
   add(st: BigIntStats, statAt: number, path: number, content: readonly string[] | Uint8Array): void {
-    if (st.ctimeNs >= BigInt(statAt - RACY_MS) * 1_000_000n) return;
     const bytes = content instanceof Uint8Array ? content.length : content.length * ID_BYTES;
     if (!(content instanceof Uint8Array)) for (const id of content) if (!isHexId(id)) return;
     if (this.count * WORDS === this.words.length) {
@@ -227,6 +235,7 @@ export class FilesCacheWriter {
     w[at + 4] = st.ctimeNs;
     this.meta[this.count * META] = path;
     this.meta[this.count * META + 1] = bytes / ID_BYTES;
+    this.meta[this.count * META + 2] = st.ctimeNs >= BigInt(statAt - RACY_MS) * 1_000_000n ? RACY : 0;
     this.count++;
     if (content instanceof Uint8Array) this.ids.set(content, this.idBytes);
     else for (let i = 0; i < content.length; i++) this.ids.write(content[i], this.idBytes + i * ID_BYTES, 'hex');
