@@ -2,9 +2,10 @@ import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync
 import { dirname, join } from 'node:path';
 import type { BlobLocation } from './blob-index.js';
 import { NotFoundError, RepositoryDamagedError } from './errors.js';
-import type { RestoreWrite } from './codec-pool.js';
+import type { RestoreResult, RestoreWrite } from './codec-pool.js';
 import { mapLimit, type Repository } from './repository.js';
 import { RestoreTarget } from './restore-target.js';
+import { RestoreWriter } from './restore-writes.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { splitPath, type TreeNode } from './tree.js';
 import { contentSizeProblem } from './validate.js';
@@ -19,6 +20,11 @@ export interface RestoreOptions {
   /** Snapshot paths to restore (each with everything below it); all when empty. */
   include?: string[];
   progress?: RestoreProgress;
+  /**
+   * Where blobs are decompressed and written: true on this thread, false on the codec workers; by default
+   * on this thread for a small restore (INLINE_BYTES), else on the workers.
+   */
+  inline?: boolean;
 }
 
 export interface RestoreSummary {
@@ -204,30 +210,25 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     }
   }
 
-  // 4. Pack by pack, a few at a time: read the ranges needed; a worker decompresses, verifies and
-  //    writes them into the files; files of several blobs get their metadata once complete. A pack on a
-  //    local disk is read by the worker itself, into a buffer it keeps: no range crosses threads.
-  const codec = repo.codec('restore');
+  // 4. Pack by pack, a few at a time: read the ranges needed, decompress, verify and write them into the
+  //    files; files of several blobs get their metadata once complete. Most restores do that on the codec
+  //    workers, where a pack on a local disk is read by the worker itself, into a buffer it keeps: no range
+  //    crosses threads. A small one does it here: starting the workers would cost more than its work.
   const local = repo.storage.localPath?.bind(repo.storage);
-  await mapLimit([...byPack.entries()], 4, async ([pack, blobs]) => {
+  const plan = [...byPack.entries()].map(([pack, blobs]) => {
     const jobs = [...blobs.values()].filter((j) => j.targets.some((t) => !t.file.failed)).sort((a, b) => a.loc.offset - b.loc.offset);
-    if (jobs.length === 0) return;
+    return { pack, segments: segments(jobs, local ? LOCAL_SEGMENT : REMOTE_SEGMENT) };
+  });
+  const writer = (opts.inline ?? isSmall(plan)) ? new RestoreWriter(repo.cipher?.key ?? null) : null;
+  const codec = writer ? null : repo.codec('restore');
+  await mapLimit(plan, writer && local ? 1 : 4, async ({ pack, segments }) => {
+    if (segments.length === 0) return;
     const unreadable = (segment: { jobs: BlobJob[] }, err: unknown) => {
       const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${err instanceof Error ? err.message : String(err)}`);
       for (const j of segment.jobs) for (const t of j.targets) if (!t.file.failed) ((t.file.failed = true), fail(t.file.path, e));
     };
-    for (const segment of segments(jobs, local ? LOCAL_SEGMENT : REMOTE_SEGMENT)) {
+    for (const segment of segments) {
       const length = segment.end - segment.start;
-      let from: Buffer | { file: string; start: number; length: number };
-      if (local) from = { file: local('data', pack), start: segment.start, length };
-      else {
-        try {
-          from = await repo.storage.read('data', pack, segment.start, length);
-        } catch (err) {
-          unreadable(segment, err);
-          continue;
-        }
-      }
       const writes: RestoreWrite[] = [];
       const targets: BlobJob['targets'] = [];
       segment.jobs.forEach((j, bi) => {
@@ -239,7 +240,22 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
         }
       });
       const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, id: j.id }));
-      const r = await codec.restore(from, blobList, writes, target.root, AS_ROOT);
+      // What the storage cannot give is the pack's damage; a worker that fails is not, and ends the restore.
+      let from: Buffer | { file: string; start: number; length: number };
+      try {
+        if (!local) from = await repo.storage.read('data', pack, segment.start, length);
+        else from = writer ? writer.readLocal(local('data', pack), segment.start, length) : { file: local('data', pack), start: segment.start, length };
+      } catch (err) {
+        unreadable(segment, err);
+        continue;
+      }
+      let r: RestoreResult;
+      if (writer) {
+        r = writer.write(from as Buffer, blobList, writes, target, AS_ROOT);
+        writer.trim(LOCAL_SEGMENT);
+        // Synchronous work in slices of one range: a server's other requests get their turn in between.
+        await new Promise(setImmediate);
+      } else r = await codec!.restore(from, blobList, writes, target.root, AS_ROOT);
       if (r.readError !== undefined) {
         unreadable(segment, new Error(r.readError));
         continue;
@@ -361,4 +377,24 @@ function finishFileSync(target: RestoreTarget, path: string, node: TreeNode): vo
 function nsToSeconds(ns: string): number {
   const us = BigInt(ns) / 1000n;
   return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
+}
+
+/**
+ * A restore of at most this many stored bytes and this many file writes is written on the restorer's own
+ * thread. Starting a codec worker costs ~50 ms of CPU and ~12 MiB each, about what this thread spends on
+ * one mailbox of a few hundred messages (~25 MB): below that the workers would cost more than they share.
+ */
+const INLINE_BYTES = 32 * 1024 * 1024;
+const INLINE_WRITES = 4096;
+
+function isSmall(plan: { segments: { start: number; end: number; jobs: BlobJob[] }[] }[]): boolean {
+  let bytes = 0;
+  let writes = 0;
+  for (const p of plan) {
+    for (const s of p.segments) {
+      bytes += s.end - s.start;
+      for (const j of s.jobs) writes += j.targets.length;
+    }
+  }
+  return bytes <= INLINE_BYTES && writes <= INLINE_WRITES;
 }

@@ -59,6 +59,9 @@ describe('backup and restore round trip', () => {
     const restoredBig = await stat(join(out, 'spool/big.bin'));
     const restoredLink = await stat(join(out, 'spool/empty/hardlink-to-big'));
     expect(restoredLink.ino).toBe(restoredBig.ino);
+    // This restore is small: written on this thread. The same on the codec workers, as a large one is.
+    expect((await restore(repo, snap, { target: join(dir.path, 'out-workers'), inline: false })).errors).toBe(0);
+    expect(await manifest(join(dir.path, 'out-workers/spool'))).toEqual(before);
   });
 
   test('a large file is cut into many chunks and repeated chunks are stored once', async () => {
