@@ -9,6 +9,7 @@ import { RestoreWriter } from './restore-writes.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { splitPath, type TreeNode } from './tree.js';
 import { contentSizeProblem } from './validate.js';
+import { workerSettings } from './worker-settings.js';
 
 export interface RestoreProgress {
   update?(s: Readonly<RestoreSummary>): void;
@@ -211,17 +212,27 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   }
 
   // 4. Pack by pack, a few at a time: read the ranges needed, decompress, verify and write them into the
-  //    files; files of several blobs get their metadata once complete. Most restores do that on the codec
-  //    workers, where a pack on a local disk is read by the worker itself, into a buffer it keeps: no range
-  //    crosses threads. A small one does it here: starting the workers would cost more than its work.
+  //    files; files of several blobs get their metadata once complete. A small restore does that here:
+  //    starting workers would cost more than its work. A larger one here and on the codec workers (one
+  //    fewer than a backup's: this thread is the other writer), where a pack on a local disk is read by the
+  //    worker itself, into a buffer it keeps: no range crosses threads.
   const local = repo.storage.localPath?.bind(repo.storage);
   const plan = [...byPack.entries()].map(([pack, blobs]) => {
     const jobs = [...blobs.values()].filter((j) => j.targets.some((t) => !t.file.failed)).sort((a, b) => a.loc.offset - b.loc.offset);
     return { pack, segments: segments(jobs, local ? LOCAL_SEGMENT : REMOTE_SEGMENT) };
   });
-  const writer = (opts.inline ?? isSmall(plan)) ? new RestoreWriter(repo.cipher?.key ?? null) : null;
-  const codec = writer ? null : repo.codec('restore');
-  await mapLimit(plan, writer && local ? 1 : 4, async ({ pack, segments }) => {
+  const here = opts.inline ?? (isSmall(plan) || workerSettings().workers < 2);
+  const writer = opts.inline === false ? null : new RestoreWriter(repo.cipher?.key ?? null);
+  const codec = here ? null : repo.codec('restore');
+  // Lanes each take the next pack: this thread's (one: its reads from a local disk do not wait), and two per
+  // worker, so that a worker has its next range while it writes one.
+  const lanes: boolean[] = here ? new Array(local ? 1 : 4).fill(true) : [...(writer ? [true] : []), ...new Array(2 * codec!.size).fill(false)];
+  let nextPack = 0;
+  await Promise.all(lanes.map(async (onThisThread) => {
+    while (nextPack < plan.length) await restorePack(plan[nextPack++], onThisThread);
+  }));
+
+  async function restorePack({ pack, segments }: (typeof plan)[number], onThisThread: boolean): Promise<void> {
     if (segments.length === 0) return;
     const unreadable = (segment: { jobs: BlobJob[] }, err: unknown) => {
       const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${err instanceof Error ? err.message : String(err)}`);
@@ -244,15 +255,15 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       let from: Buffer | { file: string; start: number; length: number };
       try {
         if (!local) from = await repo.storage.read('data', pack, segment.start, length);
-        else from = writer ? writer.readLocal(local('data', pack), segment.start, length) : { file: local('data', pack), start: segment.start, length };
+        else from = onThisThread ? writer!.readLocal(local('data', pack), segment.start, length) : { file: local('data', pack), start: segment.start, length };
       } catch (err) {
         unreadable(segment, err);
         continue;
       }
       let r: RestoreResult;
-      if (writer) {
-        r = writer.write(from as Buffer, blobList, writes, target, AS_ROOT);
-        writer.trim(LOCAL_SEGMENT);
+      if (onThisThread) {
+        r = writer!.write(from as Buffer, blobList, writes, target, AS_ROOT);
+        writer!.trim(LOCAL_SEGMENT);
         // Synchronous work in slices of one range: a server's other requests get their turn in between.
         await new Promise(setImmediate);
       } else r = await codec!.restore(from, blobList, writes, target.root, AS_ROOT);
@@ -294,7 +305,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     }
     s.packsRead++;
     opts.progress?.update?.(s);
-  });
+  }
 
   // 5. Hard links, symlinks, then directory metadata deepest first.
   for (const l of links) {
