@@ -22,8 +22,8 @@ export interface RestoreOptions {
   include?: string[];
   progress?: RestoreProgress;
   /**
-   * Where blobs are decompressed and written: true on this thread, false on the codec workers; by default
-   * on this thread for a small restore (INLINE_BYTES), else on the workers.
+   * Where blobs are decompressed and written: true only on this thread, false only on the codec workers; by
+   * default on this thread for a small restore (INLINE_BYTES), else on this thread and the workers.
    */
   inline?: boolean;
 }
@@ -77,8 +77,8 @@ const AS_ROOT = process.getuid?.() === 0;
 
 /**
  * Restores a snapshot (or some of its subtrees) under `target`, keeping each file's path.
- * Reads pack by pack, only the byte ranges of the blobs it needs, decompresses on the codec pool, and
- * writes each blob to every place it belongs (out of order, as restic does). Metadata last: hard
+ * Reads pack by pack, only the byte ranges of the blobs it needs, decompresses (on this thread and the
+ * codec pool), and writes each blob to every place it belongs (out of order, as restic does). Metadata last: hard
  * links, symlinks, then directory times from the deepest up. Nothing is written outside `target`:
  * tree names are checked when trees are read, and every path is created through RestoreTarget, which
  * never follows a symlink on the way; a directory that cannot be restored skips everything below it.
@@ -435,21 +435,14 @@ function nsToSeconds(ns: string): number {
 }
 
 /**
- * A restore of at most this many stored bytes and this many file writes is written on the restorer's own
+ * A restore of one batch (BATCH_FILES) and at most this many stored bytes is written on the restorer's own
  * thread. Starting a codec worker costs ~50 ms of CPU and ~12 MiB each, about what this thread spends on
  * one mailbox of a few hundred messages (~25 MB): below that the workers would cost more than they share.
  */
 const INLINE_BYTES = 32 * 1024 * 1024;
-const INLINE_WRITES = 4096;
 
-function isSmall(plan: { segments: { start: number; end: number; jobs: BlobJob[] }[] }[]): boolean {
+function isSmall(plan: PackPlan[]): boolean {
   let bytes = 0;
-  let writes = 0;
-  for (const p of plan) {
-    for (const s of p.segments) {
-      bytes += s.end - s.start;
-      for (const j of s.jobs) writes += j.targets.length;
-    }
-  }
-  return bytes <= INLINE_BYTES && writes <= INLINE_WRITES;
+  for (const p of plan) for (const s of p.segments) bytes += s.end - s.start;
+  return bytes <= INLINE_BYTES;
 }
