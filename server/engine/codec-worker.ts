@@ -16,6 +16,7 @@ import type { ChunkerParams } from './format.js';
 import { PackFile, packFindings, packInMemory } from './pack-check.js';
 import type { PackEntry } from './pack.js';
 import { RestoreTarget } from './restore-target.js';
+import { RestoreWriter } from './restore-writes.js';
 import { ArenaRing, type ArenaPiece } from './arena-ring.js';
 import { PackAssembly, type SessionSlots } from './pack-assembly.js';
 import { decompressBounded, type BlobLimits } from './validate.js';
@@ -105,25 +106,6 @@ function maybeGc(bytes: number, every = 32 * 1024 * 1024): void {
 
 const message = (e: unknown): string => String((e as Error | undefined)?.message || e);
 const withCode = (e: unknown): string => ((e as NodeJS.ErrnoException)?.code ? `${(e as NodeJS.ErrnoException).code}: ` : '') + message(e);
-
-/** Fills `into` from `path` at `position`; a file shorter than that is an error, as the storage's read says. */
-function readRange(path: string, into: Buffer, position: number): void {
-  const fd = fs.openSync(path, 'r');
-  try {
-    for (let done = 0; done < into.length; ) {
-      const n = fs.readSync(fd, into, done, into.length - done, position + done);
-      if (n === 0) throw new Error(`reading data ${path.split('/').pop()!.slice(0, 12)}: truncated (wanted ${position}+${into.length})`);
-      done += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function writeAll(fd: number, buf: Buffer, at: number): void {
-  let done = 0;
-  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, at + done);
-}
 
 function compress(job: Job): void {
   const input = Buffer.from(job.data);
@@ -215,71 +197,27 @@ function verifyPack(job: Job): void {
 }
 
 /**
- * Restore: decompress into the scratch buffer, verify against the id, write into the files that want
- * the blob. Files are created and opened through RestoreTarget, as in the main thread: no symlink on
- * the way is followed.
+ * Restore: a range of a pack written into the files that want its blobs (restore-writes.ts). A range of a
+ * local pack is read here into a buffer kept from job to job: nothing crosses threads.
  */
-let segment: Buffer = Buffer.allocUnsafe(0);
+let restoreWriter: RestoreWriter | undefined;
 /** The most a worker keeps between restore jobs: a restore from a local disk reads at most 2 MiB at once. */
 const SEGMENT_KEPT = 2 * 1024 * 1024;
 function restore(job: Job): void {
-  const target = RestoreTarget.at(job.target);
+  const writer = (restoreWriter ??= new RestoreWriter(encryptKey && idKey ? { encrypt: encryptKey, id: idKey } : null));
   let input: Buffer;
   if (job.file) {
-    // A range of a local pack, read here into a buffer kept from job to job: nothing crosses threads.
-    if (segment.length < job.length) segment = replaced(segment, job.length);
-    input = segment.subarray(0, job.length);
     try {
-      readRange(job.file, input, job.start);
+      input = writer.readLocal(job.file, job.start, job.length);
     } catch (e) {
       port.postMessage({ id: job.id, readError: message(e) });
       return;
     }
   } else input = Buffer.from(job.data);
-  const byBlob: number[][] = job.blobs.map(() => []);
-  job.writes.forEach((w, i) => byBlob[w.blob].push(i));
-  const blobErrors: (string | null)[] = [];
-  const writeErrors: (string | null)[] = new Array(job.writes.length).fill(null);
-  job.blobs.forEach((b, bi) => {
-    const stored = unseal(input.subarray(b.off, b.off + b.len));
-    let raw: Buffer = stored ?? Buffer.alloc(0);
-    let err: string | null = stored ? null : NOT_DECRYPTED;
-    if (stored && b.zstd) {
-      // b.raw was bounded by blobProblem before the job was sent.
-      if (scratch.length < b.raw) scratch = replaced(scratch, b.raw);
-      try {
-        raw = decompressBounded(dctx, stored, b.raw, scratch);
-      } catch (e) {
-        err = `cannot decompress (${message(e)})`;
-      }
-    }
-    if (!err && blobId(raw).toString('hex') !== b.id) err = 'content does not match its id';
-    blobErrors.push(err);
-    if (err) return;
-    for (const i of byBlob[bi]) {
-      const w = job.writes[i];
-      let fd = -1;
-      try {
-        if (w.whole) {
-          fd = target.createFile(w.path);
-          writeAll(fd, raw, 0);
-          if (job.asRoot) fs.fchownSync(fd, w.uid, w.gid);
-          fs.fchmodSync(fd, w.mode);
-          fs.futimesSync(fd, w.mtime, w.mtime);
-        } else {
-          fd = target.openFile(w.path);
-          writeAll(fd, raw, w.at);
-        }
-      } catch (e) {
-        writeErrors[i] = message(e);
-      } finally {
-        if (fd >= 0) fs.closeSync(fd);
-      }
-    }
-  });
-  port.postMessage({ id: job.id, blobErrors, writeErrors });
-  // A buffer grown for one large blob is not kept: the next ranges are small again.
-  if (segment.length > SEGMENT_KEPT) segment = replaced(segment, 0);
+  port.postMessage({ id: job.id, ...writer.write(input, job.blobs, job.writes, RestoreTarget.at(job.target), job.asRoot) });
+  writer.trim(SEGMENT_KEPT);
+  dropped += writer.dropped;
+  writer.dropped = 0;
 }
 
 /**

@@ -48,7 +48,7 @@ export interface OpenOptions {
 
 /**
  * What the codec workers are for: a backup's run at low priority (DP_BACKUP_NICE) beside the services it
- * backs up; a restore's, which someone is waiting for, at normal priority.
+ * backs up; a restore's, which someone is waiting for, at normal priority, one fewer (its own thread writes too).
  */
 export type CodecUse = 'backup' | 'restore';
 
@@ -269,9 +269,11 @@ export class Repository {
     this.indexFiles.delete(name);
   }
 
-  /** The codec workers, started on first use (`use` sets their priority then). */
+  /** The codec workers, started on first use (`use` sets their priority and number then). */
   codec(use: CodecUse = 'backup'): CodecPool {
-    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null, use === 'restore' ? { ...workerSettings(), nice: 0 } : workerSettings());
+    const settings = workerSettings();
+    // A restore's own thread writes too (restorer.ts): one worker fewer.
+    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null, use === 'restore' ? { workers: Math.max(1, settings.workers - 1), nice: 0 } : settings);
     return this.pool;
   }
 

@@ -9,7 +9,7 @@ interface Window {
 
 /** The first window read in a pack; each further miss in the same pack doubles it, up to MAX_WINDOW. */
 const FIRST_WINDOW = 256 * 1024;
-const MAX_WINDOW = 16 * 1024 * 1024;
+const MAX_WINDOW = 4 * 1024 * 1024;
 
 /**
  * Stored tree blobs read a window of their pack at a time. A backup writes a directory's tree after the
@@ -25,7 +25,7 @@ export class TreeWindows {
 
   constructor(
     private readonly read: PackRangeReader,
-    private readonly limit = 32 * 1024 * 1024,
+    private readonly limit = 8 * 1024 * 1024,
   ) {}
 
   /**

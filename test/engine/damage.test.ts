@@ -30,7 +30,10 @@ async function dataPackPath(): Promise<string> {
   throw new Error('no data pack');
 }
 
-test('a corrupted byte in a pack is found by check --read-data and reported by restore', async () => {
+test.each([
+  ['on this thread', true],
+  ['on the codec workers', false],
+])('a corrupted byte in a pack is found by check --read-data and reported by restore (written %s)', async (_where, inline) => {
   const pack = await dataPackPath();
   const fh = await open(pack, 'r+');
   const b = Buffer.alloc(1);
@@ -45,7 +48,7 @@ test('a corrupted byte in a pack is found by check --read-data and reported by r
   expect(full.errors.some((e) => e.includes('content does not match its name'))).toBe(true);
   expect(full.errors.some((e) => /blob [0-9a-f]{12} at \d+: (content does not match its id|cannot decompress)/.test(e))).toBe(true);
 
-  const r = await restore(repo, snap, { target: join(dir.path, 'out') });
+  const r = await restore(repo, snap, { target: join(dir.path, 'out'), inline });
   expect(r.damage.length).toBeGreaterThan(0);
   expect(r.damage[0]).toMatch(/pack [0-9a-f]{12}/);
   // The other messages are still restored.
@@ -59,12 +62,15 @@ test('a corrupted byte in a pack is found by check --read-data and reported by r
   expect(cliRestore.stderr).toMatch(/does not match its id|cannot decompress/);
 });
 
-test('a truncated pack is found by a plain check and reported by restore', async () => {
+test.each([
+  ['on this thread', true],
+  ['on the codec workers', false],
+])('a truncated pack is found by a plain check and reported by restore (written %s)', async (_where, inline) => {
   const pack = await dataPackPath();
   await truncate(pack, (await stat(pack)).size - 1000);
   const c = await check(repo);
   expect(c.errors.some((e) => e.includes('truncated or damaged'))).toBe(true);
-  const r = await restore(repo, snap, { target: join(dir.path, 'out') });
+  const r = await restore(repo, snap, { target: join(dir.path, 'out'), inline });
   expect(r.damage.length).toBeGreaterThan(0);
 });
 

@@ -59,6 +59,32 @@ describe('backup and restore round trip', () => {
     const restoredBig = await stat(join(out, 'spool/big.bin'));
     const restoredLink = await stat(join(out, 'spool/empty/hardlink-to-big'));
     expect(restoredLink.ino).toBe(restoredBig.ino);
+    // This restore is small: written on this thread. The same on the codec workers, as a large one is.
+    expect((await restore(repo, snap, { target: join(dir.path, 'out-workers'), inline: false })).errors).toBe(0);
+    expect(await manifest(join(dir.path, 'out-workers/spool'))).toEqual(before);
+  });
+
+  test('a restore of more files than one batch writes every batch, and hard-links to a file of an earlier batch', async () => {
+    const src = join(dir.path, 'src');
+    await makeTree(src);
+    // Walked after the tree above (names sort after it): the links' primaries are in the first batch.
+    for (let u = 0; u < 3; u++) {
+      await mkdir(join(src, `z-user${u}/cur`), { recursive: true });
+      for (let i = 0; i < 450; i++) await writeFile(join(src, `z-user${u}/cur/${i}.M${u}:2,S`), bytesOf(u * 1000 + i, 200 + i, true));
+    }
+    await link(join(src, 'big.bin'), join(src, 'z-user2/cur/zz-link-to-big'));
+    const before = await manifest(src);
+    const a = new Archiver(repo, { server: 's', tag: 'mail/imap' });
+    await a.addTree('/spool', src);
+    const snap = await a.commit();
+    const out = join(dir.path, 'out');
+    const r = await restore(repo, snap, { target: out });
+    expect(r.errors).toBe(0);
+    expect(r.files).toBe(r.filesTotal);
+    expect(r.files).toBeGreaterThan(1350);
+    expect(r.hardlinks).toBe(2);
+    expect(await manifest(join(out, 'spool'))).toEqual(before);
+    expect((await stat(join(out, 'spool/z-user2/cur/zz-link-to-big'))).ino).toBe((await stat(join(out, 'spool/big.bin'))).ino);
   });
 
   test('a large file is cut into many chunks and repeated chunks are stored once', async () => {

@@ -28,7 +28,7 @@ export function register(program: Command): void {
         if (p.split('/').includes('..')) throw new UsageError(`--include ${p}: give a path inside the snapshot, without '..'`);
       }
       const out = output(opts);
-      const repo = await openRepo(opts, { codec: 'restore' });
+      const repo = await openRepo(opts);
       try {
         const snap = await repo.findSnapshot(ref, { tag: opts.tag, server: opts.server });
         const started = Date.now();
