@@ -255,21 +255,28 @@ export class FilesCacheWriter {
     const parts = [head, view(this.words, this.count * WORDS), view(this.meta, this.count * META), this.ids.subarray(0, this.idBytes)];
     const digest = createHash('sha256');
     for (const p of parts) digest.update(p);
-    const dir = dirname(path);
-    // Owner-only folders (what the cache says of the user's files is theirs alone); a folder that exists is left as it is.
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    await writeCacheFile(path, [MAGIC, digest.digest(), ...parts]);
+  }
+}
+
+/**
+ * Writes a local cache file whole or not at all (a temp file renamed over it), owner-only: what a cache says
+ * of the user's files is theirs alone. Folders it makes are owner-only; one that exists is left as it is.
+ */
+export async function writeCacheFile(path: string, parts: readonly Uint8Array[]): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+  try {
+    const fh = await open(tmp, 'wx', 0o600);
     try {
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writev([MAGIC, digest.digest(), ...parts]);
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+      await fh.writev([...parts]);
+    } finally {
+      await fh.close();
     }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
   }
 }

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeCacheFile } from './files-cache.js';
 import type { Repository, SnapshotFilter } from './repository.js';
 import type { SnapshotInfo } from './snapshot.js';
 
@@ -72,19 +72,5 @@ async function readKnown(path: string): Promise<Map<string, Entry>> {
 }
 
 async function writeKnown(path: string, entries: Map<string, Entry>): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify({ version: 1, snapshots: Object.fromEntries(entries) }));
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeCacheFile(path, [Buffer.from(JSON.stringify({ version: 1, snapshots: Object.fromEntries(entries) }))]);
 }
