@@ -2,7 +2,7 @@ import { link, mkdir, readFile, stat, symlink, utimes, writeFile, chmod } from '
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { cutsInto } from '../../server/engine/chunker.js';
-import { Archiver, openFile, readDir, restore, sha256, type Repository } from '../../server/engine/index.js';
+import { Archiver, openFile, readDir, restore, sha256, type Repository, type SnapshotInfo } from '../../server/engine/index.js';
 import { bytesOf, manifest, newRepo, tempDir } from './helpers.js';
 
 let dir: { path: string; cleanup: () => Promise<void> };
@@ -145,6 +145,13 @@ describe('backup and restore round trip', () => {
   });
 });
 
+/** The bytes openFile yields for `path` of `snap` (a range of them with `range`), as one buffer. */
+async function readStored(snap: SnapshotInfo, path: string, range?: { start: number; end: number }): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of openFile(repo, snap, path, range)) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}
+
 describe('reading part of a file', () => {
   test('gives exactly the bytes of a range, across blob boundaries, reading only the blobs over it', async () => {
     const data = bytesOf(5, 300_000, true);
@@ -152,11 +159,7 @@ describe('reading part of a file', () => {
     const node = await a.addStream('/dump', [data]);
     const snap = await a.commit();
     expect(node.content!.length).toBeGreaterThan(10);
-    const read = async (start: number, end: number) => {
-      const parts: Buffer[] = [];
-      for await (const b of openFile(repo, snap, '/dump', { start, end })) parts.push(b as Buffer);
-      return Buffer.concat(parts);
-    };
+    const read = (start: number, end: number) => readStored(snap, '/dump', { start, end });
     for (const [start, end] of [[0, 1], [0, 300_000], [12_345, 98_765], [299_999, 300_000], [50_000, 50_000], [8191, 8193]]) {
       expect((await read(start, end)).equals(data.subarray(start, end))).toBe(true);
     }
@@ -180,11 +183,7 @@ describe('reading part of a file', () => {
     const storageRead = storage.read.bind(storage);
     let reads = 0;
     storage.read = async (...args) => (reads++, storageRead(...args));
-    const whole = async () => {
-      const parts: Buffer[] = [];
-      for await (const b of openFile(repo, snap, '/dump')) parts.push(b as Buffer);
-      return Buffer.concat(parts);
-    };
+    const whole = () => readStored(snap, '/dump');
     expect((await whole()).equals(data)).toBe(true);
     expect(reads).toBeLessThanOrEqual(2);
     // A damaged chunk in the middle of a run is found.
