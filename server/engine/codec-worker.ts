@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto, fileCuts } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
-import { blobIdOf, RepositoryCipher, SEAL_OVERHEAD, sealInto, tryOpen } from './crypto.js';
+import { blobIdOf, RepositoryCipher, SEAL_OVERHEAD, sealInto } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import { PackFile, packFindings, packInMemory } from './pack-check.js';
 import type { PackEntry } from './pack.js';
@@ -19,7 +19,7 @@ import { RestoreTarget } from './restore-target.js';
 import { RestoreWriter } from './restore-writes.js';
 import { ArenaRing, type ArenaPiece } from './arena-ring.js';
 import { PackAssembly, type SessionSlots } from './pack-assembly.js';
-import { decompressBounded, type BlobLimits } from './validate.js';
+import type { BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
@@ -69,13 +69,9 @@ const encryptKey = key ? Buffer.from(key.encrypt) : null;
 const idKey = key ? Buffer.from(key.id) : null;
 const cipher = encryptKey && idKey ? new RepositoryCipher({ encrypt: encryptKey, id: idKey }) : null;
 const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);
-/** Stored bytes once decrypted, or null when they do not authenticate (plain repository: as they are). */
-const unseal = (stored: Buffer): Buffer | null => (encryptKey ? tryOpen(encryptKey, stored) : stored);
-const NOT_DECRYPTED = 'cannot be decrypted (damaged or altered: its authentication tag does not match)';
-// The low-level binding compresses and decompresses into buffers we own: one allocation per batch,
-// none per blob, so a worker's memory stays flat however many blobs go through it.
+// The low-level binding compresses into buffers we own (and restore-writes.ts decompresses so): one
+// allocation per batch, none per blob, so a worker's memory stays flat however many blobs go through it.
 const cctx = new binding.CCtx();
-const dctx = new binding.DCtx();
 let scratch = Buffer.allocUnsafe(1 << 20);
 /** How much of a local pack `check --read-data` reads at once. */
 const PACK_WINDOW = 1 << 20;
@@ -91,10 +87,6 @@ let sinceGc = 0;
  * garbage as a transferred pack, and counted with them.
  */
 let dropped = 0;
-function replaced(old: Buffer, size: number): ReturnType<typeof Buffer.allocUnsafe> {
-  dropped += old.length;
-  return Buffer.allocUnsafe(size);
-}
 
 function maybeGc(bytes: number, every = 32 * 1024 * 1024): void {
   sinceGc += bytes;
@@ -147,22 +139,6 @@ function compress(job: Job): void {
   port.postMessage({ id: job.id, data: ab, lengths, flags, errors: job.lengths.map(() => null) }, [ab]);
 }
 
-/** A stored blob's verdict: opened, decompressed (into the scratch buffer, no further than its declared size) and hashed against its id. */
-function blobVerdict(sealed: Buffer, zstd: boolean, rawLength: number, id: Uint8Array): string | null {
-  const stored = unseal(sealed);
-  if (!stored) return NOT_DECRYPTED;
-  let raw: Buffer = stored;
-  if (zstd) {
-    if (scratch.length < rawLength) scratch = replaced(scratch, rawLength);
-    try {
-      raw = decompressBounded(dctx, stored, rawLength, scratch);
-    } catch (e) {
-      return `cannot decompress (${message(e)})`;
-    }
-  }
-  return blobId(raw).equals(id) ? null : 'content does not match its id';
-}
-
 /**
  * One pack for `check --read-data`: its hash, header and every blob verified here; only the findings go
  * back. A pack on a local disk is read here through a window kept from pack to pack, never whole; one
@@ -170,7 +146,16 @@ function blobVerdict(sealed: Buffer, zstd: boolean, rawLength: number, id: Uint8
  */
 let packWindow: Buffer = Buffer.allocUnsafe(0);
 function verifyPack(job: Job): void {
-  const verdict = (stored: Buffer, e: PackEntry) => blobVerdict(stored, e.zstd, e.rawLength, e.id);
+  const writer = blobWriter();
+  try {
+    verifyWith(job, (stored: Buffer, e: PackEntry) => writer.verdict(stored, e.zstd, e.rawLength, e.id));
+  } finally {
+    dropped += writer.dropped;
+    writer.dropped = 0;
+  }
+}
+
+function verifyWith(job: Job, verdict: (stored: Buffer, e: PackEntry) => string | null): void {
   if (!job.file) {
     port.postMessage({ id: job.id, found: packFindings(job.name, packInMemory(Buffer.from(job.data)), job.indexedBlobs, job.limits, cipher, verdict) });
     return;
@@ -201,10 +186,14 @@ function verifyPack(job: Job): void {
  * local pack is read here into a buffer kept from job to job: nothing crosses threads.
  */
 let restoreWriter: RestoreWriter | undefined;
+/** Opens, decompresses and verifies stored blobs: a restore's and a check's, with one scratch buffer. */
+function blobWriter(): RestoreWriter {
+  return (restoreWriter ??= new RestoreWriter(encryptKey && idKey ? { encrypt: encryptKey, id: idKey } : null));
+}
 /** The most a worker keeps between restore jobs: a restore from a local disk reads at most 2 MiB at once. */
 const SEGMENT_KEPT = 2 * 1024 * 1024;
 function restore(job: Job): void {
-  const writer = (restoreWriter ??= new RestoreWriter(encryptKey && idKey ? { encrypt: encryptKey, id: idKey } : null));
+  const writer = blobWriter();
   let input: Buffer;
   if (job.file) {
     try {

@@ -6,6 +6,7 @@ import type { RestoreTarget } from './restore-target.js';
 import { decompressBounded } from './validate.js';
 
 const NOT_DECRYPTED = 'cannot be decrypted (damaged or altered: its authentication tag does not match)';
+const MISMATCH = 'content does not match its id';
 
 /**
  * The last step of a restore, for one range of a pack: each blob opened (encrypted repository),
@@ -75,21 +76,39 @@ export class RestoreWriter {
     return { blobErrors, writeErrors };
   }
 
+  /**
+   * A stored blob's verdict (`check --read-data`): null when it opens, decompresses (no further than its
+   * declared size) and hashes to its id; otherwise what is wrong, in check's words.
+   */
+  verdict(sealed: Buffer, zstd: boolean, raw: number, id: Uint8Array): string | null {
+    const r = this.unpack(sealed, zstd, raw);
+    if (typeof r === 'string') return r;
+    return this.idOf(r).equals(id) ? null : MISMATCH;
+  }
+
   /** A blob's raw bytes (valid until the next call), or why they cannot be had. */
   private open(sealed: Buffer, b: RestoreBlob): Buffer | string {
+    const r = this.unpack(sealed, b.zstd, b.raw);
+    if (typeof r === 'string') return r;
+    return this.idOf(r).toString('hex') === b.id ? r : MISMATCH;
+  }
+
+  /** Opened (encrypted repository) and decompressed into the scratch buffer; or why not. */
+  private unpack(sealed: Buffer, zstd: boolean, rawLength: number): Buffer | string {
     const stored = this.key ? tryOpen(this.key.encrypt, sealed) : sealed;
     if (!stored) return NOT_DECRYPTED;
-    let raw = stored;
-    if (b.zstd) {
-      // b.raw was bounded by blobProblem before the job was made.
-      if (this.scratch.length < b.raw) this.scratch = this.replaced(this.scratch, b.raw);
-      try {
-        raw = decompressBounded(this.dctx, stored, b.raw, this.scratch);
-      } catch (e) {
-        return `cannot decompress (${(e as Error).message})`;
-      }
+    if (!zstd) return stored;
+    // The declared size was bounded (blobProblem) before the job was made.
+    if (this.scratch.length < rawLength) this.scratch = this.replaced(this.scratch, rawLength);
+    try {
+      return decompressBounded(this.dctx, stored, rawLength, this.scratch);
+    } catch (e) {
+      return `cannot decompress (${(e as Error).message})`;
     }
-    return blobIdOf(this.key?.id ?? null, raw).toString('hex') === b.id ? raw : 'content does not match its id';
+  }
+
+  private idOf(raw: Buffer): Buffer {
+    return blobIdOf(this.key?.id ?? null, raw);
   }
 
   private replaced(old: Buffer, size: number): Buffer {
