@@ -43,7 +43,12 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 /** The files cache of one (server, tag) of a repository, below the cache directory. */
 export function filesCachePath(cacheDir: string, repositoryId: string, server: string, tag: string): string {
   const key = createHash('sha256').update(`${server}\0${tag}`).digest('hex').slice(0, 32);
-  return join(cacheDir, repositoryId.replace(/[^0-9a-f]/g, ''), 'files', key);
+  return join(repositoryCacheDir(cacheDir, repositoryId), 'files', key);
+}
+
+/** One repository's folder of local caches (its id, hex digits only: nothing in it can leave the folder). */
+export function repositoryCacheDir(cacheDir: string, repositoryId: string): string {
+  return join(cacheDir, repositoryId.replace(/[^0-9a-f]/g, ''));
 }
 
 /** FNV-1a of a snapshot path: tells a file at its old path from one moved elsewhere. */

@@ -14,7 +14,7 @@ import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } 
 import { RepositoryLock, type LockNotice } from './lock.js';
 import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from './pack.js';
 import { readPruneMarks } from './prune-marks.js';
-import type { Snapshot, SnapshotInfo } from './snapshot.js';
+import { bySnapshotTime, type Snapshot, type SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
 import { decodeTree, type Tree } from './tree.js';
 import { TreeWindows } from './tree-windows.js';
@@ -428,7 +428,7 @@ export class Repository {
     const all = await mapLimit(names, 8, (n) => this.loadSnapshot(n));
     return all
       .filter((s) => (filter.server === undefined || s.server === filter.server) && (filter.tag === undefined || s.tag === filter.tag))
-      .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
+      .sort(bySnapshotTime);
   }
 
   /** A snapshot by id, unique id prefix, or `latest` (of the filter). */

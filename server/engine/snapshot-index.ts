@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeCacheFile } from './files-cache.js';
+import { repositoryCacheDir, writeCacheFile } from './files-cache.js';
 import type { Repository, SnapshotFilter } from './repository.js';
-import type { SnapshotInfo } from './snapshot.js';
+import { bySnapshotTime, type SnapshotInfo } from './snapshot.js';
 
 /** What choosing a parent needs of a snapshot. */
 interface Entry {
@@ -35,13 +35,13 @@ export async function latestSnapshot(repo: Repository, filter: Required<Snapshot
     }
     entries.set(id, e);
   }
-  let best: [string, Entry] | undefined;
+  let best: { id: string; time: string } | undefined;
   for (const [id, e] of entries) {
     if (e.server !== filter.server || e.tag !== filter.tag) continue;
-    if (!best || e.time > best[1].time || (e.time === best[1].time && id > best[0])) best = [id, e];
+    if (!best || bySnapshotTime(best, { id, time: e.time }) < 0) best = { id, time: e.time };
   }
   if (changed) await writeKnown(path, entries).catch(() => {});
-  return best ? repo.loadSnapshot(best[0]) : null;
+  return best ? repo.loadSnapshot(best.id) : null;
 }
 
 /** Adds a snapshot this process just wrote, so that the next backup need not read it to know it. */
@@ -53,7 +53,7 @@ export async function rememberSnapshot(repo: Repository, s: SnapshotInfo, cacheD
 }
 
 function pathOf(repo: Repository, cacheDir: string): string {
-  return join(cacheDir, repo.config.id.replace(/[^0-9a-f]/g, ''), 'snapshots');
+  return join(repositoryCacheDir(cacheDir, repo.config.id), 'snapshots');
 }
 
 async function readKnown(path: string): Promise<Map<string, Entry>> {

@@ -40,6 +40,11 @@ export interface BackupSummary {
 }
 
 /** Files the backup saw: new, changed, unchanged and renamed. */
+/** Snapshots in time order, ties by id: the last of a (server, tag) is its `latest`. */
+export function bySnapshotTime(a: { time: string; id: string }, b: { time: string; id: string }): number {
+  return a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 export function filesSeen(s: BackupSummary): number {
   return s.filesNew + s.filesChanged + s.filesUnmodified + s.filesRenamed;
 }
