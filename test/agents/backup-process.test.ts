@@ -71,7 +71,7 @@ async function whileDumpWaits<T>(run: () => Promise<T>, during: () => Promise<vo
     try {
       result = run();
       let waiting = false;
-      for (const end = Date.now() + 120_000; !waiting && Date.now() < end; ) {
+      for (const end = Date.now() + 400_000; !waiting && Date.now() < end; ) {
         await c.query('SELECT pg_stat_clear_snapshot()');
         waiting = Boolean((await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock' AND datname = current_database()`)).rowCount);
         if (!waiting) await new Promise((r) => setTimeout(r, 50));
@@ -87,27 +87,29 @@ async function whileDumpWaits<T>(run: () => Promise<T>, during: () => Promise<vo
 
 describe('the backup process', () => {
   it('runs every part at the configured priority (nice, ionice, its own session and scheduling group, its database backends too) while this process keeps its own; killed mid-part, that part is INVALID with the reason, the next parts run in a new one', async () => {
-    const bp = backupProcess(cmd, { priority: { nice: 13, io: 'idle' }, idleStopMs: 300 });
+    // A mild value, and long waits: its whole session weighs that little, and on a machine whose cores are busy
+    // (a test run beside other work) it must still reach the point where pg_dump waits.
+    const bp = backupProcess(cmd, { priority: { nice: 5, io: 'idle' }, idleStopMs: 300 });
     processes.push(bp);
     let killed = 0;
     const r = await whileDumpWaits(() => generation(bp), async () => {
       const pid = bp.pid()!;
       expect(pid).toBeGreaterThan(0);
-      expect(await niceOf(pid)).toBe(13);
+      expect(await niceOf(pid)).toBe(5);
       expect(await niceOf(process.pid)).toBe(0);
       expect(execFileSync('ionice', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/^idle/);
       // Its own session, so its own scheduling group where the kernel groups by session, at its nice value.
       expect(await sessionOf(pid)).not.toBe(await sessionOf(process.pid));
       if ((await readFile('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').catch(() => '0')).trim() === '1') {
-        expect(await readFile(`/proc/${pid}/autogroup`, 'utf8')).toMatch(/ nice 13\n$/);
+        expect(await readFile(`/proc/${pid}/autogroup`, 'utf8')).toMatch(/ nice 5\n$/);
         // This process's own group at nice 0, or the machine's default group, which the kernel shows as empty.
         expect(await readFile(`/proc/${process.pid}/autogroup`, 'utf8')).toMatch(/^$|^\S+ nice 0\n$/);
       }
       // The waiting pg_dump's backend, a process of the database server, at the backup's nice value too.
       const backend = await withClient(f.sb.db, async (c) =>
         (await c.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = current_database()`)).rows[0].pid);
-      for (const end = Date.now() + 10_000; (await niceOf(backend)) !== 13 && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
-      expect(await niceOf(backend)).toBe(13);
+      for (const end = Date.now() + 60_000; (await niceOf(backend)) !== 5 && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
+      expect(await niceOf(backend)).toBe(5);
       process.kill(pid, 'SIGKILL');
       killed = pid;
     });
@@ -129,10 +131,10 @@ describe('the backup process', () => {
     }
     // Idle, it stops.
     const last = bp.pid()!;
-    for (const end = Date.now() + 10_000; processAlive(last) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
+    for (const end = Date.now() + 60_000; processAlive(last) && Date.now() < end; ) await new Promise((res) => setTimeout(res, 50));
     expect(processAlive(last)).toBe(false);
     expect(bp.pid()).toBeNull();
-  });
+  }, 900_000);
 
   it('the server killed (kill -9), the backup process ends too: its input ended', async () => {
     // A server of its own that starts the backup process, says its pid, and is killed.
