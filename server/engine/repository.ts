@@ -16,7 +16,7 @@ import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from '.
 import { readPruneMarks } from './prune-marks.js';
 import { bySnapshotTime, type Snapshot, type SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
-import { decodeTree, type Tree } from './tree.js';
+import { decodeTree, decodeTreeEntry, type Tree, type TreeNode } from './tree.js';
 import { TreeWindows } from './tree-windows.js';
 import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
 import { workerSettings } from './worker-settings.js';
@@ -338,6 +338,18 @@ export class Repository {
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;
+  }
+
+  /**
+   * The entry `name` of a tree, or undefined: one step of a walk down to a path, which checks that entry only
+   * (decodeTreeEntry) and caches nothing, unless the whole tree is in the cache already.
+   */
+  async treeEntry(id: string, name: string): Promise<TreeNode | undefined> {
+    const cached = this.treeCache.get(id);
+    if (cached) return cached.nodes.find((n) => n.name === name);
+    const loc = this.blobLocation(id);
+    const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
+    return decodeTreeEntry(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id, name);
   }
 
   async saveSnapshot(s: Snapshot): Promise<string> {
