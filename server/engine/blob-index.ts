@@ -112,16 +112,33 @@ export class BlobIndex {
       const c = this.room(count - done);
       const i = this.count & (CHUNK - 1);
       const n = Math.min(count - done, c.packs.length - i);
+      while (this.count + n > (this.mask + 1) * 0.8) this.grow();
       const from = at + done * RECORD_BYTES;
-      c.records.set(bytes.subarray(from, from + n * RECORD_BYTES), i * RECORD_BYTES);
+      const records = c.records;
+      records.set(bytes.subarray(from, from + n * RECORD_BYTES), i * RECORD_BYTES);
       c.packs.fill(ordinal, i, i + n);
-      // Each copied record is kept (moved down over the duplicates dropped before it) unless already indexed.
+      // One probe both looks for the id and, when it is new, takes the empty slot it ends on. Written out here,
+      // not called: a restore loads the index once, cold, and V8 interprets this loop for thousands of blobs
+      // before it compiles it, paying for every call.
+      const { slots, tags, mask } = this;
       let w = i;
       for (let r = i; r < i + n; r++) {
-        if (r !== w) c.records.copyWithin(w * RECORD_BYTES, r * RECORD_BYTES, (r + 1) * RECORD_BYTES);
-        if (this.count + 1 > (this.mask + 1) * 0.8) this.grow();
-        // One probe both looks for the id and, when it is new, takes the empty slot it ends on.
-        if (!this.insertNew(c.records, w * RECORD_BYTES, this.count)) continue;
+        const ra = r * RECORD_BYTES;
+        let s = ((records[ra] << 24) | (records[ra + 1] << 16) | (records[ra + 2] << 8) | records[ra + 3]) & mask;
+        const tag = records[ra + 4];
+        let known = false;
+        for (let x = slots[s]; x !== 0; x = slots[s]) {
+          if (tags[s] === tag && this.sameId(x - 1, records, ra)) {
+            known = true;
+            break;
+          }
+          s = (s + 1) & mask;
+        }
+        // A blob already indexed keeps its first location; each new one moves down over those dropped before it.
+        if (known) continue;
+        if (r !== w) records.copyWithin(w * RECORD_BYTES, ra, ra + RECORD_BYTES);
+        slots[s] = this.count + 1;
+        tags[s] = tag;
         this.count++;
         w++;
       }
@@ -216,21 +233,6 @@ export class BlobIndex {
     while (this.slots[s] !== 0) s = (s + 1) & this.mask;
     this.slots[s] = e + 1;
     this.tags[s] = r[at + 4];
-  }
-
-  /** Puts entry `e`, whose id is at `ids[at..]`, in the hash table unless an entry has that id already. */
-  private insertNew(ids: Uint8Array, at: number, e: number): boolean {
-    let s = hashAt(ids, at) & this.mask;
-    const tag = ids[at + 4];
-    for (;;) {
-      const x = this.slots[s];
-      if (x === 0) break;
-      if (this.tags[s] === tag && this.sameId(x - 1, ids, at)) return false;
-      s = (s + 1) & this.mask;
-    }
-    this.slots[s] = e + 1;
-    this.tags[s] = tag;
-    return true;
   }
 
   /** Whether entry `e` has the id at `ids[at..]`. */

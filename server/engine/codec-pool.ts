@@ -273,11 +273,12 @@ let worker: URL | undefined;
 
 /**
  * The compiled worker beside this module (dist/); when this module is the .ts source (vitest transforms it,
- * but a worker thread runs plain Node), the build's copy under dist/ instead.
+ * but a worker thread runs plain Node), the build's copy under dist/ instead; when it is a chunk of the bundled
+ * command line (dist/server/cli/, see cli.bundle.config.ts), the one under dist/server/engine/.
  */
 function workerUrl(): URL {
   if (worker) return worker;
-  const candidates = [new URL('./codec-worker.js', import.meta.url), new URL('../../dist/server/engine/codec-worker.js', import.meta.url)];
+  const candidates = ['./codec-worker.js', '../../dist/server/engine/codec-worker.js', '../engine/codec-worker.js'].map((rel) => new URL(rel, import.meta.url));
   worker = candidates.find((u) => existsSync(fileURLToPath(u)));
   if (!worker) throw new Error(`codec worker not found (looked for ${candidates.map((u) => fileURLToPath(u)).join(', ')}): run 'npm run build'`);
   return worker;

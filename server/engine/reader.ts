@@ -10,7 +10,7 @@ export async function findNode(repo: Repository, snapshot: SnapshotInfo, path: s
   let node: TreeNode = { name: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: '0', ctime: '0', inode: '0', device: '0', links: 1, subtree: snapshot.tree };
   for (const p of parts) {
     if (node.type !== 'dir' || !node.subtree) throw new NotFoundError(`${path}: not in snapshot ${snapshot.id.slice(0, 8)}`);
-    const next = (await repo.loadTree(node.subtree)).nodes.find((n) => n.name === p);
+    const next = await repo.treeEntry(node.subtree, p);
     if (!next) throw new NotFoundError(`${path}: not in snapshot ${snapshot.id.slice(0, 8)}`);
     node = next;
   }

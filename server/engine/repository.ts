@@ -16,7 +16,7 @@ import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from '.
 import { readPruneMarks } from './prune-marks.js';
 import { bySnapshotTime, type Snapshot, type SnapshotInfo } from './snapshot.js';
 import type { Storage } from './storage.js';
-import { decodeTree, type Tree } from './tree.js';
+import { decodeTree, decodeTreeEntry, type Tree, type TreeNode } from './tree.js';
 import { TreeWindows } from './tree-windows.js';
 import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
 import { workerSettings } from './worker-settings.js';
@@ -71,6 +71,8 @@ export class Repository {
   /** What a blob of this repository may declare (see validate.ts). */
   readonly limits: BlobLimits;
   private readonly treeCache = new Map<string, Tree>();
+  /** Single entries of trees read by treeEntry (tree id/name -> entry, undefined when there is none). */
+  private readonly entryCache = new Map<string, TreeNode | undefined>();
   /** Tree packs read a window at a time (see tree-windows.ts). */
   private readonly treeWindows = new TreeWindows((pack, offset, length) => this.storage.read('data', pack, offset, length));
   private pool: CodecPool | undefined;
@@ -338,6 +340,25 @@ export class Repository {
     if (this.treeCache.size >= 4096) this.treeCache.delete(this.treeCache.keys().next().value!);
     this.treeCache.set(id, tree);
     return tree;
+  }
+
+  /**
+   * The entry `name` of a tree, or undefined: one step of a walk down to a path, which checks that entry only
+   * (decodeTreeEntry) and caches nothing, unless the whole tree is in the cache already.
+   */
+  async treeEntry(id: string, name: string): Promise<TreeNode | undefined> {
+    const cached = this.treeCache.get(id);
+    if (cached) return cached.nodes.find((n) => n.name === name);
+    // Entries taken are kept (the same object each time): a file read range by range (a dump, per container)
+    // is looked up again for each range, and what is derived from its node is cached by the node's identity.
+    const key = `${id}/${name}`;
+    if (this.entryCache.has(key)) return this.entryCache.get(key);
+    const loc = this.blobLocation(id);
+    const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
+    const node = decodeTreeEntry(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id, name);
+    if (this.entryCache.size >= 4096) this.entryCache.delete(this.entryCache.keys().next().value!);
+    this.entryCache.set(key, node);
+    return node;
   }
 
   async saveSnapshot(s: Snapshot): Promise<string> {

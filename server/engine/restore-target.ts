@@ -64,6 +64,11 @@ export class RestoreTarget {
    * something else changed the target: refused, never created or followed here.
    */
   checkParents(path: string): void {
+    // The usual case first, without path arithmetic (called for every file written): the parent, as written,
+    // is a directory checked already, and the last component is a plain name.
+    const cut = path.lastIndexOf(sep);
+    const name = path.slice(cut + 1);
+    if (cut > 0 && name !== '' && name !== '.' && name !== '..' && this.verified.has(path.slice(0, cut))) return;
     const parts = this.parts(path);
     if (parts.length < 2 || this.verified.has(this.root + sep + parts.slice(0, -1).join(sep))) return;
     let p = this.root;

@@ -179,7 +179,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       let fsDir = target.root;
       let node: TreeNode | undefined;
       for (const [i, p] of parts.entries()) {
-        node = treeId ? (await repo.loadTree(treeId)).nodes.find((n) => n.name === p) : undefined;
+        node = treeId ? await repo.treeEntry(treeId, p) : undefined;
         if (!node) throw new NotFoundError(`path ${inc} is not in snapshot ${snapshot.id.slice(0, 8)}`);
         const path = join(fsDir, p);
         if (i < parts.length - 1 || node.type === 'dir') {

@@ -44,6 +44,35 @@ export function encodeTree(tree: Tree): Buffer {
 }
 
 export function decodeTree(raw: Buffer, id: string): Tree {
+  const tree = parseTree(raw, id);
+  const seen = new Set<string>();
+  for (const n of tree.nodes) {
+    checkName(n, id);
+    if (seen.has(n.name)) throw new UnsafeTreeError(`tree ${id.slice(0, 12)}: name ${JSON.stringify(n.name)} appears twice`);
+    seen.add(n.name);
+    checkFields(n, id);
+  }
+  return tree;
+}
+
+/**
+ * The entry `name` of a tree blob (undefined when there is none), checked as decodeTree checks each entry, the
+ * others only parsed: a walk down to one path (`restore --include`) passes directories of thousands of entries
+ * (a spool's mailboxes) and restores one of them. It appearing twice is damage, as in decodeTree.
+ */
+export function decodeTreeEntry(raw: Buffer, id: string, name: string): TreeNode | undefined {
+  let found: TreeNode | undefined;
+  for (const n of parseTree(raw, id).nodes) {
+    if (typeof n !== 'object' || n === null || n.name !== name) continue;
+    if (found) throw new UnsafeTreeError(`tree ${id.slice(0, 12)}: name ${JSON.stringify(n.name)} appears twice`);
+    checkName(n, id);
+    checkFields(n, id);
+    found = n;
+  }
+  return found;
+}
+
+function parseTree(raw: Buffer, id: string): Tree {
   const version = raw[0];
   if (version === undefined || version === 0 || version > TREE_VERSION) {
     throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: format version ${version} is not supported`);
@@ -55,17 +84,18 @@ export function decodeTree(raw: Buffer, id: string): Tree {
     throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: not valid JSON`);
   }
   if (!tree || !Array.isArray(tree.nodes)) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: no node list`);
-  const seen = new Set<string>();
-  for (const n of tree.nodes) {
-    if (typeof n !== 'object' || n === null || Array.isArray(n)) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: an entry is not an object`);
-    assertSafeName(n.name, id);
-    if (seen.has(n.name)) throw new UnsafeTreeError(`tree ${id.slice(0, 12)}: name ${JSON.stringify(n.name)} appears twice`);
-    seen.add(n.name);
-    // The same check as `check`'s: what a restore could not apply is damage, found before anything is written.
-    const problem = nodeProblem(n);
-    if (problem) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: entry ${JSON.stringify(n.name)}: ${problem}`);
-  }
   return tree;
+}
+
+function checkName(n: TreeNode, id: string): void {
+  if (typeof n !== 'object' || n === null || Array.isArray(n)) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: an entry is not an object`);
+  assertSafeName(n.name, id);
+}
+
+function checkFields(n: TreeNode, id: string): void {
+  // The same check as `check`'s: what a restore could not apply is damage, found before anything is written.
+  const problem = nodeProblem(n);
+  if (problem) throw new RepositoryDamagedError(`tree ${id.slice(0, 12)}: entry ${JSON.stringify(n.name)}: ${problem}`);
 }
 
 /** A name a restore can create inside its target: never a path, never `.` or `..`. */

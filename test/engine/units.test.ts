@@ -6,6 +6,7 @@ import { sha256 } from '../../server/engine/index.js';
 import { DEFAULT_CONFIG } from '../../server/engine/format.js';
 import { decodeIndex, encodeIndex, readIndexView } from '../../server/engine/index-file.js';
 import { fromHex, isHexId } from '../../server/engine/hash.js';
+import { decodeTree, decodeTreeEntry, encodeTree } from '../../server/engine/tree.js';
 import { nodeProblem } from '../../server/engine/validate.js';
 import { bytesOf } from './helpers.js';
 
@@ -154,6 +155,20 @@ describe('tree node checks (without regular expressions)', () => {
     expect(nodeProblem({ ...file, type: 'dir', content: undefined, subtree: 'F'.repeat(64) })).toMatch(/subtree is not a tree id/);
     expect(isHexId('0123456789abcdef'.repeat(4))).toBe(true);
     expect(() => fromHex('0123456789ABCDEF'.repeat(4))).toThrow(/not a 64-digit hex id/);
+  });
+
+  test("one entry of a tree (a walk down to a path) is checked as the whole tree's are; the others are not", () => {
+    const tree = (nodes: object[]) => encodeTree({ nodes: nodes as never });
+    const id = 'f'.repeat(64);
+    const raw = tree([{ ...file, name: 'a', mtime: 'bad' }, { ...file, name: 'b' }, { ...file, name: 'c' }]);
+    expect(decodeTreeEntry(raw, id, 'b')).toEqual({ ...file, name: 'b' });
+    expect(decodeTreeEntry(raw, id, 'x')).toBeUndefined();
+    expect(() => decodeTreeEntry(raw, id, 'a')).toThrow(/entry "a": bad mtime/);
+    expect(() => decodeTree(raw, id)).toThrow(/entry "a": bad mtime/);
+    expect(() => decodeTreeEntry(tree([{ ...file, name: 'b' }, { ...file, name: 'b' }]), id, 'b')).toThrow(/appears twice/);
+    expect(() => decodeTreeEntry(tree([{ ...file, name: 'b' }]), id, '..')).not.toThrow();
+    expect(() => decodeTreeEntry(tree([{ ...file, name: '..' }]), id, '..')).toThrow(/refusing entry name/);
+    expect(() => decodeTreeEntry(Buffer.from([2, 123, 125]), id, 'b')).toThrow(/format version 2/);
   });
 });
 

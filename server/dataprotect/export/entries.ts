@@ -117,7 +117,7 @@ export async function* exportEntries(repo: Repository, parts: ExportPart[], incl
       const chain: TreeNode[] = [];
       let treeId: string | undefined = part.snapshot.tree;
       for (const name of inc) {
-        const node: TreeNode | undefined = treeId ? (await repo.loadTree(treeId)).nodes.find((x) => x.name === name) : undefined;
+        const node: TreeNode | undefined = treeId ? await repo.treeEntry(treeId, name) : undefined;
         if (!node || (chain.length < inc.length - 1 && node.type !== 'dir')) break;
         chain.push(node);
         treeId = node.subtree;

@@ -1,7 +1,7 @@
 // The SMTP relay send.* restores mail their exports through (BlueMind sends from no-reply@<domain> through the
 // installation's relay). Configured by the composition root; tests use a real SMTP server on loopback.
 
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 
 export interface OutgoingMail {
   from: string;
@@ -35,19 +35,23 @@ export function parseSmtpUrl(url: string): SmtpRelay {
 }
 
 export function smtpMailer(relay: SmtpRelay): Mailer {
-  const transport = nodemailer.createTransport({
-    host: relay.host,
-    port: relay.port,
-    secure: false,
-    requireTLS: relay.requireTls ?? false,
-    ignoreTLS: relay.requireTls === false,
-    auth: relay.auth,
-    tls: { rejectUnauthorized: false },
-  });
+  // nodemailer (some forty modules) loads with the first mail sent, not with every command and agent that
+  // composes a mailer and sends nothing.
+  let transport: Promise<Transporter> | undefined;
+  const open = async () =>
+    (await import('nodemailer')).default.createTransport({
+      host: relay.host,
+      port: relay.port,
+      secure: false,
+      requireTLS: relay.requireTls ?? false,
+      ignoreTLS: relay.requireTls === false,
+      auth: relay.auth,
+      tls: { rejectUnauthorized: false },
+    });
   return {
     async send(mail) {
       try {
-        await transport.sendMail(mail);
+        await (await (transport ??= open())).sendMail(mail);
       } catch (e) {
         throw new Error(`sending the export to ${mail.to} through ${relay.host}:${relay.port}: ${(e as Error).message}`);
       }

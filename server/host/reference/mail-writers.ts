@@ -7,7 +7,7 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { fromService } from '../../jobs/explain-error.js';
 import type { ImapWriter, LiveMessage, MailboxLocation, MailWriter } from '../port.js';
 import { IMAP_ADMIN_USER, imapAdminPassword } from './credentials.js';
@@ -62,6 +62,9 @@ export async function imapWriter(layout: HostLayout): Promise<ImapWriter> {
   const client = async (loc: MailboxLocation) => {
     let c = clients.get(loc.imapLogin);
     if (!c) {
+      // imapflow (some seventy modules) loads with the first mailbox written over IMAP, not with every command
+      // and agent that composes the host.
+      const { ImapFlow } = await import('imapflow');
       c = new ImapFlow({ host: endpoint.host, port: endpoint.port, secure: false, logger: false, auth: { user: `${loc.imapLogin}*${IMAP_ADMIN_USER}`, pass } });
       // A refused connection is explained as the mail server's (is Dovecot running?), not as a bare ECONNREFUSED.
       await c.connect().catch((err: unknown) => {
