@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerServer } from '../../plugin/server.js';
 import { processAlive } from '../../server/engine/index.js';
 import { backupProcess, generationRepositories, type BackupProcess, type BackupProcessCommand } from '../../server/agent/local.js';
-import { prioritized, processPriority } from '../../server/agent/priority.js';
+import { onPath, prioritized, processPriority, schedulingClass } from '../../server/agent/priority.js';
 import { runGeneration, type GenerationRunResult } from '../../server/dataprotect/generation/run.js';
 import { openLocation } from '../../server/dataprotect/generation/repository.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
@@ -86,8 +86,8 @@ async function whileDumpWaits<T>(run: () => Promise<T>, during: () => Promise<vo
 }
 
 describe('the backup process', () => {
-  it('runs every part at the configured priority (nice, ionice, its own session and scheduling group, its database backends too) while this process keeps its own; killed mid-part, that part is INVALID with the reason, the next parts run in a new one', async () => {
-    const bp = backupProcess(cmd, { priority: { nice: 13, io: 'idle' }, idleStopMs: 300 });
+  it('runs every part at the configured priority (nice, ionice, the idle CPU class, its own session and scheduling group, its database backends too) while this process keeps its own; killed mid-part, that part is INVALID with the reason, the next parts run in a new one', async () => {
+    const bp = backupProcess(cmd, { priority: { nice: 13, io: 'idle', cpu: 'idle' }, idleStopMs: 300 });
     processes.push(bp);
     let killed = 0;
     const r = await whileDumpWaits(() => generation(bp), async () => {
@@ -96,6 +96,14 @@ describe('the backup process', () => {
       expect(await niceOf(pid)).toBe(13);
       expect(await niceOf(process.pid)).toBe(0);
       expect(execFileSync('ionice', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/^idle/);
+      // Every thread in the idle CPU class (the codec workers, libuv's), and the pg_dump it started; this process in its own.
+      const threads = await readdir(`/proc/${pid}/task`);
+      expect(threads.length).toBeGreaterThan(1);
+      expect(await Promise.all(threads.map((t) => schedulingClass(Number(t))))).toEqual(threads.map(() => 'idle'));
+      const dump = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean).map(Number);
+      expect(dump.length).toBeGreaterThan(0);
+      expect(await Promise.all(dump.map((c) => schedulingClass(c)))).toEqual(dump.map(() => 'idle'));
+      expect(await schedulingClass(process.pid)).toBe('normal');
       // Its own session, so its own scheduling group where the kernel groups by session, at its nice value.
       expect(await sessionOf(pid)).not.toBe(await sessionOf(process.pid));
       if ((await readFile('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').catch(() => '0')).trim() === '1') {
@@ -233,20 +241,38 @@ describe('its repository', () => {
 });
 
 describe('its priority', () => {
-  it('nice and ionice in front of the command when they are on the PATH; without them, a nice value set afterwards and the I/O class said missing', () => {
+  it('chrt, nice and ionice in front of the command when they are on the PATH; without them, a nice value set afterwards and the I/O and CPU classes said missing', () => {
     const found = (n: string) => `/usr/bin/${n}`;
     expect(prioritized('node', ['x'], { nice: 12, io: 'low' }, found)).toEqual({
-      command: '/usr/bin/ionice', args: ['-t', '-c', '2', '-n', '7', '/usr/bin/nice', '-n', '12', 'node', 'x'], niced: true, io: 'best effort 7',
+      command: '/usr/bin/ionice', args: ['-t', '-c', '2', '-n', '7', '/usr/bin/nice', '-n', '12', 'node', 'x'], niced: true, io: 'best effort 7', cpu: 'normal',
     });
     expect(prioritized('node', ['x'], { nice: 19, io: 'idle' }, found).args.slice(0, 3)).toEqual(['-t', '-c', '3']);
-    expect(prioritized('node', ['x'], { nice: 0, io: 'normal' }, found)).toEqual({ command: 'node', args: ['x'], niced: true, io: 'normal' });
-    expect(prioritized('node', ['x'], { nice: 10, io: 'idle' }, () => null)).toEqual({ command: 'node', args: ['x'], niced: false, io: 'normal (no ionice on the PATH)' });
+    expect(prioritized('node', ['x'], { nice: 0, io: 'normal' }, found)).toEqual({ command: 'node', args: ['x'], niced: true, io: 'normal', cpu: 'normal' });
+    expect(prioritized('node', ['x'], { nice: 10, io: 'idle', cpu: 'idle' }, () => null)).toEqual({
+      command: 'node', args: ['x'], niced: false, io: 'normal (no ionice on the PATH)', cpu: 'normal (no chrt on the PATH)',
+    });
+    // The class is set on a shell that then becomes the command, so a refusal does not stop the backup.
+    const idle = prioritized('node', ['x'], { nice: 10, io: 'normal', cpu: 'idle' }, found);
+    expect(idle).toEqual({
+      command: '/usr/bin/sh', args: ['-c', '"$1" --idle -p 0 $$ >/dev/null 2>&1; shift; exec "$@"', 'sh', '/usr/bin/chrt', '/usr/bin/nice', '-n', '10', 'node', 'x'],
+      niced: true, io: 'normal', cpu: 'idle',
+    });
   });
 
-  it('comes from DP_BACKUP_NICE and DP_BACKUP_IO; a bad value is refused with the choices', () => {
-    expect(processPriority({})).toEqual({ nice: 10, io: 'low' });
-    expect(processPriority({ DP_BACKUP_NICE: '19', DP_BACKUP_IO: 'idle' })).toEqual({ nice: 19, io: 'idle' });
+  it.runIf(process.platform === 'linux' && onPath('chrt') !== null)('the command line it gives runs the command in the idle CPU class at its nice value, and a command that exits says how', () => {
+    const p = prioritized(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/stat", "utf8")); process.exitCode = 3'], { nice: 7, io: 'normal', cpu: 'idle' });
+    const r = spawnSync(p.command, p.args, { encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    const fields = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).split(' ');
+    expect(Number(fields[16])).toBe(7); // nice
+    expect(Number(fields[38])).toBe(5); // SCHED_IDLE
+  });
+
+  it('comes from DP_BACKUP_NICE, DP_BACKUP_IO and DP_BACKUP_CPU; a bad value is refused with the choices', () => {
+    expect(processPriority({})).toEqual({ nice: 10, io: 'low', cpu: 'nice' });
+    expect(processPriority({ DP_BACKUP_NICE: '19', DP_BACKUP_IO: 'idle', DP_BACKUP_CPU: 'idle' })).toEqual({ nice: 19, io: 'idle', cpu: 'idle' });
     expect(() => processPriority({ DP_BACKUP_IO: 'fast' })).toThrow('DP_BACKUP_IO=fast is not valid: give low, idle, normal, or unset it for the default (low)');
+    expect(() => processPriority({ DP_BACKUP_CPU: 'batch' })).toThrow('DP_BACKUP_CPU=batch is not valid: give nice, idle, or unset it for the default (nice)');
     expect(() => processPriority({ DP_BACKUP_NICE: '25' })).toThrow(/DP_BACKUP_NICE=25 is not valid/);
   });
 });
