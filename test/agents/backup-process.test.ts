@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerServer } from '../../plugin/server.js';
 import { processAlive } from '../../server/engine/index.js';
 import { backupProcess, generationRepositories, type BackupProcess, type BackupProcessCommand } from '../../server/agent/local.js';
-import { onPath, prioritized, processPriority, schedulingClass } from '../../server/agent/priority.js';
+import { onPath, prioritized, processPriority } from '../../server/agent/priority.js';
 import { runGeneration, type GenerationRunResult } from '../../server/dataprotect/generation/run.js';
 import { openLocation } from '../../server/dataprotect/generation/repository.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
@@ -86,8 +86,8 @@ async function whileDumpWaits<T>(run: () => Promise<T>, during: () => Promise<vo
 }
 
 describe('the backup process', () => {
-  it('runs every part at the configured priority (nice, ionice, the idle CPU class, its own session and scheduling group, its database backends too) while this process keeps its own; killed mid-part, that part is INVALID with the reason, the next parts run in a new one', async () => {
-    const bp = backupProcess(cmd, { priority: { nice: 13, io: 'idle', cpu: 'idle' }, idleStopMs: 300 });
+  it('runs every part at the configured priority (nice, ionice, its own session and scheduling group, its database backends too) while this process keeps its own; killed mid-part, that part is INVALID with the reason, the next parts run in a new one', async () => {
+    const bp = backupProcess(cmd, { priority: { nice: 13, io: 'idle' }, idleStopMs: 300 });
     processes.push(bp);
     let killed = 0;
     const r = await whileDumpWaits(() => generation(bp), async () => {
@@ -96,14 +96,6 @@ describe('the backup process', () => {
       expect(await niceOf(pid)).toBe(13);
       expect(await niceOf(process.pid)).toBe(0);
       expect(execFileSync('ionice', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/^idle/);
-      // Every thread in the idle CPU class (the codec workers, libuv's), and the pg_dump it started; this process in its own.
-      const threads = await readdir(`/proc/${pid}/task`);
-      expect(threads.length).toBeGreaterThan(1);
-      expect(await Promise.all(threads.map((t) => schedulingClass(Number(t))))).toEqual(threads.map(() => 'idle'));
-      const dump = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean).map(Number);
-      expect(dump.length).toBeGreaterThan(0);
-      expect(await Promise.all(dump.map((c) => schedulingClass(c)))).toEqual(dump.map(() => 'idle'));
-      expect(await schedulingClass(process.pid)).toBe('normal');
       // Its own session, so its own scheduling group where the kernel groups by session, at its nice value.
       expect(await sessionOf(pid)).not.toBe(await sessionOf(process.pid));
       if ((await readFile('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').catch(() => '0')).trim() === '1') {
@@ -259,13 +251,27 @@ describe('its priority', () => {
     });
   });
 
-  it.runIf(process.platform === 'linux' && onPath('chrt') !== null)('the command line it gives runs the command in the idle CPU class at its nice value, and a command that exits says how', () => {
-    const p = prioritized(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/stat", "utf8")); process.exitCode = 3'], { nice: 7, io: 'normal', cpu: 'idle' });
+  it.runIf(process.platform === 'linux' && onPath('chrt') !== null)('the command line it gives runs the command in the idle CPU class at its nice value, every thread of it and every process it starts, and a command that exits says how', () => {
+    // The command: a worker thread, and a child process; it prints the class and nice value of each of its threads and of the child.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const { execFileSync } = require('node:child_process');
+      const fs = require('node:fs');
+      const fields = (f) => { const s = fs.readFileSync(f, 'utf8'); return s.slice(s.lastIndexOf(')') + 2).split(' '); };
+      const w = new Worker('setTimeout(() => {}, 2000)', { eval: true });
+      w.on('online', () => {
+        const threads = fs.readdirSync('/proc/self/task').map((t) => fields('/proc/self/task/' + t + '/stat'));
+        const child = execFileSync(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/stat", "utf8"))'], { encoding: 'utf8' });
+        process.stdout.write(JSON.stringify({ threads: threads.map((f) => [f[38], f[16]]), child: child.slice(child.lastIndexOf(')') + 2).split(' ')[38] }));
+        w.terminate().then(() => { process.exitCode = 3; });
+      });`;
+    const p = prioritized(process.execPath, ['-e', script], { nice: 7, io: 'normal', cpu: 'idle' });
     const r = spawnSync(p.command, p.args, { encoding: 'utf8' });
     expect(r.status).toBe(3);
-    const fields = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).split(' ');
-    expect(Number(fields[16])).toBe(7); // nice
-    expect(Number(fields[38])).toBe(5); // SCHED_IDLE
+    const seen = JSON.parse(r.stdout) as { threads: [string, string][]; child: string };
+    expect(seen.threads.length).toBeGreaterThan(2);
+    expect(seen.threads).toEqual(seen.threads.map(() => ['5', '7'])); // SCHED_IDLE, nice 7
+    expect(seen.child).toBe('5');
   });
 
   it('comes from DP_BACKUP_NICE, DP_BACKUP_IO and DP_BACKUP_CPU; a bad value is refused with the choices', () => {
