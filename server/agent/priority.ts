@@ -19,7 +19,7 @@ export const CPU_CLASS_ENV = 'DP_BACKUP_CPU';
  * runs there; a core running only SCHED_IDLE threads counts as free when a thread wakes up, and a waking thread of
  * another class takes it at once. A busy loop keeps its scheduling group's share (see lowerAutogroup), but a
  * process that mostly waits and wakes, as a backup does, is then preempted at every other wake-up and never
- * preempts: on a busy machine the backup process's test run took over 300 s where it takes under 230 s without.
+ * preempts: on a busy machine the backup process's test failed its bounds twice in it, and passed in 226 s without.
  * Not the default: there, service latency with and without it did not differ beyond the noise (README, Backup
  * priority).
  */
