@@ -17,11 +17,10 @@ export const CPU_CLASS_ENV = 'DP_BACKUP_CPU';
  * itself. A nice value only sets a share: a service's thread that wakes up on a core where a niced backup thread
  * runs may still wait for that thread's time slice to end, and the kernel places it on a core by load, not by who
  * runs there; a core running only SCHED_IDLE threads counts as free when a thread wakes up, and a waking thread of
- * another class takes it at once. A busy loop keeps its scheduling group's share (see lowerAutogroup), but a
- * process that mostly waits and wakes, as a backup does, is then preempted at every other wake-up and never
- * preempts: on a busy machine the backup process's test failed its bounds twice in it, and passed in 226 s without.
- * Not the default: there, service latency with and without it did not differ beyond the noise (README, Backup
- * priority).
+ * another class takes it at once. A busy loop keeps its scheduling group's share (see lowerAutogroup); a process
+ * that mostly waits and wakes, as a backup does, may do worse, preempted at every other wake-up and never
+ * preempting. Not the default: on the busy machine it was measured on, service latency with and without it did
+ * not differ beyond the noise, and its cost to the backup was not settled (README, Backup priority).
  */
 export type CpuClass = 'idle' | 'nice';
 
