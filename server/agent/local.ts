@@ -17,7 +17,7 @@ import { openLocation } from '../dataprotect/generation/repository.js';
 import type { TreeHost } from '../dataprotect/global-restore/tree-part.js';
 import type { HostPort } from '../host/port.js';
 import { httpPartAgent } from './client.js';
-import { lowerAutogroup, prioritized, processPriority, type ProcessPriority } from './priority.js';
+import { lowerAutogroup, prioritized, processPriority, schedulingClass, type ProcessPriority } from './priority.js';
 import { startAgent } from './server.js';
 
 /** How to start the backup process for an installation: a command that ends in `serveBackupProcess`. */
@@ -136,7 +136,9 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
       throw err;
     });
     for (const [server, url] of Object.entries(announced.agents)) r.agents.set(server, httpPartAgent(url, async () => secret));
-    log(`backup process ${pid} started (nice ${priority.nice}, ${await group}, I/O ${p.io})`);
+    const cls = p.cpu === 'idle' ? await schedulingClass(pid) : null;
+    const cpu = cls === null || cls === 'idle' ? p.cpu : `${cls} (idle refused)`;
+    log(`backup process ${pid} started (nice ${priority.nice}, ${await group}, CPU class ${cpu}, I/O ${p.io})`);
     return r;
   };
 

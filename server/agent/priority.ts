@@ -1,7 +1,8 @@
-// The backup process's place beside the services it protects: its CPU priority (a nice value, DP_BACKUP_NICE,
-// the same setting as the engine's workers) and its I/O priority (DP_BACKUP_IO). Node has no call for an I/O
-// class, so the process is started through util-linux's `ionice` (and coreutils' `nice`, so that every thread of
-// it, libuv's and V8's included, starts niced) when they are on the PATH.
+// The backup process's place beside the services it protects: its CPU scheduling class (DP_BACKUP_CPU), its CPU
+// priority (a nice value, DP_BACKUP_NICE, the same setting as the engine's workers) and its I/O priority
+// (DP_BACKUP_IO). Node has no call for a scheduling or I/O class, so the process is started through util-linux's
+// `ionice` and `chrt` (and coreutils' `nice`), so that every thread of it, libuv's and V8's and the codec workers
+// included, and every process it starts (pg_dump), starts with them, when they are on the PATH.
 
 import { accessSync, constants } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -9,6 +10,19 @@ import path from 'node:path';
 import { workerSettings } from '../engine/worker-settings.js';
 
 export const IO_PRIORITY_ENV = 'DP_BACKUP_IO';
+export const CPU_CLASS_ENV = 'DP_BACKUP_CPU';
+
+/**
+ * `nice` (the default): the nice value alone. `idle`: Linux's SCHED_IDLE class, which any process may take for
+ * itself. A nice value only sets a share: a service's thread that wakes up on a core where a niced backup thread
+ * runs may still wait for that thread's time slice to end, and the kernel places it on a core by load, not by who
+ * runs there; a core running only SCHED_IDLE threads counts as free when a thread wakes up, and a waking thread of
+ * another class takes it at once. A busy loop keeps its scheduling group's share (see lowerAutogroup); a process
+ * that mostly waits and wakes, as a backup does, may do worse, preempted at every other wake-up and never
+ * preempting. Not the default: on the busy machine it was measured on, service latency with and without it did
+ * not differ beyond the noise, and its cost to the backup was not settled (README, Backup priority).
+ */
+export type CpuClass = 'idle' | 'nice';
 
 /**
  * `low` (the default): best effort, its lowest level (7); `idle`: only when no one else uses the disk (a busy
@@ -21,19 +35,27 @@ export interface ProcessPriority {
   /** 0 (normal) to 19 (lowest). */
   nice: number;
   io: IoPriority;
+  /** Absent: `nice`. */
+  cpu?: CpuClass;
 }
 
 export class PriorityConfigError extends Error {}
 
 const IO_VALUES: readonly IoPriority[] = ['low', 'idle', 'normal'];
+const CPU_VALUES: readonly CpuClass[] = ['nice', 'idle'];
 
 /** The settings from the environment; a bad value is refused with what to give instead. */
 export function processPriority(env: NodeJS.ProcessEnv = process.env): ProcessPriority {
-  const raw = env[IO_PRIORITY_ENV]?.trim() || 'low';
-  if (!IO_VALUES.includes(raw as IoPriority)) {
-    throw new PriorityConfigError(`${IO_PRIORITY_ENV}=${raw} is not valid: give ${IO_VALUES.join(', ')}, or unset it for the default (low)`);
+  return { nice: workerSettings(env).nice, io: choice(env, IO_PRIORITY_ENV, IO_VALUES), cpu: choice(env, CPU_CLASS_ENV, CPU_VALUES) };
+}
+
+/** One of `values` (the first is the default). */
+function choice<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[]): T {
+  const raw = env[name]?.trim() || values[0];
+  if (!values.includes(raw as T)) {
+    throw new PriorityConfigError(`${name}=${raw} is not valid: give ${values.join(', ')}, or unset it for the default (${values[0]})`);
   }
-  return { nice: workerSettings(env).nice, io: raw as IoPriority };
+  return raw as T;
 }
 
 /** Where an executable of that name is on the PATH, or null. */
@@ -57,6 +79,8 @@ export interface PrioritizedCommand {
   niced: boolean;
   /** The I/O class in force, as a phrase for the log (`best effort 7`, `idle`, or why not). */
   io: string;
+  /** The CPU scheduling class asked for, as a phrase for the log (`idle`, `normal`, or why not). */
+  cpu: string;
 }
 
 /** The command line that starts `command args` at priority `p`. */
@@ -67,6 +91,20 @@ export function prioritized(command: string, args: string[], p: ProcessPriority,
   if (nice) {
     argv = [nice, '-n', String(p.nice), ...argv];
     niced = true;
+  }
+  let cpu = 'normal';
+  if (p.cpu === 'idle') {
+    const chrt = process.platform === 'linux' ? find('chrt') : null;
+    const sh = chrt ? find('sh') : null;
+    if (chrt && sh) {
+      // Set on the shell, then inherited through exec by every thread and child process; lowering one's own class
+      // needs no privilege, and a kernel or sandbox that refuses it still runs the backup, in its normal class
+      // (as ionice's -t does). Which class is in force is read afterwards (schedulingClass).
+      argv = [sh, '-c', '"$1" --idle -p 0 $$ >/dev/null 2>&1; shift; exec "$@"', 'sh', chrt, ...argv];
+      cpu = 'idle';
+    } else {
+      cpu = 'normal (no chrt on the PATH)';
+    }
   }
   let io = 'normal';
   if (p.io !== 'normal') {
@@ -79,7 +117,7 @@ export function prioritized(command: string, args: string[], p: ProcessPriority,
       io = 'normal (no ionice on the PATH)';
     }
   }
-  return { command: argv[0], args: argv.slice(1), niced, io };
+  return { command: argv[0], args: argv.slice(1), niced, io, cpu };
 }
 
 /**
@@ -109,4 +147,13 @@ export async function lowerAutogroup(pid: number, nice: number, proc = '/proc'):
       return `autogroup unchanged (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }
   }
+}
+
+/** A process's CPU scheduling class as the kernel has it (`/proc/PID/stat`), or null where there is none to read. */
+export async function schedulingClass(pid: number, proc = '/proc'): Promise<string | null> {
+  const stat = await readFile(`${proc}/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return null;
+  // Fields after the command's closing parenthesis start at the third (state); the policy is the 41st.
+  const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+  return ({ 0: 'normal', 1: 'fifo', 2: 'round robin', 3: 'batch', 5: 'idle', 6: 'deadline' } as Record<number, string>)[policy] ?? `policy ${policy}`;
 }

@@ -423,14 +423,16 @@ export class TaskRegistry {
     return page;
   }
 
-  /** The task of this kind (and target) running anywhere in the cluster, if any. */
-  async findRunning(kind: TaskKind, target?: string | null): Promise<Task | null> {
-    for (const r of this.running.values()) {
-      // A task that has ended but is still being recorded is not running any more.
-      if (r.task.status === 'RUNNING' && r.task.kind === kind && (target == null || r.task.target === target)) return { ...r.task };
+  /** The task of this kind, or of one of these kinds (the first found), and target, running anywhere in the cluster, if any. */
+  async findRunning(kind: TaskKind | readonly TaskKind[], target?: string | null): Promise<Task | null> {
+    const kinds: readonly TaskKind[] = typeof kind === 'string' ? [kind] : kind;
+    for (const k of kinds) {
+      for (const r of this.running.values()) {
+        // A task that has ended but is still being recorded is not running any more.
+        if (r.task.status === 'RUNNING' && r.task.kind === k && (target == null || r.task.target === target)) return { ...r.task };
+      }
     }
-    await this.store.markStaleInterrupted(STALE_SECONDS);
-    return this.store.findRunning(kind, target);
+    return this.store.findRunning(kinds, target, STALE_SECONDS);
   }
 
   async log(id: string, after: number, limit: number): Promise<TaskLogEntry[]> {

@@ -102,11 +102,23 @@ export class TaskStore {
     return r.rows[0] ? toTask(r.rows[0]) : null;
   }
 
-  async findRunning(kind: TaskKind, target?: string | null): Promise<Task | null> {
+  /**
+   * The newest running task of one of `kinds` (and `target`), once the running tasks whose node stopped beating
+   * for `staleSeconds` are marked INTERRUPTED (as markStaleInterrupted): one statement, one round trip, since
+   * the API asks it at every read of the generations.
+   */
+  async findRunning(kinds: readonly TaskKind[], target: string | null | undefined, staleSeconds: number): Promise<Task | null> {
+    // The statement's SELECT sees the rows as they were before its UPDATE: the ones it marks are left out by id.
     const r = await this.pool.query<TaskRow>(
-      `SELECT * FROM dp_task WHERE status = 'RUNNING' AND kind = $1 AND ($2::text IS NULL OR target = $2)
+      `WITH stale AS (
+         UPDATE dp_task SET status = 'INTERRUPTED', ended_at = now(),
+           error = coalesce(error, 'the process running this task stopped before it ended')
+         WHERE status = 'RUNNING' AND heartbeat_at < now() - make_interval(secs => $3)
+         RETURNING id)
+       SELECT * FROM dp_task WHERE status = 'RUNNING' AND kind = ANY($1::text[]) AND ($2::text IS NULL OR target = $2)
+         AND id NOT IN (SELECT id FROM stale)
        ORDER BY created_at DESC LIMIT 1`,
-      [kind, target ?? null],
+      [[...kinds], target ?? null, staleSeconds],
     );
     return r.rows[0] ? toTask(r.rows[0]) : null;
   }

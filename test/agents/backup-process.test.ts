@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerServer } from '../../plugin/server.js';
 import { processAlive } from '../../server/engine/index.js';
 import { backupProcess, generationRepositories, type BackupProcess, type BackupProcessCommand } from '../../server/agent/local.js';
-import { prioritized, processPriority } from '../../server/agent/priority.js';
+import { onPath, prioritized, processPriority } from '../../server/agent/priority.js';
 import { runGeneration, type GenerationRunResult } from '../../server/dataprotect/generation/run.js';
 import { openLocation } from '../../server/dataprotect/generation/repository.js';
 import { TaskRegistry } from '../../server/jobs/task-registry.js';
@@ -235,20 +235,52 @@ describe('its repository', () => {
 });
 
 describe('its priority', () => {
-  it('nice and ionice in front of the command when they are on the PATH; without them, a nice value set afterwards and the I/O class said missing', () => {
+  it('chrt, nice and ionice in front of the command when they are on the PATH; without them, a nice value set afterwards and the I/O and CPU classes said missing', () => {
     const found = (n: string) => `/usr/bin/${n}`;
     expect(prioritized('node', ['x'], { nice: 12, io: 'low' }, found)).toEqual({
-      command: '/usr/bin/ionice', args: ['-t', '-c', '2', '-n', '7', '/usr/bin/nice', '-n', '12', 'node', 'x'], niced: true, io: 'best effort 7',
+      command: '/usr/bin/ionice', args: ['-t', '-c', '2', '-n', '7', '/usr/bin/nice', '-n', '12', 'node', 'x'], niced: true, io: 'best effort 7', cpu: 'normal',
     });
     expect(prioritized('node', ['x'], { nice: 19, io: 'idle' }, found).args.slice(0, 3)).toEqual(['-t', '-c', '3']);
-    expect(prioritized('node', ['x'], { nice: 0, io: 'normal' }, found)).toEqual({ command: 'node', args: ['x'], niced: true, io: 'normal' });
-    expect(prioritized('node', ['x'], { nice: 10, io: 'idle' }, () => null)).toEqual({ command: 'node', args: ['x'], niced: false, io: 'normal (no ionice on the PATH)' });
+    expect(prioritized('node', ['x'], { nice: 0, io: 'normal' }, found)).toEqual({ command: 'node', args: ['x'], niced: true, io: 'normal', cpu: 'normal' });
+    expect(prioritized('node', ['x'], { nice: 10, io: 'idle', cpu: 'idle' }, () => null)).toEqual({
+      command: 'node', args: ['x'], niced: false, io: 'normal (no ionice on the PATH)', cpu: 'normal (no chrt on the PATH)',
+    });
+    // The class is set on a shell that then becomes the command, so a refusal does not stop the backup.
+    const idle = prioritized('node', ['x'], { nice: 10, io: 'normal', cpu: 'idle' }, found);
+    expect(idle).toEqual({
+      command: '/usr/bin/sh', args: ['-c', '"$1" --idle -p 0 $$ >/dev/null 2>&1; shift; exec "$@"', 'sh', '/usr/bin/chrt', '/usr/bin/nice', '-n', '10', 'node', 'x'],
+      niced: true, io: 'normal', cpu: 'idle',
+    });
   });
 
-  it('comes from DP_BACKUP_NICE and DP_BACKUP_IO; a bad value is refused with the choices', () => {
-    expect(processPriority({})).toEqual({ nice: 10, io: 'low' });
-    expect(processPriority({ DP_BACKUP_NICE: '19', DP_BACKUP_IO: 'idle' })).toEqual({ nice: 19, io: 'idle' });
+  it.runIf(process.platform === 'linux' && onPath('chrt') !== null)('the command line it gives runs the command in the idle CPU class at its nice value, every thread of it and every process it starts, and a command that exits says how', () => {
+    // The command: a worker thread, and a child process; it prints the class and nice value of each of its threads and of the child.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const { execFileSync } = require('node:child_process');
+      const fs = require('node:fs');
+      const fields = (f) => { const s = fs.readFileSync(f, 'utf8'); return s.slice(s.lastIndexOf(')') + 2).split(' '); };
+      const w = new Worker('setTimeout(() => {}, 2000)', { eval: true });
+      w.on('online', () => {
+        const threads = fs.readdirSync('/proc/self/task').map((t) => fields('/proc/self/task/' + t + '/stat'));
+        const child = execFileSync(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/stat", "utf8"))'], { encoding: 'utf8' });
+        process.stdout.write(JSON.stringify({ threads: threads.map((f) => [f[38], f[16]]), child: child.slice(child.lastIndexOf(')') + 2).split(' ')[38] }));
+        w.terminate().then(() => { process.exitCode = 3; });
+      });`;
+    const p = prioritized(process.execPath, ['-e', script], { nice: 7, io: 'normal', cpu: 'idle' });
+    const r = spawnSync(p.command, p.args, { encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    const seen = JSON.parse(r.stdout) as { threads: [string, string][]; child: string };
+    expect(seen.threads.length).toBeGreaterThan(2);
+    expect(seen.threads).toEqual(seen.threads.map(() => ['5', '7'])); // SCHED_IDLE, nice 7
+    expect(seen.child).toBe('5');
+  });
+
+  it('comes from DP_BACKUP_NICE, DP_BACKUP_IO and DP_BACKUP_CPU; a bad value is refused with the choices', () => {
+    expect(processPriority({})).toEqual({ nice: 10, io: 'low', cpu: 'nice' });
+    expect(processPriority({ DP_BACKUP_NICE: '19', DP_BACKUP_IO: 'idle', DP_BACKUP_CPU: 'idle' })).toEqual({ nice: 19, io: 'idle', cpu: 'idle' });
     expect(() => processPriority({ DP_BACKUP_IO: 'fast' })).toThrow('DP_BACKUP_IO=fast is not valid: give low, idle, normal, or unset it for the default (low)');
+    expect(() => processPriority({ DP_BACKUP_CPU: 'batch' })).toThrow('DP_BACKUP_CPU=batch is not valid: give nice, idle, or unset it for the default (nice)');
     expect(() => processPriority({ DP_BACKUP_NICE: '25' })).toThrow(/DP_BACKUP_NICE=25 is not valid/);
   });
 });

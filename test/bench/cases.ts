@@ -127,7 +127,7 @@ const latency: BenchCase = {
   async run(s) {
     const r = await runLatencyBench({ workDir: join(s.work, 'latency'), users: s.hostUsers, messagesPerUser: s.hostMessages, log: s.log });
     return {
-      heading: `service latency during backups of a ${n(s.hostUsers)}-user reference host through the plugin's server (first ${r.first.seconds.toFixed(1)} s, incremental ${r.incremental.seconds.toFixed(1)} s, mean of ${r.incremental.runs} runs; IMAP rounds sampled: idle ${r.idle.imap.length}, first ${r.first.imap.length}, incremental ${r.incremental.imap.length}; idle: the same probes with the server idle)`,
+      heading: `service latency during backups of a ${n(s.hostUsers)}-user reference host through the plugin's server (first ${r.first.seconds.toFixed(1)} s, incremental ${r.incremental.seconds.toFixed(1)} s, mean of ${r.incremental.runs} runs; IMAP rounds sampled: idle ${r.idle.imap.length}, first ${r.first.imap.length}, incremental ${r.incremental.imap.length}; idle: the same probes with the server idle, half before the runs and half after)`,
       rows: r.rows,
       figures: r,
     };

@@ -12,7 +12,9 @@
  *   - PostgreSQL: one simple query on the host's database (the first rows of its largest table), from two
  *     connections at once.
  *
- * The same probes run beforehand with the server idle. Rows: p50 and p99 of each beside idle, with the targets
+ * The same probes run with the server idle, half of them before the runs and half after (so that a change in the
+ * machine's other load during the case weighs on the idle figures as on the others; each half after a warm-up,
+ * the one after also reads the generations the runs added). Rows: p50 and p99 of each beside idle, with the targets
  * (API p99 <= 50 ms; IMAP and PostgreSQL p99 <= 1.5x idle during the first backup, <= 1.3x during the incremental).
  * A p99 needs a few hundred samples to be more than the single slowest one: hence several IMAP users and
  * PostgreSQL connections (the same during the idle phase), and the incremental run INCREMENTAL_RUNS times, its
@@ -204,15 +206,20 @@ export async function runLatencyBench(o: LatencyBenchOptions): Promise<LatencyBe
       return { ...s, seconds };
     };
 
-    o.log('latency: idle probes');
-    // Warm-up (connections, Dovecot's indexes, the query plan), then the idle figures.
-    await sample((s) => s.imap.length >= 5 * IMAP_USERS && s.api.length >= 20);
-    const idle = await sample((s) => s.imap.length >= 400 && s.api.length >= 400 && s.pg.length >= 1000);
-    o.log(`latency: idle: ${idle.api.length} API, ${idle.imap.length} IMAP, ${idle.pg.length} PostgreSQL samples`);
+    /** Half of the idle figures: a warm-up (connections, Dovecot's indexes, the query plan, the generations list), then the samples. */
+    const idleHalf = async (when: string) => {
+      o.log(`latency: idle probes, ${when}`);
+      await sample((s) => s.imap.length >= 5 * IMAP_USERS && s.api.length >= 20);
+      const s = await sample((x) => x.imap.length >= 200 && x.api.length >= 200 && x.pg.length >= 500);
+      o.log(`latency: idle ${when}: ${s.api.length} API, ${s.imap.length} IMAP, ${s.pg.length} PostgreSQL samples`);
+      return { ...s, seconds: 0 };
+    };
+    const before = await idleHalf('before the runs');
     const first = await backup('first');
     const runs: (Samples & { seconds: number })[] = [];
     for (let i = 1; i <= INCREMENTAL_RUNS; i++) runs.push(await backup(`incremental ${i}/${INCREMENTAL_RUNS}`));
     const incremental = pooled(runs);
+    const idle = pooled([before, await idleHalf('after the runs')]);
     await Promise.all(pgs.map((c) => c.end()));
     return { users: o.users, idle, first, incremental: { ...incremental, runs: runs.length }, rows: rows(o.users, idle, first, incremental) };
   } finally {

@@ -148,6 +148,23 @@ describe('tasks', () => {
     expect(r.json()).toMatchObject({ status: 'INTERRUPTED', error: expect.stringContaining('stopped') });
   });
 
+  it('finds a task of one of several kinds running on another node, and not one whose node stopped beating (marked INTERRUPTED by the same look)', async () => {
+    const [stale, live] = [randomUUID(), randomUUID()];
+    const insert = (id: string, kind: string, age: string) => api.pool.query(
+      `INSERT INTO dp_task (id, kind, title, status, actor, progress, node, heartbeat_at, created_at)
+       VALUES ($1, $2, 'Run', 'RUNNING', 'scheduler', '{"done":0,"total":null,"message":null}', 'other:1', now() - $3::interval, now() - $3::interval)`,
+      [id, kind, age],
+    );
+    await insert(stale, 'recovery-point', '10 minutes');
+    expect(await api.deps.tasks.findRunning(['backup', 'recovery-point'])).toBeNull();
+    expect((await api.pool.query('SELECT status FROM dp_task WHERE id = $1', [stale])).rows[0].status).toBe('INTERRUPTED');
+    await insert(live, 'recovery-point', '1 second');
+    expect((await api.deps.tasks.findRunning(['backup', 'recovery-point']))?.id).toBe(live);
+    expect((await api.deps.tasks.findRunning('recovery-point'))?.id).toBe(live);
+    expect(await api.deps.tasks.findRunning('backup')).toBeNull();
+    await api.pool.query(`UPDATE dp_task SET status = 'INTERRUPTED' WHERE id = $1`, [live]);
+  });
+
   it('streams a finished task as events: task, each log line with its id, end', async () => {
     const task = await api.deps.tasks.start({ kind: 'check', title: 'Check', actor: actorOf(KEYS.admin) }, async (ctx) => {
       ctx.info('one');

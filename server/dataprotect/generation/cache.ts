@@ -16,6 +16,17 @@ export class GenerationCache {
     return r.rowCount ? (r.rows[0].fingerprint ?? '') : null;
   }
 
+  /** The fingerprint (as `fingerprint`) and the records (as `list`) in one statement; null when never synced. */
+  async read(repository: string): Promise<{ fingerprint: string; records: GenerationRecord[] } | null> {
+    const r = await this.pool.query<{ fingerprint: string | null; record: GenerationRecord | null }>(
+      `SELECT s.fingerprint, g.record FROM dp_generation_sync s LEFT JOIN dp_generation g ON g.repository = s.repository
+        WHERE s.repository = $1 ORDER BY g.protection_time DESC, g.id DESC`,
+      [repository],
+    );
+    if (r.rowCount === 0) return null;
+    return { fingerprint: r.rows[0].fingerprint ?? '', records: r.rows.flatMap((x) => (x.record ? [x.record] : [])) };
+  }
+
   /** Newest first; null when this repository was never synced into the cache. */
   async list(repository: string): Promise<GenerationRecord[] | null> {
     const synced = await this.pool.query('SELECT 1 FROM dp_generation_sync WHERE repository = $1', [repository]);

@@ -280,31 +280,36 @@ export class RepositoryBackups implements BackupRunner, GenerationService {
 
   async list(): Promise<Generation[]> {
     const s = await this.settings.get();
-    await this.fresh(s.repositoryLocation);
+    // The cache and its fingerprint in one read: the console polls this list, during backups too, and each
+    // database round trip is a wait for the database's process and then this one's to be scheduled.
+    const cached = await this.cache.read(s.repositoryLocation);
+    if (cached && !(await this.stale(s.repositoryLocation, cached.fingerprint))) return cached.records.map(toGeneration);
+    await this.rebuild(s.repositoryLocation);
     return ((await this.cache.list(s.repositoryLocation)) ?? []).map(toGeneration);
   }
 
-  /**
-   * Rebuilds the cache when the repository changed behind it (a CLI run, another tool, a restored share): the
-   * snapshot file names are compared with those of the last sync, which costs a directory listing.
-   */
+  /** Rebuilds the cache when the repository changed behind it (see stale). */
   private async fresh(location: string): Promise<void> {
     const stored = await this.cache.fingerprint(location);
-    if (stored === null) {
-      await this.rebuild(location);
-      return;
-    }
+    if (stored === null || (await this.stale(location, stored))) await this.rebuild(location);
+  }
+
+  /**
+   * Whether the repository changed behind the cache synced at `stored` (a CLI run, another tool, a restored share):
+   * the snapshot file names are compared with those of the last sync, which costs a directory listing.
+   */
+  private async stale(location: string, stored: string): Promise<boolean> {
     // While a run writes (a backup or a recovery point), its part snapshots change the fingerprint all along, and
     // its generation is not listed before it ends (the run then adds it to the cache): reading the whole repository
     // at every request meanwhile would slow the API for nothing. The first read after the run sees the new
     // fingerprint and syncs.
-    if (await this.runWriting()) return;
-    if (stored !== (await snapshotFingerprint(location))) await this.rebuild(location);
+    if (await this.runWriting()) return false;
+    return stored !== (await snapshotFingerprint(location));
   }
 
   /** The run writing a generation now, if any: a backup or a mail recovery point. */
   private async runWriting() {
-    return (await this.tasks.findRunning('backup')) ?? (await this.tasks.findRunning('recovery-point'));
+    return this.tasks.findRunning(['backup', 'recovery-point']);
   }
 
   async get(id: string): Promise<Generation> {
