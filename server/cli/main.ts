@@ -3,7 +3,6 @@ import { Command, CommanderError } from 'commander';
 import { resolve } from 'node:path';
 import { PASSWORD_ENV, PASSWORD_FILE_ENV } from '../storage/password.js';
 import { exitCodeOf } from './exit-codes.js';
-import { relaunch } from './relaunch.js';
 type Register = (program: Command) => void;
 
 /**
@@ -73,6 +72,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const self = process.argv[1] ?? '';
-if ((self.endsWith('/cli/main.js') || self.endsWith('/bm-dataprotect')) && !relaunch(process.argv)) {
+if (self.endsWith('/cli/main.js') || self.endsWith('/bm-dataprotect')) {
   main(process.argv).then((code) => process.exit(code));
 }
