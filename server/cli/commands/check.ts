@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { check } from '../../engine/index.js';
 import { openRepo, output, percent, UsageError, type RepoOptions } from '../context.js';
-import { keepYoungGenerationSmall } from '../young-generation.js';
 
 interface Opts extends RepoOptions {
   readData?: boolean;
@@ -17,7 +16,6 @@ export function register(program: Command): void {
     .option('--read-data-subset <percent>', 'read this percentage of the packs, chosen at random', percent)
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (opts: Opts) => {
-      keepYoungGenerationSmall();
       if (opts.readData && opts.readDataSubset !== undefined) throw new UsageError('give --read-data or --read-data-subset, not both');
       const out = output(opts);
       const repo = await openRepo(opts);

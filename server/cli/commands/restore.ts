@@ -2,7 +2,6 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { restore } from '../../engine/index.js';
 import { collect, openRepo, output, UsageError, type RepoOptions } from '../context.js';
-import { keepYoungGenerationSmall } from '../young-generation.js';
 import { bytes, duration, eta, rate } from '../output.js';
 
 interface Opts extends RepoOptions {
@@ -24,7 +23,6 @@ export function register(program: Command): void {
     .option('--include <path>', 'restore only this path of the snapshot and what is below it (repeatable)', collect)
     .option('--json', 'progress as JSON lines, then a summary object')
     .action(async (ref: string, opts: Opts) => {
-      keepYoungGenerationSmall();
       if (!opts.target) throw new UsageError('missing --target DIR: where to restore to');
       for (const p of opts.include ?? []) {
         if (p.split('/').includes('..')) throw new UsageError(`--include ${p}: give a path inside the snapshot, without '..'`);
