@@ -14,6 +14,12 @@ export interface CheckOptions {
   /** Read this percentage of the packs, chosen at random. */
   readDataSubset?: number;
   progress?: { update?(phase: string, done: number, total: number): void };
+  /**
+   * Packs are verified on this thread too, with one codec worker fewer (as a restore writes): one V8 isolate and
+   * its buffers less, the same cores busy; but this thread is then busy a whole pack at a time (tens of ms): for
+   * a command line, not for a server that answers requests meanwhile.
+   */
+  packsHere?: boolean;
 }
 
 export interface CheckResult {
@@ -114,12 +120,12 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
       packs = packs.slice(0, want);
     }
     let read = 0;
-    // As a restore: one worker fewer than a backup's, this thread verifying packs as the other (between them
-    // it checks the structure below): one V8 isolate and its buffers less, the same cores busy.
-    const codec = repo.codec('restore');
+    // With packsHere, as a restore: one worker fewer than a backup's, this thread verifying packs as the other
+    // (between them it checks the structure below).
+    const codec = repo.codec(opts.packsHere ? 'restore' : 'backup');
     const local = repo.storage.localPath?.bind(repo.storage);
-    const here = new PackVerifier(repo.cipher);
-    const lanes = [true, ...new Array<boolean>(codec.size).fill(false)];
+    const here = opts.packsHere ? new PackVerifier(repo.cipher) : null;
+    const lanes = [...(opts.packsHere ? [true] : []), ...new Array<boolean>(codec.size).fill(false)];
     let next = 0;
     await Promise.all(
       lanes.map(async (onThisThread) => {
@@ -130,7 +136,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
             const indexed = packBlobs.get(pack)?.blobs ?? null;
             const from = local ? { file: local('data', pack) } : { data: await repo.storage.read('data', pack) };
             if (onThisThread) {
-              found = here.verify(pack, from, indexed, repo.limits);
+              found = here!.verify(pack, from, indexed, repo.limits);
               // Synchronous work a pack at a time: the structure check and the workers' next packs get their turn.
               await new Promise(setImmediate);
             } else found = await codec.verifyPack(pack, from, indexed, repo.limits);
