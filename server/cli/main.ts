@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: it sets how V8 sizes the young generation for some commands, before the other modules load.
+import './young-generation.js';
 import { Command, CommanderError } from 'commander';
 import nodeModule from 'node:module';
 import { join, resolve } from 'node:path';

@@ -6,6 +6,7 @@ import type { ChunkerParams } from './format.js';
 import type { BlobLimits } from './validate.js';
 import { releasePack, sessionSlots, type FinishedPack } from './pack-assembly.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
+import { youngGenerationKeptSmall } from './young-generation.js';
 
 /**
  * zstd on worker threads, so that compression (the costliest step of a backup) and decompression
@@ -95,7 +96,7 @@ export class CodecPool {
   constructor(level: number, gear: Int32Array, key: MasterKey | null = null, settings: WorkerSettings = workerSettings()) {
     const url = workerUrl();
     for (let i = 0; i < settings.workers; i++) {
-      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice, smallYoung: youngGenerationKeptSmall() }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       w.unref();
       w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m, i));
       w.on('error', (err) => this.failAll(err));

@@ -3,6 +3,8 @@
  * cutting windows of large ones, and writing restored files, each job one message. In an encrypted
  * repository it also seals what it compressed and opens what it decompresses, and keys blob ids.
  */
+// First: this worker's start set V8's young-generation growth back; it applies it again when asked (smallYoung).
+import './young-generation.js';
 import fs from 'node:fs';
 import { setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
@@ -13,8 +15,7 @@ import { cutsInto, fileCuts } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
 import { blobIdOf, RepositoryCipher, SEAL_OVERHEAD, sealInto } from './crypto.js';
 import type { ChunkerParams } from './format.js';
-import { PackFile, packFindings, packInMemory } from './pack-check.js';
-import type { PackEntry } from './pack.js';
+import { PackVerifier } from './pack-check.js';
 import { RestoreTarget } from './restore-target.js';
 import { RestoreWriter } from './restore-writes.js';
 import { ArenaRing, type ArenaPiece } from './arena-ring.js';
@@ -73,8 +74,6 @@ const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);
 // allocation per batch, none per blob, so a worker's memory stays flat however many blobs go through it.
 const cctx = new binding.CCtx();
 let scratch = Buffer.allocUnsafe(1 << 20);
-/** How much of a local pack `check --read-data` reads at once. */
-const PACK_WINDOW = 1 << 20;
 
 // Buffers are external memory, which V8 collects late: on a restore or a check (packs in) tens of MiB
 // per worker pile up between collections, so these collect every 8 MiB let go of. Backups do not: there the
@@ -140,44 +139,21 @@ function compress(job: Job): void {
 }
 
 /**
- * One pack for `check --read-data`: its hash, header and every blob verified here; only the findings go
- * back. A pack on a local disk is read here through a window kept from pack to pack, never whole; one
- * from elsewhere comes whole, transferred.
+ * One pack for `check --read-data`: its hash, header and every blob verified here (pack-check.ts PackVerifier);
+ * only the findings go back. A pack on a local disk is read here through a window kept from pack to pack, never
+ * whole; one from elsewhere comes whole, transferred.
  */
-let packWindow: Buffer = Buffer.allocUnsafe(0);
+let packVerifier: PackVerifier | undefined;
 function verifyPack(job: Job): void {
-  const writer = blobWriter();
+  packVerifier ??= new PackVerifier(cipher, blobWriter());
   try {
-    verifyWith(job, (stored: Buffer, e: PackEntry) => writer.verdict(stored, e.zstd, e.rawLength, e.id));
-  } finally {
-    dropped += writer.dropped;
-    writer.dropped = 0;
-  }
-}
-
-function verifyWith(job: Job, verdict: (stored: Buffer, e: PackEntry) => string | null): void {
-  if (!job.file) {
-    port.postMessage({ id: job.id, found: packFindings(job.name, packInMemory(Buffer.from(job.data)), job.indexedBlobs, job.limits, cipher, verdict) });
-    return;
-  }
-  if (packWindow.length === 0) packWindow = Buffer.allocUnsafe(PACK_WINDOW);
-  let source: PackFile;
-  try {
-    source = new PackFile(job.file, packWindow);
-  } catch (e) {
-    port.postMessage({ id: job.id, error: message(e) });
-    return;
-  }
-  try {
-    const found = packFindings(job.name, source, job.indexedBlobs, job.limits, cipher, verdict);
-    port.postMessage({ id: job.id, found });
+    const from = job.file ? { file: job.file } : { data: Buffer.from(job.data) };
+    port.postMessage({ id: job.id, found: packVerifier.verify(job.name, from, job.indexedBlobs, job.limits) });
   } catch (e) {
     port.postMessage({ id: job.id, error: message(e) });
   } finally {
-    source.close();
-    // A window grown for a large blob is not kept: the next pack starts small again.
-    if (source.window.length > PACK_WINDOW) dropped += source.window.length;
-    packWindow = source.window.length > PACK_WINDOW ? Buffer.allocUnsafe(0) : source.window;
+    dropped += packVerifier.dropped;
+    packVerifier.dropped = 0;
   }
 }
 

@@ -3,6 +3,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { RepositoryCipher } from './crypto.js';
 import { sha256, toHex } from './hash.js';
 import { packHeaderBytes, parsePackHeader, type PackEntry } from './pack.js';
+import { RestoreWriter } from './restore-writes.js';
 import { blobProblem, type BlobLimits } from './validate.js';
 
 /**
@@ -158,6 +159,47 @@ export class PackFile implements PackSource {
       const n = readSync(this.fd, into, offset + done, length - done, position + done);
       if (n === 0) throw new Error(`reading data ${this.path.split('/').pop()!.slice(0, 12)}: unexpected end at ${position + done}`);
       done += n;
+    }
+  }
+}
+
+/** How much of a local pack a verifier reads at once. */
+const PACK_WINDOW = 1 << 20;
+
+/**
+ * Verifies whole packs for `check --read-data` (packFindings), on a codec worker or on the check's own thread:
+ * a pack on a local disk through a window kept from pack to pack, one read elsewhere from memory; every blob
+ * opened, decompressed and hashed as a restore does (RestoreWriter.verdict).
+ */
+export class PackVerifier {
+  private window: Buffer = Buffer.allocUnsafe(0);
+  /** Bytes of buffers let go of (a window grown for a large blob, the writer's): the owner collects when they pile up. */
+  dropped = 0;
+
+  /** `writer`: the thread's own (a codec worker shares its one with restores: one scratch buffer). */
+  constructor(
+    private readonly cipher: RepositoryCipher | null,
+    private readonly writer: RestoreWriter = new RestoreWriter(cipher?.key ?? null),
+  ) {}
+
+  /** The findings of one pack, in check's words; throws when a local pack cannot be opened or read. */
+  verify(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits): string[] {
+    const verdict = (stored: Buffer, e: PackEntry) => this.writer.verdict(stored, e.zstd, e.rawLength, e.id);
+    try {
+      if ('data' in from) return packFindings(name, packInMemory(from.data), indexedBlobs, limits, this.cipher, verdict);
+      if (this.window.length === 0) this.window = Buffer.allocUnsafe(PACK_WINDOW);
+      const source = new PackFile(from.file, this.window);
+      try {
+        return packFindings(name, source, indexedBlobs, limits, this.cipher, verdict);
+      } finally {
+        source.close();
+        // A window grown for a large blob is not kept: the next pack starts small again.
+        if (source.window.length > PACK_WINDOW) this.dropped += source.window.length;
+        this.window = source.window.length > PACK_WINDOW ? Buffer.allocUnsafe(0) : source.window;
+      }
+    } finally {
+      this.dropped += this.writer.dropped;
+      this.writer.dropped = 0;
     }
   }
 }

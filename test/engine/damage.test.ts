@@ -33,7 +33,7 @@ async function dataPackPath(): Promise<string> {
 test.each([
   ['on this thread', true],
   ['on the codec workers', false],
-])('a corrupted byte in a pack is found by check --read-data and reported by restore (written %s)', async (_where, inline) => {
+])('a corrupted byte in a pack is found by check --read-data and reported by restore (verified and written %s)', async (_where, inline) => {
   const pack = await dataPackPath();
   const fh = await open(pack, 'r+');
   const b = Buffer.alloc(1);
@@ -44,7 +44,8 @@ test.each([
 
   const structural = await check(repo);
   expect(structural.errors).toEqual([]); // sizes still match: only reading the data can tell
-  const full = await check(repo, { readData: true });
+  // packsHere: this thread takes the first pack (its lane comes first), the workers the others.
+  const full = await check(repo, { readData: true, packsHere: inline });
   expect(full.errors.some((e) => e.includes('content does not match its name'))).toBe(true);
   expect(full.errors.some((e) => /blob [0-9a-f]{12} at \d+: (content does not match its id|cannot decompress)/.test(e))).toBe(true);
 
