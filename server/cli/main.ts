@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: sets the heap's flags for a backup before anything else loads.
+import './memory.js';
 import { Command, CommanderError } from 'commander';
 import { resolve } from 'node:path';
 import { PASSWORD_ENV, PASSWORD_FILE_ENV } from '../storage/password.js';
