@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// First: it sets how V8 sizes the young generation for some commands, before the other modules load.
-import './young-generation.js';
+// First: it sets how V8 sizes the heap for the commands that run long, before the other modules load.
+import './memory.js';
 import { Command, CommanderError } from 'commander';
 import nodeModule from 'node:module';
 import { join, resolve } from 'node:path';

@@ -4,9 +4,8 @@ import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import type { BlobLimits } from './validate.js';
-import { releasePack, sessionSlots, type FinishedPack } from './pack-assembly.js';
+import { releasePack, sessionSlots, type FinishedPack, type SessionSlots } from './pack-assembly.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
-import { youngGenerationKeptSmall } from './young-generation.js';
 
 /**
  * zstd on worker threads, so that compression (the costliest step of a backup) and decompression
@@ -81,6 +80,15 @@ interface Pending {
 
 /** What a worker's load counts for a pack it reads itself (its window), so that such packs spread evenly. */
 const PACK_WINDOW_COST = 1 << 20;
+/**
+ * Workers start as work comes (see `post`): another whenever every started one is busy, except for a backup's
+ * work (reading files, compressing blobs), where one more starts only once that much more was given and work
+ * still waits: an incremental backup that reads a few changed files keeps one worker (each costs some 15 MiB:
+ * its heap, its ring of held blobs, its compressor, a pack slot), a first backup soon has them all.
+ */
+const BACKUP_BYTES_PER_WORKER = 32 << 20;
+/** ...and the backup work queued on the least loaded worker (bytes, as `load` counts them) is more than this. */
+const QUEUED_TO_START = 2 << 20;
 
 export class CodecPool {
   private readonly workers: Worker[] = [];
@@ -90,19 +98,40 @@ export class CodecPool {
   private closed = false;
   private readonly sessions = new Map<number, (pack: FinishedPack, worker: number) => void>();
   private nextSession = 1;
+  /** Bytes a backup gave the workers to read or compress so far. */
+  private backupBytes = 0;
 
-  /** `key`: an encrypted repository's, so that the workers seal, open and key blob ids. */
-  /** `settings`: how many workers and their nice value (DP_BACKUP_WORKERS, DP_BACKUP_NICE by default). */
-  constructor(level: number, gear: Int32Array, key: MasterKey | null = null, settings: WorkerSettings = workerSettings()) {
-    const url = workerUrl();
-    for (let i = 0; i < settings.workers; i++) {
-      const w = new Worker(url, { workerData: { level, gear, key, nice: settings.nice, smallYoung: youngGenerationKeptSmall() }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-      w.unref();
-      w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m, i));
-      w.on('error', (err) => this.failAll(err));
-      this.workers.push(w);
-      this.load.push(0);
-    }
+  /** Open sessions' pack slots, for a worker started after they were opened. */
+  private readonly sessionSlots = new Map<number, SessionSlots>();
+  private readonly url: URL;
+
+  /**
+   * `key`: an encrypted repository's, so that the workers seal, open and key blob ids.
+   * `settings`: how many workers at most and their nice value (DP_BACKUP_WORKERS, DP_BACKUP_NICE by default).
+   * One worker starts at once, the others only when work queues up (see `post`): each costs memory (its heap,
+   * its buffers), which an incremental backup that reads a few files does not need.
+   */
+  constructor(
+    private readonly level: number,
+    private readonly gear: Int32Array,
+    private readonly key: MasterKey | null = null,
+    private readonly settings: WorkerSettings = workerSettings(),
+  ) {
+    this.url = workerUrl();
+    this.startWorker();
+  }
+
+  private startWorker(): number {
+    const i = this.workers.length;
+    const w = new Worker(this.url, { workerData: { level: this.level, gear: this.gear, key: this.key, nice: this.settings.nice }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    w.unref();
+    w.on('message', (m: Parameters<CodecPool['done']>[0]) => this.done(m, i));
+    w.on('error', (err) => this.failAll(err));
+    this.workers.push(w);
+    this.load.push(0);
+    // Messages to a worker are taken in order: it knows the open sessions' slots before any of their blobs.
+    for (const [session, shared] of this.sessionSlots) w.postMessage({ op: 'session', session, shared });
+    return i;
   }
 
   /**
@@ -126,7 +155,13 @@ export class CodecPool {
     return this.post(data, 'data' in from ? data.byteLength : PACK_WINDOW_COST, (id) => ({ id, op: 'verifyPack', name, file, indexedBlobs, limits })) as Promise<string[]>;
   }
 
+  /** How many workers it may run: callers size their concurrency to it (workers start as work queues up). */
   get size(): number {
+    return this.settings.workers;
+  }
+
+  /** How many workers have started so far. */
+  get started(): number {
     return this.workers.length;
   }
 
@@ -143,7 +178,9 @@ export class CodecPool {
   openSession(sink: (pack: FinishedPack, worker: number) => void, packSize: number): number {
     const session = this.nextSession++;
     this.sessions.set(session, sink);
-    const shared = sessionSlots(this.workers.length, packSize);
+    // Slots for every worker that may start: a slot is untouched memory until a pack fills it.
+    const shared = sessionSlots(this.settings.workers, packSize);
+    this.sessionSlots.set(session, shared);
     // Messages to a worker are taken in order: each knows the slots before the session's first blob.
     for (const w of this.workers) w.postMessage({ op: 'session', session, shared });
     return session;
@@ -151,6 +188,7 @@ export class CodecPool {
 
   closeSession(session: number): void {
     this.sessions.delete(session);
+    this.sessionSlots.delete(session);
   }
 
   /**
@@ -158,12 +196,12 @@ export class CodecPool {
    * their paths and gets their pieces' ids. A file that grew past `params.max` since its stat is flagged (tooBig).
    */
   hashFiles(paths: string[], expectedBytes: number, params: ChunkerParams): Promise<HashedFiles> {
-    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'hashFiles', paths, params, bytes: expectedBytes })) as Promise<HashedFiles>;
+    return this.post(new Uint8Array(0), expectedBytes, (id) => ({ id, op: 'hashFiles', paths, params, bytes: expectedBytes }), undefined, true) as Promise<HashedFiles>;
   }
 
   /** One window of a large file, cut and hashed on a worker (see the worker's `hashWindow`). */
   hashWindow(path: string, start: number, window: number, params: ChunkerParams): Promise<HashedBatch & { next: number; eof: boolean }> {
-    return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'hashWindow', path, start, window, params })) as Promise<HashedBatch & { next: number; eof: boolean }>;
+    return this.post(new Uint8Array(0), window, (id) => ({ id, op: 'hashWindow', path, start, window, params }), undefined, true) as Promise<HashedBatch & { next: number; eof: boolean }>;
   }
 
   /**
@@ -198,14 +236,20 @@ export class CodecPool {
   }
 
   private run(op: 'compress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op, lengths, flags })) as Promise<CodecResult>;
+    return this.post(data, data.byteLength, (id) => ({ id, op, lengths, flags }), undefined, true) as Promise<CodecResult>;
   }
 
   /** `worker`: the one that must take the job (it holds what the job needs); else the least loaded. */
-  private post(data: Uint8Array, total: number, message: (id: number) => Record<string, unknown>, worker?: number): Promise<unknown> {
+  /** `backup`: a backup's work (see BACKUP_BYTES_PER_WORKER), whose `total` counts towards `backupBytes`. */
+  private post(data: Uint8Array, total: number, message: (id: number) => Record<string, unknown>, worker?: number, backup = false): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('codec pool is closed'));
     let w = worker ?? 0;
-    if (worker === undefined) for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
+    if (worker === undefined) {
+      for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
+      const more = backup ? this.load[w] >= QUEUED_TO_START && this.backupBytes >= BACKUP_BYTES_PER_WORKER * this.workers.length : this.load[w] > 0;
+      if (more && this.workers.length < this.settings.workers) w = this.startWorker();
+    }
+    if (backup) this.backupBytes += total;
     const id = this.nextId++;
     this.load[w] += total + 1;
     return new Promise<unknown>((resolve, reject) => {

@@ -3,8 +3,6 @@
  * cutting windows of large ones, and writing restored files, each job one message. In an encrypted
  * repository it also seals what it compressed and opens what it decompresses, and keys blob ids.
  */
-// First: this worker's start set V8's young-generation growth back; it applies it again when asked (smallYoung).
-import './young-generation.js';
 import fs from 'node:fs';
 import { setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';

@@ -38,6 +38,45 @@ function threadNices(): number[] {
   });
 }
 
+/**
+ * Starts every worker of the pool: jobs other than a backup's start another worker whenever every started one
+ * is busy (a pack to verify that is not one: each is answered with a finding).
+ */
+async function startAll(pool: CodecPool): Promise<void> {
+  const limits = { data: 1 << 20, overhead: 0 };
+  await Promise.allSettled(Array.from({ length: pool.size }, () => pool.verifyPack('00', { data: Buffer.alloc(100) }, null, limits)));
+}
+
+describe('codec workers start as work comes', () => {
+  test("a backup's work runs on one worker until it queues up past what a few changed files would", async () => {
+    const pool = new CodecPool(3, gearTable(1), null, { workers: 2, nice: 0 });
+    try {
+      expect(pool.started).toBe(1);
+      for (let i = 0; i < 3; i++) await pool.compressPacked(Buffer.alloc(100_000, i), [100_000]);
+      await Promise.all([0, 1, 2].map((i) => pool.compressPacked(Buffer.alloc(100_000, i), [100_000])));
+      expect(pool.started).toBe(1);
+      // 40 MiB given and queued on the first worker: the next job starts the second.
+      await Promise.all([0, 1].map((i) => pool.compressPacked(Buffer.alloc(40 << 20, i), [40 << 20])));
+      expect(pool.started).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('other work starts another worker whenever every started one is busy, up to the number set', async () => {
+    const pool = new CodecPool(3, gearTable(1), null, { workers: 3, nice: 0 });
+    try {
+      const limits = { data: 1 << 20, overhead: 0 };
+      await pool.verifyPack('00', { data: Buffer.alloc(100) }, null, limits);
+      expect(pool.started).toBe(1);
+      await Promise.all(Array.from({ length: 5 }, () => pool.verifyPack('00', { data: Buffer.alloc(100) }, null, limits)));
+      expect(pool.started).toBe(3);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe.runIf(process.platform === 'linux')('effect on the codec workers (Linux: a nice value per thread)', () => {
   test('the pool starts DP_BACKUP_WORKERS workers, each at the nice value, and leaves the main thread alone', async () => {
     const own = getPriority();
@@ -46,10 +85,9 @@ describe.runIf(process.platform === 'linux')('effect on the codec workers (Linux
     const pool = new CodecPool(3, gearTable(1), null, { workers: 3, nice });
     try {
       expect(pool.size).toBe(3);
-      // One job per worker at once (the pool gives each to the least loaded): once all are answered, every
-      // worker has run its start-up, which sets its priority.
-      const r = await Promise.all([0, 1, 2].map((i) => pool.compressPacked(Buffer.alloc(1000, i), [1000])));
-      expect(r.map((x) => x.outputs.length)).toEqual([1, 1, 1]);
+      // Once the jobs that start them are answered, every worker has run its start-up, which sets its priority.
+      await startAll(pool);
+      expect(pool.started).toBe(3);
       expect(threadNices().filter((n) => n === nice).length - before).toBe(3);
       expect(getPriority()).toBe(own);
     } finally {
@@ -66,7 +104,7 @@ describe.runIf(process.platform === 'linux')('effect on the codec workers (Linux
       const repo = await Repository.open(storage, { codec: use });
       try {
         const pool = repo.codec();
-        await Promise.all(Array.from({ length: pool.size }, (_, i) => pool.compressPacked(Buffer.alloc(1000, i), [1000])));
+        await startAll(pool);
         expect(threadNices().filter((n) => n === nice).length - before).toBe(pool.size);
       } finally {
         await repo.close();
@@ -79,7 +117,8 @@ describe.runIf(process.platform === 'linux')('effect on the codec workers (Linux
     const before = threadNices().filter((n) => n !== own).length;
     const pool = new CodecPool(3, gearTable(1), null, { workers: 2, nice: 0 });
     try {
-      await Promise.all([0, 1].map((i) => pool.compressPacked(Buffer.alloc(1000, i), [1000])));
+      await startAll(pool);
+      expect(pool.started).toBe(2);
       expect(threadNices().filter((n) => n !== own).length).toBe(before);
     } finally {
       await pool.close();

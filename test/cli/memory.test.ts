@@ -39,12 +39,13 @@ function newSpaceAfterWork(setup: string): number {
 it('the young generation keeps its starting size, also once a codec worker started, where V8 would grow it', () => {
   // Left alone, V8 grows it (what the setting is for).
   expect(newSpaceAfterWork('')).toBeGreaterThan(4);
-  expect(newSpaceAfterWork(`(await import(${dist('engine/young-generation.js')})).keepYoungGenerationSmall();`)).toBeLessThanOrEqual(2);
+  expect(newSpaceAfterWork(`(await import(${dist('cli/memory.js')})).keepHeapSmall(['--semi-space-growth-factor=1']);`)).toBeLessThanOrEqual(2);
 });
 
-it('the command line keeps it small for restore and check only', () => {
-  const cli = (word: string) => `if ((await import(${dist('cli/young-generation.js')})).youngGenerationFor(${JSON.stringify(word)}) !== ${word !== 'backup'}) throw new Error('wrong decision');`;
-  expect(newSpaceAfterWork(cli('restore'))).toBeLessThanOrEqual(2);
-  expect(newSpaceAfterWork(cli('check'))).toBeLessThanOrEqual(2);
-  expect(newSpaceAfterWork(cli('backup'))).toBeGreaterThan(4);
+it('the command line keeps it small for the commands that run long over a repository, and only for them', () => {
+  const cli = (word: string, small: boolean) =>
+    `if (((await import(${dist('cli/memory.js')})).heapFlagsFor(${JSON.stringify(word)}).length > 0) !== ${small}) throw new Error('wrong decision');`;
+  for (const word of ['backup', 'generation', 'restore', 'check']) expect(newSpaceAfterWork(cli(word, true)), word).toBeLessThanOrEqual(2);
+  expect(newSpaceAfterWork(cli('snapshots', false))).toBeGreaterThan(4);
+  expect(newSpaceAfterWork(cli('toString', false))).toBeGreaterThan(4);
 });
