@@ -39,7 +39,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
   for await (const f of repo.storage.list('index')) indexNames.push(f.name);
   // Per pack only what is checked against the pack itself (its blob count and stored bytes): the blobs' own
   // entries are checked as each index file is read, and the index table already holds their locations.
-  const packBlobs = new Map<string, { blobs: number; stored: number }>();
+  const packBlobs = new Map<string, { blobs: number; stored: number; dictionary?: string }>();
   let done = 0;
   await mapLimit(indexNames, 4, async (name) => {
     let file: Buffer;
@@ -52,11 +52,11 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     // A file the repository had not loaded (written since it was opened) is indexed on the way.
     const add = !repo.indexFiles.has(name);
     const found: string[] = [];
-    let pack: { blobs: number; stored: number } | null = null;
+    let pack: { blobs: number; stored: number; dictionary?: string } | null = null;
     try {
       walkIndex(name, file, repo.cipher, {
-        pack: (id) => {
-          pack = packBlobs.has(id) ? null : { blobs: 0, stored: 0 };
+        pack: (id, _count, dictionary) => {
+          pack = packBlobs.has(id) ? null : { blobs: 0, stored: 0, ...(dictionary !== undefined ? { dictionary } : {}) };
           if (pack) packBlobs.set(id, pack);
         },
         blob: (b) => {
@@ -90,6 +90,18 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     const expected = packBytes(blobs.blobs, blobs.stored, repo.encrypted);
     if (size !== expected) r.errors.push(`pack ${pack.slice(0, 12)}: size ${size}, index says ${expected} (truncated or damaged)`);
   }
+  // Dictionaries: each one a pack names is a blob of the repository stored without one (FORMAT.md).
+  const dictionaryProblems = new Map<string, string>();
+  for (const dictionary of new Set([...packBlobs.values()].map((b) => b.dictionary))) {
+    if (dictionary === undefined) continue;
+    const loc = repo.index.get(fromHex(dictionary));
+    const problem = !loc ? 'is in no index' : loc.dictionary !== undefined ? 'is itself compressed with a dictionary' : null;
+    if (problem) dictionaryProblems.set(dictionary, problem);
+  }
+  for (const [pack, blobs] of packBlobs) {
+    const problem = blobs.dictionary !== undefined && dictionaryProblems.get(blobs.dictionary);
+    if (problem) r.errors.push(`pack ${pack.slice(0, 12)}: its dictionary ${blobs.dictionary!.slice(0, 12)} ${problem} (its blobs compressed with it cannot be read)`);
+  }
   for (const name of stored.keys()) {
     if (!packBlobs.has(name)) r.warnings.push(`pack ${name.slice(0, 12)}: not referenced by any index (left by an interrupted backup; the next backup indexes it, prune removes it)`);
   }
@@ -114,11 +126,22 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     }
     let read = 0;
     const codec = repo.codec();
+    // The dictionaries of the packs read, read first (and handed to the workers); one that cannot be read
+    // fails the blobs that need it, each one reported by the pack's verdict.
+    for (const pack of packs) {
+      const dictionary = packBlobs.get(pack)?.dictionary;
+      if (dictionary !== undefined && !dictionaryProblems.has(dictionary) && !repo.dictionaries.has(dictionary)) {
+        await repo.loadDictionaries([{ dictionary }]).catch((err: Error) => {
+          dictionaryProblems.set(dictionary, err.message);
+          errors.push(`dictionary ${dictionary.slice(0, 12)}: ${err.message}`);
+        });
+      }
+    }
     const local = repo.storage.localPath?.bind(repo.storage);
     await mapLimit(packs, codec.size, async (pack) => {
       let found: string[];
       try {
-        found = await codec.verifyPack(pack, local ? { file: local('data', pack) } : { data: await repo.storage.read('data', pack) }, packBlobs.get(pack)?.blobs ?? null, repo.limits);
+        found = await codec.verifyPack(pack, local ? { file: local('data', pack) } : { data: await repo.storage.read('data', pack) }, packBlobs.get(pack)?.blobs ?? null, repo.limits, packBlobs.get(pack)?.dictionary);
       } catch (err) {
         errors.push(`pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
         return;

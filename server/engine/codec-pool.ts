@@ -30,6 +30,8 @@ export interface RestoreBlob {
   /** Bytes once decompressed (from the index). */
   raw: number;
   zstd: boolean;
+  /** The dictionary of a blob of compression 2 (sent to the workers with CodecPool.addDictionary first). */
+  dictionary?: string;
   id: string;
 }
 
@@ -108,8 +110,17 @@ export class CodecPool {
    * Blobs already laid end to end in `data` (the saver fills one batch buffer: no second copy); the
    * worker reads only `lengths` of it.
    */
-  compressPacked(data: Uint8Array, lengths: number[]): Promise<CodecResult> {
-    return this.run('compress', data, lengths, []);
+  compressPacked(data: Uint8Array, lengths: number[], dictionary?: string): Promise<CodecResult> {
+    return this.post(data, data.byteLength, (id) => ({ id, op: 'compress', lengths, flags: [], dictionary: dictionary ?? null })) as Promise<CodecResult>;
+  }
+
+  /**
+   * A dictionary (FORMAT.md, "Dictionaries") for every worker to keep: jobs posted after this may use it (a
+   * worker takes its messages in order). Each worker gets its own copy, once.
+   */
+  addDictionary(id: string, bytes: Uint8Array): void {
+    if (this.closed) return;
+    for (const w of this.workers) w.postMessage({ op: 'dictionary', name: id, data: new Uint8Array(bytes) });
   }
 
   /**
@@ -119,10 +130,10 @@ export class CodecPool {
    * through a small window; one read whole (`data`) is transferred, not copied: the caller must not use it
    * afterwards. Only the findings come back, in check's words.
    */
-  verifyPack(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits): Promise<string[]> {
+  verifyPack(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits, dictionary?: string): Promise<string[]> {
     const data = 'data' in from ? from.data : new Uint8Array(0);
     const file = 'file' in from ? from.file : null;
-    return this.post(data, 'data' in from ? data.byteLength : PACK_WINDOW_COST, (id) => ({ id, op: 'verifyPack', name, file, indexedBlobs, limits })) as Promise<string[]>;
+    return this.post(data, 'data' in from ? data.byteLength : PACK_WINDOW_COST, (id) => ({ id, op: 'verifyPack', name, file, indexedBlobs, limits, dictionary: dictionary ?? null })) as Promise<string[]>;
   }
 
   get size(): number {
@@ -194,10 +205,6 @@ export class CodecPool {
   restore(from: Buffer | { file: string; start: number; length: number }, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
     if (Buffer.isBuffer(from)) return this.post(from, from.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
     return this.post(new Uint8Array(0), from.length, (id) => ({ id, op: 'restore', file: from.file, start: from.start, length: from.length, blobs, writes, target, asRoot })) as Promise<RestoreResult>;
-  }
-
-  private run(op: 'compress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op, lengths, flags })) as Promise<CodecResult>;
   }
 
   /** `worker`: the one that must take the job (it holds what the job needs); else the least loaded. */

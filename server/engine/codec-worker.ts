@@ -18,12 +18,15 @@ import type { PackEntry } from './pack.js';
 import { RestoreTarget } from './restore-target.js';
 import { RestoreWriter } from './restore-writes.js';
 import { ArenaRing, type ArenaPiece } from './arena-ring.js';
+import { Dictionaries, dictionaryLevel } from './dictionaries.js';
 import { PackAssembly, type SessionSlots } from './pack-assembly.js';
 import type { BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'session' | 'finish' | 'restore';
+  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'session' | 'finish' | 'restore' | 'dictionary';
+  /** compress, verifyPack: the dictionary of the blobs of compression 2 (null: none). */
+  dictionary: string | null;
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -72,6 +75,8 @@ const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);
 // The low-level binding compresses into buffers we own (and restore-writes.ts decompresses so): one
 // allocation per batch, none per blob, so a worker's memory stays flat however many blobs go through it.
 const cctx = new binding.CCtx();
+/** The repository's dictionaries that the main thread sent (CodecPool.addDictionary). */
+const dictionaries = new Dictionaries();
 let scratch = Buffer.allocUnsafe(1 << 20);
 /** How much of a local pack `check --read-data` reads at once. */
 const PACK_WINDOW = 1 << 20;
@@ -108,6 +113,9 @@ function compress(job: Job): void {
   const flags: number[] = [];
   let off = 0;
   let o = 0;
+  // With a dictionary (a stream of rows): compressed with it, at the level such blobs get.
+  const cdict = job.dictionary ? dictionaries.cdict(job.dictionary, dictionaryLevel(level)) : null;
+  const squeeze = (into: Buffer, blob: Buffer): number => (cdict ? cctx.compressUsingCDict(into, blob, cdict) : cctx.compress(into, blob, level));
   for (const len of job.lengths) {
     const blob = input.subarray(off, off + len);
     off += len;
@@ -115,7 +123,7 @@ function compress(job: Job): void {
       // Compressed into the scratch buffer, then sealed into the output: one pass over each.
       const bound1 = binding.compressBound(len);
       if (scratch.length < bound1) scratch = Buffer.allocUnsafe(bound1);
-      const n = len > 0 ? cctx.compress(scratch, blob, level) : len;
+      const n = len > 0 ? squeeze(scratch, blob) : len;
       const zstd = n < len;
       const sealed = sealInto(encryptKey, zstd ? scratch.subarray(0, n) : blob, out, o);
       lengths.push(sealed);
@@ -123,7 +131,7 @@ function compress(job: Job): void {
       o += sealed;
       continue;
     }
-    const n = len > 0 ? cctx.compress(out.subarray(o), blob, level) : len;
+    const n = len > 0 ? squeeze(out.subarray(o), blob) : len;
     if (n < len) {
       lengths.push(n);
       flags.push(1);
@@ -148,7 +156,9 @@ let packWindow: Buffer = Buffer.allocUnsafe(0);
 function verifyPack(job: Job): void {
   const writer = blobWriter();
   try {
-    verifyWith(job, (stored: Buffer, e: PackEntry) => writer.verdict(stored, e.zstd, e.rawLength, e.id));
+    // A blob of compression 2 is read with the pack's dictionary, which only the index names.
+    const dictionary = job.dictionary ?? undefined;
+    verifyWith(job, (stored: Buffer, e: PackEntry) => writer.verdict(stored, e.zstd, e.rawLength, e.id, e.dictionary !== undefined ? (dictionary ?? '') : undefined));
   } finally {
     dropped += writer.dropped;
     writer.dropped = 0;
@@ -188,7 +198,7 @@ function verifyWith(job: Job, verdict: (stored: Buffer, e: PackEntry) => string 
 let restoreWriter: RestoreWriter | undefined;
 /** Opens, decompresses and verifies stored blobs: a restore's and a check's, with one scratch buffer. */
 function blobWriter(): RestoreWriter {
-  return (restoreWriter ??= new RestoreWriter(encryptKey && idKey ? { encrypt: encryptKey, id: idKey } : null));
+  return (restoreWriter ??= new RestoreWriter(encryptKey && idKey ? { encrypt: encryptKey, id: idKey } : null, dictionaries));
 }
 /** The most a worker keeps between restore jobs: a restore from a local disk reads at most 2 MiB at once. */
 const SEGMENT_KEPT = 2 * 1024 * 1024;
@@ -409,6 +419,7 @@ port.on('message', (job: Job) => {
     dropped = 0;
     maybeGc(bytes, 8 * 1024 * 1024);
   } else if (job.op === 'compress') compress(job);
+  else if (job.op === 'dictionary') dictionaries.add(job.name, new Uint8Array(job.data));
   else {
     verifyPack(job);
     // A pack that came whole is collected at once (the job let go of first): a worker holds one pack, not a pile.
