@@ -50,7 +50,7 @@ export class Dictionaries {
  * level shrinks by a tenth more for a small cost, being small (measured: test/bench/dictionary-measure.ts).
  */
 export function dictionaryLevel(level: number): number {
-  return Math.max(level, 9);
+  return Math.max(level, 12);
 }
 
 /**
