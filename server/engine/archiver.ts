@@ -8,7 +8,8 @@ import { BlobType } from './blob-index.js';
 import { StreamChunker } from './chunker.js';
 import { EngineError, RepositoryFullError } from './errors.js';
 import { FilesCache, FilesCacheWriter, filesCachePath, pathHash } from './files-cache.js';
-import { ID_BYTES, fromHex, toHex } from './hash.js';
+import { asRawDictionary } from './dictionaries.js';
+import { ID_BYTES, fromHex, isHexId, toHex } from './hash.js';
 import type { RepositoryLock } from './lock.js';
 import { RenameTable } from './rename-table.js';
 import { latestSnapshot, rememberSnapshot } from './snapshot-index.js';
@@ -137,7 +138,16 @@ export class Archiver {
   }
 
   /** Backs up a byte stream (a `pg_dump`, an export) as one file at `virtualPath`. */
-  async addStream(virtualPath: string, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { chunker?: 'stream' | 'file'; mode?: number } = {}): Promise<TreeNode> {
+  /**
+   * Backs up a byte stream (a `pg_dump`, an export) as one file at `virtualPath`. `dictionary` (a repository of
+   * version 3): its new chunks are compressed with a dictionary, the one the parent snapshot's file at this
+   * path names when the repository still has it, else one made of the bytes `dictionary` gives (null: none).
+   */
+  async addStream(
+    virtualPath: string,
+    stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    opts: { chunker?: 'stream' | 'file' | 'rows'; mode?: number; dictionary?: () => Promise<Uint8Array | null> } = {},
+  ): Promise<TreeNode> {
     await this.start();
     const parts = splitPath(virtualPath);
     if (parts.length === 0) throw new EngineError('a stream needs a file name');
@@ -146,11 +156,12 @@ export class Archiver {
     const content: string[] = [];
     let size = 0;
     this.current = '/' + parts.join('/');
+    const dictionary = opts.dictionary && this.repo.usesDictionaries && !this.repo.encrypted ? await this.streamDictionary(parts, opts.dictionary) : undefined;
     const store = async (chunks: Buffer[]) => {
       for (const c of chunks) {
         const id = this.repo.blobId(c);
         content.push(toHex(id));
-        await this.saver.save(BlobType.Data, id, c);
+        await this.saver.save(BlobType.Data, id, c, dictionary);
       }
     };
     for await (const piece of stream as AsyncIterable<Uint8Array | string>) {
@@ -163,10 +174,11 @@ export class Archiver {
     }
     await store(chunker.end());
     let node = syntheticFile(parts.at(-1)!, size, content, this.time, opts.mode ?? 0o600);
+    if (dictionary !== undefined) node.dictionary = dictionary;
     // Same content as the parent's file at this path: keep its node (and times), so that the trees
     // above it are equal to the parent's and stored once, not again at every backup.
     const prev = await this.parentNodeAt(parts);
-    const same = prev?.type === 'file' && prev.size === size && prev.mode === node.mode && (prev.content ?? []).join() === content.join();
+    const same = prev?.type === 'file' && prev.size === size && prev.mode === node.mode && (prev.content ?? []).join() === content.join() && prev.dictionary === node.dictionary;
     if (same) node = { ...prev, content };
     dir.children.set(node.name, node);
     this.paths.push('/' + parts.join('/'));
@@ -175,6 +187,33 @@ export class Archiver {
     this.summary.bytesTotal += size;
     this.report();
     return node;
+  }
+
+  /**
+   * The dictionary of a stream: the parent's, while the repository has it (the chunks that did not change
+   * keep their stored bytes, and the ones that did are compressed like them), else a new one stored now.
+   */
+  private async streamDictionary(parts: string[], make: () => Promise<Uint8Array | null>): Promise<string | undefined> {
+    const prev = await this.parentNodeAt(parts);
+    const reuse = prev?.type === 'file' ? prev.dictionary : undefined;
+    if (reuse !== undefined && isHexId(reuse) && this.repo.reusable(fromHex(reuse))) {
+      try {
+        await this.repo.loadDictionaries([{ dictionary: reuse }]);
+        return reuse;
+      } catch (err) {
+        this.opts.progress?.notice?.(`dictionary of ${'/' + parts.join('/')} unreadable, making another: ${(err as Error).message}`);
+      }
+    }
+    const sample = await make();
+    if (!sample || sample.length === 0) return undefined;
+    const bytes = asRawDictionary(sample);
+    const id = this.repo.blobId(bytes);
+    // Stored like any blob, without a dictionary; one stored with a dictionary already (a chunk with these very
+    // bytes) cannot be one: no dictionary then.
+    if (this.repo.index.get(id)?.dictionary !== undefined) return undefined;
+    await this.saver.save(BlobType.Data, id, bytes);
+    this.repo.useDictionary(toHex(id), bytes);
+    return toHex(id);
   }
 
   /** A small generated file (a manifest, an export). */

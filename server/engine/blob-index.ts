@@ -10,11 +10,18 @@ export interface BlobLocation {
   type: BlobType;
   /** True when the stored bytes are zstd. */
   zstd: boolean;
+  /** The dictionary the zstd frame was made with (compression 2, version 3): the id of its blob, hex. */
+  dictionary?: string;
   offset: number;
   /** Bytes in the pack. */
   length: number;
   /** Bytes once decompressed. */
   rawLength: number;
+}
+
+/** A blob's compression code as an index file and a pack header store it: 0 raw, 1 zstd, 2 zstd with a dictionary. */
+export function compressionCode(e: { zstd: boolean; dictionary?: string }): number {
+  return e.dictionary !== undefined ? 2 : e.zstd ? 1 : 0;
 }
 
 /** Entries per chunk of the entry arrays (a power of two: entry i is at chunk i >> CHUNK_BITS). */
@@ -60,6 +67,8 @@ export class BlobIndex {
   /** Pack ids by ordinal; the entries store ordinals. */
   readonly packs: string[] = [];
   private readonly packOrdinal = new Map<string, number>();
+  /** The dictionary of a pack (by ordinal) whose blobs of compression 2 use one; few packs have one. */
+  private readonly packDictionaries = new Map<number, string>();
 
   constructor(expected = 1024) {
     let cap = 1024;
@@ -95,7 +104,7 @@ export class BlobIndex {
     const c = this.room(1);
     const i = this.count & (CHUNK - 1);
     c.records.set(id.subarray(0, ID_BYTES), i * RECORD_BYTES);
-    this.setLocation(c, i, this.ordinalOf(loc.pack), loc);
+    this.setLocation(c, i, this.ordinalOf(loc.pack, loc.dictionary), loc);
     this.append();
     return true;
   }
@@ -105,8 +114,8 @@ export class BlobIndex {
    * (RECORD_BYTES each): copied a chunk's worth at a time, nothing allocated per blob. A blob already
    * present keeps its first location. Returns how many were new.
    */
-  addRecords(bytes: Uint8Array, at: number, count: number, pack: string): number {
-    const ordinal = this.ordinalOf(pack);
+  addRecords(bytes: Uint8Array, at: number, count: number, pack: string, dictionary?: string): number {
+    const ordinal = this.ordinalOf(pack, dictionary);
     let added = 0;
     for (let done = 0; done < count; ) {
       const c = this.room(count - done);
@@ -158,11 +167,22 @@ export class BlobIndex {
   replace(id: Uint8Array, loc: BlobLocation): void {
     const e = this.find(id, 0);
     if (e < 0) throw new Error('replace: blob not in the index');
-    this.setLocation(this.chunks[e >>> CHUNK_BITS], e & (CHUNK - 1), this.ordinalOf(loc.pack), loc);
+    this.setLocation(this.chunks[e >>> CHUNK_BITS], e & (CHUNK - 1), this.ordinalOf(loc.pack, loc.dictionary), loc);
   }
 
   hasPack(pack: string): boolean {
     return this.packOrdinal.has(pack);
+  }
+
+  /** The dictionary of a pack's blobs of compression 2, if it has one. */
+  packDictionary(pack: string): string | undefined {
+    const o = this.packOrdinal.get(pack);
+    return o === undefined ? undefined : this.packDictionaries.get(o);
+  }
+
+  /** Every dictionary some pack names. */
+  dictionaries(): Set<string> {
+    return new Set(this.packDictionaries.values());
   }
 
   /** Every blob, in the order they were added. */
@@ -179,10 +199,13 @@ export class BlobIndex {
     const i = e & (CHUNK - 1);
     const r = c.records;
     const at = i * RECORD_BYTES;
+    const code = r[at + ZSTD_AT];
+    const dictionary = code === 2 ? this.packDictionaries.get(c.packs[i]) : undefined;
     return {
       pack: this.packs[c.packs[i]],
       type: r[at + TYPE_AT] === 1 ? BlobType.Tree : BlobType.Data,
-      zstd: r[at + ZSTD_AT] === 1,
+      zstd: code === 1 || code === 2,
+      ...(dictionary !== undefined ? { dictionary } : {}),
       offset: u32(r, at + OFFSET_AT),
       length: u32(r, at + LENGTH_AT),
       rawLength: u32(r, at + RAW_AT),
@@ -193,7 +216,7 @@ export class BlobIndex {
     const r = c.records;
     const at = i * RECORD_BYTES;
     r[at + TYPE_AT] = loc.type === BlobType.Tree ? 1 : 0;
-    r[at + ZSTD_AT] = loc.zstd ? 1 : 0;
+    r[at + ZSTD_AT] = compressionCode(loc);
     putU32(r, at + OFFSET_AT, loc.offset);
     putU32(r, at + LENGTH_AT, loc.length);
     putU32(r, at + RAW_AT, loc.rawLength);
@@ -243,13 +266,15 @@ export class BlobIndex {
     return true;
   }
 
-  private ordinalOf(pack: string): number {
+  private ordinalOf(pack: string, dictionary?: string): number {
     let o = this.packOrdinal.get(pack);
     if (o === undefined) {
       o = this.packs.length;
       this.packs.push(pack);
       this.packOrdinal.set(pack, o);
     }
+    // A pack has one dictionary whatever lists it (the index file, its blobs).
+    if (dictionary) this.packDictionaries.set(o, dictionary);
     return o;
   }
 

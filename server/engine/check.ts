@@ -5,6 +5,7 @@ import { walkIndex } from './index-file.js';
 import { packBytes } from './pack.js';
 import { PackVerifier } from './pack-check.js';
 import { mapLimit, type Repository } from './repository.js';
+import { RestoreWriter } from './restore-writes.js';
 import type { SnapshotInfo } from './snapshot.js';
 import { blobProblem, contentSizeProblem } from './validate.js';
 
@@ -46,7 +47,7 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
   for await (const f of repo.storage.list('index')) indexNames.push(f.name);
   // Per pack only what is checked against the pack itself (its blob count and stored bytes): the blobs' own
   // entries are checked as each index file is read, and the index table already holds their locations.
-  const packBlobs = new Map<string, { blobs: number; stored: number }>();
+  const packBlobs = new Map<string, { blobs: number; stored: number; dictionary?: string }>();
   let done = 0;
   await mapLimit(indexNames, 4, async (name) => {
     let file: Buffer;
@@ -59,11 +60,11 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     // A file the repository had not loaded (written since it was opened) is indexed on the way.
     const add = !repo.indexFiles.has(name);
     const found: string[] = [];
-    let pack: { blobs: number; stored: number } | null = null;
+    let pack: { blobs: number; stored: number; dictionary?: string } | null = null;
     try {
       walkIndex(name, file, repo.cipher, {
-        pack: (id) => {
-          pack = packBlobs.has(id) ? null : { blobs: 0, stored: 0 };
+        pack: (id, _count, dictionary) => {
+          pack = packBlobs.has(id) ? null : { blobs: 0, stored: 0, ...(dictionary !== undefined ? { dictionary } : {}) };
           if (pack) packBlobs.set(id, pack);
         },
         blob: (b) => {
@@ -97,6 +98,18 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     const expected = packBytes(blobs.blobs, blobs.stored, repo.encrypted);
     if (size !== expected) r.errors.push(`pack ${pack.slice(0, 12)}: size ${size}, index says ${expected} (truncated or damaged)`);
   }
+  // Dictionaries: each one a pack names is a blob of the repository stored without one (FORMAT.md).
+  const dictionaryProblems = new Map<string, string>();
+  for (const dictionary of new Set([...packBlobs.values()].map((b) => b.dictionary))) {
+    if (dictionary === undefined) continue;
+    const loc = repo.index.get(fromHex(dictionary));
+    const problem = !loc ? 'is in no index' : loc.dictionary !== undefined ? 'is itself compressed with a dictionary' : null;
+    if (problem) dictionaryProblems.set(dictionary, problem);
+  }
+  for (const [pack, blobs] of packBlobs) {
+    const problem = blobs.dictionary !== undefined && dictionaryProblems.get(blobs.dictionary);
+    if (problem) r.errors.push(`pack ${pack.slice(0, 12)}: its dictionary ${blobs.dictionary!.slice(0, 12)} ${problem} (its blobs compressed with it cannot be read)`);
+  }
   for (const name of stored.keys()) {
     if (!packBlobs.has(name)) r.warnings.push(`pack ${name.slice(0, 12)}: not referenced by any index (left by an interrupted backup; the next backup indexes it, prune removes it)`);
   }
@@ -123,8 +136,19 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
     // With packsHere, as a restore: one worker fewer than a backup's, this thread verifying packs as the other
     // (between them it checks the structure below).
     const codec = repo.codec(opts.packsHere ? 'restore' : 'backup');
+    // The dictionaries of the packs read, read first (and handed to the workers); one that cannot be read
+    // fails the blobs that need it, each one reported by the pack's verdict.
+    for (const pack of packs) {
+      const dictionary = packBlobs.get(pack)?.dictionary;
+      if (dictionary !== undefined && !dictionaryProblems.has(dictionary) && !repo.dictionaries.has(dictionary)) {
+        await repo.loadDictionaries([{ dictionary }]).catch((err: Error) => {
+          dictionaryProblems.set(dictionary, err.message);
+          errors.push(`dictionary ${dictionary.slice(0, 12)}: ${err.message}`);
+        });
+      }
+    }
     const local = repo.storage.localPath?.bind(repo.storage);
-    const here = opts.packsHere ? new PackVerifier(repo.cipher) : null;
+    const here = opts.packsHere ? new PackVerifier(repo.cipher, new RestoreWriter(repo.cipher?.key ?? null, repo.dictionaries)) : null;
     const lanes = [...(opts.packsHere ? [true] : []), ...new Array<boolean>(codec.size).fill(false)];
     let next = 0;
     await Promise.all(
@@ -136,10 +160,10 @@ export async function check(repo: Repository, opts: CheckOptions = {}): Promise<
             const indexed = packBlobs.get(pack)?.blobs ?? null;
             const from = local ? { file: local('data', pack) } : { data: await repo.storage.read('data', pack) };
             if (onThisThread) {
-              found = here!.verify(pack, from, indexed, repo.limits);
+              found = here!.verify(pack, from, indexed, repo.limits, packBlobs.get(pack)?.dictionary);
               // Synchronous work a pack at a time: the structure check and the workers' next packs get their turn.
               await new Promise(setImmediate);
-            } else found = await codec.verifyPack(pack, from, indexed, repo.limits);
+            } else found = await codec.verifyPack(pack, from, indexed, repo.limits, packBlobs.get(pack)?.dictionary);
           } catch (err) {
             errors.push(`pack ${pack.slice(0, 12)}: ${(err as Error).message}`);
             continue;

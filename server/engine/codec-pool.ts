@@ -30,6 +30,8 @@ export interface RestoreBlob {
   /** Bytes once decompressed (from the index). */
   raw: number;
   zstd: boolean;
+  /** The dictionary of a blob of compression 2 (sent to the workers with CodecPool.addDictionary first). */
+  dictionary?: string;
   id: string;
 }
 
@@ -101,6 +103,8 @@ export class CodecPool {
   /** Bytes a backup gave the workers to read or compress so far. */
   private backupBytes = 0;
 
+  /** The dictionaries given to the workers, for a worker started after they were given. */
+  private readonly dictionaries = new Map<string, Uint8Array>();
   /** Open sessions' pack slots, for a worker started after they were opened. */
   private readonly sessionSlots = new Map<number, SessionSlots>();
   private readonly url: URL;
@@ -131,6 +135,7 @@ export class CodecPool {
     this.load.push(0);
     // Messages to a worker are taken in order: it knows the open sessions' slots before any of their blobs.
     for (const [session, shared] of this.sessionSlots) w.postMessage({ op: 'session', session, shared });
+    for (const [name, bytes] of this.dictionaries) w.postMessage({ op: 'dictionary', name, data: new Uint8Array(bytes) });
     return i;
   }
 
@@ -138,8 +143,18 @@ export class CodecPool {
    * Blobs already laid end to end in `data` (the saver fills one batch buffer: no second copy); the
    * worker reads only `lengths` of it.
    */
-  compressPacked(data: Uint8Array, lengths: number[]): Promise<CodecResult> {
-    return this.run('compress', data, lengths, []);
+  compressPacked(data: Uint8Array, lengths: number[], dictionary?: string): Promise<CodecResult> {
+    return this.post(data, data.byteLength, (id) => ({ id, op: 'compress', lengths, flags: [], dictionary: dictionary ?? null }), undefined, true) as Promise<CodecResult>;
+  }
+
+  /**
+   * A dictionary (FORMAT.md, "Dictionaries") for every worker to keep: jobs posted after this may use it (a
+   * worker takes its messages in order). Each worker gets its own copy, once.
+   */
+  addDictionary(id: string, bytes: Uint8Array): void {
+    if (this.closed || this.dictionaries.has(id)) return;
+    this.dictionaries.set(id, bytes);
+    for (const w of this.workers) w.postMessage({ op: 'dictionary', name: id, data: new Uint8Array(bytes) });
   }
 
   /**
@@ -149,10 +164,10 @@ export class CodecPool {
    * through a small window; one read whole (`data`) is transferred, not copied: the caller must not use it
    * afterwards. Only the findings come back, in check's words.
    */
-  verifyPack(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits): Promise<string[]> {
+  verifyPack(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits, dictionary?: string): Promise<string[]> {
     const data = 'data' in from ? from.data : new Uint8Array(0);
     const file = 'file' in from ? from.file : null;
-    return this.post(data, 'data' in from ? data.byteLength : PACK_WINDOW_COST, (id) => ({ id, op: 'verifyPack', name, file, indexedBlobs, limits })) as Promise<string[]>;
+    return this.post(data, 'data' in from ? data.byteLength : PACK_WINDOW_COST, (id) => ({ id, op: 'verifyPack', name, file, indexedBlobs, limits, dictionary: dictionary ?? null })) as Promise<string[]>;
   }
 
   /** How many workers it may run: callers size their concurrency to it (workers start as work queues up). */
@@ -233,10 +248,6 @@ export class CodecPool {
   restore(from: Buffer | { file: string; start: number; length: number }, blobs: RestoreBlob[], writes: RestoreWrite[], target: string, asRoot: boolean): Promise<RestoreResult> {
     if (Buffer.isBuffer(from)) return this.post(from, from.byteLength, (id) => ({ id, op: 'restore', blobs, writes, target, asRoot })) as Promise<RestoreResult>;
     return this.post(new Uint8Array(0), from.length, (id) => ({ id, op: 'restore', file: from.file, start: from.start, length: from.length, blobs, writes, target, asRoot })) as Promise<RestoreResult>;
-  }
-
-  private run(op: 'compress', data: Uint8Array, lengths: number[], flags: number[]): Promise<CodecResult> {
-    return this.post(data, data.byteLength, (id) => ({ id, op, lengths, flags }), undefined, true) as Promise<CodecResult>;
   }
 
   /** `worker`: the one that must take the job (it holds what the job needs); else the least loaded. */

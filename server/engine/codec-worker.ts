@@ -17,12 +17,15 @@ import { PackVerifier } from './pack-check.js';
 import { RestoreTarget } from './restore-target.js';
 import { RestoreWriter } from './restore-writes.js';
 import { ArenaRing, type ArenaPiece } from './arena-ring.js';
+import { Dictionaries, dictionaryLevel } from './dictionaries.js';
 import { PackAssembly, type SessionSlots } from './pack-assembly.js';
 import type { BlobLimits } from './validate.js';
 
 interface Job {
   id: number;
-  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'session' | 'finish' | 'restore';
+  op: 'compress' | 'verifyPack' | 'hashFiles' | 'hashWindow' | 'store' | 'session' | 'finish' | 'restore' | 'dictionary';
+  /** compress, verifyPack: the dictionary of the blobs of compression 2 (null: none). */
+  dictionary: string | null;
   data: ArrayBuffer;
   bytes: number;
   lengths: number[];
@@ -71,6 +74,8 @@ const blobId = (data: Uint8Array): Buffer => blobIdOf(idKey, data);
 // The low-level binding compresses into buffers we own (and restore-writes.ts decompresses so): one
 // allocation per batch, none per blob, so a worker's memory stays flat however many blobs go through it.
 const cctx = new binding.CCtx();
+/** The repository's dictionaries that the main thread sent (CodecPool.addDictionary). */
+const dictionaries = new Dictionaries();
 let scratch = Buffer.allocUnsafe(1 << 20);
 
 // Buffers are external memory, which V8 collects late: on a restore or a check (packs in) tens of MiB
@@ -105,6 +110,9 @@ function compress(job: Job): void {
   const flags: number[] = [];
   let off = 0;
   let o = 0;
+  // With a dictionary (a stream of rows): compressed with it, at the level such blobs get.
+  const cdict = job.dictionary ? dictionaries.cdict(job.dictionary, dictionaryLevel(level)) : null;
+  const squeeze = (into: Buffer, blob: Buffer): number => (cdict ? cctx.compressUsingCDict(into, blob, cdict) : cctx.compress(into, blob, level));
   for (const len of job.lengths) {
     const blob = input.subarray(off, off + len);
     off += len;
@@ -112,7 +120,7 @@ function compress(job: Job): void {
       // Compressed into the scratch buffer, then sealed into the output: one pass over each.
       const bound1 = binding.compressBound(len);
       if (scratch.length < bound1) scratch = Buffer.allocUnsafe(bound1);
-      const n = len > 0 ? cctx.compress(scratch, blob, level) : len;
+      const n = len > 0 ? squeeze(scratch, blob) : len;
       const zstd = n < len;
       const sealed = sealInto(encryptKey, zstd ? scratch.subarray(0, n) : blob, out, o);
       lengths.push(sealed);
@@ -120,7 +128,7 @@ function compress(job: Job): void {
       o += sealed;
       continue;
     }
-    const n = len > 0 ? cctx.compress(out.subarray(o), blob, level) : len;
+    const n = len > 0 ? squeeze(out.subarray(o), blob) : len;
     if (n < len) {
       lengths.push(n);
       flags.push(1);
@@ -146,7 +154,7 @@ function verifyPack(job: Job): void {
   packVerifier ??= new PackVerifier(cipher, blobWriter());
   try {
     const from = job.file ? { file: job.file } : { data: Buffer.from(job.data) };
-    port.postMessage({ id: job.id, found: packVerifier.verify(job.name, from, job.indexedBlobs, job.limits) });
+    port.postMessage({ id: job.id, found: packVerifier.verify(job.name, from, job.indexedBlobs, job.limits, job.dictionary ?? undefined) });
   } catch (e) {
     port.postMessage({ id: job.id, error: message(e) });
   } finally {
@@ -162,7 +170,7 @@ function verifyPack(job: Job): void {
 let restoreWriter: RestoreWriter | undefined;
 /** Opens, decompresses and verifies stored blobs: a restore's and a check's, with one scratch buffer. */
 function blobWriter(): RestoreWriter {
-  return (restoreWriter ??= new RestoreWriter(encryptKey && idKey ? { encrypt: encryptKey, id: idKey } : null));
+  return (restoreWriter ??= new RestoreWriter(encryptKey && idKey ? { encrypt: encryptKey, id: idKey } : null, dictionaries));
 }
 /** The most a worker keeps between restore jobs: a restore from a local disk reads at most 2 MiB at once. */
 const SEGMENT_KEPT = 2 * 1024 * 1024;
@@ -383,6 +391,7 @@ port.on('message', (job: Job) => {
     dropped = 0;
     maybeGc(bytes, 8 * 1024 * 1024);
   } else if (job.op === 'compress') compress(job);
+  else if (job.op === 'dictionary') dictionaries.add(job.name, new Uint8Array(job.data));
   else {
     verifyPack(job);
     // A pack that came whole is collected at once (the job let go of first): a worker holds one pack, not a pile.

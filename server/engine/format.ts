@@ -7,11 +7,16 @@ import { RepositoryDamagedError } from './errors.js';
  * and every pack starts with a version byte; a reader refuses versions it does not know instead of
  * misreading them. Version 1: plain repositories (still written as such); version 2: encrypted ones.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** The format of a repository without encryption. */
 export const PLAIN_FORMAT = 1;
 /** The format of an encrypted repository (FORMAT.md, "Encryption"). */
 export const ENCRYPTED_FORMAT = 2;
+/**
+ * A repository without encryption whose blobs may be compressed with a dictionary (FORMAT.md, "Dictionaries"):
+ * what this program creates; the index files that name a dictionary carry this version.
+ */
+export const DICTIONARY_FORMAT = 3;
 
 /** Second byte of a metadata file: how the payload after the two header bytes is stored. */
 export enum Encoding {
@@ -26,10 +31,10 @@ export enum Encoding {
  * sealed with [version, Sealed] and `label` (what the file is, e.g. `snapshot`, `reference latest`) as
  * associated data, so that a file cannot pass for another kind.
  */
-export function encodeMetadata(payload: Buffer, zstd: boolean, cipher: RepositoryCipher | null = null, label = ''): Buffer {
+export function encodeMetadata(payload: Buffer, zstd: boolean, cipher: RepositoryCipher | null = null, label = '', version = PLAIN_FORMAT): Buffer {
   const body = zstd ? compress(payload, { compressionLevel: 3 }) : payload;
   const inner = zstd ? Encoding.Zstd : Encoding.Raw;
-  if (!cipher) return Buffer.concat([Buffer.from([PLAIN_FORMAT, inner]), body]);
+  if (!cipher) return Buffer.concat([Buffer.from([version, inner]), body]);
   const header = Buffer.from([ENCRYPTED_FORMAT, Encoding.Sealed]);
   return Buffer.concat([header, cipher.seal([Buffer.from([inner]), body], sealedAad(header, label))]);
 }
@@ -102,19 +107,22 @@ export interface RepositoryConfig {
   gearSeed: number;
   /**
    * `file`: files of a tree (most mail is far below `min`, so one blob per message);
-   * `stream`: byte streams such as database dumps, cut small so that a few changed rows cost little.
+   * `stream`: byte streams such as exports, cut small so that a few changed lines cost little;
+   * `rows` (version 3): streams of small rows (a database dump), cut smaller still and compressed with a
+   * dictionary, so that a few rows changed at scattered places cost a few small chunks. Absent: `stream`.
    */
-  chunkers: { file: ChunkerParams; stream: ChunkerParams };
+  chunkers: { file: ChunkerParams; stream: ChunkerParams; rows?: ChunkerParams };
   compression: { algorithm: 'zstd'; level: number };
   packSize: number;
 }
 
 export const DEFAULT_CONFIG: Omit<RepositoryConfig, 'id' | 'created'> = {
-  version: PLAIN_FORMAT,
+  version: DICTIONARY_FORMAT,
   gearSeed: 0x2545f491,
   chunkers: {
     file: { min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
     stream: { min: 2 * 1024, avg: 8 * 1024, max: 64 * 1024 },
+    rows: { min: 1024, avg: 4 * 1024, max: 32 * 1024 },
   },
   compression: { algorithm: 'zstd', level: 3 },
   packSize: 16 * 1024 * 1024,

@@ -182,9 +182,13 @@ export class PackVerifier {
     private readonly writer: RestoreWriter = new RestoreWriter(cipher?.key ?? null),
   ) {}
 
-  /** The findings of one pack, in check's words; throws when a local pack cannot be opened or read. */
-  verify(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits): string[] {
-    const verdict = (stored: Buffer, e: PackEntry) => this.writer.verdict(stored, e.zstd, e.rawLength, e.id);
+  /**
+   * The findings of one pack, in check's words; throws when a local pack cannot be opened or read. `dictionary`:
+   * the one the index names for the pack; a blob of compression 2 is read with it (the writer holds it).
+   */
+  verify(name: string, from: { file: string } | { data: Buffer }, indexedBlobs: number | null, limits: BlobLimits, dictionary?: string): string[] {
+    const verdict = (stored: Buffer, e: PackEntry) =>
+      this.writer.verdict(stored, e.zstd, e.rawLength, e.id, e.dictionary !== undefined ? (dictionary ?? '') : undefined);
     try {
       if ('data' in from) return packFindings(name, packInMemory(from.data), indexedBlobs, limits, this.cipher, verdict);
       if (this.window.length === 0) this.window = Buffer.allocUnsafe(PACK_WINDOW);

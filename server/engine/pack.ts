@@ -1,4 +1,4 @@
-import { BlobType } from './blob-index.js';
+import { BlobType, compressionCode } from './blob-index.js';
 import { RepositoryDamagedError } from './errors.js';
 import { SEAL_OVERHEAD, type RepositoryCipher } from './crypto.js';
 import { ENCRYPTED_FORMAT, PLAIN_FORMAT } from './format.js';
@@ -6,7 +6,8 @@ import { ID_BYTES } from './hash.js';
 
 /**
  * A pack file: [version u8] [stored blob bytes ...] [header entries] [entry count u32 LE].
- * Header entry (42 bytes): type u8, compression u8 (0 raw, 1 zstd), stored length u32 LE,
+ * Header entry (42 bytes): type u8, compression u8 (0 raw, 1 zstd, 2 zstd with the pack's dictionary, which only
+ * the index names: version 3), stored length u32 LE,
  * raw length u32 LE, blob id (32 bytes). Blob i starts right after blob i-1 (the first at offset 1),
  * so the pack alone is enough to rebuild its index entries.
  * Encrypted (version 2): each blob's stored bytes are sealed (by the codec workers), and so are the header
@@ -30,10 +31,16 @@ export interface PackEntry {
   id: Buffer;
   type: BlobType;
   zstd: boolean;
+  /**
+   * Compression code 2 (version 3): the zstd frame was made with this dictionary (the id of the blob that holds
+   * it, hex); `zstd` is then true. Read from a pack header alone it is '' (only the index names the dictionary).
+   */
+  dictionary?: string;
   offset: number;
   length: number;
   rawLength: number;
 }
+
 
 /** Assembles one pack in memory; data and tree blobs go to separate packs. */
 export class PackBuilder {
@@ -46,8 +53,8 @@ export class PackBuilder {
     this.parts = [Buffer.from([cipher ? ENCRYPTED_FORMAT : PLAIN_FORMAT])];
   }
 
-  add(id: Buffer, type: BlobType, stored: Buffer, zstd: boolean, rawLength: number): void {
-    this.entries.push({ id, type, zstd, offset: this.size, length: stored.length, rawLength });
+  add(id: Buffer, type: BlobType, stored: Buffer, zstd: boolean, rawLength: number, dictionary?: string): void {
+    this.entries.push({ id, type, zstd, ...(dictionary !== undefined ? { dictionary } : {}), offset: this.size, length: stored.length, rawLength });
     this.parts.push(stored);
     this.size += stored.length;
   }
@@ -72,7 +79,7 @@ export function packHeader(entries: readonly Omit<PackEntry, 'offset'>[], seal: 
   let o = 0;
   for (const e of entries) {
     header[o] = e.type;
-    header[o + 1] = e.zstd ? 1 : 0;
+    header[o + 1] = compressionCode(e);
     header.writeUInt32LE(e.length, o + 2);
     header.writeUInt32LE(e.rawLength, o + 6);
     e.id.copy(header, o + 10);
@@ -108,7 +115,8 @@ export function parsePackHeader(name: string, packSize: number, tail: Buffer, ci
     const length = header.readUInt32LE(o + 2);
     entries.push({
       type: header[o] === 1 ? BlobType.Tree : BlobType.Data,
-      zstd: header[o + 1] === 1,
+      zstd: header[o + 1] === 1 || header[o + 1] === 2,
+      ...(header[o + 1] === 2 ? { dictionary: '' } : {}),
       length,
       rawLength: header.readUInt32LE(o + 6),
       id: Buffer.from(header.subarray(o + 10, o + 10 + ID_BYTES)),

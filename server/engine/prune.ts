@@ -78,11 +78,17 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
   // Every index file, with every pack it lists; every pack stored; the marks of earlier prunes.
   const oldIndexes: string[] = [];
   const packs = new Map<string, PackEntry[]>();
+  /** The dictionary of each pack that has one (FORMAT.md, "Dictionaries"). */
+  const packDictionaries = new Map<string, string>();
   // The repository's own table is read anew too: the trees of snapshots written by other processes since
   // it was loaded are found through it.
   await repo.reloadIndex((name, idx) => {
     oldIndexes.push(name);
-    for (const pk of idx.packs) if (!packs.has(pk.id)) packs.set(pk.id, pk.blobs);
+    for (const pk of idx.packs) {
+      if (packs.has(pk.id)) continue;
+      packs.set(pk.id, pk.blobs);
+      if (pk.dictionary !== undefined) packDictionaries.set(pk.id, pk.dictionary);
+    }
   });
   const sizes = new Map<string, number>();
   for await (const f of repo.storage.list('data')) sizes.set(f.name, f.size);
@@ -102,9 +108,15 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
       for (const n of (await repo.loadTree(id)).nodes) {
         if (n.subtree) stack.push(n.subtree);
         for (const b of n.content ?? []) used.add(fromHex(b));
+        // A stream's dictionary stays while a snapshot names it: its next backup compresses with it again.
+        if (n.dictionary) used.add(fromHex(n.dictionary));
       }
     }
     p?.update?.('mark', i + 1, snapshots.length);
+  }
+  // A dictionary is needed while a blob a snapshot needs is compressed with it.
+  for (const [pack, dictionary] of packDictionaries) {
+    if ((packs.get(pack) ?? []).some((b) => b.dictionary !== undefined && used.has(b.id))) used.add(fromHex(dictionary));
   }
 
   // Marked packs whose grace period has passed go, unless a snapshot written since the mark needs a blob
@@ -182,7 +194,7 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
   // Every pack an index lists, minus those deleted: marked packs stay indexed until they go, so that a
   // backup that reuses one of their blobs meanwhile finds it.
   const gone = new Set<string>();
-  const listed = () => [...packs.keys()].filter((pk) => !gone.has(pk)).map((id) => ({ id, blobs: packs.get(id)! }));
+  const listed = () => [...packs.keys()].filter((pk) => !gone.has(pk)).map((id) => ({ id, ...withDictionary(packDictionaries.get(id)), blobs: packs.get(id)! }));
   const deleteDue = async (packsToDelete: Iterable<string>) => {
     const list = [...packsToDelete];
     // The marks still list them while they are deleted: an interrupted prune finishes the job next
@@ -220,15 +232,17 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
   const kept = new BlobIdSet();
   for (const pack of keep) for (const b of packs.get(pack)!) kept.add(b.id);
   const written: IndexFile['packs'] = [];
-  const builders: Record<BlobType, PackBuilder> = { [BlobType.Data]: repo.packBuilder(), [BlobType.Tree]: repo.packBuilder() };
-  const flush = async (type: BlobType) => {
-    const b = builders[type];
-    if (b.blobCount === 0) return;
-    builders[type] = repo.packBuilder();
+  // One builder per type, and per dictionary for the data blobs compressed with one (a pack names one).
+  const builders = new Map<string, PackBuilder>();
+  const builderKey = (b: PackEntry) => (b.dictionary !== undefined ? `d${b.dictionary}` : `t${b.type}`);
+  const flush = async (key: string) => {
+    const b = builders.get(key);
+    if (!b || b.blobCount === 0) return;
+    builders.delete(key);
     const parts = b.finish();
     const id = toHex(sha256(parts));
     await repo.writePack(id, parts);
-    written.push({ id, blobs: b.entries });
+    written.push({ id, ...withDictionary(key.startsWith('d') ? key.slice(1) : undefined), blobs: b.entries });
     s.packsWritten++;
   };
   for (const [i, pack] of repack.entries()) {
@@ -236,13 +250,15 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
     for (const b of packs.get(pack)!) {
       if (!used.has(b.id)) continue;
       if (!kept.add(b.id)) continue;
-      builders[b.type].add(b.id, b.type, Buffer.from(data.subarray(b.offset, b.offset + b.length)), b.zstd, b.rawLength);
-      if (builders[b.type].size >= repo.config.packSize) await flush(b.type);
+      const key = builderKey(b);
+      let builder = builders.get(key);
+      if (!builder) builders.set(key, (builder = repo.packBuilder()));
+      builder.add(b.id, b.type, Buffer.from(data.subarray(b.offset, b.offset + b.length)), b.zstd, b.rawLength, b.dictionary);
+      if (builder.size >= repo.config.packSize) await flush(key);
     }
     p?.update?.('repack', i + 1, repack.length);
   }
-  await flush(BlobType.Data);
-  await flush(BlobType.Tree);
+  for (const key of [...builders.keys()]) await flush(key);
   for (const pack of repack) marks.set(pack, now);
   if (opts.grace === 0) for (const pack of repack) gone.add(pack);
   await replaceIndexes(repo, [...listed(), ...written], current, s);
@@ -251,6 +267,8 @@ async function pruneLocked(repo: Repository, opts: PruneOptions & { grace: numbe
   pending(gone);
   return s;
 }
+
+const withDictionary = (dictionary: string | undefined) => (dictionary !== undefined ? { dictionary } : {});
 
 /**
  * Writes index files (each under ~150k blobs) for `packs`, superseding `old`, then deletes the old ones;

@@ -6,9 +6,10 @@ import { CodecPool } from './codec-pool.js';
 import { MASTER_KEY_BYTES, RepositoryCipher, blobIdOf, open as openSealed, splitMasterKey } from './crypto.js';
 import { EngineError, NotFoundError, RepositoryDamagedError, RepositoryNotFoundError } from './errors.js';
 import {
-  DEFAULT_CONFIG, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
+  DEFAULT_CONFIG, DICTIONARY_FORMAT, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
 } from './format.js';
-import { fromHex, sha256, toHex } from './hash.js';
+import { Dictionaries } from './dictionaries.js';
+import { fromHex, isHexId, sha256, toHex } from './hash.js';
 import { decodeIndex, encodeIndex, INDEX_BLOB_BYTES, readIndexView, type IndexFile, type IndexView } from './index-file.js';
 import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
@@ -76,6 +77,8 @@ export class Repository {
   /** Tree packs read a window at a time (see tree-windows.ts). */
   private readonly treeWindows = new TreeWindows((pack, offset, length) => this.storage.read('data', pack, offset, length));
   private pool: CodecPool | undefined;
+  /** Dictionaries read so far (FORMAT.md, "Dictionaries"), by blob id; the codec workers get each one too. */
+  readonly dictionaries = new Dictionaries();
 
   private constructor(
     /** Where the files are: the engine's own business; other folders use the methods below. */
@@ -129,6 +132,8 @@ export class Repository {
       chunkers: {
         file: validChunker(opts.chunkers?.file ?? DEFAULT_CONFIG.chunkers.file, 'file'),
         stream: validChunker(opts.chunkers?.stream ?? DEFAULT_CONFIG.chunkers.stream, 'stream'),
+        // Rows and dictionaries (version 3) in a plain repository; an encrypted one stays version 2.
+        ...(encrypted ? {} : { rows: validChunker(opts.chunkers?.rows ?? DEFAULT_CONFIG.chunkers.rows!, 'rows') }),
       },
       compression: { algorithm: 'zstd', level: opts.compressionLevel ?? DEFAULT_CONFIG.compression.level },
       packSize: opts.packSize ?? DEFAULT_CONFIG.packSize,
@@ -238,7 +243,7 @@ export class Repository {
 
   /** Adds an index file's blobs straight from its bytes (no object per blob: a large index loads in milliseconds). */
   private addIndexView(name: string, view: IndexView): void {
-    for (const p of view.packs) this.index.addRecords(view.bytes, p.at, p.count, p.id);
+    for (const p of view.packs) this.index.addRecords(view.bytes, p.at, p.count, p.id, p.dictionary);
     this.indexFiles.add(name);
   }
 
@@ -275,12 +280,16 @@ export class Repository {
   codec(use: CodecUse = 'backup'): CodecPool {
     const settings = workerSettings();
     // A restore's own thread writes too (restorer.ts): one worker fewer.
-    this.pool ??= new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null, use === 'restore' ? { workers: Math.max(1, settings.workers - 1), nice: 0 } : settings);
+    if (!this.pool) {
+      this.pool = new CodecPool(this.config.compression.level, this.gear, this.cipher?.key ?? null, use === 'restore' ? { workers: Math.max(1, settings.workers - 1), nice: 0 } : settings);
+      for (const id of this.dictionaries.ids()) this.pool.addDictionary(id, this.dictionaries.bytes(id));
+    }
     return this.pool;
   }
 
-  chunker(kind: 'file' | 'stream'): ChunkerParams {
-    return this.config.chunkers[kind];
+  /** `rows` is `stream` in a repository whose config has no `rows` chunker (before version 3). */
+  chunker(kind: 'file' | 'stream' | 'rows'): ChunkerParams {
+    return this.config.chunkers[kind] ?? this.config.chunkers.stream;
   }
 
   /**
@@ -297,9 +306,37 @@ export class Repository {
     return loc;
   }
 
+  /** Whether new blobs may be compressed with a dictionary here: format version 3 only. */
+  get usesDictionaries(): boolean {
+    return this.config.version === DICTIONARY_FORMAT;
+  }
+
+  /**
+   * Reads the dictionaries these blobs need, once each, and hands them to the codec workers when they run.
+   * A dictionary is an ordinary blob stored without one (a reader refuses otherwise: no chain to follow).
+   */
+  async loadDictionaries(locs: Iterable<{ dictionary?: string }>): Promise<void> {
+    for (const l of locs) {
+      const id = l.dictionary;
+      if (id === undefined || this.dictionaries.has(id)) continue;
+      if (!isHexId(id)) throw new RepositoryDamagedError(`a blob names a dictionary that no index can hold (${String(id).slice(0, 12)})`);
+      const loc = this.blobLocation(id);
+      if (loc.dictionary !== undefined) throw new RepositoryDamagedError(`dictionary ${id.slice(0, 12)} is itself compressed with a dictionary`);
+      this.useDictionary(id, await this.readBlob(id));
+    }
+  }
+
+  /** A dictionary just stored (or about to be, in the same backup): this thread and the codec workers keep it. */
+  useDictionary(id: string, bytes: Uint8Array): void {
+    if (this.dictionaries.has(id)) return;
+    this.dictionaries.add(id, bytes);
+    this.pool?.addDictionary(id, bytes);
+  }
+
   /** One blob, decompressed and checked against its id. */
   async readBlob(id: string): Promise<Buffer> {
     const loc = this.blobLocation(id);
+    await this.loadDictionaries([loc]);
     let stored: Buffer;
     try {
       stored = await this.storage.read('data', loc.pack, loc.offset, loc.length);
@@ -316,6 +353,7 @@ export class Repository {
    */
   async readBlobRun(ids: string[]): Promise<Buffer[]> {
     const locs = ids.map((id) => this.blobLocation(id));
+    await this.loadDictionaries(locs);
     const first = locs[0];
     const adjacent = locs.every((l, i) => i === 0 || (l.pack === first.pack && l.offset === locs[i - 1].offset + locs[i - 1].length));
     if (locs.length < 2 || !adjacent) return Promise.all(ids.map((id) => this.readBlob(id)));
@@ -491,7 +529,14 @@ export class Repository {
       // A marked pack stays out: its blobs are not to be reused, and the prune that marked it deletes it.
       if (this.index.hasPack(f.name) || this.pruneMarks.has(f.name)) continue;
       try {
-        orphans.push({ id: f.name, blobs: await this.readPackHeader(f.name, f.size) });
+        const blobs = await this.readPackHeader(f.name, f.size);
+        // Blobs compressed with a dictionary: only an index names it, so such a pack is not indexed from its
+        // header alone (its blobs are stored again; prune removes it).
+        if (blobs.some((b) => b.dictionary !== undefined)) {
+          notice(`ignoring pack ${f.name.slice(0, 12)} that no index references: its blobs use a dictionary that only an index names`);
+          continue;
+        }
+        orphans.push({ id: f.name, blobs });
       } catch (err) {
         notice(`ignoring unreadable pack ${f.name.slice(0, 12)} that no index references: ${(err as Error).message}`);
       }
@@ -511,16 +556,16 @@ export class Repository {
   /** Decrypts, decompresses stored bytes (no more than the declared size) and checks them against the blob id. */
   private verifyBlob(id: string, loc: BlobLocation, stored: Buffer): Buffer {
     if (this.cipher) stored = openSealed(this.cipher.key.encrypt, stored, `blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}`);
-    return verifyPlainBlob(id, loc, stored, this.cipher?.key.id ?? null);
+    return verifyPlainBlob(id, loc, stored, this.cipher?.key.id ?? null, loc.dictionary !== undefined ? this.dictionaries.ddict(loc.dictionary) : undefined);
   }
 }
 
 let dctx: InstanceType<typeof binding.DCtx> | undefined;
 
-function verifyPlainBlob(id: string, loc: BlobLocation, stored: Buffer, idKey: Buffer | null): Buffer {
+function verifyPlainBlob(id: string, loc: BlobLocation, stored: Buffer, idKey: Buffer | null, dictionary?: InstanceType<typeof binding.DDict>): Buffer {
   let raw: Buffer;
   try {
-    raw = loc.zstd ? decompressBounded((dctx ??= new binding.DCtx()), stored, loc.rawLength) : stored;
+    raw = loc.zstd ? decompressBounded((dctx ??= new binding.DCtx()), stored, loc.rawLength, undefined, dictionary) : stored;
   } catch (err) {
     throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} in pack ${loc.pack.slice(0, 12)} at ${loc.offset}: cannot decompress (${(err as Error).message})`);
   }

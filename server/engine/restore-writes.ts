@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import binding from 'zstd-napi/binding.js';
 import type { RestoreBlob, RestoreResult, RestoreWrite } from './codec-pool.js';
 import { blobIdOf, tryOpen } from './crypto.js';
+import type { Dictionaries } from './dictionaries.js';
 import type { RestoreTarget } from './restore-target.js';
 import { decompressBounded } from './validate.js';
 
@@ -24,7 +25,11 @@ export class RestoreWriter {
    */
   dropped = 0;
 
-  constructor(private readonly key: { encrypt: Buffer; id: Buffer } | null) {}
+  /** `dictionaries`: those of the repository that this thread was given, for blobs of compression 2. */
+  constructor(
+    private readonly key: { encrypt: Buffer; id: Buffer } | null,
+    private readonly dictionaries: Dictionaries | null = null,
+  ) {}
 
   /**
    * `length` bytes of a local pack file at `start`, into a buffer kept from call to call (valid until the
@@ -80,28 +85,30 @@ export class RestoreWriter {
    * A stored blob's verdict (`check --read-data`): null when it opens, decompresses (no further than its
    * declared size) and hashes to its id; otherwise what is wrong, in check's words.
    */
-  verdict(sealed: Buffer, zstd: boolean, raw: number, id: Uint8Array): string | null {
-    const r = this.unpack(sealed, zstd, raw);
+  verdict(sealed: Buffer, zstd: boolean, raw: number, id: Uint8Array, dictionary?: string): string | null {
+    const r = this.unpack(sealed, zstd, raw, dictionary);
     if (typeof r === 'string') return r;
     return this.idOf(r).equals(id) ? null : MISMATCH;
   }
 
   /** A blob's raw bytes (valid until the next call), or why they cannot be had. */
   private open(sealed: Buffer, b: RestoreBlob): Buffer | string {
-    const r = this.unpack(sealed, b.zstd, b.raw);
+    const r = this.unpack(sealed, b.zstd, b.raw, b.dictionary);
     if (typeof r === 'string') return r;
     return this.idOf(r).toString('hex') === b.id ? r : MISMATCH;
   }
 
   /** Opened (encrypted repository) and decompressed into the scratch buffer; or why not. */
-  private unpack(sealed: Buffer, zstd: boolean, rawLength: number): Buffer | string {
+  private unpack(sealed: Buffer, zstd: boolean, rawLength: number, dictionary?: string): Buffer | string {
     const stored = this.key ? tryOpen(this.key.encrypt, sealed) : sealed;
     if (!stored) return NOT_DECRYPTED;
     if (!zstd) return stored;
+    // Compression 2: the dictionary was handed to this thread before the job (Repository.loadDictionaries).
+    if (dictionary !== undefined && !this.dictionaries?.has(dictionary)) return `compressed with dictionary ${dictionary.slice(0, 12) || '(named by no index)'}, which is not in the repository`;
     // The declared size was bounded (blobProblem) before the job was made.
     if (this.scratch.length < rawLength) this.scratch = this.replaced(this.scratch, rawLength);
     try {
-      return decompressBounded(this.dctx, stored, rawLength, this.scratch);
+      return decompressBounded(this.dctx, stored, rawLength, this.scratch, dictionary !== undefined ? this.dictionaries!.ddict(dictionary) : undefined);
     } catch (e) {
       return `cannot decompress (${(e as Error).message})`;
     }

@@ -291,9 +291,13 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       return { pack, segments: segments(jobs, local ? LOCAL_SEGMENT : REMOTE_SEGMENT) };
     });
     byPack.clear();
+    // Dictionaries of blobs of compression 2, read once and handed to the workers before any job needs them.
+    // One that cannot be read fails only the files whose blobs need it (their blobs say why).
+    const dictionaries = new Set(plan.flatMap((p) => p.segments.flatMap((seg) => seg.jobs.map((j) => j.loc.dictionary))));
+    for (const dictionary of dictionaries) if (dictionary !== undefined) await repo.loadDictionaries([{ dictionary }]).catch(() => {});
     if (here === undefined) {
       here = opts.inline ?? ((last && isSmall(plan)) || workerSettings().workers < 2);
-      writer = opts.inline === false ? null : new RestoreWriter(repo.cipher?.key ?? null);
+      writer = opts.inline === false ? null : new RestoreWriter(repo.cipher?.key ?? null, repo.dictionaries);
       codec = here ? null : repo.codec('restore');
     }
     // Lanes each take the next pack: this thread's (one: its reads from a local disk do not wait), and two per
@@ -325,7 +329,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
           targets.push(t);
         }
       });
-      const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, id: j.id }));
+      const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, ...(j.loc.dictionary !== undefined ? { dictionary: j.loc.dictionary } : {}), id: j.id }));
       // What the storage cannot give is the pack's damage; a worker that fails is not, and ends the restore.
       let from: Buffer | { file: string; start: number; length: number };
       try {

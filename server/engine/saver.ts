@@ -50,10 +50,12 @@ export interface SaverStats {
 export class BlobSaver {
   readonly stats: SaverStats = { blobsNew: 0, bytesAdded: 0 };
   private readonly pending = new Set<string>();
-  private batch: { data: Uint8Array; used: number; ids: Buffer[]; types: BlobType[]; lengths: number[] } | undefined;
+  private batch: { data: Uint8Array; used: number; ids: Buffer[]; types: BlobType[]; lengths: number[]; dictionary?: string } | undefined;
   private fileBatch: { paths: string[]; bytes: number; params: ChunkerParams; waiters: { resolve: (r: SavedFile) => void; reject: (e: Error) => void }[] } | undefined;
   private fileTimer: NodeJS.Immediate | undefined;
   private readonly builders: Record<BlobType, PackBuilder>;
+  /** Data packs of blobs compressed with a dictionary: one pack names one dictionary (FORMAT.md). */
+  private readonly dictionaryBuilders = new Map<string, PackBuilder>();
   private readonly work = new Set<Promise<void>>();
   private unindexed: IndexFile['packs'] = [];
   private unindexedBlobs = 0;
@@ -73,21 +75,26 @@ export class BlobSaver {
     return this.failure;
   }
 
-  /** Stores a blob unless the repository already has it; resolves true when it was new. */
-  async save(type: BlobType, id: Buffer, raw: Uint8Array): Promise<boolean> {
+  /**
+   * Stores a blob unless the repository already has it; resolves true when it was new. `dictionary`: a data
+   * blob compressed with this dictionary (a blob of the repository, given to the codec workers already:
+   * Repository.loadDictionaries), in a pack of that dictionary's.
+   */
+  async save(type: BlobType, id: Buffer, raw: Uint8Array, dictionary?: string): Promise<boolean> {
     if (this.failure) throw this.failure;
     if (this.repo.reusable(id)) return false;
     const hex = toHex(id);
     if (this.pending.has(hex)) return false;
     this.pending.add(hex);
     await this.room(raw.byteLength);
+    if (type !== BlobType.Data) dictionary = undefined;
     let b = this.batch;
-    if (b && b.used + raw.byteLength > b.data.byteLength) {
+    if (b && (b.used + raw.byteLength > b.data.byteLength || b.dictionary !== dictionary)) {
       this.dispatch();
       b = undefined;
     }
     if (!b) {
-      b = this.batch = { data: new Uint8Array(Math.max(BATCH_BYTES, raw.byteLength)), used: 0, ids: [], types: [], lengths: [] };
+      b = this.batch = { data: new Uint8Array(Math.max(BATCH_BYTES, raw.byteLength)), used: 0, ids: [], types: [], lengths: [], ...(dictionary !== undefined ? { dictionary } : {}) };
     }
     b.data.set(raw, b.used);
     b.used += raw.byteLength;
@@ -266,6 +273,7 @@ export class BlobSaver {
     }
     if (this.failure) throw this.failure;
     for (const type of [BlobType.Data, BlobType.Tree]) if (this.builders[type].blobCount > 0) this.track(this.writePack(type));
+    for (const [dictionary, builder] of this.dictionaryBuilders) if (builder.blobCount > 0) this.track(this.writePack(BlobType.Data, dictionary));
     while (this.work.size > 0) await Promise.all([...this.work]);
     if (this.failure) throw this.failure;
     this.queueIndex();
@@ -280,18 +288,19 @@ export class BlobSaver {
     // The whole batch buffer goes over (transferred, not copied); the worker reads only `lengths`.
     const job = this.repo
       .codec()
-      .compressPacked(b.data, b.lengths)
+      .compressPacked(b.data, b.lengths, b.dictionary)
       .then((r) => {
         this.queued -= b.used;
         this.wake();
         for (let i = 0; i < b.ids.length; i++) {
           const type = b.types[i];
-          const builder = this.builders[type];
+          const builder = this.builderFor(type, b.dictionary);
           // Tree packs fill slowly (they are written last): copy their small blobs out of the batch's
           // result buffer, or every batch buffer would stay alive until the end of the backup.
           const stored = type === BlobType.Tree ? Buffer.from(r.outputs[i]) : r.outputs[i];
-          builder.add(b.ids[i], type, stored, r.compressed[i], b.lengths[i]);
-          if (builder.size >= this.repo.config.packSize) this.track(this.writePack(type));
+          // A blob that did not shrink is stored raw, without its dictionary, in the dictionary's pack all the same.
+          builder.add(b.ids[i], type, stored, r.compressed[i], b.lengths[i], r.compressed[i] ? b.dictionary : undefined);
+          if (builder.size >= this.repo.config.packSize) this.track(this.writePack(type, b.dictionary));
         }
       });
     this.track(job);
@@ -306,9 +315,17 @@ export class BlobSaver {
     void tracked.finally(() => this.work.delete(tracked));
   }
 
-  private async writePack(type: BlobType): Promise<void> {
-    const builder = this.builders[type];
-    this.builders[type] = this.repo.packBuilder();
+  private builderFor(type: BlobType, dictionary: string | undefined): PackBuilder {
+    if (dictionary === undefined) return this.builders[type];
+    let b = this.dictionaryBuilders.get(dictionary);
+    if (!b) this.dictionaryBuilders.set(dictionary, (b = this.repo.packBuilder()));
+    return b;
+  }
+
+  private async writePack(type: BlobType, dictionary?: string): Promise<void> {
+    const builder = this.builderFor(type, dictionary);
+    if (dictionary === undefined) this.builders[type] = this.repo.packBuilder();
+    else this.dictionaryBuilders.set(dictionary, this.repo.packBuilder());
     // One buffer for the pack, hashed on libuv's pool (WebCrypto) rather than on the main thread.
     let pack = Buffer.concat(builder.finish());
     let id = toHex(Buffer.from(await webcrypto.subtle.digest('SHA-256', pack)));
@@ -317,7 +334,7 @@ export class BlobSaver {
       // name it would be the very file the prune deletes once the grace period ends, perhaps before this
       // backup's snapshot exists. Its first blob once more makes it a new file.
       const first = builder.entries[0];
-      builder.add(first.id, first.type, Buffer.from(pack.subarray(first.offset, first.offset + first.length)), first.zstd, first.rawLength);
+      builder.add(first.id, first.type, Buffer.from(pack.subarray(first.offset, first.offset + first.length)), first.zstd, first.rawLength, first.dictionary);
       pack = Buffer.concat(builder.finish());
       id = toHex(Buffer.from(await webcrypto.subtle.digest('SHA-256', pack)));
     }
@@ -329,18 +346,18 @@ export class BlobSaver {
       this.packWrites--;
       this.wake();
     }
-    this.indexWritten(id, builder.entries, size);
+    this.indexWritten(id, builder.entries, size, dictionary);
   }
 
   /** A pack just written: its blobs indexed in memory, and in the next index file. */
-  private indexWritten(id: string, entries: PackEntry[], size: number): void {
+  private indexWritten(id: string, entries: PackEntry[], size: number, dictionary?: string): void {
     for (const e of entries) {
       this.repo.indexBlob(e.id, { ...e, pack: id });
       this.pending.delete(toHex(e.id));
     }
     this.stats.blobsNew += entries.length;
     this.stats.bytesAdded += size;
-    this.unindexed.push({ id, blobs: entries });
+    this.unindexed.push({ id, ...(dictionary !== undefined ? { dictionary } : {}), blobs: entries });
     this.unindexedBlobs += entries.length;
     if (this.unindexed.length >= PACKS_PER_INDEX || this.unindexedBlobs >= BLOBS_PER_INDEX) this.queueIndex();
   }

@@ -29,6 +29,11 @@ export interface TreeNode {
   content?: string[];
   /** Tree blob id (hex) of a directory. */
   subtree?: string;
+  /**
+   * A stream's dictionary (version 3): the blob whose bytes its new chunks were compressed with, which the
+   * next backup of the same path compresses with again (so the same chunks keep the same bytes).
+   */
+  dictionary?: string;
 }
 
 export interface Tree {

@@ -31,7 +31,7 @@ export interface BlobLimits {
 
 export function blobLimits(config: Partial<RepositoryConfig>, encrypted = false): BlobLimits {
   const c = config.chunkers;
-  const declared = Math.max(c?.file?.max ?? 0, c?.file?.min ?? 0, c?.stream?.max ?? 0);
+  const declared = Math.max(c?.file?.max ?? 0, c?.file?.min ?? 0, c?.stream?.max ?? 0, c?.rows?.max ?? 0);
   return { data: Number.isSafeInteger(declared) && declared > 0 ? Math.min(declared, MAX_DATA_BLOB) : MAX_DATA_BLOB, overhead: encrypted ? SEAL_OVERHEAD : 0 };
 }
 
@@ -66,11 +66,11 @@ export function frameProblem(stored: Uint8Array, rawLength: number): string | nu
  * Decompresses into a buffer of exactly the declared size (bounded by blobProblem): a frame that would
  * grow past it fails instead of allocating.
  */
-export function decompressBounded(dctx: InstanceType<typeof binding.DCtx>, stored: Uint8Array, rawLength: number, into?: Buffer): Buffer {
+export function decompressBounded(dctx: InstanceType<typeof binding.DCtx>, stored: Uint8Array, rawLength: number, into?: Buffer, dictionary?: InstanceType<typeof binding.DDict>): Buffer {
   const problem = frameProblem(stored, rawLength);
   if (problem) throw new Error(problem);
   const out = into && into.length >= rawLength ? into.subarray(0, rawLength) : Buffer.allocUnsafe(rawLength);
-  const n = dctx.decompress(out, stored);
+  const n = dictionary ? dctx.decompressUsingDDict(out, stored, dictionary) : dctx.decompress(out, stored);
   if (n !== rawLength) throw new Error(`decompressed to ${n} bytes, index says ${rawLength}`);
   return out;
 }
@@ -100,6 +100,7 @@ export function nodeProblem(n: TreeNode): string | null {
   if (!isDecimal(n.ctime, true)) return `bad ctime ${JSON.stringify(n.ctime)}`;
   if (!isDecimal(n.inode, false) || !isDecimal(n.device, false)) return `bad inode or device`;
   if (!isUint32(n.links)) return `bad link count ${JSON.stringify(n.links)}`;
+  if (n.dictionary !== undefined && (n.type !== 'file' || !isHexId(n.dictionary))) return 'dictionary is not a blob id of a file';
   if (n.content !== undefined && (n.type !== 'file' || !Array.isArray(n.content) || !n.content.every(isHexId))) {
     return n.type === 'file' ? 'content is not a list of blob ids' : `a ${n.type} with content`;
   }

@@ -2,6 +2,8 @@
  * Writes a golden repository (run once per format version, committed):
  *   node dist/test/engine/golden-maker.js                                      format 1, test/fixtures/golden-v1
  *   node dist/test/engine/golden-maker.js test/fixtures/golden-v2 PASSWORD     format 2 (encrypted with PASSWORD)
+ *   node dist/test/engine/golden-maker.js test/fixtures/golden-v3              format 3 (dictionaries)
+ * It writes the format this program writes (a plain repository: 3, since format 1 is only read now).
  * Never regenerate one for a later format: its whole point is that later versions keep reading it.
  */
 import { link, mkdir, rename, rm, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
@@ -53,7 +55,9 @@ async function main(): Promise<void> {
 
   const c = new Archiver(repo, { server: 'core.golden', tag: 'bm/pgsql', hostname: 'golden', time: new Date('2026-01-02T01:00:00Z') });
   const dump = Buffer.concat([bytesOf(5, 300_000, true), bytesOf(6, 50_000)]);
-  await c.addStream('/pgsql/bj.dump', [dump]);
+  // From format 3 on, the dump as the database part stores one: 4 KiB chunks compressed with a dictionary
+  // (here a piece of the dump itself); an encrypted repository has none.
+  await c.addStream('/pgsql/bj.dump', [dump], { chunker: 'rows', dictionary: async () => dump.subarray(0, 64 * 1024) });
   const s3 = await c.commit();
   // Format 2 seals references too: the fixture holds one.
   const latest = password ? { generation: 'golden', snapshots: [s1.id, s2.id, s3.id] } : undefined;

@@ -8,13 +8,15 @@ import { manifest, tempDir, type ManifestEntry } from './helpers.js';
 import { createHash } from 'node:crypto';
 
 // The golden repositories of each format version, checked in: every later version must keep reading them.
-// Version 2 is encrypted, with this password (written by golden-maker.ts).
+// Version 2 is encrypted, with this password (written by golden-maker.ts); version 3 is plain, its database
+// stream compressed with a dictionary.
 const V2_PASSWORD = 'golden repository of format 2';
 const asRoot = process.getuid?.() === 0;
 
 describe.each([
   { version: 1, fixture: 'golden-v1', password: undefined },
   { version: 2, fixture: 'golden-v2', password: V2_PASSWORD },
+  { version: 3, fixture: 'golden-v3', password: undefined },
 ])('golden repository of format version $version', ({ version, fixture, password }) => {
   const GOLDEN = fileURLToPath(new URL(`../fixtures/${fixture}`, import.meta.url));
   let repo: Repository;
@@ -35,7 +37,9 @@ describe.each([
 
   test('is of its format version, encrypted from version 2 on', async () => {
     expect(repo.config.version).toBe(version);
-    expect(repo.encrypted).toBe(version >= 2);
+    expect(repo.encrypted).toBe(version === 2);
+    // Version 3: the dump's chunks are compressed with a dictionary, which the tests below read with.
+    expect(repo.index.dictionaries().size).toBe(version === 3 ? 1 : 0);
     await expect(repo.readReference('latest').then((b) => b && JSON.parse(b.toString()))).resolves.toEqual(expected.latest ?? null);
     if (password) await expect(Repository.open(new LocalStorage(join(GOLDEN, 'repo')), { password: 'not it', loadIndex: false })).rejects.toThrow(PasswordError);
   });
