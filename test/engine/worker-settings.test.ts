@@ -75,6 +75,24 @@ describe('codec workers start as work comes', () => {
       await pool.close();
     }
   });
+  test('a worker started after a dictionary was given has it too: its jobs compress with it', async () => {
+    const pool = new CodecPool(3, gearTable(1), null, { workers: 2, nice: 0 });
+    try {
+      const rows = Buffer.from(Array.from({ length: 4_000 }, (_, i) => `${i}\tuser${i % 97}@acme.lan\tweekly meeting\tEurope/Paris\n`).join(''));
+      const dictionary = 'ab'.repeat(32);
+      pool.addDictionary(dictionary, rows);
+      expect(pool.started).toBe(1);
+      const row = rows.subarray(0, 4096);
+      const plain = await pool.compressPacked(row, [row.length]);
+      // 40 MiB given and queued on the first worker: the next job starts the second and runs there, with it.
+      const [, late] = await Promise.all([pool.compressPacked(Buffer.alloc(40 << 20, 1), [40 << 20]), pool.compressPacked(row, [row.length], dictionary)]);
+      expect(pool.started).toBe(2);
+      expect(late.compressed[0]).toBe(true);
+      expect(late.outputs[0].length).toBeLessThan(plain.outputs[0].length / 2);
+    } finally {
+      await pool.close();
+    }
+  });
 });
 
 describe.runIf(process.platform === 'linux')('effect on the codec workers (Linux: a nice value per thread)', () => {
