@@ -75,9 +75,12 @@ describe('dictionaries', () => {
       expect(s.errors).toBe(0);
       expect((await readFile(join(target, 'dump/bj.pgdump'))).equals(data)).toBe(true);
     }
-    const r = await check(repo, { readData: true });
-    expect(r.errors).toEqual([]);
-    expect(r.packsRead).toBeGreaterThan(0);
+    // On the workers only (the server's check), and on this thread too (the command line's).
+    for (const packsHere of [false, true]) {
+      const r = await check(repo, { readData: true, packsHere });
+      expect(r.errors).toEqual([]);
+      expect(r.packsRead).toBeGreaterThan(0);
+    }
   });
 
   test("the next backup compresses with its parent's dictionary: unchanged chunks are not stored again", async () => {
@@ -131,9 +134,11 @@ describe('dictionaries', () => {
     await rm(join(dir.path, 'repo', 'data', pack.slice(0, 2), pack));
     await repo.close();
     repo = await Repository.open(storage());
-    const r = await check(repo, { readData: true });
-    expect(r.errors.some((e) => e.includes(`pack ${pack.slice(0, 12)}: missing`))).toBe(true);
-    expect(r.errors.some((e) => e.includes(`dictionary ${dictionary.slice(0, 12)}`))).toBe(true);
+    for (const packsHere of [false, true]) {
+      const r = await check(repo, { readData: true, packsHere });
+      expect(r.errors.some((e) => e.includes(`pack ${pack.slice(0, 12)}: missing`))).toBe(true);
+      expect(r.errors.some((e) => e.includes(`dictionary ${dictionary.slice(0, 12)}`))).toBe(true);
+    }
     await expect(readAll(repo, snap, '/dump/bj.pgdump')).rejects.toThrow(/reading blob/);
   });
 });
