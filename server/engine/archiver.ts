@@ -412,9 +412,12 @@ export class Archiver {
   private reuseCached(vpath: string, node: TreeNode, st: BigIntStats, statAt: number): boolean {
     const cache = this.cache!;
     const e = cache.find(st, (id) => this.repo.reusable(id));
-    if (e < 0 || cache.racy(e) || !this.reuseCachedEntry(e, vpath, node, st, statAt, pathHash(vpath))) return false;
+    if (e < 0 || cache.racy(e)) return false;
+    // Counted before the progress report that reuseCachedEntry makes; taken back when archiveFile is to decide.
     this.summary.bytesTotal += node.size;
-    return true;
+    if (this.reuseCachedEntry(e, vpath, node, st, statAt, pathHash(vpath))) return true;
+    this.summary.bytesTotal -= node.size;
+    return false;
   }
 
   /** Takes the content of cache entry `e` (not racy) when the file is as recorded, or moved here unchanged. */
