@@ -2,7 +2,6 @@ import { hostname as osHostname } from 'node:os';
 import type { BigIntStats } from 'node:fs';
 import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobType } from './blob-index.js';
 import { StreamChunker } from './chunker.js';
@@ -129,7 +128,8 @@ export class Archiver {
     if (parts.length === 0) throw new EngineError('cannot back up to the root of a snapshot: give a virtual path with a name');
     const dir = await this.vdir(parts.slice(0, -1), opts.statParents ? fsPath : undefined);
     const name = parts.at(-1)!;
-    const parentNode = await this.parentNodeAt(parts);
+    // With a files cache, each file is found there: the parent's trees are not read at all.
+    const parentNode = this.cache ? undefined : await this.parentNodeAt(parts);
     const statAt = Date.now();
     const st = await lstat(fsPath, { bigint: true });
     this.paths.push('/' + parts.join('/'));
@@ -313,7 +313,8 @@ export class Archiver {
       }
     }
     const statAt = Date.now();
-    const stats = await this.lister.stats(fsPath, names);
+    const paths = names.map((n) => childPath(fsPath, n));
+    const stats = await this.lister.stats(paths);
     const nodes: (TreeNode | null)[] = new Array(names.length).fill(null);
     const pending: Promise<void>[] = [];
     // Settled by Promise.all below once the walk of this directory is done; handled at once so that a
@@ -327,7 +328,6 @@ export class Archiver {
       const turn = this.turn.entry();
       if (turn) await turn;
       const st = stats[i];
-      const childPath = join(fsPath, names[i]);
       const childV = vpath === '/' ? `/${names[i]}` : `${vpath}/${names[i]}`;
       if (st instanceof Error) {
         if ((st as NodeJS.ErrnoException).code !== 'ENOENT') this.fail(childV, st);
@@ -336,21 +336,23 @@ export class Archiver {
       const child = nodeFromStat(names[i], st);
       const prev = parentNodes?.get(names[i]);
       if (child.type === 'dir') {
-        const { done } = await this.walkDir(childPath, childV, child, prev?.type === 'dir' ? prev.subtree : undefined, [...vparts, names[i]]);
+        const { done } = await this.walkDir(paths[i], childV, child, prev?.type === 'dir' ? prev.subtree : undefined, [...vparts, names[i]]);
         wait(done.then((n) => void (nodes[i] = n)));
       } else if (child.type === 'symlink') {
         try {
-          child.target = await readlink(childPath);
+          child.target = await readlink(paths[i]);
           nodes[i] = child;
         } catch (err) {
           this.fail(childV, err);
         }
       } else if (child.type === 'file') {
         nodes[i] = child;
+        // Most files of an incremental run: taken from the files cache here, without a promise of their own.
+        if (this.cache && this.reuseCached(childV, child, st, statAt)) continue;
         const slot = this.filesInFlight.acquire();
         if (slot) await slot;
         wait(
-          this.archiveFile(childPath, childV, child, prev, vparts, st, statAt)
+          this.archiveFile(paths[i], childV, child, prev, vparts, st, statAt)
             .catch((err) => {
               nodes[i] = null;
               this.fail(childV, err);
@@ -404,6 +406,35 @@ export class Archiver {
   }
 
   /**
+   * A file the files cache knows as it is now (or moved here unchanged), not recorded as racy: its content is
+   * the cache's, counted and recorded for the next backup at once. False (nothing done): archiveFile decides.
+   */
+  private reuseCached(vpath: string, node: TreeNode, st: BigIntStats, statAt: number): boolean {
+    const cache = this.cache!;
+    const e = cache.find(st, (id) => this.repo.reusable(id));
+    if (e < 0 || cache.racy(e)) return false;
+    // Counted before the progress report that reuseCachedEntry makes; taken back when archiveFile is to decide.
+    this.summary.bytesTotal += node.size;
+    if (this.reuseCachedEntry(e, vpath, node, st, statAt, pathHash(vpath))) return true;
+    this.summary.bytesTotal -= node.size;
+    return false;
+  }
+
+  /** Takes the content of cache entry `e` (not racy) when the file is as recorded, or moved here unchanged. */
+  private reuseCachedEntry(e: number, vpath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): boolean {
+    const cache = this.cache!;
+    const moves = this.opts.renameDetection !== false;
+    const samePath = cache.samePath(e, where);
+    const unchanged = cache.unchanged(e, st);
+    // Unchanged elsewhere: in a folder renamed since (its files keep their ctime).
+    if (!((unchanged && (samePath || moves)) || (moves && !samePath && cache.sameData(e, st)))) return false;
+    node.content = cache.content(e);
+    this.cacheOut!.add(st, statAt, where, cache.blobIds(e));
+    this.count(vpath, unchanged && samePath ? 'unmodified' : 'renamed');
+    return true;
+  }
+
+  /**
    * A file of a backup whose files cache is the parent's: unchanged (same inode, size, mtime, ctime) or moved
    * here (same inode, size and mtime, elsewhere before) by the cache; otherwise read. A file the cache does
    * not know was in no file of the parent snapshot: it is read. One recorded as racy is read too.
@@ -418,18 +449,7 @@ export class Archiver {
       this.count(vpath, same ? 'unmodified' : cache.hadPath(where) ? 'changed' : 'new');
       return;
     }
-    if (e >= 0) {
-      const moves = this.opts.renameDetection !== false;
-      const samePath = cache.samePath(e, where);
-      const unchanged = cache.unchanged(e, st);
-      // Unchanged elsewhere: in a folder renamed since (its files keep their ctime).
-      if ((unchanged && (samePath || moves)) || (moves && !samePath && cache.sameData(e, st))) {
-        node.content = cache.content(e);
-        this.cacheOut!.add(st, statAt, where, cache.blobIds(e));
-        this.count(vpath, unchanged && samePath ? 'unmodified' : 'renamed');
-        return;
-      }
-    }
+    if (e >= 0 && this.reuseCachedEntry(e, vpath, node, st, statAt, where)) return;
     const linked = node.links > 1 ? this.hardlinks.get(`${node.device}:${node.inode}`) : undefined;
     if (linked) {
       node.content = linked;
@@ -664,21 +684,21 @@ class DirectoryLister {
     return names;
   }
 
-  async stats(dir: string, names: string[]): Promise<(BigIntStats | Error)[]> {
-    const out: (BigIntStats | Error)[] = new Array(names.length);
+  async stats(paths: string[]): Promise<(BigIntStats | Error)[]> {
+    const out: (BigIntStats | Error)[] = new Array(paths.length);
     let i = 0;
-    for (; i < names.length && this.sync; i++) {
+    for (; i < paths.length && this.sync; i++) {
       const turn = this.turn();
       if (turn) await turn;
       const t = performance.now();
       try {
-        out[i] = lstatSync(join(dir, names[i]), { bigint: true });
+        out[i] = lstatSync(paths[i], { bigint: true });
       } catch (err) {
         out[i] = err as Error;
       }
       this.timed(t);
     }
-    if (i < names.length) await statAll(dir, names, out, i);
+    if (i < paths.length) await statAll(paths, out, i);
     return out;
   }
 
@@ -704,18 +724,23 @@ class DirectoryLister {
  * lstat of the entries from `from` on, asynchronously on libuv's pool, a bounded number at a time: a
  * synchronous run of slow stat calls would hold off every request (the API, the task's event stream).
  */
-async function statAll(dir: string, names: string[], out: (BigIntStats | Error)[], from: number): Promise<void> {
+async function statAll(paths: string[], out: (BigIntStats | Error)[], from: number): Promise<void> {
   let next = from;
   const lane = async () => {
-    for (let i = next++; i < names.length; i = next++) {
+    for (let i = next++; i < paths.length; i = next++) {
       try {
-        out[i] = await lstat(join(dir, names[i]), { bigint: true });
+        out[i] = await lstat(paths[i], { bigint: true });
       } catch (err) {
         out[i] = err as Error;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, names.length - from) }, lane));
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, paths.length - from) }, lane));
+}
+
+/** A directory entry's path: `join` would normalise the whole path again, for each of millions of entries. */
+function childPath(dir: string, name: string): string {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
 /** Whether a directory's entries are exactly those of its tree in the parent snapshot. */
@@ -749,7 +774,7 @@ function nodeFromStat(name: string, st: BigIntStats): TreeNode {
   return {
     name,
     type,
-    mode: Number(st.mode & 0o7777n),
+    mode: Number(st.mode) & 0o7777,
     uid: Number(st.uid),
     gid: Number(st.gid),
     size: type === 'file' ? Number(st.size) : 0,

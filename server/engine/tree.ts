@@ -45,7 +45,8 @@ export const TREE_VERSION = 1;
 
 /** A tree blob: [version u8] + JSON. Node order is by name, so equal directories give equal blobs. */
 export function encodeTree(tree: Tree): Buffer {
-  return Buffer.concat([Buffer.from([TREE_VERSION]), Buffer.from(JSON.stringify(tree))]);
+  // The version byte as the string's first character (below 0x80: one byte of UTF-8), encoded with the JSON at once.
+  return Buffer.from(String.fromCharCode(TREE_VERSION) + JSON.stringify(tree));
 }
 
 export function decodeTree(raw: Buffer, id: string): Tree {
