@@ -205,7 +205,8 @@ export class BlobIndex {
     const bucketOf = new Uint32Array(this.count);
     for (let e = 0; e < this.count; e++) {
       const r = this.chunks[e >>> CHUNK_BITS].records;
-      const b = (hashAt(r, (e & (CHUNK - 1)) * RECORD_BYTES) >>> 0) >>> (32 - bits);
+      // (A shift by 32 is a shift by 0 in JavaScript: one bucket is bucket 0.)
+      const b = bits === 0 ? 0 : (hashAt(r, (e & (CHUNK - 1)) * RECORD_BYTES) >>> 0) >>> (32 - bits);
       bucketOf[e] = b;
       starts[b + 1]++;
     }
