@@ -31,6 +31,8 @@ const ENTRY_BYTES = RECORD_BYTES + 4;
 const TABLE_ENTRY = 12;
 const PACK_ENTRY = 2 * ID_BYTES + 8;
 const CHECK_BYTES = 8;
+/** A bucket table up to this size (some 20,000 buckets, 700,000 blobs) is read at once, not entry by entry. */
+const TABLE_READ_WHOLE = 256 * 1024;
 /** Blobs per bucket aimed at: a lookup reads about this many records (a few KiB). */
 const PER_BUCKET = 32;
 
@@ -45,6 +47,8 @@ export class IndexCacheDamagedError extends EngineError {}
 export class IndexCache {
   private readonly buckets = new Map<number, Buffer>();
   private readonly packs = new Map<number, { pack: string; dictionary?: string }>();
+  /** The bucket table, read whole at the first lookup when it is small (TABLE_READ_WHOLE); else entry by entry. */
+  private table: Buffer | undefined;
 
   private constructor(
     private fd: number,
@@ -116,7 +120,7 @@ export class IndexCache {
     let hi = records.length / ENTRY_BYTES;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = Buffer.compare(records.subarray(mid * ENTRY_BYTES, mid * ENTRY_BYTES + ID_BYTES), id.subarray(0, ID_BYTES));
+      const c = compareId(records, mid * ENTRY_BYTES, id);
       if (c === 0) return this.location(records, mid * ENTRY_BYTES);
       if (c < 0) lo = mid + 1;
       else hi = mid;
@@ -166,7 +170,9 @@ export class IndexCache {
   private bucket(b: number): Buffer {
     const known = this.buckets.get(b);
     if (known) return known;
-    const entry = readAt(this.fd, this.tableAt + b * TABLE_ENTRY, 2 * TABLE_ENTRY);
+    const tableBytes = (2 ** this.bits + 1) * TABLE_ENTRY;
+    if (!this.table && tableBytes <= TABLE_READ_WHOLE) this.table = readAt(this.fd, this.tableAt, tableBytes);
+    const entry = this.table ? this.table.subarray(b * TABLE_ENTRY, (b + 2) * TABLE_ENTRY) : readAt(this.fd, this.tableAt + b * TABLE_ENTRY, 2 * TABLE_ENTRY);
     const start = entry.readUInt32LE(0);
     const end = entry.readUInt32LE(TABLE_ENTRY);
     if (start > end || end > this.blobs) throw new IndexCacheDamagedError(`index cache ${this.path}: bucket ${b} is out of bounds (damaged)`);
@@ -212,6 +218,15 @@ function bucketBits(blobs: number): number {
   let bits = 0;
   while (bits < 20 && blobs / 2 ** bits > PER_BUCKET) bits++;
   return bits;
+}
+
+/** The id at `records[at..]` against `id`, byte by byte in place (no view made per comparison). */
+function compareId(records: Uint8Array, at: number, id: Uint8Array): number {
+  for (let k = 0; k < ID_BYTES; k++) {
+    const d = records[at + k] - id[k];
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 function bucketCheck(b: number, start: number, end: number, records: Uint8Array): Buffer {
