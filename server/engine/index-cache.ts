@@ -20,19 +20,22 @@ import { ID_BYTES, fromHex, toHex } from './hash.js';
  * says is never the last word: the restore checks every blob it reads against its id, as it always does.
  *
  * File (little-endian): MAGIC; a header (index files covered: count u32 and their ids, 32 bytes each, sorted;
- * blob count u32; pack count u32; bucket bits u32) and its SHA-256; the bucket table, 2^bits + 1 entries of
+ * blob count u32; pack count u32; bucket bits u32; the SHA-256 of all the records, then of the bucket table)
+ * and its SHA-256; the bucket table, 2^bits + 1 entries of
  * 12 bytes (first record u32, then the first 8 bytes of SHA-256(bucket u32, first u32, end u32, its records);
  * the last entry only ends the table); the records, each an index file's 46-byte blob record and its pack's
  * ordinal u32, sorted by id; the packs, each its id, its dictionary's id (zeros: none) and the first 8 bytes
  * of SHA-256(ordinal u32, id, dictionary).
  */
-const MAGIC = Buffer.from('bm-dataprotect index cache 1\n');
+const MAGIC = Buffer.from('bm-dataprotect index cache 2\n');
 const ENTRY_BYTES = RECORD_BYTES + 4;
 const TABLE_ENTRY = 12;
 const PACK_ENTRY = 2 * ID_BYTES + 8;
 const CHECK_BYTES = 8;
 /** A bucket table up to this size (some 20,000 buckets, 700,000 blobs) is read at once, not entry by entry. */
 const TABLE_READ_WHOLE = 256 * 1024;
+/** A cache whose records are up to this size (some 300,000 blobs) may be read whole for a large lookup. */
+const RECORDS_READ_WHOLE = 16 * 1024 * 1024;
 /** Blobs per bucket aimed at: a lookup reads about this many records (a few KiB). */
 const PER_BUCKET = 32;
 
@@ -49,6 +52,8 @@ export class IndexCache {
   private readonly packs = new Map<number, { pack: string; dictionary?: string }>();
   /** The bucket table, read whole at the first lookup when it is small (TABLE_READ_WHOLE); else entry by entry. */
   private table: Buffer | undefined;
+  /** Every record, read at once (and checked at once) for a lookup of many blobs in a small cache (see `expect`). */
+  private records: Buffer | undefined;
 
   private constructor(
     private fd: number,
@@ -59,6 +64,8 @@ export class IndexCache {
     private readonly packCount: number,
     private readonly bits: number,
     private readonly tableAt: number,
+    private readonly recordsDigest: Buffer,
+    private readonly tableDigest: Buffer,
   ) {}
 
   private get recordsAt(): number {
@@ -86,9 +93,13 @@ export class IndexCache {
       // Anyone else who could write it could send a restore to other packs (which its checks would then refuse).
       if (!st.isFile() || (process.getuid && st.uid !== process.getuid()) || (st.mode & 0o022) !== 0) throw new Error('it must be a file of this user that no one else can write');
       const head = readAt(fd, 0, MAGIC.length + 4);
-      if (!head.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not an index cache of this version');
+      // Another version's (an older program's): made again, without a word.
+      if (!head.subarray(0, MAGIC.length).equals(MAGIC)) {
+        fs.closeSync(fd);
+        return null;
+      }
       const covered = head.readUInt32LE(MAGIC.length);
-      const headerBytes = 4 + covered * ID_BYTES + 12;
+      const headerBytes = 4 + covered * ID_BYTES + 12 + 64;
       if (MAGIC.length + headerBytes + 32 > st.size) throw new Error('truncated');
       const header = readAt(fd, MAGIC.length, headerBytes + 32);
       if (!sha256(header.subarray(0, headerBytes)).equals(header.subarray(headerBytes))) throw new Error('header checksum does not match (damaged)');
@@ -99,7 +110,7 @@ export class IndexCache {
       const packs = header.readUInt32LE(at + 4);
       const bits = header.readUInt32LE(at + 8);
       if (bits > 24) throw new Error(`${bits} bucket bits`);
-      const cache = new IndexCache(fd, path, covers, blobs, packs, bits, MAGIC.length + headerBytes + 32);
+      const cache = new IndexCache(fd, path, covers, blobs, packs, bits, MAGIC.length + headerBytes + 32, Buffer.from(header.subarray(at + 12, at + 44)), Buffer.from(header.subarray(at + 44, at + 76)));
       if (cache.packsAt + packs * PACK_ENTRY !== st.size) throw new Error('size does not match its header (damaged)');
       return cache;
     } catch (err) {
@@ -128,6 +139,22 @@ export class IndexCache {
     return undefined;
   }
 
+  /**
+   * Told that `lookups` blobs are about to be looked up: when their buckets would come to a quarter of a cache
+   * of at most RECORDS_READ_WHOLE, every record is read and checked at once (one read and one hash instead of
+   * hundreds). Throws IndexCacheDamagedError when they do not check.
+   */
+  expect(lookups: number): void {
+    const bytes = this.blobs * ENTRY_BYTES;
+    if (this.records || bytes > RECORDS_READ_WHOLE || lookups * PER_BUCKET * ENTRY_BYTES < bytes / 4) return;
+    const table = readAt(this.fd, this.tableAt, (2 ** this.bits + 1) * TABLE_ENTRY);
+    const records = readAt(this.fd, this.recordsAt, bytes);
+    // One hash of them all, not one per bucket: hundreds of small hashes cost more than the read.
+    if (!sha256(table).equals(this.tableDigest) || !sha256(records).equals(this.recordsDigest)) throw new IndexCacheDamagedError(`index cache ${this.path}: records do not match their checksum (damaged)`);
+    this.table = table;
+    this.records = records;
+  }
+
   close(): void {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
@@ -140,21 +167,23 @@ export class IndexCache {
   static async write(path: string, index: BlobIndex, covers: Iterable<string>): Promise<void> {
     const names = [...covers].sort();
     const bits = bucketBits(index.size);
-    const header = Buffer.alloc(4 + names.length * ID_BYTES + 12);
+    const header = Buffer.alloc(4 + names.length * ID_BYTES + 12 + 64);
     let o = header.writeUInt32LE(names.length, 0);
     for (const n of names) o += fromHex(n).copy(header, o);
     o = header.writeUInt32LE(index.size, o);
     o = header.writeUInt32LE(index.packs.length, o);
-    header.writeUInt32LE(bits, o);
+    o = header.writeUInt32LE(bits, o);
     const { order, starts } = index.sortedEntries(bits);
     const records = Buffer.allocUnsafe(index.size * ENTRY_BYTES);
     for (let i = 0; i < order.length; i++) records.writeUInt32LE(index.copyRecord(order[i], records, i * ENTRY_BYTES), i * ENTRY_BYTES + RECORD_BYTES);
+    o += sha256(records).copy(header, o);
     const buckets = 2 ** bits;
     const table = Buffer.alloc((buckets + 1) * TABLE_ENTRY);
     for (let b = 0; b <= buckets; b++) {
       table.writeUInt32LE(starts[b], b * TABLE_ENTRY);
       if (b < buckets) bucketCheck(b, starts[b], starts[b + 1], records.subarray(starts[b] * ENTRY_BYTES, starts[b + 1] * ENTRY_BYTES)).copy(table, b * TABLE_ENTRY + 4);
     }
+    sha256(table).copy(header, o);
     const packs = Buffer.alloc(index.packs.length * PACK_ENTRY);
     index.packs.forEach((pack, ordinal) => {
       const at = ordinal * PACK_ENTRY;
@@ -176,6 +205,7 @@ export class IndexCache {
     const start = entry.readUInt32LE(0);
     const end = entry.readUInt32LE(TABLE_ENTRY);
     if (start > end || end > this.blobs) throw new IndexCacheDamagedError(`index cache ${this.path}: bucket ${b} is out of bounds (damaged)`);
+    if (this.records) return this.records.subarray(start * ENTRY_BYTES, end * ENTRY_BYTES);
     const records = readAt(this.fd, this.recordsAt + start * ENTRY_BYTES, (end - start) * ENTRY_BYTES);
     if (!bucketCheck(b, start, end, records).equals(entry.subarray(4, 4 + CHECK_BYTES))) throw new IndexCacheDamagedError(`index cache ${this.path}: bucket ${b} does not match its checksum (damaged)`);
     // A restore of everything visits every bucket: what is kept stays bounded.

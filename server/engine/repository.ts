@@ -242,6 +242,7 @@ export class Repository {
     const cache = this.cached;
     if (!cache) return;
     try {
+      if (Array.isArray(ids)) cache.expect(ids.length);
       for (const id of ids) {
         if (!isHexId(id)) continue;
         const key = fromHex(id);

@@ -23,7 +23,7 @@ export interface RestoreOptions {
   progress?: RestoreProgress;
   /**
    * Where blobs are decompressed and written: true only on this thread, false only on the codec workers; by
-   * default on this thread for a small restore (EARLY_FILES), else on this thread and the workers.
+   * default on this thread for a small restore (INLINE_BYTES), else on this thread and the workers.
    */
   inline?: boolean;
 }
@@ -103,8 +103,6 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   let here: boolean | undefined;
   let writer: RestoreWriter | null = null;
   let codec: CodecPool | null = null;
-  /** The codec workers, started early when the walk finds enough to restore. */
-  let pool: CodecPool | undefined;
   const madeDirs: { path: string; node: TreeNode }[] = [];
   const seenDirs = new Set<string>();
   const failedDirs = new Set<string>();
@@ -143,16 +141,13 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     batchBlobs += job.remaining;
     s.filesTotal++;
     s.bytesTotal += job.node.size;
-    // Enough to share with a codec worker (see EARLY_FILES): it starts now, while the walk goes on, instead of
-    // after it, when its start would delay the writes.
-    if (here === undefined && !pool && opts.inline === undefined && (s.filesTotal >= EARLY_FILES || s.bytesTotal >= EARLY_BYTES) && workerSettings().workers >= 2) pool = repo.codec('restore');
-    if (batch.length >= BATCH_FILES || batchBlobs >= BATCH_BLOBS) await flush();
+    if (batch.length >= BATCH_FILES || batchBlobs >= BATCH_BLOBS) await flush(false);
   };
-  const flush = async (): Promise<void> => {
+  const flush = async (last: boolean): Promise<void> => {
     const files = batch;
     batch = [];
     batchBlobs = 0;
-    await writeFiles(files);
+    await writeFiles(files, last);
   };
 
   const walk = async (treeId: string, fsDir: string): Promise<void> => {
@@ -198,7 +193,7 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       }
     }
   }
-  await flush();
+  await flush(true);
 
   // 4. Hard links, symlinks, then directory metadata deepest first.
   for (const l of links) {
@@ -239,8 +234,8 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
   opts.progress?.update?.(s);
   return s;
 
-  /** 2. and 3. for one batch of files. */
-  async function writeFiles(files: FileJob[]): Promise<void> {
+  /** 2. and 3. for one batch of files (`last`: the walk is over). */
+  async function writeFiles(files: FileJob[], last: boolean): Promise<void> {
     // 2. Plan: pack -> blobs -> the files and offsets that want them. Files of several blobs are created
     //    here, so that the writers only write pieces into them.
     const byPack = new Map<string, Map<string, BlobJob>>();
@@ -288,11 +283,11 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
       }
     }
 
-    // 3. Range by range, a few at a time: read the ranges needed, decompress, verify and write them into the
-    //    files; files of several blobs get their metadata once complete. A small restore does that here:
-    //    starting workers would cost more than its work. A larger one here and on the codec workers (one fewer
-    //    than a backup's: this thread is the other writer), started while the walk went on, where a pack on a
-    //    local disk is read by the worker itself, into a buffer it keeps: no range crosses threads.
+    // 3. Pack by pack, a few at a time: read the ranges needed, decompress, verify and write them into the
+    //    files; files of several blobs get their metadata once complete. A small restore (one batch) does that
+    //    here: starting workers would cost more than its work. A larger one here and on the codec workers
+    //    (one fewer than a backup's: this thread is the other writer), where a pack on a local disk is read
+    //    by the worker itself, into a buffer it keeps: no range crosses threads.
     const plan: PackPlan[] = [...byPack.entries()].map(([pack, blobs]) => {
       const jobs = [...blobs.values()].sort((a, b) => a.loc.offset - b.loc.offset);
       return { pack, segments: segments(jobs, local ? LOCAL_SEGMENT : REMOTE_SEGMENT) };
@@ -303,96 +298,94 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     const dictionaries = new Set(plan.flatMap((p) => p.segments.flatMap((seg) => seg.jobs.map((j) => j.loc.dictionary))));
     for (const dictionary of dictionaries) if (dictionary !== undefined) await repo.loadDictionaries([{ dictionary }]).catch(() => {});
     if (here === undefined) {
-      here = opts.inline ?? (!pool || workerSettings().workers < 2);
+      here = opts.inline ?? ((last && isSmall(plan)) || workerSettings().workers < 2);
       writer = opts.inline === false ? null : new RestoreWriter(repo.cipher?.key ?? null, repo.dictionaries);
       codec = here ? null : repo.codec('restore');
     }
     // Lanes each take the next pack: this thread's (one: its reads from a local disk do not wait), and two per
     // worker, so that a worker has its next range while it writes one.
     const lanes: boolean[] = here ? new Array(local ? 1 : 4).fill(true) : [...(writer ? [true] : []), ...new Array(2 * codec!.size).fill(false)];
-    // Lanes take the next range (not the next pack): a mailbox mostly in one pack is shared between them too.
-    const ranges = plan.flatMap((p) => p.segments.map((segment) => ({ pack: p.pack, segment })));
-    s.packsRead += plan.filter((p) => p.segments.length > 0).length;
-    let next = 0;
+    let nextPack = 0;
     await Promise.all(
       lanes.map(async (onThisThread) => {
-        while (next < ranges.length) {
-          const { pack, segment } = ranges[next++];
-          await restoreRange(pack, segment, onThisThread);
-          opts.progress?.update?.(s);
-        }
+        while (nextPack < plan.length) await restorePack(plan[nextPack++], onThisThread);
       }),
     );
   }
 
-  async function restoreRange(pack: string, segment: Segment, onThisThread: boolean): Promise<void> {
-    const unreadable = (err: unknown) => {
+  async function restorePack({ pack, segments }: PackPlan, onThisThread: boolean): Promise<void> {
+    if (segments.length === 0) return;
+    const unreadable = (segment: { jobs: BlobJob[] }, err: unknown) => {
       const e = new RepositoryDamagedError(`reading pack ${pack.slice(0, 12)}: ${err instanceof Error ? err.message : String(err)}`);
       for (const j of segment.jobs) for (const t of j.targets) if (!t.file.failed) ((t.file.failed = true), fail(t.file.path, e));
     };
-    const length = segment.end - segment.start;
-    const writes: RestoreWrite[] = [];
-    const targets: BlobJob['targets'] = [];
-    segment.jobs.forEach((j, bi) => {
-      for (const t of j.targets) {
-        if (t.file.failed) continue;
-        const n = t.file.node;
-        writes.push({ blob: bi, path: t.file.path, whole: n.content!.length === 1, at: t.offset, mode: n.mode, uid: n.uid, gid: n.gid, mtime: nsToSeconds(n.mtime) });
-        targets.push(t);
-      }
-    });
-    const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, ...(j.loc.dictionary !== undefined ? { dictionary: j.loc.dictionary } : {}), id: j.id }));
-    // What the storage cannot give is the pack's damage; a worker that fails is not, and ends the restore.
-    let from: Buffer | { file: string; start: number; length: number };
-    try {
-      if (!local) from = await repo.storage.read('data', pack, segment.start, length);
-      else from = onThisThread ? writer!.readLocal(local('data', pack), segment.start, length) : { file: local('data', pack), start: segment.start, length };
-    } catch (err) {
-      unreadable(err);
-      return;
-    }
-    let r: RestoreResult;
-    if (onThisThread) {
-      r = writer!.write(from as Buffer, blobList, writes, target, AS_ROOT);
-      writer!.trim(LOCAL_SEGMENT);
-      // Synchronous work in slices of one range: a server's other requests get their turn in between.
-      await new Promise(setImmediate);
-    } else r = await codec!.restore(from, blobList, writes, target.root, AS_ROOT);
-    if (r.readError !== undefined) {
-      unreadable(new Error(r.readError));
-      return;
-    }
-    s.bytesFetched += length;
-    writes.forEach((w, i) => {
-      const t = targets[i];
-      const f = t.file;
-      if (f.failed) return;
-      const j = segment.jobs[w.blob];
-      const bad = r.blobErrors[w.blob];
-      if (bad) {
-        f.failed = true;
-        fail(f.path, new RepositoryDamagedError(`blob ${j.id.slice(0, 12)} in pack ${pack.slice(0, 12)} at ${j.loc.offset}: ${bad}`));
-        return;
-      }
-      if (r.writeErrors[i]) {
-        f.failed = true;
-        fail(f.path, new Error(r.writeErrors[i]!));
-        return;
-      }
-      s.bytes += j.loc.rawLength;
-      if (w.whole) {
-        f.remaining = 0;
-        s.files++;
-      } else if (--f.remaining === 0) {
-        try {
-          finishFileSync(target, f.path, f.node);
-          s.files++;
-        } catch (err) {
-          f.failed = true;
-          fail(f.path, err);
+    for (const segment of segments) {
+      const length = segment.end - segment.start;
+      const writes: RestoreWrite[] = [];
+      const targets: BlobJob['targets'] = [];
+      segment.jobs.forEach((j, bi) => {
+        for (const t of j.targets) {
+          if (t.file.failed) continue;
+          const n = t.file.node;
+          writes.push({ blob: bi, path: t.file.path, whole: n.content!.length === 1, at: t.offset, mode: n.mode, uid: n.uid, gid: n.gid, mtime: nsToSeconds(n.mtime) });
+          targets.push(t);
         }
+      });
+      const blobList = segment.jobs.map((j) => ({ off: j.loc.offset - segment.start, len: j.loc.length, raw: j.loc.rawLength, zstd: j.loc.zstd, ...(j.loc.dictionary !== undefined ? { dictionary: j.loc.dictionary } : {}), id: j.id }));
+      // What the storage cannot give is the pack's damage; a worker that fails is not, and ends the restore.
+      let from: Buffer | { file: string; start: number; length: number };
+      try {
+        if (!local) from = await repo.storage.read('data', pack, segment.start, length);
+        else from = onThisThread ? writer!.readLocal(local('data', pack), segment.start, length) : { file: local('data', pack), start: segment.start, length };
+      } catch (err) {
+        unreadable(segment, err);
+        continue;
       }
-    });
+      let r: RestoreResult;
+      if (onThisThread) {
+        r = writer!.write(from as Buffer, blobList, writes, target, AS_ROOT);
+        writer!.trim(LOCAL_SEGMENT);
+        // Synchronous work in slices of one range: a server's other requests get their turn in between.
+        await new Promise(setImmediate);
+      } else r = await codec!.restore(from, blobList, writes, target.root, AS_ROOT);
+      if (r.readError !== undefined) {
+        unreadable(segment, new Error(r.readError));
+        continue;
+      }
+      s.bytesFetched += length;
+      writes.forEach((w, i) => {
+        const t = targets[i];
+        const f = t.file;
+        if (f.failed) return;
+        const j = segment.jobs[w.blob];
+        const bad = r.blobErrors[w.blob];
+        if (bad) {
+          f.failed = true;
+          fail(f.path, new RepositoryDamagedError(`blob ${j.id.slice(0, 12)} in pack ${pack.slice(0, 12)} at ${j.loc.offset}: ${bad}`));
+          return;
+        }
+        if (r.writeErrors[i]) {
+          f.failed = true;
+          fail(f.path, new Error(r.writeErrors[i]!));
+          return;
+        }
+        s.bytes += j.loc.rawLength;
+        if (w.whole) {
+          f.remaining = 0;
+          s.files++;
+        } else if (--f.remaining === 0) {
+          try {
+            finishFileSync(target, f.path, f.node);
+            s.files++;
+          } catch (err) {
+            f.failed = true;
+            fail(f.path, err);
+          }
+        }
+      });
+    }
+    s.packsRead++;
+    opts.progress?.update?.(s);
   }
 
 }
@@ -448,10 +441,14 @@ function nsToSeconds(ns: string): number {
 }
 
 /**
- * A restore that finds this many files (or bytes) to write starts a codec worker as soon as it does, while its
- * walk goes on, and shares its writes (decompressing, hashing, and the kernel's work of creating files) between
- * this thread and the workers. Below that (a few messages), all is written on this thread: starting a worker
- * costs ~50 ms of CPU and ~12 MiB, more than it would save.
+ * A restore of one batch (BATCH_FILES) and at most this many stored bytes is written on the restorer's own
+ * thread. Starting a codec worker costs ~50 ms of CPU and ~12 MiB each, about what this thread spends on
+ * one mailbox of a few hundred messages (~25 MB): below that the workers would cost more than they share.
  */
-const EARLY_FILES = 64;
-const EARLY_BYTES = 8 * 1024 * 1024;
+const INLINE_BYTES = 32 * 1024 * 1024;
+
+function isSmall(plan: PackPlan[]): boolean {
+  let bytes = 0;
+  for (const p of plan) for (const s of p.segments) bytes += s.end - s.start;
+  return bytes <= INLINE_BYTES;
+}

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { Archiver, prune, Repository, restore, type SnapshotInfo } from '../../server/engine/index.js';
 import { randomBytes } from 'node:crypto';
 import { BlobIndex, BlobType } from '../../server/engine/blob-index.js';
-import { IndexCache, indexCachePath } from '../../server/engine/index-cache.js';
+import { IndexCache, IndexCacheDamagedError, indexCachePath } from '../../server/engine/index-cache.js';
 import type { FileType } from '../../server/engine/storage.js';
 import { LocalStorage } from '../../server/storage/index.js';
 import { bytesOf, manifest, tempDir } from './helpers.js';
@@ -75,13 +75,13 @@ async function cacheFile(repo: Repository): Promise<string> {
 /** Where the cache's sections are, from its header (index-cache.ts). */
 async function layout(path: string): Promise<{ recordsAt: number; packsAt: number; blobs: number; packs: number; size: number }> {
   const f = await readFile(path);
-  const magic = 'bm-dataprotect index cache 1\n'.length;
+  const magic = 'bm-dataprotect index cache 2\n'.length;
   const covered = f.readUInt32LE(magic);
   const at = magic + 4 + covered * 32;
   const blobs = f.readUInt32LE(at);
   const packs = f.readUInt32LE(at + 4);
   const bits = f.readUInt32LE(at + 8);
-  const recordsAt = at + 12 + 32 + (2 ** bits + 1) * 12;
+  const recordsAt = at + 12 + 64 + 32 + (2 ** bits + 1) * 12;
   return { recordsAt, packsAt: recordsAt + blobs * 50, blobs, packs, size: f.length };
 }
 
@@ -216,4 +216,33 @@ test('looked up in buckets, it finds every blob of a large index where the index
   } finally {
     cache.close();
   }
+  // The same, its records read at once for a lookup of many blobs.
+  const whole = IndexCache.open(path)!;
+  try {
+    whole.expect(index.size);
+    for (const [id, loc] of index.entries()) expect(whole.get(id)).toEqual(loc);
+    expect(whole.get(randomBytes(32))).toBeUndefined();
+  } finally {
+    whole.close();
+  }
+});
+
+test('a damaged bucket is found by the lookup that reads it, bucket by bucket or all at once', async () => {
+  const index = new BlobIndex();
+  const pack = randomBytes(32).toString('hex');
+  for (let i = 0; i < 5000; i++) index.add(randomBytes(32), { pack, type: BlobType.Data, zstd: true, offset: i * 100, length: 90, rawLength: 300 });
+  const path = join(dir.path, 'cache', 'index');
+  await IndexCache.write(path, index, ['ab'.repeat(32)]);
+  const l = await layout(path);
+  const f = await readFile(path);
+  // Every record's offset changed: a restore that trusted it would read the wrong bytes.
+  for (let at = l.recordsAt + 34; at < l.packsAt; at += 50) f[at] ^= 0x01;
+  await writeFile(path, f);
+  const [id] = index.entries().next().value!;
+  const one = IndexCache.open(path)!;
+  expect(() => one.get(id)).toThrow(IndexCacheDamagedError);
+  one.close();
+  const all = IndexCache.open(path)!;
+  expect(() => all.expect(5000)).toThrow(IndexCacheDamagedError);
+  all.close();
 });
