@@ -194,6 +194,51 @@ export class BlobIndex {
     }
   }
 
+  /**
+   * Every entry's number in the order of ids (the index cache's layout, index-cache.ts), and where each of the
+   * 2^bits buckets of ids (by their first `bits` bits) starts in it: entries are counted into buckets, then each
+   * bucket (a few dozen entries) is sorted, so that millions sort in linear time, not n log n comparisons.
+   */
+  sortedEntries(bits: number): { order: Uint32Array; starts: Uint32Array } {
+    const buckets = 2 ** bits;
+    const starts = new Uint32Array(buckets + 1);
+    const bucketOf = new Uint32Array(this.count);
+    for (let e = 0; e < this.count; e++) {
+      const r = this.chunks[e >>> CHUNK_BITS].records;
+      // (A shift by 32 is a shift by 0 in JavaScript: one bucket is bucket 0.)
+      const b = bits === 0 ? 0 : (hashAt(r, (e & (CHUNK - 1)) * RECORD_BYTES) >>> 0) >>> (32 - bits);
+      bucketOf[e] = b;
+      starts[b + 1]++;
+    }
+    for (let b = 0; b < buckets; b++) starts[b + 1] += starts[b];
+    const next = starts.slice(0, buckets);
+    const order = new Uint32Array(this.count);
+    for (let e = 0; e < this.count; e++) order[next[bucketOf[e]]++] = e;
+    const compare = (a: number, b: number): number => {
+      const ra = this.chunks[a >>> CHUNK_BITS].records;
+      const rb = this.chunks[b >>> CHUNK_BITS].records;
+      const oa = (a & (CHUNK - 1)) * RECORD_BYTES;
+      const ob = (b & (CHUNK - 1)) * RECORD_BYTES;
+      for (let k = 0; k < ID_BYTES; k++) if (ra[oa + k] !== rb[ob + k]) return ra[oa + k] - rb[ob + k];
+      return 0;
+    };
+    for (let b = 0; b < buckets; b++) if (starts[b + 1] - starts[b] > 1) order.subarray(starts[b], starts[b + 1]).sort(compare);
+    return { order, starts };
+  }
+
+  /** Copies entry `e`'s record (RECORD_BYTES, as in an index file) to `out` at `at`; returns its pack's ordinal. */
+  copyRecord(e: number, out: Uint8Array, at: number): number {
+    const c = this.chunks[e >>> CHUNK_BITS];
+    const i = e & (CHUNK - 1);
+    out.set(c.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES), at);
+    return c.packs[i];
+  }
+
+  /** The dictionary of the pack of this ordinal (see `packs`), if it has one. */
+  dictionaryOfPack(ordinal: number): string | undefined {
+    return this.packDictionaries.get(ordinal);
+  }
+
   private location(e: number): BlobLocation {
     const c = this.chunks[e >>> CHUNK_BITS];
     const i = e & (CHUNK - 1);

@@ -10,6 +10,7 @@ import {
 } from './format.js';
 import { Dictionaries } from './dictionaries.js';
 import { fromHex, isHexId, sha256, toHex } from './hash.js';
+import { IndexCache, IndexCacheDamagedError, indexCachePath } from './index-cache.js';
 import { decodeIndex, encodeIndex, INDEX_BLOB_BYTES, readIndexView, type IndexFile, type IndexView } from './index-file.js';
 import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
 import { RepositoryLock, type LockNotice } from './lock.js';
@@ -45,6 +46,14 @@ export interface OpenOptions {
    * milliseconds to start, which then overlaps the reading of the index instead of following it.
    */
   codec?: CodecUse;
+  /**
+   * The cache directory (defaultCacheDir()) of a command that looks up a few blobs (a restore of one mailbox):
+   * the index is looked up in a local cache of it (index-cache.ts), made there on first use, instead of read
+   * whole. A plain repository only: an encrypted one's index stays in the repository, sealed.
+   */
+  indexCache?: string;
+  /** What to tell about an index cache that is not used (damaged, not this user's). */
+  notice?: (message: string) => void;
 }
 
 /**
@@ -79,6 +88,9 @@ export class Repository {
   private pool: CodecPool | undefined;
   /** Dictionaries read so far (FORMAT.md, "Dictionaries"), by blob id; the codec workers get each one too. */
   readonly dictionaries = new Dictionaries();
+  /** The local index cache looked up beside `index` (which then holds only what it does not cover), if any. */
+  private cached: IndexCache | null = null;
+  private cacheNotice: (message: string) => void = () => {};
 
   private constructor(
     /** Where the files are: the engine's own business; other folders use the methods below. */
@@ -176,8 +188,76 @@ export class Repository {
     if ((config.version === ENCRYPTED_FORMAT) !== (cipher !== null)) throw new RepositoryDamagedError(`config: format version ${config.version} does not match its ${cipher ? '' : 'lack of '}encryption`);
     const repo = new Repository(storage, config, master, keyId);
     if (opts.codec) repo.codec(opts.codec);
-    if (opts.loadIndex !== false) await repo.loadIndex();
+    if (opts.loadIndex === false) return repo;
+    if (opts.indexCache !== undefined && !repo.encrypted) {
+      repo.cacheNotice = opts.notice ?? (() => {});
+      await repo.loadIndexCached(opts.indexCache);
+    } else await repo.loadIndex();
     return repo;
+  }
+
+  /**
+   * The index through the local cache: the index files it covers are not read, those it does not (later
+   * backups) are, on top of it. Made again, from all the index files, when it is missing, damaged, stale (an
+   * index file it covers is gone: a prune), or when what it does not cover has grown past an eighth of it.
+   */
+  private async loadIndexCached(cacheDir: string): Promise<void> {
+    await this.loadPruneMarks();
+    const listed = new Map<string, number>();
+    for await (const f of this.storage.list('index')) listed.set(f.name, f.size);
+    const path = indexCachePath(cacheDir, this.config.id);
+    // Between a prune's two phases a blob may have two locations, one to avoid: the index files decide.
+    const cache = this.pruneMarks.size === 0 ? IndexCache.open(path, this.cacheNotice) : null;
+    if (cache && [...cache.covers].every((n) => listed.has(n))) {
+      let newer = 0;
+      for (const [name, size] of listed) if (!cache.covers.has(name)) newer += size;
+      if (newer <= (cache.blobs * INDEX_BLOB_BYTES) / 8 + 64 * 1024) {
+        this.cached = cache;
+        for (const n of cache.covers) this.indexFiles.add(n);
+        await this.loadIndex();
+        return;
+      }
+    }
+    cache?.close();
+    await this.loadIndex();
+    await this.writeIndexCache(path);
+  }
+
+  /** Writes the local index cache of the index loaded whole; a cache that cannot be written is only a notice. */
+  private async writeIndexCache(path: string): Promise<void> {
+    if (this.pruneMarks.size > 0) return;
+    try {
+      await IndexCache.write(path, this.index, this.indexFiles);
+    } catch (err) {
+      this.cacheNotice(`index cache ${path} not written: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Looks these blobs up now, so that blobLocation then answers without reading: through the local index
+   * cache, one bucket each; a cache found damaged on the way is dropped for the index files, read whole (and
+   * the cache made again). Nothing to do when the index is loaded whole.
+   */
+  async lookUp(ids: Iterable<string>): Promise<void> {
+    const cache = this.cached;
+    if (!cache) return;
+    try {
+      if (Array.isArray(ids)) cache.expect(ids.length);
+      for (const id of ids) {
+        if (!isHexId(id)) continue;
+        const key = fromHex(id);
+        if (this.index.has(key)) continue;
+        const loc = cache.get(key);
+        if (loc) this.index.add(key, loc);
+      }
+    } catch (err) {
+      if (!(err instanceof IndexCacheDamagedError)) throw err;
+      this.cacheNotice(`${err.message}; reading the index files instead`);
+      this.cached = null;
+      cache.close();
+      await this.reloadIndex();
+      await this.writeIndexCache(cache.path);
+    }
   }
 
   /** Reads every index file into the in-memory table (a few in parallel). */
@@ -206,6 +286,8 @@ export class Repository {
    * prune, which must see what other processes indexed); `each` sees every file read.
    */
   async reloadIndex(each?: (name: string, idx: IndexFile) => void): Promise<void> {
+    this.cached?.close();
+    this.cached = null;
     this.index = new BlobIndex(this.index.size);
     this.indexFiles.clear();
     await this.loadIndex(each);
@@ -299,7 +381,8 @@ export class Repository {
   blobLocation(id: Uint8Array | string): BlobLocation {
     const key = typeof id === 'string' ? fromHex(id) : id;
     const hex = () => (typeof id === 'string' ? id : toHex(id)).slice(0, 12);
-    const loc = this.index.get(key);
+    // Through the cache only for a caller that did not look its blobs up first (lookUp): its damage then throws.
+    const loc = this.index.get(key) ?? this.cached?.get(key);
     if (!loc) throw new RepositoryDamagedError(`blob ${hex()} is not in any index`);
     const problem = blobProblem(loc, this.limits);
     if (problem) throw new RepositoryDamagedError(`blob ${hex()} in pack ${loc.pack.slice(0, 12)}: ${problem}`);
@@ -320,6 +403,7 @@ export class Repository {
       const id = l.dictionary;
       if (id === undefined || this.dictionaries.has(id)) continue;
       if (!isHexId(id)) throw new RepositoryDamagedError(`a blob names a dictionary that no index can hold (${String(id).slice(0, 12)})`);
+      await this.lookUp([id]);
       const loc = this.blobLocation(id);
       if (loc.dictionary !== undefined) throw new RepositoryDamagedError(`dictionary ${id.slice(0, 12)} is itself compressed with a dictionary`);
       this.useDictionary(id, await this.readBlob(id));
@@ -335,6 +419,7 @@ export class Repository {
 
   /** One blob, decompressed and checked against its id. */
   async readBlob(id: string): Promise<Buffer> {
+    await this.lookUp([id]);
     const loc = this.blobLocation(id);
     await this.loadDictionaries([loc]);
     let stored: Buffer;
@@ -352,6 +437,7 @@ export class Repository {
    * one per chunk. Blobs that do not follow each other are read one by one.
    */
   async readBlobRun(ids: string[]): Promise<Buffer[]> {
+    await this.lookUp(ids);
     const locs = ids.map((id) => this.blobLocation(id));
     await this.loadDictionaries(locs);
     const first = locs[0];
@@ -371,6 +457,7 @@ export class Repository {
   async loadTree(id: string, cache = true): Promise<Tree> {
     const cached = this.treeCache.get(id);
     if (cached) return cached;
+    await this.lookUp([id]);
     const loc = this.blobLocation(id);
     const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
     const tree = decodeTree(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id);
@@ -391,6 +478,7 @@ export class Repository {
     // is looked up again for each range, and what is derived from its node is cached by the node's identity.
     const key = `${id}/${name}`;
     if (this.entryCache.has(key)) return this.entryCache.get(key);
+    await this.lookUp([id]);
     const loc = this.blobLocation(id);
     const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
     const node = decodeTreeEntry(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id, name);
@@ -549,6 +637,8 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    this.cached?.close();
+    this.cached = null;
     await this.pool?.close();
     this.pool = undefined;
   }

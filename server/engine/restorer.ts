@@ -239,6 +239,8 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, opts: Re
     // 2. Plan: pack -> blobs -> the files and offsets that want them. Files of several blobs are created
     //    here, so that the writers only write pieces into them.
     const byPack = new Map<string, Map<string, BlobJob>>();
+    // The batch's blobs located at once (through the local index cache, when the repository was opened with one).
+    await repo.lookUp(files.flatMap((f) => f.node.content ?? []));
     for (const f of files) {
       if (skip(f.path)) {
         f.failed = true;

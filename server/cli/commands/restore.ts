@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
-import { restore } from '../../engine/index.js';
+import { defaultCacheDir, restore } from '../../engine/index.js';
 import { collect, openRepo, output, UsageError, type RepoOptions } from '../context.js';
 import { bytes, duration, eta, rate } from '../output.js';
 
@@ -28,7 +28,8 @@ export function register(program: Command): void {
         if (p.split('/').includes('..')) throw new UsageError(`--include ${p}: give a path inside the snapshot, without '..'`);
       }
       const out = output(opts);
-      const repo = await openRepo(opts);
+      // The index through the local cache: a restore of one mailbox reads the few blobs it needs, not every index file.
+      const repo = await openRepo(opts, { indexCache: defaultCacheDir(), notice: (m) => out.warn(m) });
       try {
         const snap = await repo.findSnapshot(ref, { tag: opts.tag, server: opts.server });
         const started = Date.now();
