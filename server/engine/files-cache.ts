@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ID_BYTES, fromHex, isHexId, toHex } from './hash.js';
@@ -269,13 +269,18 @@ export class FilesCacheWriter {
  * of the user's files is theirs alone. Folders it makes are owner-only; one that exists is left as it is.
  */
 export async function writeCacheFile(path: string, parts: readonly Uint8Array[]): Promise<void> {
+  await writeCacheFileWith(path, async (fh) => void (await fh.writev([...parts])));
+}
+
+/** As writeCacheFile, the content written by `fill` (a large cache, written a slice at a time). */
+export async function writeCacheFileWith(path: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
   try {
     const fh = await open(tmp, 'wx', 0o600);
     try {
-      await fh.writev([...parts]);
+      await fill(fh);
     } finally {
       await fh.close();
     }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobType, RECORD_BYTES, type BlobIndex, type BlobLocation } from './blob-index.js';
 import { EngineError } from './errors.js';
-import { writeCacheFile, repositoryCacheDir } from './files-cache.js';
+import { repositoryCacheDir, writeCacheFileWith } from './files-cache.js';
 import { ID_BYTES, fromHex, toHex } from './hash.js';
 
 /**
@@ -36,6 +37,8 @@ const CHECK_BYTES = 8;
 const TABLE_READ_WHOLE = 256 * 1024;
 /** A cache whose records are up to this size (some 300,000 blobs) may be read whole for a large lookup. */
 const RECORDS_READ_WHOLE = 16 * 1024 * 1024;
+/** Records written at a time when the cache is made (some 3 MiB). */
+const WRITE_SLICE = 64 * 1024;
 /** Blobs per bucket aimed at: a lookup reads about this many records (a few KiB). */
 const PER_BUCKET = 32;
 
@@ -162,7 +165,9 @@ export class IndexCache {
 
   /**
    * Writes the cache of `index` (loaded whole from the index files `covers`), owner-only, through a temp file
-   * renamed over the old one: a restore running meanwhile keeps the file it opened.
+   * renamed over the old one: a restore running meanwhile keeps the file it opened. The records are written
+   * a slice of whole buckets at a time, so that making the cache of a large repository holds no second copy
+   * of its index; the header and bucket table, which hold their checksums, are written last, at the start.
    */
   static async write(path: string, index: BlobIndex, covers: Iterable<string>): Promise<void> {
     const names = [...covers].sort();
@@ -174,16 +179,9 @@ export class IndexCache {
     o = header.writeUInt32LE(index.packs.length, o);
     o = header.writeUInt32LE(bits, o);
     const { order, starts } = index.sortedEntries(bits);
-    const records = Buffer.allocUnsafe(index.size * ENTRY_BYTES);
-    for (let i = 0; i < order.length; i++) records.writeUInt32LE(index.copyRecord(order[i], records, i * ENTRY_BYTES), i * ENTRY_BYTES + RECORD_BYTES);
-    o += sha256(records).copy(header, o);
     const buckets = 2 ** bits;
     const table = Buffer.alloc((buckets + 1) * TABLE_ENTRY);
-    for (let b = 0; b <= buckets; b++) {
-      table.writeUInt32LE(starts[b], b * TABLE_ENTRY);
-      if (b < buckets) bucketCheck(b, starts[b], starts[b + 1], records.subarray(starts[b] * ENTRY_BYTES, starts[b + 1] * ENTRY_BYTES)).copy(table, b * TABLE_ENTRY + 4);
-    }
-    sha256(table).copy(header, o);
+    table.writeUInt32LE(starts[buckets], buckets * TABLE_ENTRY);
     const packs = Buffer.alloc(index.packs.length * PACK_ENTRY);
     index.packs.forEach((pack, ordinal) => {
       const at = ordinal * PACK_ENTRY;
@@ -192,7 +190,31 @@ export class IndexCache {
       if (dictionary !== undefined) fromHex(dictionary).copy(packs, at + ID_BYTES);
       packCheck(ordinal, packs.subarray(at, at + 2 * ID_BYTES)).copy(packs, at + 2 * ID_BYTES);
     });
-    await writeCacheFile(path, [MAGIC, header, sha256(header), table, records, packs]);
+    await writeCacheFileWith(path, async (fh) => {
+      const recordsHash = createHash('sha256');
+      const slice = Buffer.allocUnsafe(WRITE_SLICE * ENTRY_BYTES);
+      let at = MAGIC.length + header.length + 32 + table.length;
+      for (let b = 0; b < buckets; ) {
+        let end = b + 1;
+        while (end < buckets && starts[end + 1] - starts[b] <= WRITE_SLICE) end++;
+        const first = starts[b];
+        const n = starts[end] - first;
+        const records = n <= WRITE_SLICE ? slice.subarray(0, n * ENTRY_BYTES) : Buffer.allocUnsafe(n * ENTRY_BYTES);
+        for (let i = 0; i < n; i++) records.writeUInt32LE(index.copyRecord(order[first + i], records, i * ENTRY_BYTES), i * ENTRY_BYTES + RECORD_BYTES);
+        for (let k = b; k < end; k++) {
+          table.writeUInt32LE(starts[k], k * TABLE_ENTRY);
+          bucketCheck(k, starts[k], starts[k + 1], records.subarray((starts[k] - first) * ENTRY_BYTES, (starts[k + 1] - first) * ENTRY_BYTES)).copy(table, k * TABLE_ENTRY + 4);
+        }
+        recordsHash.update(records);
+        await writeAt(fh, records, at);
+        at += records.length;
+        b = end;
+      }
+      await writeAt(fh, packs, at);
+      o += recordsHash.digest().copy(header, o);
+      sha256(table).copy(header, o);
+      await writeAt(fh, Buffer.concat([MAGIC, header, sha256(header), table]), 0);
+    });
   }
 
   /** The records of bucket `b`, checked (kept for the next lookup there). */
@@ -278,6 +300,15 @@ function sha256(b: Uint8Array): Buffer {
 }
 
 /** `length` bytes at `position`; a file shorter than that is damage. */
+/** Writes all of `data` at `position` (a short write is continued). */
+async function writeAt(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    if (!(bytesWritten > 0)) throw new EngineError(`writing the index cache: short write at ${position + done}`);
+    done += bytesWritten;
+  }
+}
+
 function readAt(fd: number, position: number, length: number): Buffer {
   const out = Buffer.allocUnsafe(length);
   for (let done = 0; done < length; ) {
