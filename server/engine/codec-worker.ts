@@ -200,7 +200,7 @@ const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; l
 const RING_BYTES = 6 * 1024 * 1024;
 const ring = new ArenaRing(RING_BYTES, letGo);
 // A part's slot is shared memory (the session's, shared by the workers): posted, not transferred.
-const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo, sealedPieces, threadId);
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), sealedPieces, threadId);
 
 /**
  * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else

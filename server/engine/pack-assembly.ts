@@ -107,9 +107,6 @@ interface Session {
   marks: ReadonlySet<string>;
 }
 
-/** Staging buffers up to this size are kept from blob to blob; a larger one (a blob larger than this) is let go. */
-const STAGE_KEPT = 1 << 20;
-
 /**
  * A base64 body (an attachment, cut out of its message by mime-cuts.ts) is most often a compressed file (PDF,
  * image, office document, archive) encoded: what zstd gains on it is the entropy coding of its 64 letters, the
@@ -138,7 +135,11 @@ let packCount = 0;
 export class PackAssembly {
   private readonly open = new Map<number, OpenPack>();
   private readonly sessions = new Map<number, Session>();
-  /** Compressed bytes before sealing (encrypted), and stored bytes that go to more than one part. */
+  /**
+   * Compressed bytes before sealing (encrypted), and stored bytes that go to more than one part: kept from blob to
+   * blob at the size of the largest (at most a chunk's bound). Let go of and allocated again for each large blob,
+   * they were garbage that piled up until a collection, and the allocator kept what they had taken.
+   */
   private scratch: Buffer<ArrayBufferLike> = Buffer.allocUnsafe(0);
   private staged: Buffer<ArrayBufferLike> = Buffer.allocUnsafe(0);
 
@@ -148,8 +149,6 @@ export class PackAssembly {
     /** An encrypted repository's blob key: blobs and headers are sealed with it. */
     private readonly encryptKey: Buffer | null,
     private readonly emit: (message: PackPart | FinishedPack) => void,
-    /** Told of each buffer let go of (its size), for the worker to collect them in time. */
-    private readonly dropped: (bytes: number) => void = () => {},
     /**
      * Told of the bytes each blob sealed: the cipher hands its output in buffers of its own, copied into the
      * pack and garbage at once, which the worker collects often and cheaply (a young-generation collection)
@@ -192,7 +191,7 @@ export class PackAssembly {
     if (this.encryptKey) {
       // Compressed into the scratch buffer, then sealed into the part (or staged when it would not fit): one pass over each.
       const b = binding.compressBound(raw.length);
-      if (this.scratch.length < b) this.scratch = this.stage(this.scratch, b);
+      if (this.scratch.length < b) this.scratch = Buffer.allocUnsafeSlow(b);
       const n = raw.length > 0 ? this.cctx.compress(this.scratch, raw, level) : 0;
       zstd = n < raw.length;
       const plain = zstd ? this.scratch.subarray(0, n) : raw;
@@ -200,12 +199,11 @@ export class PackAssembly {
         stored = sealInto(this.encryptKey, plain, p.buf, p.used);
         this.stored(s, p, p.buf.subarray(p.used, p.used + stored), false);
       } else {
-        if (this.staged.length < plain.length + SEAL_OVERHEAD) this.staged = this.stage(this.staged, plain.length + SEAL_OVERHEAD);
+        if (this.staged.length < plain.length + SEAL_OVERHEAD) this.staged = Buffer.allocUnsafeSlow(plain.length + SEAL_OVERHEAD);
         stored = sealInto(this.encryptKey, plain, this.staged, 0);
         this.stored(s, p, this.staged.subarray(0, stored), true);
       }
       this.sealed(stored);
-      this.trim();
     } else if (bound <= room) {
       const n = raw.length > 0 ? this.cctx.compress(p.buf.subarray(p.used), raw, level) : 0;
       zstd = n < raw.length;
@@ -214,12 +212,11 @@ export class PackAssembly {
       this.stored(s, p, p.buf.subarray(p.used, p.used + stored), false);
     } else {
       // Larger than what is left of the part: staged, then copied over as many parts as it takes.
-      if (this.staged.length < bound) this.staged = this.stage(this.staged, bound);
+      if (this.staged.length < bound) this.staged = Buffer.allocUnsafeSlow(bound);
       const n = raw.length > 0 ? this.cctx.compress(this.staged, raw, level) : 0;
       zstd = n < raw.length;
       stored = zstd ? n : raw.length;
       this.stored(s, p, zstd ? this.staged.subarray(0, n) : raw, true);
-      this.trim();
     }
     p.ids.push(id);
     p.zstd.push(zstd ? 1 : 0);
@@ -317,24 +314,6 @@ export class PackAssembly {
   private post(s: Session, p: OpenPack): void {
     Atomics.store(s.flags, p.slot, WRITING);
     this.emit({ op: 'part', session: p.session, pack: p.name, body: s.slots[p.slot], bytes: p.used, flags: s.flags.buffer as SharedArrayBuffer, slot: p.slot });
-  }
-
-  /** A buffer of at least `n` bytes for staging, in place of `old`; one above STAGE_KEPT is let go of by `trim`. */
-  private stage(old: Buffer<ArrayBufferLike>, n: number): Buffer<ArrayBufferLike> {
-    if (old.length > STAGE_KEPT) this.dropped(old.length);
-    return Buffer.allocUnsafeSlow(n);
-  }
-
-  /** Lets go of staging buffers grown past STAGE_KEPT for a large blob. */
-  private trim(): void {
-    if (this.scratch.length > STAGE_KEPT) {
-      this.dropped(this.scratch.length);
-      this.scratch = Buffer.allocUnsafe(0);
-    }
-    if (this.staged.length > STAGE_KEPT) {
-      this.dropped(this.staged.length);
-      this.staged = Buffer.allocUnsafe(0);
-    }
   }
 
   /** A pack begun in a free slot of the session. */

@@ -228,7 +228,7 @@ describe('worker packs: a session\'s part slots shared by its workers', () => {
     const workers = [0, 1].map((t) => new PackAssembly(new binding.CCtx(), 3, null, (m) => {
       emitted.push(m);
       if (m.op === 'part') bytes.set(m, Buffer.from(m.body.slice(0, m.bytes)));
-    }, undefined, undefined, t + 1));
+    }, undefined, t + 1));
     for (const w of workers) w.join(7, shared);
     // Random bytes do not compress: stored raw.
     const blob = (k: number, n = 3000) => {
