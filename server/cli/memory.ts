@@ -33,7 +33,15 @@ export function keepHeapSmall(flags: readonly string[]): void {
     for (const f of flags) setFlagsFromString(f);
   };
   set();
-  subscribe('worker_threads', (m) => (m as { worker: Worker }).worker.once('online', set));
+  subscribe('worker_threads', (m) => {
+    // The worker's isolate is made on its own thread, some time before it runs: until then, set again every
+    // millisecond, so that this thread's young generation does not grow twice over in the meantime.
+    const again = setInterval(set, 1);
+    (m as { worker: Worker }).worker.once('online', () => {
+      clearInterval(again);
+      set();
+    });
+  });
 }
 
 /** The heap flags for `command` (the CLI's first word), set when it has some; returns them. */

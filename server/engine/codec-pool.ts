@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { MasterKey } from './crypto.js';
 import type { ChunkerParams } from './format.js';
 import type { BlobLimits } from './validate.js';
-import { releasePack, sessionSlots, type FinishedPack, type SessionSlots } from './pack-assembly.js';
+import { releasePack, sessionSlots, type FinishedPack, type PackPart, type SessionSlots } from './pack-assembly.js';
 import { workerSettings, type WorkerSettings } from './worker-settings.js';
 
 /**
@@ -98,7 +98,7 @@ export class CodecPool {
   private readonly pending = new Map<number, Pending & { worker: number }>();
   private nextId = 1;
   private closed = false;
-  private readonly sessions = new Map<number, (pack: FinishedPack, worker: number) => void>();
+  private readonly sessions = new Map<number, (message: PackPart | FinishedPack) => void>();
   private nextSession = 1;
   /** Bytes a backup gave the workers to read or compress so far. */
   private backupBytes = 0;
@@ -186,15 +186,16 @@ export class CodecPool {
   }
 
   /**
-   * A saver's session: the workers assemble its data packs apart from any other saver's, in slots of
-   * `packSize` bytes shared by all of them (one more than there are workers), and hand each finished one to
-   * `sink` (its bytes in shared memory) with the worker it came from; the sink calls releasePack once it is written.
+   * A saver's session: the workers assemble its data packs apart from any other saver's, a part at a time in
+   * slots shared by all of them (see pack-assembly.ts), and hand each part to `sink` (its bytes in shared
+   * memory), then each pack's end; the sink calls releasePack once a part is written. `marks`: the packs a
+   * prune marked for deletion, which no pack of the session may be named as.
    */
-  openSession(sink: (pack: FinishedPack, worker: number) => void, packSize: number): number {
+  openSession(sink: (message: PackPart | FinishedPack) => void, marks: Iterable<string> = []): number {
     const session = this.nextSession++;
     this.sessions.set(session, sink);
-    // Slots for every worker that may start: a slot is untouched memory until a pack fills it.
-    const shared = sessionSlots(this.settings.workers, packSize);
+    // Slots for every worker that may start: a slot is untouched memory until a part fills it.
+    const shared = sessionSlots(this.settings.workers, undefined, [...marks]);
     this.sessionSlots.set(session, shared);
     // Messages to a worker are taken in order: each knows the slots before the session's first blob.
     for (const w of this.workers) w.postMessage({ op: 'session', session, shared });
@@ -278,11 +279,11 @@ export class CodecPool {
   }
 
   private done(m: { id: number; op?: string; found?: string[]; readError?: string; data: ArrayBuffer; ids?: Uint8Array; lengths: number[]; flags: number[]; errors: (string | null)[]; blobErrors?: (string | null)[]; writeErrors?: (string | null)[]; raws?: number[]; tooBig?: boolean[]; sizes?: number[]; pieces?: number[]; next?: number; eof?: boolean; hashed?: boolean; stored?: boolean; error?: string }, worker: number): void {
-    if (m.op === 'pack') {
-      const pack = m as unknown as FinishedPack;
-      const sink = this.sessions.get(pack.session);
-      if (sink) sink(pack, worker);
-      else releasePack(pack);
+    if (m.op === 'pack' || m.op === 'part') {
+      const message = m as unknown as PackPart | FinishedPack;
+      const sink = this.sessions.get(message.session);
+      if (sink) sink(message);
+      else if (message.op === 'part') releasePack(message);
       return;
     }
     const p = this.pending.get(m.id);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import binding from 'zstd-napi/binding.js';
 import { cutsInto, fileCuts } from './chunker.js';
 import type { RestoreBlob, RestoreWrite } from './codec-pool.js';
@@ -199,8 +199,8 @@ const held = new Map<number, { piece: ArenaPiece; ids: Buffer; offs: number[]; l
 /** Held blobs live in one ring per worker (a few batches of small files, or a window or two of a large file). */
 const RING_BYTES = 6 * 1024 * 1024;
 const ring = new ArenaRing(RING_BYTES, letGo);
-// A pack's slot is shared memory (the session's, shared by the workers): posted, not transferred.
-const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), letGo, sealedPieces);
+// A part's slot is shared memory (the session's, shared by the workers): posted, not transferred.
+const packs = new PackAssembly(cctx, level, encryptKey, (p) => port.postMessage(p), sealedPieces, threadId);
 
 /**
  * Buffers a worker lets go of are freed by its garbage collector, which a worker that allocates little else

@@ -17,6 +17,6 @@ export { PROGRAM, Repository, type CodecUse, type InitOptions, type OpenOptions,
 export { DEFAULT_SCRYPT, type KeyInfo, type ScryptParams } from './keys.js';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreSummary } from './restorer.js';
 export { filesSeen, type BackupSummary, type Snapshot, type SnapshotInfo } from './snapshot.js';
-export { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from './storage.js';
+export { partsKept, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type PartWriter, type Storage } from './storage.js';
 export type { NodeType, Tree, TreeNode } from './tree.js';
 export { SnapshotCopier, type CopierOptions, type CopyProgress, type CopyVerification } from './copy.js';

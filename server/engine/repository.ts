@@ -17,7 +17,7 @@ import { RepositoryLock, type LockNotice } from './lock.js';
 import { packHeaderBytes, parsePackHeader, PackBuilder, type PackEntry } from './pack.js';
 import { readPruneMarks } from './prune-marks.js';
 import { bySnapshotTime, type Snapshot, type SnapshotInfo } from './snapshot.js';
-import type { Storage } from './storage.js';
+import type { PartWriter, Storage } from './storage.js';
 import { decodeTree, decodeTreeEntry, type Tree, type TreeNode } from './tree.js';
 import { TreeWindows } from './tree-windows.js';
 import { blobLimits, blobProblem, decompressBounded, type BlobLimits } from './validate.js';
@@ -537,6 +537,11 @@ export class Repository {
   /** Stores a pack under its id (the SHA-256 of its bytes). */
   async writePack(id: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
     await this.storage.write('data', id, data);
+  }
+
+  /** A pack written in parts as a codec worker fills it, committed under its id (the hash of all its bytes). */
+  packParts(): PartWriter {
+    return this.storage.writeParts('data');
   }
 
   /** Removes a pack whose blobs no index lists any more (prune). */

@@ -4,9 +4,10 @@ import { sha256, toHex } from './hash.js';
 import type { CodecPool } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
-import { releasePack, type FinishedPack } from './pack-assembly.js';
+import { releasePack, type FinishedPack, type PackPart } from './pack-assembly.js';
 import type { PackBuilder, PackEntry } from './pack.js';
 import type { Repository } from './repository.js';
+import type { PartWriter } from './storage.js';
 
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_BLOBS = 512;
@@ -65,6 +66,8 @@ export class BlobSaver {
   private waiters: (() => void)[] = [];
   private failure: Error | undefined;
   private session: number | undefined;
+  /** Data packs the codec workers are filling: each one's file, and its parts' appends, in order. */
+  private readonly workerPacks = new Map<string, { writer: PartWriter; written: Promise<void> }>();
 
   constructor(private readonly repo: Repository) {
     this.builders = { [BlobType.Data]: repo.packBuilder(), [BlobType.Tree]: repo.packBuilder() };
@@ -216,45 +219,55 @@ export class BlobSaver {
 
   /** This saver's session on the codec pool, where the workers assemble its data packs. */
   private sessionOn(pool: CodecPool): number {
-    this.session ??= pool.openSession((pack) => this.track(this.writeWorkerPack(pack)), this.repo.config.packSize);
+    this.session ??= pool.openSession((m) => (m.op === 'part' ? this.appendPart(m) : this.commitWorkerPack(m)), this.repo.pruneMarks.keys());
     return this.session;
   }
 
-  /** A data pack a codec worker assembled (and hashed): written from its slot, indexed, and the slot freed. */
-  private async writeWorkerPack(p: FinishedPack): Promise<void> {
-    const body = Buffer.from(p.body, 0, p.bodyBytes);
+  /**
+   * A part of a data pack a codec worker is filling: appended to the pack's file from its slot, and the slot
+   * freed, whatever happened (the worker may be waiting for it).
+   */
+  private appendPart(part: PackPart): void {
+    let w = this.workerPacks.get(part.pack);
+    if (!w) this.workerPacks.set(part.pack, (w = { writer: this.repo.packParts(), written: Promise.resolve() }));
+    const writer = w.writer;
+    w.written = w.written
+      .then(() => (this.failure ? undefined : writer.append(Buffer.from(part.body, 0, part.bytes))))
+      .finally(() => releasePack(part));
+    this.track(w.written);
+  }
+
+  /** The end of a worker's data pack (all its parts appended before): its header appended, committed under its name, indexed. */
+  private commitWorkerPack(p: FinishedPack): void {
+    const w = this.workerPacks.get(p.pack);
+    this.workerPacks.delete(p.pack);
+    if (!w) return;
     const ids = Buffer.from(p.ids.buffer, p.ids.byteOffset, p.ids.byteLength);
-    let entries: PackEntry[] = [];
+    const entries: PackEntry[] = [];
     let offset = 1;
     for (let i = 0; i < p.lengths.length; i++) {
       entries.push({ id: Buffer.from(ids.subarray(32 * i, 32 * (i + 1))), type: BlobType.Data, zstd: p.zstd[i] === 1, offset, length: p.lengths[i], rawLength: p.raws[i] });
       offset += p.lengths[i];
     }
-    let id = p.id;
-    let data: Buffer[] = [body, Buffer.from(p.header.buffer, p.header.byteOffset, p.header.byteLength)];
-    let size = 0;
+    const size = offset + p.header.byteLength;
     this.packWrites++;
-    try {
-      if (this.failure) return;
-      if (this.repo.pruneMarks.has(id)) {
-        // See writePack: the same bytes as a pack a prune marked for deletion; its first blob again makes it another file.
-        const builder = this.repo.packBuilder();
-        for (const e of entries) builder.add(e.id, e.type, body.subarray(e.offset, e.offset + e.length), e.zstd, e.rawLength);
-        const first = entries[0];
-        builder.add(first.id, first.type, Buffer.from(body.subarray(first.offset, first.offset + first.length)), first.zstd, first.rawLength);
-        data = builder.finish();
-        id = toHex(sha256(data));
-        entries = builder.entries;
-      }
-      size = data.reduce((a, d) => a + d.length, 0);
-      await this.repo.writePack(id, data);
-    } finally {
-      this.packWrites--;
-      this.wake();
-      // The slot goes back to the worker, which refills it: nothing reads `body` after the write.
-      releasePack(p);
-    }
-    this.indexWritten(id, entries, size);
+    this.track(
+      (async () => {
+        try {
+          await w.written;
+          if (this.failure) throw this.failure;
+          await w.writer.append(p.header);
+          await w.writer.commit(p.id);
+        } catch (err) {
+          await w.writer.abort();
+          throw err;
+        } finally {
+          this.packWrites--;
+          this.wake();
+        }
+        this.indexWritten(p.id, entries, size);
+      })(),
+    );
   }
 
   /** Everything saved so far is in written packs and indexed once this resolves. */
@@ -270,6 +283,9 @@ export class BlobSaver {
       this.track(pool.finishPacks(session));
       while (this.work.size > 0) await Promise.all([...this.work]);
       pool.closeSession(session);
+      // Packs whose end never came (a worker failed): nothing of them stays.
+      for (const w of this.workerPacks.values()) await w.writer.abort();
+      this.workerPacks.clear();
     }
     if (this.failure) throw this.failure;
     for (const type of [BlobType.Data, BlobType.Tree]) if (this.builders[type].blobCount > 0) this.track(this.writePack(type));

@@ -18,6 +18,40 @@ export interface FileInfo {
 }
 
 /**
+ * The parts of one file, appended in order, each after the previous append resolved: the caller may reuse a
+ * part's memory once its append resolved. Nothing is visible under any name before `commit`; after a crash
+ * or an `abort` nothing of it remains (on a local disk: a temp file that removeStaleTempFiles removes).
+ */
+export interface PartWriter {
+  append(data: Uint8Array | readonly Uint8Array[]): Promise<void>;
+  /** Stores what was appended under `name`, atomically as `write` does. The writer is done with. */
+  commit(name: string): Promise<void>;
+  /** Drops what was appended; never fails. The writer is done with. */
+  abort(): Promise<void>;
+}
+
+/**
+ * A PartWriter for a backend that stores files whole (in memory, S3, test wrappers): copies of the parts are
+ * kept until `commit` hands them to `write`, so the writer holds the file after all.
+ */
+export function partsKept(write: (name: string, parts: Buffer[]) => Promise<void>): PartWriter {
+  let parts: Buffer[] = [];
+  return {
+    async append(data) {
+      for (const d of data instanceof Uint8Array ? [data] : data) parts.push(Buffer.from(d));
+    },
+    async commit(name) {
+      const all = parts;
+      parts = [];
+      await write(name, all);
+    },
+    async abort() {
+      parts = [];
+    },
+  };
+}
+
+/**
  * A `reference` is a small, named, mutable file that points into the repository for readers outside
  * the engine (e.g. `latest`: the newest valid generation, for scripts). It is rewritten whole and
  * durably: a reader sees the old or the new content, even after a crash.
@@ -39,6 +73,11 @@ export interface Storage {
   read(type: FileType, name: string, offset?: number, length?: number): Promise<Buffer>;
   /** Stores a whole file atomically: readers see all of it or none of it, even after a crash. */
   write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void>;
+  /**
+   * A file written a part at a time and named once complete (see PartWriter): a pack's name is the hash of all
+   * its bytes, so its writer would otherwise hold the whole pack. Committed, it is stored as `write` stores one.
+   */
+  writeParts(type: FileType): PartWriter;
   /** Removes a file; removing a missing file is not an error. */
   delete(type: FileType, name: string): Promise<void>;
   /** Size of a file, or null when it does not exist. */

@@ -1,4 +1,4 @@
-import type { FileInfo, FileType, Storage } from '../engine/index.js';
+import { partsKept, type FileInfo, type FileType, type PartWriter, type Storage } from '../engine/index.js';
 
 /**
  * What a failing disk or server does to one call:
@@ -56,6 +56,11 @@ export class FaultyStorage implements Storage {
       }
       return this.inner.write(type, name, data);
     });
+  }
+
+  /** Kept whole and written at commit: the plan sees one write, as for a file written at once. */
+  writeParts(type: FileType): PartWriter {
+    return partsKept((name, parts) => this.write(type, name, parts));
   }
 
   delete(type: FileType, name: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { EngineError, type FileInfo, type FileType, type Storage } from '../engine/index.js';
+import { EngineError, type FileInfo, type FileType, type PartWriter, type Storage } from '../engine/index.js';
 
 /** How long one storage call may take before it fails, unless DP_STORAGE_TIMEOUT_MS says otherwise. */
 export const DEFAULT_STORAGE_TIMEOUT_MS = 120_000;
@@ -73,6 +73,15 @@ export class GuardedStorage implements Storage {
 
   write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
     return this.guard(`writing ${type} ${short(name)}`, () => this.inner.write(type, name, data));
+  }
+
+  writeParts(type: FileType): PartWriter {
+    const inner = this.inner.writeParts(type);
+    return {
+      append: (data) => this.guard(`writing ${type} (a part)`, () => inner.append(data)),
+      commit: (name) => this.guard(`writing ${type} ${short(name)}`, () => inner.commit(name)),
+      abort: () => inner.abort(),
+    };
   }
 
   delete(type: FileType, name: string): Promise<void> {

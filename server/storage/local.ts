@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { chmod, lstat, mkdir, open, opendir, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { processAlive, RepositoryFullError, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
+import { processAlive, RepositoryFullError, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type PartWriter, type Storage } from '../engine/index.js';
 
 const DIRS: Record<FileType, string> = { config: '', data: 'data', index: 'index', snapshot: 'snapshots', lock: 'locks', reference: '', key: 'keys' };
 
@@ -114,6 +114,61 @@ export class LocalStorage implements Storage {
     if (type !== 'lock') await syncDir(dir);
   }
 
+  /**
+   * Parts go to a dot-file at the root (the file's folder depends on its name, unknown until commit), written
+   * as they come; commit checks the length, fsyncs, renames into place and fsyncs the folder, as `write` does.
+   */
+  writeParts(type: FileType): PartWriter {
+    const tmp = join(this.root, `.tmp-parts-${type}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const what = `writing ${type} (in parts)`;
+    let fh: Awaited<ReturnType<LocalStorage['openFile']>> | undefined;
+    let size = 0;
+    const fail = async (err: unknown): Promise<never> => {
+      await drop();
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC' && !(err instanceof RepositoryFullError)) throw await diskFull(this.root, what, err);
+      throw err;
+    };
+    const drop = async (): Promise<void> => {
+      const f = fh;
+      fh = undefined;
+      await f?.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+    };
+    return {
+      append: async (data) => {
+        try {
+          if (!fh) {
+            await this.ensureDir(this.root);
+            fh = await this.openFile(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+            await fh.chmod(0o600);
+          }
+          const parts = data instanceof Uint8Array ? [data] : data;
+          await writeFully(fh, parts, what, size);
+          size += parts.reduce((a, p) => a + p.byteLength, 0);
+        } catch (err) {
+          await fail(err);
+        }
+      },
+      commit: async (name) => {
+        const p = this.path(type, name);
+        const dir = dirname(p);
+        try {
+          if (!fh) await this.openFile(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600).then((f) => (fh = f));
+          if (type !== 'lock') await fh!.sync();
+          const f = fh!;
+          fh = undefined;
+          await f.close();
+          await this.ensureDir(dir);
+          await rename(tmp, p);
+        } catch (err) {
+          await fail(err);
+        }
+        if (type !== 'lock') await syncDir(dir);
+      },
+      abort: drop,
+    };
+  }
+
   /** Creates the folders from the root down to `dir`, each 0700 whatever the umask. */
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
@@ -217,12 +272,12 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
 }
 
 /** Writes every byte or fails: a short write is retried for the rest, and one that writes nothing is an error. */
-export async function writeFully(fh: Pick<FileHandle, 'writev'>, parts: readonly Uint8Array[], what: string): Promise<void> {
+export async function writeFully(fh: Pick<FileHandle, 'writev'>, parts: readonly Uint8Array[], what: string, at = 0): Promise<void> {
   const total = parts.reduce((a, p) => a + p.byteLength, 0);
   let done = 0;
   let rest = parts.filter((p) => p.byteLength > 0);
   while (done < total) {
-    const { bytesWritten } = await fh.writev(rest as Uint8Array[], done);
+    const { bytesWritten } = await fh.writev(rest as Uint8Array[], at + done);
     if (!(bytesWritten > 0)) throw Object.assign(new Error(`${what}: short write at ${done} of ${total} bytes`), { code: 'EIO' });
     done += bytesWritten;
     let skip = bytesWritten;

@@ -1,4 +1,4 @@
-import { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
+import { partsKept, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type PartWriter, type Storage } from '../engine/index.js';
 
 /**
  * A repository held in memory, for fast unit tests: the same contract as a directory (names checked, reads of
@@ -28,6 +28,10 @@ export class MemoryStorage implements Storage {
     checkName(type, name);
     // A copy, so that the caller reusing its buffers cannot change a stored file.
     this.of(type).set(name, Buffer.concat(Buffer.isBuffer(data) ? [data] : (data as Uint8Array[])));
+  }
+
+  writeParts(type: FileType): PartWriter {
+    return partsKept((name, parts) => this.write(type, name, parts));
   }
 
   async delete(type: FileType, name: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type Storage } from '../engine/index.js';
+import { partsKept, RESERVED_REFERENCE_NAMES, type FileInfo, type FileType, type PartWriter, type Storage } from '../engine/index.js';
 import { connectS3, type S3ConnectionOptions } from './s3-client.js';
 import { describeS3Error, S3StorageError } from './s3-errors.js';
 import { s3Sdk } from './s3-sdk.js';
@@ -163,6 +163,14 @@ export class S3Storage implements Storage {
     await this.call('writing', key, () =>
       this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: md5 })),
     );
+  }
+
+  /**
+   * Kept in memory and put whole at commit: an object's key is its name, known only then (a multipart upload
+   * under a temporary key would need a copy to rename it).
+   */
+  writeParts(type: FileType): PartWriter {
+    return partsKept((name, parts) => this.write(type, name, parts));
   }
 
   async delete(type: FileType, name: string): Promise<void> {

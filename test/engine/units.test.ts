@@ -184,10 +184,16 @@ describe('worker packs: the faster level for base64 bodies', () => {
     expect(looksBase64(Buffer.concat([Buffer.from('Subject: hello\r\n\r\n'), body]))).toBe(false);
     expect(looksBase64(bytes)).toBe(false);
     const text = Buffer.from('Please find the figures attached. '.repeat(400));
-    const packs: { body: SharedArrayBuffer; lengths: Uint32Array; zstd: Uint8Array }[] = [];
-    const assembly = new PackAssembly(new binding.CCtx(), 3, null, (p) => {
-      packs.push({ body: p.body.slice(0, p.bodyBytes), lengths: p.lengths, zstd: p.zstd });
-      releasePack(p);
+    const packs: { body: Buffer; lengths: Uint32Array; zstd: Uint8Array }[] = [];
+    let parts: Buffer[] = [];
+    const assembly = new PackAssembly(new binding.CCtx(), 3, null, (m) => {
+      if (m.op === 'part') {
+        parts.push(Buffer.from(m.body.slice(0, m.bytes)));
+        releasePack(m);
+      } else {
+        packs.push({ body: Buffer.concat(parts), lengths: m.lengths, zstd: m.zstd });
+        parts = [];
+      }
     });
     assembly.join(1, sessionSlots(1, 1 << 20));
     assembly.add(1, 1 << 20, Buffer.alloc(32, 1), body);
@@ -197,7 +203,7 @@ describe('worker packs: the faster level for base64 bodies', () => {
     const dctx = new binding.DCtx();
     let off = 1;
     for (const [i, raw] of [body, text].entries()) {
-      const stored = Buffer.from(packs[0].body, off, packs[0].lengths[i]);
+      const stored = packs[0].body.subarray(off, off + packs[0].lengths[i]);
       off += packs[0].lengths[i];
       expect(packs[0].zstd[i]).toBe(1);
       const out = Buffer.alloc(raw.length);
@@ -207,33 +213,59 @@ describe('worker packs: the faster level for base64 bodies', () => {
   });
 });
 
-describe('worker packs: a session\'s slots shared by its workers', () => {
-  test('workers + 1 slots, each pack in a slot no other unwritten pack holds, a freed slot taken again, a blob larger than a slot in a pack of its own', async () => {
+describe('worker packs: a session\'s part slots shared by its workers', () => {
+  test('two slots per worker and one more; a pack goes out in parts, each in a slot no unwritten part holds, freed slots taken again; a blob larger than a part spans parts', async () => {
     const { PackAssembly, releasePack, sessionSlots } = await import('../../server/engine/pack-assembly.js');
+    const { PackBuilder } = await import('../../server/engine/pack.js');
+    const { sha256, toHex } = await import('../../server/engine/hash.js');
     const { default: binding } = await import('zstd-napi/binding.js');
     const shared = sessionSlots(2, 4096);
-    expect(shared.slots).toHaveLength(3);
-    type Emitted = Parameters<typeof releasePack>[0] & { body: SharedArrayBuffer; bodyBytes: number };
-    const emitted: Emitted[] = [];
-    const workers = [0, 1].map(() => new PackAssembly(new binding.CCtx(), 3, null, (p) => emitted.push(p)));
+    expect(shared.slots).toHaveLength(5);
+    type Message = Parameters<ConstructorParameters<typeof PackAssembly>[3]>[0];
+    const emitted: Message[] = [];
+    // Each part's bytes as posted: its slot is filled again once freed.
+    const bytes = new Map<Message, Buffer>();
+    const workers = [0, 1].map((t) => new PackAssembly(new binding.CCtx(), 3, null, (m) => {
+      emitted.push(m);
+      if (m.op === 'part') bytes.set(m, Buffer.from(m.body.slice(0, m.bytes)));
+    }, undefined, t + 1));
     for (const w of workers) w.join(7, shared);
-    // Random bytes do not compress: each 3,000-byte blob fills a 2,048-byte pack, which is finished at once.
-    const blob = (k: number) => {
+    // Random bytes do not compress: stored raw.
+    const blob = (k: number, n = 3000) => {
       let x = 2463534242 + k;
-      return Buffer.from(Array.from({ length: 3000 }, () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x & 0xff)));
+      return Buffer.from(Array.from({ length: n }, () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x & 0xff)));
     };
-    workers[0].add(7, 2048, Buffer.alloc(32, 1), blob(1));
-    workers[1].add(7, 2048, Buffer.alloc(32, 2), blob(2));
-    workers[0].add(7, 2048, Buffer.alloc(32, 3), blob(3));
-    expect(new Set(emitted.map((p) => p.slot)).size).toBe(3);
-    expect(emitted.every((p) => shared.slots.includes(p.body))).toBe(true);
-    releasePack(emitted[1]);
-    workers[1].add(7, 2048, Buffer.alloc(32, 4), blob(4));
-    expect(emitted[3].slot).toBe(emitted[1].slot);
-    releasePack(emitted[0]);
-    workers[0].add(7, 2048, Buffer.alloc(32, 5), Buffer.concat([blob(5), blob(6)]));
-    expect(emitted[4].body.byteLength).toBeGreaterThan(6000);
-    expect(shared.slots.includes(emitted[4].body)).toBe(false);
-    expect(emitted[4].slot).toBe(emitted[0].slot);
+    const parts = () => emitted.filter((m) => m.op === 'part');
+    // Worker 0: 1 + 3000 + 3000 bytes fill its first part (4096) and go on in a second.
+    workers[0].add(7, 1 << 20, Buffer.alloc(32, 1), blob(1));
+    workers[0].add(7, 1 << 20, Buffer.alloc(32, 2), blob(2));
+    expect(parts()).toHaveLength(1);
+    workers[1].add(7, 1 << 20, Buffer.alloc(32, 3), blob(3, 9000));
+    // 9,001 bytes: two full parts, the rest in a third (taken, not yet posted).
+    expect(parts()).toHaveLength(3);
+    expect(new Set(parts().map((p) => p.op === 'part' && p.slot)).size).toBe(3);
+    // Five slots: worker 0 holds one, worker 1 one; three are being written. Freed, one is taken again.
+    const first = parts()[0];
+    if (first.op !== 'part') throw new Error('not a part');
+    releasePack(first);
+    // 4,096 bytes: the rest of worker 0's part, posted, then the freed slot.
+    workers[0].add(7, 1 << 20, Buffer.alloc(32, 4), blob(4, 4096));
+    expect(parts()).toHaveLength(4);
+    workers[0].finish(7);
+    const last = parts()[4];
+    expect(last.op === 'part' && last.slot).toBe(first.slot);
+    // The parts of each pack, then its end, rebuild what a pack builder makes of the same blobs, and name it.
+    workers[1].finish(7);
+    for (const [thread, blobs] of [[1, [blob(1), blob(2), blob(4, 4096)]], [2, [blob(3, 9000)]]] as const) {
+      const mine = emitted.filter((m) => m.pack.startsWith(`${thread}.`));
+      const end = mine.at(-1)!;
+      if (end.op !== 'pack') throw new Error('no pack end');
+      const body = Buffer.concat(mine.filter((m) => m.op === 'part').map((m) => bytes.get(m)!));
+      const builder = new PackBuilder();
+      blobs.forEach((b, i) => builder.add(Buffer.alloc(32, thread === 1 ? [1, 2, 4][i] : 3), 0, b, false, b.length));
+      const whole = Buffer.concat(builder.finish());
+      expect(Buffer.concat([body, end.header]).equals(whole)).toBe(true);
+      expect(end.id).toBe(toHex(sha256(whole)));
+    }
   });
 });

@@ -30,6 +30,45 @@ export function storageConformance(name: string, make: () => Promise<{ storage: 
       expect((await s.read('index', hex('b'))).toString()).toBe('abcd');
     }));
 
+    test('a file written in parts is their concatenation once committed, and nothing before', withStorage(async (s) => {
+      const parts = s.writeParts('data');
+      const part = Buffer.from('0123');
+      await parts.append(part);
+      // The caller reuses a part's memory once its append resolved.
+      part.write('abcd');
+      await parts.append([part, Buffer.from(''), Buffer.from('xy')]);
+      const listed = async () => {
+        const names: string[] = [];
+        for await (const f of s.list('data')) names.push(f.name);
+        return names;
+      };
+      expect(await listed()).toEqual([]);
+      expect(await s.stat('data', hex('7'))).toBeNull();
+      await parts.commit(hex('7'));
+      expect((await s.read('data', hex('7'))).toString()).toBe('0123abcdxy');
+      expect(await s.stat('data', hex('7'))).toEqual({ name: hex('7'), size: 10 });
+      expect(await listed()).toEqual([hex('7')]);
+    }));
+
+    test('a file written in parts and aborted leaves nothing; two written at once do not mix', withStorage(async (s) => {
+      const dropped = s.writeParts('data');
+      await dropped.append(Buffer.alloc(1000, 1));
+      const a = s.writeParts('data');
+      const b = s.writeParts('data');
+      for (let i = 0; i < 3; i++) {
+        await a.append(Buffer.alloc(100, 'a'));
+        await b.append(Buffer.alloc(50, 'b'));
+      }
+      await dropped.abort();
+      await Promise.all([a.commit(hex('8')), b.commit(hex('9'))]);
+      expect((await s.read('data', hex('8'))).equals(Buffer.alloc(300, 'a'))).toBe(true);
+      expect((await s.read('data', hex('9'))).equals(Buffer.alloc(150, 'b'))).toBe(true);
+      const names: string[] = [];
+      for await (const f of s.list('data')) names.push(f.name);
+      expect(names.sort()).toEqual([hex('8'), hex('9')]);
+      expect((await s.removeStaleTempFiles?.()) ?? 0).toBe(0);
+    }));
+
     test('reading past the end fails and says the file is truncated', withStorage(async (s) => {
       await s.write('snapshot', hex('c'), Buffer.from('short'));
       await expect(s.read('snapshot', hex('c'), 2, 10)).rejects.toThrow(/truncated/);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { FileInfo, FileType, Storage } from '../../server/engine/index.js';
+import { partsKept, type FileInfo, type FileType, type PartWriter, type Storage } from '../../server/engine/index.js';
 import { readLocks, RepositoryLock } from '../../server/engine/lock.js';
 import { MemoryStorage } from '../../server/storage/memory.js';
 import { S3Storage } from '../../server/storage/s3.js';
@@ -28,6 +28,9 @@ class LaggingStorage implements Storage {
   async write(type: FileType, name: string, data: Buffer | readonly Uint8Array[]): Promise<void> {
     await this.inner.write(type, name, data);
     if (!this.written.has(`${type}/${name}`)) this.written.set(`${type}/${name}`, Date.now());
+  }
+  writeParts(type: FileType): PartWriter {
+    return partsKept((name, parts) => this.write(type, name, parts));
   }
   delete(type: FileType, name: string): Promise<void> {
     return this.inner.delete(type, name);

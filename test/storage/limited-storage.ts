@@ -1,4 +1,4 @@
-import { RepositoryFullError, type FileInfo, type FileType, type Storage } from '../../server/engine/index.js';
+import { partsKept, RepositoryFullError, type FileInfo, type FileType, type PartWriter, type Storage } from '../../server/engine/index.js';
 
 /**
  * A storage whose disk holds `capacity` bytes: a write that would go past it fails as a full disk does
@@ -39,6 +39,10 @@ export class LimitedStorage implements Storage {
       throw new RepositoryFullError(`the repository's disk is full (${Math.max(0, free)} bytes free): writing ${type} ${name.slice(0, 12)}`);
     }
     await this.inner.write(type, name, data);
+  }
+
+  writeParts(type: FileType): PartWriter {
+    return partsKept((name, parts) => this.write(type, name, parts));
   }
 
   delete(type: FileType, name: string): Promise<void> {

@@ -47,6 +47,29 @@ test('temp files of a writer that died are removed, those of a live writer are l
   await d.cleanup();
 });
 
+test('a pack written in parts goes to a temp file at the root, which a dead writer\'s cleanup removes and an abort or a commit leaves no trace of', async () => {
+  const d = await tempDir('dp-storage-');
+  const s = new LocalStorage(join(d.path, 'repo'));
+  const root = join(d.path, 'repo');
+  const name = 'cd' + '0'.repeat(62);
+  const parts = s.writeParts('data');
+  await parts.append(Buffer.from('half a pack'));
+  const temps = (await readdir(root)).filter((n) => n.startsWith('.tmp-'));
+  expect(temps).toHaveLength(1);
+  expect(temps[0]).toMatch(new RegExp(`^\\.tmp-parts-data-${process.pid}-[0-9a-f]{8}$`));
+  // The same file of a writer that died is stale.
+  await writeFile(join(root, temps[0].replace(`-${process.pid}-`, `-${2 ** 22 + 4321}-`)), 'half');
+  expect(await s.removeStaleTempFiles()).toBe(1);
+  await parts.append(Buffer.from(', the rest'));
+  await parts.commit(name);
+  expect((await readFile(join(root, 'data/cd', name))).toString()).toBe('half a pack, the rest');
+  const dropped = s.writeParts('data');
+  await dropped.append(Buffer.from('never named'));
+  await dropped.abort();
+  expect((await readdir(root)).filter((n) => n.startsWith('.'))).toEqual([]);
+  await d.cleanup();
+});
+
 describe('a repository readable by its owner only', () => {
   async function modes(root: string): Promise<string[]> {
     const out: string[] = [];
@@ -132,6 +155,17 @@ describe('writes that run out of disk', () => {
     const data = [Buffer.from('a pack '), Buffer.from('written in '), Buffer.from('short pieces')];
     await s.write('data', 'ab' + '0'.repeat(62), data);
     expect((await s.read('data', 'ab' + '0'.repeat(62))).toString()).toBe('a pack written in short pieces');
+    await d.cleanup();
+  });
+
+  test('a full disk fails a part\'s append, removes the temp file, and says the disk is full', async () => {
+    const d = await tempDir('dp-storage-');
+    const s = new LocalStorage(join(d.path, 'repo'), fullAfter(20));
+    const parts = s.writeParts('data');
+    await parts.append(Buffer.alloc(10, 1));
+    await expect(parts.append(Buffer.alloc(100, 1))).rejects.toThrow(/^the repository's disk is full \(\d+ bytes free\): writing data \(in parts\)$/);
+    await parts.abort();
+    expect((await readdir(join(d.path, 'repo'))).filter((n) => n.startsWith('.'))).toEqual([]);
     await d.cleanup();
   });
 
