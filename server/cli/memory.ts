@@ -36,11 +36,19 @@ export function keepHeapSmall(flags: readonly string[]): void {
   subscribe('worker_threads', (m) => {
     // The worker's isolate is made on its own thread, some time before it runs: until then, set again every
     // millisecond, so that this thread's young generation does not grow twice over in the meantime.
-    const again = setInterval(set, 1);
-    (m as { worker: Worker }).worker.once('online', () => {
+    // Unref'd, and stopped however the worker ends (it emits 'exit' after any 'error'): a worker that ends
+    // before it runs must not keep the process alive.
+    const again = setInterval(set, 1).unref();
+    const worker = (m as { worker: Worker }).worker;
+    const stop = () => {
       clearInterval(again);
+      worker.off('online', online).off('exit', stop);
+    };
+    const online = () => {
+      stop();
       set();
-    });
+    };
+    worker.once('online', online).once('exit', stop);
   });
 }
 
