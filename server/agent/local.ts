@@ -17,7 +17,8 @@ import { openLocation } from '../dataprotect/generation/repository.js';
 import type { TreeHost } from '../dataprotect/global-restore/tree-part.js';
 import type { HostPort } from '../host/port.js';
 import { httpPartAgent } from './client.js';
-import { lowerAutogroup, prioritized, processPriority, schedulingClass, type ProcessPriority } from './priority.js';
+import { lowerAutogroup } from '../engine/worker-settings.js';
+import { prioritized, processPriority, schedulingClass, type ProcessPriority } from './priority.js';
 import { startAgent } from './server.js';
 
 /** How to start the backup process for an installation: a command that ends in `serveBackupProcess`. */
