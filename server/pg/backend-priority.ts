@@ -59,7 +59,7 @@ export async function lowerBackupBackends(
   try {
     c = await connect(s);
     await c.query(`SET application_name = 'bm-dataprotect backup priority'`);
-    for (const end = Date.now() + (o.withinMs ?? 10_000); seen.size < want && Date.now() < end && !o.stop?.aborted; ) {
+    for (let round = 1, end = Date.now() + (o.withinMs ?? 10_000); seen.size < want && Date.now() < end && !o.stop?.aborted; round++) {
       const ports = (await Promise.all((sessions.clients ?? []).map((pid) => tcpPorts(pid, proc)))).flat();
       await c.query('SELECT pg_stat_clear_snapshot()');
       const found = await c.query<{ pid: number; port: number | null }>(
@@ -76,7 +76,8 @@ export async function lowerBackupBackends(
         else lowered.push(b.pid);
         if (one.note) refused.push(`${b.pid}: ${one.note}`);
       }
-      if (seen.size < want) await new Promise((r) => setTimeout(r, 100));
+      // Looked for often at first (a short dump may end within a second), then once a second.
+      if (seen.size < want) await new Promise((r) => setTimeout(r, Math.min(1000, 100 * round)));
     }
     const ioClass = await io;
     if (lowered.length && ioClass) await new Promise<void>((r) => execFile('ionice', [...ioClass, '-p', ...lowered.map(String)], () => r()));

@@ -87,8 +87,9 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     const path = dumpPath(s.database);
     const { child, done } = pgTool(bin, ['--format=custom', '--compress=0', `--snapshot=${snap.id}`, '--no-password'], s);
     child.stdin!.end();
-    // The work this asks of PostgreSQL at the backup's own priority, where the database is on this machine.
-    lowering = lowerBackupBackends(s, { pids, clients: child.pid ? [child.pid] : [] }, { stop: dumped.signal });
+    // The work this asks of PostgreSQL at the backup's own priority, where the database is on this machine. Looked
+    // for until the dump ends: pg_dump, at the backup's priority too, may take long to connect on a busy machine.
+    lowering = lowerBackupBackends(s, { pids, clients: child.pid ? [child.pid] : [] }, { stop: dumped.signal, withinMs: Infinity });
     void done.finally(() => dumped.abort()).catch(() => {});
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     // The archiver may not be reading yet when pg_dump fails; the error reaches it through the stream's state.
