@@ -5,7 +5,7 @@
 // included, and every process it starts (pg_dump), starts with them, when they are on the PATH.
 
 import { accessSync, constants } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { workerSettings } from '../engine/worker-settings.js';
 
@@ -118,35 +118,6 @@ export function prioritized(command: string, args: string[], p: ProcessPriority,
     }
   }
   return { command: argv[0], args: argv.slice(1), niced, io, cpu };
-}
-
-/**
- * The process's scheduling group at `nice`, where the kernel groups processes by session (autogroup, on by
- * default in Debian's and Ubuntu's kernels while the CPU cgroup controller is off): there a nice value only
- * weighs against the other processes of the same session, so a backup at nice 19 still gets as much CPU as the
- * whole mail server (Dovecot and PostgreSQL are sessions of their own). The process is started in a session of
- * its own (`detached`), and its group's weight is set here, by writing /proc/PID/autogroup (which its owner may
- * lower). Returns the group's nice value in force, or why not (`no autogroup`, the error).
- */
-export async function lowerAutogroup(pid: number, nice: number, proc = '/proc'): Promise<string> {
-  if (nice <= 0 || process.platform !== 'linux') return 'unchanged';
-  const file = `${proc}/${pid}/autogroup`;
-  const enabled = await readFile(`${proc}/sys/kernel/sched_autogroup_enabled`, 'utf8').catch(() => '0');
-  if (enabled.trim() !== '1') return 'no autogroup';
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await writeFile(file, String(nice));
-      const now = /nice (-?\d+)/.exec(await readFile(file, 'utf8'))?.[1];
-      return `autogroup nice ${now ?? '?'}`;
-    } catch (err) {
-      // The kernel takes one change every 100 ms from the whole machine (EAGAIN otherwise).
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' && attempt < 10) {
-        await new Promise((r) => setTimeout(r, 120));
-        continue;
-      }
-      return `autogroup unchanged (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
-    }
-  }
 }
 
 /** A process's CPU scheduling class as the kernel has it (`/proc/PID/stat`), or null where there is none to read. */

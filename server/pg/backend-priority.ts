@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { getPriority, setPriority } from 'node:os';
 import type pg from 'pg';
+import { lowerAutogroup } from '../engine/worker-settings.js';
 import { connect } from './client.js';
 import type { ConnectionSettings } from './settings.js';
 
@@ -36,9 +37,9 @@ export function isLocalHost(host: string): boolean {
 }
 
 /**
- * Sets the backends of `sessions` to this process's nice value (and I/O class), once each, as they appear; the
- * dump's backend appears once pg_dump has connected, so they are looked for until all are found, `stop` is
- * aborted, or `withinMs` has passed. Never rejects.
+ * Sets the backends of `sessions` to this process's nice value (and I/O class, and scheduling group: see
+ * lowerOne), once each, as they appear; the dump's backend appears once pg_dump has connected, so they are looked
+ * for until all are found, `stop` is aborted, or `withinMs` has passed. Never rejects.
  */
 export async function lowerBackupBackends(
   s: ConnectionSettings,
@@ -58,7 +59,7 @@ export async function lowerBackupBackends(
   try {
     c = await connect(s);
     await c.query(`SET application_name = 'bm-dataprotect backup priority'`);
-    for (const end = Date.now() + (o.withinMs ?? 10_000); seen.size < want && Date.now() < end && !o.stop?.aborted; ) {
+    for (let round = 1, end = Date.now() + (o.withinMs ?? 10_000); seen.size < want && Date.now() < end && !o.stop?.aborted; round++) {
       const ports = (await Promise.all((sessions.clients ?? []).map((pid) => tcpPorts(pid, proc)))).flat();
       await c.query('SELECT pg_stat_clear_snapshot()');
       const found = await c.query<{ pid: number; port: number | null }>(
@@ -70,11 +71,13 @@ export async function lowerBackupBackends(
       for (const b of found.rows) {
         if (seen.has(b.pid)) continue;
         seen.add(b.pid);
-        const why = await lowerOne(b.pid, b.port, s.database, nice, proc);
-        if (why) refused.push(`${b.pid}: ${why}`);
+        const one = await lowerOne(b.pid, b.port, s.database, nice, proc);
+        if (one.refused) refused.push(`${b.pid}: ${one.refused}`);
         else lowered.push(b.pid);
+        if (one.note) refused.push(`${b.pid}: ${one.note}`);
       }
-      if (seen.size < want) await new Promise((r) => setTimeout(r, 100));
+      // Looked for often at first (a short dump may end within a second), then once a second.
+      if (seen.size < want) await new Promise((r) => setTimeout(r, Math.min(1000, 100 * round)));
     }
     const ioClass = await io;
     if (lowered.length && ioClass) await new Promise<void>((r) => execFile('ionice', [...ioClass, '-p', ...lowered.map(String)], () => r()));
@@ -90,20 +93,32 @@ export async function lowerBackupBackends(
 }
 
 /**
- * One backend at `nice`, if its process here is that backend: PostgreSQL's process title names the database and
- * the client's port (`postgres: 15/main: user db 127.0.0.1(54321) COPY`), which a process of the same number in
- * another PID namespace would not. Returns why not, or null.
+ * One backend at `nice` (its scheduling group too), if its process here is that backend: PostgreSQL's process
+ * title names the database and the client's port (`postgres: 15/main: user db 127.0.0.1(54321) COPY`), which a
+ * process of the same number in another PID namespace would not. Returns why not (`refused`) or what was not
+ * done (`note`).
  */
-async function lowerOne(pid: number, port: number | null, database: string, nice: number, proc: string): Promise<string | null> {
+async function lowerOne(pid: number, port: number | null, database: string, nice: number, proc: string): Promise<{ refused?: string; note?: string }> {
   const title = (await readFile(`${proc}/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
   const client = port !== null && port > 0 ? `(${port})` : '[local]';
-  if (!title.startsWith('postgres:') || !title.includes(` ${database} `) || !title.includes(client)) return 'not a backend of this machine';
+  if (!title.startsWith('postgres:') || !title.includes(` ${database} `) || !title.includes(client)) return { refused: 'not a backend of this machine' };
   try {
     if (getPriority(pid) < nice) setPriority(pid, nice);
-    return null;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return { refused: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
   }
+  // PostgreSQL starts each backend in a session of its own: where the kernel groups processes by session, its
+  // nice value alone weighs against nothing, and the group's does. A backend that shares its session (another
+  // server's way) is left at its nice value: the group would be the whole database server's.
+  if ((await sessionOf(pid, proc)) !== pid) return {};
+  const group = await lowerAutogroup(pid, nice, proc);
+  return group.startsWith('autogroup unchanged') ? { note: group } : {};
+}
+
+/** A process's session id (field 6 of /proc/PID/stat), or null. */
+async function sessionOf(pid: number, proc: string): Promise<number | null> {
+  const stat = await readFile(`${proc}/${pid}/stat`, 'utf8').catch(() => null);
+  return stat === null ? null : Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
 }
 
 /** The local ports of a process's TCP sockets (its descriptors' socket inodes, looked up in its /proc/PID/net/tcp and tcp6). */

@@ -80,15 +80,16 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     // The dictionary of the dump, the users' records and the manifest (made at most once, when the parent
     // snapshot has none): sampled on a connection of its own in the same snapshot, as `c` computes the
     // fingerprints meanwhile. The records and the manifest name the same users, containers and tables.
-    let sampled: Promise<Buffer> | undefined;
-    const dictionary = () => (sampled ??= sampleInSnapshot(s, snap.id));
+    let sampled: Promise<{ rows: Buffer; lowered: LoweredBackends }> | undefined;
+    const dictionary = () => (sampled ??= sampleInSnapshot(s, snap.id)).then((x) => x.rows);
 
     // The dump: pg_dump's stdout goes straight into the archiver; the stream ends only on success.
     const path = dumpPath(s.database);
     const { child, done } = pgTool(bin, ['--format=custom', '--compress=0', `--snapshot=${snap.id}`, '--no-password'], s);
     child.stdin!.end();
-    // The work this asks of PostgreSQL at the backup's own priority, where the database is on this machine.
-    lowering = lowerBackupBackends(s, { pids, clients: child.pid ? [child.pid] : [] }, { stop: dumped.signal });
+    // The work this asks of PostgreSQL at the backup's own priority, where the database is on this machine. Looked
+    // for until the dump ends: pg_dump, at the backup's priority too, may take long to connect on a busy machine.
+    lowering = lowerBackupBackends(s, { pids, clients: child.pid ? [child.pid] : [] }, { stop: dumped.signal, withinMs: Infinity });
     void done.finally(() => dumped.abort()).catch(() => {});
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     // The archiver may not be reading yet when pg_dump fails; the error reaches it through the stream's state.
@@ -197,7 +198,7 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     await archiver.addStream(PG_MANIFEST_PATH, Readable.from([Buffer.from(manifestText(manifest))]), { chunker: 'rows', dictionary });
     if (c2) await c2.query('COMMIT');
     await c.query('COMMIT');
-    const lowered = await lowering;
+    const lowered = merged(await lowering, await sampled?.then((x) => x.lowered, () => undefined));
     if (lowered?.lowered.length) opts.progress?.notice?.(`database ${describe(s)}: its backends ${lowered.lowered.join(', ')} at the backup's priority`);
     if (lowered?.note) opts.progress?.notice?.(`database ${describe(s)}: backends' priority: ${lowered.note}`);
     return manifest;
@@ -210,18 +211,30 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
   }
 }
 
-/** The dictionary's rows (pgsql-dictionary.ts), read in the backup's snapshot on a connection of their own. */
-async function sampleInSnapshot(s: ConnectionSettings, snapshot: string): Promise<Buffer> {
+/**
+ * The dictionary's rows (pgsql-dictionary.ts), read in the backup's snapshot on a connection of their own, whose
+ * backend (its scan of every table) runs at the backup's priority as the dump's does.
+ */
+async function sampleInSnapshot(s: ConnectionSettings, snapshot: string): Promise<{ rows: Buffer; lowered: LoweredBackends }> {
   const c = await connect(s);
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await c.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "''")}'`);
+    const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const lowering = lowerBackupBackends(s, { pids: [pid] });
     const rows = await sampleRows(c);
     await c.query('COMMIT');
-    return rows;
+    return { rows, lowered: await lowering };
   } finally {
     await c.end().catch(() => {});
   }
+}
+
+/** Two lowerings' backends and notes as one. */
+function merged(a: LoweredBackends | undefined, b: LoweredBackends | undefined): LoweredBackends | undefined {
+  if (!a || !b) return a ?? b;
+  const note = [a.note, b.note].filter(Boolean).join('; ');
+  return { lowered: [...a.lowered, ...b.lowered], ...(note ? { note } : {}) };
 }
 
 /** Columns of tables (`schema.table`) in attribute order, which is pg_dump's COPY order, with their types. */

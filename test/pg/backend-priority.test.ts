@@ -33,6 +33,11 @@ async function niceOf(pid: number): Promise<number> {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }
 
+/** Whether the kernel groups processes by session for the CPU. */
+async function autogroups(): Promise<boolean> {
+  return (await readFile('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').catch(() => '0')).trim() === '1';
+}
+
 async function session(): Promise<{ c: pg.Client; pid: number }> {
   const c = await connect(db);
   sessions.push(c);
@@ -65,6 +70,11 @@ describe.runIf(process.platform === 'linux' && process.getuid?.() === 0)("Postgr
     // Another session of the same database and this process itself keep theirs.
     expect(await niceOf(other.pid)).toBe(0);
     expect(await niceOf(process.pid)).toBe(0);
+    // Each backend is a session of its own (PostgreSQL's way): where the kernel groups by session, its group too.
+    if (await autogroups()) {
+      for (const pid of r.lowered) expect(await readFile(`/proc/${pid}/autogroup`, 'utf8')).toMatch(/ nice 7\n$/);
+      expect(await readFile(`/proc/${other.pid}/autogroup`, 'utf8')).toMatch(/ nice 0\n$/);
+    }
     client.kill('SIGKILL');
   });
 
@@ -82,6 +92,30 @@ describe.runIf(process.platform === 'linux' && process.getuid?.() === 0)("Postgr
       await writeFile(path.join(proc, String(a.pid), 'cmdline'), await readFile(`/proc/${a.pid}/cmdline`));
       expect((await lowerBackupBackends(db, { pids: [a.pid] }, { nice: 9, proc })).lowered).toEqual([a.pid]);
       expect(await niceOf(a.pid)).toBe(9);
+    } finally {
+      await rm(proc, { recursive: true, force: true });
+    }
+  });
+
+  it("sets a backend's scheduling group only where the backend is its session's leader (else the group is others' too)", async () => {
+    const a = await session();
+    const proc = await mkdtemp(path.join(tmpdir(), 'dp-bprio-'));
+    try {
+      const dir = path.join(proc, String(a.pid));
+      await mkdir(dir);
+      await mkdir(path.join(proc, 'sys', 'kernel'), { recursive: true });
+      await writeFile(path.join(proc, 'sys', 'kernel', 'sched_autogroup_enabled'), '1\n');
+      await writeFile(path.join(dir, 'cmdline'), await readFile(`/proc/${a.pid}/cmdline`));
+      const stat = await readFile(`/proc/${a.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const withSession = (sid: number) => `${stat.slice(0, stat.lastIndexOf(')') + 2)}${[...fields.slice(0, 3), String(sid), ...fields.slice(4)].join(' ')}`;
+      await writeFile(path.join(dir, 'autogroup'), '/autogroup-1 nice 0\n');
+      await writeFile(path.join(dir, 'stat'), withSession(1));
+      expect((await lowerBackupBackends(db, { pids: [a.pid] }, { nice: 8, proc })).lowered).toEqual([a.pid]);
+      expect(await readFile(path.join(dir, 'autogroup'), 'utf8')).toBe('/autogroup-1 nice 0\n');
+      await writeFile(path.join(dir, 'stat'), withSession(a.pid));
+      expect((await lowerBackupBackends(db, { pids: [a.pid] }, { nice: 8, proc })).lowered).toEqual([a.pid]);
+      expect(await readFile(path.join(dir, 'autogroup'), 'utf8')).toBe('8');
     } finally {
       await rm(proc, { recursive: true, force: true });
     }

@@ -1,5 +1,5 @@
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import ICAL from 'ical.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -397,4 +397,26 @@ describe('table fingerprints', () => {
     expect(a).toEqual(b);
     expect(a['public.t'].rows).toBe(2);
   });
+});
+
+// Renicing the database server's processes takes root (or its own user), as on the machines the tests run on.
+describe.runIf(process.platform === 'linux' && process.getuid?.() === 0)("the part's work in PostgreSQL at the backup's priority", () => {
+  it("lowers every backend it uses: its snapshot's sessions, the dictionary's sampling scan, and pg_dump's, even when pg_dump connects late", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'dp-slow-pgdump-'));
+    const fresh = await Repository.init(new LocalStorage(await mkdtemp(path.join(tmpdir(), 'dp-repo-prio-'))));
+    // A pg_dump that takes 11 s to connect, as one at low priority may on a busy machine.
+    const slow = path.join(dir, 'pg_dump');
+    await writeFile(slow, '#!/bin/sh\n[ "$1" = --version ] || sleep 11\nexec pg_dump "$@"\n');
+    await chmod(slow, 0o755);
+    const notices: string[] = [];
+    setPriority(6); // this thread, which asks for the part's work, as the backup process's does
+    try {
+      await backupDatabase({ repo: fresh, server: 'bm-master', connection: sb.db, entities: host.entityData, pgDump: slow, progress: { notice: (m) => notices.push(m) } });
+    } finally {
+      setPriority(0);
+      await fresh.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(notices.filter((n) => n.includes('priority'))).toEqual([expect.stringMatching(/: its backends \d+, \d+, \d+, \d+ at the backup's priority$/)]);
+  }, 120_000);
 });
