@@ -8,7 +8,7 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism, setPriority } from 'node:os';
+import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { Repository } from '../engine/index.js';
 import { failedPart } from '../dataprotect/generation/part-backup.js';
@@ -17,7 +17,7 @@ import { openLocation } from '../dataprotect/generation/repository.js';
 import type { TreeHost } from '../dataprotect/global-restore/tree-part.js';
 import type { HostPort } from '../host/port.js';
 import { httpPartAgent } from './client.js';
-import { defaultWorkers, lowerAutogroup, WORKERS_ENV } from '../engine/worker-settings.js';
+import { lowerAutogroup } from '../engine/worker-settings.js';
 import { prioritized, processPriority, schedulingClass, type ProcessPriority } from './priority.js';
 import { startAgent } from './server.js';
 
@@ -83,10 +83,7 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
     const p = prioritized(cmd.command, cmd.args, priority);
     // A session of its own: where the kernel groups processes by session, its nice value then weighs against the
     // machine's services, not only against this server (see lowerAutogroup). Its input still ends with this process.
-    const env = { ...process.env, ...cmd.env };
-    // Beside the services, one core stays theirs however few there are (unless DP_BACKUP_WORKERS says otherwise).
-    if (!env[WORKERS_ENV]?.trim()) env[WORKERS_ENV] = String(defaultWorkers(availableParallelism(), true));
-    const child = spawn(p.command, p.args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(p.command, p.args, { env: { ...process.env, ...cmd.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const pid = child.pid;
     if (pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));
@@ -142,7 +139,7 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
     for (const [server, url] of Object.entries(announced.agents)) r.agents.set(server, httpPartAgent(url, async () => secret));
     const cls = p.cpu === 'idle' ? await schedulingClass(pid) : null;
     const cpu = cls === null || cls === 'idle' ? p.cpu : `${cls} (idle refused)`;
-    log(`backup process ${pid} started (nice ${priority.nice}, ${await group}, ${env[WORKERS_ENV]} worker(s), CPU class ${cpu}, I/O ${p.io})`);
+    log(`backup process ${pid} started (nice ${priority.nice}, ${await group}, CPU class ${cpu}, I/O ${p.io})`);
     return r;
   };
 

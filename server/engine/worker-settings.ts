@@ -11,8 +11,7 @@ import { EngineError } from './errors.js';
  * API, keeps its priority; the kernel's I/O schedulers (BFQ) derive a thread's I/O priority from its nice
  * value when none is set. Elsewhere a nice value is per process and is left alone.
  * DP_BACKUP_WORKERS: how many workers, 1 to 64; default all cores but one where there are 4 or more
- * (one stays for the services), else every core; at most 8 by default (each holds a few MiB). The plugin's
- * backup process keeps one core for the services at every core count (see defaultWorkers).
+ * (one stays for the services), else every core; at most 8 by default (each holds a few MiB).
  */
 export interface WorkerSettings {
   nice: number;
@@ -20,17 +19,11 @@ export interface WorkerSettings {
 }
 
 export const DEFAULT_BACKUP_NICE = 10;
-export const WORKERS_ENV = 'DP_BACKUP_WORKERS';
 const MAX_DEFAULT_WORKERS = 8;
 const MAX_WORKERS = 64;
 
-/**
- * The default number of workers. `besideServices`: the backup runs beside the services it protects (the plugin's
- * backup process), so one core stays theirs at every core count: on 2 cores two workers at a low priority still
- * kept a mail server's or a database's thread waiting for a core.
- */
-export function defaultWorkers(cores: number, besideServices = false): number {
-  const n = cores >= 4 || besideServices ? cores - 1 : cores;
+export function defaultWorkers(cores: number): number {
+  const n = cores >= 4 ? cores - 1 : cores;
   return Math.max(1, Math.min(n, MAX_DEFAULT_WORKERS));
 }
 
@@ -38,7 +31,7 @@ export function defaultWorkers(cores: number, besideServices = false): number {
 export function workerSettings(env: NodeJS.ProcessEnv = process.env, cores = availableParallelism()): WorkerSettings {
   return {
     nice: whole(env, 'DP_BACKUP_NICE', 0, 19, DEFAULT_BACKUP_NICE, 'from 0 (normal priority) to 19 (lowest)'),
-    workers: whole(env, WORKERS_ENV, 1, MAX_WORKERS, defaultWorkers(cores), `from 1 to ${MAX_WORKERS}`),
+    workers: whole(env, 'DP_BACKUP_WORKERS', 1, MAX_WORKERS, defaultWorkers(cores), `from 1 to ${MAX_WORKERS}`),
   };
 }
 

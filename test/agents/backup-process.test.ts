@@ -3,7 +3,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,9 +98,6 @@ describe('the backup process', () => {
       expect(await niceOf(pid)).toBe(5);
       expect(await niceOf(process.pid)).toBe(0);
       expect(execFileSync('ionice', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/^idle/);
-      // Beside the services: its workers leave one core to them, however few there are, unless set.
-      const workers = process.env.DP_BACKUP_WORKERS?.trim() || String(Math.max(1, Math.min(8, availableParallelism() - 1)));
-      expect((await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')).toContain(`DP_BACKUP_WORKERS=${workers}`);
       // Its own session, so its own scheduling group where the kernel groups by session, at its nice value.
       expect(await sessionOf(pid)).not.toBe(await sessionOf(process.pid));
       if ((await readFile('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').catch(() => '0')).trim() === '1') {

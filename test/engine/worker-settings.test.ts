@@ -11,12 +11,8 @@ import { MemoryStorage } from '../../server/storage/memory.js';
 describe('backup worker settings (DP_BACKUP_NICE, DP_BACKUP_WORKERS)', () => {
   test('defaults: nice 10; all cores but one from 4 cores, every core below, at most 8', () => {
     expect(workerSettings({}, 2)).toEqual({ nice: 10, workers: 2 });
-    expect([1, 2, 3, 4, 6, 8, 16, 64].map((n) => defaultWorkers(n))).toEqual([1, 2, 3, 3, 5, 7, 8, 8]);
+    expect([1, 2, 3, 4, 6, 8, 16, 64].map(defaultWorkers)).toEqual([1, 2, 3, 3, 5, 7, 8, 8]);
     expect(workerSettings({ DP_BACKUP_NICE: '', DP_BACKUP_WORKERS: ' ' }, 4)).toEqual({ nice: 10, workers: 3 });
-  });
-
-  test('beside the services (the plugin\'s backup process): all cores but one at every core count, at least one', () => {
-    expect([1, 2, 3, 4, 6, 8, 16, 64].map((n) => defaultWorkers(n, true))).toEqual([1, 1, 2, 3, 5, 7, 8, 8]);
   });
 
   test('values from the environment', () => {
