@@ -76,8 +76,9 @@ export async function lowerBackupBackends(
         else lowered.push(b.pid);
         if (one.note) refused.push(`${b.pid}: ${one.note}`);
       }
-      // Looked for often at first (a short dump may end within a second), then once a second.
-      if (seen.size < want) await new Promise((r) => setTimeout(r, Math.min(1000, 100 * round)));
+      // Looked for often at first, then four times a second: a dump that connects late may be short, and one
+      // round is a query and a few small reads.
+      if (seen.size < want) await new Promise((r) => setTimeout(r, Math.min(250, 100 * round)));
     }
     const ioClass = await io;
     if (lowered.length && ioClass) await new Promise<void>((r) => execFile('ionice', [...ioClass, '-p', ...lowered.map(String)], () => r()));

@@ -404,9 +404,12 @@ describe.runIf(process.platform === 'linux' && process.getuid?.() === 0)("the pa
   it("lowers every backend it uses: its snapshot's sessions, the dictionary's sampling scan, and pg_dump's, even when pg_dump connects late", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'dp-slow-pgdump-'));
     const fresh = await Repository.init(new LocalStorage(await mkdtemp(path.join(tmpdir(), 'dp-repo-prio-'))));
-    // A pg_dump that takes 11 s to connect, as one at low priority may on a busy machine.
+    // A pg_dump that takes 11 s to connect, as one at low priority may on a busy machine, and whose output is
+    // not read for its first 3 s: its backend then lives at least that long (the part looks for it four times a
+    // second), however fast this machine dumps the database. (exec: the part finds pg_dump's backend by the
+    // client port of the process it started.)
     const slow = path.join(dir, 'pg_dump');
-    await writeFile(slow, '#!/bin/sh\n[ "$1" = --version ] || sleep 11\nexec pg_dump "$@"\n');
+    await writeFile(slow, '#!/bin/bash\n[ "$1" = --version ] || sleep 11\nexec pg_dump "$@" > >(sleep 3; exec cat)\n');
     await chmod(slow, 0o755);
     const notices: string[] = [];
     setPriority(6); // this thread, which asks for the part's work, as the backup process's does
