@@ -224,23 +224,28 @@ it(`kill -9 at ${PER_OP} random points of a global restore, then run again: the 
     }
   }
 
-  // Killed just as it ended: after its last part, and after it recorded the end but before it said so.
+  // Killed just as it ended: after its last part, and after it recorded the end but before it said so. The kill
+  // lands some time after the line that triggers it: after the last part's line the run may have recorded its
+  // end meanwhile (on a fast machine it often has), so either answer is right there, each checked for what it says.
   const parts = summaryOf(first.all())!.parts.map((p) => p.key);
-  const atEnd: [string, (l: Record<string, unknown>) => boolean, 'resumed' | 'already'][] = [
-    ['after its last part', (l) => l.type === 'part' && l.part === parts.at(-1) && l.state === 'done', 'resumed'],
+  const atEnd: [string, (l: Record<string, unknown>) => boolean, 'resumed or already' | 'already'][] = [
+    ['after its last part', (l) => l.type === 'part' && l.part === parts.at(-1) && l.state === 'done', 'resumed or already'],
     ['after recording its end', (l) => l.type === 'notice' && /^generation .* restored in/.test(String(l.message)), 'already'],
   ];
   for (const [when, point, want] of atEnd) {
     const k = await killAt(run(true), point, { env: f.env });
     expect(k.killed, `the run reached the point ${when}`).toBe(true);
     const s = await rerun(`run again after a kill ${when}`);
-    expect(s.alreadyRestored, when).toBe(want === 'already');
+    if (want === 'already') expect(s.alreadyRestored, when).toBe(true);
     expect(s.parts.map((p) => p.state), when).toEqual(parts.map(() => 'already restored'));
-    if (want === 'resumed') expect(s.resumed).toBe(true);
+    // Not recorded as restored: then it resumed the interrupted run.
+    if (!s.alreadyRestored) expect(s.resumed, when).toBe(true);
+    if (s.alreadyRestored) nothingToDo++;
+    else resumed++;
   }
   console.log(
     `kill -9 reliability, global restore (seed ${SEED}, ${((Date.now() - started) / 1000).toFixed(0)} s): ${killed} killed/${finished} finished; ` +
-      `${killed + 2} runs again after a kill: ${resumed + 1} resumed, ${nothingToDo + 1} had nothing to do, ${killed + 2} of ${killed + 2} exact (tables, files, messages); ` +
+      `${killed + 2} runs again after a kill: ${resumed} resumed, ${nothingToDo} had nothing to do, ${killed + 2} of ${killed + 2} exact (tables, files, messages); ` +
       `killed after: ${killedAfter.join(', ')}`,
   );
 }, 1_200_000);
