@@ -137,7 +137,6 @@ export class Archiver {
     if (node) dir.children.set(name, node);
   }
 
-  /** Backs up a byte stream (a `pg_dump`, an export) as one file at `virtualPath`. */
   /**
    * Backs up a byte stream (a `pg_dump`, an export) as one file at `virtualPath`. `dictionary` (a repository of
    * version 3): its new chunks are compressed with a dictionary, the one the parent snapshot's file at this

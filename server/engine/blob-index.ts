@@ -98,6 +98,12 @@ export class BlobIndex {
     return e < 0 ? undefined : this.location(e);
   }
 
+  /** A blob's raw length alone, or -1 when it is not here: as `get`, without making its location. */
+  rawLength(id: Uint8Array): number {
+    const e = this.find(id, 0);
+    return e < 0 ? -1 : u32(this.chunks[e >>> CHUNK_BITS].records, (e & (CHUNK - 1)) * RECORD_BYTES + RAW_AT);
+  }
+
   /** Adds a blob; a blob already present keeps its first location (duplicates are the prune's business). */
   add(id: Uint8Array, loc: BlobLocation): boolean {
     if (this.find(id, 0) >= 0) return false;

@@ -128,18 +128,16 @@ export class IndexCache {
    * IndexCacheDamagedError when what it reads does not check.
    */
   get(id: Uint8Array): BlobLocation | undefined {
-    const b = this.bits === 0 ? 0 : (((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) >>> 0) >>> (32 - this.bits);
-    const records = this.bucket(b);
-    let lo = 0;
-    let hi = records.length / ENTRY_BYTES;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = compareId(records, mid * ENTRY_BYTES, id);
-      if (c === 0) return this.location(records, mid * ENTRY_BYTES);
-      if (c < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return undefined;
+    const records = this.bucketOf(id);
+    const at = find(records, id);
+    return at < 0 ? undefined : this.location(records, at);
+  }
+
+  /** A blob's raw length alone, or -1: as `get`, without making its location (a file's layout needs every one). */
+  rawLength(id: Uint8Array): number {
+    const records = this.bucketOf(id);
+    const at = find(records, id);
+    return at < 0 ? -1 : records.readUInt32LE(at + ID_BYTES + 10);
   }
 
   /**
@@ -217,6 +215,10 @@ export class IndexCache {
     });
   }
 
+  private bucketOf(id: Uint8Array): Buffer {
+    return this.bucket(this.bits === 0 ? 0 : (((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) >>> 0) >>> (32 - this.bits));
+  }
+
   /** The records of bucket `b`, checked (kept for the next lookup there). */
   private bucket(b: number): Buffer {
     const known = this.buckets.get(b);
@@ -270,6 +272,20 @@ function bucketBits(blobs: number): number {
   let bits = 0;
   while (bits < 20 && blobs / 2 ** bits > PER_BUCKET) bits++;
   return bits;
+}
+
+/** Where the record of `id` starts in a bucket's sorted records, or -1. */
+function find(records: Buffer, id: Uint8Array): number {
+  let lo = 0;
+  let hi = records.length / ENTRY_BYTES;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareId(records, mid * ENTRY_BYTES, id);
+    if (c === 0) return mid * ENTRY_BYTES;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
 }
 
 /** The id at `records[at..]` against `id`, byte by byte in place (no view made per comparison). */

@@ -26,14 +26,17 @@ export async function readDir(repo: Repository, snapshot: SnapshotInfo, path: st
 
 /** Stored bytes read at once from one pack by `openFile` (blobs that follow each other there). */
 const RUN_BYTES = 1 << 20;
+/** Blobs of a file looked up together by `openFile` (their locations are kept: a bounded number at a time). */
+const LOOKUP_WINDOW = 4096;
 
 /** Per content list (trees are cached, so one list per file node), the offset in the file where each blob starts. */
 const startsOf = new WeakMap<string[], Float64Array>();
-function blobStarts(repo: Repository, ids: string[]): Float64Array {
+async function blobStarts(repo: Repository, ids: string[]): Promise<Float64Array> {
   let starts = startsOf.get(ids);
   if (!starts) {
+    const lengths = await repo.rawLengths(ids);
     starts = new Float64Array(ids.length + 1);
-    for (let i = 0; i < ids.length; i++) starts[i + 1] = starts[i] + repo.blobLocation(ids[i]).rawLength;
+    for (let i = 0; i < ids.length; i++) starts[i + 1] = starts[i] + lengths[i];
     startsOf.set(ids, starts);
   }
   return starts;
@@ -55,7 +58,7 @@ export function openFile(repo: Repository, snapshot: SnapshotInfo, path: string,
       if (range.start < 0 || range.end < range.start || range.end > node.size) throw new NotFoundError(`${path}: bytes ${range.start}-${range.end} are not in the file (${node.size} bytes)`);
       // Where each blob starts, found by halving: a file of thousands of blobs read range by range (the
       // containers of one user in a large dump) looks up a few blobs per range, not every blob before it.
-      const starts = blobStarts(repo, ids);
+      const starts = await blobStarts(repo, ids);
       let lo = 0;
       let hi = ids.length;
       while (hi - lo > 1) {
@@ -73,8 +76,14 @@ export function openFile(repo: Repository, snapshot: SnapshotInfo, path: string,
     // overlaps with the consumer.
     const ahead: Promise<Buffer[]>[] = [];
     let next = 0;
+    // Looked up LOOKUP_WINDOW blobs at a time: through the index cache, one read for many, not one per bucket.
+    let lookedUp = 0;
     while (next < ids.length || ahead.length) {
       while (ahead.length < 4 && next < ids.length) {
+        if (next >= lookedUp) {
+          lookedUp = Math.min(ids.length, next + LOOKUP_WINDOW);
+          await repo.lookUp(ids.slice(next, lookedUp));
+        }
         const run = [ids[next++]];
         let loc = repo.blobLocation(run[0]);
         let bytes = loc.length;

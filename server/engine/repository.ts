@@ -9,7 +9,7 @@ import {
   DEFAULT_CONFIG, DICTIONARY_FORMAT, ENCRYPTED_FORMAT, FORMAT_VERSION, decodeJson, decodeMetadata, encodeJson, encodeMetadata, isSealed, type ChunkerParams, type RepositoryConfig,
 } from './format.js';
 import { Dictionaries } from './dictionaries.js';
-import { fromHex, isHexId, sha256, toHex } from './hash.js';
+import { ID_BYTES, fromHex, isHexId, sha256, toHex } from './hash.js';
 import { IndexCache, IndexCacheDamagedError, indexCachePath } from './index-cache.js';
 import { decodeIndex, encodeIndex, INDEX_BLOB_BYTES, readIndexView, type IndexFile, type IndexView } from './index-file.js';
 import { addKey, listKeys, removeKey, unlock, type KeyInfo, type ScryptParams } from './keys.js';
@@ -252,12 +252,45 @@ export class Repository {
       }
     } catch (err) {
       if (!(err instanceof IndexCacheDamagedError)) throw err;
-      this.cacheNotice(`${err.message}; reading the index files instead`);
-      this.cached = null;
-      cache.close();
-      await this.reloadIndex();
-      await this.writeIndexCache(cache.path);
+      await this.dropIndexCache(cache, err);
     }
+  }
+
+  /**
+   * The raw lengths of these blobs, in order (where each starts in a file made of them), without making their
+   * locations: a file of thousands of blobs read by ranges (a database dump) needs every one, at the cost of
+   * a lookup each.
+   */
+  async rawLengths(ids: string[]): Promise<Float64Array> {
+    const cache = this.cached;
+    const lengths = new Float64Array(ids.length);
+    const key = Buffer.alloc(ID_BYTES);
+    try {
+      cache?.expect(ids.length);
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i];
+        if (!isHexId(id)) throw new RepositoryDamagedError(`a file names a blob that no index can hold (${String(id).slice(0, 12)})`);
+        key.write(id, 'hex');
+        let n = this.index.rawLength(key);
+        if (n < 0 && cache) n = cache.rawLength(key);
+        if (n < 0) throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} is not in any index`);
+        lengths[i] = n;
+      }
+    } catch (err) {
+      if (!(cache && err instanceof IndexCacheDamagedError)) throw err;
+      await this.dropIndexCache(cache, err);
+      return this.rawLengths(ids);
+    }
+    return lengths;
+  }
+
+  /** A cache found damaged: dropped for the index files, read whole (and the cache made again). */
+  private async dropIndexCache(cache: IndexCache, err: Error): Promise<void> {
+    this.cacheNotice(`${err.message}; reading the index files instead`);
+    this.cached = null;
+    cache.close();
+    await this.reloadIndex();
+    await this.writeIndexCache(cache.path);
   }
 
   /** Reads every index file into the in-memory table (a few in parallel). */

@@ -2,6 +2,7 @@ import { readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { Archiver, prune, Repository, restore, type SnapshotInfo } from '../../server/engine/index.js';
+import { findNode, openFile, walkTree } from '../../server/engine/reader.js';
 import { randomBytes } from 'node:crypto';
 import { BlobIndex, BlobType } from '../../server/engine/blob-index.js';
 import { IndexCache, IndexCacheDamagedError, indexCachePath } from '../../server/engine/index-cache.js';
@@ -184,6 +185,47 @@ describe('the index cache of restores', () => {
     await restoresUser(repo, snap, 'alice');
   });
 
+  test('a file read by ranges through it (a dump, container by container) gives the bytes of those ranges', async () => {
+    const bytes = bytesOf(42, 600_000, true);
+    const repo0 = await Repository.open(new LocalStorage(repoDir));
+    open.push(repo0);
+    const a = new Archiver(repo0, { server: 'db1', tag: 'bm/pgsql' });
+    await a.addStream('/dump.bin', [bytes]);
+    const snap = await a.commit();
+    await (await openCached()).repo.close();
+    const { repo, storage } = await openCached();
+    const node = await findNode(repo, snap, '/dump.bin');
+    const lengths = await repo.rawLengths(node.content!);
+    expect(lengths.reduce((x, y) => x + y, 0)).toBe(bytes.length);
+    for (const [start, end] of [[0, 10], [123_457, 300_001], [599_990, 600_000], [5000, 5000]]) {
+      const got = Buffer.concat(await openFile(repo, snap, '/dump.bin', { start, end }).toArray());
+      expect(got.equals(bytes.subarray(start, end))).toBe(true);
+    }
+    expect(storage.indexReads).toBe(0);
+    // The same lengths as each blob's location gives; a blob no index holds is damage.
+    expect([...lengths]).toEqual(node.content!.map((id) => repo.blobLocation(id).rawLength));
+    await expect(repo.rawLengths([...node.content!, '00'.repeat(32)])).rejects.toThrow(/not in any index/);
+    await expect(repo.rawLengths(['../../etc'])).rejects.toThrow(/no index can hold/);
+  });
+
+  test('lengths asked of a damaged cache come from the index files instead', async () => {
+    const snap = await backup();
+    const first = await openCached();
+    const expected = new Map<string, number>();
+    for await (const { node } of walkTree(first.repo, snap.tree)) for (const id of node.content ?? []) expected.set(id, first.repo.blobLocation(id).rawLength);
+    const path = await cacheFile(first.repo);
+    await first.repo.close();
+    const l = await layout(path);
+    const f = await readFile(path);
+    for (let at = l.recordsAt + 44; at < l.packsAt; at += 50) f[at] ^= 0x5a;
+    await writeFile(path, f);
+    const { repo, storage } = await openCached();
+    const lengths = await repo.rawLengths([...expected.keys()]);
+    expect([...lengths]).toEqual([...expected.values()]);
+    expect(storage.indexReads).toBeGreaterThan(0);
+    expect(notices.join('\n')).toMatch(/damaged.*reading the index files instead/);
+  });
+
   test('an encrypted repository keeps no cache outside it', async () => {
     const encDir = join(dir.path, 'enc');
     const enc = await Repository.init(new LocalStorage(encDir), { password: 'pw', scrypt: { N: 1024, r: 8, p: 1 } });
@@ -220,7 +262,9 @@ test('looked up in buckets, it finds every blob of a large index where the index
   try {
     expect([...cache.covers]).toEqual(['ab'.repeat(32)]);
     expect(differing(index, (id) => cache.get(id))).toEqual([]);
+    expect(differing(index, (id) => ({ ...index.get(id)!, rawLength: cache.rawLength(id) }))).toEqual([]);
     for (let i = 0; i < 100; i++) expect(cache.get(randomBytes(32))).toBeUndefined();
+    for (let i = 0; i < 100; i++) expect([cache.rawLength(randomBytes(32)), index.rawLength(randomBytes(32))]).toEqual([-1, -1]);
   } finally {
     cache.close();
   }

@@ -4,6 +4,7 @@
 
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
+import { defaultCacheDir } from '../../engine/index.js';
 import { DEFAULT_HOST_ROOT } from '../../host/reference/layout.js';
 import { loadCatalog, loadEntityCatalog } from '../../dataprotect/restore/catalog.js';
 import { RepositoryGenerationParts } from '../../dataprotect/restore/generation-parts.js';
@@ -71,7 +72,8 @@ function operation(value: string): RestoreOperationId {
 
 /** The repository, the installation and the generation's catalog: of every entity, or of `entity` alone. */
 async function open(opts: Common, generationId: string, entity?: string) {
-  const repo = await openRepo(opts);
+  // One entity's blobs are a few of the repository's: looked up in the local index cache, as `restore` does.
+  const repo = await openRepo(opts, { indexCache: defaultCacheDir(), notice: (m) => output(opts).warn(m) });
   const inst = installation(opts);
   const generation = await new RepositoryGenerationParts(async () => repo).get(generationId);
   const catalog = entity === undefined ? await loadCatalog(repo, inst.host, generation) : await loadEntityCatalog(repo, inst.host, generation, entity);
