@@ -105,6 +105,7 @@ export class Archiver {
         if (this.opts.cacheDir) this.parent = await latestSnapshot(this.repo, filter, this.opts.cacheDir);
         else this.parent = (await this.repo.listSnapshots(filter)).at(-1) ?? null;
       } else this.parent = await this.repo.findSnapshot(p);
+      if (this.parent) this.saver.backupWork = 'with-parent';
       if (this.opts.cacheDir) {
         this.cachePath = filesCachePath(this.opts.cacheDir, this.repo.config.id, this.opts.server, this.opts.tag);
         this.cacheOut = new FilesCacheWriter();

@@ -1,7 +1,7 @@
 import { BlobType } from './blob-index.js';
 import { webcrypto } from 'node:crypto';
 import { sha256, toHex } from './hash.js';
-import type { CodecPool } from './codec-pool.js';
+import type { BackupWork, CodecPool } from './codec-pool.js';
 import type { ChunkerParams } from './format.js';
 import type { IndexFile } from './index-file.js';
 import { releasePack, type FinishedPack, type PackPart } from './pack-assembly.js';
@@ -69,6 +69,9 @@ export class BlobSaver {
   /** Data packs the codec workers are filling: each one's file, and its parts' appends, in order. */
   private readonly workerPacks = new Map<string, { writer: PartWriter; written: Promise<void> }>();
 
+  /** What its reads weigh towards starting another codec worker: 'with-parent' once the archiver has a parent. */
+  backupWork: BackupWork = 'first';
+
   constructor(private readonly repo: Repository) {
     this.builders = { [BlobType.Data]: repo.packBuilder(), [BlobType.Tree]: repo.packBuilder() };
   }
@@ -132,7 +135,7 @@ export class BlobSaver {
     const pool = this.repo.codec();
     const session = this.sessionOn(pool);
     let answered = false;
-    const job = pool.hashFiles(b.paths, b.bytes, b.params).then((r) => {
+    const job = pool.hashFiles(b.paths, b.bytes, b.params, this.backupWork).then((r) => {
       const keep = new Uint8Array(r.raws.length);
       let piece = 0;
       for (let i = 0; i < b.paths.length; i++) {
@@ -184,7 +187,7 @@ export class BlobSaver {
       await this.room(held);
       let r;
       try {
-        r = await pool.hashWindow(path, pos, WINDOW, params);
+        r = await pool.hashWindow(path, pos, WINDOW, params, this.backupWork);
       } catch (err) {
         this.queued -= held;
         this.wake();

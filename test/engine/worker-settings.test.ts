@@ -1,8 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { getPriority } from 'node:os';
 import { describe, expect, test } from 'vitest';
 import { gearTable } from '../../server/engine/chunker.js';
-import { CodecPool } from '../../server/engine/codec-pool.js';
+import { CodecPool, type BackupWork } from '../../server/engine/codec-pool.js';
+import { DEFAULT_CONFIG } from '../../server/engine/format.js';
 import { EngineError } from '../../server/engine/errors.js';
 import { Repository } from '../../server/engine/repository.js';
 import { defaultWorkers, workerSettings } from '../../server/engine/worker-settings.js';
@@ -60,6 +63,28 @@ describe('codec workers start as work comes', () => {
       expect(pool.started).toBe(2);
     } finally {
       await pool.close();
+    }
+  });
+
+  test("a backup with a parent's reads count an eighth: a day's changes stay on one worker, a large change starts another", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dp-pace-'));
+    const file = join(dir, 'm');
+    writeFileSync(file, Buffer.alloc(1000, 7));
+    const pool = new CodecPool(3, gearTable(1), null, { workers: 2, nice: 0 });
+    const params = DEFAULT_CONFIG.chunkers.file;
+    // Declared 40 MiB windows of a small file: what the pool counts is what it was given, not what was read.
+    const windows = (n: number, work: BackupWork) => Promise.all(Array.from({ length: n }, () => pool.hashWindow(file, 0, 40 << 20, params, work)));
+    try {
+      // 160 MiB of changes queued at once: still one worker (a first backup's second starts past 32 MiB).
+      const read = await windows(4, 'with-parent');
+      expect(read.every((r) => r.eof && r.next === 1000)).toBe(true);
+      expect(pool.started).toBe(1);
+      // Past 256 MiB: the next one queued starts the second.
+      await windows(4, 'with-parent');
+      expect(pool.started).toBe(2);
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
