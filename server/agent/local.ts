@@ -17,7 +17,7 @@ import { openLocation } from '../dataprotect/generation/repository.js';
 import type { TreeHost } from '../dataprotect/global-restore/tree-part.js';
 import type { HostPort } from '../host/port.js';
 import { httpPartAgent } from './client.js';
-import { lowerAutogroup } from '../engine/worker-settings.js';
+import { lowerAutogroup, workerProcessEnv } from '../engine/worker-settings.js';
 import { prioritized, processPriority, schedulingClass, type ProcessPriority } from './priority.js';
 import { startAgent } from './server.js';
 
@@ -83,7 +83,7 @@ export function backupProcess(cmd: BackupProcessCommand, o: BackupProcessOptions
     const p = prioritized(cmd.command, cmd.args, priority);
     // A session of its own: where the kernel groups processes by session, its nice value then weighs against the
     // machine's services, not only against this server (see lowerAutogroup). Its input still ends with this process.
-    const child = spawn(p.command, p.args, { env: { ...process.env, ...cmd.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(p.command, p.args, { env: workerProcessEnv({ ...process.env, ...cmd.env }), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const pid = child.pid;
     if (pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));

@@ -19,6 +19,14 @@ export interface WorkerSettings {
 }
 
 export const DEFAULT_BACKUP_NICE = 10;
+
+/**
+ * The environment of a process that runs codec workers (the plugin's backup process), for what must be set
+ * before it starts: glibc's malloc arenas (MALLOC_ARENA_MAX=2; bin/bm-dataprotect says why), unless set.
+ */
+export function workerProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { MALLOC_ARENA_MAX: '2', ...env };
+}
 const MAX_DEFAULT_WORKERS = 8;
 const MAX_WORKERS = 64;
 

@@ -98,6 +98,8 @@ describe('the backup process', () => {
       expect(await niceOf(pid)).toBe(5);
       expect(await niceOf(process.pid)).toBe(0);
       expect(execFileSync('ionice', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/^idle/);
+      // glibc's malloc arenas set before it started (two, unless this process had its own setting).
+      expect((await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')).toContain(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '2'}`);
       // Its own session, so its own scheduling group where the kernel groups by session, at its nice value.
       expect(await sessionOf(pid)).not.toBe(await sessionOf(process.pid));
       if ((await readFile('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').catch(() => '0')).trim() === '1') {

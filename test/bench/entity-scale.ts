@@ -15,7 +15,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateSpool, userName } from '../../server/demo/mail-spool.js';
 import { withClient } from '../../server/pg/client.js';
 import { dropDatabase } from '../../server/pg/databases.js';
@@ -24,9 +23,8 @@ import { freePort, startDovecot, stopDovecot } from '../../server/host/reference
 import { ReferenceHost } from '../../server/host/reference/host.js';
 import { seedReference } from '../../server/host/reference/seed.js';
 import { informative, vs, type BenchRow } from './table.js';
-import { measure, treeStats } from './tools.js';
+import { BM_DATAPROTECT, measure, treeStats } from './tools.js';
 
-const CLI = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
 const RUNS = 3;
 /** Messages per user of the generated spool, and of the reference hosts' mailboxes. */
 export const SPOOL_MESSAGES = 10;
@@ -83,14 +81,14 @@ async function mailboxRestore(dir: string, users: number, log: (s: string) => vo
   log(`entity scale: a spool of ${users} users x ${SPOOL_MESSAGES} messages`);
   await generateSpool(spool, { users, messagesPerUser: SPOOL_MESSAGES, attachmentRate: 0.02 });
   const spoolStats = treeStats(spool);
-  await measure(process.execPath, [CLI, 'repo', 'init', '--repo', repo]);
-  await measure(process.execPath, [CLI, 'backup', '--repo', repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json']);
+  await measure(BM_DATAPROTECT, ['repo', 'init', '--repo', repo]);
+  await measure(BM_DATAPROTECT, ['backup', '--repo', repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json']);
   const user = userName(7);
   const expected = treeStats(join(spool, user));
   const seconds: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const target = join(dir, 'restored');
-    const m = await measure(process.execPath, [CLI, 'restore', 'latest', '--repo', repo, '--include', join(spool, user), '--target', target, '--json']);
+    const m = await measure(BM_DATAPROTECT, ['restore', 'latest', '--repo', repo, '--include', join(spool, user), '--target', target, '--json']);
     const got = treeStats(join(target, spool, user));
     if (got.files !== expected.files || got.bytes !== expected.bytes) throw new Error(`one-mailbox restore (${users} users) gave ${got.files} files / ${got.bytes} bytes, expected ${expected.files} / ${expected.bytes}`);
     await rm(target, { recursive: true, force: true });
@@ -112,7 +110,7 @@ async function completeUserRestore(root: string, users: number, log: (s: string)
     log(`entity scale: seeding a reference host of ${users} users`);
     await seedReference({ connection: db, root, users, messagesPerUser: HOST_MESSAGES });
     await startDovecot(host.layout, { port: await freePort() });
-    const gen = await measure(process.execPath, [CLI, 'generation', 'backup', '--repo', repo, '--host-root', root, '--no-post-script', '--no-retention', '--json'], { env });
+    const gen = await measure(BM_DATAPROTECT, ['generation', 'backup', '--repo', repo, '--host-root', root, '--no-post-script', '--no-retention', '--json'], { env });
     log(`entity scale: generation of ${users} users in ${gen.seconds.toFixed(1)} s`);
     const [u] = await withClient(db, async (c) =>
       (await c.query<{ uid: string; login: string; domain: string }>(
@@ -129,7 +127,7 @@ async function completeUserRestore(root: string, users: number, log: (s: string)
       });
       await rm(join(host.layout.spool, u.domain, u.login), { recursive: true, force: true });
       if (await host.directory.entity(u.domain, u.uid)) throw new Error(`${u.login}@${u.domain} is still in the directory after its deletion`);
-      const m = await measure(process.execPath, [CLI, 'entity', 'restore', 'latest', '--repo', repo, '--host-root', root, '--entity', u.uid, '--op', 'complete.restore.user', '--json'], { env });
+      const m = await measure(BM_DATAPROTECT, ['entity', 'restore', 'latest', '--repo', repo, '--host-root', root, '--entity', u.uid, '--op', 'complete.restore.user', '--json'], { env });
       if (!(await host.directory.entity(u.domain, u.uid))) throw new Error(`complete.restore.user did not bring ${u.login}@${u.domain} back`);
       seconds.push(m.seconds);
     }

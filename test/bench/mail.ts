@@ -1,17 +1,15 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { churn, generateSpool, userName } from '../../server/demo/mail-spool.js';
 import { startS3, TEST_BUCKET } from '../storage/s3-server.js';
 import { informative, vs, type BenchRow, type Target } from './table.js';
-import { diskBytes, measure, treeStats, type Measure } from './tools.js';
+import { BM_DATAPROTECT, diskBytes, measure, treeStats, type Measure } from './tools.js';
 
 /**
  * The mail-spool case: our engine, restic (compression auto), borg (lz4) and rsync --link-dest
  * (BlueMind's own method) on the same generated spool, the same daily churn, in one run.
  */
 
-const CLI = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
 
 interface Peer {
   name: string;
@@ -58,19 +56,19 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: BenchRo
       name: 'ours',
       repo: join(work, 'repo-ours'),
       async init() {
-        await measure(process.execPath, [CLI, 'repo', 'init', '--repo', this.repo]);
+        await measure(BM_DATAPROTECT, ['repo', 'init', '--repo', this.repo]);
       },
       backup() {
-        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: cache });
+        return measure(BM_DATAPROTECT, ['backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: cache });
       },
       restoreOne(user, target) {
-        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--include', join(spool, user), '--target', target, '--json']);
+        return measure(BM_DATAPROTECT, ['restore', 'latest', '--repo', this.repo, '--include', join(spool, user), '--target', target, '--json']);
       },
       restoreAll(target) {
-        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json']);
+        return measure(BM_DATAPROTECT, ['restore', 'latest', '--repo', this.repo, '--target', target, '--json']);
       },
       checkData() {
-        return measure(process.execPath, [CLI, 'check', '--read-data', '--repo', this.repo, '--json']);
+        return measure(BM_DATAPROTECT, ['check', '--read-data', '--repo', this.repo, '--json']);
       },
       restoredSpool: (t) => join(t, spool),
     },
@@ -79,19 +77,19 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: BenchRo
       name: 'encrypted',
       repo: join(work, 'repo-encrypted'),
       async init() {
-        await measure(process.execPath, [CLI, 'repo', 'init', '--encryption', '--repo', this.repo], { env: encrypted });
+        await measure(BM_DATAPROTECT, ['repo', 'init', '--encryption', '--repo', this.repo], { env: encrypted });
       },
       backup() {
-        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: encrypted });
+        return measure(BM_DATAPROTECT, ['backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: encrypted });
       },
       restoreOne(user, target) {
-        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--include', join(spool, user), '--target', target, '--json'], { env: encrypted });
+        return measure(BM_DATAPROTECT, ['restore', 'latest', '--repo', this.repo, '--include', join(spool, user), '--target', target, '--json'], { env: encrypted });
       },
       restoreAll(target) {
-        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', this.repo, '--target', target, '--json'], { env: encrypted });
+        return measure(BM_DATAPROTECT, ['restore', 'latest', '--repo', this.repo, '--target', target, '--json'], { env: encrypted });
       },
       checkData() {
-        return measure(process.execPath, [CLI, 'check', '--read-data', '--repo', this.repo, '--json'], { env: encrypted });
+        return measure(BM_DATAPROTECT, ['check', '--read-data', '--repo', this.repo, '--json'], { env: encrypted });
       },
       restoredSpool: (t) => join(t, spool),
     },
@@ -99,19 +97,19 @@ export async function runMailBench(o: MailBenchOptions): Promise<{ rows: BenchRo
       name: 's3',
       repo: s3?.directory ?? '',
       async init() {
-        await measure(process.execPath, [CLI, 'repo', 'init', '--repo', s3Repo], { env: s3!.env });
+        await measure(BM_DATAPROTECT, ['repo', 'init', '--repo', s3Repo], { env: s3!.env });
       },
       backup() {
-        return measure(process.execPath, [CLI, 'backup', '--repo', s3Repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: { ...s3!.env, ...cache } });
+        return measure(BM_DATAPROTECT, ['backup', '--repo', s3Repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: { ...s3!.env, ...cache } });
       },
       restoreOne(user, target) {
-        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', s3Repo, '--include', join(spool, user), '--target', target, '--json'], { env: s3!.env });
+        return measure(BM_DATAPROTECT, ['restore', 'latest', '--repo', s3Repo, '--include', join(spool, user), '--target', target, '--json'], { env: s3!.env });
       },
       restoreAll(target) {
-        return measure(process.execPath, [CLI, 'restore', 'latest', '--repo', s3Repo, '--target', target, '--json'], { env: s3!.env });
+        return measure(BM_DATAPROTECT, ['restore', 'latest', '--repo', s3Repo, '--target', target, '--json'], { env: s3!.env });
       },
       checkData() {
-        return measure(process.execPath, [CLI, 'check', '--read-data', '--repo', s3Repo, '--json'], { env: s3!.env });
+        return measure(BM_DATAPROTECT, ['check', '--read-data', '--repo', s3Repo, '--json'], { env: s3!.env });
       },
       restoredSpool: (t) => join(t, spool),
     },

@@ -7,12 +7,10 @@
 
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Prng } from '../../server/demo/prng.js';
 import { vs, informative, type BenchRow } from './table.js';
-import { diskBytes, measure, type Measure } from './tools.js';
+import { BM_DATAPROTECT, diskBytes, measure, type Measure } from './tools.js';
 
-const CLI = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
 const PER_FOLDER = 100;
 const FOLDERS_PER_USER = 10;
 
@@ -96,10 +94,10 @@ export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBench> {
       name: 'ours',
       repo: join(work, 'repo-ours'),
       init() {
-        return measure(process.execPath, [CLI, 'repo', 'init', '--repo', this.repo]);
+        return measure(BM_DATAPROTECT, ['repo', 'init', '--repo', this.repo]);
       },
       backup() {
-        return measure(process.execPath, [CLI, 'backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: { DP_CACHE_DIR: join(work, 'cache-ours') } });
+        return measure(BM_DATAPROTECT, ['backup', '--repo', this.repo, '--tag', 'mail/imap', '--server', 'bench', spool, '--json'], { env: { DP_CACHE_DIR: join(work, 'cache-ours') } });
       },
     },
     {

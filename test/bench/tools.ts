@@ -2,8 +2,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** One measured run: wall time, CPU time (user + system, every thread) and peak resident memory, from GNU time. */
+/** Ours as an administrator runs it: the `bm-dataprotect` command (bin/), with the process settings it sets. */
+export const BM_DATAPROTECT = fileURLToPath(new URL('../../../bin/bm-dataprotect', import.meta.url));
+
 export interface Measure {
   seconds: number;
   cpuSeconds: number;
