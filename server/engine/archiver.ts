@@ -280,6 +280,7 @@ export class Archiver {
       return node;
     }
     if (node.type !== 'file') return node;
+    this.summary.bytesTotal += node.size;
     await this.archiveFile(fsPath, vpath, node, parentNode, vparts, st, statAt);
     return node;
   }
@@ -347,12 +348,17 @@ export class Archiver {
         }
       } else if (child.type === 'file') {
         nodes[i] = child;
-        // Most files of an incremental run: taken from the files cache here, without a promise of their own.
-        if (this.cache && this.reuseCached(childV, child, st, statAt)) continue;
+        this.summary.bytesTotal += child.size;
+        let known: CachedFile | undefined;
+        if (this.cache) {
+          known = this.cachedFile(childV, st);
+          // Most files of an incremental run: taken from the files cache here, without a promise of their own.
+          if (known.entry >= 0 && !this.cache.racy(known.entry) && this.reuseCachedEntry(known.entry, childV, child, st, statAt, known.where)) continue;
+        }
         const slot = this.filesInFlight.acquire();
         if (slot) await slot;
         wait(
-          this.archiveFile(paths[i], childV, child, prev, vparts, st, statAt)
+          this.archiveFile(paths[i], childV, child, prev, vparts, st, statAt, known)
             .catch((err) => {
               nodes[i] = null;
               this.fail(childV, err);
@@ -374,10 +380,10 @@ export class Archiver {
     return { done };
   }
 
-  private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[], st: BigIntStats, statAt: number): Promise<void> {
-    this.summary.bytesTotal += node.size;
-    const where = this.cacheOut ? pathHash(vpath) : 0;
-    if (this.cache) return this.archiveCachedFile(fsPath, vpath, node, st, statAt, where);
+  /** `known`: what the files cache knows of it, when the walk looked it up already (the content was not taken). */
+  private async archiveFile(fsPath: string, vpath: string, node: TreeNode, prev: TreeNode | undefined, vparts: string[], st: BigIntStats, statAt: number, known?: CachedFile): Promise<void> {
+    const where = known?.where ?? (this.cacheOut ? pathHash(vpath) : 0);
+    if (this.cache) return this.archiveCachedFile(fsPath, vpath, node, st, statAt, known ?? { ...this.cachedFile(vpath, st), tried: false });
     if (prev && prev.type === 'file' && prev.size === node.size && prev.mtime === node.mtime && prev.ctime === node.ctime && prev.inode === node.inode && this.allIndexed(prev.content)) {
       node.content = prev.content ?? [];
       this.cacheOut?.add(st, statAt, where, node.content);
@@ -405,19 +411,9 @@ export class Archiver {
     this.count(vpath, prev ? 'changed' : 'new');
   }
 
-  /**
-   * A file the files cache knows as it is now (or moved here unchanged), not recorded as racy: its content is
-   * the cache's, counted and recorded for the next backup at once. False (nothing done): archiveFile decides.
-   */
-  private reuseCached(vpath: string, node: TreeNode, st: BigIntStats, statAt: number): boolean {
-    const cache = this.cache!;
-    const e = cache.find(st, (id) => this.repo.reusable(id));
-    if (e < 0 || cache.racy(e)) return false;
-    // Counted before the progress report that reuseCachedEntry makes; taken back when archiveFile is to decide.
-    this.summary.bytesTotal += node.size;
-    if (this.reuseCachedEntry(e, vpath, node, st, statAt, pathHash(vpath))) return true;
-    this.summary.bytesTotal -= node.size;
-    return false;
+  /** What the files cache knows of a file: its entry (-1: none), and where the file is (its path's hash). */
+  private cachedFile(vpath: string, st: BigIntStats): CachedFile {
+    return { entry: this.cache!.find(st, (id) => this.repo.reusable(id)), where: pathHash(vpath), tried: true };
   }
 
   /** Takes the content of cache entry `e` (not racy) when the file is as recorded, or moved here unchanged. */
@@ -439,9 +435,9 @@ export class Archiver {
    * here (same inode, size and mtime, elsewhere before) by the cache; otherwise read. A file the cache does
    * not know was in no file of the parent snapshot: it is read. One recorded as racy is read too.
    */
-  private async archiveCachedFile(fsPath: string, vpath: string, node: TreeNode, st: BigIntStats, statAt: number, where: number): Promise<void> {
+  private async archiveCachedFile(fsPath: string, vpath: string, node: TreeNode, st: BigIntStats, statAt: number, known: CachedFile): Promise<void> {
     const cache = this.cache!;
-    const e = cache.find(st, (id) => this.repo.reusable(id));
+    const { entry: e, where } = known;
     if (e >= 0 && cache.racy(e)) {
       // Changed just before the last backup stat'ed it: read again; as it was if its blobs are the same.
       await this.read(fsPath, node, st, statAt, where);
@@ -449,7 +445,7 @@ export class Archiver {
       this.count(vpath, same ? 'unmodified' : cache.hadPath(where) ? 'changed' : 'new');
       return;
     }
-    if (e >= 0 && this.reuseCachedEntry(e, vpath, node, st, statAt, where)) return;
+    if (e >= 0 && !known.tried && this.reuseCachedEntry(e, vpath, node, st, statAt, where)) return;
     const linked = node.links > 1 ? this.hardlinks.get(`${node.device}:${node.inode}`) : undefined;
     if (linked) {
       node.content = linked;
@@ -644,6 +640,16 @@ export class Archiver {
     this.summary.errors++;
     this.opts.progress?.error?.(path, err instanceof Error ? err : new Error(String(err)));
   }
+}
+
+/**
+ * A file as the files cache knows it: its entry (-1: none) and its path's hash; `tried`: its content was looked
+ * for there already (not racy, and not as recorded), so that it is not again.
+ */
+interface CachedFile {
+  entry: number;
+  where: number;
+  tried: boolean;
 }
 
 /** lstat calls in flight at once for one directory: enough to keep libuv's pool busy, few enough to bound memory. */
