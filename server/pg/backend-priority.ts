@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { getPriority, setPriority } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { lowerAutogroup } from '../engine/worker-settings.js';
 import { connect } from './client.js';
@@ -35,6 +36,9 @@ export interface LoweredBackends {
 export function isLocalHost(host: string): boolean {
   return host.startsWith('/') || host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/** Rounds looked for at most four times a second (about a minute), before once every 5 s. */
+const LOOKS_OFTEN = 240;
 
 /**
  * Sets the backends of `sessions` to this process's nice value (and I/O class, and scheduling group: see
@@ -77,8 +81,10 @@ export async function lowerBackupBackends(
         if (one.note) refused.push(`${b.pid}: ${one.note}`);
       }
       // Looked for often at first, then four times a second: a dump that connects late may be short, and one
-      // round is a query and a few small reads.
-      if (seen.size < want) await new Promise((r) => setTimeout(r, Math.min(250, 100 * round)));
+      // round is a query and a few small reads. After a minute, every 5 s: a backend that never shows (a client
+      // on a Unix socket has no port to match) is not looked for four times a second for the whole dump.
+      // (Cut short when the dump ends: the part waits for this.)
+      if (seen.size < want) await sleep(round > LOOKS_OFTEN ? 5000 : Math.min(250, 100 * round), undefined, { signal: o.stop }).catch(() => {});
     }
     const ioClass = await io;
     if (lowered.length && ioClass) await new Promise<void>((r) => execFile('ionice', [...ioClass, '-p', ...lowered.map(String)], () => r()));

@@ -121,6 +121,16 @@ describe.runIf(process.platform === 'linux' && process.getuid?.() === 0)("Postgr
     }
   });
 
+  it('looks for a backend that never shows until it is stopped (the dump ended): then nothing is said missing', async () => {
+    const stop = new AbortController();
+    const looking = lowerBackupBackends(db, { pids: [2 ** 30] }, { nice: 10, withinMs: Infinity, stop: stop.signal });
+    // A few rounds, then the end of the dump cuts the wait short.
+    const { c } = await session();
+    for (let i = 0; i < 50 && !(await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'bm-dataprotect backup priority'`)).rowCount; i++) await new Promise((r) => setTimeout(r, 20));
+    stop.abort();
+    expect(await looking).toEqual({ lowered: [] });
+  });
+
   it('does nothing at normal priority or for a database on another machine (no connection is made); a missing backend is said', async () => {
     const nowhere = { ...db, host: '127.0.0.1', port: 1 };
     expect(await lowerBackupBackends(nowhere, { pids: [1] }, { nice: 0 })).toEqual({ lowered: [] });
