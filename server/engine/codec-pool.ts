@@ -89,6 +89,8 @@ const PACK_WINDOW_COST = 1 << 20;
  * its heap, its ring of held blobs, its compressor, a pack slot), a first backup soon has them all.
  */
 const BACKUP_BYTES_PER_WORKER = 32 << 20;
+/** ...and the backup work queued on the least loaded worker (bytes, as `load` counts them) is more than this. */
+const QUEUED_TO_START = 2 << 20;
 /**
  * What the work of a backup with a parent counts towards BACKUP_BYTES_PER_WORKER: it reads only the files that
  * changed, and its walk over those that did not sets its pace. A day of new mail (some 80 MiB) took 12% less
@@ -98,8 +100,6 @@ const WITH_PARENT_WEIGHT = 1 / 8;
 
 /** Whose backup work a job is: none (a restore's, a check's), a first backup's, or that of a backup with a parent. */
 export type BackupWork = 'none' | 'first' | 'with-parent';
-/** ...and the backup work queued on the least loaded worker (bytes, as `load` counts them) is more than this. */
-const QUEUED_TO_START = 2 << 20;
 
 export class CodecPool {
   private readonly workers: Worker[] = [];

@@ -20,13 +20,6 @@ export interface WorkerSettings {
 
 export const DEFAULT_BACKUP_NICE = 10;
 
-/**
- * The environment of a process that runs codec workers (the plugin's backup process), for what must be set
- * before it starts: glibc's malloc arenas (MALLOC_ARENA_MAX=2; bin/bm-dataprotect says why), unless set.
- */
-export function workerProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { MALLOC_ARENA_MAX: '2', ...env };
-}
 const MAX_DEFAULT_WORKERS = 8;
 const MAX_WORKERS = 64;
 
@@ -41,6 +34,14 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env, cores = ava
     nice: whole(env, 'DP_BACKUP_NICE', 0, 19, DEFAULT_BACKUP_NICE, 'from 0 (normal priority) to 19 (lowest)'),
     workers: whole(env, 'DP_BACKUP_WORKERS', 1, MAX_WORKERS, defaultWorkers(cores), `from 1 to ${MAX_WORKERS}`),
   };
+}
+
+/**
+ * The environment of a process that runs codec workers (the plugin's backup process), for what must be set
+ * before it starts: glibc's malloc arenas (MALLOC_ARENA_MAX=2; bin/bm-dataprotect says why), unless set.
+ */
+export function workerProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { MALLOC_ARENA_MAX: '2', ...env };
 }
 
 function whole(env: NodeJS.ProcessEnv, name: string, min: number, max: number, fallback: number, range: string): number {
