@@ -19,7 +19,6 @@ export interface WorkerSettings {
 }
 
 export const DEFAULT_BACKUP_NICE = 10;
-
 const MAX_DEFAULT_WORKERS = 8;
 const MAX_WORKERS = 64;
 
