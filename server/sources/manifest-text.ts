@@ -5,7 +5,9 @@
 //   line 1                 the fields, then `"rowExport":{"intSize":…,"columns":{…},"tables":{`
 //   one line per table     `"<table>":{"start":…,"groups":[[…],…]}` (the row groups of that table)
 //   `}},"entities":[`
-//   one line per entity    the domains and organisational units first, then the others
+//   one line per entity    the domains and organisational units first, then the others in uid order, each
+//                          starting `{"uid":…,` (line 1's "sortedEntities": where the first of them starts,
+//                          in bytes, 15 digits; a line of them is found by halving: see sorted-lines.ts)
 //   `]}`
 //
 // It is plain JSON (`readManifest` parses it whole). A manifest without `rowExport` has `,"entities":[` at the
@@ -20,9 +22,26 @@ const TABLES_CLOSE = '}}' + ENTITIES_OPEN;
 /** Listed first, and all read by a one-entity read: a restored entity's unit path needs its units' uids. */
 const isFrame = (e: ExportedEntity) => e.kind === 'DOMAIN' || e.kind === 'ORG_UNIT';
 
+/** The manifest's last line, after the sorted entities. */
+export const SORTED_ENTITIES_END = '\n]}\n';
+const SORTED_AT_DIGITS = 15;
+const SORTED_AT = /"sortedEntities":"(\d{15})"/;
+
+/**
+ * Where the sorted entity lines start in a manifest of `size` bytes, from its first line; null for a manifest
+ * without them (earlier generations), or one whose figure cannot be right.
+ */
+export function sortedEntitiesAt(firstLine: Buffer, size: number): number | null {
+  const m = SORTED_AT.exec(firstLine.toString('utf8'));
+  if (!m) return null;
+  const at = Number(m[1]);
+  return at > firstLine.length && at <= size - SORTED_ENTITIES_END.length + 1 ? at : null;
+}
+
 export function manifestText(manifest: PgManifest): string {
   const { entities, rowExport, ...top } = manifest;
-  let head = JSON.stringify(top).slice(0, -1);
+  // Its value is set once the text is made (same width: nothing moves).
+  let head = JSON.stringify({ ...top, sortedEntities: '0'.repeat(SORTED_AT_DIGITS) }).slice(0, -1);
   if (rowExport) {
     const { tables, ...rest } = rowExport;
     const lines = Object.entries(tables).map(([t, v]) => `${JSON.stringify(t)}:${JSON.stringify(v)}`);
@@ -30,8 +49,14 @@ export function manifestText(manifest: PgManifest): string {
   } else {
     head += ENTITIES_OPEN;
   }
-  const list = [...entities.filter(isFrame), ...entities.filter((e) => !isFrame(e))];
-  return head + '\n' + list.map((e) => JSON.stringify(e)).join(',\n') + '\n]}\n';
+  const frames = entities.filter(isFrame).map((e) => JSON.stringify(e) + ',\n');
+  const sorted = entities.filter((e) => !isFrame(e)).sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0)).map(({ uid, ...rest }) => JSON.stringify({ uid, ...rest }));
+  let text = head + '\n' + frames.join('') + sorted.join(',\n');
+  // No other entity: the last frame's comma goes (the sorted list, empty, starts at the last line).
+  if (sorted.length === 0 && frames.length > 0) text = text.slice(0, -2);
+  text += SORTED_ENTITIES_END;
+  const at = sorted.length === 0 ? Buffer.byteLength(text) - SORTED_ENTITIES_END.length + 1 : Buffer.byteLength(head) + 1 + frames.reduce((n, f) => n + Buffer.byteLength(f), 0);
+  return text.replace('"sortedEntities":"' + '0'.repeat(SORTED_AT_DIGITS) + '"', `"sortedEntities":"${String(at).padStart(SORTED_AT_DIGITS, '0')}"`);
 }
 
 /**

@@ -168,16 +168,19 @@ async function addDatabase(archiver: Archiver, opts: DatabasePartOptions): Promi
     // After the exports: they share the second connection.
     const users: NonNullable<PgManifest['users']> = [];
     if (opts.entities && c2) {
-      const byDomain = new Map<string, string[]>();
+      const byDomain = new Map<string, [string, string][]>();
       for await (const r of opts.entities.userRecords(clientQuery(c2))) {
         let lines = byDomain.get(r.domainUid);
         if (!lines) byDomain.set(r.domainUid, (lines = []));
-        lines.push(userRecordLine(r.uid, r.record));
+        lines.push([r.uid, userRecordLine(r.uid, r.record)]);
       }
-      for (const [domainUid, lines] of [...byDomain].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+      for (const [domainUid, lines] of [...byDomain].sort(([a], [b]) => order(a, b))) {
         const path = userRecordsPath(domainUid);
-        await archiver.addStream(path, Readable.from([Buffer.from(lines.join('\n') + '\n')]), { chunker: 'rows', dictionary });
-        users.push({ domainUid, users: lines.length, path });
+        // In uid order: a restore finds one user's line by halving (sorted-lines.ts).
+        lines.sort(([a], [b]) => order(a, b));
+        await archiver.addStream(path, Readable.from([Buffer.from(lines.map(([, l]) => l).join('\n') + '\n')]), { chunker: 'rows', dictionary });
+        users.push({ domainUid, users: lines.length, path, sorted: true });
       }
     }
     const manifest: PgManifest = {

@@ -6,16 +6,16 @@
 //   /dump/<database>.pgdump                             the custom-format dump
 //   /entities/<domainUid>/<entityUid>/<container>.jsonl one lossless export per container (format 1, or a host
 //                                                       without rowExport; format 2 derives them from the dump)
-//   /users/<domainUid>.jsonl                            each user's directory record, one line per user
+//   /users/<domainUid>.jsonl                            each user's directory record, one line per user, in uid order
 
-import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { openFile, type Repository, type SnapshotInfo } from '../engine/index.js';
+import { findNode, openFile, type Repository, type SnapshotInfo } from '../engine/index.js';
 import type { DirectoryEntity, EntityContainer } from '../host/port.js';
 import { quoteIdent } from '../pg/ident.js';
 import type { EntityDataReader } from '../host/port.js';
 import { copyFields, jsonValue } from './copy-rows.js';
-import { manifestFor } from './manifest-text.js';
+import { manifestFor, SORTED_ENTITIES_END, sortedEntitiesAt } from './manifest-text.js';
+import { findSortedLine, readAll, readLine, uidKey } from './sorted-lines.js';
 
 export { manifestText } from './manifest-text.js';
 
@@ -59,7 +59,8 @@ export interface PgManifest {
    * Per domain, the file of its users' directory records (what complete.restore.user reads); absent in
    * generations written before them, whose users come back from a scratch copy of the whole dump.
    */
-  users?: { domainUid: string; users: number; path: string }[];
+  /** `sorted`: its lines in uid order (found by halving, see sorted-lines.ts); earlier generations' are not. */
+  users?: { domainUid: string; users: number; path: string; sorted?: boolean }[];
   /**
    * Format 2, when the exports are derived from the dump: the size of the dump's integers (its row framing) and
    * the columns of every table a container's rows come from, in COPY order, with their types.
@@ -118,12 +119,6 @@ export async function tableFingerprints(c: pg.ClientBase): Promise<Record<string
   return out;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of stream) parts.push(b as Buffer);
-  return Buffer.concat(parts);
-}
-
 /**
  * The entities of a generation as the restore browser lists them: every entity of the part's manifest, flagged
  * `deleted` when the live directory no longer has it.
@@ -140,6 +135,8 @@ export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Pr
 function checkedManifest(m: PgManifest, snapshot: SnapshotInfo): PgManifest {
   if (m.kind !== 'pgsql' || typeof m.format !== 'number') throw new Error(`snapshot ${snapshot.id.slice(0, 8)} is not a database part`);
   if (m.format > PG_MANIFEST_FORMAT) throw new Error(`database part format ${m.format} is newer than this program reads (${PG_MANIFEST_FORMAT})`);
+  // Where its text puts the sorted entities (manifest-text.ts): the layout of the file, not part of what it says.
+  delete (m as { sortedEntities?: string }).sortedEntities;
   return m;
 }
 
@@ -150,15 +147,32 @@ function checkedManifest(m: PgManifest, snapshot: SnapshotInfo): PgManifest {
  * one user on a large installation then parses a few lines of a manifest of megabytes.
  */
 export async function readManifestFor(repo: Repository, snapshot: SnapshotInfo, uid: string): Promise<PgManifest> {
+  const check = (head: PgManifest) => checkedManifest(head, snapshot);
+  // Its other entities sorted by uid (manifestText): what precedes them, then that entity's line alone.
+  const size = (await findNode(repo, snapshot, PG_MANIFEST_PATH)).size;
+  const from = sortedEntitiesAt(await readLine(repo, snapshot, PG_MANIFEST_PATH, 0, size), size);
+  if (from !== null) {
+    const before = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH, { start: 0, end: from }));
+    const line = await findSortedLine(repo, snapshot, PG_MANIFEST_PATH, from, size - SORTED_ENTITIES_END.length, uid, uidKey);
+    const raw = Buffer.concat([before, ...(line ? [line] : []), Buffer.from(SORTED_ENTITIES_END)]);
+    const m = manifestFor(raw, uid, check);
+    if (!m) throw new Error(`snapshot ${snapshot.id.slice(0, 8)}: the database part manifest is damaged (its sorted entity list)`);
+    return checkedManifest(m, snapshot);
+  }
   const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
-  return checkedManifest(manifestFor(raw, uid, (head) => checkedManifest(head, snapshot)) ?? (JSON.parse(raw.toString('utf8')) as PgManifest), snapshot);
+  return checkedManifest(manifestFor(raw, uid, check) ?? (JSON.parse(raw.toString('utf8')) as PgManifest), snapshot);
 }
 
 /**
- * One user's directory record from its domain's users file (reads only that file, up to that user's line,
- * and parses only that line), or null when it is not there.
+ * One user's directory record from its domain's users file (parses only that user's line), or null when it is
+ * not there. `sorted` (the file's lines in uid order): found by halving, a few small reads; otherwise the file
+ * is read up to that user's line.
  */
-export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, path: string, uid: string): Promise<string | null> {
+export async function readUserRecord(repo: Repository, snapshot: SnapshotInfo, path: string, uid: string, sorted = false): Promise<string | null> {
+  if (sorted) {
+    const line = await findSortedLine(repo, snapshot, path, 0, (await findNode(repo, snapshot, path)).size, uid, uidKey);
+    return line ? lineRecord(line.toString('utf8')) : null;
+  }
   const prefix = Buffer.from(`{"uid":${JSON.stringify(uid)},`);
   let carry: Buffer = Buffer.alloc(0);
   let found = -1;

@@ -30,6 +30,24 @@ async function snapshotOf(files: Record<string, string>): Promise<SnapshotInfo> 
   return a.commit();
 }
 
+/** What `run` read from the repository's packs (bytes), and its value. */
+async function counted<T>(run: () => Promise<T>): Promise<{ bytes: number; value: T }> {
+  const storage = repo.storage as LocalStorage;
+  const read = storage.read.bind(storage);
+  let bytes = 0;
+  storage.read = async (type, name, offset, length) => {
+    const b = await read(type, name, offset, length);
+    if (type === 'data') bytes += b.length;
+    return b;
+  };
+  try {
+    const value = await run();
+    return { bytes, value };
+  } finally {
+    storage.read = read;
+  }
+}
+
 describe('readUserRecord', () => {
   it('finds any user of a users file of many blobs, and only a line that starts with that uid', async () => {
     const uids = Array.from({ length: 3000 }, (_, i) => `user-${String(i).padStart(4, '0')}`);
@@ -47,6 +65,23 @@ describe('readUserRecord', () => {
     expect(JSON.parse((await readUserRecord(repo, s, '/users/b.jsonl', uids[49]))!)).toEqual(JSON.parse(record(49)));
     expect(await readUserRecord(repo, s, '/users/a.jsonl', 'user-000')).toBeNull();
     expect(await readUserRecord(repo, s, '/users/a.jsonl', 'nobody')).toBeNull();
+
+    // Its lines in uid order (as a backup writes it): the same answers, each from a few KiB of a file of 20,000
+    // users (once its trees were read), where the unsorted read goes through the file up to the user.
+    const many = Array.from({ length: 20_000 }, (_, i) => `user-${String(i).padStart(5, '0')}`);
+    const text = many.map((u, i) => userRecordLine(u, record(i % 3000))).join('\n') + '\n';
+    const sorted = await snapshotOf({ '/users/c.jsonl': text, '/users/d.jsonl': lines.slice(0, 50).join('\n') });
+    await readUserRecord(repo, sorted, '/users/c.jsonl', 'nobody', true);
+    const far = await counted(() => readUserRecord(repo, sorted, '/users/c.jsonl', many[19_999]));
+    expect(JSON.parse(far.value!)).toEqual(JSON.parse(record(19_999 % 3000)));
+    for (const i of [0, 1, 7, 500, 9999, 19_998, 19_999, ...Array.from({ length: 20 }, (_, k) => k * 997 + 3)]) {
+      const { bytes, value } = await counted(() => readUserRecord(repo, sorted, '/users/c.jsonl', many[i], true));
+      expect(JSON.parse(value!)).toEqual(JSON.parse(record(i % 3000)));
+      expect(bytes).toBeLessThan(far.bytes / 4);
+    }
+    expect(JSON.parse((await readUserRecord(repo, sorted, '/users/d.jsonl', uids[49], true))!)).toEqual(JSON.parse(record(49)));
+    expect(JSON.parse((await readUserRecord(repo, sorted, '/users/d.jsonl', uids[0], true))!)).toEqual(JSON.parse(record(0)));
+    for (const missing of ['user-0000', 'nobody', '', 'user-299999', 'a']) expect(await readUserRecord(repo, sorted, '/users/c.jsonl', missing, true)).toBeNull();
   });
 });
 
@@ -92,10 +127,12 @@ describe('readManifestFor', () => {
 
   it('gives the manifest with the entity, the domains and the units, and the row groups of its containers only', async () => {
     const s = await snapshotOf({ [PG_MANIFEST_PATH]: manifestText(full) });
-    // Read whole, the same manifest (domains and units first in the list).
+    // Read whole, the same manifest (domains and units first in the list, then the others in uid order).
     const whole = await readManifest(repo, s);
     expect({ ...whole, entities: [] }).toEqual({ ...full, entities: [] });
-    expect(byPlace(whole.entities)).toEqual(['acme.lan', 'OU1', ...full.entities.map((e) => e.uid).filter((u) => u !== 'acme.lan' && u !== 'OU1')]);
+    expect(byPlace(whole.entities)).toEqual(['acme.lan', 'OU1', ...full.entities.map((e) => e.uid).filter((u) => u !== 'acme.lan' && u !== 'OU1').sort()]);
+    const byUid = (list: ExportedEntity[]) => [...list].sort((a, b) => (a.uid < b.uid ? -1 : 1));
+    expect(byUid(whole.entities)).toEqual(byUid(full.entities));
     const { entities, rowExport, ...rest } = full;
     for (const [uid, want] of [['U17', [others[0], others[1], users[17]]], ['U1999', [others[0], others[1], users[1999]]], [cal.uid, [others[0], others[1]]], ['nobody', [others[0], others[1]]]] as const) {
       const got = await readManifestFor(repo, s, uid);
@@ -115,6 +152,23 @@ describe('readManifestFor', () => {
       }
     }
     expect(entities.length).toBe(2003);
+  });
+
+  it('reads a few KiB of the manifest of 2,000 users to find one (its line found by halving), and nothing else is left out', async () => {
+    const s = await snapshotOf({ [PG_MANIFEST_PATH]: manifestText({ ...full, rowExport: undefined }) });
+    const wholeBytes = Buffer.byteLength(manifestText({ ...full, rowExport: undefined }));
+    await readManifestFor(repo, s, 'nobody');
+    for (const [uid, want] of [['U0', users[0]], ['U999', users[999]], ['U1999', users[1999]], ['M1', others[2]]] as const) {
+      const { bytes, value } = await counted(() => readManifestFor(repo, s, uid));
+      expect(value.entities).toEqual([others[0], others[1], want]);
+      expect(bytes).toBeLessThan(wholeBytes / 4);
+    }
+    expect((await readManifestFor(repo, s, 'U1999x')).entities).toEqual([others[0], others[1]]);
+    expect((await readManifestFor(repo, s, '')).entities).toEqual([others[0], others[1]]);
+    // Domains and units alone: no other entity.
+    const frames = await snapshotOf({ [PG_MANIFEST_PATH]: manifestText({ ...full, entities: [others[0], others[1]] }) });
+    expect((await readManifestFor(repo, frames, 'U1')).entities).toEqual([others[0], others[1]]);
+    expect((await readManifest(repo, frames)).entities).toEqual([others[0], others[1]]);
   });
 
   it('finds the domains and units anywhere in a manifest written with them in directory order', async () => {

@@ -124,9 +124,16 @@ describe('bm/pgsql part', () => {
     const usersOfDomain = manifest.entities.filter((e) => e.kind === 'USER' && e.domainUid === entity.domainUid).length;
     const file = manifest.users!.find((f) => f.domainUid === entity.domainUid)!;
     expect(file.users).toBe(usersOfDomain);
-    const saved = await readUserRecord(repo, g1.snapshot, file.path, u1);
+    // In uid order (found by halving), every user of the domain: the same record as read line by line.
+    expect(file.sorted).toBe(true);
+    const saved = await readUserRecord(repo, g1.snapshot, file.path, u1, true);
+    expect(saved).toBe(await readUserRecord(repo, g1.snapshot, file.path, u1));
     expect(JSON.parse(saved!)).toEqual(JSON.parse((await live(entity.domainUid, u1))[0]));
     expect(JSON.parse(saved!).groups.length).toBeGreaterThan(0);
+    for (const e of manifest.entities.filter((x) => x.kind === 'USER' && x.domainUid === entity.domainUid)) {
+      expect(await readUserRecord(repo, g1.snapshot, file.path, e.uid, true)).toBe(await readUserRecord(repo, g1.snapshot, file.path, e.uid));
+    }
+    expect(await readUserRecord(repo, g1.snapshot, file.path, 'no-such-user', true)).toBeNull();
     expect(await readUserRecord(repo, g1.snapshot, file.path, 'no-such-user')).toBeNull();
 
     const calExport = entity.containers.find((c) => c.uid === cal1)!;

@@ -33,7 +33,7 @@ async function savedUserRecord(env: RestoreEnv, p: PlannedRestore, ctx: RestoreC
   const files = p.catalog.manifest.users;
   if (files) {
     const file = files.find((f) => f.domainUid === domainUid);
-    const record = file ? await readUserRecord(env.repo, p.catalog.database, file.path, uid) : null;
+    const record = file ? await readUserRecord(env.repo, p.catalog.database, file.path, uid, file.sorted === true) : null;
     if (!record) throw missing();
     return record;
   }
