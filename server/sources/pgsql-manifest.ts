@@ -57,9 +57,9 @@ export interface PgManifest {
   entities: ExportedEntity[];
   /**
    * Per domain, the file of its users' directory records (what complete.restore.user reads); absent in
-   * generations written before them, whose users come back from a scratch copy of the whole dump.
+   * generations written before them, whose users come back from a scratch copy of the whole dump. `sorted`: its
+   * lines in uid order (found by halving, see sorted-lines.ts); earlier generations' are not.
    */
-  /** `sorted`: its lines in uid order (found by halving, see sorted-lines.ts); earlier generations' are not. */
   users?: { domainUid: string; users: number; path: string; sorted?: boolean }[];
   /**
    * Format 2, when the exports are derived from the dump: the size of the dump's integers (its row framing) and
