@@ -11,7 +11,7 @@ export { sha256, toHex } from './hash.js';
 export { fileCuts, StreamChunker } from './chunker.js';
 export { processAlive, type LockInfo, type RepositoryLock } from './lock.js';
 export { prune, type PruneOptions, type PruneSummary } from './prune.js';
-export { findNode, openFile, readDir, walkTree } from './reader.js';
+export { findNode, openFile, readDir, readFileBytes, walkTree } from './reader.js';
 export { contentDigest, openContent } from './content.js';
 export { PROGRAM, Repository, type CodecUse, type InitOptions, type OpenOptions, type PasswordSource, type SnapshotFilter } from './repository.js';
 export { DEFAULT_SCRYPT, type KeyInfo, type ScryptParams } from './keys.js';

@@ -42,6 +42,13 @@ async function blobStarts(repo: Repository, ids: string[]): Promise<Float64Array
   return starts;
 }
 
+/** A file of a snapshot, or the bytes [start, end) of it, in one buffer (a small file, a range of a large one). */
+export async function readFileBytes(repo: Repository, snapshot: SnapshotInfo, path: string, range?: { start: number; end: number }): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of openFile(repo, snapshot, path, range)) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}
+
 /**
  * Streams one file of a snapshot (a database dump to pg_restore, an entity export), blob by blob, verified.
  * With `range`, only the bytes [start, end) of the file, reading only the blobs that hold them.

@@ -9,13 +9,13 @@
 //   /users/<domainUid>.jsonl                            each user's directory record, one line per user, in uid order
 
 import type pg from 'pg';
-import { findNode, openFile, type Repository, type SnapshotInfo } from '../engine/index.js';
+import { findNode, openFile, readFileBytes, type Repository, type SnapshotInfo } from '../engine/index.js';
 import type { DirectoryEntity, EntityContainer } from '../host/port.js';
 import { quoteIdent } from '../pg/ident.js';
 import type { EntityDataReader } from '../host/port.js';
 import { copyFields, jsonValue } from './copy-rows.js';
 import { manifestFor, SORTED_ENTITIES_END, sortedEntitiesAt } from './manifest-text.js';
-import { findSortedLine, readAll, readLine, uidKey } from './sorted-lines.js';
+import { findSortedLine, readLine, uidKey } from './sorted-lines.js';
 
 export { manifestText } from './manifest-text.js';
 
@@ -129,7 +129,7 @@ export function generationEntities(manifest: PgManifest, live: Pick<DirectoryEnt
 }
 
 export async function readManifest(repo: Repository, snapshot: SnapshotInfo): Promise<PgManifest> {
-  return checkedManifest(JSON.parse((await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH))).toString('utf8')) as PgManifest, snapshot);
+  return checkedManifest(JSON.parse((await readFileBytes(repo, snapshot, PG_MANIFEST_PATH)).toString('utf8')) as PgManifest, snapshot);
 }
 
 function checkedManifest(m: PgManifest, snapshot: SnapshotInfo): PgManifest {
@@ -152,14 +152,14 @@ export async function readManifestFor(repo: Repository, snapshot: SnapshotInfo, 
   const size = (await findNode(repo, snapshot, PG_MANIFEST_PATH)).size;
   const from = sortedEntitiesAt(await readLine(repo, snapshot, PG_MANIFEST_PATH, 0, size), size);
   if (from !== null) {
-    const before = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH, { start: 0, end: from }));
+    const before = await readFileBytes(repo, snapshot, PG_MANIFEST_PATH, { start: 0, end: from });
     const line = await findSortedLine(repo, snapshot, PG_MANIFEST_PATH, from, size - SORTED_ENTITIES_END.length, uid, uidKey);
     const raw = Buffer.concat([before, ...(line ? [line] : []), Buffer.from(SORTED_ENTITIES_END)]);
     const m = manifestFor(raw, uid, check);
     if (!m) throw new Error(`snapshot ${snapshot.id.slice(0, 8)}: the database part manifest is damaged (its sorted entity list)`);
     return checkedManifest(m, snapshot);
   }
-  const raw = await readAll(openFile(repo, snapshot, PG_MANIFEST_PATH));
+  const raw = await readFileBytes(repo, snapshot, PG_MANIFEST_PATH);
   return checkedManifest(manifestFor(raw, uid, check) ?? (JSON.parse(raw.toString('utf8')) as PgManifest), snapshot);
 }
 
@@ -220,7 +220,7 @@ export async function* containerExport(repo: Repository, snapshot: SnapshotInfo,
     const range = ranges(table, c.id);
     const rows: string[][] = [];
     if (range) {
-      const data = await readAll(openFile(repo, snapshot, manifest.dump.path, { start: range[0], end: range[0] + range[1] }));
+      const data = await readFileBytes(repo, snapshot, manifest.dump.path, { start: range[0], end: range[0] + range[1] });
       // pg_dump's framing: a sign byte and an intSize little-endian length before each row.
       for (let at = 0; at < data.length; ) {
         if (at + 1 + intSize > data.length) throw new Error(`the rows of ${c.uid} in ${table} are damaged`);

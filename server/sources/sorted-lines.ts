@@ -1,24 +1,17 @@
 // Files of a snapshot whose lines are sorted by a key at their start (a database part's users files, the
 // manifest's entity list): one line found by halving, with a few small reads, instead of reading the file.
 
-import type { Readable } from 'node:stream';
-import { openFile, type Repository, type SnapshotInfo } from '../engine/index.js';
+import { readFileBytes, type Repository, type SnapshotInfo } from '../engine/index.js';
 
 /** Bytes read by one step of the search: a few lines (a user's record or an entity is a kilobyte or two). */
 const PROBE_BYTES = 8 * 1024;
-
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of stream) parts.push(b as Buffer);
-  return Buffer.concat(parts);
-}
 
 /** The line that starts at `at` (without its newline), reading up to `to` at most. */
 export async function readLine(repo: Repository, snapshot: SnapshotInfo, path: string, at: number, to: number): Promise<Buffer> {
   let bytes = PROBE_BYTES;
   for (;;) {
     const end = Math.min(to, at + bytes);
-    const buf = await readAll(openFile(repo, snapshot, path, { start: at, end }));
+    const buf = await readFileBytes(repo, snapshot, path, { start: at, end });
     const nl = buf.indexOf(10);
     if (nl >= 0) return buf.subarray(0, nl);
     if (end >= to) return buf;
@@ -57,7 +50,7 @@ export async function findSortedLine(
   let hi = to;
   while (hi - lo > PROBE_BYTES) {
     const mid = lo + Math.floor((hi - lo) / 2);
-    const buf = await readAll(openFile(repo, snapshot, path, { start: mid, end: Math.min(to, mid + PROBE_BYTES) }));
+    const buf = await readFileBytes(repo, snapshot, path, { start: mid, end: Math.min(to, mid + PROBE_BYTES) });
     const nl = buf.indexOf(10);
     const k = nl < 0 ? null : keyOf(buf.subarray(nl + 1));
     if (k !== null && k < key) lo = mid + nl + 1;
@@ -70,7 +63,7 @@ export async function findSortedLine(
     const nl = buf.indexOf(10, at - bufAt);
     if (nl < 0 && bufAt + buf.length < to) {
       const want = Math.max(2 * PROBE_BYTES, 4 * (bufAt + buf.length - at));
-      buf = await readAll(openFile(repo, snapshot, path, { start: at, end: Math.min(to, at + want) }));
+      buf = await readFileBytes(repo, snapshot, path, { start: at, end: Math.min(to, at + want) });
       bufAt = at;
       continue;
     }

@@ -3,7 +3,7 @@
 // carries its flags (`:2,FRS`) and whose mtime is its internal date (as Dovecot reads them). The mailbox's
 // archived mail (the `mail/archive` part, one file per message) shows as one more folder, ARCHIVE_FOLDER.
 
-import { contentDigest, findNode, openFile, type Repository, type SnapshotInfo, type TreeNode } from '../../engine/index.js';
+import { contentDigest, findNode, readFileBytes, type Repository, type SnapshotInfo, type TreeNode } from '../../engine/index.js';
 import type { MailFolder, MailMessage } from '../model.js';
 import { NotFoundError } from '../errors.js';
 
@@ -155,10 +155,7 @@ export class SavedMailbox {
   }
 
   async content(m: SavedMessage): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    const snapshot = m.archived && this.archive ? this.archive.snapshot : this.snapshot;
-    for await (const b of openFile(this.repo, snapshot, m.file)) parts.push(b as Buffer);
-    return Buffer.concat(parts);
+    return readFileBytes(this.repo, m.archived && this.archive ? this.archive.snapshot : this.snapshot, m.file);
   }
 
   async summary(): Promise<MailFolder[]> {
