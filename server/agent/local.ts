@@ -17,7 +17,7 @@ import { openLocation } from '../dataprotect/generation/repository.js';
 import type { TreeHost } from '../dataprotect/global-restore/tree-part.js';
 import type { HostPort } from '../host/port.js';
 import { httpPartAgent } from './client.js';
-import { lowerAutogroup, workerProcessEnv } from '../engine/worker-settings.js';
+import { lowerAutogroup, workerProcessEnv } from '../engine/process-settings.js';
 import { prioritized, processPriority, schedulingClass, type ProcessPriority } from './priority.js';
 import { startAgent } from './server.js';
 

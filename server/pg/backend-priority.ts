@@ -10,7 +10,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import { getPriority, setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { lowerAutogroup } from '../engine/worker-settings.js';
+import { lowerAutogroup } from '../engine/process-settings.js';
 import { connect } from './client.js';
 import type { ConnectionSettings } from './settings.js';
 
