@@ -142,9 +142,7 @@ export class LocalStorage implements Storage {
             fh = await this.openFile(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
             await fh.chmod(0o600);
           }
-          const parts = data instanceof Uint8Array ? [data] : data;
-          await writeFully(fh, parts, what, size);
-          size += parts.reduce((a, p) => a + p.byteLength, 0);
+          size += await writeFully(fh, data instanceof Uint8Array ? [data] : data, what, size);
         } catch (err) {
           await fail(err);
         }
@@ -271,8 +269,11 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   }
 }
 
-/** Writes every byte or fails: a short write is retried for the rest, and one that writes nothing is an error. */
-export async function writeFully(fh: Pick<FileHandle, 'writev'>, parts: readonly Uint8Array[], what: string, at = 0): Promise<void> {
+/**
+ * Writes every byte at `at` or fails: a short write is retried for the rest, and one that writes nothing is an
+ * error. Returns how many bytes it wrote.
+ */
+export async function writeFully(fh: Pick<FileHandle, 'writev'>, parts: readonly Uint8Array[], what: string, at = 0): Promise<number> {
   const total = parts.reduce((a, p) => a + p.byteLength, 0);
   let done = 0;
   let rest = parts.filter((p) => p.byteLength > 0);
@@ -291,6 +292,7 @@ export async function writeFully(fh: Pick<FileHandle, 'writev'>, parts: readonly
       }
     }
   }
+  return total;
 }
 
 /** The error of a write that found no room: the repository's disk is full, said with what is left. */
