@@ -16,6 +16,7 @@ import { PROGRAM, type Repository } from './repository.js';
 import { BlobSaver } from './saver.js';
 import type { BackupSummary, SnapshotInfo } from './snapshot.js';
 import { compareNames, encodeTree, sameNode, splitPath, type NodeType, type Tree, type TreeNode } from './tree.js';
+import { MAX_DICTIONARY_TREE } from './validate.js';
 
 export type FileStatus = 'new' | 'changed' | 'unmodified' | 'renamed';
 
@@ -589,14 +590,46 @@ export class Archiver {
         nodes.push(meta);
       } else nodes.push(child);
     }
-    return this.saveTree({ nodes });
+    return this.saveTree({ nodes }, parts);
   }
 
-  private async saveTree(tree: Tree): Promise<string> {
+  /** `parts`: where the tree is, for a large one to be compressed with a dictionary (treeDictionary). */
+  private async saveTree(tree: Tree, parts?: string[]): Promise<string> {
     const raw = encodeTree(tree);
     const id = this.repo.blobId(raw);
-    await this.saver.save(BlobType.Tree, id, raw);
+    const dictionary = parts && !this.repo.reusable(id) ? await this.treeDictionary(raw, parts) : undefined;
+    await this.saver.save(BlobType.Tree, id, raw, dictionary);
     return toHex(id);
+  }
+
+  /**
+   * The dictionary of a large tree around streams (a dump's list of thousands of chunks, rewritten whole when a
+   * few of them change): an earlier version of itself, so that the ids that did not change cost a few bytes
+   * each rather than their 32. That is the parent snapshot's tree at this path when it was stored without one
+   * (the key), or the key that tree was compressed with. The key is given up, and this tree stored without a
+   * dictionary to be the next key, once the parent's tree took more than half of what the key takes.
+   */
+  private async treeDictionary(raw: Buffer, parts: string[]): Promise<string | undefined> {
+    if (raw.length < TREE_DICTIONARY_MIN || raw.length > MAX_DICTIONARY_TREE || !this.repo.usesDictionaries || this.repo.encrypted) return undefined;
+    const prev = parts.length === 0 ? this.parent?.tree : await this.parentNodeAt(parts).then((n) => (n?.type === 'dir' ? n.subtree : undefined));
+    if (prev === undefined || !isHexId(prev)) return undefined;
+    try {
+      await this.repo.lookUp([prev]);
+      const loc = this.repo.blobLocation(prev);
+      let key = prev;
+      if (loc.dictionary !== undefined) {
+        await this.repo.lookUp([loc.dictionary]);
+        if (loc.length * 2 > this.repo.blobLocation(loc.dictionary).length) return undefined;
+        key = loc.dictionary;
+      }
+      const keyLoc = this.repo.blobLocation(key);
+      if (keyLoc.dictionary !== undefined || keyLoc.rawLength > MAX_DICTIONARY_TREE || !this.repo.reusable(fromHex(key))) return undefined;
+      await this.repo.loadDictionaries([{ dictionary: key }]);
+      return key;
+    } catch (err) {
+      this.opts.progress?.notice?.(`parent tree of /${parts.join('/')} unreadable, storing this one whole: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   private async parentNodeAt(parts: string[]): Promise<TreeNode | undefined> {
@@ -829,6 +862,9 @@ export class EventLoopTurn {
  * with small files, few enough that the walk's memory stays small however large the tree.
  */
 const FILES_IN_FLIGHT = 512;
+
+/** Trees from this size are compressed with a dictionary (treeDictionary); smaller ones gain too little. */
+const TREE_DICTIONARY_MIN = 64 * 1024;
 
 class Semaphore {
   private active = 0;

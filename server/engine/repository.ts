@@ -492,6 +492,7 @@ export class Repository {
     if (cached) return cached;
     await this.lookUp([id]);
     const loc = this.blobLocation(id);
+    await this.loadDictionaries([loc]);
     const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
     const tree = decodeTree(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id);
     if (!cache) return tree;
@@ -513,6 +514,7 @@ export class Repository {
     if (this.entryCache.has(key)) return this.entryCache.get(key);
     await this.lookUp([id]);
     const loc = this.blobLocation(id);
+    await this.loadDictionaries([loc]);
     const stored = await this.treeWindows.blob(loc.pack, loc.offset, loc.length);
     const node = decodeTreeEntry(stored ? this.verifyBlob(id, loc, stored) : await this.readBlob(id), id, name);
     if (this.entryCache.size >= 4096) this.entryCache.delete(this.entryCache.keys().next().value!);

@@ -55,7 +55,7 @@ export class BlobSaver {
   private fileBatch: { paths: string[]; bytes: number; params: ChunkerParams; waiters: { resolve: (r: SavedFile) => void; reject: (e: Error) => void }[] } | undefined;
   private fileTimer: NodeJS.Immediate | undefined;
   private readonly builders: Record<BlobType, PackBuilder>;
-  /** Data packs of blobs compressed with a dictionary: one pack names one dictionary (FORMAT.md). */
+  /** Packs of blobs compressed with a dictionary: one pack names one dictionary (FORMAT.md). */
   private readonly dictionaryBuilders = new Map<string, PackBuilder>();
   private readonly work = new Set<Promise<void>>();
   private unindexed: IndexFile['packs'] = [];
@@ -82,8 +82,8 @@ export class BlobSaver {
   }
 
   /**
-   * Stores a blob unless the repository already has it; resolves true when it was new. `dictionary`: a data
-   * blob compressed with this dictionary (a blob of the repository, given to the codec workers already:
+   * Stores a blob unless the repository already has it; resolves true when it was new. `dictionary`: a blob
+   * compressed with this dictionary (a blob of the repository, given to the codec workers already:
    * Repository.loadDictionaries), in a pack of that dictionary's.
    */
   async save(type: BlobType, id: Buffer, raw: Uint8Array, dictionary?: string): Promise<boolean> {
@@ -93,7 +93,6 @@ export class BlobSaver {
     if (this.pending.has(hex)) return false;
     this.pending.add(hex);
     await this.room(raw.byteLength);
-    if (type !== BlobType.Data) dictionary = undefined;
     let b = this.batch;
     if (b && (b.used + raw.byteLength > b.data.byteLength || b.dictionary !== dictionary)) {
       this.dispatch();

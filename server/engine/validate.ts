@@ -21,6 +21,12 @@ export const MAX_TREE_BLOB = 1024 * 1024 * 1024;
  */
 const TREE_RATIO = 64;
 const TREE_SLACK = 64 * 1024;
+/**
+ * The largest tree compressed with a dictionary (an earlier version of itself), and so the largest such
+ * dictionary: what a tree of compression 2 may declare beyond the ratio above (a tree that repeats its
+ * dictionary with few changes shrinks to almost nothing).
+ */
+export const MAX_DICTIONARY_TREE = 16 * 1024 * 1024;
 
 export interface BlobLimits {
   /** Most raw bytes a data blob can have: the largest chunk this repository's chunkers cut. */
@@ -36,7 +42,7 @@ export function blobLimits(config: Partial<RepositoryConfig>, encrypted = false)
 }
 
 /** Why a blob's declared sizes cannot be right (index or pack header), or null. Checked before any allocation. */
-export function blobProblem(loc: Pick<BlobLocation, 'type' | 'zstd' | 'length' | 'rawLength'>, limits: BlobLimits): string | null {
+export function blobProblem(loc: Pick<BlobLocation, 'type' | 'zstd' | 'length' | 'rawLength' | 'dictionary'>, limits: BlobLimits): string | null {
   const raw = loc.rawLength;
   const sealed = limits.overhead;
   if (loc.length < sealed) return `stored in ${loc.length} bytes, fewer than encryption adds (${sealed})`;
@@ -45,7 +51,7 @@ export function blobProblem(loc: Pick<BlobLocation, 'type' | 'zstd' | 'length' |
   if (!loc.zstd) return raw === loc.length ? null : `stored uncompressed in ${loc.length} bytes but declares ${raw} bytes`;
   if (loc.length === 0) return `compressed but stored in 0 bytes`;
   if (loc.type === BlobType.Tree) {
-    const cap = Math.min(MAX_TREE_BLOB, loc.length * TREE_RATIO + TREE_SLACK);
+    const cap = Math.min(MAX_TREE_BLOB, loc.length * TREE_RATIO + TREE_SLACK + (loc.dictionary !== undefined ? MAX_DICTIONARY_TREE : 0));
     return raw > cap ? `tree declares ${raw} bytes once decompressed from ${loc.length}: more than a tree can be (at most ${cap})` : null;
   }
   return raw > limits.data ? `declares ${raw} bytes once decompressed, more than this repository's largest chunk (${limits.data})` : null;

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { Archiver, check, openFile, prune, Repository, restore, type SnapshotInfo } from '../../server/engine/index.js';
+import { BlobType } from '../../server/engine/blob-index.js';
+import { blobProblem } from '../../server/engine/validate.js';
 import { LocalStorage } from '../../server/storage/index.js';
 import { tempDir } from './helpers.js';
 
@@ -125,6 +127,70 @@ describe('dictionaries', () => {
     expect(repo.index.dictionaries().size).toBe(0);
   });
 
+  test("a large tree around a stream is compressed with the first one stored whole: read back, checked, kept by prune while needed", async () => {
+    // Enough rows for a list of chunks past 64 KiB: the tree of /dump is then a large tree.
+    const count = 80_000;
+    const dumpTree = async (snap: SnapshotInfo) => (await repo.loadTree(snap.tree)).nodes.find((n) => n.name === 'dump')!.subtree!;
+    const g1 = await backup(rows(count), '2026-01-01T00:00:00Z');
+    const key = await dumpTree(g1.snap);
+    const keyLoc = repo.blobLocation(key);
+    expect(keyLoc.rawLength).toBeGreaterThan(64 * 1024);
+    expect(keyLoc.dictionary).toBeUndefined();
+    const second = rows(count, new Set([10, 40_000, 79_000]));
+    const g2 = await backup(second, '2026-01-02T00:00:00Z');
+    const third = rows(count, new Set([10, 20_000, 60_000]));
+    const g3 = await backup(third, '2026-01-03T00:00:00Z');
+    // Each later tree names the key (not its parent, which has a dictionary itself) and takes a fraction of it.
+    for (const snap of [g2.snap, g3.snap]) {
+      const loc = repo.blobLocation(await dumpTree(snap));
+      expect(loc.type).toBe(BlobType.Tree);
+      expect(loc.dictionary).toBe(key);
+      expect(loc.length).toBeLessThan(keyLoc.length / 4);
+    }
+
+    // A fresh process reads them (the key read first as a dictionary), restores them and checks them.
+    await repo.close();
+    repo = await Repository.open(storage());
+    expect((await readAll(repo, g2.snap, '/dump/bj.pgdump')).equals(second)).toBe(true);
+    const target = join(dir.path, 'restored');
+    expect((await restore(repo, g3.snap, { target })).errors).toBe(0);
+    expect((await readFile(join(target, 'dump/bj.pgdump'))).equals(third)).toBe(true);
+    for (const packsHere of [false, true]) expect((await check(repo, { readData: true, packsHere })).errors).toEqual([]);
+
+    // The snapshot whose tree is the key goes: the key stays while a tree compressed with it is needed.
+    await repo.deleteSnapshot(g1.snap.id);
+    await repo.deleteSnapshot(g2.snap.id);
+    await prune(repo, { grace: 0, repackThreshold: 0 });
+    await repo.close();
+    repo = await Repository.open(storage());
+    expect(repo.index.get(Buffer.from(key, 'hex'))).toBeDefined();
+    expect((await readAll(repo, g3.snap, '/dump/bj.pgdump')).equals(third)).toBe(true);
+    expect((await check(repo, { readData: true })).errors).toEqual([]);
+    await repo.deleteSnapshot(g3.snap.id);
+    await prune(repo, { grace: 0 });
+    expect(repo.index.size).toBe(0);
+  });
+
+  test('a large tree that drifted from its key is stored whole again, and becomes the next key', async () => {
+    const count = 80_000;
+    const dumpTree = async (snap: SnapshotInfo) => (await repo.loadTree(snap.tree)).nodes.find((n) => n.name === 'dump')!.subtree!;
+    const g1 = await backup(rows(count), '2026-01-01T00:00:00Z');
+    const key = await dumpTree(g1.snap);
+    // Other rows altogether: compressed with the key all the same (its parent was the key), for little gain.
+    const other = Buffer.from(rows(count).toString().replace(/weekly meeting/g, 'review'));
+    const g2 = await backup(other, '2026-01-02T00:00:00Z');
+    const drifted = repo.blobLocation(await dumpTree(g2.snap));
+    expect(drifted.dictionary).toBe(key);
+    expect(drifted.length * 2).toBeGreaterThan(repo.blobLocation(key).length);
+    // Its parent took more than half of the key: stored whole, it is the key of the backups after it.
+    const g3 = await backup(Buffer.from(other.toString().replace('\t0\n', '\t1\n')), '2026-01-03T00:00:00Z');
+    const newKey = await dumpTree(g3.snap);
+    expect(repo.blobLocation(newKey).dictionary).toBeUndefined();
+    const g4 = await backup(Buffer.from(other.toString().replace('\t2\n', '\t3\n')), '2026-01-04T00:00:00Z');
+    expect(repo.blobLocation(await dumpTree(g4.snap)).dictionary).toBe(newKey);
+    expect((await check(repo, { readData: true })).errors).toEqual([]);
+  });
+
   test('check reports the blobs of a pack whose dictionary is lost', async () => {
     const { snap } = await backup(rows(20_000), '2026-01-01T00:00:00Z');
     const dictionary = [...repo.index.dictionaries()][0];
@@ -164,4 +230,12 @@ test('a repository of format version 1 stays version 1: a stream asking for a di
   } finally {
     await dir.cleanup();
   }
+});
+
+test('a tree of compression 2 may declare more than a tree alone could (it repeats its dictionary), within a bound', () => {
+  const limits = { data: 64 * 1024, overhead: 0 };
+  const tree = { type: BlobType.Tree, zstd: true, length: 1000 };
+  expect(blobProblem({ ...tree, rawLength: 2_000_000 }, limits)).toMatch(/more than a tree can be/);
+  expect(blobProblem({ ...tree, rawLength: 2_000_000, dictionary: 'ab'.repeat(32) }, limits)).toBeNull();
+  expect(blobProblem({ ...tree, rawLength: 64 * 1024 * 1024, dictionary: 'ab'.repeat(32) }, limits)).toMatch(/more than a tree can be/);
 });
