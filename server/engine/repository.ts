@@ -269,8 +269,10 @@ export class Repository {
       cache?.expect(ids.length);
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i];
-        if (!isHexId(id)) throw new RepositoryDamagedError(`a file names a blob that no index can hold (${String(id).slice(0, 12)})`);
-        key.write(id, 'hex');
+        // Hex decoding stops at the first character that is not hex: a whole key is a well-formed id (any case).
+        if (typeof id !== 'string' || id.length !== 2 * ID_BYTES || key.write(id, 'hex') !== ID_BYTES) {
+          throw new RepositoryDamagedError(`a file names a blob that no index can hold (${String(id).slice(0, 12)})`);
+        }
         let n = this.index.rawLength(key);
         if (n < 0 && cache) n = cache.rawLength(key);
         if (n < 0) throw new RepositoryDamagedError(`blob ${id.slice(0, 12)} is not in any index`);

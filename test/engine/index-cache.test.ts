@@ -206,6 +206,8 @@ describe('the index cache of restores', () => {
     expect([...lengths]).toEqual(node.content!.map((id) => repo.blobLocation(id).rawLength));
     await expect(repo.rawLengths([...node.content!, '00'.repeat(32)])).rejects.toThrow(/not in any index/);
     await expect(repo.rawLengths(['../../etc'])).rejects.toThrow(/no index can hold/);
+    // As long as an id, not hex all along: hex decoding stops short of a whole id.
+    await expect(repo.rawLengths([node.content![0].slice(0, 62) + 'zz'])).rejects.toThrow(/no index can hold/);
   });
 
   test('lengths asked of a damaged cache come from the index files instead', async () => {
