@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { stopDovecot } from '../../server/host/reference/dovecot.js';
+import { hostLayout } from '../../server/host/reference/layout.js';
 import { dropDatabase } from '../../server/pg/databases.js';
 
 // The reference console as a process (dist/plugin/standalone/main.js, from `npm run build`).
@@ -46,6 +48,9 @@ export async function startConsoleProcess(env: NodeJS.ProcessEnv = {}): Promise<
   const cleanup = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
+    // The reference host's Dovecot is a daemon of its own: a console killed, or one that gave up stopping, leaves
+    // it running, and its folder is removed below.
+    await stopDovecot(hostLayout(path.join(env.DP_VAR_DIR ?? path.join(work, 'var'), 'host'))).catch(() => {});
     await dropDatabase(databaseUrl).catch(() => {});
     await dropDatabase(`${databaseUrl}_host`).catch(() => {});
     rmSync(work, { recursive: true, force: true });
