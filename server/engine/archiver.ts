@@ -617,12 +617,13 @@ export class Archiver {
       await this.repo.lookUp([prev]);
       const loc = this.repo.blobLocation(prev);
       let key = prev;
+      let keyLoc = loc;
       if (loc.dictionary !== undefined) {
-        await this.repo.lookUp([loc.dictionary]);
-        if (loc.length * 2 > this.repo.blobLocation(loc.dictionary).length) return undefined;
         key = loc.dictionary;
+        await this.repo.lookUp([key]);
+        keyLoc = this.repo.blobLocation(key);
+        if (loc.length * 2 > keyLoc.length) return undefined;
       }
-      const keyLoc = this.repo.blobLocation(key);
       if (keyLoc.dictionary !== undefined || keyLoc.rawLength > MAX_DICTIONARY_TREE || !this.repo.reusable(fromHex(key))) return undefined;
       await this.repo.loadDictionaries([{ dictionary: key }]);
       return key;
