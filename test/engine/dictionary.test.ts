@@ -51,6 +51,26 @@ describe('dictionaries', () => {
     const snap = await a.commit();
     return { snap, added: a.summary.bytesAdded };
   }
+  /** The tree of /dump in a snapshot. */
+  const dumpTree = async (snap: SnapshotInfo) => (await repo.loadTree(snap.tree)).nodes.find((n) => n.name === 'dump')!.subtree!;
+
+  /**
+   * Once the `gone` snapshots are pruned, `dictionary` stays for `kept` (which a fresh process reads back as `data`
+   * and checks); once `kept` goes too, nothing is left, dictionaries included.
+   */
+  async function pruneKeeps(dictionary: string, gone: SnapshotInfo[], kept: SnapshotInfo, data: Buffer): Promise<void> {
+    for (const g of gone) await repo.deleteSnapshot(g.id);
+    await prune(repo, { grace: 0, repackThreshold: 0 });
+    await repo.close();
+    repo = await Repository.open(storage());
+    expect(repo.index.get(Buffer.from(dictionary, 'hex'))).toBeDefined();
+    expect((await readAll(repo, kept, '/dump/bj.pgdump')).equals(data)).toBe(true);
+    expect((await check(repo, { readData: true })).errors).toEqual([]);
+    await repo.deleteSnapshot(kept.id);
+    await prune(repo, { grace: 0 });
+    expect(repo.index.size).toBe(0);
+    expect(repo.index.dictionaries().size).toBe(0);
+  }
 
   test('a stream compressed with a dictionary reads back byte for byte: through the index, a restore on the workers and inline, check --read-data', async () => {
     const data = rows(20_000);
@@ -111,26 +131,13 @@ describe('dictionaries', () => {
     const dictionary = [...repo.index.dictionaries()][0];
     expect(repo.index.get(Buffer.from(dictionary, 'hex'))).toBeDefined();
 
-    // The first generation goes: the dictionary stays (the second one's chunks use it).
-    await repo.deleteSnapshot(g1.snap.id);
-    await prune(repo, { grace: 0, repackThreshold: 0 });
-    await repo.close();
-    repo = await Repository.open(storage());
-    expect(repo.index.get(Buffer.from(dictionary, 'hex'))).toBeDefined();
-    expect((await readAll(repo, g2.snap, '/dump/bj.pgdump')).equals(second)).toBe(true);
-    expect((await check(repo, { readData: true })).errors).toEqual([]);
-
-    // No snapshot left: neither the chunks nor their dictionary.
-    await repo.deleteSnapshot(g2.snap.id);
-    await prune(repo, { grace: 0 });
-    expect(repo.index.size).toBe(0);
-    expect(repo.index.dictionaries().size).toBe(0);
+    // The first generation goes: the dictionary stays (the second one's chunks use it); then no snapshot is left.
+    await pruneKeeps(dictionary, [g1.snap], g2.snap, second);
   });
 
   test("a large tree around a stream is compressed with the first one stored whole: read back, checked, kept by prune while needed", async () => {
     // Enough rows for a list of chunks past 64 KiB: the tree of /dump is then a large tree.
     const count = 80_000;
-    const dumpTree = async (snap: SnapshotInfo) => (await repo.loadTree(snap.tree)).nodes.find((n) => n.name === 'dump')!.subtree!;
     const g1 = await backup(rows(count), '2026-01-01T00:00:00Z');
     const key = await dumpTree(g1.snap);
     const keyLoc = repo.blobLocation(key);
@@ -158,22 +165,11 @@ describe('dictionaries', () => {
     for (const packsHere of [false, true]) expect((await check(repo, { readData: true, packsHere })).errors).toEqual([]);
 
     // The snapshot whose tree is the key goes: the key stays while a tree compressed with it is needed.
-    await repo.deleteSnapshot(g1.snap.id);
-    await repo.deleteSnapshot(g2.snap.id);
-    await prune(repo, { grace: 0, repackThreshold: 0 });
-    await repo.close();
-    repo = await Repository.open(storage());
-    expect(repo.index.get(Buffer.from(key, 'hex'))).toBeDefined();
-    expect((await readAll(repo, g3.snap, '/dump/bj.pgdump')).equals(third)).toBe(true);
-    expect((await check(repo, { readData: true })).errors).toEqual([]);
-    await repo.deleteSnapshot(g3.snap.id);
-    await prune(repo, { grace: 0 });
-    expect(repo.index.size).toBe(0);
+    await pruneKeeps(key, [g1.snap, g2.snap], g3.snap, third);
   });
 
   test('a large tree that drifted from its key is stored whole again, and becomes the next key', async () => {
     const count = 80_000;
-    const dumpTree = async (snap: SnapshotInfo) => (await repo.loadTree(snap.tree)).nodes.find((n) => n.name === 'dump')!.subtree!;
     const g1 = await backup(rows(count), '2026-01-01T00:00:00Z');
     const key = await dumpTree(g1.snap);
     // Other rows altogether: compressed with the key all the same (its parent was the key), for little gain.
