@@ -39,9 +39,16 @@ export function stagingOf(fsPath: string): string {
   return path.join(path.dirname(fsPath), `.dp-global-restore-${path.basename(fsPath)}`);
 }
 
+/**
+ * A folder being cleared may still be written into for a while: a run killed while the mail server resynchronised
+ * the restored spool leaves that work going (doveadm), which adds index files as they are removed. A removal that
+ * finds a folder not empty (or busy) tries again, up to some 20 s.
+ */
+const CLEAR_RETRIES = { maxRetries: 20, retryDelay: 100 };
+
 export async function clearLocation(l: Pick<DataLocation, 'fsPath'>): Promise<void> {
-  await fs.rm(stagingOf(l.fsPath), { recursive: true, force: true });
-  await fs.rm(l.fsPath, { recursive: true, force: true });
+  await fs.rm(stagingOf(l.fsPath), { recursive: true, force: true, ...CLEAR_RETRIES });
+  await fs.rm(l.fsPath, { recursive: true, force: true, ...CLEAR_RETRIES });
 }
 
 /** Free bytes on the filesystem that holds (or will hold) `p`: its nearest existing ancestor's. */
